@@ -1,0 +1,90 @@
+"""The only wiring: settings -> provider -> watcher -> data plane and API, until a signal stops it."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from pathlib import Path
+
+from passerelle import __version__
+from passerelle.api.server import Answer, serve_api
+from passerelle.control.watcher import ConfigWatcher, Version
+from passerelle.kube.manifests import ManifestsProvider
+from passerelle.model import codec
+from passerelle.proxy.dataplane import Dataplane, ListenError
+from passerelle.settings import Settings, SettingsError, split_address
+
+log = logging.getLogger("passerelle")
+
+
+class StartupError(Exception):
+    """passerelle cannot start; the message is one line for the operator."""
+
+
+async def serve(settings: Settings) -> None:
+    loop = asyncio.get_running_loop()
+    manifests = settings.providers.manifests
+    if manifests is None:
+        raise StartupError("no provider configured: set providers.manifests.directory")
+
+    dataplane = Dataplane(settings.entrypoint_options(), settings.forwarding_options(), loop)
+    try:
+        await dataplane.start()
+    except ListenError as e:
+        raise StartupError(str(e.strerror)) from None
+
+    def apply(version: Version) -> None:
+        dataplane.apply(version.config)
+
+    watcher = ConfigWatcher(settings.ingress_options(), [apply])
+    api_host, api_port = split_address(settings.api.address)
+    routes = {
+        "/ping": lambda: (
+            Answer(200, b"OK") if watcher.current else Answer(503, b"no configuration applied yet\n")
+        ),
+        "/api/version": lambda: Answer.json({"version": __version__}),
+        "/api/rawdata": lambda: Answer.json(
+            {"version": watcher.current.number, **codec.dump(watcher.current.config)}
+            if watcher.current
+            else {}
+        ),
+        "/api/problems": lambda: Answer.json(
+            [
+                {"object": str(p.ref), "severity": str(p.severity), "message": p.message}
+                for p in (watcher.current.problems if watcher.current else ())
+            ]
+        ),
+    }
+    try:
+        api = await serve_api(api_host, api_port, routes)
+    except OSError as e:
+        await dataplane.stop(grace=0)
+        raise StartupError(f"cannot listen on {settings.api.address} (api): {e.strerror or e}") from None
+
+    provider = ManifestsProvider(Path(manifests.directory), watch=manifests.watch)
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    for ep in settings.entrypoint_options():
+        log.info("entry point %s listening on %s:%d", ep.name, ep.host or "*", dataplane.bound_port(ep.name))
+    log.info("api listening on %s; manifests from %s", settings.api.address, manifests.directory)
+
+    async with asyncio.TaskGroup() as tasks:
+        provider_task = tasks.create_task(provider.run(watcher.publish))
+        watcher_task = tasks.create_task(watcher.run())
+        await stop.wait()
+        log.info("stopping: draining in-flight requests for up to %gs", settings.graceTimeout)
+        provider_task.cancel()
+        watcher_task.cancel()
+    api.close()
+    await dataplane.stop(grace=settings.graceTimeout)
+
+
+def run(settings: Settings) -> None:
+    import uvloop
+
+    try:
+        uvloop.run(serve(settings))
+    except (StartupError, SettingsError) as e:
+        raise StartupError(str(e)) from None

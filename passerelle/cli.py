@@ -1,0 +1,111 @@
+"""Command line: argv and PASSERELLE_* environment variables -> actions, nothing else."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from passerelle import __version__
+
+
+def _fail(message: str) -> None:
+    click.echo(f"passerelle: {message}", err=True)
+    sys.exit(2)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """passerelle: a Kubernetes ingress controller and edge router."""
+
+
+@main.command()
+@click.option(
+    "-c", "--config", "config", type=click.Path(path_type=Path), default="passerelle.yaml",
+    envvar="PASSERELLE_CONFIG", show_default=True, help="Static configuration file.",
+)  # fmt: skip
+@click.option(
+    "--log-level", envvar="PASSERELLE_LOG_LEVEL", help="DEBUG, INFO, WARNING or ERROR (overrides log.level)."
+)
+def run(config: Path, log_level: str | None) -> None:
+    """Run the router in the foreground."""
+    from passerelle.app import StartupError
+    from passerelle.app import run as run_app
+    from passerelle.observability.logging import configure
+    from passerelle.settings import SettingsError, load_settings
+
+    try:
+        settings = load_settings(config)
+        configure((log_level or settings.log.level).upper())
+        run_app(settings)
+    except (StartupError, SettingsError) as e:
+        _fail(str(e))
+    except ValueError as e:
+        _fail(str(e))
+
+
+@main.command()
+@click.argument("directory", type=click.Path(path_type=Path))
+@click.option(
+    "--ingress-class", "classes", multiple=True, help="Class names served (default: passerelle, traefik)."
+)
+def check(directory: Path, classes: tuple[str, ...]) -> None:
+    """Translate a directory of manifests offline; print every problem; exit 1 on errors."""
+    from passerelle.kube.ingress import IngressOptions, translate
+    from passerelle.kube.manifests import ManifestsProvider
+    from passerelle.model import Severity
+
+    if not directory.is_dir():
+        _fail(f"{directory}: not a directory")
+    loaded = ManifestsProvider(directory, watch=False).load()
+    options = IngressOptions(ingress_classes=classes) if classes else IngressOptions()
+    config, problems = translate(loaded.snapshot, options)
+    problems = loaded.problems + problems
+    for problem in problems:
+        ref = problem.ref
+        where = loaded.origins.get((ref.kind, ref.namespace, ref.name))
+        click.echo(f"{where + ': ' if where else ''}{problem}")
+    errors = sum(p.severity is Severity.ERROR for p in problems)
+    click.echo(f"{len(config.routers)} routers, {len(config.services)} services, {errors} errors, "
+               f"{len(problems) - errors} warnings")  # fmt: skip
+    sys.exit(1 if errors else 0)
+
+
+@main.command()
+def version() -> None:
+    """Print the version."""
+    click.echo(f"passerelle {__version__}")
+
+
+@main.command()
+@click.option("--listen", default="127.0.0.1:8081", show_default=True, help="host:port to listen on.")
+@click.option("--name", default="whoami", show_default=True, help="Pod name reported in answers.")
+@click.option("--namespace", default="default", show_default=True, help="Namespace reported in answers.")
+def whoami(listen: str, name: str, namespace: str) -> None:
+    """Run a small echo backend (for demos and tests)."""
+    import asyncio
+
+    import uvloop
+
+    from passerelle.settings import SettingsError, split_address
+    from passerelle.whoami import serve_whoami
+
+    try:
+        host, port = split_address(listen)
+    except SettingsError as e:
+        _fail(str(e))
+
+    async def serve() -> None:
+        try:
+            server = await serve_whoami(host, port, pod=name, namespace=namespace)
+        except OSError as e:
+            _fail(f"cannot listen on {listen}: {e.strerror or e}")
+        click.echo(f"whoami {name} listening on {listen}", err=True)
+        async with server:
+            await asyncio.Event().wait()
+
+    try:
+        uvloop.run(serve())
+    except KeyboardInterrupt:
+        pass

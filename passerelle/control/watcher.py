@@ -1,0 +1,91 @@
+"""ConfigWatcher: newest snapshot in, translated and deduplicated configuration versions out."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from passerelle.kube.ingress import IngressOptions, translate
+from passerelle.kube.manifests import Loaded
+from passerelle.model import DynamicConfig, Problem
+
+log = logging.getLogger("passerelle.watcher")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Version:
+    number: int
+    config: DynamicConfig
+    problems: tuple[Problem, ...]
+    origins: dict[tuple[str, str, str], str]
+
+
+Listener = Callable[[Version], None]
+
+
+class ConfigWatcher:
+    def __init__(self, options: IngressOptions, listeners: list[Listener], *, throttle: float = 0.05) -> None:
+        self._options = options
+        self._listeners = listeners
+        self._throttle = throttle
+        self._latest: Loaded | None = None
+        self._wake = asyncio.Event()
+        self.current: Version | None = None
+        self._reported: set[Problem] = set()
+
+    async def publish(self, loaded: Loaded) -> None:
+        """Called by a provider; only the newest snapshot is kept, so bursts coalesce."""
+        self._latest = loaded
+        self._wake.set()
+
+    async def run(self) -> None:
+        while True:
+            await self._wake.wait()
+            await asyncio.sleep(self._throttle)
+            self._wake.clear()
+            loaded, self._latest = self._latest, None
+            if loaded is not None:
+                self.apply(loaded)
+
+    def apply(self, loaded: Loaded) -> Version | None:
+        config, problems = translate(loaded.snapshot, self._options)
+        problems = loaded.problems + problems
+        self._log_problems(problems, loaded.origins)
+        if self.current is not None and self.current.config == config:
+            self.current = Version(
+                number=self.current.number, config=config, problems=tuple(problems), origins=loaded.origins
+            )
+            return None
+        version = Version(
+            number=(self.current.number + 1 if self.current else 1),
+            config=config,
+            problems=tuple(problems),
+            origins=loaded.origins,
+        )
+        for listener in self._listeners:
+            try:
+                listener(version)
+            except Exception:
+                log.exception(
+                    "configuration v%d was not applied; v%s keeps serving",
+                    version.number,
+                    self.current.number if self.current else "none",
+                )
+                return None
+        self.current = version
+        log.info(
+            "configuration v%d applied: %d routers, %d services, %d problems",
+            version.number, len(config.routers), len(config.services), len(problems),
+        )  # fmt: skip
+        return version
+
+    def _log_problems(self, problems: list[Problem], origins: dict[tuple[str, str, str], str]) -> None:
+        current = set(problems)
+        for problem in problems:
+            if problem not in self._reported:
+                ref = problem.ref
+                where = origins.get((ref.kind, ref.namespace, ref.name))
+                log.warning("%s%s", problem, f" ({where})" if where else "")
+        self._reported = current

@@ -1,0 +1,5 @@
+"""Sans-IO HTTP/1.1 helpers shared by the proxy and the API: header sets, framing, canned answers.
+
+Nothing here touches a socket. Header names are compared lower-cased as bytes, exactly as the
+httptools parser hands them over, so the proxy never decodes a header it only forwards.
+"""

@@ -1,0 +1,63 @@
+"""Which headers a proxy must not forward, and the X-Forwarded-* set it writes instead.
+
+RFC 9110 §7.6.1: Connection and the headers it names are hop-by-hop, as are Keep-Alive, TE,
+Trailer, Transfer-Encoding (re-framed by the proxy), Upgrade (re-added for tunnels) and, by long
+practice, Proxy-*. X-Forwarded-* and X-Real-Ip from clients are not trusted: they are dropped and
+written afresh, as Traefik does without `forwardedHeaders.trustedIPs`.
+"""
+
+from __future__ import annotations
+
+HOP_BY_HOP = frozenset(
+    {
+        b"connection",
+        b"keep-alive",
+        b"proxy-connection",
+        b"proxy-authenticate",
+        b"proxy-authorization",
+        b"te",
+        b"trailer",
+        b"transfer-encoding",
+        b"upgrade",
+    }
+)
+FORWARDED = frozenset(
+    {
+        b"x-forwarded-for",
+        b"x-forwarded-proto",
+        b"x-forwarded-host",
+        b"x-forwarded-port",
+        b"x-forwarded-server",
+        b"x-real-ip",
+    }
+)
+REQUEST_DROP = HOP_BY_HOP | FORWARDED
+RESPONSE_DROP = HOP_BY_HOP
+
+# Connection tokens that name no extra header to drop: the common case costs one set lookup.
+_PLAIN_CONNECTION_TOKENS = frozenset({b"keep-alive", b"close", b"upgrade"})
+
+
+def connection_named(value: bytes) -> frozenset[bytes]:
+    """The header names a Connection header value asks to drop, beyond the standard hop-by-hop ones."""
+    tokens = {t.strip().lower() for t in value.split(b",")}
+    return frozenset(t for t in tokens if t and t not in _PLAIN_CONNECTION_TOKENS)
+
+
+def forwarded_static(client_ip: bytes, scheme: bytes) -> bytes:
+    """The X-Forwarded-* lines that are the same for every request on one client connection."""
+    return b"".join(
+        (
+            b"X-Forwarded-For: ", client_ip, b"\r\n",
+            b"X-Real-Ip: ", client_ip, b"\r\n",
+            b"X-Forwarded-Proto: ", scheme, b"\r\n",
+        )
+    )  # fmt: skip
+
+
+def forwarded_port(host: bytes, default: bytes) -> bytes:
+    """X-Forwarded-Port: the port in the Host header, else the scheme's default (Traefik's rule)."""
+    colon = host.rfind(b":")
+    if colon < 0 or host.endswith(b"]"):
+        return default
+    return host[colon + 1 :]

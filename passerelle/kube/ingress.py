@@ -1,0 +1,165 @@
+"""Ingress -> routers and services: a pure function of the snapshot.
+
+Semantics are the Ingress spec's: Exact paths, element-wise Prefix paths (a trailing slash in the
+rule is ignored), ImplementationSpecific read as Prefix. Each (host, path, type) is claimed by the
+oldest Ingress (creationTimestamp, then namespace/name); a later claim is a Problem on the later
+object. The oldest `defaultBackend` catches what no rule matches. Routes are served on every entry
+point. Nothing here performs I/O or raises on a bad object: problems are returned.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from passerelle.kube.backends import BackendError, Backends, service_key
+from passerelle.kube.objects import BackendRef, IngressSpec, InvalidObject, read_ingress
+from passerelle.kube.snapshot import ClusterSnapshot, key_of
+from passerelle.model import DynamicConfig, ObjectRef, PathMatch, PathType, Problem, Router, Service, Severity
+
+CONTROLLER = "passerelle.io/ingress-controller"
+DEFAULT_CLASS_ANNOTATION = "ingressclass.kubernetes.io/is-default-class"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class IngressOptions:
+    """Which Ingresses are ours.
+
+    ingress_classes: class names served (spec.ingressClassName or the kubernetes.io/ingress.class
+        annotation), in addition to IngressClass objects whose controller is passerelle's.
+    ingress_without_class: serve Ingresses that name no class, unless a default IngressClass of
+        another controller claims them.
+    """
+
+    ingress_classes: tuple[str, ...] = ("passerelle", "traefik")
+    ingress_without_class: bool = True
+
+
+def translate(
+    snapshot: ClusterSnapshot, options: IngressOptions = IngressOptions()
+) -> tuple[DynamicConfig, list[Problem]]:
+    problems: list[Problem] = []
+    served, serve_unclassed = _served_classes(snapshot, options)
+    specs = []
+    for obj in snapshot.of_kind("Ingress"):
+        kind, namespace, name = key_of(obj)
+        try:
+            spec = read_ingress(obj)
+        except InvalidObject as e:
+            problems.append(
+                Problem(ref=ObjectRef(kind=kind, namespace=namespace, name=name), message=f"not served: {e}")
+            )
+            continue
+        class_name = spec.class_name if spec.class_name is not None else spec.class_annotation
+        if (class_name in served) if class_name else serve_unclassed:
+            specs.append(spec)
+    builder = _Builder(Backends(snapshot), problems)
+    for spec in sorted(specs, key=lambda s: s.age_key):
+        builder.add(spec)
+    return builder.config(), problems
+
+
+def _served_classes(snapshot: ClusterSnapshot, options: IngressOptions) -> tuple[set[str], bool]:
+    served = set(options.ingress_classes)
+    ours_default = others_default = False
+    for ingress_class in snapshot.of_kind("IngressClass"):
+        meta = ingress_class.get("metadata") or {}
+        is_default = (meta.get("annotations") or {}).get(DEFAULT_CLASS_ANNOTATION) == "true"
+        if (ingress_class.get("spec") or {}).get("controller") == CONTROLLER:
+            served.add(meta.get("name", ""))
+            ours_default |= is_default
+        else:
+            others_default |= is_default
+    return served, ours_default or (options.ingress_without_class and not others_default)
+
+
+class _Builder:
+    def __init__(self, backends: Backends, problems: list[Problem]) -> None:
+        self._backends = backends
+        self._problems = problems
+        self._routers: list[Router] = []
+        self._services: dict[str, Service] = {}
+        self._claims: dict[tuple[str | None, PathType, str], str] = {}
+        self._names: set[str] = set()
+        self._default_owner = ""
+        self._seen: set[Problem] = set()
+
+    def add(self, spec: IngressSpec) -> None:
+        ref = ObjectRef(kind="Ingress", namespace=spec.namespace, name=spec.name)
+        source = f"Ingress {spec.namespace}/{spec.name}"
+        for rule in spec.rules:
+            for path in rule.paths:
+                match = _path_match(path.path, path.path_type)
+                claim = (rule.host, match.type, match.value)
+                owner = self._claims.setdefault(claim, source)
+                if owner != source:
+                    self._problem(
+                        ref,
+                        f"{rule.host or '*'} {match.type} {match.value} is already served by {owner}; not served here",
+                    )
+                    continue
+                name = self._unique(f"{spec.namespace}-{spec.name}-{rule.host or 'any'}-{match.value}")
+                service = self._service(ref, spec.namespace, path.backend)
+                self._routers.append(
+                    Router(name=name, service=service, host=rule.host, path=match, source=source)
+                )
+        if spec.default_backend is not None:
+            if self._default_owner:
+                self._problem(
+                    ref, f"defaultBackend ignored: {self._default_owner} already sets the default backend"
+                )
+            else:
+                self._default_owner = source
+                service = self._service(ref, spec.namespace, spec.default_backend)
+                name = self._unique(f"{spec.namespace}-{spec.name}-default-backend")
+                self._routers.append(Router(name=name, service=service, source=source))
+
+    def config(self) -> DynamicConfig:
+        return DynamicConfig(routers=tuple(self._routers), services=tuple(self._services.values()))
+
+    def _service(self, ref: ObjectRef, namespace: str, backend: BackendRef) -> str:
+        name = service_key(namespace, backend)
+        if name in self._services:
+            if not self._services[name].servers:
+                self._problem(ref, self._services[name].unavailable, _severity(self._services[name]))
+            return name
+        try:
+            servers = self._backends.resolve(namespace, backend)
+            unavailable = (
+                ""
+                if servers
+                else f"Service {namespace}/{backend.service} port {backend.port} has no ready endpoints"
+            )
+        except BackendError as e:
+            servers, unavailable = (), str(e)
+        self._services[name] = service = Service(name=name, servers=servers, unavailable=unavailable)
+        if unavailable:
+            self._problem(ref, unavailable, _severity(service))
+        return name
+
+    def _unique(self, name: str) -> str:
+        base = re.sub(r"[^A-Za-z0-9]+", "-", name).strip("-")
+        candidate, n = base, 1
+        while candidate in self._names:
+            n += 1
+            candidate = f"{base}-{n}"
+        self._names.add(candidate)
+        return candidate
+
+    def _problem(self, ref: ObjectRef, message: str, severity: Severity = Severity.ERROR) -> None:
+        problem = Problem(ref=ref, message=message, severity=severity)
+        if problem not in self._seen:
+            self._seen.add(problem)
+            self._problems.append(problem)
+
+
+def _severity(service: Service) -> Severity:
+    # No ready endpoints is a state the cluster moves through (rollouts); a missing Service is a mistake.
+    return Severity.WARNING if service.unavailable.endswith("no ready endpoints") else Severity.ERROR
+
+
+def _path_match(path: str, path_type: str) -> PathMatch:
+    if path_type == "Exact":
+        return PathMatch(type=PathType.EXACT, value=path)
+    # Prefix and ImplementationSpecific: element-wise, the rule's trailing slash is ignored.
+    return PathMatch(type=PathType.PREFIX, value=path.rstrip("/") or "/")

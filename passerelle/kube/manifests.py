@@ -1,0 +1,180 @@
+"""A directory of Kubernetes YAML/JSON -> ClusterSnapshot, the laptop and test provider.
+
+Every `*.yaml`, `*.yml` and `*.json` file (multi-document, `kind: List` too) is read; hidden files
+are skipped. Nothing a user writes is lost to a mistake: a file that does not parse keeps the
+objects it held last time it did, and an object the API server would reject keeps its last valid
+version; both are reported as Problems. With `watch`, files are polled (cheap `stat` calls, no
+platform-specific notifier) and a change is published within one poll interval.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from passerelle.kube.objects import InvalidObject, read_ingress
+from passerelle.kube.snapshot import ClusterSnapshot, Key, key_of
+from passerelle.model import ObjectRef, Problem
+
+log = logging.getLogger("passerelle.manifests")
+
+SUFFIXES = (".yaml", ".yml", ".json")
+Publish = Callable[[ClusterSnapshot, list[Problem]], Awaitable[None]]
+
+
+@dataclass(slots=True)
+class _FileState:
+    signature: tuple[int, int]
+    objects: list[tuple[dict[str, Any], int]]  # (object, line) of the last successful parse
+
+
+@dataclass(slots=True)
+class Loaded:
+    snapshot: ClusterSnapshot
+    problems: list[Problem]
+    origins: dict[Key, str] = field(default_factory=dict)  # object key -> "file:line"
+
+
+class ManifestsProvider:
+    def __init__(self, directory: Path, *, watch: bool = True, interval: float = 0.2) -> None:
+        self.directory = directory
+        self.watch = watch
+        self.interval = interval
+        self._files: dict[Path, _FileState] = {}
+        self._valid: dict[Key, dict[str, Any]] = {}  # last valid version of each object
+        self._file_problems: dict[Path, Problem] = {}
+
+    def load(self) -> Loaded:
+        """Read what changed since the last call and build the whole snapshot."""
+        if not self.directory.is_dir():
+            problem = Problem(
+                ref=ObjectRef(kind="Directory", name=str(self.directory)),
+                message="manifests directory not found",
+            )
+            return Loaded(ClusterSnapshot.of(self._valid.values()), [problem])
+        seen = set()
+        for path in sorted(self.directory.rglob("*")):
+            if path.suffix not in SUFFIXES or any(
+                part.startswith(".") for part in path.relative_to(self.directory).parts
+            ):
+                continue
+            seen.add(path)
+            try:
+                stat = path.stat()
+            except OSError:
+                continue
+            signature = (stat.st_mtime_ns, stat.st_size)
+            state = self._files.get(path)
+            if state is not None and state.signature == signature:
+                continue
+            try:
+                objects = parse_documents(path.read_text(encoding="utf-8"))
+            except (yaml.YAMLError, UnicodeDecodeError, OSError) as e:
+                self._file_problems[path] = Problem(ref=self._file_ref(path), message=_yaml_message(e))
+                # keep the last good objects of this file, and retry when the file changes again
+                self._files[path] = _FileState(signature, state.objects if state else [])
+                continue
+            self._file_problems.pop(path, None)
+            self._files[path] = _FileState(signature, objects)
+        for gone in set(self._files) - seen:
+            del self._files[gone]
+            self._file_problems.pop(gone, None)
+        return self._assemble()
+
+    def _assemble(self) -> Loaded:
+        problems = list(self._file_problems.values())
+        current: dict[Key, dict[str, Any]] = {}
+        origins: dict[Key, str] = {}
+        for path, state in self._files.items():
+            rel = self._file_ref(path).name
+            for index, (obj, line) in enumerate(state.objects):
+                if (
+                    not isinstance(obj, dict)
+                    or not obj.get("kind")
+                    or not (obj.get("metadata") or {}).get("name")
+                ):
+                    problems.append(
+                        Problem(
+                            ref=self._file_ref(path),
+                            message=f"line {line}: document {index + 1} is not a Kubernetes object (kind and metadata.name required)",
+                        )
+                    )
+                    continue
+                key = key_of(obj)
+                origins[key] = f"{rel}:{line}"
+                if key in current:
+                    problems.append(Problem(ref=_ref(key), message=f"defined twice; {rel}:{line} wins"))
+                current[key] = obj
+        objects = []
+        for key, obj in current.items():
+            if key[0] == "Ingress":
+                try:
+                    read_ingress(obj)
+                except InvalidObject as e:
+                    previous = self._valid.get(key)
+                    kept = "; the last valid version keeps serving" if previous else ""
+                    problems.append(Problem(ref=_ref(key), message=f"invalid ({origins[key]}): {e}{kept}"))
+                    if previous is not None:
+                        objects.append(previous)
+                    continue
+            self._valid[key] = obj
+            objects.append(obj)
+        for key in set(self._valid) - current.keys():
+            del self._valid[key]  # deleted from the files: gone for good
+        return Loaded(ClusterSnapshot.of(objects), problems, origins)
+
+    def _file_ref(self, path: Path) -> ObjectRef:
+        try:
+            name = str(path.relative_to(self.directory))
+        except ValueError:
+            name = str(path)
+        return ObjectRef(kind="File", name=name)
+
+    async def run(self, publish: Callable[[Loaded], Awaitable[None]]) -> None:
+        await publish(self.load())
+        while self.watch:
+            await asyncio.sleep(self.interval)
+            before = {p: s.signature for p, s in self._files.items()}
+            loaded = self.load()
+            after = {p: s.signature for p, s in self._files.items()}
+            if before != after:
+                await publish(loaded)
+
+
+def parse_documents(text: str) -> list[tuple[dict[str, Any], int]]:
+    """Every document of a YAML (or JSON) stream with its first line; `kind: List` is flattened."""
+    loader = yaml.SafeLoader(text)
+    out: list[tuple[dict[str, Any], int]] = []
+    try:
+        while loader.check_node():
+            node = loader.get_node()
+            if node is None:
+                continue
+            line = node.start_mark.line + 1
+            data = loader.construct_document(node)
+            if data is None:
+                continue
+            if isinstance(data, dict) and data.get("kind") == "List" and isinstance(data.get("items"), list):
+                out.extend((item, line) for item in data["items"])
+            else:
+                out.append((data, line))
+    finally:
+        loader.dispose()
+    return out
+
+
+def _yaml_message(error: Exception) -> str:
+    mark = getattr(error, "problem_mark", None)
+    problem = getattr(error, "problem", None) or str(error)
+    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+    return f"cannot be parsed, its last readable version keeps serving: {where}{problem}"
+
+
+def _ref(key: Key) -> ObjectRef:
+    return ObjectRef(kind=key[0], namespace=key[1], name=key[2])

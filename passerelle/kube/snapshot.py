@@ -1,0 +1,48 @@
+"""ClusterSnapshot: an immutable set of Kubernetes objects indexed by (kind, namespace, name)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+Object = Mapping[str, Any]
+Key = tuple[str, str, str]  # (kind, namespace, name)
+
+# Kinds that live in a namespace; everything else is cluster-scoped.
+CLUSTER_SCOPED = frozenset({"IngressClass", "Node", "Namespace", "GatewayClass"})
+
+
+def key_of(obj: Object) -> Key:
+    meta = obj.get("metadata") or {}
+    kind = obj.get("kind", "")
+    namespace = "" if kind in CLUSTER_SCOPED else (meta.get("namespace") or "default")
+    return (kind, namespace, meta.get("name", ""))
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterSnapshot:
+    objects: Mapping[Key, Object] = field(default_factory=lambda: MappingProxyType({}))
+    _by_kind: Mapping[str, tuple[Object, ...]] = field(default_factory=dict, compare=False, repr=False)
+
+    @classmethod
+    def of(cls, objects: Iterable[Object]) -> ClusterSnapshot:
+        """Later objects with the same key replace earlier ones."""
+        table = {key_of(o): o for o in objects}
+        by_kind: dict[str, list[Object]] = {}
+        for key in sorted(table):
+            by_kind.setdefault(key[0], []).append(table[key])
+        return cls(MappingProxyType(table), {k: tuple(v) for k, v in by_kind.items()})
+
+    def get(self, kind: str, namespace: str, name: str) -> Object | None:
+        return self.objects.get((kind, namespace, name))
+
+    def of_kind(self, kind: str) -> tuple[Object, ...]:
+        return self._by_kind.get(kind, ())
+
+    def __iter__(self) -> Iterator[Object]:
+        return iter(self.objects.values())
+
+    def __len__(self) -> int:
+        return len(self.objects)

@@ -1,0 +1,570 @@
+"""One client connection: parse requests, route them, stream them through an upstream connection.
+
+Life of a request: `on_headers_complete` routes it and builds the upstream request head into an
+`Exchange`; `_start` takes an idle pooled connection (synchronously, the common case) or opens one
+in a task, buffering any body that arrives meanwhile. Response events come back through the
+`upstream_*` methods. Pipelined requests queue behind the active one, with reading paused, so
+responses leave in order. Reading from the client is paused for three independent reasons, kept as
+bits in `_paused`: the upstream's write buffer is full, requests are queued, or body bytes are
+buffered while an upstream connection is being opened.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from typing import TYPE_CHECKING
+
+from httptools import HttpParserCallbackError, HttpParserError, HttpParserUpgrade, HttpRequestParser
+
+from passerelle.http.errors import NOT_FOUND, canned
+from passerelle.http.headers import (
+    REQUEST_DROP,
+    RESPONSE_DROP,
+    connection_named,
+    forwarded_port,
+    forwarded_static,
+)
+from passerelle.proxy.upstream import Pool, UpstreamConnection
+
+if TYPE_CHECKING:
+    from passerelle.proxy.dataplane import EntryPoint, Route
+
+_CRLF = b"\r\n"
+_LAST_CHUNK = b"0\r\n\r\n"
+_STATUS_LINES = {code: f"HTTP/1.1 {code} ".encode() for code in range(100, 600)}
+_NO_BODY_STATUS = frozenset({204, 304})
+
+_PAUSE_UPSTREAM = 1  # the upstream's write buffer is full
+_PAUSE_QUEUE = 2  # pipelined requests are waiting
+_PAUSE_BUFFER = 4  # body bytes are buffered while connecting
+_BUFFER_LIMIT = 256 * 1024
+
+
+class _Reject(Exception):
+    def __init__(self, status: int, detail: str) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+
+
+class Exchange:
+    """One request and its response on a client connection."""
+
+    __slots__ = (
+        "method",
+        "head",
+        "route",
+        "local",
+        "keep_alive",
+        "http11",
+        "chunked",
+        "upgrade",
+        "body",
+        "buffered",
+        "body_sent",
+        "request_done",
+        "response_started",
+        "response_chunked",
+        "response_length_known",
+        "upstream",
+        "pool",
+        "tries",
+        "connecting",
+    )
+
+    def __init__(
+        self, method: bytes, head: bytes, route: Route | None, keep_alive: bool, http11: bool
+    ) -> None:
+        self.method = method
+        self.head = head
+        self.route = route
+        self.local: bytes | None = None  # a response passerelle writes itself (404, 503, ...)
+        self.keep_alive = keep_alive
+        self.http11 = http11
+        self.chunked = False
+        self.upgrade = False
+        self.body: list[bytes] = []
+        self.buffered = 0
+        self.body_sent = False
+        self.request_done = False
+        self.response_started = False
+        self.response_chunked = False
+        self.response_length_known = True
+        self.upstream: UpstreamConnection | None = None
+        self.pool: Pool | None = None
+        self.tries = 0
+        self.connecting: asyncio.Task[None] | None = None
+
+
+class ClientConnection(asyncio.Protocol):
+    __slots__ = (
+        "entry",
+        "transport",
+        "parser",
+        "deadline",
+        "tunnel",
+        "_loop",
+        "_forwarded",
+        "_url",
+        "_headers",
+        "_head_bytes",
+        "_in_head",
+        "_current",
+        "_active",
+        "_queue",
+        "_paused",
+        "_upgrading",
+        "_closed",
+    )
+
+    def __init__(self, entry: EntryPoint) -> None:
+        self.entry = entry
+        self._loop = entry.loop
+        self.parser = HttpRequestParser(self)
+        self.deadline = 0.0
+        self.tunnel: asyncio.Transport | None = None
+        self._url = b""
+        self._headers: list[tuple[bytes, bytes]] = []
+        self._head_bytes = 0
+        self._in_head = False
+        self._current: Exchange | None = None  # being parsed: its body chunks arrive now
+        self._active: Exchange | None = None  # being answered
+        self._queue: deque[Exchange] = deque()
+        self._paused = 0
+        self._upgrading: list[bytes] | None = None  # client bytes after an Upgrade request, until 101
+        self._closed = False
+
+    # -- asyncio callbacks ------------------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport: asyncio.Transport = transport  # type: ignore[assignment]
+        peer = transport.get_extra_info("peername")
+        client_ip = (peer[0] if isinstance(peer, tuple) else "").encode()
+        self._forwarded = forwarded_static(client_ip, self.entry.scheme)
+        self.deadline = self._loop.time() + self.entry.options.header_timeout
+        self.entry.connection_opened(self)
+
+    def data_received(self, data: bytes) -> None:
+        if self.tunnel is not None:
+            self.tunnel.write(data)
+            return
+        if self._upgrading is not None:
+            self._upgrading.append(data)
+            return
+        if self._in_head:
+            self._head_bytes += len(data)
+            options = self.entry.options
+            if self._head_bytes > options.max_header_bytes + options.max_request_line + 4096:
+                self._reject(431, "request header fields too large")
+                return
+        try:
+            self.parser.feed_data(data)
+        except HttpParserUpgrade as upgrade:
+            self._client_upgraded(data[upgrade.args[0] :])
+        except HttpParserCallbackError as e:
+            reason = e.__context__
+            if isinstance(reason, _Reject):
+                self._reject(reason.status, reason.detail)
+            else:
+                raise
+        except HttpParserError as e:
+            self._reject(400, f"malformed request: {e}")
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._closed = True
+        self.entry.connection_closed(self)
+        if self.tunnel is not None:
+            self.tunnel.close()  # flushes what the client sent last, then closes
+            return
+        ex = self._active
+        if ex is not None:
+            if ex.connecting is not None:
+                ex.connecting.cancel()
+            if ex.upstream is not None:
+                upstream = ex.upstream
+                upstream.detach()
+                upstream.transport.abort()  # mid-exchange: the upstream connection is out of sync
+
+    def pause_writing(self) -> None:
+        ex = self._active
+        if ex is not None and ex.upstream is not None and not ex.upstream.read_paused:
+            ex.upstream.read_paused = True
+            ex.upstream.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        ex = self._active
+        if ex is not None and ex.upstream is not None and ex.upstream.read_paused:
+            ex.upstream.read_paused = False
+            ex.upstream.transport.resume_reading()
+
+    def on_deadline(self) -> None:
+        if self._in_head:
+            self._reject(408, "request head not received in time")
+        elif self._active is None:
+            self.transport.close()  # idle keep-alive connection
+
+    # -- request parser callbacks -----------------------------------------------------------
+    def on_message_begin(self) -> None:
+        self._url = b""
+        self._headers = []
+        self._head_bytes = 0
+        self._in_head = True
+        if self._active is None:
+            self.deadline = self._loop.time() + self.entry.options.header_timeout
+
+    def on_url(self, url: bytes) -> None:
+        self._url += url
+        if len(self._url) > self.entry.options.max_request_line:
+            raise _Reject(414, "request line too long")
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._head_bytes += len(name) + len(value) + 4
+        if self._head_bytes > self.entry.options.max_header_bytes:
+            raise _Reject(431, "request header fields too large")
+        self._headers.append((name, value))
+
+    def on_headers_complete(self) -> None:
+        self._in_head = False
+        parser = self.parser
+        method = parser.get_method()
+        http11 = parser.get_http_version() == "1.1"
+        url = self._url
+        head = [method, b" ", url, b" HTTP/1.1\r\n"]
+        host = None
+        connection = None
+        chunked = False
+        upgrade = None
+        has_length = False
+        for name, value in self._headers:
+            lname = name.lower()
+            if lname in REQUEST_DROP:
+                if lname == b"transfer-encoding":
+                    chunked = True  # llhttp has checked that chunked is the final coding
+                elif lname == b"connection":
+                    connection = value
+                elif lname == b"upgrade":
+                    upgrade = value
+                continue
+            if lname == b"host":
+                host = value
+            elif lname == b"content-length":
+                has_length = value != b"0"
+            head += (name, b": ", value, _CRLF)
+        if connection is not None:
+            named = connection_named(connection)
+            if named:
+                head = _without(head, 4, named)
+        if host is None and http11:
+            raise _Reject(400, "missing Host header")
+        host = host or b""
+        entry = self.entry
+        head += (
+            self._forwarded,
+            b"X-Forwarded-Host: ", host, _CRLF,
+            b"X-Forwarded-Port: ", forwarded_port(host, entry.default_port), _CRLF,
+        )  # fmt: skip
+        is_upgrade = upgrade is not None and parser.should_upgrade()
+        if is_upgrade:
+            head += (b"Connection: Upgrade\r\nUpgrade: ", upgrade, _CRLF)  # type: ignore[arg-type]
+        elif chunked:
+            head.append(b"Transfer-Encoding: chunked\r\n")
+        head.append(_CRLF)
+
+        route = entry.table.match(host, url)
+        ex = Exchange(method, b"".join(head), route, parser.should_keep_alive(), http11)
+        ex.chunked = chunked
+        ex.upgrade = is_upgrade
+        if route is None:
+            ex.local = NOT_FOUND if method != b"HEAD" else canned(404, head=True)
+        elif route.pools.items == ():
+            ex.local = canned(503, route.unavailable, head=method == b"HEAD")
+        if ex.local is not None and (chunked or has_length):
+            ex.keep_alive = False  # answer now without reading the body, then close (RFC 9112 §9.6)
+        self._current = ex
+        if self._active is None:
+            self.deadline = 0.0
+            if ex.local is None or not ex.keep_alive:
+                self._start(ex)
+            else:
+                self._active = ex  # answered at message complete, after the (empty) body
+        else:
+            self._queue.append(ex)
+            self._pause(_PAUSE_QUEUE)
+
+    def on_body(self, body: bytes) -> None:
+        ex = self._current
+        if ex is None or ex.local is not None:
+            return
+        upstream = ex.upstream
+        if upstream is not None:
+            ex.body_sent = True
+            if ex.chunked:
+                upstream.transport.writelines((b"%x\r\n" % len(body), body, _CRLF))
+            else:
+                upstream.transport.write(body)
+        elif not ex.response_started:
+            ex.body.append(body)
+            ex.buffered += len(body)
+            if ex.buffered > _BUFFER_LIMIT:
+                self._pause(_PAUSE_BUFFER)
+
+    def on_message_complete(self) -> None:
+        ex = self._current
+        if ex is None:
+            return
+        self._current = None
+        ex.request_done = True
+        if ex.upstream is not None and ex.chunked and not ex.response_started:
+            ex.upstream.transport.write(_LAST_CHUNK)
+        if ex is self._active:
+            if ex.local is not None and not ex.response_started:
+                self._start(ex)
+            elif ex.response_started and ex.upstream is None and not ex.upgrade:
+                self._finish(ex)
+
+    # -- exchange life ----------------------------------------------------------------------
+    def _start(self, ex: Exchange) -> None:
+        self._active = ex
+        if ex.local is not None:
+            ex.response_started = True
+            self.transport.write(ex.local)
+            if ex.request_done or not ex.keep_alive:
+                self._finish(ex)
+            return
+        route = ex.route
+        assert route is not None
+        pool = route.pools.pick()
+        assert pool is not None
+        ex.pool = pool
+        conn = pool.acquire()
+        if conn is not None:
+            self._send(ex, conn)
+        else:
+            ex.connecting = self._loop.create_task(self._connect(ex, pool))
+
+    async def _connect(self, ex: Exchange, pool: Pool) -> None:
+        try:
+            conn = await pool.connect()
+        except (OSError, TimeoutError) as e:
+            ex.connecting = None
+            if self._closed:
+                return
+            ex.tries += 1
+            assert ex.route is not None
+            retry = ex.route.pools.pick(avoid=pool) if ex.tries < 2 else None
+            if retry is not None:
+                ex.pool = retry
+                ex.connecting = self._loop.create_task(self._connect(ex, retry))
+                return
+            why = "timed out" if isinstance(e, TimeoutError) else (e.strerror or str(e))
+            self._fail(ex, 502, f"could not connect to upstream {pool.server}: {why}")
+            return
+        ex.connecting = None
+        if self._closed or ex is not self._active:
+            pool.release(conn)
+            return
+        self._send(ex, conn)
+
+    def _send(self, ex: Exchange, conn: UpstreamConnection) -> None:
+        ex.upstream = conn
+        conn.attach(self, ex)
+        transport = conn.transport
+        transport.write(ex.head)
+        if ex.body:
+            ex.body_sent = True
+            if ex.chunked:
+                for chunk in ex.body:
+                    transport.writelines((b"%x\r\n" % len(chunk), chunk, _CRLF))
+            else:
+                transport.writelines(ex.body)
+            ex.body = []
+            ex.buffered = 0
+            self._resume(_PAUSE_BUFFER)
+        if ex.request_done and ex.chunked:
+            transport.write(_LAST_CHUNK)
+
+    def _finish(self, ex: Exchange) -> None:
+        """The response is complete and so is the request: on to the next one, or close."""
+        self._active = None
+        if not ex.keep_alive or self._closed:
+            self.transport.close()
+            return
+        if self._queue:
+            nxt = self._queue.popleft()
+            if not self._queue:
+                self._resume(_PAUSE_QUEUE)
+            self._start(nxt)
+        else:
+            self.deadline = self._loop.time() + self.entry.options.idle_timeout
+
+    def _fail(self, ex: Exchange, status: int, detail: str) -> None:
+        if ex.response_started:
+            self.transport.close()  # too late for a status: cut the response short
+            return
+        ex.response_started = True
+        ex.keep_alive = ex.keep_alive and ex.request_done
+        self.transport.write(canned(status, detail, close=not ex.keep_alive, head=ex.method == b"HEAD"))
+        if ex.request_done or not ex.keep_alive:
+            self._finish(ex)
+
+    def _reject(self, status: int, detail: str) -> None:
+        """The client broke the protocol or a limit: answer if nothing else is in flight, then close."""
+        self._in_head = False
+        if self._active is None:
+            self.transport.write(canned(status, detail, close=True))
+        self.transport.close()
+
+    def _pause(self, reason: int) -> None:
+        if not self._paused:
+            self.transport.pause_reading()
+        self._paused |= reason
+
+    def _resume(self, reason: int) -> None:
+        if self._paused & reason:
+            self._paused &= ~reason
+            if not self._paused and not self._closed:
+                self.transport.resume_reading()
+
+    # -- events from the upstream connection ------------------------------------------------
+    def pause_for_upstream(self) -> None:
+        self._pause(_PAUSE_UPSTREAM)
+
+    def resume_for_upstream(self) -> None:
+        self._resume(_PAUSE_UPSTREAM)
+
+    def upstream_head(
+        self, conn: UpstreamConnection, status: int, reason: bytes, headers: list[tuple[bytes, bytes]]
+    ) -> None:
+        ex = conn.exchange
+        assert ex is not None
+        head = [_STATUS_LINES.get(status) or b"HTTP/1.1 %d " % status, reason, _CRLF]
+        connection = None
+        upgrade = None
+        length_known = False
+        for name, value in headers:
+            lname = name.lower()
+            if lname in RESPONSE_DROP:
+                if lname == b"connection":
+                    connection = value
+                elif lname == b"upgrade":
+                    upgrade = value
+                continue
+            if lname == b"content-length":
+                length_known = True
+            head += (name, b": ", value, _CRLF)
+        if connection is not None:
+            named = connection_named(connection)
+            if named:
+                head = _without(head, 3, named)
+        if status < 200:
+            if status == 101 and upgrade is not None:
+                head += (b"Connection: Upgrade\r\nUpgrade: ", upgrade, _CRLF, _CRLF)
+                ex.response_started = True
+                self.transport.write(b"".join(head))
+            elif ex.http11:
+                head.append(_CRLF)  # interim response (100 Continue, 103 Early Hints): pass it on
+                self.transport.write(b"".join(head))
+            return
+        ex.response_started = True
+        if ex.upgrade:
+            ex.keep_alive = False  # the client may already be speaking the new protocol
+        if ex.method == b"HEAD" or status in _NO_BODY_STATUS:
+            pass
+        elif not length_known:
+            ex.response_length_known = False
+            if ex.http11:
+                ex.response_chunked = True
+                head.append(b"Transfer-Encoding: chunked\r\n")
+            else:
+                ex.keep_alive = False  # HTTP/1.0 client: the body ends when the connection does
+        if not ex.keep_alive:
+            head.append(b"Connection: close\r\n")
+        elif not ex.http11:
+            head.append(b"Connection: keep-alive\r\n")
+        head.append(_CRLF)
+        self.transport.write(b"".join(head))
+
+    def upstream_body(self, body: bytes) -> None:
+        ex = self._active
+        if ex is not None and ex.response_chunked:
+            self.transport.writelines((b"%x\r\n" % len(body), body, _CRLF))
+        else:
+            self.transport.write(body)
+
+    def upstream_done(self, conn: UpstreamConnection, *, keep_alive: bool) -> None:
+        ex = conn.exchange
+        assert ex is not None
+        if ex.response_chunked:
+            self.transport.write(_LAST_CHUNK)
+        ex.upstream = None
+        conn.detach()
+        if keep_alive and ex.request_done:
+            conn.pool.release(conn)
+        else:
+            conn.transport.close()
+        if ex.request_done:
+            self._finish(ex)
+        else:
+            ex.keep_alive = False  # the rest of the request body is unread: close when it is done
+            self._finish(ex)
+
+    def upstream_failed(self, conn: UpstreamConnection, status: int, detail: str) -> None:
+        ex = conn.exchange
+        conn.detach()
+        conn.transport.abort()
+        if ex is not None:
+            ex.upstream = None
+            self._fail(ex, status, detail)
+
+    def upstream_lost(self, conn: UpstreamConnection) -> None:
+        """The upstream closed the connection mid-exchange."""
+        ex = conn.exchange
+        conn.detach()
+        if ex is None:
+            return
+        ex.upstream = None
+        if ex.response_started:
+            if not ex.response_length_known and not ex.response_chunked:
+                self._finish(ex)  # a close-delimited body ends here (RFC 9112 §6.3 item 8)
+            elif not ex.response_length_known:
+                self.transport.write(_LAST_CHUNK)
+                self._finish(ex)
+            else:
+                self.transport.close()  # truncated: the client must see it as such
+            return
+        if conn.reused and not ex.body_sent:
+            # A pooled connection the server had closed as we reused it: nothing was processed.
+            assert ex.pool is not None
+            ex.connecting = self._loop.create_task(self._connect(ex, ex.pool))
+            return
+        self._fail(ex, 502, f"upstream {conn.pool.server} closed the connection before answering")
+
+    # -- upgrades (WebSocket and others) ----------------------------------------------------
+    def _client_upgraded(self, rest: bytes) -> None:
+        self._upgrading = [rest] if rest else []
+
+    def upstream_upgraded(self, conn: UpstreamConnection, rest: bytes) -> None:
+        """The upstream said 101: from now on both sides are a byte tunnel."""
+        ex = conn.exchange
+        if ex is None or self._closed:
+            conn.transport.close()
+            return
+        if rest:
+            self.transport.write(rest)
+        pending = self._upgrading or []
+        self._upgrading = None
+        conn.tunnel = self.transport
+        self.tunnel = conn.transport
+        self.deadline = 0.0
+        conn.deadline = 0.0
+        if pending:
+            conn.transport.writelines(pending)
+
+
+def _without(parts: list[bytes], start: int, named: frozenset[bytes]) -> list[bytes]:
+    """Drop the header lines (name, ": ", value, CRLF) from `start` on whose name is in `named`."""
+    kept = parts[:start]
+    for i in range(start, len(parts), 4):
+        if parts[i].lower() not in named:
+            kept += parts[i : i + 4]
+    return kept

@@ -1,0 +1,48 @@
+"""Coarse timeouts without a timer per request.
+
+Each connection keeps a `deadline` (event-loop time, 0 for none) and reassigns it as it moves
+between states; one periodic sweep calls `on_deadline()` on the expired ones. A timeout fires up
+to one tick late, which is fine for limits measured in seconds, and the per-request cost is one
+float assignment.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Protocol
+
+
+class HasDeadline(Protocol):
+    deadline: float
+
+    def on_deadline(self) -> None: ...
+
+
+class Deadlines:
+    def __init__(self, loop: asyncio.AbstractEventLoop, tick: float = 0.25) -> None:
+        self._loop = loop
+        self._tick = tick
+        self._members: set[HasDeadline] = set()
+        self._handle: asyncio.TimerHandle | None = None
+
+    def add(self, member: HasDeadline) -> None:
+        self._members.add(member)
+
+    def discard(self, member: HasDeadline) -> None:
+        self._members.discard(member)
+
+    def start(self) -> None:
+        self._handle = self._loop.call_later(self._tick, self._sweep)
+
+    def stop(self) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+
+    def _sweep(self) -> None:
+        now = self._loop.time()
+        expired = [m for m in self._members if 0 < m.deadline <= now]
+        for member in expired:
+            member.deadline = 0.0
+            member.on_deadline()
+        self._handle = self._loop.call_later(self._tick, self._sweep)

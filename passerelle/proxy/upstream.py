@@ -1,0 +1,211 @@
+"""Connections to upstream servers, pooled per server, and the response side of an exchange.
+
+An `UpstreamConnection` parses responses with httptools and reports each event to the client
+connection that owns its current exchange. Between exchanges it sits idle in its `Pool`, where a
+deadline closes it after `idle_conn_timeout`. A connection that the server closes while idle
+simply leaves the pool.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING
+
+from httptools import HttpParserCallbackError, HttpParserError, HttpParserUpgrade, HttpResponseParser
+
+from passerelle.model import Server
+from passerelle.proxy.deadlines import Deadlines
+from passerelle.proxy.options import ForwardingOptions
+
+if TYPE_CHECKING:
+    from passerelle.proxy.connection import ClientConnection, Exchange
+
+
+class _StopParsing(Exception):
+    """Raised from a parser callback to end the current feed (a HEAD response is complete)."""
+
+
+class Pool:
+    __slots__ = ("server", "idle", "loop", "_options", "_deadlines", "closed")
+
+    def __init__(
+        self,
+        server: Server,
+        loop: asyncio.AbstractEventLoop,
+        options: ForwardingOptions,
+        deadlines: Deadlines,
+    ) -> None:
+        self.server = server
+        self.idle: list[UpstreamConnection] = []
+        self.loop = loop
+        self._options = options
+        self._deadlines = deadlines
+        self.closed = False
+
+    def acquire(self) -> UpstreamConnection | None:
+        idle = self.idle
+        while idle:
+            conn = idle.pop()
+            if not conn.transport.is_closing():
+                return conn
+        return None
+
+    async def connect(self) -> UpstreamConnection:
+        async with asyncio.timeout(self._options.dial_timeout):
+            _, conn = await self.loop.create_connection(
+                lambda: UpstreamConnection(self, self._options, self._deadlines),
+                self.server.host,
+                self.server.port,
+            )
+        return conn
+
+    def release(self, conn: UpstreamConnection) -> None:
+        if self.closed or len(self.idle) >= self._options.max_idle_per_host or conn.transport.is_closing():
+            conn.transport.close()
+            return
+        conn.deadline = self.loop.time() + self._options.idle_conn_timeout
+        self.idle.append(conn)
+
+    def forget(self, conn: UpstreamConnection) -> None:
+        if conn in self.idle:
+            self.idle.remove(conn)
+
+    def close(self) -> None:
+        """No new connections are pooled; idle ones close now, busy ones when their exchange ends."""
+        self.closed = True
+        for conn in self.idle:
+            conn.transport.close()
+        self.idle.clear()
+
+
+class UpstreamConnection(asyncio.Protocol):
+    __slots__ = (
+        "pool",
+        "transport",
+        "parser",
+        "client",
+        "exchange",
+        "deadline",
+        "reused",
+        "read_paused",
+        "tunnel",
+        "_options",
+        "_deadlines",
+        "_headers",
+        "_status",
+        "_reason",
+    )
+
+    def __init__(self, pool: Pool, options: ForwardingOptions, deadlines: Deadlines) -> None:
+        self.pool = pool
+        self._options = options
+        self._deadlines = deadlines
+        self.parser = HttpResponseParser(self)
+        self.client: ClientConnection | None = None
+        self.exchange: Exchange | None = None
+        self.deadline = 0.0
+        self.reused = False  # has carried an exchange before: a reset may just be a stale socket
+        self.read_paused = False
+        self.tunnel: asyncio.Transport | None = None
+        self._headers: list[tuple[bytes, bytes]] = []
+        self._status = 0
+        self._reason = b""
+
+    # -- asyncio callbacks ------------------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport: asyncio.Transport = transport  # type: ignore[assignment]
+        self._deadlines.add(self)
+
+    def data_received(self, data: bytes) -> None:
+        if self.tunnel is not None:
+            self.tunnel.write(data)
+            return
+        if self.client is None:
+            self.transport.close()  # an idle connection must not talk: it is out of sync
+            return
+        try:
+            self.parser.feed_data(data)
+        except HttpParserUpgrade as upgrade:
+            if self.client is not None and self._status == 101:
+                self.client.upstream_upgraded(self, data[upgrade.args[0] :])
+        except HttpParserCallbackError as e:
+            if not isinstance(e.__context__, _StopParsing):
+                raise
+        except HttpParserError as e:
+            if self.client is not None:
+                self.client.upstream_failed(
+                    self, 502, f"invalid response from upstream {self.pool.server}: {e}"
+                )
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._deadlines.discard(self)
+        self.pool.forget(self)
+        if self.tunnel is not None:
+            self.tunnel.close()
+        elif self.client is not None:
+            self.client.upstream_lost(self)
+
+    def pause_writing(self) -> None:
+        if self.client is not None:
+            self.client.pause_for_upstream()
+
+    def resume_writing(self) -> None:
+        if self.client is not None:
+            self.client.resume_for_upstream()
+
+    def on_deadline(self) -> None:
+        if self.client is not None and self.exchange is not None and not self.exchange.response_started:
+            seconds = self._options.response_header_timeout
+            self.client.upstream_failed(
+                self, 504, f"upstream {self.pool.server} did not answer within {seconds:g}s"
+            )
+        elif self.client is None:
+            self.transport.close()  # idle in the pool for too long
+
+    # -- parser callbacks -------------------------------------------------------------------
+    def on_message_begin(self) -> None:
+        self._headers = []
+
+    def on_status(self, reason: bytes) -> None:
+        self._reason = reason
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._headers.append((name, value))
+
+    def on_headers_complete(self) -> None:
+        self._status = status = self.parser.get_status_code()
+        client = self.client
+        if client is None:
+            return
+        self.deadline = 0.0
+        client.upstream_head(self, status, self._reason, self._headers)
+        if status >= 200 and self.exchange is not None and self.exchange.method == b"HEAD":
+            # A response to HEAD has no body whatever its framing headers say (RFC 9110 §9.3.2);
+            # the parser cannot be told so, so the message ends here and a fresh parser takes over.
+            keep_alive = self.parser.should_keep_alive()
+            self.parser = HttpResponseParser(self)
+            client.upstream_done(self, keep_alive=keep_alive)
+            raise _StopParsing
+
+    def on_body(self, body: bytes) -> None:
+        if self.client is not None:
+            self.client.upstream_body(body)
+
+    def on_message_complete(self) -> None:
+        if self._status < 200 or self.client is None:
+            return  # an interim response (100 Continue, 103) or a 101 about to become a tunnel
+        self.client.upstream_done(self, keep_alive=self.parser.should_keep_alive())
+
+    # -- used by the client connection -------------------------------------------------------
+    def attach(self, client: ClientConnection, exchange: Exchange) -> None:
+        self.client = client
+        self.exchange = exchange
+        self.deadline = self.pool.loop.time() + self._options.response_header_timeout
+
+    def detach(self) -> None:
+        self.client = None
+        self.exchange = None
+        self.reused = True
+        if self.read_paused:
+            self.read_paused = False
+            self.transport.resume_reading()

@@ -1,0 +1,144 @@
+"""Compiled route tables: the per-request lookup.
+
+Everything here works on bytes straight from the parser, so a request is routed without decoding.
+A table is built beside the live one and swapped whole; it is never mutated after `compile_tables`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Generic, TypeVar
+
+from passerelle.model import DynamicConfig, PathType, Router
+
+T = TypeVar("T")
+
+
+class HostRoutes(Generic[T]):
+    """The routes of one host (or of no host): Exact paths, then Prefix paths longest first."""
+
+    __slots__ = ("exact", "prefix")
+
+    def __init__(self) -> None:
+        self.exact: dict[bytes, T] = {}
+        self.prefix: dict[bytes, T] = {}  # keys without trailing slash; b"" is the prefix "/"
+
+    def match(self, path: bytes) -> T | None:
+        found = self.exact.get(path)
+        if found is not None:
+            return found
+        prefix = self.prefix
+        if prefix:
+            # Walk the ancestors at '/' boundaries: element-wise prefix matching, longest first.
+            candidate = path
+            while True:
+                found = prefix.get(candidate)
+                if found is not None:
+                    return found
+                cut = candidate.rfind(b"/")
+                if cut <= 0:
+                    return prefix.get(b"")
+                candidate = candidate[:cut]
+        return None
+
+
+class RouteTable(Generic[T]):
+    """Exact host, then wildcard host, then host-less routes, then the default backend."""
+
+    __slots__ = ("hosts", "wildcards", "any_host", "default")
+
+    def __init__(self) -> None:
+        self.hosts: dict[bytes, HostRoutes[T]] = {}
+        self.wildcards: dict[bytes, HostRoutes[T]] = {}  # key: the suffix after "*."
+        self.any_host: HostRoutes[T] | None = None
+        self.default: T | None = None
+
+    def match(self, host: bytes, target: bytes) -> T | None:
+        """`host` is the raw Host header value, `target` the raw request-target."""
+        if target[:1] == b"/":
+            q = target.find(b"?")
+            path = target if q < 0 else target[:q]
+        else:
+            path = _absolute_form_path(target)
+        if host[:1] == b"[":
+            host = host[: host.find(b"]") + 1].lower()
+        else:
+            colon = host.find(b":")
+            host = (host if colon < 0 else host[:colon]).lower()
+
+        routes = self.hosts.get(host)
+        if routes is not None:
+            found = routes.match(path)
+            if found is not None:
+                return found
+        if self.wildcards:
+            dot = host.find(b".")
+            if dot > 0:
+                routes = self.wildcards.get(host[dot + 1 :])
+                if routes is not None:
+                    found = routes.match(path)
+                    if found is not None:
+                        return found
+        if self.any_host is not None:
+            found = self.any_host.match(path)
+            if found is not None:
+                return found
+        return self.default
+
+    def add(self, router: Router, target: T) -> None:
+        if router.host is None and router.path is None:
+            if self.default is None:
+                self.default = target
+            return
+        routes = self._routes_for(router.host)
+        if router.path is None:
+            routes.prefix.setdefault(b"", target)
+        elif router.path.type is PathType.EXACT:
+            routes.exact.setdefault(router.path.value.encode(), target)
+        else:
+            routes.prefix.setdefault(router.path.value.rstrip("/").encode(), target)
+
+    def _routes_for(self, host: str | None) -> HostRoutes[T]:
+        if host is None:
+            if self.any_host is None:
+                self.any_host = HostRoutes()
+            return self.any_host
+        if host.startswith("*."):
+            return self.wildcards.setdefault(host[2:].lower().encode(), HostRoutes())
+        return self.hosts.setdefault(host.lower().encode(), HostRoutes())
+
+
+def _absolute_form_path(target: bytes) -> bytes:
+    # RFC 9112 §3.2.2: absolute-form ("http://host/path?q"), sent by proxies' clients.
+    _, sep, rest = target.partition(b"://")
+    if not sep:
+        return target.partition(b"?")[0]
+    slash = rest.find(b"/")
+    return b"/" if slash < 0 else rest[slash:].partition(b"?")[0]
+
+
+def compile_tables(
+    config: DynamicConfig, entrypoints: Iterable[str], target: Callable[[Router], T]
+) -> dict[str, RouteTable[T]]:
+    """One table per entry point; routers with no entry points are on all of them.
+
+    The first router to claim a (host, path, type) keeps it, so translation order decides conflicts.
+    `target` builds what a match returns (the data plane's route object), once per router.
+    """
+    targets = [(router, target(router)) for router in config.routers]
+    tables: dict[str, RouteTable[T]] = {}
+    shared: RouteTable[T] | None = None
+    for name in entrypoints:
+        if all(not r.entrypoints for r in config.routers):
+            if shared is None:
+                shared = RouteTable()
+                for router, t in targets:
+                    shared.add(router, t)
+            tables[name] = shared
+            continue
+        table: RouteTable[T] = RouteTable()
+        for router, t in targets:
+            if not router.entrypoints or name in router.entrypoints:
+                table.add(router, t)
+        tables[name] = table
+    return tables
