@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+from email.utils import formatdate
 from urllib.parse import parse_qs, urlsplit
 
 from httptools import HttpParserError, HttpRequestParser
@@ -55,6 +56,11 @@ class WhoamiProtocol(asyncio.Protocol):
     def on_header(self, name: bytes, value: bytes) -> None:
         self._headers.append((name.decode("latin-1"), value.decode("latin-1")))
 
+    def on_headers_complete(self) -> None:
+        expects = any(k.lower() == "expect" and v.lower() == "100-continue" for k, v in self._headers)
+        if expects and self.transport is not None:
+            self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")  # as Go's server does
+
     def on_body(self, body: bytes) -> None:
         self._length += len(body)
         self._digest.update(body)
@@ -76,14 +82,16 @@ class WhoamiProtocol(asyncio.Protocol):
         if "delay" in query:
             await asyncio.sleep(float(query["delay"]))
         status = int(query.get("status", 200))
-        close = b"" if keep_alive else b"Connection: close\r\n"
+        extra = b"Date: %s\r\nServer: passerelle-whoami\r\n" % formatdate(usegmt=True).encode()
+        if not keep_alive:
+            extra += b"Connection: close\r\n"
         if "size" in query:
             size = int(query["size"])
             if query.get("length") == "1":
-                transport.write(b"HTTP/1.1 %d OK\r\nContent-Length: %d\r\n%s\r\n" % (status, size, close))
+                transport.write(b"HTTP/1.1 %d OK\r\nContent-Length: %d\r\n%s\r\n" % (status, size, extra))
                 await _stream(transport, size, chunked=False)
             else:
-                transport.write(b"HTTP/1.1 %d OK\r\nTransfer-Encoding: chunked\r\n%s\r\n" % (status, close))
+                transport.write(b"HTTP/1.1 %d OK\r\nTransfer-Encoding: chunked\r\n%s\r\n" % (status, extra))
                 await _stream(transport, size, chunked=True)
                 transport.write(b"0\r\n\r\n")
         else:
@@ -103,12 +111,16 @@ class WhoamiProtocol(asyncio.Protocol):
                     "headers": headers,
                     "body_length": self._length,
                     "body_sha256": self._digest.hexdigest(),
+                    "remote": "%s:%s" % transport.get_extra_info("peername")[:2],
                 }
             ).encode()
-            transport.write(
-                b"HTTP/1.1 %d OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n%s\r\n%s"
-                % (status, len(body), close, b"" if method == "HEAD" else body)
-            )
+            if status in (204, 304):
+                transport.write(b"HTTP/1.1 %d No Content\r\n%s\r\n" % (status, extra))
+            else:
+                transport.write(
+                    b"HTTP/1.1 %d OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n%s\r\n%s"
+                    % (status, len(body), extra, b"" if method == "HEAD" else body)
+                )
         if keep_alive:
             transport.resume_reading()
         else:

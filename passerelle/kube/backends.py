@@ -23,7 +23,9 @@ class BackendError(LookupError):
 
 
 def service_key(namespace: str, ref: BackendRef) -> str:
-    return f"{namespace}-{ref.service}-{ref.port}"
+    # '/' and ':' cannot occur in namespace or Service names, so distinct backends never share a key
+    # (with '-' as separator, team-a/web and team/a-web would both be "team-a-web-80").
+    return f"{namespace}/{ref.service}:{ref.port}"
 
 
 class Backends:
@@ -112,7 +114,9 @@ def _from_endpoints(endpoints: Mapping[str, Any] | None, port_name: str) -> list
     for subset in (endpoints or {}).get("subsets") or []:
         ports = subset.get("ports") or []
         numbers = [p.get("port") for p in ports if (p.get("name") or "") == port_name]
-        if not numbers and len(ports) == 1:
+        if not numbers and len(ports) == 1 and not (port_name and ports[0].get("name")):
+            # One port, and names cannot be compared (one side unnamed): it is that port. A subset
+            # whose only port is named otherwise lacks ours (pods without that container port).
             numbers = [ports[0].get("port")]
         for number in numbers:
             for address in subset.get("addresses") or []:  # notReadyAddresses are not served

@@ -10,7 +10,9 @@ point. Nothing here performs I/O or raises on a bad object: problems are returne
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from passerelle.kube.backends import BackendError, Backends, service_key
 from passerelle.kube.objects import BackendRef, IngressSpec, InvalidObject, read_ingress
@@ -19,6 +21,7 @@ from passerelle.model import DynamicConfig, ObjectRef, PathMatch, PathType, Prob
 
 CONTROLLER = "passerelle.io/ingress-controller"
 DEFAULT_CLASS_ANNOTATION = "ingressclass.kubernetes.io/is-default-class"
+CLASS_ANNOTATION = "kubernetes.io/ingress.class"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -42,6 +45,11 @@ def translate(
     served, serve_unclassed = _served_classes(snapshot, options)
     specs = []
     for obj in snapshot.of_kind("Ingress"):
+        # Decide ownership before validating: another controller's Ingress, valid or not, is silently
+        # not ours.
+        class_name = _class_of(obj)
+        if not ((class_name in served) if class_name else serve_unclassed):
+            continue
         kind, namespace, name = key_of(obj)
         try:
             spec = read_ingress(obj)
@@ -50,13 +58,22 @@ def translate(
                 Problem(ref=ObjectRef(kind=kind, namespace=namespace, name=name), message=f"not served: {e}")
             )
             continue
-        class_name = spec.class_name if spec.class_name is not None else spec.class_annotation
-        if (class_name in served) if class_name else serve_unclassed:
-            specs.append(spec)
+        specs.append(spec)
     builder = _Builder(Backends(snapshot), problems)
     for spec in sorted(specs, key=lambda s: s.age_key):
         builder.add(spec)
     return builder.config(), problems
+
+
+def _class_of(obj: Mapping[str, Any]) -> str | None:
+    """spec.ingressClassName, else the kubernetes.io/ingress.class annotation (read as IngressSpec does)."""
+    spec = obj.get("spec")
+    class_name = spec.get("ingressClassName") if isinstance(spec, Mapping) else None
+    if class_name is not None:
+        return str(class_name)
+    annotations = (obj.get("metadata") or {}).get("annotations")
+    annotation = annotations.get(CLASS_ANNOTATION) if isinstance(annotations, Mapping) else None
+    return None if annotation is None else str(annotation)
 
 
 def _served_classes(snapshot: ClusterSnapshot, options: IngressOptions) -> tuple[set[str], bool]:

@@ -9,9 +9,11 @@ cluster would.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from passerelle.kube.snapshot import Object, key_of
@@ -108,13 +110,22 @@ def read_ingress(obj: Object) -> IngressSpec:
     return IngressSpec(
         namespace=namespace,
         name=name,
-        created=str(meta.get("creationTimestamp") or ""),
+        created=_timestamp(meta.get("creationTimestamp")),
         class_name=spec.get("ingressClassName"),
         class_annotation=annotations.get("kubernetes.io/ingress.class"),
         annotations=annotations,
         default_backend=default_backend,
         rules=tuple(rules),
     )
+
+
+def _timestamp(value: Any) -> str:
+    """RFC 3339 in UTC, as the API server writes it; YAML manifests may hold an unquoted datetime."""
+    if isinstance(value, datetime):
+        if value.tzinfo is not None:
+            value = value.astimezone(UTC)
+        return value.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return str(value or "")
 
 
 def _read_rule(raw: Any, where: str, legacy: bool, errors: list[str]) -> IngressRule | None:
@@ -127,6 +138,9 @@ def _read_rule(raw: Any, where: str, legacy: bool, errors: list[str]) -> Ingress
             errors.append(
                 f"{where}.host: {host!r} must be a lower-case DNS name, optionally starting with '*.'"
             )
+            host = None
+        elif _is_ip(host):
+            errors.append(f"{where}.host: {host!r} must be a DNS name, not an IP address")
             host = None
     http = raw.get("http")
     if http is None:
@@ -143,6 +157,14 @@ def _read_rule(raw: Any, where: str, legacy: bool, errors: list[str]) -> Ingress
     return IngressRule(host=host, paths=tuple(paths))
 
 
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
 def _read_path(raw: Any, where: str, legacy: bool, errors: list[str]) -> IngressPath | None:
     if not isinstance(raw, Mapping):
         errors.append(f"{where}: must be an object")
@@ -154,7 +176,7 @@ def _read_path(raw: Any, where: str, legacy: bool, errors: list[str]) -> Ingress
         errors.append(f"{where}.pathType: {path_type!r} must be one of Exact, Prefix, ImplementationSpecific")
         return None
     path = raw.get("path")
-    if path is None and path_type == "ImplementationSpecific":
+    if path in (None, "") and path_type == "ImplementationSpecific":
         path = "/"
     if not isinstance(path, str) or not path.startswith("/"):
         errors.append(f"{where}.path: {path!r} must be an absolute path (start with '/')")
@@ -189,6 +211,9 @@ def _read_backend(raw: Any, where: str, legacy: bool, errors: list[str]) -> Back
             return None
         name = service.get("name")
         raw_port = service.get("port") or {}
+        if not isinstance(raw_port, Mapping):
+            errors.append(f"{where}.service.port: must be an object with `number` or `name`")
+            return None
         number, port_name = raw_port.get("number"), raw_port.get("name")
         if (number is None) == (port_name is None):
             errors.append(f"{where}.service.port: exactly one of `number` or `name` is required")

@@ -1,0 +1,89 @@
+"""The command line as an operator meets it: clear one-line errors and exit codes, no tracebacks."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.integration.harness import free_port
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def passerelle(*args: str, cwd: Path | None = None, timeout: float = 20) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "passerelle", *args], capture_output=True, text=True, cwd=cwd, timeout=timeout
+    )
+
+
+def test_version() -> None:
+    result = passerelle("version")
+    assert result.returncode == 0 and result.stdout.startswith("passerelle 0.")
+
+
+def test_missing_config_file_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    result = passerelle("run", "-c", str(tmp_path / "nope.yaml"))
+    assert result.returncode == 2
+    assert result.stderr.strip() == f"passerelle: {tmp_path / 'nope.yaml'}: config file not found"
+
+
+def test_unknown_key_and_wrong_type_name_the_key_and_line(tmp_path: Path) -> None:
+    config = tmp_path / "passerelle.yaml"
+    config.write_text(
+        "entryPoints:\n  web:\n    address: ':8080'\n    adress: ':8081'\n"
+        "providers:\n  manifests:\n    directory: m\n    watch: maybe\n"
+    )
+    result = passerelle("run", "--config", str(config))
+    assert result.returncode == 2
+    assert f"{config}:4: entryPoints.web.adress: unknown key" in result.stderr
+    assert f"{config}:8: providers.manifests.watch: " in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_port_in_use_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        (tmp_path / "m").mkdir()
+        config = tmp_path / "passerelle.yaml"
+        config.write_text(
+            f"entryPoints: {{web: {{address: '127.0.0.1:{port}'}}}}\n"
+            f"providers: {{manifests: {{directory: m}}}}\napi: {{address: '127.0.0.1:{free_port()}'}}\n"
+        )
+        result = passerelle("run", "-c", str(config))
+    assert result.returncode == 2
+    assert f"cannot listen on 127.0.0.1:{port} (entry point web): " in result.stderr
+    assert "in use" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+def test_check_accepts_the_quickstart() -> None:
+    result = passerelle("check", str(REPO / "examples" / "quickstart" / "manifests"))
+    assert result.returncode == 0, result.stdout
+    assert "3 routers, 3 services, 0 errors" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("manifest", "expected"),
+    [
+        (
+            "apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: {name: x}\nspec:\n  rules:\n"
+            "  - http: {paths: [{path: /a, pathType: Prefix, backend: {service: {name: nope, port: {number: 80}}}}]}\n",
+            "objects.yaml:1: error: Ingress default/x: Service default/nope not found",
+        ),
+        ("kind: [\n", "error: File objects.yaml: cannot be parsed"),
+    ],
+    ids=["missing-service", "broken-yaml"],
+)
+def test_check_reports_problems_with_their_file_and_exits_1(
+    tmp_path: Path, manifest: str, expected: str
+) -> None:
+    (tmp_path / "objects.yaml").write_text(manifest)
+    result = passerelle("check", str(tmp_path))
+    assert result.returncode == 1
+    assert expected in result.stdout
