@@ -111,7 +111,7 @@ class WhoamiProtocol(asyncio.Protocol):
                     "headers": headers,
                     "body_length": self._length,
                     "body_sha256": self._digest.hexdigest(),
-                    "remote": "%s:%s" % transport.get_extra_info("peername")[:2],
+                    "remote": "{}:{}".format(*transport.get_extra_info("peername")[:2]),
                 }
             ).encode()
             if status in (204, 304):

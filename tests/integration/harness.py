@@ -210,6 +210,14 @@ class Router:
     def problems(self) -> list[dict[str, str]]:
         return list(self.api("/api/problems"))
 
+    def wait_problem(self, obj: str, contains: str, timeout: float = 5.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if any(p["object"] == obj and contains in p["message"] for p in self.problems()):
+                return
+            time.sleep(0.02)
+        raise AssertionError(f"no problem on {obj} containing {contains!r}: {self.problems()}")
+
     def rss_peak_kib(self) -> int:
         assert self.process is not None
         status = Path(f"/proc/{self.process.pid}/status").read_text()

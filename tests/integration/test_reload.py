@@ -89,9 +89,5 @@ def test_a_broken_file_keeps_the_last_good_configuration(
     # an Ingress the API server would reject keeps its last valid version serving
     bad = ingress("good", [rule("good.test", ("no-slash", "Prefix", "good"))])
     router.write("ingress.yaml", [bad])
-    time.sleep(0.6)
+    router.wait_problem("Ingress default/good", "must be an absolute path")
     assert echo(httpx.get(f"{router.base}/", headers={"Host": "good.test"}))["pod"] == "good"
-    problems = router.problems()
-    assert any(
-        p["object"] == "Ingress default/good" and "must be an absolute path" in p["message"] for p in problems
-    ), problems
