@@ -1,0 +1,67 @@
+"""The manifests provider's file handling: multi-document files, Lists, last-good per file and object."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from passerelle.kube.manifests import ManifestsProvider, parse_documents
+
+SERVICE = "apiVersion: v1\nkind: Service\nmetadata: {name: s}\nspec: {ports: [{port: 80}]}\n"
+INGRESS = (
+    "apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: {name: i}\n"
+    "spec: {defaultBackend: {service: {name: s, port: {number: 80}}}}\n"
+)
+
+
+def test_multi_document_files_lists_and_lines() -> None:
+    docs = parse_documents(f"{SERVICE}---\n# comment only\n---\nkind: List\nitems:\n- {{kind: A, metadata: {{name: a}}}}\n")
+    assert [(d["kind"], line) for d, line in docs] == [("Service", 1), ("A", 8)]
+
+
+def test_json_files_are_read(tmp_path: Path) -> None:
+    (tmp_path / "svc.json").write_text('{"apiVersion": "v1", "kind": "Service", "metadata": {"name": "j"}}')
+    (tmp_path / "notes.txt").write_text("kind: Service\nmetadata: {name: ignored}\n")
+    (tmp_path / ".hidden.yaml").write_text("kind: Service\nmetadata: {name: hidden}\n")
+    loaded = ManifestsProvider(tmp_path).load()
+    assert [o["metadata"]["name"] for o in loaded.snapshot] == ["j"]
+
+
+def test_a_broken_file_keeps_its_last_good_objects(tmp_path: Path) -> None:
+    provider = ManifestsProvider(tmp_path)
+    (tmp_path / "a.yaml").write_text(SERVICE)
+    assert provider.load().snapshot.get("Service", "default", "s") is not None
+    (tmp_path / "a.yaml").write_text("kind: [\n")
+    loaded = provider.load()
+    assert loaded.snapshot.get("Service", "default", "s") is not None
+    [problem] = loaded.problems
+    assert str(problem.ref) == "File a.yaml" and "line 2" in problem.message
+    (tmp_path / "a.yaml").unlink()
+    loaded = provider.load()
+    assert len(loaded.snapshot) == 0 and loaded.problems == []
+
+
+def test_an_invalid_ingress_keeps_its_last_valid_version(tmp_path: Path) -> None:
+    provider = ManifestsProvider(tmp_path)
+    (tmp_path / "i.yaml").write_text(INGRESS)
+    assert provider.load().snapshot.get("Ingress", "default", "i") is not None
+    (tmp_path / "i.yaml").write_text(INGRESS.replace("number: 80", "number: 80, name: both"))
+    loaded = provider.load()
+    kept = loaded.snapshot.get("Ingress", "default", "i")
+    assert kept is not None and kept["spec"]["defaultBackend"]["service"]["port"] == {"number": 80}
+    [problem] = loaded.problems
+    assert "exactly one of `number` or `name`" in problem.message and "last valid version" in problem.message
+
+
+def test_non_objects_and_duplicates_are_problems(tmp_path: Path) -> None:
+    (tmp_path / "a.yaml").write_text(f"just a string\n---\n{SERVICE}")
+    (tmp_path / "b.yaml").write_text(SERVICE)
+    loaded = ManifestsProvider(tmp_path).load()
+    messages = sorted(p.message for p in loaded.problems)
+    assert messages[0] == "defined twice; b.yaml:1 wins"
+    assert "line 1: document 1 is not a Kubernetes object" in messages[1]
+    assert loaded.origins[("Service", "default", "s")] == "b.yaml:1"
+
+
+def test_a_missing_directory_is_a_problem_not_a_crash(tmp_path: Path) -> None:
+    loaded = ManifestsProvider(tmp_path / "nope").load()
+    assert "manifests directory not found" in loaded.problems[0].message

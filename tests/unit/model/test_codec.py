@@ -1,0 +1,97 @@
+"""codec: DynamicConfig <-> JSON-ready dicts, losslessly."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from passerelle.model import DynamicConfig, PathMatch, PathType, Router, Server, Service, codec
+
+
+@pytest.fixture
+def config() -> DynamicConfig:
+    return DynamicConfig(
+        routers=(
+            Router(
+                name="shop-shop-www-example-com-cart",
+                service="shop/cart:8080",
+                host="www.example.com",
+                path=PathMatch(type=PathType.PREFIX, value="/cart"),
+                source="Ingress shop/shop",
+            ),
+            Router(
+                name="shop-shop-www-example-com-cart-checkout",
+                service="shop/cart:8080",
+                host="www.example.com",
+                path=PathMatch(type=PathType.EXACT, value="/cart/checkout"),
+                entrypoints=("web", "websecure"),
+                source="Ingress shop/shop",
+            ),
+            Router(
+                name="wild",
+                service="edge/api:http",
+                host="*.example.com",
+                path=PathMatch(type=PathType.PREFIX, value="/"),
+                entrypoints=("websecure",),
+            ),
+            Router(name="shop-shop-default-backend", service="shop/ghost:80", source="Ingress shop/shop"),
+        ),
+        services=(
+            Service(
+                name="shop/cart:8080",
+                servers=(
+                    Server(host="10.0.0.1", port=8080),
+                    Server(host="10.0.0.2", port=8080),
+                    Server(host="fd00::1", port=8080),
+                ),
+            ),
+            Service(name="edge/api:http", servers=(Server(host="api.example.org", port=80),)),
+            Service(name="shop/ghost:80", unavailable="Service shop/ghost not found"),
+        ),
+    )
+
+
+def test_round_trip(config: DynamicConfig) -> None:
+    assert codec.load(codec.dump(config)) == config
+
+
+def test_round_trip_through_json_text(config: DynamicConfig) -> None:
+    loaded = codec.load(json.loads(json.dumps(codec.dump(config))))
+    assert loaded == config
+    # Equal field by field, types included (tuples, enums), not only by dataclass equality.
+    assert loaded.routers[1].entrypoints == ("web", "websecure")
+    assert loaded.routers[1].path is not None and loaded.routers[1].path.type is PathType.EXACT
+    assert loaded.routers[3].path is None and loaded.routers[3].host is None
+    assert loaded.service("shop/cart:8080").servers[2] == Server(host="fd00::1", port=8080)
+    assert loaded.service("shop/ghost:80").unavailable == "Service shop/ghost not found"
+
+
+def test_dump_is_plain_json_data(config: DynamicConfig) -> None:
+    data = codec.dump(config)
+    assert data["routers"][1] == {
+        "name": "shop-shop-www-example-com-cart-checkout",
+        "service": "shop/cart:8080",
+        "host": "www.example.com",
+        "path": {"type": "Exact", "value": "/cart/checkout"},
+        "entrypoints": ["web", "websecure"],
+        "source": "Ingress shop/shop",
+        "rule": "Host(`www.example.com`) && Path(`/cart/checkout`)",
+    }
+    assert data["routers"][3]["path"] is None
+    assert data["services"][2] == {
+        "name": "shop/ghost:80",
+        "servers": [],
+        "unavailable": "Service shop/ghost not found",
+    }
+    assert json.loads(json.dumps(data)) == data
+
+
+def test_a_changed_config_is_not_equal(config: DynamicConfig) -> None:
+    data = codec.dump(config)
+    data["services"][0]["servers"][0]["port"] = 9090
+    assert codec.load(data) != config
+
+
+def test_empty_config() -> None:
+    assert codec.load(codec.dump(DynamicConfig())) == DynamicConfig()
