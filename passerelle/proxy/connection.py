@@ -70,6 +70,7 @@ class Exchange:
         "upstream",
         "pool",
         "tries",
+        "retried_stale",
         "connecting",
     )
 
@@ -94,6 +95,7 @@ class Exchange:
         self.upstream: UpstreamConnection | None = None
         self.pool: Pool | None = None
         self.tries = 0
+        self.retried_stale = False
         self.connecting: asyncio.Task[None] | None = None
 
 
@@ -519,6 +521,7 @@ class ClientConnection(asyncio.Protocol):
     def upstream_lost(self, conn: UpstreamConnection) -> None:
         """The upstream closed the connection mid-exchange."""
         ex = conn.exchange
+        stale = conn.reused  # read before detach(), which marks the connection as reused
         conn.detach()
         if ex is None:
             return
@@ -532,9 +535,11 @@ class ClientConnection(asyncio.Protocol):
             else:
                 self.transport.close()  # truncated: the client must see it as such
             return
-        if conn.reused and not ex.body_sent:
-            # A pooled connection the server had closed as we reused it: nothing was processed.
+        if stale and not ex.body_sent and not ex.retried_stale:
+            # A pooled connection the server had closed as we reused it: nothing was processed,
+            # so the request goes again, once, on a fresh connection.
             assert ex.pool is not None
+            ex.retried_stale = True
             ex.connecting = self._loop.create_task(self._connect(ex, ex.pool))
             return
         self._fail(ex, 502, f"upstream {conn.pool.server} closed the connection before answering")

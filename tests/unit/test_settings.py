@@ -11,9 +11,18 @@ def test_defaults_are_documented_values() -> None:
     settings = parse_settings("providers: {manifests: {directory: /m}}\n")
     [web] = settings.entrypoint_options()
     assert (web.name, web.host, web.port) == ("web", "", 8080)
-    assert (web.header_timeout, web.idle_timeout, web.max_request_line, web.max_header_bytes) == (30, 180, 8192, 32768)
+    assert (web.header_timeout, web.idle_timeout, web.max_request_line, web.max_header_bytes) == (
+        30,
+        180,
+        8192,
+        32768,
+    )
     forwarding = settings.forwarding_options()
-    assert (forwarding.dial_timeout, forwarding.response_header_timeout, forwarding.idle_conn_timeout) == (30, 60, 90)
+    assert (forwarding.dial_timeout, forwarding.response_header_timeout, forwarding.idle_conn_timeout) == (
+        30,
+        60,
+        90,
+    )
     assert settings.api.address == "127.0.0.1:9000"
     assert settings.ingress_options().ingress_classes == ("passerelle", "traefik")
 
@@ -33,7 +42,10 @@ def test_durations_and_relative_directories(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("entryPoints:\n  web:\n    address: ':80'\n    bogus: 1\n", "<config>:4: entryPoints.web.bogus: unknown key"),
+        (
+            "entryPoints:\n  web:\n    address: ':80'\n    bogus: 1\n",
+            "<config>:4: entryPoints.web.bogus: unknown key",
+        ),
         ("api:\n  address: 12\n", "<config>:2: api.address: Input should be a valid string"),
         ("entryPoints:\n  web: {address: 'nope'}\n", "address 'nope' must be host:port or :port"),
         (

@@ -14,7 +14,13 @@ def test_connection_names_only_extra_headers() -> None:
 
 
 def test_forwarded_headers_from_clients_are_dropped() -> None:
-    for name in (b"x-forwarded-for", b"x-real-ip", b"x-forwarded-host", b"x-forwarded-port", b"x-forwarded-proto"):
+    for name in (
+        b"x-forwarded-for",
+        b"x-real-ip",
+        b"x-forwarded-host",
+        b"x-forwarded-port",
+        b"x-forwarded-proto",
+    ):
         assert name in REQUEST_DROP
     assert b"host" not in REQUEST_DROP and b"content-length" not in REQUEST_DROP
 

@@ -14,7 +14,9 @@ INGRESS = (
 
 
 def test_multi_document_files_lists_and_lines() -> None:
-    docs = parse_documents(f"{SERVICE}---\n# comment only\n---\nkind: List\nitems:\n- {{kind: A, metadata: {{name: a}}}}\n")
+    docs = parse_documents(
+        f"{SERVICE}---\n# comment only\n---\nkind: List\nitems:\n- {{kind: A, metadata: {{name: a}}}}\n"
+    )
     assert [(d["kind"], line) for d, line in docs] == [("Service", 1), ("A", 8)]
 
 

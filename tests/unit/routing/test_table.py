@@ -55,9 +55,13 @@ def reference_match(config: DynamicConfig, host: str, path: str) -> str | None:
 
 @settings(max_examples=400, deadline=None)
 @given(configs(), hosts, st.sampled_from(["", ":8080", ":1"]), paths, st.sampled_from(["", "?q=1", "?a/b"]))
-def test_table_agrees_with_the_reference(config: DynamicConfig, host: str, port: str, path: str, query: str) -> None:
+def test_table_agrees_with_the_reference(
+    config: DynamicConfig, host: str, port: str, path: str, query: str
+) -> None:
     table = compile_tables(config, ["web"], lambda r: r.name)["web"]
-    got = table.match((host.upper() if len(path) % 2 else host).encode() + port.encode(), (path + query).encode())
+    got = table.match(
+        (host.upper() if len(path) % 2 else host).encode() + port.encode(), (path + query).encode()
+    )
     assert got == reference_match(config, host + port, path + query)
 
 
@@ -95,8 +99,13 @@ def test_entrypoint_restricted_routers_only_reach_their_tables() -> None:
     config = DynamicConfig(
         routers=(
             Router(name="both", service="s", path=PathMatch(type=PathType.PREFIX, value="/")),
-            Router(name="secure", service="s", host="h", path=PathMatch(type=PathType.PREFIX, value="/"),
-                   entrypoints=("websecure",)),
+            Router(
+                name="secure",
+                service="s",
+                host="h",
+                path=PathMatch(type=PathType.PREFIX, value="/"),
+                entrypoints=("websecure",),
+            ),
         ),  # fmt: skip
         services=(Service(name="s"),),
     )
