@@ -229,6 +229,8 @@ class ClientConnection(asyncio.Protocol):
         self._in_head = False
         parser = self.parser
         method = parser.get_method()
+        if method == b"CONNECT":
+            raise _Reject(405, "CONNECT is not supported: this is a reverse proxy")
         http11 = parser.get_http_version() == "1.1"
         url = self._url
         head = [method, b" ", url, b" HTTP/1.1\r\n"]

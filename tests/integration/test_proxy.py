@@ -257,6 +257,7 @@ def test_failures_502_503_504_and_retry(backends: Backends, make_router: Callabl
         (b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd", 400),
         (b"GET / HTTP/1.1\r\n\r\n", 400),
         (b"NOT HTTP AT ALL\r\n\r\n", 400),
+        (b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n", 405),
     ],
     ids=[
         "uri-too-long",
@@ -267,6 +268,7 @@ def test_failures_502_503_504_and_retry(backends: Backends, make_router: Callabl
         "two-cl",
         "no-host",
         "garbage",
+        "connect",
     ],
 )
 def test_malformed_requests_get_a_4xx_and_a_clean_close(
