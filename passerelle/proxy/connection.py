@@ -118,6 +118,7 @@ class ClientConnection(asyncio.Protocol):
         "_paused",
         "_upgrading",
         "_closed",
+        "_out",
     )
 
     def __init__(self, entry: EntryPoint) -> None:
@@ -136,6 +137,7 @@ class ClientConnection(asyncio.Protocol):
         self._paused = 0
         self._upgrading: list[bytes] | None = None  # client bytes after an Upgrade request, until 101
         self._closed = False
+        self._out: list[bytes] = []  # response bytes from one upstream read, sent in one writev
 
     # -- asyncio callbacks ------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -372,20 +374,23 @@ class ClientConnection(asyncio.Protocol):
     def _send(self, ex: Exchange, conn: UpstreamConnection) -> None:
         ex.upstream = conn
         conn.attach(self, ex)
-        transport = conn.transport
-        transport.write(ex.head)
+        if not ex.body and not ex.chunked:
+            conn.transport.write(ex.head)  # the common case: a request without a body
+            return
+        parts = [ex.head]
         if ex.body:
             ex.body_sent = True
             if ex.chunked:
                 for chunk in ex.body:
-                    transport.writelines((b"%x\r\n" % len(chunk), chunk, _CRLF))
+                    parts += (b"%x\r\n" % len(chunk), chunk, _CRLF)
             else:
-                transport.writelines(ex.body)
+                parts += ex.body
             ex.body = []
             ex.buffered = 0
             self._resume(_PAUSE_BUFFER)
         if ex.request_done and ex.chunked:
-            transport.write(_LAST_CHUNK)
+            parts.append(_LAST_CHUNK)
+        conn.transport.writelines(parts)
 
     def _finish(self, ex: Exchange) -> None:
         """The response is complete and so is the request: on to the next one, or close."""
@@ -464,10 +469,10 @@ class ClientConnection(asyncio.Protocol):
             if status == 101 and upgrade is not None:
                 head += (b"Connection: Upgrade\r\nUpgrade: ", upgrade, _CRLF, _CRLF)
                 ex.response_started = True
-                self.transport.write(b"".join(head))
+                self._out.append(b"".join(head))
             elif ex.http11:
                 head.append(_CRLF)  # interim response (100 Continue, 103 Early Hints): pass it on
-                self.transport.write(b"".join(head))
+                self._out.append(b"".join(head))
             return
         ex.response_started = True
         if ex.upgrade:
@@ -486,33 +491,43 @@ class ClientConnection(asyncio.Protocol):
         elif not ex.http11:
             head.append(b"Connection: keep-alive\r\n")
         head.append(_CRLF)
-        self.transport.write(b"".join(head))
+        self._out.append(b"".join(head))
 
     def upstream_body(self, body: bytes) -> None:
         ex = self._active
         if ex is not None and ex.response_chunked:
-            self.transport.writelines((b"%x\r\n" % len(body), body, _CRLF))
+            self._out += (b"%x\r\n" % len(body), body, _CRLF)
         else:
-            self.transport.write(body)
+            self._out.append(body)
+
+    def flush(self) -> None:
+        """Send what the upstream's last read produced: head and body in one system call."""
+        out = self._out
+        if out:
+            self._out = []
+            if len(out) == 1:
+                self.transport.write(out[0])
+            else:
+                self.transport.writelines(out)
 
     def upstream_done(self, conn: UpstreamConnection, *, keep_alive: bool) -> None:
         ex = conn.exchange
         assert ex is not None
         if ex.response_chunked:
-            self.transport.write(_LAST_CHUNK)
+            self._out.append(_LAST_CHUNK)
+        self.flush()
         ex.upstream = None
         conn.detach()
         if keep_alive and ex.request_done:
             conn.pool.release(conn)
         else:
             conn.transport.close()
-        if ex.request_done:
-            self._finish(ex)
-        else:
-            ex.keep_alive = False  # the rest of the request body is unread: close when it is done
-            self._finish(ex)
+        if not ex.request_done:
+            ex.keep_alive = False  # the rest of the request body is unread: close after this response
+        self._finish(ex)
 
     def upstream_failed(self, conn: UpstreamConnection, status: int, detail: str) -> None:
+        self.flush()
         ex = conn.exchange
         conn.detach()
         conn.transport.abort()
@@ -522,6 +537,7 @@ class ClientConnection(asyncio.Protocol):
 
     def upstream_lost(self, conn: UpstreamConnection) -> None:
         """The upstream closed the connection mid-exchange."""
+        self.flush()
         ex = conn.exchange
         stale = conn.reused  # read before detach(), which marks the connection as reused
         conn.detach()
@@ -557,7 +573,8 @@ class ClientConnection(asyncio.Protocol):
             conn.transport.close()
             return
         if rest:
-            self.transport.write(rest)
+            self._out.append(rest)
+        self.flush()
         pending = self._upgrading or []
         self._upgrading = None
         conn.tunnel = self.transport

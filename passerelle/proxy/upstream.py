@@ -120,7 +120,8 @@ class UpstreamConnection(asyncio.Protocol):
         if self.tunnel is not None:
             self.tunnel.write(data)
             return
-        if self.client is None:
+        client = self.client
+        if client is None:
             self.transport.close()  # an idle connection must not talk: it is out of sync
             return
         try:
@@ -136,6 +137,7 @@ class UpstreamConnection(asyncio.Protocol):
                 self.client.upstream_failed(
                     self, 502, f"invalid response from upstream {self.pool.server}: {e}"
                 )
+        client.flush()  # whatever this read produced for the client leaves in one write
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._deadlines.discard(self)
