@@ -1,4 +1,4 @@
-"""The only wiring: settings -> provider -> watcher -> data plane and API, until a signal stops it."""
+"""The only wiring: settings -> provider -> watcher -> worker pool and API, until a signal stops it."""
 
 from __future__ import annotations
 
@@ -9,10 +9,11 @@ from pathlib import Path
 
 from passerelle import __version__
 from passerelle.api.server import Answer, serve_api
-from passerelle.control.watcher import ConfigWatcher, Version
+from passerelle.control.distribute import WorkerPool
+from passerelle.control.watcher import ConfigWatcher
 from passerelle.kube.manifests import ManifestsProvider
 from passerelle.model import codec
-from passerelle.proxy.dataplane import Dataplane, ListenError
+from passerelle.proxy.listeners import ListenError
 from passerelle.settings import Settings, SettingsError, split_address
 
 log = logging.getLogger("passerelle")
@@ -28,25 +29,28 @@ async def serve(settings: Settings) -> None:
     if manifests is None:
         raise StartupError("no provider configured: set providers.manifests.directory")
 
-    dataplane = Dataplane(settings.entrypoint_options(), settings.forwarding_options(), loop)
+    workers = WorkerPool(
+        count=settings.worker_count(),
+        entrypoints=settings.entrypoint_options(),
+        forwarding=settings.forwarding_options(),
+        grace=settings.graceTimeout,
+        log_level=settings.log.level,
+    )
     try:
-        await dataplane.start()
+        ports = workers.bind()
     except ListenError as e:
         raise StartupError(str(e.strerror)) from None
 
-    def apply(version: Version) -> None:
-        dataplane.apply(version.config)
-
-    watcher = ConfigWatcher(settings.ingress_options(), [apply])
+    watcher = ConfigWatcher(settings.ingress_options(), [workers.publish])
     api_host, api_port = split_address(settings.api.address)
     routes = {
         "/ping": lambda: (
-            Answer(200, b"OK") if watcher.current else Answer(503, b"no configuration applied yet\n")
+            Answer(200, b"OK") if workers.applied else Answer(503, b"no configuration applied yet\n")
         ),
         "/api/version": lambda: Answer.json({"version": __version__}),
         "/api/rawdata": lambda: Answer.json(
-            {"version": watcher.current.number, **codec.dump(watcher.current.config)}
-            if watcher.current
+            {"version": workers.applied.number, **codec.dump(workers.applied.config)}
+            if workers.applied
             else {}
         ),
         "/api/problems": lambda: Answer.json(
@@ -55,19 +59,21 @@ async def serve(settings: Settings) -> None:
                 for p in (watcher.current.problems if watcher.current else ())
             ]
         ),
+        "/api/workers": lambda: Answer.json(workers.status()),
     }
     try:
         api = await serve_api(api_host, api_port, routes)
     except OSError as e:
-        await dataplane.stop(grace=0)
+        workers.close_sockets()
         raise StartupError(f"cannot listen on {settings.api.address} (api): {e.strerror or e}") from None
 
+    await workers.start()
     provider = ManifestsProvider(Path(manifests.directory), watch=manifests.watch)
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    for ep in settings.entrypoint_options():
-        log.info("entry point %s listening on %s:%d", ep.name, ep.host or "*", dataplane.bound_port(ep.name))
+    for name, port in ports.items():
+        log.info("entry point %s listening on port %d, %d workers", name, port, settings.worker_count())
     log.info("api listening on %s; manifests from %s", settings.api.address, manifests.directory)
 
     async with asyncio.TaskGroup() as tasks:
@@ -78,7 +84,7 @@ async def serve(settings: Settings) -> None:
         provider_task.cancel()
         watcher_task.cancel()
     api.close()
-    await dataplane.stop(grace=settings.graceTimeout)
+    await workers.stop()
 
 
 def run(settings: Settings) -> None:

@@ -7,9 +7,10 @@ or a number of seconds. Relative paths are read relative to the config file's di
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
@@ -95,6 +96,11 @@ class Settings(_Model):
     serversTransport: ServersTransport = ServersTransport()
     log: Log = Log()
     graceTimeout: Duration = 10.0
+    workers: Literal["auto"] | Annotated[int, Field(ge=1, le=256)] = "auto"
+
+    def worker_count(self) -> int:
+        """`auto`: one worker per CPU this process may run on."""
+        return len(os.sched_getaffinity(0)) if self.workers == "auto" else int(self.workers)
 
     # -- resolved views for the components ---------------------------------------------------
     def entrypoint_options(self) -> list[EntryPointOptions]:

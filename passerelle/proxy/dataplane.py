@@ -36,7 +36,7 @@ class Route:
 
 
 class EntryPoint:
-    __slots__ = ("options", "loop", "table", "scheme", "default_port", "connections", "deadlines", "server")
+    __slots__ = ("options", "loop", "table", "scheme", "default_port", "connections", "deadlines", "servers")
 
     def __init__(
         self, options: EntryPointOptions, loop: asyncio.AbstractEventLoop, deadlines: Deadlines
@@ -48,7 +48,7 @@ class EntryPoint:
         self.default_port = b"80"
         self.connections: set[ClientConnection] = set()
         self.deadlines = deadlines
-        self.server: asyncio.Server | None = None
+        self.servers: list[asyncio.Server] = []
 
     def connection_opened(self, conn: ClientConnection) -> None:
         self.connections.add(conn)
@@ -57,10 +57,6 @@ class EntryPoint:
     def connection_closed(self, conn: ClientConnection) -> None:
         self.connections.discard(conn)
         self.deadlines.discard(conn)
-
-
-class ListenError(OSError):
-    """An entry point could not bind its address."""
 
 
 class Dataplane:
@@ -77,30 +73,15 @@ class Dataplane:
         self._pools: dict[Server, Pool] = {}
         self.version = 0
 
-    async def start(self) -> None:
-        for entry in self.entrypoints.values():
-            opts = entry.options
-            try:
-                entry.server = await self._loop.create_server(
-                    lambda entry=entry: ClientConnection(entry),  # type: ignore[misc]
-                    opts.host or None,
-                    opts.port,
-                    family=socket.AF_UNSPEC,
-                    backlog=2048,
-                    reuse_address=True,
-                )
-            except OSError as e:
-                await self.stop(grace=0)
-                raise ListenError(
-                    e.errno,
-                    f"cannot listen on {opts.host}:{opts.port} (entry point {opts.name}): {e.strerror or e}",
-                ) from e
+    async def start(self, sockets: dict[str, list[socket.socket]]) -> None:
+        """Serve each entry point on its listening sockets (see listeners.bind)."""
+        for name, entry in self.entrypoints.items():
+            for sock in sockets[name]:
+                server = await self._loop.create_server(
+                    lambda entry=entry: ClientConnection(entry), sock=sock
+                )  # type: ignore[misc]
+                entry.servers.append(server)
         self.deadlines.start()
-
-    def bound_port(self, entrypoint: str) -> int:
-        server = self.entrypoints[entrypoint].server
-        assert server is not None and server.sockets
-        return int(server.sockets[0].getsockname()[1])
 
     def apply(self, config: DynamicConfig) -> None:
         pools: dict[Server, Pool] = {}
@@ -132,8 +113,8 @@ class Dataplane:
     async def stop(self, grace: float) -> None:
         """Stop accepting, let in-flight exchanges finish for up to `grace` seconds, then close all."""
         for entry in self.entrypoints.values():
-            if entry.server is not None:
-                entry.server.close()
+            for server in entry.servers:
+                server.close()
         deadline = self._loop.time() + grace
         while self._loop.time() < deadline and any(
             c._active is not None for e in self.entrypoints.values() for c in e.connections

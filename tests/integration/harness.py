@@ -218,10 +218,20 @@ class Router:
             time.sleep(0.02)
         raise AssertionError(f"no problem on {obj} containing {contains!r}: {self.problems()}")
 
-    def rss_peak_kib(self) -> int:
+    def workers(self) -> list[dict[str, Any]]:
+        return list(self.api("/api/workers"))
+
+    def rss_peak_kib(self) -> dict[int, int]:
+        """Peak resident memory (VmHWM) of the control plane and of every worker, by pid."""
         assert self.process is not None
-        status = Path(f"/proc/{self.process.pid}/status").read_text()
-        return int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM:")))
+        pids = [self.process.pid] + [w["pid"] for w in self.workers()]
+        peaks = {}
+        for pid in pids:
+            status = Path(f"/proc/{pid}/status").read_text()
+            peaks[pid] = int(
+                next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM:"))
+            )
+        return peaks
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""

@@ -1,0 +1,202 @@
+"""Distribute configuration versions to the data-plane worker processes, and keep them alive.
+
+The pool binds every entry point once per worker (SO_REUSEPORT, see proxy/listeners.py), starts
+`python -m passerelle.proxy.worker` with those sockets and one end of a socketpair, and sends each
+new Version as a whole snapshot. A version counts as applied when every live worker has said so;
+`/ping` and `/api/rawdata` report that, not what was merely translated. A worker that dies is
+restarted on the same sockets and handed the latest version (its in-flight requests are the only
+ones lost); a worker that keeps dying is restarted with a growing delay.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import socket
+import sys
+from dataclasses import asdict
+from typing import Any
+
+from passerelle.control.watcher import Version
+from passerelle.model import codec
+from passerelle.proxy.channel import Channel, Message
+from passerelle.proxy.listeners import bind, port_of
+from passerelle.proxy.options import EntryPointOptions, ForwardingOptions
+
+log = logging.getLogger("passerelle.workers")
+
+
+class _Worker:
+    def __init__(self, index: int) -> None:
+        self.index = index
+        self.process: asyncio.subprocess.Process | None = None
+        self.channel: Channel | None = None
+        self.ready = asyncio.Event()
+        self.applied = 0  # the newest version this worker acknowledged
+        self.restarts = 0
+
+
+class WorkerPool:
+    def __init__(
+        self,
+        *,
+        count: int,
+        entrypoints: list[EntryPointOptions],
+        forwarding: ForwardingOptions,
+        grace: float,
+        log_level: str,
+    ) -> None:
+        self._entrypoints = entrypoints
+        self._forwarding = forwarding
+        self._grace = grace
+        self._log_level = log_level
+        self._workers = [_Worker(i) for i in range(count)]
+        self._sockets: list[dict[str, list[socket.socket]]] = []
+        self._versions: dict[int, Version] = {}
+        self.latest: Version | None = None
+        self.applied: Version | None = None
+        self._stopping = False
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def bind(self) -> dict[str, int]:
+        """Bind every entry point for every worker; returns the port of each entry point."""
+        ports: dict[str, int] = {}
+        try:
+            for _ in self._workers:
+                sockets = {}
+                for ep in self._entrypoints:
+                    sockets[ep.name] = bind(ep, port=ports.get(ep.name))
+                    ports.setdefault(ep.name, port_of(sockets[ep.name]))
+                self._sockets.append(sockets)
+        except OSError:
+            self.close_sockets()
+            raise
+        return ports
+
+    async def start(self) -> None:
+        for worker in self._workers:
+            await self._spawn(worker)
+        await asyncio.gather(*(w.ready.wait() for w in self._workers))
+
+    def publish(self, version: Version) -> None:
+        """Send a new version to every worker (the watcher's listener)."""
+        self.latest = version
+        self._versions = {
+            version.number: version,
+            **({self.applied.number: self.applied} if self.applied else {}),
+        }
+        message = {"type": "config", "version": version.number, "config": codec.dump(version.config)}
+        for worker in self._workers:
+            if worker.channel is not None:
+                worker.channel.send(message)
+
+    def status(self) -> list[dict[str, Any]]:
+        return [
+            {
+                "index": w.index,
+                "pid": w.process.pid if w.process else None,
+                "applied": w.applied,
+                "restarts": w.restarts,
+            }
+            for w in self._workers
+        ]
+
+    async def stop(self) -> None:
+        """Drain every worker (they finish in-flight requests for up to the grace period), then exit."""
+        self._stopping = True
+        for worker in self._workers:
+            if worker.channel is not None:
+                worker.channel.send({"type": "drain", "grace": self._grace})
+        processes = [w.process for w in self._workers if w.process is not None]
+        try:
+            async with asyncio.timeout(self._grace + 5):
+                await asyncio.gather(*(p.wait() for p in processes))
+        except TimeoutError:
+            for process in processes:
+                if process.returncode is None:
+                    log.warning("worker pid %d did not stop in time; killing it", process.pid)
+                    process.kill()
+        for task in self._tasks:
+            task.cancel()
+        self.close_sockets()
+
+    def close_sockets(self) -> None:
+        for sockets in self._sockets:
+            for group in sockets.values():
+                for sock in group:
+                    sock.close()
+        self._sockets.clear()
+
+    # -- internals --------------------------------------------------------------------------
+    async def _spawn(self, worker: _Worker) -> None:
+        loop = asyncio.get_running_loop()
+        parent, child = socket.socketpair()
+        sockets = self._sockets[worker.index]
+        init = {
+            "index": worker.index,
+            "channel": child.fileno(),
+            "entrypoints": [
+                {"options": asdict(ep), "fds": [s.fileno() for s in sockets[ep.name]]}
+                for ep in self._entrypoints
+            ],
+            "forwarding": asdict(self._forwarding),
+            "grace": self._grace,
+            "log_level": self._log_level,
+        }
+        fds = [child.fileno()] + [s.fileno() for group in sockets.values() for s in group]
+        worker.ready = asyncio.Event()
+        worker.applied = 0
+        worker.process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "passerelle.proxy.worker", json.dumps(init), pass_fds=fds
+        )
+        child.close()
+        _, worker.channel = await loop.connect_accepted_socket(
+            lambda: Channel(lambda m: self._on_message(worker, m), lambda: None), parent
+        )
+        task = loop.create_task(self._supervise(worker, worker.process))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _on_message(self, worker: _Worker, message: Message) -> None:
+        kind = message["type"]
+        if kind == "ready":
+            worker.ready.set()
+            if self.latest is not None and worker.channel is not None:
+                worker.channel.send(
+                    {
+                        "type": "config",
+                        "version": self.latest.number,
+                        "config": codec.dump(self.latest.config),
+                    }
+                )
+        elif kind == "applied":
+            worker.applied = max(worker.applied, int(message["version"]))
+            self._update_applied()
+        elif kind == "rejected":
+            log.error(
+                "worker %d rejected configuration v%s: %s; it keeps serving v%d",
+                worker.index, message["version"], message.get("error"), worker.applied,
+            )  # fmt: skip
+
+    def _update_applied(self) -> None:
+        floor = min(w.applied for w in self._workers)
+        if floor in self._versions:
+            self.applied = self._versions[floor]
+
+    async def _supervise(self, worker: _Worker, process: asyncio.subprocess.Process) -> None:
+        code = await process.wait()
+        if worker.channel is not None:
+            worker.channel.close()
+            worker.channel = None
+        if self._stopping:
+            return
+        worker.restarts += 1
+        delay = min(0.1 * 2 ** min(worker.restarts - 1, 6), 5.0)
+        log.warning(
+            "worker %d (pid %d) exited with code %s; restarting it in %.1fs",
+            worker.index, process.pid, code, delay,
+        )  # fmt: skip
+        await asyncio.sleep(delay)
+        if not self._stopping:
+            await self._spawn(worker)
