@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from passerelle.kube.ingress import IngressOptions, translate
 from passerelle.kube.manifests import Loaded
+from passerelle.memory import gc_paused
 from passerelle.model import DynamicConfig, Problem
 
 log = logging.getLogger("passerelle.watcher")
@@ -50,7 +51,8 @@ class ConfigWatcher:
                 self.apply(loaded)
 
     def apply(self, loaded: Loaded) -> Version | None:
-        config, problems = translate(loaded.snapshot, self._options)
+        with gc_paused():
+            config, problems = translate(loaded.snapshot, self._options)
         problems = loaded.problems + problems
         self._log_problems(problems, loaded.origins)
         if self.current is not None and self.current.config == config:

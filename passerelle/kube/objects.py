@@ -158,6 +158,8 @@ def _read_rule(raw: Any, where: str, legacy: bool, errors: list[str]) -> Ingress
 
 
 def _is_ip(host: str) -> bool:
+    if not host.replace(".", "").isdigit():
+        return False  # only a dotted-digits name can be an IPv4 address (":" never passes _HOST)
     try:
         ipaddress.ip_address(host)
     except ValueError:

@@ -282,8 +282,8 @@ class ClientConnection(asyncio.Protocol):
         ex.upgrade = is_upgrade
         if route is None:
             ex.local = NOT_FOUND if method != b"HEAD" else canned(404, head=True)
-        elif route.pools.items == ():
-            ex.local = canned(503, route.unavailable, head=method == b"HEAD")
+        elif not route.upstream.pools.items:
+            ex.local = canned(503, route.upstream.unavailable, head=method == b"HEAD")
         if ex.local is not None and (chunked or has_length):
             ex.keep_alive = False  # answer now without reading the body, then close (RFC 9112 §9.6)
         self._current = ex
@@ -339,7 +339,7 @@ class ClientConnection(asyncio.Protocol):
             return
         route = ex.route
         assert route is not None
-        pool = route.pools.pick()
+        pool = route.upstream.pools.pick()
         assert pool is not None
         ex.pool = pool
         conn = pool.acquire()
@@ -357,7 +357,7 @@ class ClientConnection(asyncio.Protocol):
                 return
             ex.tries += 1
             assert ex.route is not None
-            retry = ex.route.pools.pick(avoid=pool) if ex.tries < 2 else None
+            retry = ex.route.upstream.pools.pick(avoid=pool) if ex.tries < 2 else None
             if retry is not None:
                 ex.pool = retry
                 ex.connecting = self._loop.create_task(self._connect(ex, retry))

@@ -12,7 +12,7 @@ import asyncio
 import logging
 import socket
 
-from passerelle.model import DynamicConfig, Router, Server
+from passerelle.model import DynamicConfig, Server, Service
 from passerelle.proxy.balancer import RoundRobin
 from passerelle.proxy.connection import ClientConnection
 from passerelle.proxy.deadlines import Deadlines
@@ -23,16 +23,33 @@ from passerelle.routing.table import RouteTable, compile_tables
 log = logging.getLogger("passerelle.proxy")
 
 
-class Route:
-    """What a table lookup returns: the router's name and its service's balanced pools."""
+class Upstream:
+    """A service as the data plane holds it: its pools, balanced, and why it has none if so.
 
-    __slots__ = ("name", "service", "pools", "unavailable")
+    Routes point at their service's Upstream, so a change of endpoints replaces the pools here, in
+    place, without recompiling any route table.
+    """
 
-    def __init__(self, name: str, service: str, pools: RoundRobin[Pool], unavailable: str) -> None:
-        self.name = name
+    __slots__ = ("service", "pools", "unavailable")
+
+    def __init__(self, service: str) -> None:
         self.service = service
-        self.pools = pools
-        self.unavailable = unavailable or f"service {service} has no servers"
+        self.pools: RoundRobin[Pool] = RoundRobin(())
+        self.unavailable = ""
+
+    def set(self, pools: list[Pool], unavailable: str) -> None:
+        self.pools = RoundRobin(pools)  # one rebinding: an exchange sees the old or the new set
+        self.unavailable = unavailable or f"service {self.service} has no servers"
+
+
+class Route:
+    """What a table lookup returns: the router's name and its service's Upstream."""
+
+    __slots__ = ("name", "upstream")
+
+    def __init__(self, name: str, upstream: Upstream) -> None:
+        self.name = name
+        self.upstream = upstream
 
 
 class EntryPoint:
@@ -71,7 +88,8 @@ class Dataplane:
         self.deadlines = Deadlines(loop)
         self.entrypoints = {ep.name: EntryPoint(ep, loop, self.deadlines) for ep in entrypoints}
         self._pools: dict[Server, Pool] = {}
-        self.version = 0
+        self._upstreams: dict[str, Upstream] = {}
+        self._config: DynamicConfig | None = None
 
     async def start(self, sockets: dict[str, list[socket.socket]]) -> None:
         """Serve each entry point on its listening sockets (see listeners.bind)."""
@@ -84,31 +102,42 @@ class Dataplane:
         self.deadlines.start()
 
     def apply(self, config: DynamicConfig) -> None:
+        """Make `config` live. Same routers as now: only the changed services' pools are replaced."""
+        previous, self._config = self._config, config
         pools: dict[Server, Pool] = {}
-        balancers: dict[str, RoundRobin[Pool]] = {}
-
-        def route_for(router: Router) -> Route:
-            service = config.service(router.service)
-            balancer = balancers.get(service.name)
-            if balancer is None:
-                members = []
-                for server in service.servers:
-                    pool = pools.get(server) or self._pools.get(server)
-                    if pool is None or pool.closed:
-                        pool = Pool(server, self._loop, self._forwarding, self.deadlines)
-                    pools[server] = pool
-                    members.append(pool)
-                balancer = balancers[service.name] = RoundRobin(members)
-            return Route(router.name, service.name, balancer, service.unavailable)
-
-        tables = compile_tables(config, self.entrypoints, route_for)
-        for name, entry in self.entrypoints.items():
-            entry.table = tables[name]
+        if previous is not None and previous.routers == config.routers:
+            for service in config.services:
+                upstream = self._upstreams[service.name]
+                if previous.service(service.name) == service:
+                    pools.update((p.server, p) for p in upstream.pools.items)
+                else:
+                    upstream.set(self._pools_for(service, pools), service.unavailable)
+        else:
+            upstreams: dict[str, Upstream] = {}
+            for service in config.services:
+                upstream = upstreams[service.name] = Upstream(service.name)
+                upstream.set(self._pools_for(service, pools), service.unavailable)
+            tables = compile_tables(
+                config, self.entrypoints, lambda router: Route(router.name, upstreams[router.service])
+            )
+            for name, entry in self.entrypoints.items():
+                entry.table = tables[name]
+            self._upstreams = upstreams
         for server, pool in self._pools.items():
             if server not in pools:
                 pool.close()
         self._pools = pools
-        self.version += 1
+
+    def _pools_for(self, service: Service, pools: dict[Server, Pool]) -> list[Pool]:
+        """The pools of a service's servers: the live ones where they exist, new ones otherwise."""
+        members = []
+        for server in service.servers:
+            pool = pools.get(server) or self._pools.get(server)
+            if pool is None or pool.closed:
+                pool = Pool(server, self._loop, self._forwarding, self.deadlines)
+            pools[server] = pool
+            members.append(pool)
+        return members
 
     async def stop(self, grace: float) -> None:
         """Stop accepting, let in-flight exchanges finish for up to `grace` seconds, then close all."""

@@ -17,6 +17,7 @@ import socket
 import sys
 from typing import Any
 
+from passerelle.memory import gc_paused
 from passerelle.model import codec
 from passerelle.observability.logging import configure
 from passerelle.proxy.channel import Channel, Message
@@ -42,7 +43,8 @@ async def serve(init: dict[str, Any]) -> None:
         if message["type"] == "config":
             version = message["version"]
             try:
-                dataplane.apply(codec.load(message["config"]))
+                with gc_paused():
+                    dataplane.apply(codec.load(message["config"]))
             except Exception as e:  # a bad snapshot must not take the worker down: keep the last one
                 log.exception("worker %d: configuration v%d rejected", init["index"], version)
                 channel.send({"type": "rejected", "version": version, "error": str(e)})
