@@ -34,12 +34,32 @@ FORWARDED = frozenset(
 REQUEST_DROP = HOP_BY_HOP | FORWARDED
 RESPONSE_DROP = HOP_BY_HOP
 
+# What the proxy does with a header, by lower-cased name: one dict lookup per header on the hot
+# path. Names absent from a table are forwarded as they are.
+DROP, HOST, LENGTH, CHUNKED, CONNECTION, UPGRADE = range(6)
+_SPECIAL = {
+    b"connection": CONNECTION,
+    b"transfer-encoding": CHUNKED,
+    b"upgrade": UPGRADE,
+    b"content-length": LENGTH,
+}
+REQUEST_HEADERS = {name: DROP for name in REQUEST_DROP} | _SPECIAL | {b"host": HOST}
+RESPONSE_HEADERS = {name: DROP for name in RESPONSE_DROP} | _SPECIAL
+
 # Connection tokens that name no extra header to drop: the common case costs one set lookup.
 _PLAIN_CONNECTION_TOKENS = frozenset({b"keep-alive", b"close", b"upgrade"})
 
 
+_NOTHING: frozenset[bytes] = frozenset()
+_PLAIN_CONNECTION_VALUES = frozenset(
+    {b"keep-alive", b"Keep-Alive", b"close", b"Close", b"upgrade", b"Upgrade", b"Keep-alive"}
+)
+
+
 def connection_named(value: bytes) -> frozenset[bytes]:
     """The header names a Connection header value asks to drop, beyond the standard hop-by-hop ones."""
+    if value in _PLAIN_CONNECTION_VALUES:
+        return _NOTHING  # nearly every Connection header: no parsing
     tokens = {t.strip().lower() for t in value.split(b",")}
     return frozenset(t for t in tokens if t and t not in _PLAIN_CONNECTION_TOKENS)
 

@@ -13,14 +13,20 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from http import HTTPStatus
 from typing import TYPE_CHECKING
 
 from httptools import HttpParserCallbackError, HttpParserError, HttpParserUpgrade, HttpRequestParser
 
 from passerelle.http.errors import NOT_FOUND, canned
 from passerelle.http.headers import (
-    REQUEST_DROP,
-    RESPONSE_DROP,
+    CHUNKED,
+    CONNECTION,
+    HOST,
+    LENGTH,
+    REQUEST_HEADERS,
+    RESPONSE_HEADERS,
+    UPGRADE,
     connection_named,
     forwarded_port,
     forwarded_static,
@@ -31,8 +37,13 @@ if TYPE_CHECKING:
     from passerelle.proxy.dataplane import EntryPoint, Route
 
 _CRLF = b"\r\n"
+_KNOWN = frozenset(s.value for s in HTTPStatus)
 _LAST_CHUNK = b"0\r\n\r\n"
-_STATUS_LINES = {code: f"HTTP/1.1 {code} ".encode() for code in range(100, 600)}
+_STATUS_LINES = {
+    code: f"HTTP/1.1 {code} {HTTPStatus(code).phrase}\r\n".encode()
+    for code in range(100, 600)
+    if code in _KNOWN
+}
 _NO_BODY_STATUS = frozenset({204, 304})
 
 _PAUSE_UPSTREAM = 1  # the upstream's write buffer is full
@@ -111,6 +122,7 @@ class ClientConnection(asyncio.Protocol):
         "_url",
         "_headers",
         "_head_bytes",
+        "_received",
         "_in_head",
         "_current",
         "_active",
@@ -130,6 +142,7 @@ class ClientConnection(asyncio.Protocol):
         self._url = b""
         self._headers: list[tuple[bytes, bytes]] = []
         self._head_bytes = 0
+        self._received = 0
         self._in_head = False
         self._current: Exchange | None = None  # being parsed: its body chunks arrive now
         self._active: Exchange | None = None  # being answered
@@ -155,6 +168,7 @@ class ClientConnection(asyncio.Protocol):
         if self._upgrading is not None:
             self._upgrading.append(data)
             return
+        self._received = len(data)
         if self._in_head:
             self._head_bytes += len(data)
             options = self.entry.options
@@ -211,7 +225,7 @@ class ClientConnection(asyncio.Protocol):
     def on_message_begin(self) -> None:
         self._url = b""
         self._headers = []
-        self._head_bytes = 0
+        self._head_bytes = self._received  # this head is at most what this read brought, and later ones
         self._in_head = True
         if self._active is None:
             self.deadline = self._loop.time() + self.entry.options.header_timeout
@@ -222,9 +236,7 @@ class ClientConnection(asyncio.Protocol):
             raise _Reject(414, "request line too long")
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self._head_bytes += len(name) + len(value) + 4
-        if self._head_bytes > self.entry.options.max_header_bytes:
-            raise _Reject(431, "request header fields too large")
+        # Size is checked once the head is complete; data_received bounds memory meanwhile.
         self._headers.append((name, value))
 
     def on_headers_complete(self) -> None:
@@ -243,19 +255,25 @@ class ClientConnection(asyncio.Protocol):
         has_length = False
         for name, value in self._headers:
             lname = name.lower()
-            if lname in REQUEST_DROP:
-                if lname == b"transfer-encoding":
-                    chunked = True  # llhttp has checked that chunked is the final coding
-                elif lname == b"connection":
-                    connection = value
-                elif lname == b"upgrade":
-                    upgrade = value
-                continue
-            if lname == b"host":
-                host = value
-            elif lname == b"content-length":
-                has_length = value != b"0"
+            if lname in REQUEST_HEADERS:  # `in` is one bytecode; most headers stop here
+                kind = REQUEST_HEADERS[lname]
+                if kind == HOST:
+                    host = value
+                elif kind == LENGTH:
+                    has_length = value != b"0"
+                else:
+                    if kind == CHUNKED:
+                        chunked = True  # llhttp has checked that chunked is the final coding
+                    elif kind == CONNECTION:
+                        connection = value
+                    elif kind == UPGRADE:
+                        upgrade = value
+                    continue
             head += (name, b": ", value, _CRLF)
+        if self._head_bytes > self.entry.options.max_header_bytes:
+            # The bytes received during this head are an upper bound; only a big head is measured.
+            if sum(len(n) + len(v) + 4 for n, v in self._headers) > self.entry.options.max_header_bytes:
+                raise _Reject(431, "request header fields too large")
         if connection is not None:
             named = connection_named(connection)
             if named:
@@ -267,7 +285,7 @@ class ClientConnection(asyncio.Protocol):
         head += (
             self._forwarded,
             b"X-Forwarded-Host: ", host, _CRLF,
-            b"X-Forwarded-Port: ", forwarded_port(host, entry.default_port), _CRLF,
+            b"X-Forwarded-Port: ", forwarded_port(host, entry.default_port) if b":" in host else entry.default_port, _CRLF,
         )  # fmt: skip
         is_upgrade = upgrade is not None and parser.should_upgrade()
         if is_upgrade:
@@ -442,29 +460,31 @@ class ClientConnection(asyncio.Protocol):
         self._resume(_PAUSE_UPSTREAM)
 
     def upstream_head(
-        self, conn: UpstreamConnection, status: int, reason: bytes, headers: list[tuple[bytes, bytes]]
+        self, conn: UpstreamConnection, status: int, headers: list[tuple[bytes, bytes]]
     ) -> None:
         ex = conn.exchange
         assert ex is not None
-        head = [_STATUS_LINES.get(status) or b"HTTP/1.1 %d " % status, reason, _CRLF]
+        head = [_STATUS_LINES.get(status) or b"HTTP/1.1 %d Status %d\r\n" % (status, status)]
         connection = None
         upgrade = None
         length_known = False
         for name, value in headers:
             lname = name.lower()
-            if lname in RESPONSE_DROP:
-                if lname == b"connection":
-                    connection = value
-                elif lname == b"upgrade":
-                    upgrade = value
-                continue
-            if lname == b"content-length":
-                length_known = True
+            if lname in RESPONSE_HEADERS:
+                kind = RESPONSE_HEADERS[lname]
+                if kind == LENGTH:
+                    length_known = True
+                else:
+                    if kind == CONNECTION:
+                        connection = value
+                    elif kind == UPGRADE:
+                        upgrade = value
+                    continue
             head += (name, b": ", value, _CRLF)
         if connection is not None:
             named = connection_named(connection)
             if named:
-                head = _without(head, 3, named)
+                head = _without(head, 1, named)
         if status < 200:
             if status == 101 and upgrade is not None:
                 head += (b"Connection: Upgrade\r\nUpgrade: ", upgrade, _CRLF, _CRLF)

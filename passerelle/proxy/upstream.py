@@ -93,7 +93,6 @@ class UpstreamConnection(asyncio.Protocol):
         "_deadlines",
         "_headers",
         "_status",
-        "_reason",
     )
 
     def __init__(self, pool: Pool, options: ForwardingOptions, deadlines: Deadlines) -> None:
@@ -109,7 +108,6 @@ class UpstreamConnection(asyncio.Protocol):
         self.tunnel: asyncio.Transport | None = None
         self._headers: list[tuple[bytes, bytes]] = []
         self._status = 0
-        self._reason = b""
 
     # -- asyncio callbacks ------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -165,22 +163,19 @@ class UpstreamConnection(asyncio.Protocol):
             self.transport.close()  # idle in the pool for too long
 
     # -- parser callbacks -------------------------------------------------------------------
-    def on_message_begin(self) -> None:
-        self._headers = []
-
-    def on_status(self, reason: bytes) -> None:
-        self._reason = reason
-
+    # No on_message_begin or on_status: httptools skips callbacks a protocol does not define, and
+    # the reason phrase is not forwarded (the status table's is sent, as Traefik does).
     def on_header(self, name: bytes, value: bytes) -> None:
         self._headers.append((name, value))
 
     def on_headers_complete(self) -> None:
         self._status = status = self.parser.get_status_code()
+        headers, self._headers = self._headers, []
         client = self.client
         if client is None:
             return
         self.deadline = 0.0
-        client.upstream_head(self, status, self._reason, self._headers)
+        client.upstream_head(self, status, headers)
         if status >= 200 and self.exchange is not None and self.exchange.method == b"HEAD":
             # A response to HEAD has no body whatever its framing headers say (RFC 9110 §9.3.2);
             # the parser cannot be told so, so the message ends here and a fresh parser takes over.
