@@ -2,7 +2,9 @@
 """Throughput/latency benchmark: passerelle against nginx (and HAProxy, Caddy when installed).
 
 Everything runs on loopback: an nginx backend serves /small (13 bytes) and /64k (65536 bytes),
-each proxy forwards to it, and wrk drives every target in turn, interleaved across rounds.
+each proxy forwards to it, and wrk drives every target in turn, interleaved across rounds. Every proxy
+runs once per worker count (--workers), passerelle also once per number of Ingresses (--routes), and
+--reload adds a scenario that reloads the proxies' configuration every second while wrk runs.
 Run from the repository root:  .venv/bin/python benchmarks/run.py   (see benchmarks/README.md)
 Stdlib only; needs nginx, wrk and taskset (util-linux) on PATH.
 """
@@ -10,6 +12,7 @@ Stdlib only; needs nginx, wrk and taskset (util-linux) on PATH.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
 import os
@@ -22,29 +25,38 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from string import Template
 
 REPO = Path(__file__).resolve().parent.parent
 PASSERELLE = REPO / ".venv" / "bin" / "passerelle"
-HOST = "bench.local"
 SMALL_BODY = "Hello, World!"
-SERVER_CPU, WRK_CPU = "0", "1"  # backend and proxies share CPU 0, wrk has CPU 1 (see README)
+SERVER_CPU, WRK_CPU = 0, 1  # 1 worker: backend and proxies share CPU 0, wrk has CPU 1 (see README)
 SCENARIOS = {  # name -> (path, connections (None: --connections), wrk threads)
     "small": ("/small", None, 2),
     "64k": ("/64k", None, 2),
     "1conn": ("/small", 1, 1),
+    "reload": ("/small", None, 2),  # small, while the proxy reloads its configuration every second
 }
+RELOAD_PERIOD = 1.0  # seconds between two reloads in the reload scenario
+
+
+def host_of(routes: int) -> str:
+    """The Host wrk sends: the last of passerelle's Ingress hosts h0.bench.local ... h<routes-1>."""
+    return f"h{routes - 1}.bench.local"
 
 
 # -- configurations: string.Template ($name) so that nginx and Caddy braces stay readable ------------
 
 NGINX_MAIN = """${user}daemon off;
-worker_processes 1;
-pid $dir.pid;
-error_log $dir-error.log warn;
+worker_processes $workers;
+pid $dir/nginx.pid;
+error_log $dir/error.log warn;
 events { worker_connections 4096; }
 http {
   access_log off;
@@ -57,7 +69,7 @@ BACKEND_BODY = """  sendfile on;
   server {
     listen 127.0.0.1:$port;
     location = /small { default_type text/plain; return 200 "$small"; }
-    location = /64k { default_type application/octet-stream; root $tmp/www; }
+    location = /64k { default_type application/octet-stream; root $www; }
   }
 """
 NGINX_PROXY_BODY = """  upstream backend { server 127.0.0.1:$backend; keepalive 64; }
@@ -71,37 +83,49 @@ NGINX_PROXY_BODY = """  upstream backend { server 127.0.0.1:$backend; keepalive 
     }
   }
 """
-MANIFESTS = """apiVersion: v1
+ROUTE = """apiVersion: v1
 kind: Service
-metadata: {name: backend}
+metadata: {name: svc-$i}
 spec: {ports: [{name: http, port: 80}]}
 ---
 apiVersion: discovery.k8s.io/v1
 kind: EndpointSlice
-metadata: {name: backend-1, labels: {kubernetes.io/service-name: backend}}
+metadata: {name: svc-$i-1, labels: {kubernetes.io/service-name: svc-$i}}
 addressType: IPv4
 ports: [{name: http, port: $backend}]
 endpoints: [{addresses: ["127.0.0.1"]}]
 ---
 apiVersion: networking.k8s.io/v1
 kind: Ingress
-metadata: {name: bench}
+metadata: {name: ing-$i}
 spec:
   rules:
-  - host: $host
+  - host: h$i.bench.local
     http:
       paths:
-      - {path: /, pathType: Prefix, backend: {service: {name: backend, port: {name: http}}}}
+      - {path: /, pathType: Prefix, backend: {service: {name: svc-$i, port: {name: http}}}}
+"""
+EXTRA_INGRESS = """apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: {name: reload-extra}
+spec:
+  rules:
+  - host: reload.bench.local
+    http:
+      paths:
+      - {path: /, pathType: Prefix, backend: {service: {name: svc-0, port: {name: http}}}}
 """
 PASSERELLE_CONF = """entryPoints:
   web: {address: "127.0.0.1:$port"}
 providers:
-  manifests: {directory: $tmp/manifests, watch: true}
+  manifests: {directory: $manifests, watch: true}
 api: {address: "127.0.0.1:$api"}
 log: {level: WARNING}
+workers: $workers
+graceTimeout: 2s
 """
 HAPROXY_CONF = """global
-  nbthread 1
+  nbthread $workers
   maxconn 10000
 defaults
   mode http
@@ -127,50 +151,89 @@ http://$host:$port {
 
 
 def write(path: Path, template: str, **values) -> str:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(Template(template).substitute(values, host=HOST, small=SMALL_BODY))
+    write_atomic(path, Template(template).substitute(values))
     return str(path)
 
 
-# One function per target: write its configuration, return (argv, extra environment, readiness URL).
+def write_atomic(path: Path, text: str) -> None:
+    """Write a hidden temporary file next to path, then rename it: a watcher never sees half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.tmp")
+    temporary.write_text(text)
+    os.replace(temporary, path)
 
 
-def nginx_argv(tmp: Path, name: str, body: str) -> list[str]:
-    """An nginx config with every file it writes in tmp; as root, workers must stay root to read tmp."""
+@dataclass
+class Target:
+    """One server under test: a proxy with a given number of workers (and, for passerelle, of Ingresses)."""
+
+    name: str
+    workers: int
+    routes: int | None  # Ingresses in passerelle's manifests; None for the backend and the other proxies
+    host: str  # the Host header wrk sends
+    dir: Path  # its configuration, temporary files and logs
+    port: int = 0
+    proc: subprocess.Popen | None = None
+    api: str | None = None  # passerelle's API base URL
+
+    @property
+    def label(self) -> str:
+        return f"{self.name} w{self.workers}" + (f" r{self.routes}" if self.routes else "")
+
+
+# One function per target: write its configuration, return (argv, extra environment, API base URL).
+
+
+def nginx_argv(t: Target, body: str) -> list[str]:
+    """An nginx config with every file it writes in t.dir; as root, workers must stay root to read it."""
     for sub in ("cb", "px", "fc", "uw", "sc"):
-        (tmp / name / sub).mkdir(parents=True, exist_ok=True)
+        (t.dir / sub).mkdir(parents=True, exist_ok=True)
     user = "user root;\n" if os.geteuid() == 0 else ""
-    conf = write(tmp / f"{name}.conf", NGINX_MAIN, user=user, dir=tmp / name, body=body)
-    return ["nginx", "-p", str(tmp), "-e", f"{tmp}/{name}-error.log", "-c", conf]
+    conf = write(t.dir / "nginx.conf", NGINX_MAIN, user=user, dir=t.dir, workers=t.workers, body=body)
+    return ["nginx", "-p", str(t.dir), "-e", f"{t.dir}/error.log", "-c", conf]
 
 
-def backend_spec(tmp: Path, port: int, _backend: int):
-    (tmp / "www").mkdir()
-    (tmp / "www" / "64k").write_bytes(b"x" * 65536)
-    body = Template(BACKEND_BODY).substitute(port=port, small=SMALL_BODY, tmp=tmp)
-    return nginx_argv(tmp, "backend", body), None, None
+def backend_spec(t: Target, _backend: int):
+    (t.dir / "www").mkdir(parents=True)
+    (t.dir / "www" / "64k").write_bytes(b"x" * 65536)
+    body = Template(BACKEND_BODY).substitute(port=t.port, small=SMALL_BODY, www=t.dir / "www")
+    return nginx_argv(t, body), None, None
 
 
-def nginx_spec(tmp: Path, port: int, backend: int):
-    body = Template(NGINX_PROXY_BODY).substitute(port=port, backend=backend, host=HOST)
-    return nginx_argv(tmp, "nginx", body), None, None
+def nginx_spec(t: Target, backend: int):
+    body = Template(NGINX_PROXY_BODY).substitute(port=t.port, backend=backend, host=t.host)
+    return nginx_argv(t, body), None, None
 
 
-def passerelle_spec(tmp: Path, port: int, backend: int):
-    api = free_port()
-    write(tmp / "manifests" / "bench.yaml", MANIFESTS, backend=backend)
-    conf = write(tmp / "passerelle.yaml", PASSERELLE_CONF, port=port, api=api, tmp=tmp)
-    return [str(PASSERELLE), "run", "-c", conf], None, f"http://127.0.0.1:{api}/ping"
+def passerelle_spec(t: Target, backend: int):
+    """t.routes Ingresses (each with its Service and EndpointSlice) in routes.yaml, and an empty reload.yaml."""
+    api, manifests = free_port(), t.dir / "manifests"
+    routes = "---\n".join(Template(ROUTE).substitute(i=i, backend=backend) for i in range(t.routes))
+    write_atomic(manifests / "routes.yaml", routes)
+    write_atomic(manifests / "reload.yaml", "")
+    conf = write(
+        t.dir / "passerelle.yaml",
+        PASSERELLE_CONF,
+        port=t.port,
+        api=api,
+        manifests=manifests,
+        workers=t.workers,
+    )
+    return [str(PASSERELLE), "run", "-c", conf], None, f"http://127.0.0.1:{api}"
 
 
-def haproxy_spec(tmp: Path, port: int, backend: int):
-    conf = write(tmp / "haproxy.cfg", HAPROXY_CONF, port=port, backend=backend)
+def haproxy_spec(t: Target, backend: int):
+    conf = write(t.dir / "haproxy.cfg", HAPROXY_CONF, port=t.port, backend=backend, workers=t.workers)
     return ["haproxy", "-db", "-f", conf], None, None
 
 
-def caddy_spec(tmp: Path, port: int, backend: int):
-    conf = write(tmp / "Caddyfile", CADDYFILE, port=port, backend=backend)
-    env = {"GOMAXPROCS": "1", "XDG_DATA_HOME": f"{tmp}/caddy", "XDG_CONFIG_HOME": f"{tmp}/caddy"}
+def caddy_spec(t: Target, backend: int):
+    conf = write(t.dir / "Caddyfile", CADDYFILE, host=t.host, port=t.port, backend=backend)
+    env = {
+        "GOMAXPROCS": str(t.workers),
+        "XDG_DATA_HOME": f"{t.dir}/caddy",
+        "XDG_CONFIG_HOME": f"{t.dir}/caddy",
+    }
     return ["caddy", "run", "--config", conf, "--adapter", "caddyfile"], env, None
 
 
@@ -182,7 +245,24 @@ TARGETS = [
     ("haproxy", "haproxy", haproxy_spec),
     ("caddy", "caddy", caddy_spec),
 ]
+SPECS = {name: spec for name, _, spec in TARGETS}
 REFERENCES = ("nginx", "caddy")  # ratios of req/s are computed against these, when present
+
+
+def plan(tmp: Path, args) -> list[Target]:
+    """The backend, then every installed proxy once per worker count; passerelle once per route count too."""
+    base_host = host_of(min(args.routes))
+    targets = [Target("backend", 1, None, base_host, tmp / "backend")]
+    for name, binary, _ in TARGETS[1:]:
+        if not shutil.which(binary):
+            print(f"note: {binary} not found, skipping {name}")
+            continue
+        for workers in args.workers:
+            for routes in args.routes if name == "passerelle" else [None]:
+                host = host_of(routes) if routes else base_host
+                suffix = f"-r{routes}" if routes else ""
+                targets.append(Target(name, workers, routes, host, tmp / f"{name}-w{workers}{suffix}"))
+    return targets
 
 
 # -- processes -----------------------------------------------------------------------------------
@@ -194,11 +274,22 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start(tmp: Path, name: str, argv: list[str], env: dict | None) -> subprocess.Popen:
-    """Start a server pinned to SERVER_CPU, in its own process group, output to <tmp>/<name>.out."""
-    with open(tmp / f"{name}.out", "wb") as out:
-        return subprocess.Popen(
-            ["taskset", "-c", SERVER_CPU, *argv],
+def server_cpus(workers: int) -> set[int]:
+    """1 worker: CPU 0 (wrk has CPU 1). More workers cannot fit on one CPU: every CPU (see README)."""
+    return {SERVER_CPU} if workers == 1 else set(range(os.cpu_count() or 1))
+
+
+def launch(t: Target, backend: int) -> None:  # backend: its port (0 when t is the backend)
+    """Write t's configuration and start it in its own process group, output to <dir>/server.out;
+    with 1 worker it runs under taskset on SERVER_CPU, its worker processes and threads inherit that."""
+    t.dir.mkdir(parents=True, exist_ok=True)
+    t.port = free_port()
+    argv, env, t.api = SPECS[t.name](t, backend)
+    if t.workers == 1:
+        argv = ["taskset", "-c", str(SERVER_CPU), *argv]
+    with open(t.dir / "server.out", "wb") as out:
+        t.proc = subprocess.Popen(
+            argv,
             stdout=out,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
@@ -208,56 +299,95 @@ def start(tmp: Path, name: str, argv: list[str], env: dict | None) -> subprocess
 
 
 def stop(proc: subprocess.Popen) -> None:
-    """SIGTERM the process group we created (nginx master and worker, ...), SIGKILL if it lingers."""
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        if proc.poll() is not None:
-            return
-        try:
+    """SIGTERM the process group we created (nginx master and workers, passerelle and its workers, ...),
+    SIGCONT it in case it is paused; SIGKILL whatever is left of the group after 5 s."""
+    for sig in (signal.SIGTERM, signal.SIGCONT):
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, sig)
-            proc.wait(5)
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        proc.poll()  # reap the leader, or the group never looks empty
+        try:
+            os.killpg(proc.pid, 0)
         except ProcessLookupError:
-            return
-        except subprocess.TimeoutExpired:
-            pass
+            break
+        time.sleep(0.05)  # noqa: TID251 (a script, not the event loop)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
 
 
-def wait_http(url: str, proc: subprocess.Popen, name: str, timeout: float = 20.0) -> bytes:
-    """Poll url (with Host: bench.local) until it answers 200; return the body."""
+def pause(t: Target) -> None:
+    """SIGSTOP t's processes: an idle target's background work must not run during another's
+    measurement (passerelle's manifests polling costs ~40% of a CPU at 10,000 Ingresses, see README)."""
+    os.killpg(t.proc.pid, signal.SIGSTOP)
+
+
+def resume(t: Target) -> None:
+    """SIGCONT t's processes, and wait until a request goes through."""
+    os.killpg(t.proc.pid, signal.SIGCONT)
+    get(f"http://127.0.0.1:{t.port}/small", t.host)
+
+
+def get(url: str, host: str = "localhost", timeout: float = 10) -> bytes:
+    """GET url with that Host header; raises OSError unless it answers 200."""
+    with urllib.request.urlopen(urllib.request.Request(url, headers={"Host": host}), timeout=timeout) as r:
+        if r.status != 200:
+            raise OSError(f"{url}: status {r.status}")
+        return r.read()
+
+
+def wait_until(what: str, t: Target, probe: Callable, timeout: float, every: float = 0.1):
+    """Call probe() until it returns something true (an OSError counts as not yet) and return that;
+    exit if t dies or the timeout expires."""
     deadline = time.monotonic() + timeout
     while True:
-        if proc.poll() is not None:
-            raise SystemExit(f"{name} exited with code {proc.returncode} (its output is in the temp dir)")
-        try:
-            with urllib.request.urlopen(urllib.request.Request(url, headers={"Host": HOST}), timeout=2) as r:
-                if r.status == 200:
-                    return r.read()
-        except OSError:
-            pass
+        if t.proc.poll() is not None:
+            raise SystemExit(f"{t.label} exited with code {t.proc.returncode} (its output is in {t.dir})")
+        with contextlib.suppress(OSError):
+            if value := probe():
+                return value
         if time.monotonic() > deadline:
-            raise SystemExit(f"{name} did not answer 200 on {url} within {timeout:g}s")
-        time.sleep(0.1)  # noqa: TID251 (a script, not the event loop)
+            raise SystemExit(f"{t.label}: {what} not reached within {timeout:g}s")
+        time.sleep(every)  # noqa: TID251 (a script, not the event loop)
 
 
-def start_targets(tmp: Path, procs: list) -> dict[str, tuple[int, subprocess.Popen]]:
-    """Start the backend and every installed proxy, check both paths; return name -> (port, process)."""
-    targets, backend = {}, 0
-    for name, binary, spec in TARGETS:
-        if not shutil.which(binary):
-            print(f"note: {binary} not found, skipping {name}")
-            continue
-        port = free_port()
-        backend = backend or port
-        argv, env, ready_url = spec(tmp, port, backend)
-        proc = start(tmp, name, argv, env)
-        procs.append(proc)
-        if ready_url:
-            wait_http(ready_url, proc, name)
-        for path, size in (("/small", len(SMALL_BODY)), ("/64k", 65536)):
-            body = wait_http(f"http://127.0.0.1:{port}{path}", proc, name)
-            if len(body) != size:
-                raise SystemExit(f"{name} {path}: expected {size} bytes, got {len(body)}")
-        targets[name] = (port, proc)
-        print(f"started {name:<10} pid {proc.pid:<7} port {port}")
+def api(t: Target, path: str):
+    return json.loads(get(f"{t.api}{path}", timeout=30))
+
+
+def routers_applied(t: Target) -> bool:
+    return len(api(t, "/api/rawdata").get("routers", [])) >= t.routes
+
+
+def check(t: Target) -> None:
+    """Wait until t serves: for passerelle, until every worker applied all its routers; then fetch both
+    paths through it (with the Host wrk will send) and check the body sizes."""
+    started = time.monotonic()
+    if t.api:  # parsing 10,000 Ingresses takes a while (see README)
+        wait_until(f"{t.routes} routers applied", t, lambda: routers_applied(t), 60 + 0.05 * t.routes, 1)
+    for path, size in (("/small", len(SMALL_BODY)), ("/64k", 65536)):
+        url = f"http://127.0.0.1:{t.port}{path}"
+        body = wait_until(f"200 on {path}", t, lambda url=url: get(url, t.host, timeout=2), timeout=20)
+        if len(body) != size:
+            raise SystemExit(f"{t.label} {path}: expected {size} bytes, got {len(body)}")
+    print(
+        f"started {t.label:<22} pid {t.proc.pid:<7} port {t.port:<5} ready in {time.monotonic() - started:.1f}s"
+    )
+
+
+def start_targets(tmp: Path, args, procs: list) -> list[Target]:
+    """Start the backend, then every proxy at once (passerelle's big configurations load in parallel)."""
+    backend, *proxies = targets = plan(tmp, args)
+    for t in targets:
+        launch(t, backend.port)
+        procs.append(t.proc)
+        if t is backend:
+            check(backend)
+    for t in proxies:
+        check(t)
+    for t in proxies:
+        pause(t)  # each proxy runs only during its own measurements
     return targets
 
 
@@ -265,7 +395,7 @@ def start_targets(tmp: Path, procs: list) -> dict[str, tuple[int, subprocess.Pop
 
 
 def family(pid: int) -> list[int]:
-    """pid and all its descendants."""
+    """pid and all its descendants, pid first."""
     pids = [pid]
     try:
         for task in Path(f"/proc/{pid}/task").iterdir():
@@ -276,18 +406,29 @@ def family(pid: int) -> list[int]:
     return pids
 
 
-def usage(pid: int) -> tuple[int, float]:
-    """(VmRSS in KiB, user + system CPU seconds so far) of pid plus all its descendants."""
-    rss = ticks = 0
+def usage(pid: int) -> tuple[list[int], float]:
+    """VmRSS in KiB of pid and of each live descendant (pid first), and the CPU seconds (user + system)
+    they used so far, including that of the descendants they reaped (nginx's workers after a reload)."""
+    rss, ticks = [], 0
     for p in family(pid):
         try:
             status = Path(f"/proc/{p}/status").read_text()
             stat = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
         except FileNotFoundError:
             continue
-        rss += int(re.search(r"^VmRSS:\s+(\d+)", status, re.M).group(1))
-        ticks += int(stat[11]) + int(stat[12])  # utime, stime
+        ticks += sum(int(x) for x in stat[11:15])  # utime, stime, cutime, cstime
+        if m := re.search(r"^VmRSS:\s+(\d+)", status, re.M):  # a zombie has none
+            rss.append(int(m.group(1)))
     return rss, ticks / os.sysconf("SC_CLK_TCK")
+
+
+def pin(pid: int, cpus: set[int]) -> None:
+    """Set the CPU affinity of every thread of pid and of its descendants."""
+    for p in family(pid):
+        with contextlib.suppress(FileNotFoundError):
+            for task in Path(f"/proc/{p}/task").iterdir():
+                with contextlib.suppress(ProcessLookupError):
+                    os.sched_setaffinity(int(task.name), cpus)
 
 
 def cpu_times() -> dict[str, tuple[int, int, int]]:
@@ -309,6 +450,62 @@ def busy_pct(before: dict, after: dict) -> dict[str, float]:
         out[cpu] = round(100 * (after[cpu][0] - busy) / span, 1)
         out[f"{cpu}_steal"] = round(100 * (after[cpu][1] - steal) / span, 1)
     return out
+
+
+# -- reloads -------------------------------------------------------------------------------------
+
+
+def reload_step(t: Target) -> Callable[[int], None] | None:
+    """One configuration reload of t (the n-th), or None for a target the reload scenario skips."""
+    if t.name == "passerelle":  # add, then remove, an Ingress: every write is a new configuration
+        path = t.dir / "manifests" / "reload.yaml"
+        return lambda n: write_atomic(path, "" if n % 2 else EXTRA_INGRESS)
+    if t.name == "nginx":  # nginx -s reload: new workers, the old ones finish their requests and exit
+        return lambda _: os.kill(t.proc.pid, signal.SIGHUP)
+    return None
+
+
+class Reloader(threading.Thread):
+    """Calls step(n) every RELOAD_PERIOD seconds while the `with` block runs; count says how often."""
+
+    def __init__(self, step: Callable[[int], None]) -> None:
+        super().__init__(daemon=True)
+        self.step, self.count, self.error = step, 0, None
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        while not self.done.wait(RELOAD_PERIOD):
+            try:
+                self.step(self.count)
+            except Exception as e:
+                self.error = e
+                return
+            self.count += 1
+
+    def __enter__(self) -> Reloader:
+        self.start()
+        return self
+
+    def __exit__(self, *_) -> None:
+        self.done.set()
+        self.join()
+        if self.error:
+            raise RuntimeError(f"reload failed: {self.error!r}")
+
+
+def passerelle_state(t: Target) -> tuple[int, int]:
+    """(newest configuration version every worker applied, total worker restarts), from /api/workers:
+    /api/rawdata has the same version but is megabytes of JSON at 10,000 Ingresses."""
+    workers = api(t, "/api/workers")
+    return min(w["applied"] for w in workers), sum(w["restarts"] for w in workers)
+
+
+def settled_state(t: Target, at_least: int) -> tuple[int, int]:
+    """passerelle_state() once the version reaches at_least, or after 5 s (toggles can coalesce)."""
+    deadline = time.monotonic() + 5
+    while (state := passerelle_state(t))[0] < at_least and time.monotonic() < deadline:
+        time.sleep(0.25)  # noqa: TID251 (a script, not the event loop)
+    return state
 
 
 # -- wrk -----------------------------------------------------------------------------------------
@@ -338,9 +535,9 @@ def parse_wrk(out: str) -> dict:
     }
 
 
-def run_wrk(port: int, path: str, conns: int, threads: int, duration: int) -> dict:
+def run_wrk(t: Target, path: str, conns: int, threads: int, duration: int) -> dict:
     argv = f"taskset -c {WRK_CPU} wrk -t{threads} -c{conns} -d{duration}s --latency".split()
-    argv += ["-H", f"Host: {HOST}", f"http://127.0.0.1:{port}{path}"]
+    argv += ["-H", f"Host: {t.host}", f"http://127.0.0.1:{t.port}{path}"]
     done = subprocess.run(argv, capture_output=True, text=True, timeout=duration + 60)
     if done.returncode != 0:
         raise RuntimeError(f"wrk failed ({done.returncode}): {done.stderr or done.stdout}")
@@ -350,93 +547,191 @@ def run_wrk(port: int, path: str, conns: int, threads: int, duration: int) -> di
 # -- measurement and report ----------------------------------------------------------------------
 
 
-def measure(target: tuple, path: str, conns: int, threads: int, duration: int) -> dict:
-    """One wrk run; plus the target's RSS at the end, its CPU use, and each CPU's busy time."""
-    port, proc = target
-    cpu, machine = usage(proc.pid)[1], cpu_times()
-    result = run_wrk(port, path, conns, threads, duration)
-    rss, cpu_end = usage(proc.pid)
-    cpu = cpu_end - cpu
-    return {
+def measure(t: Target, backend: Target, scenario: str, args) -> dict:
+    """One wrk run against t; plus t's memory at the end, its CPU use, each CPU's busy time, and for
+    passerelle the configuration versions its workers applied and the workers restarted meanwhile."""
+    path, conns, threads = SCENARIOS[scenario]
+    pin(backend.proc.pid, server_cpus(t.workers))  # the backend follows the pinning of the target
+    version, restarts = passerelle_state(t) if t.api else (0, 0)
+    cpu, machine = usage(t.proc.pid)[1], cpu_times()
+    reloading = Reloader(reload_step(t)) if scenario == "reload" else contextlib.nullcontext()
+    with reloading:
+        result = run_wrk(t, path, conns or args.connections, threads, args.duration)
+    rss, cpu_end = usage(t.proc.pid)
+    busy, cpu = busy_pct(machine, cpu_times()), cpu_end - cpu
+    run = {
         **result,
-        "rss_kib": rss,
-        "cpu_pct": 100 * cpu / duration,
-        "busy": busy_pct(machine, cpu_times()),
-        "cpu_us_per_req": 1e6 * cpu / max(1.0, result["rps"] * duration),
+        "rss_kib": sum(rss),
+        "rss_max_kib": max(rss),
+        "rss_worker_kib": max(rss[1:] or rss),  # nginx, passerelle: the largest worker process
+        "processes": len(rss),
+        "cpu_pct": 100 * cpu / args.duration,
+        "busy": busy,
+        "cpu_us_per_req": 1e6 * cpu / max(1.0, result["rps"] * args.duration),
     }
+    if scenario == "reload":
+        run["reloads"] = reloading.count
+    if t.api:  # versions: 0 unless reloading; a worker restart is an error
+        version_after, restarts_after = settled_state(t, version + run.get("reloads", 0))
+        run["versions"] = version_after - version
+        if restarts_after > restarts:
+            run["errors"]["worker_restarts"] = restarts_after - restarts
+    return run
 
 
 def print_run(r: dict) -> None:
     busy = r["busy"]
     steal = max(busy["cpu0_steal"], busy["cpu1_steal"])
-    note = f" steal {steal:.0f}%" if steal >= 5 else ""  # the hypervisor took the CPU away
+    note = f" reloads {r['reloads']}" if "reloads" in r else ""
+    note += f" versions {r['versions']}" if "reloads" in r and "versions" in r else ""
+    note += f" steal {steal:.0f}%" if steal >= 5 else ""  # the hypervisor took the CPU away
     note += f"  ERRORS {r['errors']}" if r["errors"] else ""
+    routes = f"r{r['routes']}" if r["routes"] else "-"
     print(
-        f"round {r['round']} {r['scenario']:<6} {r['target']:<10} {r['rps']:>9.0f} req/s "
-        f"p50 {r['p50_ms']:.3f} ms p99 {r['p99_ms']:.3f} ms "
-        f"busy cpu0 {busy['cpu0']:.0f}% cpu1 {busy['cpu1']:.0f}%{note}",
+        f"round {r['round']} {r['scenario']:<6} w{r['workers']} {routes:<6} {r['target']:<10} "
+        f"{r['rps']:>9.0f} req/s p50 {r['p50_ms']:.3f} ms p99 {r['p99_ms']:.3f} ms "
+        f"RSS {r['rss_kib'] / 1024:.1f} MiB busy cpu0 {busy['cpu0']:.0f}% cpu1 {busy['cpu1']:.0f}%{note}",
         flush=True,
     )
 
 
-def bench(targets: dict, args) -> list[dict]:
-    runs, names = [], list(targets)
+def bench(targets: list[Target], args) -> list[dict]:
+    runs, backend = [], targets[0]
     for rnd in range(1, args.rounds + 1):
-        order = names[rnd - 1 :] + names[: rnd - 1]  # rotate, so that no target always goes first
+        k = (rnd - 1) % len(targets)
+        order = targets[k:] + targets[:k]  # rotate, so that no target always goes first
         for scenario in args.scenarios:
-            path, conns, threads = SCENARIOS[scenario]
-            for name in order:
-                if targets[name][1].poll() is not None:
-                    raise SystemExit(f"{name} died (exit code {targets[name][1].returncode}) in round {rnd}")
-                runs.append(measure(targets[name], path, conns or args.connections, threads, args.duration))
-                runs[-1].update(round=rnd, scenario=scenario, target=name)
+            for t in order:
+                if scenario == "reload" and reload_step(t) is None:
+                    continue
+                if t.proc.poll() is not None:
+                    raise SystemExit(f"{t.label} died (exit code {t.proc.returncode}) in round {rnd}")
+                resume(t)
+                runs.append(measure(t, backend, scenario, args))
+                if t is not backend:
+                    pause(t)
+                runs[-1].update(
+                    round=rnd, scenario=scenario, target=t.name, workers=t.workers, routes=t.routes
+                )
                 print_run(runs[-1])
     return runs
 
 
-def summarize(runs: list[dict], scenarios: list[str], names: list[str]) -> list[dict]:
-    """Medians across rounds; ratios of req/s to each reference computed per round, then medianed."""
-    rows = []
+def select(runs: list[dict], scenario: str, name: str, workers: int, routes: int | None) -> list[dict]:
+    return [
+        r
+        for r in runs
+        if (r["scenario"], r["target"], r["workers"], r["routes"]) == (scenario, name, workers, routes)
+    ]
+
+
+def ratio(mine: list[dict], base: list[dict], key: str) -> float | None:
+    """Median over rounds of mine[key] / base[key], each pair taken from the same round."""
+    by_round = {r["round"]: r[key] for r in base}
+    values = [r[key] / by_round[r["round"]] for r in mine if by_round.get(r["round"])]
+    return statistics.median(values) if values else None
+
+
+def reload_summary(mine: list[dict], base: list[dict]) -> dict:
+    """The reload scenario's runs against the same target's `small` runs (no reload) of the same rounds."""
+    return {
+        "reloads": sum(r["reloads"] for r in mine),
+        "versions": sum(r["versions"] for r in mine) if "versions" in mine[0] else None,
+        "non2xx": sum(r["errors"].get("non2xx", 0) for r in mine),
+        "socket_errors": sum(
+            r["errors"].get(k, 0) for r in mine for k in ("connect", "read", "write", "timeout")
+        ),
+        "p99_base_ms": statistics.median(r["p99_ms"] for r in base) if base else None,
+        "p99_vs_base": ratio(mine, base, "p99_ms"),
+        "rps_vs_base": ratio(mine, base, "rps"),
+    }
+
+
+def summarize(runs: list[dict], targets: list[Target], scenarios: list[str]) -> list[dict]:
+    """Medians across rounds; ratios computed per round (same scenario, same worker count), then medianed:
+    req/s against each reference proxy, and passerelle's against itself with the fewest routes."""
+    rows, fewest = [], min((t.routes for t in targets if t.routes), default=None)
     for scenario in scenarios:
-        by = {n: [r for r in runs if r["scenario"] == scenario and r["target"] == n] for n in names}
-        for name, mine in by.items():
+        for t in targets:
+            if not (mine := select(runs, scenario, t.name, t.workers, t.routes)):
+                continue
             row = {
                 "scenario": scenario,
-                "target": name,
+                "workers": t.workers,
+                "routes": t.routes,
+                "target": t.name,
                 "rss_mib": max(r["rss_kib"] for r in mine) / 1024,
+                "rss_max_mib": max(r["rss_max_kib"] for r in mine) / 1024,
+                "rss_worker_mib": max(r["rss_worker_kib"] for r in mine) / 1024,
                 "errors": [r["errors"] for r in mine if r["errors"]],
             }
             for key in ("rps", "p50_ms", "p99_ms", "cpu_pct", "cpu_us_per_req"):
                 row[key] = statistics.median(r[key] for r in mine)
             for cpu in ("cpu0", "cpu1"):
                 row[f"{cpu}_busy"] = statistics.median(r["busy"][cpu] for r in mine)
-            for ref in (r for r in REFERENCES if r in names):
-                base = {r["round"]: r["rps"] for r in by[ref]}
-                row[f"vs_{ref}"] = statistics.median(r["rps"] / base[r["round"]] for r in mine)
+            for ref in REFERENCES:
+                if ref_runs := select(runs, scenario, ref, t.workers, None):
+                    row[f"vs_{ref}"] = ratio(mine, ref_runs, "rps")
+            if t.routes and t.routes != fewest:
+                row[f"vs_r{fewest}"] = ratio(mine, select(runs, scenario, t.name, t.workers, fewest), "rps")
+            if scenario == "reload":
+                row |= reload_summary(mine, select(runs, "small", t.name, t.workers, t.routes))
             rows.append(row)
     return rows
 
 
 COLUMNS = [  # (heading, key, alignment and width, number format)
     ("scenario", "scenario", "<8", ""),
+    ("W", "workers", ">2", ""),
+    ("routes", "routes", ">6", ""),
     ("target", "target", "<10", ""),
     ("req/s", "rps", ">9", ".0f"),
     ("p50 ms", "p50_ms", ">7", ".3f"),
     ("p99 ms", "p99_ms", ">7", ".3f"),
     ("RSS MiB", "rss_mib", ">7", ".1f"),
+    ("max MiB", "rss_max_mib", ">7", ".1f"),
+    ("wkr MiB", "rss_worker_mib", ">7", ".1f"),
     ("CPU %", "cpu_pct", ">5", ".0f"),
     ("us/req", "cpu_us_per_req", ">6", ".1f"),
     ("cpu0%", "cpu0_busy", ">5", ".0f"),
     ("cpu1%", "cpu1_busy", ">5", ".0f"),
 ]
+RELOAD_COLUMNS = [
+    ("reload", "scenario", "<8", ""),
+    ("W", "workers", ">2", ""),
+    ("routes", "routes", ">6", ""),
+    ("target", "target", "<10", ""),
+    ("reloads", "reloads", ">7", ""),
+    ("versions", "versions", ">8", ""),
+    ("non-2xx", "non2xx", ">7", ""),
+    ("sock.err", "socket_errors", ">8", ""),
+    ("p99 ms", "p99_ms", ">7", ".3f"),
+    ("p99 no-reload", "p99_base_ms", ">13", ".3f"),
+    ("p99 x", "p99_vs_base", ">6", ".2f"),
+    ("req/s x", "rps_vs_base", ">7", ".2f"),
+]
+
+
+def cell(value, width: str, fmt: str) -> str:
+    return format("-", width) if value is None else format(value, width + fmt)
+
+
+def print_columns(rows: list[dict], cols: list[tuple]) -> None:
+    print("\n" + " ".join(format(head, width) for head, _, width, _ in cols))
+    for row in rows:
+        print(" ".join(cell(row.get(key), width, fmt) for _, key, width, fmt in cols))
+
+
+def label(row: dict) -> str:
+    return f"{row['target']} w{row['workers']}" + (f" r{row['routes']}" if row["routes"] else "")
 
 
 def print_table(rows: list[dict]) -> None:
-    cols = COLUMNS + [(k, k, ">8", ".2f") for k in rows[0] if k.startswith("vs_")]
-    print("\n" + " ".join(format(head, width) for head, _, width, _ in cols))
-    for row in rows:
-        print(" ".join(format(row[key], width + fmt) for _, key, width, fmt in cols))
-    errors = [f"{row['scenario']} {row['target']}: {e}" for row in rows for e in row["errors"]]
+    ratios = dict.fromkeys(k for row in rows for k in row if k.startswith("vs_"))
+    print_columns(rows, COLUMNS + [(k, k, ">8", ".2f") for k in ratios])
+    if reloads := [row for row in rows if row["scenario"] == "reload"]:
+        print_columns(reloads, RELOAD_COLUMNS)
+    errors = [f"{row['scenario']} {label(row)}: {e}" for row in rows for e in row["errors"]]
     print("\n".join(f"wrk errors: {e}" for e in errors) or "wrk errors: none (no non-2xx, no socket errors)")
 
 
@@ -458,20 +753,44 @@ def machine_info() -> dict:
     return info | {name: first_line(cmd.split()) for name, cmd in VERSIONS.items()}
 
 
+def numbers(p: argparse.ArgumentParser, option: str, text: str) -> list[int]:
+    """'1,2' -> [1, 2]: distinct positive integers, in the order given."""
+    try:
+        values = list(dict.fromkeys(int(v) for v in text.split(",") if v.strip()))
+    except ValueError:
+        values = []
+    if not values or min(values) < 1:
+        p.error(f"{option}: expected comma-separated positive integers, got {text!r}")
+    return values
+
+
 def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--duration", type=int, default=10, help="seconds per wrk run (default 10)")
     p.add_argument("--rounds", type=int, default=3, help="interleaved rounds (default 3)")
     p.add_argument("--connections", type=int, default=50, help="wrk connections (default 50)")
-    p.add_argument("--scenarios", default="small,64k,1conn", help="comma-separated, from: small,64k,1conn")
+    p.add_argument(
+        "--scenarios", default="small,64k,1conn", help=f"comma-separated, from: {','.join(SCENARIOS)}"
+    )
+    p.add_argument("--workers", default="1,2", help="worker counts, comma-separated (default 1,2)")
+    p.add_argument(
+        "--routes", default="10", help="passerelle's numbers of Ingresses, comma-separated (default 10)"
+    )
+    p.add_argument("--reload", action="store_true", help="add the reload scenario (and small, its baseline)")
     p.add_argument("--quick", action="store_true", help="smoke test: 2 s runs, 1 round")
     args = p.parse_args()
     if args.quick:
         args.duration, args.rounds = 2, 1
-    args.scenarios = [s.strip() for s in args.scenarios.split(",") if s.strip()]
+    args.workers = numbers(p, "--workers", args.workers)
+    args.routes = numbers(p, "--routes", args.routes)
+    args.scenarios = list(dict.fromkeys(s.strip() for s in args.scenarios.split(",") if s.strip()))
     unknown = [s for s in args.scenarios if s not in SCENARIOS]
     if unknown or not args.scenarios:
         p.error(f"unknown scenario(s) {unknown}; choose from {','.join(SCENARIOS)}")
+    if args.reload and "reload" not in args.scenarios:
+        args.scenarios.append("reload")
+    if "reload" in args.scenarios and "small" not in args.scenarios:
+        args.scenarios.insert(0, "small")  # the reload figures are read against small's
     return args
 
 
@@ -481,9 +800,10 @@ def interrupt(*_) -> None:
 
 def show_logs(tmp: Path, ok: bool) -> None:
     """Print the nginx error logs when not empty; after a failure, every server's output too."""
-    for log in sorted(tmp.glob("*error.log")) + ([] if ok else sorted(tmp.glob("*.out"))):
+    for log in sorted(tmp.rglob("error.log")) + ([] if ok else sorted(tmp.rglob("server.out"))):
         if log.stat().st_size:
-            print(f"--- {log.name}:\n{log.read_text(errors='replace')[-3000:]}", file=sys.stderr)
+            text = log.read_text(errors="replace")[-3000:]
+            print(f"--- {log.relative_to(tmp)}:\n{text}", file=sys.stderr)
 
 
 def main() -> None:
@@ -501,17 +821,18 @@ def main() -> None:
         print(f"warning: load average is {load:.2f}; other work on this machine will skew the figures")
     tmp, procs, ok = Path(tempfile.mkdtemp(prefix="passerelle-bench-")), [], False
     try:
-        targets = start_targets(tmp, procs)
+        targets = start_targets(tmp, args, procs)
         started = dt.datetime.now()
         runs = bench(targets, args)
-        rows = summarize(runs, args.scenarios, list(targets))
+        rows = summarize(runs, targets, args.scenarios)
         print_table(rows)
         out = REPO / "benchmarks" / "results" / f"{started:%Y%m%d-%H%M%S}.json"
         out.parent.mkdir(exist_ok=True)
+        options = ("duration", "rounds", "connections", "scenarios", "workers", "routes")
         report = {
             "started": started.isoformat(timespec="seconds"),
             "machine": machine_info(),
-            "options": {k: getattr(args, k) for k in ("duration", "rounds", "connections", "scenarios")},
+            "options": {k: getattr(args, k) for k in options},
             "loadavg": {"before": load, "after": os.getloadavg()[0]},
             "summary": rows,
             "runs": runs,

@@ -67,3 +67,17 @@ def test_non_objects_and_duplicates_are_problems(tmp_path: Path) -> None:
 def test_a_missing_directory_is_a_problem_not_a_crash(tmp_path: Path) -> None:
     loaded = ManifestsProvider(tmp_path / "nope").load()
     assert "manifests directory not found" in loaded.problems[0].message
+
+
+def test_an_unchanged_directory_is_not_rebuilt(tmp_path: Path) -> None:
+    provider = ManifestsProvider(tmp_path)
+    (tmp_path / "a.yaml").write_text(SERVICE)
+    assert provider._scan() is True
+    assert provider._scan() is False  # polling an unchanged directory costs stat calls only
+    (tmp_path / "a.yaml").write_text(SERVICE.replace("port: 80", "port: 81"))
+    assert provider._scan() is True
+    (tmp_path / "a.yaml").unlink()
+    assert provider._scan() is True and provider._scan() is False
+    tmp_path.rmdir()
+    assert provider._scan() is True  # the directory went away
+    assert "manifests directory not found" in provider._assemble().problems[0].message
