@@ -19,8 +19,7 @@ from dataclasses import asdict
 from typing import Any
 
 from passerelle.control.watcher import Version
-from passerelle.model import codec
-from passerelle.proxy.channel import Channel, Message
+from passerelle.proxy.channel import Channel, Message, config_frames
 from passerelle.proxy.listeners import bind, port_of
 from passerelle.proxy.options import EntryPointOptions, ForwardingOptions
 
@@ -34,6 +33,7 @@ class _Worker:
         self.channel: Channel | None = None
         self.ready = asyncio.Event()
         self.applied = 0  # the newest version this worker acknowledged
+        self.has_routers = False  # it holds the routers of the latest version sent
         self.restarts = 0
 
 
@@ -81,15 +81,19 @@ class WorkerPool:
 
     def publish(self, version: Version) -> None:
         """Send a new version to every worker (the watcher's listener)."""
+        routers_changed = self.latest is None or self.latest.config.routers != version.config.routers
         self.latest = version
-        self._versions = {
-            version.number: version,
-            **({self.applied.number: self.applied} if self.applied else {}),
-        }
-        message = {"type": "config", "version": version.number, "config": codec.dump(version.config)}
+        self._versions = {version.number: version}
+        if self.applied is not None:
+            self._versions[self.applied.number] = self.applied
+        frames: dict[bool, list[Message]] = {}
         for worker in self._workers:
-            if worker.channel is not None:
-                worker.channel.send(message)
+            if worker.channel is None:
+                continue
+            full = routers_changed or not worker.has_routers
+            if full not in frames:
+                frames[full] = config_frames(version.number, version.config, with_routers=full)
+            self._send(worker, frames[full])
 
     def status(self) -> list[dict[str, Any]]:
         return [
@@ -147,6 +151,7 @@ class WorkerPool:
         fds = [child.fileno()] + [s.fileno() for group in sockets.values() for s in group]
         worker.ready = asyncio.Event()
         worker.applied = 0
+        worker.has_routers = False
         worker.process = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "passerelle.proxy.worker", json.dumps(init), pass_fds=fds
         )
@@ -162,14 +167,8 @@ class WorkerPool:
         kind = message["type"]
         if kind == "ready":
             worker.ready.set()
-            if self.latest is not None and worker.channel is not None:
-                worker.channel.send(
-                    {
-                        "type": "config",
-                        "version": self.latest.number,
-                        "config": codec.dump(self.latest.config),
-                    }
-                )
+            if self.latest is not None:
+                self._send(worker, config_frames(self.latest.number, self.latest.config, with_routers=True))
         elif kind == "applied":
             worker.applied = max(worker.applied, int(message["version"]))
             self._update_applied()
@@ -178,6 +177,13 @@ class WorkerPool:
                 "worker %d rejected configuration v%s: %s; it keeps serving v%d",
                 worker.index, message["version"], message.get("error"), worker.applied,
             )  # fmt: skip
+
+    def _send(self, worker: _Worker, frames: list[Message]) -> None:
+        if worker.channel is None:
+            return
+        for frame in frames:
+            worker.channel.send(frame)
+        worker.has_routers = True
 
     def _update_applied(self) -> None:
         floor = min(w.applied for w in self._workers)

@@ -9,19 +9,20 @@ from passerelle.model.config import DynamicConfig, PathMatch, PathType, Router, 
 
 def dump(config: DynamicConfig) -> dict[str, Any]:
     return {
-        "routers": [_dump_router(r) for r in config.routers],
-        "services": [
-            {
-                "name": s.name,
-                "servers": [{"host": v.host, "port": v.port} for v in s.servers],
-                "unavailable": s.unavailable,
-            }
-            for s in config.services
-        ],
+        "routers": [dump_router(r) for r in config.routers],
+        "services": [dump_service(s) for s in config.services],
     }
 
 
-def _dump_router(r: Router) -> dict[str, Any]:
+def dump_service(s: Service) -> dict[str, Any]:
+    return {
+        "name": s.name,
+        "servers": [{"host": v.host, "port": v.port} for v in s.servers],
+        "unavailable": s.unavailable,
+    }
+
+
+def dump_router(r: Router) -> dict[str, Any]:
     return {
         "name": r.name,
         "service": r.service,
@@ -34,25 +35,27 @@ def _dump_router(r: Router) -> dict[str, Any]:
 
 
 def load(data: dict[str, Any]) -> DynamicConfig:
-    routers = tuple(
-        Router(
-            name=r["name"],
-            service=r["service"],
-            host=r["host"],
-            path=None
-            if r["path"] is None
-            else PathMatch(type=PathType(r["path"]["type"]), value=r["path"]["value"]),
-            entrypoints=tuple(r["entrypoints"]),
-            source=r["source"],
-        )
-        for r in data["routers"]
+    return DynamicConfig(
+        routers=tuple(load_router(r) for r in data["routers"]),
+        services=tuple(load_service(s) for s in data["services"]),
     )
-    services = tuple(
-        Service(
-            name=s["name"],
-            servers=tuple(Server(host=v["host"], port=v["port"]) for v in s["servers"]),
-            unavailable=s["unavailable"],
-        )
-        for s in data["services"]
+
+
+def load_router(r: dict[str, Any]) -> Router:
+    path = r["path"]
+    return Router(
+        name=r["name"],
+        service=r["service"],
+        host=r["host"],
+        path=None if path is None else PathMatch(type=PathType(path["type"]), value=path["value"]),
+        entrypoints=tuple(r["entrypoints"]),
+        source=r["source"],
     )
-    return DynamicConfig(routers=routers, services=services)
+
+
+def load_service(s: dict[str, Any]) -> Service:
+    return Service(
+        name=s["name"],
+        servers=tuple(Server(host=v["host"], port=v["port"]) for v in s["servers"]),
+        unavailable=s["unavailable"],
+    )

@@ -1,9 +1,11 @@
 """The control plane <-> worker channel: length-prefixed JSON messages over a stream socket.
 
-Each message is a 4-byte big-endian length and a JSON object with a `type`. The control plane sends
-`config` (a versioned DynamicConfig) and `drain`; a worker answers `applied` or `rejected` for each
-version. The channel carries only whole snapshots, never deltas, so a worker that missed a message
-is brought up to date by the next one.
+Each message is a 4-byte big-endian length and a JSON object with a `type`. A configuration version
+travels as `begin` (version, and whether routers follow), `routers` and `services` frames of at most
+FRAME_ITEMS items each, and `commit`: small frames, so a worker decodes a version of 20,000 routers
+slice by slice between requests. Routers are left out when they did not change since the version
+the worker holds (an endpoint change sends only services). `drain` asks the worker to finish; a
+worker answers `ready` once, then `applied` or `rejected` for each version.
 """
 
 from __future__ import annotations
@@ -14,7 +16,10 @@ import struct
 from collections.abc import Callable
 from typing import Any
 
+from passerelle.model import DynamicConfig, codec
+
 _LENGTH = struct.Struct(">I")
+FRAME_ITEMS = 500
 Message = dict[str, Any]
 
 
@@ -54,3 +59,19 @@ class Channel(asyncio.Protocol):
     def close(self) -> None:
         if self.transport is not None:
             self.transport.close()
+
+
+def config_frames(number: int, config: DynamicConfig, *, with_routers: bool) -> list[Message]:
+    """The frames that carry one configuration version."""
+    frames: list[Message] = [{"type": "begin", "version": number, "routers": with_routers}]
+    if with_routers:
+        routers = config.routers
+        for i in range(0, len(routers), FRAME_ITEMS):
+            items = [codec.dump_router(r) for r in routers[i : i + FRAME_ITEMS]]
+            frames.append({"type": "routers", "version": number, "items": items})
+    services = config.services
+    for i in range(0, len(services), FRAME_ITEMS):
+        items = [codec.dump_service(s) for s in services[i : i + FRAME_ITEMS]]
+        frames.append({"type": "services", "version": number, "items": items})
+    frames.append({"type": "commit", "version": number})
+    return frames

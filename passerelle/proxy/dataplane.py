@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+from collections.abc import Iterator
 
 from passerelle.model import DynamicConfig, Server, Service
 from passerelle.proxy.balancer import RoundRobin
@@ -18,9 +19,11 @@ from passerelle.proxy.connection import ClientConnection
 from passerelle.proxy.deadlines import Deadlines
 from passerelle.proxy.options import EntryPointOptions, ForwardingOptions
 from passerelle.proxy.upstream import Pool
-from passerelle.routing.table import RouteTable, compile_tables
+from passerelle.routing.table import RouteTable, compile_steps
 
 log = logging.getLogger("passerelle.proxy")
+
+_STEP = 1000  # routers or services per slice of a reload (~1-3 ms of work each)
 
 
 class Upstream:
@@ -101,24 +104,49 @@ class Dataplane:
                 entry.servers.append(server)
         self.deadlines.start()
 
-    def apply(self, config: DynamicConfig) -> None:
-        """Make `config` live. Same routers as now: only the changed services' pools are replaced."""
-        previous, self._config = self._config, config
+    @property
+    def config(self) -> DynamicConfig | None:
+        return self._config
+
+    def apply(self, config: DynamicConfig, *, routers_changed: bool | None = None) -> None:
+        for _ in self.apply_steps(config, routers_changed=routers_changed):
+            pass
+
+    def apply_steps(self, config: DynamicConfig, *, routers_changed: bool | None = None) -> Iterator[None]:
+        """Make `config` live, yielding between slices of work so a worker can serve meanwhile.
+
+        Same routers as now (`routers_changed` False, or found equal): only the services that
+        changed get new pools, in place. Otherwise the tables are compiled beside the live ones and
+        swapped at the end; until then requests use the old tables, whole.
+        """
+        previous = self._config
+        if routers_changed is None:
+            routers_changed = previous is None or previous.routers != config.routers
         pools: dict[Server, Pool] = {}
-        if previous is not None and previous.routers == config.routers:
-            for service in config.services:
-                upstream = self._upstreams[service.name]
-                if previous.service(service.name) == service:
+        if previous is not None and not routers_changed:
+            for i, service in enumerate(config.services):
+                upstream = self._upstreams.get(service.name)
+                if upstream is None:  # a service no router refers to: nothing routes to it
+                    upstream = self._upstreams[service.name] = Upstream(service.name)
+                    upstream.set(self._pools_for(service, pools), service.unavailable)
+                elif previous.service(service.name) == service:
                     pools.update((p.server, p) for p in upstream.pools.items)
                 else:
                     upstream.set(self._pools_for(service, pools), service.unavailable)
+                if i % _STEP == _STEP - 1:
+                    yield
         else:
             upstreams: dict[str, Upstream] = {}
-            for service in config.services:
+            for i, service in enumerate(config.services):
                 upstream = upstreams[service.name] = Upstream(service.name)
                 upstream.set(self._pools_for(service, pools), service.unavailable)
-            tables = compile_tables(
-                config, self.entrypoints, lambda router: Route(router.name, upstreams[router.service])
+                if i % _STEP == _STEP - 1:
+                    yield
+            tables = yield from compile_steps(
+                config,
+                self.entrypoints,
+                lambda router: Route(router.name, upstreams[router.service]),
+                step=_STEP,
             )
             for name, entry in self.entrypoints.items():
                 entry.table = tables[name]
@@ -127,6 +155,7 @@ class Dataplane:
             if server not in pools:
                 pool.close()
         self._pools = pools
+        self._config = config
 
     def _pools_for(self, service: Service, pools: dict[Server, Pool]) -> list[Pool]:
         """The pools of a service's servers: the live ones where they exist, new ones otherwise."""

@@ -6,7 +6,7 @@ A table is built beside the live one and swapped whole; it is never mutated afte
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Generator, Iterable
 from typing import Generic, TypeVar
 
 from passerelle.model import DynamicConfig, PathType, Router
@@ -125,20 +125,38 @@ def compile_tables(
     The first router to claim a (host, path, type) keeps it, so translation order decides conflicts.
     `target` builds what a match returns (the data plane's route object), once per router.
     """
-    targets = [(router, target(router)) for router in config.routers]
+    steps = compile_steps(config, entrypoints, target)
+    while True:
+        try:
+            next(steps)
+        except StopIteration as done:
+            return done.value  # type: ignore[no-any-return]
+
+
+def compile_steps(
+    config: DynamicConfig, entrypoints: Iterable[str], target: Callable[[Router], T], *, step: int = 1000
+) -> Generator[None, None, dict[str, RouteTable[T]]]:
+    """compile_tables() in slices: yields after every `step` routers, returns the tables.
+
+    A worker runs it between requests, so a configuration of 20,000 routers never holds the event
+    loop for more than one slice.
+    """
+    names = list(entrypoints)
+    everywhere = all(not r.entrypoints for r in config.routers)
     tables: dict[str, RouteTable[T]] = {}
-    shared: RouteTable[T] | None = None
-    for name in entrypoints:
-        if all(not r.entrypoints for r in config.routers):
-            if shared is None:
-                shared = RouteTable()
-                for router, t in targets:
-                    shared.add(router, t)
-            tables[name] = shared
-            continue
-        table: RouteTable[T] = RouteTable()
-        for router, t in targets:
-            if not router.entrypoints or name in router.entrypoints:
-                table.add(router, t)
-        tables[name] = table
+    if everywhere:  # the usual case for Ingress routes: one table serves every entry point
+        shared: RouteTable[T] = RouteTable()
+        tables = dict.fromkeys(names, shared)
+    else:
+        tables = {name: RouteTable() for name in names}
+    for i, router in enumerate(config.routers):
+        route = target(router)
+        if everywhere:
+            shared.add(router, route)
+        else:
+            for name in names:
+                if not router.entrypoints or name in router.entrypoints:
+                    tables[name].add(router, route)
+        if i % step == step - 1:
+            yield
     return tables

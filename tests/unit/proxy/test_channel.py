@@ -1,0 +1,73 @@
+"""Versions travel as small frames and reassemble into the same configuration."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from types import SimpleNamespace
+
+import pytest
+
+from passerelle.model import DynamicConfig, PathMatch, PathType, Router, Server, Service
+from passerelle.proxy.channel import FRAME_ITEMS, Channel, config_frames
+from passerelle.proxy.worker import _assemble
+
+
+def big_config(n: int, port: int = 80) -> DynamicConfig:
+    prefix = PathMatch(type=PathType.PREFIX, value="/")
+    return DynamicConfig(
+        routers=tuple(
+            Router(name=f"r{i}", service=f"s{i % 7}", host=f"h{i}.test", path=prefix) for i in range(n)
+        ),
+        services=tuple(
+            Service(name=f"s{i}", servers=(Server(host="10.0.0.1", port=port),)) for i in range(7)
+        ),
+    )
+
+
+def assemble(frames: list[dict], holder: object = None) -> DynamicConfig:  # type: ignore[type-arg]
+    async def run() -> DynamicConfig:
+        inbox: asyncio.Queue[dict] = asyncio.Queue()  # type: ignore[type-arg]
+        for frame in frames[1:]:
+            inbox.put_nowait(json.loads(json.dumps(frame)))  # as it crosses the socket
+        begin = frames[0]
+        return await _assemble(inbox, begin["version"], begin["routers"], holder)  # type: ignore[arg-type]
+
+    return asyncio.run(run())
+
+
+def test_a_version_is_split_into_small_frames_and_reassembled() -> None:
+    config = big_config(2 * FRAME_ITEMS + 3)
+    frames = config_frames(5, config, with_routers=True)
+    assert [f["type"] for f in frames] == ["begin", "routers", "routers", "routers", "services", "commit"]
+    assert all(len(f.get("items", ())) <= FRAME_ITEMS for f in frames)
+    assert assemble(frames) == config
+
+
+def test_routers_left_out_are_taken_from_the_worker() -> None:
+    held = big_config(10)
+    new = big_config(10, port=81)  # same routers, other endpoints
+    frames = config_frames(6, new, with_routers=False)
+    assert "routers" not in [f["type"] for f in frames]
+    assert assemble(frames, SimpleNamespace(config=held)) == new
+    with pytest.raises(ValueError, match="has none yet"):
+        assemble(frames, SimpleNamespace(config=None))
+
+
+def test_a_frame_of_another_version_is_refused() -> None:
+    frames = config_frames(7, big_config(3), with_routers=True)
+    frames[1]["version"] = 8
+    with pytest.raises(ValueError, match="frame of v8 inside v7"):
+        assemble(frames)
+
+
+def test_channel_framing_survives_arbitrary_splits() -> None:
+    received: list[dict] = []  # type: ignore[type-arg]
+    sender, receiver = Channel(received.append, lambda: None), Channel(received.append, lambda: None)
+    wire = bytearray()
+    sender.transport = SimpleNamespace(is_closing=lambda: False, write=wire.extend)  # type: ignore[assignment]
+    for frame in config_frames(1, big_config(700), with_routers=True):
+        assert sender.send(frame)
+    for i in range(0, len(wire), 997):  # deliver in odd-sized pieces
+        receiver.data_received(bytes(wire[i : i + 997]))
+    assert [f["type"] for f in received] == ["begin", "routers", "routers", "services", "commit"]
