@@ -44,8 +44,8 @@ class RespondingTimeouts(_Model):
 
 
 class Limits(_Model):
-    maxRequestLineBytes: int = Field(8192, ge=256)
-    maxHeaderBytes: int = Field(32768, ge=1024)
+    maxRequestLineBytes: Annotated[int, Field(ge=256)] = 8192
+    maxHeaderBytes: Annotated[int, Field(ge=1024)] = 32768
 
 
 class EntryPointTransport(_Model):
@@ -67,7 +67,7 @@ class ForwardingTimeouts(_Model):
 
 class ServersTransport(_Model):
     forwardingTimeouts: ForwardingTimeouts = ForwardingTimeouts()
-    maxIdleConnsPerHost: int = Field(64, ge=0)
+    maxIdleConnsPerHost: Annotated[int, Field(ge=0)] = 64
 
 
 class ManifestsProviderSettings(_Model):
@@ -86,7 +86,7 @@ class Api(_Model):
 
 
 class Log(_Model):
-    level: str = Field("INFO", pattern="^(DEBUG|INFO|WARNING|ERROR)$")
+    level: Annotated[str, Field(pattern="^(DEBUG|INFO|WARNING|ERROR)$")] = "INFO"
 
 
 class Settings(_Model):
@@ -175,12 +175,12 @@ def parse_settings(text: str, *, source: str = "<config>", base: Path | None = N
     try:
         settings = Settings.model_validate(data)
     except ValidationError as e:
-        lines = []
+        lines: list[str] = []
         for error in e.errors():
             loc = [str(p) for p in error["loc"]]
-            line = _line_of(node, loc)
+            lineno = _line_of(node, loc)
             what = "unknown key" if error["type"] == "extra_forbidden" else error["msg"]
-            lines.append(f"{source}:{line}: {'.'.join(loc)}: {what}")
+            lines.append(f"{source}:{lineno}: {'.'.join(loc)}: {what}")
         raise SettingsError("\n".join(lines)) from None
     for ep in settings.entryPoints.values():
         split_address(ep.address)

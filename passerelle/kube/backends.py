@@ -66,6 +66,8 @@ class Backends:
             if spec.get("type") == "ExternalName":
                 target = port.get("targetPort")
                 number = target if isinstance(target, int) else port.get("port")
+                if number is None:
+                    raise BackendError(f"Service {namespace}/{ref.service} port {ref.port!r} has no number")
                 return (Server(host=str(spec.get("externalName", "")), port=int(number)),)
             port_name = port.get("name") or ""
             slices = self._slices.get((namespace, ref.service))
@@ -79,6 +81,7 @@ class Backends:
 
 
 def _service_port(spec: Mapping[str, Any], ref: BackendRef) -> Mapping[str, Any] | None:
+    port: Mapping[str, Any]
     for port in spec.get("ports") or []:
         if isinstance(ref.port, int) and port.get("port") == ref.port:
             return port

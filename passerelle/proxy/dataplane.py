@@ -12,6 +12,7 @@ import asyncio
 import logging
 import socket
 from collections.abc import Iterator
+from functools import partial
 
 from passerelle.model import DynamicConfig, Server, Service
 from passerelle.proxy.balancer import RoundRobin
@@ -98,9 +99,7 @@ class Dataplane:
         """Serve each entry point on its listening sockets (see listeners.bind)."""
         for name, entry in self.entrypoints.items():
             for sock in sockets[name]:
-                server = await self._loop.create_server(
-                    lambda entry=entry: ClientConnection(entry), sock=sock
-                )  # type: ignore[misc]
+                server = await self._loop.create_server(partial(ClientConnection, entry), sock=sock)
                 entry.servers.append(server)
         self.deadlines.start()
 
