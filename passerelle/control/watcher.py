@@ -7,7 +7,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from passerelle.kube.ingress import IngressOptions, translate
+from passerelle.kube.ingress import IngressOptions, Translator
 from passerelle.kube.manifests import Loaded
 from passerelle.memory import gc_paused
 from passerelle.model import DynamicConfig, Problem
@@ -28,7 +28,7 @@ Listener = Callable[[Version], None]
 
 class ConfigWatcher:
     def __init__(self, options: IngressOptions, listeners: list[Listener], *, throttle: float = 0.05) -> None:
-        self._options = options
+        self._translator = Translator(options)
         self._listeners = listeners
         self._throttle = throttle
         self._latest: Loaded | None = None
@@ -52,7 +52,7 @@ class ConfigWatcher:
 
     def apply(self, loaded: Loaded) -> Version | None:
         with gc_paused():
-            config, problems = translate(loaded.snapshot, self._options)
+            config, problems = self._translator.translate(loaded.snapshot)
         problems = loaded.problems + problems
         self._log_problems(problems, loaded.origins)
         if self.current is not None and self.current.config == config:
