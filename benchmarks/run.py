@@ -126,7 +126,7 @@ graceTimeout: 2s
 """
 HAPROXY_CONF = """global
   nbthread $workers
-  maxconn 10000
+  maxconn 4096  # a global maxconn of 10000 needs more file descriptors than this sandbox allows
 defaults
   mode http
   http-reuse always
