@@ -130,6 +130,10 @@ HAPROXY_CONF = """global
 defaults
   mode http
   http-reuse always
+  # Retry a request whose pooled connection the backend had closed, as nginx (proxy_next_upstream
+  # error) and passerelle (one retry of a stale pooled connection) do.
+  retries 2
+  retry-on conn-failure empty-response
   timeout connect 5s
   timeout client 60s
   timeout server 60s
@@ -326,7 +330,13 @@ def pause(t: Target) -> None:
 def resume(t: Target) -> None:
     """SIGCONT t's processes, and wait until a request goes through."""
     os.killpg(t.proc.pid, signal.SIGCONT)
-    get(f"http://127.0.0.1:{t.port}/small", t.host)
+    for attempt in range(3):  # a connection pooled before the pause may have been closed meanwhile
+        try:
+            get(f"http://127.0.0.1:{t.port}/small", t.host)
+            return
+        except OSError:
+            if attempt == 2:
+                raise
 
 
 def get(url: str, host: str = "localhost", timeout: float = 10) -> bytes:

@@ -37,12 +37,9 @@ if TYPE_CHECKING:
     from passerelle.proxy.dataplane import EntryPoint, Route
 
 _CRLF = b"\r\n"
-_KNOWN = frozenset(s.value for s in HTTPStatus)
 _LAST_CHUNK = b"0\r\n\r\n"
 _STATUS_LINES = {
-    code: f"HTTP/1.1 {code} {HTTPStatus(code).phrase}\r\n".encode()
-    for code in range(100, 600)
-    if code in _KNOWN
+    status.value: f"HTTP/1.1 {status.value} {status.phrase}\r\n".encode() for status in HTTPStatus
 }
 _NO_BODY_STATUS = frozenset({204, 304})
 
@@ -464,7 +461,8 @@ class ClientConnection(asyncio.Protocol):
     ) -> None:
         ex = conn.exchange
         assert ex is not None
-        head = [_STATUS_LINES.get(status) or b"HTTP/1.1 %d Status %d\r\n" % (status, status)]
+        # An unknown code gets an empty reason phrase, which RFC 9112 §4 allows.
+        head = [_STATUS_LINES.get(status) or b"HTTP/1.1 %d \r\n" % status]
         connection = None
         upgrade = None
         length_known = False
