@@ -152,10 +152,15 @@ class WorkerPool:
         worker.ready = asyncio.Event()
         worker.applied = 0
         worker.has_routers = False
-        worker.process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "passerelle.proxy.worker", json.dumps(init), pass_fds=fds
-        )
-        child.close()
+        try:
+            worker.process = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "passerelle.proxy.worker", json.dumps(init), pass_fds=fds
+            )
+        except OSError:
+            parent.close()
+            raise
+        finally:
+            child.close()
         _, worker.channel = await loop.connect_accepted_socket(
             lambda: Channel(lambda m: self._on_message(worker, m), lambda: None), parent
         )
@@ -173,6 +178,7 @@ class WorkerPool:
             worker.applied = max(worker.applied, int(message["version"]))
             self._update_applied()
         elif kind == "rejected":
+            worker.has_routers = False  # its routers may not be the latest: send them whole next time
             log.error(
                 "worker %d rejected configuration v%s: %s; it keeps serving v%d",
                 worker.index, message["version"], message.get("error"), worker.applied,
@@ -203,6 +209,13 @@ class WorkerPool:
             "worker %d (pid %d) exited with code %s; restarting it in %.1fs",
             worker.index, process.pid, code, delay,
         )  # fmt: skip
-        await asyncio.sleep(delay)
-        if not self._stopping:
-            await self._spawn(worker)
+        while not self._stopping:
+            await asyncio.sleep(delay)
+            try:
+                await self._spawn(worker)
+                return
+            except OSError as e:
+                delay = min(delay * 2, 5.0)
+                log.error(
+                    "worker %d could not be started (%s); trying again in %.1fs", worker.index, e, delay
+                )

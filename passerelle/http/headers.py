@@ -51,6 +51,9 @@ _PLAIN_CONNECTION_TOKENS = frozenset({b"keep-alive", b"close", b"upgrade"})
 
 
 _NOTHING: frozenset[bytes] = frozenset()
+# A client must not get these dropped by naming them in Connection: the proxy forwards the body
+# framed by them, so dropping Content-Length would smuggle the body in as a second request.
+_FRAMING = frozenset({b"content-length", b"transfer-encoding", b"host"})
 _PLAIN_CONNECTION_VALUES = frozenset(
     {b"keep-alive", b"Keep-Alive", b"close", b"Close", b"upgrade", b"Upgrade", b"Keep-alive"}
 )
@@ -61,7 +64,7 @@ def connection_named(value: bytes) -> frozenset[bytes]:
     if value in _PLAIN_CONNECTION_VALUES:
         return _NOTHING  # nearly every Connection header: no parsing
     tokens = {t.strip().lower() for t in value.split(b",")}
-    return frozenset(t for t in tokens if t and t not in _PLAIN_CONNECTION_TOKENS)
+    return frozenset(t for t in tokens if t and t not in _PLAIN_CONNECTION_TOKENS and t not in _FRAMING)
 
 
 def forwarded_static(client_ip: bytes, scheme: bytes) -> bytes:

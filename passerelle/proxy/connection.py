@@ -42,6 +42,8 @@ _STATUS_LINES = {
     status.value: f"HTTP/1.1 {status.value} {status.phrase}\r\n".encode() for status in HTTPStatus
 }
 _NO_BODY_STATUS = frozenset({204, 304})
+# Re-sent after a stale pooled connection: the methods Go's transport (Traefik's) replays.
+_IDEMPOTENT = frozenset({b"GET", b"HEAD", b"OPTIONS", b"TRACE"})
 
 _PAUSE_UPSTREAM = 1  # the upstream's write buffer is full
 _PAUSE_QUEUE = 2  # pipelined requests are waiting
@@ -255,6 +257,8 @@ class ClientConnection(asyncio.Protocol):
             if lname in REQUEST_HEADERS:  # `in` is one bytecode; most headers stop here
                 kind = REQUEST_HEADERS[lname]
                 if kind == HOST:
+                    if host is not None:
+                        raise _Reject(400, "more than one Host header")  # RFC 9112 §3.2
                     host = value
                 elif kind == LENGTH:
                     has_length = value != b"0"
@@ -262,7 +266,7 @@ class ClientConnection(asyncio.Protocol):
                     if kind == CHUNKED:
                         chunked = True  # llhttp has checked that chunked is the final coding
                     elif kind == CONNECTION:
-                        connection = value
+                        connection = value if connection is None else connection + b"," + value
                     elif kind == UPGRADE:
                         upgrade = value
                     continue
@@ -299,13 +303,14 @@ class ClientConnection(asyncio.Protocol):
             ex.local = NOT_FOUND if method != b"HEAD" else canned(404, head=True)
         elif not route.upstream.pools.items:
             ex.local = canned(503, route.upstream.unavailable, head=method == b"HEAD")
-        if ex.local is not None and (chunked or has_length):
+        if ex.local is not None and (chunked or has_length or is_upgrade):
             ex.keep_alive = False  # answer now without reading the body, then close (RFC 9112 §9.6)
         self._current = ex
         if self._active is None:
             self.deadline = 0.0
             if ex.local is None or not ex.keep_alive:
-                self._start(ex)
+                if self._start(ex):
+                    self._finish(ex)
             else:
                 self._active = ex  # answered at message complete, after the (empty) body
         else:
@@ -335,33 +340,40 @@ class ClientConnection(asyncio.Protocol):
             return
         self._current = None
         ex.request_done = True
-        if ex.upstream is not None and ex.chunked and not ex.response_started:
+        if ex.upstream is not None and ex.chunked:
             ex.upstream.transport.write(_LAST_CHUNK)
         if ex is self._active:
             if ex.local is not None and not ex.response_started:
-                self._start(ex)
+                if self._start(ex):
+                    self._finish(ex)
             elif ex.response_started and ex.upstream is None and not ex.upgrade:
                 self._finish(ex)
 
     # -- exchange life ----------------------------------------------------------------------
-    def _start(self, ex: Exchange) -> None:
+    def _start(self, ex: Exchange) -> bool:
+        """Make `ex` the active exchange; True if it was answered and is complete already."""
         self._active = ex
-        if ex.local is not None:
-            ex.response_started = True
-            self.transport.write(ex.local)
-            if ex.request_done or not ex.keep_alive:
-                self._finish(ex)
-            return
         route = ex.route
-        assert route is not None
-        pool = route.upstream.pools.pick()
-        assert pool is not None
+        pool = None if ex.local is not None or route is None else route.upstream.pools.pick()
+        if pool is None:
+            if ex.local is None:  # a reload emptied the service while the request was queued
+                assert route is not None
+                ex.local = canned(503, route.upstream.unavailable, head=ex.method == b"HEAD")
+            ex.response_started = True
+            if ex.upgrade or not ex.request_done:
+                ex.keep_alive = False  # the client may already be sending what we will not read
+            if ex.keep_alive:
+                self.transport.write(ex.local)
+            else:
+                self.transport.write(ex.local.replace(b"\r\n\r\n", b"\r\nConnection: close\r\n\r\n", 1))
+            return ex.request_done or not ex.keep_alive
         ex.pool = pool
         conn = pool.acquire()
         if conn is not None:
             self._send(ex, conn)
         else:
             ex.connecting = self._loop.create_task(self._connect(ex, pool))
+        return False
 
     async def _connect(self, ex: Exchange, pool: Pool) -> None:
         try:
@@ -408,28 +420,32 @@ class ClientConnection(asyncio.Protocol):
         conn.transport.writelines(parts)
 
     def _finish(self, ex: Exchange) -> None:
-        """The response is complete and so is the request: on to the next one, or close."""
-        self._active = None
-        if not ex.keep_alive or self._closed:
-            self.transport.close()
-            return
-        if self._queue:
-            nxt = self._queue.popleft()
+        """The response is complete and so is the request: on to the next ones, or close.
+
+        A loop, not recursion: thousands of pipelined requests answered locally finish in turn.
+        """
+        while True:
+            self._active = None
+            if not ex.keep_alive or self._closed:
+                self.transport.close()
+                return
+            if not self._queue:
+                self.deadline = self._loop.time() + self.entry.options.idle_timeout
+                return
+            ex = self._queue.popleft()
             if not self._queue:
                 self._resume(_PAUSE_QUEUE)
-            self._start(nxt)
-        else:
-            self.deadline = self._loop.time() + self.entry.options.idle_timeout
+            if not self._start(ex):
+                return
 
     def _fail(self, ex: Exchange, status: int, detail: str) -> None:
         if ex.response_started:
             self.transport.close()  # too late for a status: cut the response short
             return
         ex.response_started = True
-        ex.keep_alive = ex.keep_alive and ex.request_done
+        ex.keep_alive = ex.keep_alive and ex.request_done and not ex.upgrade
         self.transport.write(canned(status, detail, close=not ex.keep_alive, head=ex.method == b"HEAD"))
-        if ex.request_done or not ex.keep_alive:
-            self._finish(ex)
+        self._finish(ex)  # complete, or (keep_alive False) the connection closes
 
     def _reject(self, status: int, detail: str) -> None:
         """The client broke the protocol or a limit: answer if nothing else is in flight, then close."""
@@ -450,6 +466,11 @@ class ClientConnection(asyncio.Protocol):
                 self.transport.resume_reading()
 
     # -- events from the upstream connection ------------------------------------------------
+    def _release(self, conn: UpstreamConnection) -> None:
+        """Detach `conn` from this client; its back-pressure on our reading ends with it."""
+        conn.detach()
+        self._resume(_PAUSE_UPSTREAM)
+
     def pause_for_upstream(self) -> None:
         self._pause(_PAUSE_UPSTREAM)
 
@@ -465,7 +486,8 @@ class ClientConnection(asyncio.Protocol):
         head = [_STATUS_LINES.get(status) or b"HTTP/1.1 %d \r\n" % status]
         connection = None
         upgrade = None
-        length_known = False
+        length_known = False  # Content-Length: forwarded as it is
+        chunked = False  # upstream chunked: re-framed for the client, and its end is known
         for name, value in headers:
             lname = name.lower()
             if lname in RESPONSE_HEADERS:
@@ -473,8 +495,10 @@ class ClientConnection(asyncio.Protocol):
                 if kind == LENGTH:
                     length_known = True
                 else:
-                    if kind == CONNECTION:
-                        connection = value
+                    if kind == CHUNKED:
+                        chunked = True
+                    elif kind == CONNECTION:
+                        connection = value if connection is None else connection + b"," + value
                     elif kind == UPGRADE:
                         upgrade = value
                     continue
@@ -498,7 +522,7 @@ class ClientConnection(asyncio.Protocol):
         if ex.method == b"HEAD" or status in _NO_BODY_STATUS:
             pass
         elif not length_known:
-            ex.response_length_known = False
+            ex.response_length_known = chunked  # else close-delimited: the close is the end
             if ex.http11:
                 ex.response_chunked = True
                 head.append(b"Transfer-Encoding: chunked\r\n")
@@ -535,7 +559,7 @@ class ClientConnection(asyncio.Protocol):
             self._out.append(_LAST_CHUNK)
         self.flush()
         ex.upstream = None
-        conn.detach()
+        self._release(conn)
         if keep_alive and ex.request_done:
             conn.pool.release(conn)
         else:
@@ -547,7 +571,7 @@ class ClientConnection(asyncio.Protocol):
     def upstream_failed(self, conn: UpstreamConnection, status: int, detail: str) -> None:
         self.flush()
         ex = conn.exchange
-        conn.detach()
+        self._release(conn)
         conn.transport.abort()
         if ex is not None:
             ex.upstream = None
@@ -558,7 +582,7 @@ class ClientConnection(asyncio.Protocol):
         self.flush()
         ex = conn.exchange
         stale = conn.reused  # read before detach(), which marks the connection as reused
-        conn.detach()
+        self._release(conn)
         if ex is None:
             return
         ex.upstream = None
@@ -571,7 +595,7 @@ class ClientConnection(asyncio.Protocol):
             else:
                 self.transport.close()  # truncated: the client must see it as such
             return
-        if stale and not ex.body_sent and not ex.retried_stale:
+        if stale and not ex.body_sent and not ex.retried_stale and ex.method in _IDEMPOTENT:
             # A pooled connection the server had closed as we reused it: nothing was processed,
             # so the request goes again, once, on a fresh connection.
             assert ex.pool is not None
@@ -583,6 +607,7 @@ class ClientConnection(asyncio.Protocol):
     # -- upgrades (WebSocket and others) ----------------------------------------------------
     def _client_upgraded(self, rest: bytes) -> None:
         self._upgrading = [rest] if rest else []
+        self._pause(_PAUSE_BUFFER)  # nothing more is read until the upstream agrees (101) or not
 
     def upstream_upgraded(self, conn: UpstreamConnection, rest: bytes) -> None:
         """The upstream said 101: from now on both sides are a byte tunnel."""
@@ -595,6 +620,7 @@ class ClientConnection(asyncio.Protocol):
         self.flush()
         pending = self._upgrading or []
         self._upgrading = None
+        self._resume(_PAUSE_BUFFER)
         conn.tunnel = self.transport
         self.tunnel = conn.transport
         self.deadline = 0.0

@@ -9,7 +9,10 @@ float assignment.
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Protocol
+
+log = logging.getLogger("passerelle.proxy")
 
 
 class HasDeadline(Protocol):
@@ -40,9 +43,15 @@ class Deadlines:
             self._handle = None
 
     def _sweep(self) -> None:
+        self._handle = self._loop.call_later(self._tick, self._sweep)  # first: one failure stops nothing
         now = self._loop.time()
         expired = [m for m in self._members if 0 < m.deadline <= now]
         for member in expired:
             member.deadline = 0.0
-            member.on_deadline()
-        self._handle = self._loop.call_later(self._tick, self._sweep)
+            try:
+                member.on_deadline()
+            except Exception:
+                log.exception("timeout handling failed; the connection is closed")
+                transport = getattr(member, "transport", None)
+                if transport is not None:
+                    transport.abort()

@@ -189,6 +189,7 @@ class UpstreamConnection(asyncio.Protocol):
             self.client.upstream_body(body)
 
     def on_message_complete(self) -> None:
+        self._headers = []  # trailers arrive through on_header too: never carry them to the next response
         if self._status < 200 or self.client is None:
             return  # an interim response (100 Continue, 103) or a 101 about to become a tunnel
         self.client.upstream_done(self, keep_alive=self.parser.should_keep_alive())

@@ -258,6 +258,8 @@ def test_failures_502_503_504_and_retry(backends: Backends, make_router: Callabl
         (b"GET / HTTP/1.1\r\n\r\n", 400),
         (b"NOT HTTP AT ALL\r\n\r\n", 400),
         (b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n", 405),
+        (b"GET /b/x HTTP/1.1\r\nHost: x\r\nHost: whoami.test\r\n\r\n", 400),
+        (b"GET / HTTP/1.1\r\nHost: nowhere\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n", 404),
     ],
     ids=[
         "uri-too-long",
@@ -269,6 +271,8 @@ def test_failures_502_503_504_and_retry(backends: Backends, make_router: Callabl
         "no-host",
         "garbage",
         "connect",
+        "two-hosts",
+        "failed-upgrade",
     ],
 )
 def test_malformed_requests_get_a_4xx_and_a_clean_close(
@@ -303,3 +307,43 @@ def test_slow_headers_and_idle_connections_are_cut(
         c.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
         assert c.response()[0] == b"HTTP/1.1 200 OK"
         assert c.closed_by_peer()  # after the idle timeout, well within the socket's 5 s timeout
+
+
+def test_connection_cannot_strip_the_framing_headers(demo: Router) -> None:
+    """Naming Content-Length in Connection must not turn the body into a smuggled second request."""
+    smuggled = b"GET /b/admin HTTP/1.1\r\nHost: x\r\n\r\n"
+    request = (
+        b"POST /b/form HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\nConnection: Content-Length, Host\r\n\r\n%s"
+        % (len(smuggled), smuggled)
+    )
+    with Conn(demo.port) as c:
+        c.send(request)
+        status, _, body = c.response()
+        answer = json.loads(body)
+        assert status == b"HTTP/1.1 200 OK"
+        assert answer["path"] == "/b/form" and answer["body_length"] == len(smuggled)
+        assert answer["headers"]["Content-Length"] == [str(len(smuggled))] and answer["headers"]["Host"] == [
+            "x"
+        ]
+        c.send(b"GET /b/next HTTP/1.1\r\nHost: x\r\n\r\n")  # the upstream connection is still in step
+        assert json.loads(c.response()[2])["path"] == "/b/next"
+
+
+def test_thousands_of_pipelined_local_answers(demo: Router) -> None:
+    count = 3000
+    with Conn(demo.port, timeout=20) as c:
+        c.send(
+            b"GET /b/first HTTP/1.1\r\nHost: x\r\n\r\n" + b"GET /nowhere HTTP/1.1\r\nHost: x\r\n\r\n" * count
+        )
+        assert c.response()[0] == b"HTTP/1.1 200 OK"
+        for _ in range(count):
+            assert c.response()[0] == b"HTTP/1.1 404 Not Found"
+
+
+def test_a_streamed_chunked_upload_gets_its_last_chunk(demo: Router) -> None:
+    """The response may start before the request ends: the terminating chunk must still go upstream."""
+    with Conn(demo.port) as c:
+        c.send(b"POST /b/stream HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n")
+        c.send(b"0\r\n\r\n")
+        status, _, body = c.response()
+        assert status == b"HTTP/1.1 200 OK" and json.loads(body)["body_length"] == 5

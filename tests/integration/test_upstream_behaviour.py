@@ -118,3 +118,43 @@ def test_a_pooled_connection_closed_by_the_upstream_is_retried_once(
         assert client.get("/").text == "conn1"
         assert client.get("/").text == "conn2"  # the stale connection was retried on a new one
         assert client.get("/").text == "conn3"
+
+
+def test_trailers_never_reach_another_response(
+    backends: Backends, make_router: Callable[..., Router]
+) -> None:
+    """A chunked response with a trailer, then a plain one on the same pooled upstream connection."""
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nfirst\r\n0\r\nX-Secret: alice\r\n\r\n"
+        )
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nsecond")
+        await writer.drain()
+
+    async def start() -> asyncio.AbstractServer:
+        return await asyncio.start_server(handle, "127.0.0.1", 0)
+
+    port = backends.serve(start)
+    router = make_router(
+        [service("s"), endpoint_slice("s", [port]), ingress("s", [rule(None, ("/", "Prefix", "s"))])],
+        config={"workers": 1},
+    )
+    with httpx.Client(base_url=router.base, headers={"Host": "x"}) as client:
+        assert client.get("/").text == "first"
+        second = client.get("/")
+    assert second.text == "second"
+    assert "x-secret" not in second.headers
+
+
+def test_a_chunked_response_cut_short_is_not_passed_off_as_complete(
+    backends: Backends, make_router: Callable[..., Router]
+) -> None:
+    port = backends.serve(scripted(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n"))  # type: ignore[arg-type]
+    router = make_router(
+        [service("s"), endpoint_slice("s", [port]), ingress("s", [rule(None, ("/", "Prefix", "s"))])]
+    )
+    with pytest.raises(httpx.RemoteProtocolError):
+        httpx.get(f"{router.base}/", headers={"Host": "x"})
