@@ -133,6 +133,7 @@ def test_trailers_never_reach_another_response(
         await reader.readuntil(b"\r\n\r\n")
         writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nsecond")
         await writer.drain()
+        writer.close()
 
     async def start() -> asyncio.AbstractServer:
         return await asyncio.start_server(handle, "127.0.0.1", 0)

@@ -28,8 +28,10 @@ def test_websocket_echo_survives_reloads(backends: Backends, make_router: Callab
         ingress("ws", [rule("ws.test", ("/", "Prefix", "ws"))]),
     ]
     router = make_router(objects)
-    sock = socket.create_connection(("127.0.0.1", router.port))
-    with connect("ws://ws.test/chat", sock=sock) as ws:  # one Host header, ws.test, on our socket
+    with (
+        socket.create_connection(("127.0.0.1", router.port)) as sock,
+        connect("ws://ws.test/chat", sock=sock) as ws,  # one Host header, ws.test, on our socket
+    ):
         ws.send("hello")
         assert ws.recv(timeout=5) == "hello"
         big = bytes(range(256)) * 2000
