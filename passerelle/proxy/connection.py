@@ -342,11 +342,8 @@ class ClientConnection(asyncio.Protocol):
         ex.request_done = True
         if ex.upstream is not None and ex.chunked:
             ex.upstream.transport.write(_LAST_CHUNK)
-        if ex is self._active:
-            if ex.local is not None and not ex.response_started:
-                if self._start(ex):
-                    self._finish(ex)
-            elif ex.response_started and ex.upstream is None and not ex.upgrade:
+        if ex is self._active and ex.local is not None and not ex.response_started:
+            if self._start(ex):  # a local answer waited for the end of the (empty) body
                 self._finish(ex)
 
     # -- exchange life ----------------------------------------------------------------------
