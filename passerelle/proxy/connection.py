@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from http import HTTPStatus
 from typing import TYPE_CHECKING
 
 from httptools import HttpParserCallbackError, HttpParserError, HttpParserUpgrade, HttpRequestParser
 
 from passerelle.http.errors import NOT_FOUND, canned
+from passerelle.http.fasthead import STATUS_LINES, MessageEnd, simple_request
 from passerelle.http.headers import (
     CHUNKED,
     CONNECTION,
@@ -38,9 +38,6 @@ if TYPE_CHECKING:
 
 _CRLF = b"\r\n"
 _LAST_CHUNK = b"0\r\n\r\n"
-_STATUS_LINES = {
-    status.value: f"HTTP/1.1 {status.value} {status.phrase}\r\n".encode() for status in HTTPStatus
-}
 _NO_BODY_STATUS = frozenset({204, 304})
 # Re-sent after a stale pooled connection: the methods Go's transport (Traefik's) replays.
 _IDEMPOTENT = frozenset({b"GET", b"HEAD", b"OPTIONS", b"TRACE"})
@@ -82,6 +79,7 @@ class Exchange:
         "tries",
         "retried_stale",
         "connecting",
+        "plain",
     )
 
     def __init__(
@@ -107,6 +105,7 @@ class Exchange:
         self.tries = 0
         self.retried_stale = False
         self.connecting: asyncio.Task[None] | None = None
+        self.plain = False  # its response may be passed on as it comes (no re-framing, no added lines)
 
 
 class ClientConnection(asyncio.Protocol):
@@ -117,6 +116,8 @@ class ClientConnection(asyncio.Protocol):
         "deadline",
         "tunnel",
         "_loop",
+        "_end",
+        "_checker",
         "_forwarded",
         "_url",
         "_headers",
@@ -136,6 +137,8 @@ class ClientConnection(asyncio.Protocol):
         self.entry = entry
         self._loop = entry.loop
         self.parser = HttpRequestParser(self)
+        self._end = MessageEnd()
+        self._checker = HttpRequestParser(self._end)  # validates heads that take the short way
         self.deadline = 0.0
         self.tunnel: asyncio.Transport | None = None
         self._url = b""
@@ -167,6 +170,14 @@ class ClientConnection(asyncio.Protocol):
         if self._upgrading is not None:
             self._upgrading.append(data)
             return
+        if (
+            self._active is None
+            and not self._in_head
+            and data[-4:] == b"\r\n\r\n"
+            and len(data) <= self.entry.options.max_header_bytes
+            and self._simple(data)
+        ):
+            return
         self._received = len(data)
         if self._in_head:
             self._head_bytes += len(data)
@@ -186,6 +197,29 @@ class ClientConnection(asyncio.Protocol):
                 raise
         except HttpParserError as e:
             self._reject(400, f"malformed request: {e}")
+
+    def _simple(self, data: bytes) -> bool:
+        """Take `data` the short way if it is one whole bodiless request (see http.fasthead)."""
+        end = self._end
+        try:
+            self._checker.feed_data(data)
+        except (HttpParserError, HttpParserUpgrade):
+            end.complete = False  # the full parser will say what is wrong
+        if end.complete:
+            end.complete = False
+            simple = simple_request(data, self.entry.options.max_request_line)
+            if simple is not None:
+                method, target, host = simple
+                head = b"".join((data[:-2], *self._forwarded_for(host), _CRLF))
+                ex = self._begin(method, target, host, head, True, True, False, False)
+                ex.request_done = True
+                self.deadline = 0.0
+                if self._start(ex):
+                    self._finish(ex)
+                return True
+        # A body follows, or a header the full parser must see: the checker may be mid-message.
+        self._checker = HttpRequestParser(end)
+        return False
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._closed = True
@@ -279,32 +313,30 @@ class ClientConnection(asyncio.Protocol):
             named = connection_named(connection)
             if named:
                 head = _without(head, 4, named)
-        if host is None and http11:
-            raise _Reject(400, "missing Host header")
-        host = host or b""
-        entry = self.entry
-        head += (
-            self._forwarded,
-            b"X-Forwarded-Host: ", host, _CRLF,
-            b"X-Forwarded-Port: ", forwarded_port(host, entry.default_port) if b":" in host else entry.default_port, _CRLF,
-        )  # fmt: skip
+        if host is None:
+            if http11:
+                raise _Reject(400, "missing Host header")
+            host = b""
+        else:
+            host = host.rstrip(b" \t")  # llhttp strips the leading whitespace only (RFC 9110 §5.5)
+        head += self._forwarded_for(host)
         is_upgrade = upgrade is not None and parser.should_upgrade()
         if is_upgrade:
             head += (b"Connection: Upgrade\r\nUpgrade: ", upgrade, _CRLF)  # type: ignore[arg-type]
         elif chunked:
             head.append(b"Transfer-Encoding: chunked\r\n")
         head.append(_CRLF)
-
-        route = entry.table.match(host, url)
-        ex = Exchange(method, b"".join(head), route, parser.should_keep_alive(), http11)
+        ex = self._begin(
+            method,
+            url,
+            host,
+            b"".join(head),
+            parser.should_keep_alive(),
+            http11,
+            chunked or has_length,
+            is_upgrade,
+        )
         ex.chunked = chunked
-        ex.upgrade = is_upgrade
-        if route is None:
-            ex.local = NOT_FOUND if method != b"HEAD" else canned(404, head=True)
-        elif not route.upstream.pools.items:
-            ex.local = canned(503, route.upstream.unavailable, head=method == b"HEAD")
-        if ex.local is not None and (chunked or has_length or is_upgrade):
-            ex.keep_alive = False  # answer now without reading the body, then close (RFC 9112 §9.6)
         self._current = ex
         if self._active is None:
             self.deadline = 0.0
@@ -316,6 +348,36 @@ class ClientConnection(asyncio.Protocol):
         else:
             self._queue.append(ex)
             self._pause(_PAUSE_QUEUE)
+
+    def _forwarded_for(self, host: bytes) -> tuple[bytes, ...]:
+        port = (
+            self.entry.default_port if host.find(b":") < 0 else forwarded_port(host, self.entry.default_port)
+        )
+        return (self._forwarded, b"X-Forwarded-Host: ", host, b"\r\nX-Forwarded-Port: ", port, _CRLF)
+
+    def _begin(
+        self,
+        method: bytes,
+        target: bytes,
+        host: bytes,
+        head: bytes,
+        keep_alive: bool,
+        http11: bool,
+        has_body: bool,
+        upgrade: bool,
+    ) -> Exchange:
+        """Route a request whose head is complete; decide here whether passerelle answers it itself."""
+        route = self.entry.table.match(host, target)
+        ex = Exchange(method, head, route, keep_alive, http11)
+        ex.upgrade = upgrade
+        if route is None:
+            ex.local = NOT_FOUND if method != b"HEAD" else canned(404, head=True)
+        elif not route.upstream.pools.items:
+            ex.local = canned(503, route.upstream.unavailable, head=method == b"HEAD")
+        if ex.local is not None and (has_body or upgrade):
+            ex.keep_alive = False  # answer now without reading the body, then close (RFC 9112 §9.6)
+        ex.plain = http11 and ex.keep_alive and not upgrade and method != b"HEAD"
+        return ex
 
     def on_body(self, body: bytes) -> None:
         ex = self._current
@@ -480,7 +542,7 @@ class ClientConnection(asyncio.Protocol):
         ex = conn.exchange
         assert ex is not None
         # An unknown code gets an empty reason phrase, which RFC 9112 §4 allows.
-        head = [_STATUS_LINES.get(status) or b"HTTP/1.1 %d \r\n" % status]
+        head = [STATUS_LINES.get(status) or b"HTTP/1.1 %d \r\n" % status]
         connection = None
         upgrade = None
         length_known = False  # Content-Length: forwarded as it is
@@ -554,7 +616,8 @@ class ClientConnection(asyncio.Protocol):
         assert ex is not None
         if ex.response_chunked:
             self._out.append(_LAST_CHUNK)
-        self.flush()
+        if self._out:
+            self.flush()
         ex.upstream = None
         self._release(conn)
         if keep_alive and ex.request_done:

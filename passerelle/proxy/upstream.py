@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from httptools import HttpParserCallbackError, HttpParserError, HttpParserUpgrade, HttpResponseParser
 
+from passerelle.http.fasthead import MessageEnd, simple_response
 from passerelle.model import Server
 from passerelle.proxy.deadlines import Deadlines
 from passerelle.proxy.options import ForwardingOptions
@@ -93,6 +94,11 @@ class UpstreamConnection(asyncio.Protocol):
         "_deadlines",
         "_headers",
         "_status",
+        "_fresh",
+        "_end",
+        "_checker",
+        "_body_left",
+        "_body_keep_alive",
     )
 
     def __init__(self, pool: Pool, options: ForwardingOptions, deadlines: Deadlines) -> None:
@@ -108,6 +114,11 @@ class UpstreamConnection(asyncio.Protocol):
         self.tunnel: asyncio.Transport | None = None
         self._headers: list[tuple[bytes, bytes]] = []
         self._status = 0
+        self._fresh = True  # the parser has seen nothing of the current response
+        self._end = MessageEnd()
+        self._checker = HttpResponseParser(self._end)  # validates responses that take the short way
+        self._body_left = 0  # body bytes to pass on, of a response that took the short way
+        self._body_keep_alive = False
 
     # -- asyncio callbacks ------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -122,6 +133,15 @@ class UpstreamConnection(asyncio.Protocol):
         if client is None:
             self.transport.close()  # an idle connection must not talk: it is out of sync
             return
+        left = self._body_left
+        if left:
+            self._pass_body(client, data, left)
+            return
+        if self._fresh:
+            ex = self.exchange
+            if ex is not None and ex.plain and self._simple(client, ex, data):
+                return
+            self._fresh = False
         try:
             self.parser.feed_data(data)
         except HttpParserUpgrade as upgrade:
@@ -136,6 +156,48 @@ class UpstreamConnection(asyncio.Protocol):
                     self, 502, f"invalid response from upstream {self.pool.server}: {e}"
                 )
         client.flush()  # whatever this read produced for the client leaves in one write
+
+    def _simple(self, client: ClientConnection, ex: Exchange, data: bytes) -> bool:
+        """Pass on a response head, and what came of its body, as it is (see http.fasthead)."""
+        end = self._end
+        checker = self._checker
+        try:
+            checker.feed_data(data)
+        except (HttpParserError, HttpParserUpgrade):
+            simple = None
+        else:
+            simple = simple_response(data, checker.get_status_code())
+        complete, end.complete = end.complete, False
+        if simple is not None:
+            left = simple.length - (len(data) - simple.body_at)
+            if left >= 0:  # not more than the response: nothing else is in flight
+                self.deadline = 0.0
+                ex.response_started = True
+                client.transport.write(simple.forward(data))
+                if left:
+                    self._body_left = left
+                    self._body_keep_alive = simple.keep_alive
+                    self._checker = HttpResponseParser(end)  # this one is mid-body
+                else:
+                    client.upstream_done(self, keep_alive=simple.keep_alive)
+                return True
+        if not complete:
+            self._checker = HttpResponseParser(end)
+        return False
+
+    def _pass_body(self, client: ClientConnection, data: bytes, left: int) -> None:
+        size = len(data)
+        if size < left:
+            self._body_left = left - size
+            client.transport.write(data)
+            return
+        self._body_left = 0
+        if size == left:
+            client.transport.write(data)
+            client.upstream_done(self, keep_alive=self._body_keep_alive)
+        else:  # more than Content-Length said: out of sync, so the connection is not reused
+            client.transport.write(data[:left])
+            client.upstream_done(self, keep_alive=False)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._deadlines.discard(self)
@@ -181,6 +243,7 @@ class UpstreamConnection(asyncio.Protocol):
             # the parser cannot be told so, so the message ends here and a fresh parser takes over.
             keep_alive = self.parser.should_keep_alive()
             self.parser = HttpResponseParser(self)
+            self._fresh = True
             client.upstream_done(self, keep_alive=keep_alive)
             raise _StopParsing
 
@@ -190,6 +253,7 @@ class UpstreamConnection(asyncio.Protocol):
 
     def on_message_complete(self) -> None:
         self._headers = []  # trailers arrive through on_header too: never carry them to the next response
+        self._fresh = True
         if self._status < 200 or self.client is None:
             return  # an interim response (100 Continue, 103) or a 101 about to become a tunnel
         self.client.upstream_done(self, keep_alive=self.parser.should_keep_alive())

@@ -29,16 +29,14 @@ class HostRoutes(Generic[T]):
             return found
         prefix = self.prefix
         if prefix:
-            # Walk the ancestors at '/' boundaries: element-wise prefix matching, longest first.
+            # Walk the ancestors at '/' boundaries: element-wise prefix matching, longest first;
+            # "/a/b" tries "/a/b", "/a", then b"" (the prefix "/").
             candidate = path
             while True:
                 found = prefix.get(candidate)
-                if found is not None:
+                if found is not None or not candidate:
                     return found
-                cut = candidate.rfind(b"/")
-                if cut <= 0:
-                    return prefix.get(b"")
-                candidate = candidate[:cut]
+                candidate = candidate.rpartition(b"/")[0]
         return None
 
 
@@ -55,18 +53,14 @@ class RouteTable(Generic[T]):
 
     def match(self, host: bytes, target: bytes) -> T | None:
         """`host` is the raw Host header value, `target` the raw request-target."""
-        if target[:1] == b"/":
-            q = target.find(b"?")
-            path = target if q < 0 else target[:q]
-        else:
-            path = _absolute_form_path(target)
-        if host[:1] == b"[":
-            host = host[: host.find(b"]") + 1].lower()
-        else:
-            colon = host.find(b":")
-            host = (host if colon < 0 else host[:colon]).lower()
-
-        routes = self.hosts.get(host)
+        path = target.partition(b"?")[0] if target[:1] == b"/" else _absolute_form_path(target)
+        routes = self.hosts.get(host)  # the Host header is usually a key as it is: lower case, no port
+        if routes is None:
+            if host[:1] == b"[":
+                host = host[: host.find(b"]") + 1].lower()
+            else:
+                host = host.partition(b":")[0].lower()
+            routes = self.hosts.get(host)
         if routes is not None:
             found = routes.match(path)
             if found is not None:
