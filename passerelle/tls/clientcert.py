@@ -285,8 +285,9 @@ _DN_KEYS = {
 # What each level can render, as the same dotted attribute paths; rfc9440 takes no fields.
 _RENDERS: dict[CompatLevel, frozenset[str]] = {
     CompatLevel.TRAEFIK3: frozenset(_FIELD_NAMES["info"]) | {"pem"},
-    CompatLevel.TRAEFIK17: frozenset(_FIELD_NAMES["info"])
-    - {"info.serial_number", "subject.organizational_unit"}
+    CompatLevel.TRAEFIK17: (
+        frozenset(_FIELD_NAMES["info"]) - {"info.serial_number", "subject.organizational_unit"}
+    )
     | {"pem"},
     CompatLevel.RFC9440: frozenset(),
     CompatLevel.NGINX: frozenset({"pem"}),
@@ -313,14 +314,7 @@ def from_passerelle_annotations(level: str | None, fields: str | None) -> Client
         if not name:
             continue
         if name not in _FIELD_NAMES:
-            head, dot, tail = name.rpartition(".")
-            tail = _DN_KEYS.get(tail.lower(), tail)  # "subject.CN" -> "subject.commonName"
-            if not dot and tail in _TRAEFIK3.subject_keys and tail not in _TRAEFIK3.info_keys:
-                head, dot = "subject", "."  # a bare "commonName" most likely means the subject's
-            spelled = head + dot + tail
-            raise ClientCertSpecError(
-                f"{FIELDS_ANNOTATION}: unknown field {name!r}{_suggest(spelled, tuple(_FIELD_NAMES))}"
-            )
+            raise ClientCertSpecError(f"{FIELDS_ANNOTATION}: unknown field {name!r}{_suggest_field(name)}")
         wanted = set(_FIELD_NAMES[name])
         if name in _GROUPS:  # a group means "all of it that this level has"
             wanted &= allowed
@@ -333,6 +327,14 @@ def from_passerelle_annotations(level: str | None, fields: str | None) -> Client
     if not paths:
         raise ClientCertSpecError(f"{FIELDS_ANNOTATION} is empty; name at least one field, e.g. 'pem'")
     return _from_paths(chosen, frozenset(paths))
+
+
+def _suggest_field(name: str) -> str:
+    head, dot, tail = name.rpartition(".")
+    tail = _DN_KEYS.get(tail.lower(), tail)  # "subject.CN" -> "subject.commonName"
+    if not dot and tail in _TRAEFIK3.subject_keys and tail not in _TRAEFIK3.info_keys:
+        head, dot = "subject", "."  # a bare "commonName" most likely means the subject's
+    return _suggest(head + dot + tail, tuple(_FIELD_NAMES))
 
 
 def _from_paths(level: CompatLevel, paths: frozenset[str]) -> ClientCertSpec:
