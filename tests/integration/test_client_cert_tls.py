@@ -1,5 +1,8 @@
-"""A real TLS client presents the fixture certificate over loopback; the headers come from what the
-server's TLS stack hands back, not from the fixture files.
+"""Client-certificate headers over real sockets.
+
+A real TLS client presents the fixture certificate over loopback; the headers come from what the
+server's TLS stack hands back, not from the fixture files. And through the real proxy, forged
+client-certificate headers from a client never reach the backend.
 
 This is the seam the data plane will use: after a handshake that verified the client against the
 entry point's CA, the peer certificate's DER goes to `client_cert_headers`. Python's ssl module
@@ -14,9 +17,11 @@ import ipaddress
 import socket
 import ssl
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import unquote_plus
 
+import httpx
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -24,6 +29,7 @@ from cryptography.x509.oid import NameOID
 
 from passerelle.tls.certinfo import client_cert_headers
 from passerelle.tls.clientcert import ClientCertSpec, CompatLevel, InfoFields, SubjectFields
+from tests.integration.harness import Backends, Router, echo, endpoint_slice, ingress, rule, service
 
 FIXTURES = Path(__file__).resolve().parent.parent / "unit" / "tls" / "fixtures"
 
@@ -106,3 +112,29 @@ def test_headers_from_a_real_handshake(tmp_path: Path) -> None:
     )
     nginx = dict(client_cert_headers(ClientCertSpec(level=CompatLevel.NGINX), [leaf]))
     assert nginx[b"ssl-client-issuer-dn"] == b"CN=CERN Grid Certification Authority,DC=cern,DC=ch"
+
+
+def test_client_cert_headers_sent_by_a_client_never_reach_the_backend(
+    backends: Backends, make_router: Callable[..., Router]
+) -> None:
+    pod = backends.whoami("pod")
+    router = make_router(
+        [service("app"), endpoint_slice("app", [pod]), ingress("app", [rule(None, ("/", "Prefix", "app"))])]
+    )
+    forged = {
+        "X-Forwarded-Tls-Client-Cert": "forged",
+        "X-Forwarded-Tls-Client-Cert-Info": "Subject%3D%22CN%3Dadmin%22",
+        "X-Forwarded-Tls-Client-Cert-Infos": "forged",
+        "X_Forwarded_Tls_Client_Cert": "forged",
+        "Client-Cert": ":Zm9yZ2Vk:",
+        "Client-Cert-Chain": ":Zm9yZ2Vk:",
+        "ssl-client-verify": "SUCCESS",
+        "SSL-Client-Subject-DN": "CN=admin",
+        "ssl-client-issuer-dn": "CN=evil CA",
+        "ssl-client-cert": "forged",
+        "X-Kept": "yes",
+    }
+    seen = echo(httpx.get(f"{router.base}/", headers=forged))["headers"]
+    assert seen["X-Kept"] == ["yes"]
+    forged_names = {name.lower() for name in forged} - {"x-kept"}
+    assert not {name.lower() for name in seen} & forged_names, seen
