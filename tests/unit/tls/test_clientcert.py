@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import datetime
+import ipaddress
 import json
 import pathlib
 import re
@@ -668,3 +669,41 @@ def test_to_json_shape() -> None:
     assert ClientCertSpec().to_json() == {"level": "traefik3", "pem": False, "info": None}
     with pytest.raises(ClientCertSpecError, match="^level must be one of"):
         ClientCertSpec.from_json({"pem": True})
+
+
+# -- Go's corner cases, reproduced ----------------------------------------------------------------
+
+
+def odd_cert(*, not_before: datetime.datetime, sans: list[x509.GeneralName]) -> bytes:
+    key = ed25519.Ed25519PrivateKey.from_private_bytes(bytes(32))
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "odd")])
+    builder = x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+    builder = builder.serial_number(1).not_valid_before(not_before).not_valid_after(not_before)
+    builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
+    return builder.sign(key, None).public_bytes(serialization.Encoding.DER)
+
+
+def test_go_corner_cases() -> None:
+    chain = [
+        odd_cert(
+            not_before=datetime.datetime(1969, 12, 31, 23, 59, 59, tzinfo=datetime.UTC),
+            sans=[x509.IPAddress(ipaddress.ip_address("::ffff:10.0.0.1")), x509.IPAddress(ipaddress.ip_address("2001:db8:0:0:1:0:0:1"))],
+        )
+    ]  # fmt: skip
+    info = InfoFields(not_before=True, sans=True)
+    got = unquote_plus(
+        headers(CompatLevel.TRAEFIK3, chain, pem=False, info=info)["X-Forwarded-Tls-Client-Cert-Info"]
+    )
+    # uint64(t.Unix()) of -1 wraps; net.IP prints IPv4-mapped IPv6 as a dotted quad, and IPv6
+    # per RFC 5952 (the first of two equal runs of zeros is the one shortened).
+    assert got == 'NB="18446744073709551615";SAN="10.0.0.1,2001:db8::1:0:0:1"'
+
+
+def test_unparseable_der() -> None:
+    spec = ClientCertSpec(pem=True, info=InfoFields(sans=True))
+    with pytest.raises(ValueError):
+        client_cert_headers(spec, [b"not a certificate"])
+    # Levels that only carry the bytes do not parse them.
+    assert client_cert_headers(ClientCertSpec(pem=True), [b"\x00\x01"]) == [
+        (b"X-Forwarded-Tls-Client-Cert", b"AAE=")
+    ]
