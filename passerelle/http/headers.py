@@ -3,10 +3,14 @@
 RFC 9110 §7.6.1: Connection and the headers it names are hop-by-hop, as are Keep-Alive, TE,
 Trailer, Transfer-Encoding (re-framed by the proxy), Upgrade (re-added for tunnels) and, by long
 practice, Proxy-*. X-Forwarded-* and X-Real-Ip from clients are not trusted: they are dropped and
-written afresh, as Traefik does without `forwardedHeaders.trustedIPs`.
+written afresh, as Traefik does without `forwardedHeaders.trustedIPs`. So are the client-certificate
+headers of every compatibility level (`passerelle.tls.certinfo.STRIPPED`), on every route, so that a
+backend can trust them whenever they arrive.
 """
 
 from __future__ import annotations
+
+from passerelle.tls.certinfo import STRIPPED as CLIENT_CERT
 
 HOP_BY_HOP = frozenset(
     {
@@ -31,7 +35,7 @@ FORWARDED = frozenset(
         b"x-real-ip",
     }
 )
-REQUEST_DROP = HOP_BY_HOP | FORWARDED
+REQUEST_DROP = HOP_BY_HOP | FORWARDED | CLIENT_CERT
 RESPONSE_DROP = HOP_BY_HOP
 
 # What the proxy does with a header, by lower-cased name: one dict lookup per header on the hot

@@ -4,7 +4,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from passerelle.http.errors import canned
-from passerelle.http.headers import REQUEST_DROP, connection_named, forwarded_port, forwarded_static
+from passerelle.http.headers import (
+    DROP,
+    REQUEST_DROP,
+    REQUEST_HEADERS,
+    connection_named,
+    forwarded_port,
+    forwarded_static,
+)
 
 
 def test_connection_names_only_extra_headers() -> None:
@@ -23,6 +30,22 @@ def test_forwarded_headers_from_clients_are_dropped() -> None:
     ):
         assert name in REQUEST_DROP
     assert b"host" not in REQUEST_DROP and b"content-length" not in REQUEST_DROP
+
+
+def test_client_certificate_headers_from_clients_are_dropped() -> None:
+    for name in (
+        b"x-forwarded-tls-client-cert",
+        b"x-forwarded-tls-client-cert-info",
+        b"x-forwarded-tls-client-cert-infos",
+        b"x_forwarded_tls_client_cert",
+        b"client-cert",
+        b"client-cert-chain",
+        b"ssl-client-verify",
+        b"ssl-client-subject-dn",
+        b"ssl-client-issuer-dn",
+        b"ssl-client-cert",
+    ):
+        assert REQUEST_HEADERS[name] == DROP
 
 
 def test_forwarded_port() -> None:
