@@ -148,3 +148,18 @@ def test_a_head_without_connection_line_is_sent_as_it_came() -> None:
 )
 def test_responses_the_full_parser_must_see_are_declined(data: bytes, status: int) -> None:
     assert simple_response(data, status) is None
+
+
+def test_the_special_header_search_matches_exactly_the_full_paths_names() -> None:
+    from passerelle.http import fasthead
+    from passerelle.http.headers import REQUEST_HEADERS, RESPONSE_HEADERS
+
+    for pattern, names in (
+        (fasthead._REQUEST_SPECIAL, REQUEST_HEADERS),
+        (fasthead._RESPONSE_SPECIAL, RESPONSE_HEADERS),
+    ):
+        for name in names:
+            assert pattern.fullmatch(b"\n" + name + b":" + (b"v" if pattern.groups else b"")), name
+            for near in (name[:-1], name + b"x", b"x" + name):
+                if near not in names:
+                    assert not pattern.match(b"\n" + near + b":"), near
