@@ -35,7 +35,7 @@ def _names(names: Iterable[bytes]) -> bytes:
         if len(group) == 1:
             branches.append(re.escape(group[0]))
             continue
-        common = os.path.commonprefix(group)
+        common = os.path.commonprefix(group) or b""  # typeshed allows it to return "" for bytes
         rests = [name[len(common) :] for name in group]
         optional = b"?" if b"" in rests else b""
         branches.append(re.escape(common) + b"(?:" + _names(r for r in rests if r) + b")" + optional)
