@@ -301,6 +301,8 @@ class ClientConnection(asyncio.Protocol):
         ex.upgrade = is_upgrade
         if route is None:
             ex.local = NOT_FOUND if method != b"HEAD" else canned(404, head=True)
+        elif route.redirect is not None:
+            ex.local = route.redirect.response(host, url, method)
         elif not route.upstream.pools.items:
             ex.local = canned(503, route.upstream.unavailable, head=method == b"HEAD")
         if ex.local is not None and (chunked or has_length or is_upgrade):
