@@ -3,8 +3,10 @@
 Semantics are the Ingress spec's: Exact paths, element-wise Prefix paths (a trailing slash in the
 rule is ignored), ImplementationSpecific read as Prefix. Each (host, path, type) is claimed by the
 oldest Ingress (creationTimestamp, then namespace/name); a later claim is a Problem on the later
-object. The oldest `defaultBackend` catches what no rule matches. Routes are served on every entry
-point. Nothing here performs I/O or raises on a bad object: problems are returned.
+object. The oldest `defaultBackend` catches what no rule matches. Annotations (kube/annotations/)
+and spec.tls decide the entry points and redirects (kube/placement.py); a path gets one router per
+distinct middleware chain across those entry points. Nothing here performs I/O or raises on a bad
+object: problems are returned.
 """
 
 from __future__ import annotations
@@ -14,10 +16,23 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from passerelle.kube.annotations import read_annotations
 from passerelle.kube.backends import BackendError, Backends, service_key
+from passerelle.kube.middlewares import MiddlewareIndex
 from passerelle.kube.objects import BackendRef, IngressSpec, InvalidObject, read_ingress
+from passerelle.kube.placement import EntryPointInfo, chains, place
 from passerelle.kube.snapshot import ClusterSnapshot, Object, key_of
-from passerelle.model import DynamicConfig, ObjectRef, PathMatch, PathType, Problem, Router, Service, Severity
+from passerelle.model import (
+    DynamicConfig,
+    Middleware,
+    ObjectRef,
+    PathMatch,
+    PathType,
+    Problem,
+    Router,
+    Service,
+    Severity,
+)
 
 CONTROLLER = "passerelle.io/ingress-controller"
 DEFAULT_CLASS_ANNOTATION = "ingressclass.kubernetes.io/is-default-class"
@@ -26,16 +41,19 @@ CLASS_ANNOTATION = "kubernetes.io/ingress.class"
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class IngressOptions:
-    """Which Ingresses are ours.
+    """Which Ingresses are ours, and the entry points their routers may be placed on.
 
     ingress_classes: class names served (spec.ingressClassName or the kubernetes.io/ingress.class
         annotation), in addition to IngressClass objects whose controller is passerelle's.
     ingress_without_class: serve Ingresses that name no class, unless a default IngressClass of
         another controller claims them.
+    entrypoints: every configured entry point in order, with whether it terminates TLS and its
+        port (the static configuration's, passed in by the caller; default: one plain `web`).
     """
 
     ingress_classes: tuple[str, ...] = ("passerelle", "traefik")
     ingress_without_class: bool = True
+    entrypoints: tuple[EntryPointInfo, ...] = (EntryPointInfo(name="web", port=8080),)
 
 
 def translate(
@@ -81,7 +99,7 @@ class Translator:
                 continue
             specs.append(read[1])
         self._read = seen  # forget objects that left
-        builder = _Builder(Backends(snapshot), problems)
+        builder = _Builder(Backends(snapshot), MiddlewareIndex(snapshot, problems), self._options, problems)
         for spec in sorted(specs, key=lambda s: s.age_key):
             builder.add(spec)
         return builder.config(), problems
@@ -113,11 +131,20 @@ def _served_classes(snapshot: ClusterSnapshot, options: IngressOptions) -> tuple
 
 
 class _Builder:
-    def __init__(self, backends: Backends, problems: list[Problem]) -> None:
+    def __init__(
+        self,
+        backends: Backends,
+        middlewares: MiddlewareIndex,
+        options: IngressOptions,
+        problems: list[Problem],
+    ) -> None:
         self._backends = backends
+        self._middleware_index = middlewares
+        self._entrypoints = options.entrypoints
         self._problems = problems
         self._routers: list[Router] = []
         self._services: dict[str, Service] = {}
+        self._middlewares: dict[str, Middleware] = {}
         self._claims: dict[tuple[str | None, PathType, str], str] = {}
         self._names: set[str] = set()
         self._default_owner = ""
@@ -126,6 +153,22 @@ class _Builder:
     def add(self, spec: IngressSpec) -> None:
         ref = ObjectRef(kind="Ingress", namespace=spec.namespace, name=spec.name)
         source = f"Ingress {spec.namespace}/{spec.name}"
+        annotations = read_annotations(spec.annotations)
+        report = annotations.report.message()
+        if report is not None:
+            self._problem(ref, report, Severity.WARNING)
+        resolved = self._middleware_index.resolve(annotations.traefik.middlewares)
+        for warning in resolved.warnings:
+            self._problem(ref, warning, Severity.WARNING)
+        if resolved.error:
+            self._problem(ref, f"not served: {resolved.error}")
+            return
+        placement = place(annotations, has_tls=spec.has_tls, entrypoints=self._entrypoints)
+        for severity, message in placement.problems:
+            self._problem(ref, message, severity)
+        if not placement.entrypoints:
+            return
+        groups = chains(placement, resolved.middlewares, self._entrypoints)
         for rule in spec.rules:
             for path in rule.paths:
                 match = _path_match(path.path, path.path_type)
@@ -137,11 +180,9 @@ class _Builder:
                         f"{rule.host or '*'} {match.type} {match.value} is already served by {owner}; not served here",
                     )
                     continue
-                name = self._unique(f"{spec.namespace}-{spec.name}-{rule.host or 'any'}-{match.value}")
+                base = f"{spec.namespace}-{spec.name}-{rule.host or 'any'}-{match.value}"
                 service = self._service(ref, spec.namespace, path.backend)
-                self._routers.append(
-                    Router(name=name, service=service, host=rule.host, path=match, source=source)
-                )
+                self._add_routers(groups, base, service=service, host=rule.host, path=match, source=source)
         if spec.default_backend is not None:
             if self._default_owner:
                 self._problem(
@@ -150,11 +191,41 @@ class _Builder:
             else:
                 self._default_owner = source
                 service = self._service(ref, spec.namespace, spec.default_backend)
-                name = self._unique(f"{spec.namespace}-{spec.name}-default-backend")
-                self._routers.append(Router(name=name, service=service, source=source))
+                base = f"{spec.namespace}-{spec.name}-default-backend"
+                self._add_routers(groups, base, service=service, host=None, path=None, source=source)
+
+    def _add_routers(
+        self,
+        groups: list[tuple[tuple[str, ...], tuple[Middleware, ...]]],
+        base: str,
+        *,
+        service: str,
+        host: str | None,
+        path: PathMatch | None,
+        source: str,
+    ) -> None:
+        for entrypoints, chain in groups:
+            name = self._unique(base if len(groups) == 1 else f"{base}-{'-'.join(entrypoints)}")
+            for middleware in chain:
+                self._middlewares.setdefault(middleware.name, middleware)
+            self._routers.append(
+                Router(
+                    name=name,
+                    service=service,
+                    host=host,
+                    path=path,
+                    entrypoints=entrypoints,
+                    middlewares=tuple(m.name for m in chain),
+                    source=source,
+                )
+            )
 
     def config(self) -> DynamicConfig:
-        return DynamicConfig(routers=tuple(self._routers), services=tuple(self._services.values()))
+        return DynamicConfig(
+            routers=tuple(self._routers),
+            services=tuple(self._services.values()),
+            middlewares=tuple(self._middlewares.values()),
+        )
 
     def _service(self, ref: ObjectRef, namespace: str, backend: BackendRef) -> str:
         name = service_key(namespace, backend)
