@@ -66,23 +66,33 @@ def place(
 
     ours, v2, v17 = annotations.passerelle, annotations.traefik, annotations.traefik17
     dialect = annotations.placement
+    plain = [name for name in names if name not in tls]
+    secure = [name for name in names if name in tls]
+    why = ""
     if dialect == "passerelle":
         chosen = listed("passerelle.io/entrypoints", ours.entrypoints or ())
+        why = "passerelle.io/entrypoints names no configured entry point"
     elif dialect == "traefik":
         chosen = names if v2.entrypoints is None else listed("router.entrypoints", v2.entrypoints)
-        if v2.tls:
+        why = "router.entrypoints names no configured entry point"
+        if v2.tls and chosen:
             chosen = [name for name in chosen if name in tls]
+            why = "router.tls is true, and none of its entry points terminates TLS (entryPoints.<name>.tls)"
     elif dialect == "traefik17":
         chosen = names if v17.entrypoints is None else listed("frontend-entry-points", v17.entrypoints)
-    elif has_tls and tls:
-        chosen = [name for name in names if name in tls]
-    elif has_tls:
-        chosen = [name for name in names if name not in tls]
+        why = "frontend-entry-points names no configured entry point"
+    elif (has_tls and secure) or (not has_tls and plain):
+        chosen = secure if has_tls else plain
+    else:  # only one kind of entry point is configured: use it rather than serve nothing
+        chosen = names
         problems.append(
             (Severity.WARNING, "has spec.tls but no TLS entry point is configured; served on the plain ones")
+            if has_tls
+            else (
+                Severity.WARNING,
+                "has no spec.tls and no plain entry point is configured; served on the TLS ones",
+            )
         )
-    else:
-        chosen = [name for name in names if name not in tls]
 
     redirect: RedirectScheme | None = None
     skips: frozenset[str] = frozenset()
@@ -111,6 +121,8 @@ def place(
             scheme="https", permanent=v17.ssl_redirect == "permanent", host=v17.ssl_host
         )
         skips = frozenset(tls)
+    if not chosen:
+        problems.append((Severity.ERROR, f"not served: {why}"))
     middleware = None if redirect is None else Middleware(name=_redirect_name(redirect), spec=redirect)
     return Placement(
         entrypoints=tuple(chosen), redirect=middleware, redirect_skips=skips, problems=tuple(problems)

@@ -117,7 +117,8 @@ def test_redirects_in_every_dialect(make_router: Callable[..., Router], app: lis
     assert ask("POST", "plain.example.com", "/", port=redirector_port).status_code == 308
     challenge = ask("GET", "anything.example", "/.well-known/acme-challenge/token", port=redirector_port)
     assert challenge.status_code == 404
-    # A redirect is answered without reading the request body; the connection stays usable.
+    # A redirect is answered without reading the request body (then the connection closes);
+    # a client simply goes on with the next request.
     with httpx.Client(follow_redirects=False, timeout=5) as client:
         url = f"http://127.0.0.1:{router.port}/upload"
         for _ in range(2):
