@@ -16,11 +16,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from passerelle.kube.annotations import read_annotations
+from passerelle.kube.annotations import IngressAnnotations, read_annotations
 from passerelle.kube.backends import BackendError, Backends, service_key
 from passerelle.kube.middlewares import MiddlewareIndex
 from passerelle.kube.objects import BackendRef, IngressSpec, InvalidObject, read_ingress
-from passerelle.kube.placement import EntryPointInfo, chains, place
+from passerelle.kube.placement import EntryPointInfo, Placement, chains, place
 from passerelle.kube.snapshot import ClusterSnapshot, Object, key_of
 from passerelle.model import (
     DynamicConfig,
@@ -73,6 +73,7 @@ class Translator:
     def __init__(self, options: IngressOptions = IngressOptions()) -> None:
         self._options = options
         self._read: dict[int, tuple[Object, IngressSpec | InvalidObject]] = {}
+        self._placed: dict[int, _Placed] = {}
 
     def translate(self, snapshot: ClusterSnapshot) -> tuple[DynamicConfig, list[Problem]]:
         problems: list[Problem] = []
@@ -100,9 +101,22 @@ class Translator:
             specs.append(read[1])
         self._read = seen  # forget objects that left
         builder = _Builder(Backends(snapshot), MiddlewareIndex(snapshot, problems), self._options, problems)
+        builder.placed_before = self._placed
         for spec in sorted(specs, key=lambda s: s.age_key):
             builder.add(spec)
+        self._placed = builder.placed
         return builder.config(), problems
+
+
+@dataclass(frozen=True, slots=True)
+class _Placed:
+    """What an IngressSpec's annotations and spec.tls decide, kept while the spec is unchanged."""
+
+    spec: IngressSpec
+    annotations: IngressAnnotations
+    report: str | None
+    placement: Placement
+    groups: list[tuple[tuple[str, ...], tuple[Middleware, ...]]] | None  # None: has router.middlewares
 
 
 def _class_of(obj: Mapping[str, Any]) -> str | None:
@@ -145,54 +159,97 @@ class _Builder:
         self._routers: list[Router] = []
         self._services: dict[str, Service] = {}
         self._middlewares: dict[str, Middleware] = {}
-        self._claims: dict[tuple[str | None, PathType, str], str] = {}
+        # (entry point, host, path type, path) -> "Ingress ns/name"; the default backend is the
+        # (entry point, None, None, "") claim. Per entry point: Ingresses placed on different entry
+        # points do not conflict, as two Traefik routers on different entry points do not.
+        self._claims: dict[tuple[str, str | None, PathType | None, str], str] = {}
         self._names: set[str] = set()
-        self._default_owner = ""
+        self.placed_before: dict[int, _Placed] = {}
+        self.placed: dict[int, _Placed] = {}
         self._seen: set[Problem] = set()
 
     def add(self, spec: IngressSpec) -> None:
         ref = ObjectRef(kind="Ingress", namespace=spec.namespace, name=spec.name)
         source = f"Ingress {spec.namespace}/{spec.name}"
-        annotations = read_annotations(spec.annotations)
-        report = annotations.report.message()
-        if report is not None:
-            self._problem(ref, report, Severity.WARNING)
-        resolved = self._middleware_index.resolve(annotations.traefik.middlewares)
-        for warning in resolved.warnings:
-            self._problem(ref, warning, Severity.WARNING)
-        if resolved.error:
-            self._problem(ref, f"not served: {resolved.error}")
-            return
-        placement = place(annotations, has_tls=spec.has_tls, entrypoints=self._entrypoints)
+        placed = self._placed(spec)
+        if placed.report is not None:
+            self._problem(ref, placed.report, Severity.WARNING)
+        groups = placed.groups
+        if groups is None:
+            resolved = self._middleware_index.resolve(placed.annotations.traefik.middlewares)
+            for warning in resolved.warnings:
+                self._problem(ref, warning, Severity.WARNING)
+            if resolved.error:
+                self._problem(ref, f"not served: {resolved.error}")
+                return
+            groups = chains(placed.placement, resolved.middlewares, self._entrypoints)
+        placement = placed.placement
         for severity, message in placement.problems:
             self._problem(ref, message, severity)
         if not placement.entrypoints:
             return
-        groups = chains(placement, resolved.middlewares, self._entrypoints)
         for rule in spec.rules:
             for path in rule.paths:
                 match = _path_match(path.path, path.path_type)
-                claim = (rule.host, match.type, match.value)
-                owner = self._claims.setdefault(claim, source)
-                if owner != source:
-                    self._problem(
-                        ref,
-                        f"{rule.host or '*'} {match.type} {match.value} is already served by {owner}; not served here",
-                    )
+                free, taken = self._claim(placement.entrypoints, (rule.host, match.type, match.value), source)
+                if taken:
+                    what = f"{rule.host or '*'} {match.type} {match.value} is already served by"
+                    self._problem(ref, f"{what} {_owners(taken, free)}")
+                if not free:
                     continue
                 base = f"{spec.namespace}-{spec.name}-{rule.host or 'any'}-{match.value}"
                 service = self._service(ref, spec.namespace, path.backend)
-                self._add_routers(groups, base, service=service, host=rule.host, path=match, source=source)
-        if spec.default_backend is not None:
-            if self._default_owner:
-                self._problem(
-                    ref, f"defaultBackend ignored: {self._default_owner} already sets the default backend"
+                path_groups = groups if not taken else self._restrict(groups, free)
+                self._add_routers(
+                    path_groups, base, service=service, host=rule.host, path=match, source=source
                 )
-            else:
-                self._default_owner = source
+        if spec.default_backend is not None:
+            free, taken = self._claim(placement.entrypoints, (None, None, ""), source)
+            if taken:
+                self._problem(
+                    ref, f"defaultBackend ignored: {_owners(taken, free, 'already sets the default backend')}"
+                )
+            if free:
                 service = self._service(ref, spec.namespace, spec.default_backend)
                 base = f"{spec.namespace}-{spec.name}-default-backend"
-                self._add_routers(groups, base, service=service, host=None, path=None, source=source)
+                path_groups = groups if not taken else self._restrict(groups, free)
+                self._add_routers(path_groups, base, service=service, host=None, path=None, source=source)
+
+    def _placed(self, spec: IngressSpec) -> _Placed:
+        placed = self.placed_before.get(id(spec))
+        if placed is None or placed.spec is not spec:
+            annotations = read_annotations(spec.annotations)
+            placement = place(annotations, has_tls=spec.has_tls, entrypoints=self._entrypoints)
+            # Middleware references depend on the snapshot's Middleware objects: resolved each time.
+            fixed = None if annotations.traefik.middlewares else chains(placement, (), self._entrypoints)
+            placed = _Placed(spec, annotations, annotations.report.message(), placement, fixed)
+        self.placed[id(spec)] = placed
+        return placed
+
+    def _claim(
+        self, entrypoints: tuple[str, ...], what: tuple[str | None, PathType | None, str], source: str
+    ) -> tuple[list[str], dict[str, str]]:
+        """The entry points where `source` now holds `what`, and the owners of the others."""
+        free: list[str] = []
+        taken: dict[str, str] = {}
+        for name in entrypoints:
+            owner = self._claims.setdefault((name, *what), source)
+            if owner == source:
+                free.append(name)
+            else:
+                taken[name] = owner
+        return free, taken
+
+    def _restrict(
+        self, groups: list[tuple[tuple[str, ...], tuple[Middleware, ...]]], free: list[str]
+    ) -> list[tuple[tuple[str, ...], tuple[Middleware, ...]]]:
+        every = tuple(ep.name for ep in self._entrypoints)
+        out = []
+        for entrypoints, chain in groups:
+            kept = tuple(name for name in (entrypoints or every) if name in free)
+            if kept:
+                out.append((kept, chain))
+        return out
 
     def _add_routers(
         self,
@@ -261,6 +318,17 @@ class _Builder:
         if problem not in self._seen:
             self._seen.add(problem)
             self._problems.append(problem)
+
+
+def _owners(taken: dict[str, str], free: list[str], verb: str = "") -> str:
+    """`Ingress a/b; not served here`, naming the entry points when only some are taken."""
+    owners = ", ".join(sorted(set(taken.values())))
+    if not free:
+        return f"{owners} {verb}; not served here" if verb else f"{owners}; not served here"
+    where = ", ".join(taken)
+    return (
+        f"{owners} {verb} on {where}; not served there" if verb else f"{owners} on {where}; not served there"
+    )
 
 
 def _severity(service: Service) -> Severity:
