@@ -114,6 +114,13 @@ def place(
                 scheme=target.scheme, port=target.port, permanent=v17.redirect_permanent
             )
             skips = frozenset({target.name})
+            if target.name not in chosen:
+                problems.append(
+                    (
+                        Severity.WARNING,
+                        f"redirect-entry-point: the Ingress is not served on {target.name}, so the redirect leads to a 404",
+                    )
+                )
     elif v17.ssl_redirect is not None:
         # 1.7's secure middleware keeps the Host header's port, which points https at the plain
         # port; passerelle sends the scheme's default port unless ssl-host names one.

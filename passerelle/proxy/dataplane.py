@@ -65,12 +65,19 @@ class Route:
         self.redirect = redirect
 
 
-def route_of(router: Router, config: DynamicConfig, upstreams: dict[str, Upstream]) -> Route:
+def route_of(
+    router: Router, config: DynamicConfig, upstreams: dict[str, Upstream], redirects: dict[str, Redirect]
+) -> Route:
+    """The route of a router; `redirects` shares one compiled Redirect per middleware."""
     redirect = None
     for name in router.middlewares:
         spec = config.middleware(name).spec
         if isinstance(spec, RedirectScheme):
-            redirect = Redirect(scheme=spec.scheme, port=spec.port, permanent=spec.permanent, host=spec.host)
+            redirect = redirects.get(name)
+            if redirect is None:
+                redirect = redirects[name] = Redirect(
+                    scheme=spec.scheme, port=spec.port, permanent=spec.permanent, host=spec.host
+                )
             break
     return Route(router.name, upstreams[router.service], redirect)
 
@@ -202,10 +209,11 @@ class Dataplane:
                 upstream.set(self._pools_for(service, pools), service.unavailable)
                 if i % _STEP == _STEP - 1:
                     yield
+            redirects: dict[str, Redirect] = {}
             tables = yield from compile_steps(
                 config,
                 self.entrypoints,
-                lambda router: route_of(router, config, upstreams),
+                lambda router: route_of(router, config, upstreams, redirects),
                 step=_STEP,
             )
             for name, entry in self.entrypoints.items():
