@@ -50,16 +50,34 @@ def run(config: Path, log_level: str | None) -> None:
 @click.option(
     "--ingress-class", "classes", multiple=True, help="Class names served (default: passerelle, traefik)."
 )
-def check(directory: Path, classes: tuple[str, ...]) -> None:
+@click.option(
+    "-c",
+    "--config",
+    "config_file",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Static configuration whose entry points (names, TLS) placement uses (default: one plain `web`).",
+)
+def check(directory: Path, classes: tuple[str, ...], config_file: Path | None) -> None:
     """Translate a directory of manifests offline; print every problem; exit 1 on errors."""
+    import dataclasses
+
     from passerelle.kube.ingress import IngressOptions, translate
     from passerelle.kube.manifests import ManifestsProvider
     from passerelle.model import Severity
+    from passerelle.settings import SettingsError, load_settings
 
     if not directory.is_dir():
         _fail(f"{directory}: not a directory")
+    options = IngressOptions()
+    if config_file is not None:
+        try:
+            options = load_settings(config_file).ingress_options()
+        except SettingsError as e:
+            _fail(str(e))
+    if classes:
+        options = dataclasses.replace(options, ingress_classes=classes)
     loaded = ManifestsProvider(directory, watch=False).load()
-    options = IngressOptions(ingress_classes=classes) if classes else IngressOptions()
     config, problems = translate(loaded.snapshot, options)
     problems = loaded.problems + problems
     for problem in problems:

@@ -16,6 +16,7 @@ import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from passerelle.kube.ingress import IngressOptions
+from passerelle.kube.placement import EntryPointInfo
 from passerelle.proxy.options import EntryPointOptions, ForwardingOptions
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
@@ -53,8 +54,29 @@ class EntryPointTransport(_Model):
     limits: Limits = Limits()
 
 
+class RedirectEntryPoint(_Model):
+    """`http.redirections.entryPoint`, Traefik's defaults (`pkg/config/static/entrypoints.go`)."""
+
+    to: str  # an entry point name, or a port (":443", "443")
+    scheme: Literal["http", "https"] = "https"
+    permanent: bool = True
+    priority: int | None = None  # accepted for Traefik configs; the redirect always beats Ingress routes
+
+
+class Redirections(_Model):
+    entryPoint: RedirectEntryPoint | None = None
+
+
+class EntryPointHttp(_Model):
+    redirections: Redirections = Redirections()
+
+
 class EntryPoint(_Model):
     address: str
+    # Presence makes this a TLS entry point (Ingresses with spec.tls are placed here). Its keys
+    # belong to the TLS termination work; this branch only reads whether it is there.
+    tls: dict[str, Any] | None = None
+    http: EntryPointHttp = EntryPointHttp()
 
     transport: EntryPointTransport = EntryPointTransport()
 
@@ -108,6 +130,7 @@ class Settings(_Model):
         for name, ep in self.entryPoints.items():
             host, port = split_address(ep.address)
             timeouts, limits = ep.transport.respondingTimeouts, ep.transport.limits
+            redirect = ep.http.redirections.entryPoint
             out.append(
                 EntryPointOptions(
                     name=name,
@@ -117,9 +140,24 @@ class Settings(_Model):
                     idle_timeout=timeouts.idleTimeout,
                     max_request_line=limits.maxRequestLineBytes,
                     max_header_bytes=limits.maxHeaderBytes,
+                    redirect_scheme=redirect.scheme if redirect else "",
+                    redirect_port=self._redirect_port(redirect.to) if redirect else None,
+                    redirect_permanent=redirect.permanent if redirect else True,
                 )
             )
         return out
+
+    def _redirect_port(self, to: str) -> int:
+        """`to` names an entry point (its port) or is a port itself, as in Traefik."""
+        target = self.entryPoints.get(to)
+        if target is not None:
+            return split_address(target.address)[1]
+        port = to.removeprefix(":")
+        if port.isdigit() and 0 < int(port) < 65536:
+            return int(port)
+        raise SettingsError(
+            f"http.redirections.entryPoint.to: {to!r} is neither an entry point ({', '.join(self.entryPoints)}) nor a port"
+        )
 
     def forwarding_options(self) -> ForwardingOptions:
         t = self.serversTransport.forwardingTimeouts
@@ -131,12 +169,17 @@ class Settings(_Model):
         )
 
     def ingress_options(self) -> IngressOptions:
+        entrypoints = tuple(
+            EntryPointInfo(name=name, tls=ep.tls is not None, port=split_address(ep.address)[1])
+            for name, ep in self.entryPoints.items()
+        )
         manifests = self.providers.manifests
         if manifests is None:
-            return IngressOptions()
+            return IngressOptions(entrypoints=entrypoints)
         return IngressOptions(
             ingress_classes=tuple(manifests.ingressClasses),
             ingress_without_class=manifests.ingressWithoutClass,
+            entrypoints=entrypoints,
         )
 
 
@@ -182,8 +225,18 @@ def parse_settings(text: str, *, source: str = "<config>", base: Path | None = N
             what = "unknown key" if error["type"] == "extra_forbidden" else error["msg"]
             lines.append(f"{source}:{lineno}: {'.'.join(loc)}: {what}")
         raise SettingsError("\n".join(lines)) from None
-    for ep in settings.entryPoints.values():
+    for name, ep in settings.entryPoints.items():
         split_address(ep.address)
+        redirect = ep.http.redirections.entryPoint
+        if redirect is not None:
+            if redirect.to == name:
+                raise SettingsError(
+                    f"{source}: entryPoints.{name}.http.redirections.entryPoint.to: redirects to itself"
+                )
+            try:
+                settings._redirect_port(redirect.to)
+            except SettingsError as e:
+                raise SettingsError(f"{source}: entryPoints.{name}.{e}") from None
     split_address(settings.api.address)
     manifests = settings.providers.manifests
     if manifests is not None and base is not None and not Path(manifests.directory).is_absolute():

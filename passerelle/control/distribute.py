@@ -81,7 +81,13 @@ class WorkerPool:
 
     def publish(self, version: Version) -> None:
         """Send a new version to every worker (the watcher's listener)."""
-        routers_changed = self.latest is None or self.latest.config.routers != version.config.routers
+        routers_changed = self.latest is None or (
+            self.latest.config.routers,
+            self.latest.config.middlewares,
+        ) != (
+            version.config.routers,
+            version.config.middlewares,
+        )
         self.latest = version
         self._versions = {version.number: version}
         if self.applied is not None:

@@ -3,8 +3,10 @@
 Semantics are the Ingress spec's: Exact paths, element-wise Prefix paths (a trailing slash in the
 rule is ignored), ImplementationSpecific read as Prefix. Each (host, path, type) is claimed by the
 oldest Ingress (creationTimestamp, then namespace/name); a later claim is a Problem on the later
-object. The oldest `defaultBackend` catches what no rule matches. Routes are served on every entry
-point. Nothing here performs I/O or raises on a bad object: problems are returned.
+object. The oldest `defaultBackend` catches what no rule matches. Annotations (kube/annotations/)
+and spec.tls decide the entry points and redirects (kube/placement.py); a path gets one router per
+distinct middleware chain across those entry points. Nothing here performs I/O or raises on a bad
+object: problems are returned.
 """
 
 from __future__ import annotations
@@ -14,10 +16,23 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from passerelle.kube.annotations import IngressAnnotations, read_annotations
 from passerelle.kube.backends import BackendError, Backends, service_key
+from passerelle.kube.middlewares import MiddlewareIndex
 from passerelle.kube.objects import BackendRef, IngressSpec, InvalidObject, read_ingress
+from passerelle.kube.placement import EntryPointInfo, Placement, chains, place
 from passerelle.kube.snapshot import ClusterSnapshot, Object, key_of
-from passerelle.model import DynamicConfig, ObjectRef, PathMatch, PathType, Problem, Router, Service, Severity
+from passerelle.model import (
+    DynamicConfig,
+    Middleware,
+    ObjectRef,
+    PathMatch,
+    PathType,
+    Problem,
+    Router,
+    Service,
+    Severity,
+)
 
 CONTROLLER = "passerelle.io/ingress-controller"
 DEFAULT_CLASS_ANNOTATION = "ingressclass.kubernetes.io/is-default-class"
@@ -26,16 +41,19 @@ CLASS_ANNOTATION = "kubernetes.io/ingress.class"
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class IngressOptions:
-    """Which Ingresses are ours.
+    """Which Ingresses are ours, and the entry points their routers may be placed on.
 
     ingress_classes: class names served (spec.ingressClassName or the kubernetes.io/ingress.class
         annotation), in addition to IngressClass objects whose controller is passerelle's.
     ingress_without_class: serve Ingresses that name no class, unless a default IngressClass of
         another controller claims them.
+    entrypoints: every configured entry point in order, with whether it terminates TLS and its
+        port (the static configuration's, passed in by the caller; default: one plain `web`).
     """
 
     ingress_classes: tuple[str, ...] = ("passerelle", "traefik")
     ingress_without_class: bool = True
+    entrypoints: tuple[EntryPointInfo, ...] = (EntryPointInfo(name="web", port=8080),)
 
 
 def translate(
@@ -55,6 +73,7 @@ class Translator:
     def __init__(self, options: IngressOptions = IngressOptions()) -> None:
         self._options = options
         self._read: dict[int, tuple[Object, IngressSpec | InvalidObject]] = {}
+        self._placed: dict[int, _Placed] = {}
 
     def translate(self, snapshot: ClusterSnapshot) -> tuple[DynamicConfig, list[Problem]]:
         problems: list[Problem] = []
@@ -81,10 +100,23 @@ class Translator:
                 continue
             specs.append(read[1])
         self._read = seen  # forget objects that left
-        builder = _Builder(Backends(snapshot), problems)
+        builder = _Builder(Backends(snapshot), MiddlewareIndex(snapshot, problems), self._options, problems)
+        builder.placed_before = self._placed
         for spec in sorted(specs, key=lambda s: s.age_key):
             builder.add(spec)
+        self._placed = builder.placed
         return builder.config(), problems
+
+
+@dataclass(frozen=True, slots=True)
+class _Placed:
+    """What an IngressSpec's annotations and spec.tls decide, kept while the spec is unchanged."""
+
+    spec: IngressSpec
+    annotations: IngressAnnotations
+    report: str | None
+    placement: Placement
+    groups: list[tuple[tuple[str, ...], tuple[Middleware, ...]]] | None  # None: has router.middlewares
 
 
 def _class_of(obj: Mapping[str, Any]) -> str | None:
@@ -113,48 +145,144 @@ def _served_classes(snapshot: ClusterSnapshot, options: IngressOptions) -> tuple
 
 
 class _Builder:
-    def __init__(self, backends: Backends, problems: list[Problem]) -> None:
+    def __init__(
+        self,
+        backends: Backends,
+        middlewares: MiddlewareIndex,
+        options: IngressOptions,
+        problems: list[Problem],
+    ) -> None:
         self._backends = backends
+        self._middleware_index = middlewares
+        self._entrypoints = options.entrypoints
         self._problems = problems
         self._routers: list[Router] = []
         self._services: dict[str, Service] = {}
-        self._claims: dict[tuple[str | None, PathType, str], str] = {}
+        self._middlewares: dict[str, Middleware] = {}
+        # (entry point, host, path type, path) -> "Ingress ns/name"; the default backend is the
+        # (entry point, None, None, "") claim. Per entry point: Ingresses placed on different entry
+        # points do not conflict, as two Traefik routers on different entry points do not.
+        self._claims: dict[tuple[str, str | None, PathType | None, str], str] = {}
         self._names: set[str] = set()
-        self._default_owner = ""
+        self.placed_before: dict[int, _Placed] = {}
+        self.placed: dict[int, _Placed] = {}
         self._seen: set[Problem] = set()
 
     def add(self, spec: IngressSpec) -> None:
         ref = ObjectRef(kind="Ingress", namespace=spec.namespace, name=spec.name)
         source = f"Ingress {spec.namespace}/{spec.name}"
+        placed = self._placed(spec)
+        if placed.report is not None:
+            self._problem(ref, placed.report, Severity.WARNING)
+        groups = placed.groups
+        if groups is None:
+            resolved = self._middleware_index.resolve(placed.annotations.traefik.middlewares)
+            for warning in resolved.warnings:
+                self._problem(ref, warning, Severity.WARNING)
+            if resolved.error:
+                self._problem(ref, f"not served: {resolved.error}")
+                return
+            groups = chains(placed.placement, resolved.middlewares, self._entrypoints)
+        placement = placed.placement
+        for severity, message in placement.problems:
+            self._problem(ref, message, severity)
+        if not placement.entrypoints:
+            return
         for rule in spec.rules:
             for path in rule.paths:
                 match = _path_match(path.path, path.path_type)
-                claim = (rule.host, match.type, match.value)
-                owner = self._claims.setdefault(claim, source)
-                if owner != source:
-                    self._problem(
-                        ref,
-                        f"{rule.host or '*'} {match.type} {match.value} is already served by {owner}; not served here",
-                    )
+                free, taken = self._claim(placement.entrypoints, (rule.host, match.type, match.value), source)
+                if taken:
+                    what = f"{rule.host or '*'} {match.type} {match.value} is already served by"
+                    self._problem(ref, f"{what} {_owners(taken, free)}")
+                if not free:
                     continue
-                name = self._unique(f"{spec.namespace}-{spec.name}-{rule.host or 'any'}-{match.value}")
+                base = f"{spec.namespace}-{spec.name}-{rule.host or 'any'}-{match.value}"
                 service = self._service(ref, spec.namespace, path.backend)
-                self._routers.append(
-                    Router(name=name, service=service, host=rule.host, path=match, source=source)
+                path_groups = groups if not taken else self._restrict(groups, free)
+                self._add_routers(
+                    path_groups, base, service=service, host=rule.host, path=match, source=source
                 )
         if spec.default_backend is not None:
-            if self._default_owner:
+            free, taken = self._claim(placement.entrypoints, (None, None, ""), source)
+            if taken:
                 self._problem(
-                    ref, f"defaultBackend ignored: {self._default_owner} already sets the default backend"
+                    ref, f"defaultBackend ignored: {_owners(taken, free, 'already sets the default backend')}"
                 )
-            else:
-                self._default_owner = source
+            if free:
                 service = self._service(ref, spec.namespace, spec.default_backend)
-                name = self._unique(f"{spec.namespace}-{spec.name}-default-backend")
-                self._routers.append(Router(name=name, service=service, source=source))
+                base = f"{spec.namespace}-{spec.name}-default-backend"
+                path_groups = groups if not taken else self._restrict(groups, free)
+                self._add_routers(path_groups, base, service=service, host=None, path=None, source=source)
+
+    def _placed(self, spec: IngressSpec) -> _Placed:
+        placed = self.placed_before.get(id(spec))
+        if placed is None or placed.spec is not spec:
+            annotations = read_annotations(spec.annotations)
+            placement = place(annotations, has_tls=spec.has_tls, entrypoints=self._entrypoints)
+            # Middleware references depend on the snapshot's Middleware objects: resolved each time.
+            fixed = None if annotations.traefik.middlewares else chains(placement, (), self._entrypoints)
+            placed = _Placed(spec, annotations, annotations.report.message(), placement, fixed)
+        self.placed[id(spec)] = placed
+        return placed
+
+    def _claim(
+        self, entrypoints: tuple[str, ...], what: tuple[str | None, PathType | None, str], source: str
+    ) -> tuple[list[str], dict[str, str]]:
+        """The entry points where `source` now holds `what`, and the owners of the others."""
+        free: list[str] = []
+        taken: dict[str, str] = {}
+        for name in entrypoints:
+            owner = self._claims.setdefault((name, *what), source)
+            if owner == source:
+                free.append(name)
+            else:
+                taken[name] = owner
+        return free, taken
+
+    def _restrict(
+        self, groups: list[tuple[tuple[str, ...], tuple[Middleware, ...]]], free: list[str]
+    ) -> list[tuple[tuple[str, ...], tuple[Middleware, ...]]]:
+        every = tuple(ep.name for ep in self._entrypoints)
+        out = []
+        for entrypoints, chain in groups:
+            kept = tuple(name for name in (entrypoints or every) if name in free)
+            if kept:
+                out.append((kept, chain))
+        return out
+
+    def _add_routers(
+        self,
+        groups: list[tuple[tuple[str, ...], tuple[Middleware, ...]]],
+        base: str,
+        *,
+        service: str,
+        host: str | None,
+        path: PathMatch | None,
+        source: str,
+    ) -> None:
+        for entrypoints, chain in groups:
+            name = self._unique(base if len(groups) == 1 else f"{base}-{'-'.join(entrypoints)}")
+            for middleware in chain:
+                self._middlewares.setdefault(middleware.name, middleware)
+            self._routers.append(
+                Router(
+                    name=name,
+                    service=service,
+                    host=host,
+                    path=path,
+                    entrypoints=entrypoints,
+                    middlewares=tuple(m.name for m in chain),
+                    source=source,
+                )
+            )
 
     def config(self) -> DynamicConfig:
-        return DynamicConfig(routers=tuple(self._routers), services=tuple(self._services.values()))
+        return DynamicConfig(
+            routers=tuple(self._routers),
+            services=tuple(self._services.values()),
+            middlewares=tuple(self._middlewares.values()),
+        )
 
     def _service(self, ref: ObjectRef, namespace: str, backend: BackendRef) -> str:
         name = service_key(namespace, backend)
@@ -190,6 +318,17 @@ class _Builder:
         if problem not in self._seen:
             self._seen.add(problem)
             self._problems.append(problem)
+
+
+def _owners(taken: dict[str, str], free: list[str], verb: str = "") -> str:
+    """`Ingress a/b; not served here`, naming the entry points when only some are taken."""
+    owners = ", ".join(sorted(set(taken.values())))
+    if not free:
+        return f"{owners} {verb}; not served here" if verb else f"{owners}; not served here"
+    where = ", ".join(taken)
+    return (
+        f"{owners} {verb} on {where}; not served there" if verb else f"{owners} on {where}; not served there"
+    )
 
 
 def _severity(service: Service) -> Severity:

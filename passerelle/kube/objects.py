@@ -57,6 +57,7 @@ class IngressSpec:
     annotations: Mapping[str, str]
     default_backend: BackendRef | None
     rules: tuple[IngressRule, ...]
+    has_tls: bool = False  # spec.tls is not empty: decides placement (kube/placement.py)
 
     @property
     def age_key(self) -> tuple[str, str, str]:
@@ -116,6 +117,7 @@ def read_ingress(obj: Object) -> IngressSpec:
         annotations=annotations,
         default_backend=default_backend,
         rules=tuple(rules),
+        has_tls=bool(spec.get("tls")),
     )
 
 

@@ -6,11 +6,12 @@ equal to the live one, and JSON-serialisable (`codec.py`), so it can cross a pro
 `Problem` is how a bad user object is reported: attached to the object, never raised.
 """
 
-from passerelle.model.config import DynamicConfig, PathMatch, PathType, Router, Server, Service
+from passerelle.model.config import DynamicConfig, Middleware, PathMatch, PathType, Router, Server, Service
 from passerelle.model.problem import ObjectRef, Problem, Severity
 
 __all__ = [
     "DynamicConfig",
+    "Middleware",
     "ObjectRef",
     "PathMatch",
     "PathType",

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from passerelle.middlewares.base import MiddlewareSpec
+
 
 class PathType(StrEnum):
     EXACT = "Exact"
@@ -31,6 +33,7 @@ class Router:
 
     `path` None makes the router a default backend: it catches what no other router matches.
     `entrypoints` empty means every entry point (Traefik's default for Ingress routes).
+    `middlewares` names entries of `DynamicConfig.middlewares`, applied in order before `service`.
     """
 
     name: str
@@ -38,6 +41,7 @@ class Router:
     host: str | None = None
     path: PathMatch | None = None
     entrypoints: tuple[str, ...] = ()
+    middlewares: tuple[str, ...] = ()
     source: str = ""  # "Ingress ns/name": where the router came from
 
     def rule(self) -> str:
@@ -72,16 +76,33 @@ class Service:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class Middleware:
+    """A named middleware: `<namespace>-<name>@kubernetescrd` for a Middleware object, as Traefik names it."""
+
+    name: str
+    spec: MiddlewareSpec
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class DynamicConfig:
     routers: tuple[Router, ...] = ()
     services: tuple[Service, ...] = ()
+    middlewares: tuple[Middleware, ...] = ()
     _index: dict[str, Service] = field(default_factory=dict, compare=False, repr=False)
+    _middleware_index: dict[str, Middleware] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         self._index.update((s.name, s) for s in self.services)
         missing = {r.service for r in self.routers} - self._index.keys()
         if missing:
             raise ValueError(f"routers refer to unknown services: {sorted(missing)}")
+        self._middleware_index.update((m.name, m) for m in self.middlewares)
+        missing = {n for r in self.routers for n in r.middlewares} - self._middleware_index.keys()
+        if missing:
+            raise ValueError(f"routers refer to unknown middlewares: {sorted(missing)}")
 
     def service(self, name: str) -> Service:
         return self._index[name]
+
+    def middleware(self, name: str) -> Middleware:
+        return self._middleware_index[name]

@@ -69,6 +69,9 @@ def config_frames(number: int, config: DynamicConfig, *, with_routers: bool) -> 
         for i in range(0, len(routers), FRAME_ITEMS):
             items = [codec.dump_router(r) for r in routers[i : i + FRAME_ITEMS]]
             frames.append({"type": "routers", "version": number, "items": items})
+        if config.middlewares:  # few, and they travel with the routers that name them
+            items = [codec.dump_middleware(m) for m in config.middlewares]
+            frames.append({"type": "middlewares", "version": number, "items": items})
     services = config.services
     for i in range(0, len(services), FRAME_ITEMS):
         items = [codec.dump_service(s) for s in services[i : i + FRAME_ITEMS]]

@@ -372,6 +372,8 @@ class ClientConnection(asyncio.Protocol):
         ex.upgrade = upgrade
         if route is None:
             ex.local = NOT_FOUND if method != b"HEAD" else canned(404, head=True)
+        elif route.redirect is not None:
+            ex.local = route.redirect.response(host, target, method)
         elif not route.upstream.pools.items:
             ex.local = canned(503, route.upstream.unavailable, head=method == b"HEAD")
         if ex.local is not None and (has_body or upgrade):

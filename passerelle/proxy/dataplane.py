@@ -4,6 +4,8 @@
 that stay, opening none yet: connections are made on first use), compiles every entry point's
 table beside the live one, rebinds `EntryPoint.table` in one assignment each, and only then closes
 the idle connections of servers that left. Exchanges in flight keep the `Route` they matched.
+A route whose router starts with a redirect answers the redirect itself (`Route.redirect`); an
+entry point with `http.redirections.entryPoint` redirects every request (`RedirectAll`).
 """
 
 from __future__ import annotations
@@ -14,7 +16,9 @@ import socket
 from collections.abc import Iterator
 from functools import partial
 
-from passerelle.model import DynamicConfig, Server, Service
+from passerelle.http.redirect import Redirect
+from passerelle.middlewares.redirect_scheme import RedirectScheme
+from passerelle.model import DynamicConfig, Router, Server, Service
 from passerelle.proxy.balancer import RoundRobin
 from passerelle.proxy.connection import ClientConnection
 from passerelle.proxy.deadlines import Deadlines
@@ -47,29 +51,90 @@ class Upstream:
 
 
 class Route:
-    """What a table lookup returns: the router's name and its service's Upstream."""
+    """What a table lookup returns: the router's name, its service's Upstream, and its redirect.
 
-    __slots__ = ("name", "upstream")
+    `redirect` is set when the router's middlewares hold a redirectScheme: the request is answered
+    with it and never reaches the service (Traefik's redirect middleware ends the chain).
+    """
 
-    def __init__(self, name: str, upstream: Upstream) -> None:
+    __slots__ = ("name", "upstream", "redirect")
+
+    def __init__(self, name: str, upstream: Upstream, redirect: Redirect | None = None) -> None:
         self.name = name
         self.upstream = upstream
+        self.redirect = redirect
+
+
+def route_of(
+    router: Router, config: DynamicConfig, upstreams: dict[str, Upstream], redirects: dict[str, Redirect]
+) -> Route:
+    """The route of a router; `redirects` shares one compiled Redirect per middleware."""
+    redirect = None
+    for name in router.middlewares:
+        spec = config.middleware(name).spec
+        if isinstance(spec, RedirectScheme):
+            redirect = redirects.get(name)
+            if redirect is None:
+                redirect = redirects[name] = Redirect(
+                    scheme=spec.scheme, port=spec.port, permanent=spec.permanent, host=spec.host
+                )
+            break
+    return Route(router.name, upstreams[router.service], redirect)
+
+
+# RFC 8555 §8.3: HTTP-01 challenges are fetched over plain HTTP on port 80, and must not be
+# redirected away. Traefik's ACME router sits above the entry point redirect for this path.
+ACME_CHALLENGE_PREFIX = b"/.well-known/acme-challenge/"
+
+
+class RedirectAll:
+    """An entry point's `http.redirections.entryPoint`: every request gets the redirect.
+
+    Traefik builds this as a catch-all router above every Ingress router (priority MaxInt-1,
+    `pkg/provider/traefik/internal.go`). ACME HTTP-01 challenge paths are the exception: they are
+    looked up in the entry point's table, where the ACME responder's route will be.
+    """
+
+    __slots__ = ("route", "table")
+
+    def __init__(self, route: Route, table: RouteTable[Route]) -> None:
+        self.route = route
+        self.table = table
+
+    def match(self, host: bytes, target: bytes) -> Route | None:
+        if target.startswith(ACME_CHALLENGE_PREFIX):
+            return self.table.match(host, target)
+        return self.route
 
 
 class EntryPoint:
-    __slots__ = ("options", "loop", "table", "scheme", "default_port", "connections", "deadlines", "servers")
+    __slots__ = (
+        "options", "loop", "table", "redirect_all", "scheme", "default_port", "connections", "deadlines", "servers",
+    )  # fmt: skip
 
     def __init__(
         self, options: EntryPointOptions, loop: asyncio.AbstractEventLoop, deadlines: Deadlines
     ) -> None:
         self.options = options
         self.loop = loop
-        self.table: RouteTable[Route] = RouteTable()
+        self.redirect_all: Route | None = None
+        if options.redirect_scheme:
+            redirect = Redirect(
+                scheme=options.redirect_scheme,
+                port=options.redirect_port,
+                permanent=options.redirect_permanent,
+            )
+            self.redirect_all = Route(f"{options.name}-redirect@internal", Upstream("redirect"), redirect)
+        self.table: RouteTable[Route] | RedirectAll
+        self.set_table(RouteTable())
         self.scheme = b"http"
         self.default_port = b"80"
         self.connections: set[ClientConnection] = set()
         self.deadlines = deadlines
         self.servers: list[asyncio.Server] = []
+
+    def set_table(self, table: RouteTable[Route]) -> None:
+        self.table = table if self.redirect_all is None else RedirectAll(self.redirect_all, table)
 
     def connection_opened(self, conn: ClientConnection) -> None:
         self.connections.add(conn)
@@ -120,7 +185,10 @@ class Dataplane:
         """
         previous = self._config
         if routers_changed is None:
-            routers_changed = previous is None or previous.routers != config.routers
+            routers_changed = previous is None or (previous.routers, previous.middlewares) != (
+                config.routers,
+                config.middlewares,
+            )
         pools: dict[Server, Pool] = {}
         if previous is not None and not routers_changed:
             for i, service in enumerate(config.services):
@@ -141,14 +209,15 @@ class Dataplane:
                 upstream.set(self._pools_for(service, pools), service.unavailable)
                 if i % _STEP == _STEP - 1:
                     yield
+            redirects: dict[str, Redirect] = {}
             tables = yield from compile_steps(
                 config,
                 self.entrypoints,
-                lambda router: Route(router.name, upstreams[router.service]),
+                lambda router: route_of(router, config, upstreams, redirects),
                 step=_STEP,
             )
             for name, entry in self.entrypoints.items():
-                entry.table = tables[name]
+                entry.set_table(tables[name])
             self._upstreams = upstreams
         for server, pool in self._pools.items():
             if server not in pools:

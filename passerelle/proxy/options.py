@@ -14,6 +14,9 @@ class EntryPointOptions:
     idle_timeout: seconds an idle keep-alive connection stays open (default 180, Traefik's).
     max_request_line: bytes in the request line before 414 (default 8192, nginx's large buffer).
     max_header_bytes: bytes of header fields before 431 (default 32768).
+    redirect_scheme: with `http.redirections.entryPoint`, the scheme every request is redirected
+        to ("" for no redirect); redirect_port the target port (None: the scheme's default) and
+        redirect_permanent 301/308 instead of 302/307 (Traefik's default: permanent).
     """
 
     name: str
@@ -23,6 +26,9 @@ class EntryPointOptions:
     idle_timeout: float = 180.0
     max_request_line: int = 8192
     max_header_bytes: int = 32768
+    redirect_scheme: str = ""
+    redirect_port: int | None = None
+    redirect_permanent: bool = True
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

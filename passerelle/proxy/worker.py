@@ -20,7 +20,7 @@ import sys
 from typing import Any
 
 from passerelle.memory import gc_paused
-from passerelle.model import DynamicConfig, Router, Service, codec
+from passerelle.model import DynamicConfig, Middleware, Router, Service, codec
 from passerelle.observability.logging import configure
 from passerelle.proxy.channel import Channel, Message
 from passerelle.proxy.dataplane import Dataplane
@@ -83,6 +83,7 @@ async def _assemble(
     """Collect one version's frames into a DynamicConfig, yielding to requests after each frame."""
     routers: list[Router] = []
     services: list[Service] = []
+    middlewares: list[Middleware] = []
     while True:
         frame = await inbox.get()
         if frame.get("version") != version:
@@ -90,6 +91,8 @@ async def _assemble(
         kind = frame["type"]
         if kind == "routers":
             routers.extend(codec.load_router(r) for r in frame["items"])
+        elif kind == "middlewares":
+            middlewares.extend(codec.load_middleware(m) for m in frame["items"])
         elif kind == "services":
             services.extend(codec.load_service(s) for s in frame["items"])
         elif kind == "commit":
@@ -98,8 +101,9 @@ async def _assemble(
     if not with_routers:
         if dataplane.config is None:
             raise ValueError("routers were left out, but this worker has none yet")
-        return DynamicConfig(routers=dataplane.config.routers, services=tuple(services))
-    return DynamicConfig(routers=tuple(routers), services=tuple(services))
+        live = dataplane.config
+        return DynamicConfig(routers=live.routers, services=tuple(services), middlewares=live.middlewares)
+    return DynamicConfig(routers=tuple(routers), services=tuple(services), middlewares=tuple(middlewares))
 
 
 def main() -> None:

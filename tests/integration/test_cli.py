@@ -87,3 +87,24 @@ def test_check_reports_problems_with_their_file_and_exits_1(
     result = passerelle("check", str(tmp_path))
     assert result.returncode == 1
     assert expected in result.stdout
+
+
+def test_check_places_routers_on_the_configured_entry_points(tmp_path: Path) -> None:
+    manifests = tmp_path / "manifests"
+    manifests.mkdir()
+    (manifests / "objects.yaml").write_text(
+        "apiVersion: networking.k8s.io/v1\nkind: Ingress\n"
+        "metadata: {name: x, annotations: {traefik.ingress.kubernetes.io/router.entrypoints: websecure}}\n"
+        "spec:\n  tls: [{secretName: x}]\n  rules:\n"
+        "  - http: {paths: [{path: /a, pathType: Prefix, backend: {service: {name: nope, port: {number: 80}}}}]}\n"
+    )
+    without = passerelle("check", str(manifests))
+    assert "warning: Ingress default/x: router.entrypoints: no entry point named websecure" in without.stdout
+    config = tmp_path / "passerelle.yaml"
+    config.write_text("entryPoints:\n  web: {address: ':80'}\n  websecure: {address: ':443', tls: {}}\n")
+    with_config = passerelle("check", "-c", str(config), str(manifests))
+    assert "no entry point named" not in with_config.stdout
+    assert "Service default/nope not found" in with_config.stdout
+    (tmp_path / "bad.yaml").write_text("entryPoints: {web: {adress: ':80'}}\n")
+    bad = passerelle("check", "-c", str(tmp_path / "bad.yaml"), str(manifests))
+    assert bad.returncode == 2 and "entryPoints.web.adress: unknown key" in bad.stderr

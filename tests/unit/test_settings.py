@@ -67,3 +67,41 @@ def test_split_address() -> None:
     assert split_address("0.0.0.0:80") == ("0.0.0.0", 80)
     with pytest.raises(SettingsError):
         split_address("host:99999")
+
+
+def test_entrypoint_redirections_and_tls_placement() -> None:
+    settings = parse_settings(
+        "entryPoints:\n"
+        "  web:\n    address: ':8080'\n    http: {redirections: {entryPoint: {to: websecure}}}\n"
+        "  websecure: {address: ':8443', tls: {}}\n"
+        "  other:\n    address: ':9090'\n    http: {redirections: {entryPoint: {to: ':443', scheme: https, permanent: false}}}\n"
+    )
+    web, websecure, other = settings.entrypoint_options()
+    assert (web.redirect_scheme, web.redirect_port, web.redirect_permanent) == ("https", 8443, True)
+    assert websecure.redirect_scheme == ""
+    assert (other.redirect_scheme, other.redirect_port, other.redirect_permanent) == ("https", 443, False)
+    assert [(e.name, e.tls, e.port) for e in settings.ingress_options().entrypoints] == [
+        ("web", False, 8080),
+        ("websecure", True, 8443),
+        ("other", False, 9090),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("redirect", "message"),
+    [
+        ("{to: web}", "entryPoints.web.http.redirections.entryPoint.to: redirects to itself"),
+        ("{to: nowhere}", "'nowhere' is neither an entry point (web) nor a port"),
+        (
+            "{to: web2, scheme: ftp}",
+            "entryPoints.web.http.redirections.entryPoint.scheme: Input should be 'http' or 'https'",
+        ),
+        ("{scheme: https}", "entryPoints.web.http.redirections.entryPoint.to: Field required"),
+    ],
+)
+def test_bad_redirections_are_reported(redirect: str, message: str) -> None:
+    with pytest.raises(SettingsError) as error:
+        parse_settings(
+            f"entryPoints:\n  web:\n    address: ':80'\n    http: {{redirections: {{entryPoint: {redirect}}}}}\n"
+        )
+    assert message in str(error.value)

@@ -7,16 +7,22 @@ Fixture format::
     options:                           # optional IngressOptions
       ingressClasses: [passerelle]
       ingressWithoutClass: true
+      entryPoints:                     # default: {web: {port: 8080}}
+        web: {port: 8080}
+        websecure: {port: 8443, tls: true}
     expect:
-      routers:                         # compared as a multiset of (host, path, service)
+      routers:                         # a multiset of (host, path, service, entrypoints, middlewares)
         - {name: optional, host: foo.example.com or null, path: {type: Prefix, value: /} or null,
-           service: <service name>}
+           service: <service name>, entrypoints: [web] (default [], all), middlewares: [] (default)}
+      middlewares:                     # exactly these (default none), as the codec writes them
+        - {name: redirect-https-permanent@passerelle, kind: redirectScheme, spec: {...}}
       services:                        # exactly these services, with exactly these servers
         - {name: ..., servers: ["10.0.0.1:8080"], unavailable: optional substring}
       problems:                        # exactly this many problems, each matching one of these
         - {object: "Ingress ns/name", severity: error, message_contains: "..."}
       requests:                        # optional: end to end through the compiled route table
-        - {host: foo.example.com:8080, path: /foo, router: <router name> or null}
+        - {host: foo.example.com:8080, path: /foo, router: <router name> or null,
+           entrypoint: web (default)}
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ import pytest
 import yaml
 
 from passerelle.kube.ingress import IngressOptions, translate
+from passerelle.kube.placement import EntryPointInfo
 from passerelle.kube.snapshot import ClusterSnapshot
 from passerelle.model import Problem, Router, codec
 from passerelle.routing.table import compile_tables
@@ -38,13 +45,13 @@ FIXTURES = Path(__file__).parent / "fixtures"
 CASES = sorted(FIXTURES.glob("*.yaml"))
 
 _CASE_KEYS = {"objects", "options", "expect"}
-_EXPECT_KEYS = {"routers", "services", "problems", "requests"}
-_ROUTER_KEYS = {"name", "host", "path", "service"}
+_EXPECT_KEYS = {"routers", "services", "problems", "requests", "middlewares"}
+_ROUTER_KEYS = {"name", "host", "path", "service", "entrypoints", "middlewares"}
 _SERVICE_KEYS = {"name", "servers", "unavailable"}
 _PROBLEM_KEYS = {"object", "severity", "message_contains"}
-_REQUEST_KEYS = {"host", "path", "router"}
+_REQUEST_KEYS = {"host", "path", "router", "entrypoint"}
 
-RouterKey = tuple[str | None, tuple[str, str] | None, str]
+RouterKey = tuple[str | None, tuple[str, str] | None, str, tuple[str, ...], tuple[str, ...]]
 
 
 def _load(path: Path) -> dict[str, Any]:
@@ -67,8 +74,13 @@ def _load(path: Path) -> dict[str, Any]:
 
 def _options(raw: dict[str, Any] | None) -> IngressOptions:
     raw = raw or {}
-    assert set(raw) <= {"ingressClasses", "ingressWithoutClass"}, raw
+    assert set(raw) <= {"ingressClasses", "ingressWithoutClass", "entryPoints"}, raw
     kwargs: dict[str, Any] = {}
+    if "entryPoints" in raw:
+        kwargs["entrypoints"] = tuple(
+            EntryPointInfo(name=name, tls=bool(ep.get("tls")), port=ep.get("port", 0))
+            for name, ep in raw["entryPoints"].items()
+        )
     if "ingressClasses" in raw:
         kwargs["ingress_classes"] = tuple(raw["ingressClasses"])
     if "ingressWithoutClass" in raw:
@@ -78,12 +90,18 @@ def _options(raw: dict[str, Any] | None) -> IngressOptions:
 
 def _router_key(router: Router) -> RouterKey:
     path = None if router.path is None else (str(router.path.type), router.path.value)
-    return (router.host, path, router.service)
+    return (router.host, path, router.service, router.entrypoints, router.middlewares)
 
 
 def _expected_router_key(entry: dict[str, Any]) -> RouterKey:
     path = entry["path"]
-    return (entry["host"], None if path is None else (path["type"], path["value"]), entry["service"])
+    return (
+        entry["host"],
+        None if path is None else (path["type"], path["value"]),
+        entry["service"],
+        tuple(entry.get("entrypoints", ())),
+        tuple(entry.get("middlewares", ())),
+    )
 
 
 def _matches(problem: Problem, entry: dict[str, Any]) -> bool:
@@ -112,7 +130,7 @@ def test_translate(path: Path) -> None:
     config, problems = translate(ClusterSnapshot.of(case["objects"]), _options(case.get("options")))
     shown = "\n".join(str(p) for p in problems) or "(none)"
 
-    # Routers: a multiset of (host, path, service); names only where the fixture gives one.
+    # Routers: a multiset of (host, path, service, entrypoints, middlewares); names only where given.
     expected_routers = expect.get("routers") or []
     assert Counter(map(_router_key, config.routers)) == Counter(
         map(_expected_router_key, expected_routers)
@@ -144,14 +162,20 @@ def test_translate(path: Path) -> None:
     assert len(problems) == len(expected_problems), f"problems were:\n{shown}"
     assert _assign(expected_problems, problems), f"problems were:\n{shown}"
 
+    # Middlewares: exactly these.
+    assert codec.dump(config)["middlewares"] == expect.get("middlewares", [])
+
     # The configuration crosses process boundaries as JSON.
     assert codec.load(json.loads(json.dumps(codec.dump(config)))) == config
 
     # Requests, end to end through the compiled table.
     requests = expect.get("requests") or []
     if requests:
-        table = compile_tables(config, ["web"], lambda r: r.name)["web"]
-        got = [table.match(r["host"].encode(), r["path"].encode()) for r in requests]
+        names = [ep.name for ep in _options(case.get("options")).entrypoints]
+        tables = compile_tables(config, names, lambda r: r.name)
+        got = [
+            tables[r.get("entrypoint", "web")].match(r["host"].encode(), r["path"].encode()) for r in requests
+        ]
         want = [r["router"] for r in requests]
         assert got == want, "\n".join(
             f"{r['host']}{r['path']}: got {g}, want {w}"

@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from passerelle.model import DynamicConfig, PathMatch, PathType, Router, Server, Service, codec
+from passerelle.middlewares.redirect_scheme import RedirectScheme
+from passerelle.model import DynamicConfig, Middleware, PathMatch, PathType, Router, Server, Service, codec
 
 
 @pytest.fixture
@@ -26,6 +27,7 @@ def config() -> DynamicConfig:
                 host="www.example.com",
                 path=PathMatch(type=PathType.EXACT, value="/cart/checkout"),
                 entrypoints=("web", "websecure"),
+                middlewares=("shop-https@kubernetescrd",),
                 source="Ingress shop/shop",
             ),
             Router(
@@ -49,6 +51,12 @@ def config() -> DynamicConfig:
             Service(name="edge/api:http", servers=(Server(host="api.example.org", port=80),)),
             Service(name="shop/ghost:80", unavailable="Service shop/ghost not found"),
         ),
+        middlewares=(
+            Middleware(
+                name="shop-https@kubernetescrd",
+                spec=RedirectScheme(scheme="https", port=8443, permanent=True),
+            ),
+        ),
     )
 
 
@@ -65,6 +73,9 @@ def test_round_trip_through_json_text(config: DynamicConfig) -> None:
     assert loaded.routers[3].path is None and loaded.routers[3].host is None
     assert loaded.service("shop/cart:8080").servers[2] == Server(host="fd00::1", port=8080)
     assert loaded.service("shop/ghost:80").unavailable == "Service shop/ghost not found"
+    assert loaded.middleware("shop-https@kubernetescrd").spec == RedirectScheme(
+        scheme="https", port=8443, permanent=True
+    )
 
 
 def test_dump_is_plain_json_data(config: DynamicConfig) -> None:
@@ -75,6 +86,7 @@ def test_dump_is_plain_json_data(config: DynamicConfig) -> None:
         "host": "www.example.com",
         "path": {"type": "Exact", "value": "/cart/checkout"},
         "entrypoints": ["web", "websecure"],
+        "middlewares": ["shop-https@kubernetescrd"],
         "source": "Ingress shop/shop",
         "rule": "Host(`www.example.com`) && Path(`/cart/checkout`)",
     }
@@ -84,7 +96,22 @@ def test_dump_is_plain_json_data(config: DynamicConfig) -> None:
         "servers": [],
         "unavailable": "Service shop/ghost not found",
     }
+    assert data["middlewares"] == [
+        {
+            "name": "shop-https@kubernetescrd",
+            "kind": "redirectScheme",
+            "spec": {"scheme": "https", "port": 8443, "permanent": True, "host": None},
+        }
+    ]
     assert json.loads(json.dumps(data)) == data
+
+
+def test_a_router_naming_a_missing_middleware_is_refused() -> None:
+    with pytest.raises(ValueError, match="unknown middlewares"):
+        DynamicConfig(
+            routers=(Router(name="r", service="s", middlewares=("nope@kubernetescrd",)),),
+            services=(Service(name="s"),),
+        )
 
 
 def test_a_changed_config_is_not_equal(config: DynamicConfig) -> None:

@@ -7,7 +7,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from passerelle.model import DynamicConfig, PathMatch, PathType, Router, Server, Service
+from passerelle.middlewares.redirect_scheme import RedirectScheme
+from passerelle.model import DynamicConfig, Middleware, PathMatch, PathType, Router, Server, Service
 from passerelle.proxy.dataplane import Dataplane
 from passerelle.proxy.options import EntryPointOptions, ForwardingOptions
 
@@ -70,3 +71,53 @@ def test_pools_of_servers_that_left_are_closed(dataplane: Dataplane) -> None:
     leaving = [p for p in dataplane.entrypoints["web"].table.match(b"a", b"/").upstream.pools.items]  # type: ignore[union-attr]
     dataplane.apply(config({"a": (2,), "b": (3,)}))
     assert [p.closed for p in leaving] == [True, False]
+
+
+def test_a_router_with_a_redirect_scheme_answers_with_it() -> None:
+    loop = asyncio.new_event_loop()
+    try:
+        dataplane = Dataplane(
+            [EntryPointOptions(name="web", host="127.0.0.1", port=0)], ForwardingOptions(), loop
+        )
+        prefix = PathMatch(type=PathType.PREFIX, value="/")
+        dataplane.apply(
+            DynamicConfig(
+                routers=(
+                    Router(name="r", service="s", host="a", path=prefix, middlewares=("m@kubernetescrd",)),
+                    Router(name="plain", service="s", host="b", path=prefix),
+                ),
+                services=(Service(name="s"),),
+                middlewares=(
+                    Middleware(
+                        name="m@kubernetescrd", spec=RedirectScheme(scheme="https", port=8443, permanent=True)
+                    ),
+                ),
+            )
+        )
+        route = dataplane.entrypoints["web"].table.match(b"a:8080", b"/x?y")
+        assert route is not None and route.redirect is not None
+        assert route.redirect.location(b"a:8080", b"/x?y") == b"https://a:8443/x?y"
+        plain = dataplane.entrypoints["web"].table.match(b"b", b"/")
+        assert plain is not None and plain.redirect is None
+    finally:
+        loop.close()
+
+
+def test_an_entrypoint_redirect_catches_everything_but_acme_challenges() -> None:
+    loop = asyncio.new_event_loop()
+    try:
+        options = EntryPointOptions(
+            name="web", host="127.0.0.1", port=0, redirect_scheme="https", redirect_port=443
+        )
+        dataplane = Dataplane([options], ForwardingOptions(), loop)
+        dataplane.apply(config({"a": (1,)}, hosts=("a",)))
+        table = dataplane.entrypoints["web"].table
+        caught = table.match(b"nowhere.example", b"/any?q")
+        assert caught is not None and caught.redirect is not None
+        assert caught.redirect.location(b"nowhere.example:80", b"/any?q") == b"https://nowhere.example/any?q"
+        assert table.match(b"a", b"/page") is caught  # above every Ingress route, as in Traefik
+        challenge = table.match(b"a", b"/.well-known/acme-challenge/token")
+        assert challenge is not None and challenge.name == "a"  # routed, not redirected
+        assert table.match(b"zzz", b"/.well-known/acme-challenge/token") is None
+    finally:
+        loop.close()

@@ -1,0 +1,97 @@
+"""Redirect responses: the Location a scheme redirect sends, and the response that carries it.
+
+A redirect keeps the request's host (without its port), path and query, and swaps the scheme and
+port: `http://shop.example.com:8080/cart?id=1` to `https://shop.example.com/cart?id=1`. The
+target port is written only when it is not the scheme's default (443 for https, 80 for http), as
+Traefik's redirectScheme middleware does (`pkg/middlewares/redirect/redirect_scheme.go`). The
+status follows Traefik's `moveHandler` (`pkg/middlewares/redirect/redirect.go`): GET gets 302, or
+301 when permanent; any other method gets 307, or 308 when permanent, so a POST keeps its method
+and body (RFC 9110 §15.4.8, §15.4.9).
+"""
+
+from __future__ import annotations
+
+import re
+from http import HTTPStatus
+
+from passerelle.http.errors import canned
+
+_DEFAULT_PORTS = {b"http": 80, b"https": 443}
+# A Host value we are willing to copy into a Location: a DNS name, IPv4 or [IPv6], and a port.
+# Anything else (spaces, slashes, "@") could make the Location point somewhere the client did not
+# name, so it is refused with 400 rather than echoed.
+_HOST = re.compile(rb"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+)(:[0-9]*)?$")
+
+
+def _status_line(status: int) -> bytes:
+    return f"HTTP/1.1 {status} {HTTPStatus(status).phrase}\r\n".encode()
+
+
+class Redirect:
+    """A compiled scheme redirect: `response(host, target, method)` is the whole answer.
+
+    scheme: the target scheme (`https`, `http`).
+    port: the target port; None or the scheme's default port is left out of the Location.
+    permanent: 301/308 instead of 302/307.
+    host: a fixed host[:port] for the Location (Traefik 1.7's `ssl-host`), instead of the request's.
+    """
+
+    __slots__ = ("scheme", "port", "permanent", "host", "_prefix", "_heads")
+
+    def __init__(
+        self, *, scheme: str, port: int | None = None, permanent: bool = False, host: str | None = None
+    ) -> None:
+        self.scheme = scheme
+        self.port = port
+        self.permanent = permanent
+        self.host = host
+        scheme_bytes = scheme.encode()
+        port_part = b"" if port is None or _DEFAULT_PORTS.get(scheme_bytes) == port else b":%d" % port
+        self._prefix = (scheme_bytes + b"://", port_part)
+        get, other = (301, 308) if permanent else (302, 307)
+        self._heads = {True: _status_line(get), False: _status_line(other)}
+
+    def location(self, host: bytes, target: bytes) -> bytes | None:
+        """The Location for a request with this Host header and request-target; None if the Host is unusable."""
+        if target[:1] != b"/":
+            host, target = _split_absolute(host, target)
+        if self.host is not None:
+            authority = self.host.encode()
+        else:
+            if not _HOST.match(host):
+                return None
+            if host[:1] == b"[":
+                name = host[: host.index(b"]") + 1]
+            else:
+                name = host.partition(b":")[0]
+            authority = name + self._prefix[1]
+        return self._prefix[0] + authority + target
+
+    def response(self, host: bytes, target: bytes, method: bytes) -> bytes:
+        location = self.location(host, target)
+        head = method == b"HEAD"
+        if location is None:
+            return canned(400, "cannot redirect: the Host header is not a host name", head=head)
+        status_line = self._heads[method == b"GET"]  # HEAD too gets 307/308, as in Traefik
+        phrase = status_line[13:-2]  # b"HTTP/1.1 301 " is 13 bytes; the phrase is the body, as Traefik's
+        lines = (
+            status_line,
+            b"Location: ", location, b"\r\n",
+            b"Content-Type: text/plain; charset=utf-8\r\n",
+            b"Content-Length: %d\r\n\r\n" % len(phrase),
+        )  # fmt: skip
+        return b"".join(lines) if head else b"".join(lines) + phrase
+
+
+def _split_absolute(host: bytes, target: bytes) -> tuple[bytes, bytes]:
+    """RFC 9112 §3.2.2 absolute-form (`http://h:1/p?q`): its authority replaces Host (§7.2)."""
+    _, sep, rest = target.partition(b"://")
+    if not sep:
+        return host, b"/"  # asterisk-form (OPTIONS *): redirect to the root
+    slash = rest.find(b"/")
+    question = rest.find(b"?")
+    cut = min(i for i in (slash, question, len(rest)) if i >= 0)
+    path = rest[cut:]
+    if path[:1] != b"/":
+        path = b"/" + path
+    return rest[:cut] or host, path

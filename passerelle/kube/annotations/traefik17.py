@@ -1,0 +1,153 @@
+"""Traefik 1.7 Ingress annotations: entry points and HTTPS redirects.
+
+Traefik 1.7 reads every key as `ingress.kubernetes.io/<name>` first and then as
+`traefik.ingress.kubernetes.io/<name>` (`provider/kubernetes/annotations.go`, getAnnotationName),
+so both spellings work for every key; the first found wins. Keys after the second prefix that start
+with `router.` or `service.` are Traefik 2/3's (`traefik.py`).
+
+Honoured: `frontend-entry-points`, `redirect-entry-point` + `redirect-permanent`, `ssl-redirect`,
+`ssl-temporary-redirect`, `ssl-host`. Every other key of the 1.7 documentation is recognised and
+reported as ignored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from passerelle.kube.annotations.report import KeyReport, KeyStatus, parse_bool, parse_list
+
+BARE = "ingress.kubernetes.io/"
+TRAEFIK = "traefik.ingress.kubernetes.io/"
+
+HONOURED = frozenset(
+    {"frontend-entry-points", "redirect-entry-point", "redirect-permanent", "ssl-redirect",
+     "ssl-temporary-redirect", "ssl-host"}
+)  # fmt: skip
+# The rest of the 1.7 Ingress annotation table (docs/configuration/backends/kubernetes.md [T1.7]).
+NOT_YET = frozenset(
+    {
+        "app-root", "error-pages", "pass-client-tls-cert", "pass-tls-cert", "preserve-host", "priority",
+        "rate-limit", "redirect-regex", "redirect-replacement", "request-modifier", "rewrite-target",
+        "rule-type", "service-weights", "whitelist-source-range", "whitelist-x-forwarded-for",
+        "protocol", "auth-type", "auth-secret", "auth-realm", "auth-remove-header", "auth-header-field",
+        "auth-url", "auth-trust-headers", "auth-response-headers", "auth-tls-secret", "auth-tls-insecure",
+        "custom-request-headers", "custom-response-headers", "allowed-hosts", "browser-xss-filter",
+        "custom-browser-xss-value", "content-security-policy", "content-type-nosniff",
+        "custom-frame-options-value", "frame-deny", "force-hsts", "hsts-max-age",
+        "hsts-include-subdomains", "hsts-preload", "is-development", "proxy-headers", "public-key",
+        "referrer-policy", "ssl-force-host", "ssl-proxy-headers",
+    }
+)  # fmt: skip
+# Read from the Service object in 1.7, never from the Ingress.
+SERVICE_SIDE = frozenset(
+    {
+        "affinity", "session-cookie-name", "session-secure", "session-http-only", "session-same-site",
+        "load-balancer-method", "circuit-breaker-expression", "buffering",
+        "responseforwarding-flushinterval", "max-conn-amount", "max-conn-extractor-func",
+    }
+)  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Traefik17:
+    """What the 1.7 keys of one Ingress ask for. `ssl_redirect`: None, "permanent" or "temporary"."""
+
+    entrypoints: tuple[str, ...] | None = None
+    redirect_entrypoint: str | None = None
+    redirect_permanent: bool = False
+    ssl_redirect: str | None = None
+    ssl_host: str | None = None
+    keys: tuple[KeyReport, ...] = ()
+
+    @property
+    def used(self) -> bool:
+        """Does this Ingress rely on 1.7 placement (an entry point or redirect key is honoured)?"""
+        return (
+            self.entrypoints is not None
+            or self.redirect_entrypoint is not None
+            or self.ssl_redirect is not None
+        )
+
+
+def name_of(key: str) -> str | None:
+    """The 1.7 annotation name of a key (`ssl-redirect`), or None if the key is not 1.7's."""
+    if key.startswith(BARE):
+        return key[len(BARE) :]
+    if key.startswith(TRAEFIK):
+        name = key[len(TRAEFIK) :]
+        if not name.lower().startswith(("router.", "service.")):
+            return name
+    return None
+
+
+def parse(annotations: Mapping[str, str]) -> Traefik17:
+    keys: list[KeyReport] = []
+    values: dict[str, tuple[str, str]] = {}  # name -> (key, value) of the spelling that wins
+    for key in sorted(annotations, key=lambda k: (not k.startswith(BARE), k)):  # bare prefix first
+        name = name_of(key)
+        if name is None:
+            continue
+        if name in HONOURED:
+            if name in values:
+                keys.append(KeyReport(key=key, status=KeyStatus.IGNORED, note=f"{values[name][0]} wins"))
+            else:
+                values[name] = (key, annotations[key])
+        elif name in NOT_YET:
+            keys.append(KeyReport(key=key, status=KeyStatus.IGNORED, note="not supported yet"))
+        elif name in SERVICE_SIDE:
+            keys.append(KeyReport(key=key, status=KeyStatus.IGNORED, note="belongs on the Service"))
+        else:
+            keys.append(KeyReport(key=key, status=KeyStatus.UNKNOWN))
+
+    def honour(name: str) -> str | None:
+        if name not in values:
+            return None
+        keys.append(KeyReport(key=values[name][0], status=KeyStatus.HONOURED))
+        return values[name][1]
+
+    def flag(name: str) -> bool | None:
+        raw = values.get(name)
+        if raw is None:
+            return None
+        parsed = parse_bool(raw[1].strip())
+        if parsed is None:
+            keys.append(
+                KeyReport(key=raw[0], status=KeyStatus.IGNORED, note=f"{raw[1]!r} is not true or false")
+            )
+            return None
+        honour(name)
+        return parsed
+
+    def unused(name: str, needs: str) -> None:
+        if name in values:
+            note = f"only read with {needs}"
+            keys.append(KeyReport(key=values[name][0], status=KeyStatus.IGNORED, note=note))
+
+    entrypoints = None
+    raw_entrypoints = honour("frontend-entry-points")
+    if raw_entrypoints is not None:
+        entrypoints = parse_list(raw_entrypoints)
+    redirect_entrypoint = (honour("redirect-entry-point") or "").strip() or None
+    permanent = False
+    if redirect_entrypoint:
+        permanent = bool(flag("redirect-permanent"))
+    else:
+        unused("redirect-permanent", "redirect-entry-point")
+    redirect, temporary = flag("ssl-redirect"), flag("ssl-temporary-redirect")
+    # unrolled/secure (1.7's secure middleware) redirects when ssl-redirect is set; the temporary
+    # flag only changes the status. Either one alone asks for the redirect here.
+    ssl_redirect = "temporary" if temporary else "permanent" if redirect else None
+    ssl_host = None
+    if ssl_redirect:
+        ssl_host = (honour("ssl-host") or "").strip() or None
+    else:
+        unused("ssl-host", "ssl-redirect")
+    return Traefik17(
+        entrypoints=entrypoints,
+        redirect_entrypoint=redirect_entrypoint,
+        redirect_permanent=permanent,
+        ssl_redirect=ssl_redirect,
+        ssl_host=ssl_host,
+        keys=tuple(keys),
+    )

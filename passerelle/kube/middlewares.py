@@ -1,0 +1,74 @@
+"""Middleware objects of a snapshot, and the `router.middlewares` references that name them.
+
+Traefik names a Middleware object `<namespace>-<name>@kubernetescrd`, and an Ingress refers to it
+by that name in `traefik.ingress.kubernetes.io/router.middlewares` (a reference without `@` is
+looked up in the Ingress provider itself, which defines none). A reference to a middleware that
+does not exist, or is invalid, makes Traefik refuse the router, so its requests get 404
+(`pkg/server/middleware/middlewares.go`: "middleware does not exist"): passerelle does the same
+and says so in an error Problem. A middleware of a kind passerelle does not implement yet is
+reported and left out of the chain; the routers are served without it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from passerelle.kube.snapshot import ClusterSnapshot, key_of
+from passerelle.middlewares.base import MIDDLEWARE_API_VERSIONS, Unsupported, parse_middleware
+from passerelle.model import Middleware, ObjectRef, Problem
+
+PROVIDER = "@kubernetescrd"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Resolved:
+    middlewares: tuple[Middleware, ...] = ()
+    warnings: tuple[str, ...] = ()
+    error: str = ""  # non-empty: the routers must not be served
+
+
+class MiddlewareIndex:
+    """Every Middleware object, parsed once per snapshot; invalid ones are Problems on the object."""
+
+    def __init__(self, snapshot: ClusterSnapshot, problems: list[Problem]) -> None:
+        self._found: dict[str, Middleware | Unsupported | str] = {}  # str: why it is invalid
+        for obj in snapshot.of_kind("Middleware"):
+            if obj.get("apiVersion") not in MIDDLEWARE_API_VERSIONS:
+                continue  # some other project's Middleware kind
+            kind, namespace, name = key_of(obj)
+            full = f"{namespace}-{name}{PROVIDER}"
+            try:
+                parsed = parse_middleware(obj.get("spec"))
+            except ValueError as e:
+                problems.append(
+                    Problem(ref=ObjectRef(kind=kind, namespace=namespace, name=name), message=f"invalid: {e}")
+                )
+                self._found[full] = str(e)
+                continue
+            self._found[full] = (
+                parsed if isinstance(parsed, Unsupported) else Middleware(name=full, spec=parsed)
+            )
+
+    def resolve(self, refs: Sequence[str]) -> Resolved:
+        chain: list[Middleware] = []
+        warnings: list[str] = []
+        for ref in refs:
+            found = self._found.get(ref)
+            if found is None:
+                hint = (
+                    ""
+                    if ref.endswith(PROVIDER)
+                    else f" (a Middleware object is named <namespace>-<name>{PROVIDER})"
+                )
+                return Resolved(error=f"router.middlewares: middleware {ref} does not exist{hint}")
+            if isinstance(found, str):
+                return Resolved(error=f"router.middlewares: middleware {ref} is invalid: {found}")
+            if isinstance(found, Unsupported):
+                what = "not supported yet" if found.known else "unknown"
+                warnings.append(
+                    f"router.middlewares: {ref} is a `{found.kind}` middleware ({what}); served without it"
+                )
+                continue
+            chain.append(found)
+        return Resolved(middlewares=tuple(chain), warnings=tuple(warnings))

@@ -1,0 +1,58 @@
+"""The middleware registry: Middleware `spec` key -> pure parser, and the union of their values.
+
+Adding a kind (the lead's next step: `passTLSClientCert` from `passerelle/tls/clientcert.py`):
+add its value type to `MiddlewareSpec`, its parser to `REGISTRY` and its value type to `CODEC`
+(a class with `kind`, `to_dict()` and `from_dict()`, so configurations cross to the workers).
+Kinds Traefik has and passerelle does not are reported by `parse_middleware` and skipped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from passerelle.middlewares.redirect_scheme import RedirectScheme
+
+MiddlewareSpec = RedirectScheme  # a tagged union by `kind` as kinds are added: RedirectScheme | ...
+
+REGISTRY: dict[str, Callable[[Any], MiddlewareSpec]] = {
+    "redirectScheme": RedirectScheme.from_middleware,
+}
+CODEC: dict[str, type[MiddlewareSpec]] = {
+    "redirectScheme": RedirectScheme,
+}
+
+# Traefik's HTTP middlewares (docs/content/reference/routing-configuration/http/middlewares/overview.md):
+# recognised, not supported yet. Any other key is unknown.
+KNOWN_KINDS = frozenset(
+    {
+        "addPrefix", "basicAuth", "buffering", "chain", "circuitBreaker", "compress", "contentType",
+        "digestAuth", "encodedCharacters", "errors", "forwardAuth", "grpcWeb", "headers", "ipAllowList",
+        "ipWhiteList", "inFlightReq", "passTLSClientCert", "plugin", "rateLimit", "redirectRegex",
+        "redirectScheme", "replacePath", "replacePathRegex", "retry", "stripPrefix", "stripPrefixRegex",
+    }
+)  # fmt: skip
+MIDDLEWARE_API_VERSIONS = frozenset({"traefik.io/v1alpha1", "traefik.containo.us/v1alpha1"})
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Unsupported:
+    """A Middleware of a kind passerelle does not implement (yet): reported, then skipped."""
+
+    kind: str
+    known: bool  # a Traefik kind, as opposed to a key nobody defines
+
+
+def parse_middleware(spec: Any) -> MiddlewareSpec | Unsupported:
+    """A Middleware object's `spec`; raises ValueError saying what is wrong with it."""
+    if not isinstance(spec, Mapping) or len(spec) != 1:
+        raise ValueError("spec must hold exactly one middleware kind, e.g. `redirectScheme: {...}`")
+    [(kind, body)] = spec.items()
+    parser = REGISTRY.get(kind)
+    if parser is None:
+        return Unsupported(kind=str(kind), known=kind in KNOWN_KINDS)
+    try:
+        return parser(body)
+    except ValueError as e:
+        raise ValueError(f"spec.{kind}: {e}") from None
