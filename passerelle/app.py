@@ -35,6 +35,7 @@ async def serve(settings: Settings) -> None:
         forwarding=settings.forwarding_options(),
         grace=settings.graceTimeout,
         log_level=settings.log.level,
+        tls=settings.tls_static(),  # the default certificate is made here, once, for every worker
     )
     try:
         ports = workers.bind()

@@ -4,7 +4,8 @@ Semantics are the Ingress spec's: Exact paths, element-wise Prefix paths (a trai
 rule is ignored), ImplementationSpecific read as Prefix. Each (host, path, type) is claimed by the
 oldest Ingress (creationTimestamp, then namespace/name); a later claim is a Problem on the later
 object. The oldest `defaultBackend` catches what no rule matches. Routes are served on every entry
-point. Nothing here performs I/O or raises on a bad object: problems are returned.
+point. TLS (spec.tls Secrets, TLS-option annotations) is read by tls.py into the same version.
+Nothing here performs I/O or raises on a bad object: problems are returned.
 """
 
 from __future__ import annotations
@@ -17,7 +18,18 @@ from typing import Any
 from passerelle.kube.backends import BackendError, Backends, service_key
 from passerelle.kube.objects import BackendRef, IngressSpec, InvalidObject, read_ingress
 from passerelle.kube.snapshot import ClusterSnapshot, Object, key_of
-from passerelle.model import DynamicConfig, ObjectRef, PathMatch, PathType, Problem, Router, Service, Severity
+from passerelle.kube.tls import TlsTranslation, TlsTranslator
+from passerelle.model import (
+    DynamicConfig,
+    ObjectRef,
+    PathMatch,
+    PathType,
+    Problem,
+    Router,
+    Service,
+    Severity,
+    TlsConfig,
+)
 
 CONTROLLER = "passerelle.io/ingress-controller"
 DEFAULT_CLASS_ANNOTATION = "ingressclass.kubernetes.io/is-default-class"
@@ -32,10 +44,12 @@ class IngressOptions:
         annotation), in addition to IngressClass objects whose controller is passerelle's.
     ingress_without_class: serve Ingresses that name no class, unless a default IngressClass of
         another controller claims them.
+    tls: the static TLS names translation needs (TLS options, Secrets named by configuration).
     """
 
     ingress_classes: tuple[str, ...] = ("passerelle", "traefik")
     ingress_without_class: bool = True
+    tls: TlsTranslation = TlsTranslation()
 
 
 def translate(
@@ -55,6 +69,7 @@ class Translator:
     def __init__(self, options: IngressOptions = IngressOptions()) -> None:
         self._options = options
         self._read: dict[int, tuple[Object, IngressSpec | InvalidObject]] = {}
+        self._tls = TlsTranslator(options.tls)
 
     def translate(self, snapshot: ClusterSnapshot) -> tuple[DynamicConfig, list[Problem]]:
         problems: list[Problem] = []
@@ -82,9 +97,11 @@ class Translator:
             specs.append(read[1])
         self._read = seen  # forget objects that left
         builder = _Builder(Backends(snapshot), problems)
-        for spec in sorted(specs, key=lambda s: s.age_key):
+        specs.sort(key=lambda s: s.age_key)
+        for spec in specs:
             builder.add(spec)
-        return builder.config(), problems
+        tls = self._tls.translate(snapshot, specs, problems)
+        return builder.config(tls), problems
 
 
 def _class_of(obj: Mapping[str, Any]) -> str | None:
@@ -153,8 +170,8 @@ class _Builder:
                 name = self._unique(f"{spec.namespace}-{spec.name}-default-backend")
                 self._routers.append(Router(name=name, service=service, source=source))
 
-    def config(self) -> DynamicConfig:
-        return DynamicConfig(routers=tuple(self._routers), services=tuple(self._services.values()))
+    def config(self, tls: TlsConfig) -> DynamicConfig:
+        return DynamicConfig(routers=tuple(self._routers), services=tuple(self._services.values()), tls=tls)
 
     def _service(self, ref: ObjectRef, namespace: str, backend: BackendRef) -> str:
         name = service_key(namespace, backend)

@@ -1,4 +1,4 @@
-"""One version of routing state: routers, services, servers.
+"""One version of routing state: routers, services, servers, and TLS state (`tls.py`).
 
 Routers match on structure (host, path kind and value), not on a rule language: the route table
 compiles them into hash lookups. `rule()` renders the Traefik-style rule for people to read.
@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
+
+from passerelle.model.tls import TlsConfig
 
 
 class PathType(StrEnum):
@@ -75,6 +77,7 @@ class Service:
 class DynamicConfig:
     routers: tuple[Router, ...] = ()
     services: tuple[Service, ...] = ()
+    tls: TlsConfig = TlsConfig()
     _index: dict[str, Service] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:

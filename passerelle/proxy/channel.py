@@ -4,7 +4,8 @@ Each message is a 4-byte big-endian length and a JSON object with a `type`. A co
 travels as `begin` (version, and whether routers follow), `routers` and `services` frames of at most
 FRAME_ITEMS items each, and `commit`: small frames, so a worker decodes a version of 20,000 routers
 slice by slice between requests. Routers are left out when they did not change since the version
-the worker holds (an endpoint change sends only services). `drain` asks the worker to finish; a
+the worker holds (an endpoint change sends only services), and so is the TLS state (one `tls`
+frame: certificates with their keys, host options, client CAs) when it did not change. `drain` asks the worker to finish; a
 worker answers `ready` once, then `applied` or `rejected` for each version.
 """
 
@@ -61,9 +62,13 @@ class Channel(asyncio.Protocol):
             self.transport.close()
 
 
-def config_frames(number: int, config: DynamicConfig, *, with_routers: bool) -> list[Message]:
+def config_frames(
+    number: int, config: DynamicConfig, *, with_routers: bool, with_tls: bool = True
+) -> list[Message]:
     """The frames that carry one configuration version."""
-    frames: list[Message] = [{"type": "begin", "version": number, "routers": with_routers}]
+    frames: list[Message] = [{"type": "begin", "version": number, "routers": with_routers, "tls": with_tls}]
+    if with_tls:
+        frames.append({"type": "tls", "version": number, "tls": codec.dump_tls(config.tls, with_keys=True)})
     if with_routers:
         routers = config.routers
         for i in range(0, len(routers), FRAME_ITEMS):

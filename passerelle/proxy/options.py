@@ -14,6 +14,7 @@ class EntryPointOptions:
     idle_timeout: seconds an idle keep-alive connection stays open (default 180, Traefik's).
     max_request_line: bytes in the request line before 414 (default 8192, nginx's large buffer).
     max_header_bytes: bytes of header fields before 431 (default 32768).
+    tls: terminate TLS (entryPoints.<name>.tls present); tls_options: its TLS option's name.
     """
 
     name: str
@@ -23,6 +24,8 @@ class EntryPointOptions:
     idle_timeout: float = 180.0
     max_request_line: int = 8192
     max_header_bytes: int = 32768
+    tls: bool = False
+    tls_options: str = ""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
