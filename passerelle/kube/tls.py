@@ -105,7 +105,7 @@ class TlsTranslator:
                 where = f"spec.tls[{i}]"
                 hosts = ", ".join(entry.hosts) or "its hosts"
                 if cert is None:
-                    problem(ref, f"{where}: {error}; {hosts} get the default certificate")
+                    problem(ref, f"{where}: {error}; the default certificate is served for {hosts}")
                     continue
                 c = cert.certificate
                 if cert.expired:

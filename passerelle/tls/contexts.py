@@ -18,6 +18,7 @@ requires it, and OpenSSL does not tell them apart.
 
 from __future__ import annotations
 
+import logging
 import os
 import ssl
 from collections.abc import Generator, Iterable, Mapping
@@ -30,6 +31,7 @@ from passerelle.tls import openssl
 from passerelle.tls.options import DEFAULT, TlsOptions
 from passerelle.tls.store import NameIndex, certificate_index
 
+log = logging.getLogger("passerelle.tls")
 _PROTOCOL_VERSION = ssl.AlertDescription.ALERT_DESCRIPTION_PROTOCOL_VERSION.value
 _INTERNAL_ERROR = ssl.AlertDescription.ALERT_DESCRIPTION_INTERNAL_ERROR.value
 
@@ -121,12 +123,18 @@ class SniTable:
 
     def _build(self, cert: Certificate, options: str) -> Choice:
         option = self._static.options[options]
-        context = build_context(
-            cert,
-            option,
-            ca_pem=option.ca_pem + self._extra_ca.get(options, ""),
-            resumption=self._static.resumption,
-        )
+        ca_pem = option.ca_pem + self._extra_ca.get(options, "")
+        try:
+            context = build_context(cert, option, ca_pem=ca_pem, resumption=self._static.resumption)
+        except (ssl.SSLError, OSError, ValueError) as e:
+            if cert is self.default:
+                raise
+            # The control plane validated the pair; OpenSSL refusing it anyway must cost this
+            # certificate, not the whole version.
+            log.error(
+                "certificate from %s cannot be loaded (%s); its names get the default one", cert.source, e
+            )
+            context = build_context(self.default, option, ca_pem=ca_pem, resumption=self._static.resumption)
         low, high = self._range
         narrower = option.min_version > low or (option.max_version is not None and option.max_version < high)
         return Choice(context, option, narrower)
