@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from passerelle.kube.objects import IngressSpec
 from passerelle.kube.snapshot import ClusterSnapshot, Object
 from passerelle.model import Certificate, ClientCA, HostOptions, ObjectRef, Problem, Severity, TlsConfig
-from passerelle.tls.options import DEFAULT, options_reference
+from passerelle.tls.options import options_reference
 from passerelle.tls.store import CertificateError, Parsed, parse_ca_bundle, parse_pair
 
 SECRET_TYPE = "kubernetes.io/tls"
@@ -35,12 +35,13 @@ OPTIONS_ANNOTATIONS = ("passerelle.io/tls-options", "traefik.ingress.kubernetes.
 class TlsTranslation:
     """Static names translation checks against.
 
-    options: the TLS option names defined (`tls.options`, and `default`).
+    options: the TLS option names defined (`tls.options`, and `default`); None accepts any name
+        (`passerelle check` without a static configuration).
     ca_secrets: (option, "namespace/name") for options whose clientAuth.caSecret names a Secret.
     default_secret: "namespace/name" of tls.defaultCertificate.secret, or "".
     """
 
-    options: frozenset[str] = frozenset({DEFAULT})
+    options: frozenset[str] | None = None
     ca_secrets: tuple[tuple[str, str], ...] = ()
     default_secret: str = ""
 
@@ -128,7 +129,7 @@ class TlsTranslator:
                 problem(ref, warning, Severity.WARNING)
             if option is None:
                 continue
-            if option not in self._options.options:
+            if self._options.options is not None and option not in self._options.options:
                 problem(
                     ref,
                     f"TLS option {option!r} is not defined in tls.options; its hosts use the entry point's",

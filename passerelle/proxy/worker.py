@@ -20,7 +20,7 @@ import sys
 from typing import Any
 
 from passerelle.memory import gc_paused
-from passerelle.model import DynamicConfig, Router, Service, TlsConfig, codec
+from passerelle.model import Certificate, DynamicConfig, Router, Service, TlsConfig, codec
 from passerelle.observability.logging import configure
 from passerelle.proxy.channel import Channel, Message
 from passerelle.proxy.dataplane import Dataplane
@@ -92,6 +92,7 @@ async def _assemble(
     routers: list[Router] = []
     services: list[Service] = []
     tls = TlsConfig()
+    certificates: list[Certificate] = []
     while True:
         frame = await inbox.get()
         if frame.get("version") != version:
@@ -103,6 +104,8 @@ async def _assemble(
             services.extend(codec.load_service(s) for s in frame["items"])
         elif kind == "tls":
             tls = codec.load_tls(frame["tls"])
+        elif kind == "certificates":
+            certificates.extend(codec.load_certificate(c) for c in frame["items"])
         elif kind == "commit":
             break
         await asyncio.sleep(0)
@@ -112,7 +115,11 @@ async def _assemble(
     return DynamicConfig(
         routers=tuple(routers) if with_routers or held is None else held.routers,
         services=tuple(services),
-        tls=tls if with_tls or held is None else held.tls,
+        tls=(
+            TlsConfig(certificates=tuple(certificates), hosts=tls.hosts, client_cas=tls.client_cas)
+            if with_tls or held is None
+            else held.tls
+        ),
     )
 
 

@@ -79,3 +79,26 @@ def test_channel_framing_survives_arbitrary_splits() -> None:
     for i in range(0, len(wire), 997):  # deliver in odd-sized pieces
         receiver.data_received(bytes(wire[i : i + 997]))
     assert [f["type"] for f in received] == ["begin", "tls", "routers", "routers", "services", "commit"]
+
+
+def test_tls_state_travels_in_small_frames_only_when_asked() -> None:
+    from passerelle.model import Certificate, ClientCA, HostOptions, TlsConfig
+    from passerelle.proxy.channel import CERTIFICATE_ITEMS
+
+    certificates = tuple(
+        Certificate(cert_pem=f"C{i}", key_pem=f"K{i}", names=(f"h{i}.test",), fingerprint=f"f{i}")
+        for i in range(CERTIFICATE_ITEMS + 1)
+    )
+    tls = TlsConfig(
+        certificates=certificates,
+        hosts=(HostOptions(host="h1.test", options="mtls"),),
+        client_cas=(ClientCA(options="mtls", pem="CA"),),
+    )
+    base = big_config(3)
+    config = DynamicConfig(routers=base.routers, services=base.services, tls=tls)
+    frames = config_frames(9, config, with_routers=True)
+    assert [f["type"] for f in frames][:4] == ["begin", "tls", "certificates", "certificates"]
+    assert assemble(frames) == config
+    lean = config_frames(10, config, with_routers=False, with_tls=False)
+    assert {"tls", "certificates", "routers"}.isdisjoint(f["type"] for f in lean)
+    assert assemble(lean, SimpleNamespace(config=config)) == config
