@@ -262,9 +262,8 @@ class Settings(_Model):
                 try:
                     ca_pem += parse_ca_bundle(Path(path).read_bytes())
                 except (OSError, CertificateError) as e:
-                    raise SettingsError(
-                        f"tls.options.{name}.clientAuth.caFiles: {path}: {_reason(e)}"
-                    ) from None
+                    why = e.strerror if isinstance(e, OSError) else str(e)
+                    raise SettingsError(f"tls.options.{name}.clientAuth.caFiles: {path}: {why}") from None
             options[name] = option.resolve(name, ca_pem)
         default = self.tls.defaultCertificate
         if default is None or default.secret:
@@ -281,7 +280,9 @@ class Settings(_Model):
 
 
 def _reason(error: Exception) -> str:
-    return error.strerror or str(error) if isinstance(error, OSError) else str(error)
+    if isinstance(error, OSError):
+        return f"{error.filename}: {error.strerror}" if error.filename else str(error.strerror or error)
+    return str(error)
 
 
 class SettingsError(Exception):

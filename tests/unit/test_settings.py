@@ -174,5 +174,5 @@ def test_default_certificate_and_ca_files_are_read_relative_to_the_config(tmp_pa
         "tls: {defaultCertificate: {certFile: nope.pem, keyFile: key.pem}}\n",
         base=tmp_path,
     )
-    with pytest.raises(SettingsError, match="tls.defaultCertificate: No such file"):
+    with pytest.raises(SettingsError, match="tls.defaultCertificate: .*nope.pem: No such file"):
         missing.tls_static()
