@@ -21,7 +21,7 @@ import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from passerelle.kube.objects import IngressSpec
+from passerelle.kube.objects import IngressSpec, IngressTLS
 from passerelle.kube.snapshot import ClusterSnapshot, Object
 from passerelle.model import Certificate, ClientCA, HostOptions, ObjectRef, Problem, Severity, TlsConfig
 from passerelle.tls.options import options_reference
@@ -60,6 +60,8 @@ def tls_options_of(annotations: Mapping[str, str]) -> tuple[str | None, str | No
 
 
 class TlsTranslator:
+    """The TLS part of a translation, remembering parsed Secrets for the next snapshot."""
+
     def __init__(self, options: TlsTranslation = TlsTranslation()) -> None:
         self._options = options
         self._parsed: dict[int, tuple[Object, Parsed | str]] = {}
@@ -68,132 +70,139 @@ class TlsTranslator:
         self, snapshot: ClusterSnapshot, specs: list[IngressSpec], problems: list[Problem]
     ) -> TlsConfig:
         """`specs` oldest first; problems are appended."""
-        seen: dict[int, tuple[Object, Parsed | str]] = {}
-        reported: set[Problem] = set()
-
-        def problem(ref: ObjectRef, message: str, severity: Severity = Severity.ERROR) -> None:
-            p = Problem(ref=ref, message=message, severity=severity)
-            if p not in reported:
-                reported.add(p)
-                problems.append(p)
-
-        certificates: dict[str, Certificate] = {}
-        default_secret = self._options.default_secret
-        if default_secret:
-            namespace, name = default_secret.split("/")
-            ref = ObjectRef(kind="Secret", namespace=namespace, name=name)
-            cert, error = self._certificate(snapshot, namespace, name, seen)
-            if cert is None:
-                problem(ref, f"tls.defaultCertificate: {error}; the generated default certificate is served")
-            else:
-                if cert.expired:
-                    problem(
-                        ref,
-                        f"tls.defaultCertificate expired on {cert.certificate.not_after}",
-                        Severity.WARNING,
-                    )
-                default = dataclasses.replace(cert.certificate, default=True)
-                certificates[default.fingerprint + "/default"] = default
-
-        claims: dict[str, HostOptions] = {}
+        builder = _Builder(snapshot, self._options, self._parsed, problems)
+        builder.default_certificate()
         for spec in specs:
-            ref = ObjectRef(kind="Ingress", namespace=spec.namespace, name=spec.name)
-            source = f"Ingress {spec.namespace}/{spec.name}"
-            for i, entry in enumerate(spec.tls):
-                if not entry.secret_name:
-                    continue  # hosts listed without a Secret: the default certificate, as ingress-nginx
-                cert, error = self._certificate(snapshot, spec.namespace, entry.secret_name, seen)
-                where = f"spec.tls[{i}]"
-                hosts = ", ".join(entry.hosts) or "its hosts"
-                if cert is None:
-                    problem(ref, f"{where}: {error}; the default certificate is served for {hosts}")
-                    continue
-                c = cert.certificate
-                if cert.expired:
-                    problem(
-                        ref,
-                        f"{where}: the certificate in {c.source} expired on {c.not_after}",
-                        Severity.WARNING,
-                    )
-                for host in entry.hosts:
-                    if not _covers(c.names, host):
-                        problem(
-                            ref,
-                            f"{where}: the certificate in {c.source} ({', '.join(c.names) or 'no names'}) "
-                            f"does not cover {host}",
-                            Severity.WARNING,
-                        )
-                certificates.setdefault(c.fingerprint, c)
-            option, warning = tls_options_of(spec.annotations)
-            if warning:
-                problem(ref, warning, Severity.WARNING)
-            if option is None:
-                continue
-            if self._options.options is not None and option not in self._options.options:
-                problem(
-                    ref,
-                    f"TLS option {option!r} is not defined in tls.options; its hosts use the entry point's",
-                )
-                continue
-            hosts_of = [r.host for r in spec.rules if r.host] + [h for t in spec.tls for h in t.hosts]
-            if not hosts_of:
-                problem(
-                    ref, f"TLS option {option!r} is not applied: the Ingress names no host", Severity.WARNING
-                )
-            for host in dict.fromkeys(hosts_of):
-                claim = claims.setdefault(host, HostOptions(host=host, options=option, source=source))
-                if claim.options != option:
-                    problem(
-                        ref,
-                        f"TLS option {option!r} for {host} conflicts with {claim.options!r} set by "
-                        f"{claim.source}, which is older and wins",
-                    )
+            builder.add(spec)
+        client_cas = builder.client_cas()
+        self._parsed = builder.seen  # forget Secrets that left
+        return TlsConfig(
+            certificates=tuple(builder.certificates.values()),
+            hosts=tuple(sorted(builder.claims.values())),
+            client_cas=client_cas,
+        )
 
-        client_cas: list[ClientCA] = []
-        for option, secret in self._options.ca_secrets:
-            namespace, secret_name = secret.split("/")
-            ref = ObjectRef(kind="Secret", namespace=namespace, name=secret_name)
-            obj = snapshot.get("Secret", namespace, secret_name)
-            if obj is None:
-                problem(
+
+class _Builder:
+    def __init__(
+        self,
+        snapshot: ClusterSnapshot,
+        options: TlsTranslation,
+        parsed: dict[int, tuple[Object, Parsed | str]],
+        problems: list[Problem],
+    ) -> None:
+        self._snapshot = snapshot
+        self._options = options
+        self._parsed = parsed
+        self._problems = problems
+        self._reported: set[Problem] = set()
+        self.seen: dict[int, tuple[Object, Parsed | str]] = {}
+        self.certificates: dict[str, Certificate] = {}  # by fingerprint: one Secret named twice is one
+        self.claims: dict[str, HostOptions] = {}
+
+    def default_certificate(self) -> None:
+        if not self._options.default_secret:
+            return
+        namespace, name = self._options.default_secret.split("/")
+        ref = ObjectRef(kind="Secret", namespace=namespace, name=name)
+        parsed, error = self._certificate(namespace, name)
+        if parsed is None:
+            self._problem(
+                ref, f"tls.defaultCertificate: {error}; the generated default certificate is served"
+            )
+            return
+        if parsed.expired:
+            message = f"tls.defaultCertificate expired on {parsed.certificate.not_after}"
+            self._problem(ref, message, Severity.WARNING)
+        default = dataclasses.replace(parsed.certificate, default=True)
+        self.certificates[default.fingerprint + "/default"] = default
+
+    def add(self, spec: IngressSpec) -> None:
+        ref = ObjectRef(kind="Ingress", namespace=spec.namespace, name=spec.name)
+        for i, entry in enumerate(spec.tls):
+            if entry.secret_name:  # no Secret: those hosts get the default certificate, as ingress-nginx
+                self._spec_tls(ref, spec.namespace, f"spec.tls[{i}]", entry)
+        option, warning = tls_options_of(spec.annotations)
+        if warning:
+            self._problem(ref, warning, Severity.WARNING)
+        if option is not None:
+            self._claim(ref, spec, option)
+
+    def _spec_tls(self, ref: ObjectRef, namespace: str, where: str, entry: IngressTLS) -> None:
+        parsed, error = self._certificate(namespace, entry.secret_name)
+        if parsed is None:
+            hosts = ", ".join(entry.hosts) or "its hosts"
+            self._problem(ref, f"{where}: {error}; the default certificate is served for {hosts}")
+            return
+        c = parsed.certificate
+        if parsed.expired:
+            self._problem(
+                ref, f"{where}: the certificate in {c.source} expired on {c.not_after}", Severity.WARNING
+            )
+        for host in entry.hosts:
+            if not _covers(c.names, host):
+                names = ", ".join(c.names) or "no names"
+                message = f"{where}: the certificate in {c.source} ({names}) does not cover {host}"
+                self._problem(ref, message, Severity.WARNING)
+        self.certificates.setdefault(c.fingerprint, c)
+
+    def _claim(self, ref: ObjectRef, spec: IngressSpec, option: str) -> None:
+        known = self._options.options
+        if known is not None and option not in known:
+            message = f"TLS option {option!r} is not defined in tls.options; its hosts use the entry point's"
+            self._problem(ref, message)
+            return
+        hosts = [r.host for r in spec.rules if r.host] + [h for t in spec.tls for h in t.hosts]
+        if not hosts:
+            message = f"TLS option {option!r} is not applied: the Ingress names no host"
+            self._problem(ref, message, Severity.WARNING)
+        source = f"Ingress {spec.namespace}/{spec.name}"
+        for host in dict.fromkeys(hosts):
+            claim = self.claims.setdefault(host, HostOptions(host=host, options=option, source=source))
+            if claim.options != option:  # specs come oldest first: the older claim stays
+                self._problem(
                     ref,
-                    f"tls.options.{option}.clientAuth.caSecret: not found; no client certificate verifies",
+                    f"TLS option {option!r} for {host} conflicts with {claim.options!r} set by "
+                    f"{claim.source}, which is older and wins",
                 )
+
+    def client_cas(self) -> tuple[ClientCA, ...]:
+        out = []
+        for option, secret in self._options.ca_secrets:
+            namespace, name = secret.split("/")
+            ref = ObjectRef(kind="Secret", namespace=namespace, name=name)
+            where = f"tls.options.{option}.clientAuth.caSecret"
+            obj = self._snapshot.get("Secret", namespace, name)
+            if obj is None:
+                self._problem(ref, f"{where}: not found; no client certificate verifies against it")
                 continue
             data, bad = secret_data(obj)
             pem = data.get("ca.crt") or data.get("tls.ca") if bad is None else None
             if pem is None:
-                problem(ref, f"tls.options.{option}.clientAuth.caSecret: {bad or 'no ca.crt key'}")
+                self._problem(ref, f"{where}: {bad or 'no ca.crt key'}")
                 continue
             try:
-                client_cas.append(
-                    ClientCA(options=option, pem=parse_ca_bundle(pem), source=f"Secret {secret}")
-                )
+                out.append(ClientCA(options=option, pem=parse_ca_bundle(pem), source=f"Secret {secret}"))
             except CertificateError as e:
-                problem(ref, f"tls.options.{option}.clientAuth.caSecret: {e}")
-        self._parsed = seen
-        return TlsConfig(
-            certificates=tuple(certificates.values()),
-            hosts=tuple(sorted(claims.values())),
-            client_cas=tuple(client_cas),
-        )
+                self._problem(ref, f"{where}: {e}")
+        return tuple(out)
 
-    def _certificate(
-        self,
-        snapshot: ClusterSnapshot,
-        namespace: str,
-        name: str,
-        seen: dict[int, tuple[Object, Parsed | str]],
-    ) -> tuple[Parsed | None, str]:
-        obj = snapshot.get("Secret", namespace, name)
+    def _certificate(self, namespace: str, name: str) -> tuple[Parsed | None, str]:
+        obj = self._snapshot.get("Secret", namespace, name)
         if obj is None:
             return None, f"Secret {namespace}/{name} not found"
-        cached = self._parsed.get(id(obj)) or seen.get(id(obj))
-        if cached is None or cached[0] is not obj:
+        cached = self.seen.get(id(obj)) or self._parsed.get(id(obj))
+        if cached is None or cached[0] is not obj:  # the object itself, not a new one at a reused id
             cached = (obj, _read_tls_secret(obj, f"Secret {namespace}/{name}"))
-        seen[id(obj)] = cached
+        self.seen[id(obj)] = cached
         result = cached[1]
         return (None, result) if isinstance(result, str) else (result, "")
+
+    def _problem(self, ref: ObjectRef, message: str, severity: Severity = Severity.ERROR) -> None:
+        problem = Problem(ref=ref, message=message, severity=severity)
+        if problem not in self._reported:
+            self._reported.add(problem)
+            self._problems.append(problem)
 
 
 def _read_tls_secret(obj: Object, source: str) -> Parsed | str:

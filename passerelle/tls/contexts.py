@@ -127,14 +127,13 @@ class SniTable:
         try:
             context = build_context(cert, option, ca_pem=ca_pem, resumption=self._static.resumption)
         except (ssl.SSLError, OSError, ValueError) as e:
-            if cert is self.default:
+            fallback = self._static.default_certificate
+            if cert is fallback:
                 raise
             # The control plane validated the pair; OpenSSL refusing it anyway must cost this
             # certificate, not the whole version.
-            log.error(
-                "certificate from %s cannot be loaded (%s); its names get the default one", cert.source, e
-            )
-            context = build_context(self.default, option, ca_pem=ca_pem, resumption=self._static.resumption)
+            log.error("certificate from %s cannot be loaded (%s); serving the default one", cert.source, e)
+            context = build_context(fallback, option, ca_pem=ca_pem, resumption=self._static.resumption)
         low, high = self._range
         narrower = option.min_version > low or (option.max_version is not None and option.max_version < high)
         return Choice(context, option, narrower)

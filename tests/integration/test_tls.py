@@ -325,11 +325,14 @@ def test_each_client_auth_type_accepts_and_refuses_as_traefik(
     make_router(objects, config=config)
     for kind, expected in CLIENT_AUTH.items():
         for tls_max in (None, ssl.TLSVersion.TLSv1_2):  # TLS 1.3 reports a refusal after the handshake
-            got = tuple(
-                not refused(ports[kind], "m.test", client=client, maximum=tls_max)
-                for client in (None, GOOD_CLIENT, ROGUE_CLIENT)
-            )
-            assert got == expected, f"{kind} (max {tls_max}): accepted (none, good, rogue) = {got}"
+            for sni in ("m.test", None):  # without SNI the entry point's option applies all the same
+                got = tuple(
+                    not refused(ports[kind], sni, host="m.test", client=client, maximum=tls_max)
+                    for client in (None, GOOD_CLIENT, ROGUE_CLIENT)
+                )
+                assert got == expected, (
+                    f"{kind} (max {tls_max}, SNI {sni}): accepted (none, good, rogue) = {got}"
+                )
 
 
 def test_client_auth_for_one_host_and_no_resumption_across_hosts(

@@ -142,3 +142,46 @@ def test_spec_tls_is_validated_as_the_api_server_does() -> None:
     ):
         with pytest.raises(InvalidObject, match=message.replace("[", r"\[").replace("]", r"\]")):
             read_ingress(ingress(bad if isinstance(bad, list | str) else [bad]))
+
+
+def test_a_secret_is_parsed_once_while_it_does_not_change(monkeypatch: pytest.MonkeyPatch) -> None:
+    import passerelle.kube.tls as kube_tls
+    from passerelle.kube.ingress import Translator
+
+    calls = []
+    real = kube_tls.parse_pair
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(kube_tls, "parse_pair", counting)
+    leaf = CA.issue_cert("once.example.com")
+    secret = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": "once"},
+        "type": "kubernetes.io/tls",
+        "stringData": {
+            "tls.crt": leaf.cert_chain_pems[0].bytes().decode(),
+            "tls.key": leaf.private_key_pem.bytes().decode(),
+        },
+    }
+    backend = {"service": {"name": "web", "port": {"number": 80}}}
+    ingresses = [
+        {
+            "apiVersion": "networking.k8s.io/v1",
+            "kind": "Ingress",
+            "metadata": {"name": n},
+            "spec": {"defaultBackend": backend, "tls": [{"secretName": "once"}]},
+        }
+        for n in ("a", "b")
+    ]
+    objects = [secret, *ingresses]
+    translator = Translator()
+    first, _ = translator.translate(ClusterSnapshot.of(objects))
+    second, _ = translator.translate(ClusterSnapshot.of(objects))
+    assert len(calls) == 1 and first == second and len(first.tls.certificates) == 1
+    changed = {**secret, "metadata": {"name": "once"}}  # a new object: parsed again
+    translator.translate(ClusterSnapshot.of([changed, *objects[1:]]))
+    assert len(calls) == 2
