@@ -15,6 +15,7 @@ from passerelle.kube.manifests import ManifestsProvider
 from passerelle.model import codec
 from passerelle.proxy.listeners import ListenError
 from passerelle.settings import Settings, SettingsError, split_address
+from passerelle.tls import openssl
 
 log = logging.getLogger("passerelle")
 
@@ -29,12 +30,19 @@ async def serve(settings: Settings) -> None:
     if manifests is None:
         raise StartupError("no provider configured: set providers.manifests.directory")
 
+    tls = settings.tls_static()  # the default certificate is made here, once, for every worker
+    if tls is not None:
+        try:
+            openssl.check()  # here, not in a worker that would only crash and be restarted
+        except openssl.OpenSSLBindingError as e:
+            raise StartupError(str(e)) from None
     workers = WorkerPool(
         count=settings.worker_count(),
         entrypoints=settings.entrypoint_options(),
         forwarding=settings.forwarding_options(),
         grace=settings.graceTimeout,
         log_level=settings.log.level,
+        tls=tls,
     )
     try:
         ports = workers.bind()

@@ -7,17 +7,31 @@ or a number of seconds. Relative paths are read relative to the config file's di
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from passerelle.kube.ingress import IngressOptions
 from passerelle.kube.placement import EntryPointInfo
+from passerelle.kube.tls import TlsTranslation
 from passerelle.proxy.options import EntryPointOptions, ForwardingOptions
+from passerelle.tls import options as tls_names
+from passerelle.tls.contexts import TlsStatic
+from passerelle.tls.options import DEFAULT, TlsOptions
+from passerelle.tls.store import CertificateError, generate_default, parse_ca_bundle, parse_pair
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
@@ -71,14 +85,94 @@ class EntryPointHttp(_Model):
     redirections: Redirections = Redirections()
 
 
+class EntryPointTls(_Model):
+    options: str = DEFAULT
+
+
 class EntryPoint(_Model):
     address: str
-    # Presence makes this a TLS entry point (Ingresses with spec.tls are placed here). Its keys
-    # belong to the TLS termination work; this branch only reads whether it is there.
-    tls: dict[str, Any] | None = None
     http: EntryPointHttp = EntryPointHttp()
 
     transport: EntryPointTransport = EntryPointTransport()
+    tls: EntryPointTls | None = None  # present (even `{}`): this entry point terminates TLS
+
+
+def _namespaced(value: str) -> str:
+    if value and (value.count("/") != 1 or not all(value.split("/"))):
+        raise ValueError(f"{value!r} must be namespace/name")
+    return value
+
+
+class ClientAuth(_Model):
+    caFiles: list[str] = []
+    caSecret: str = ""
+    clientAuthType: str = "NoClientCert"
+
+    _secret = field_validator("caSecret")(_namespaced)
+
+    @field_validator("clientAuthType")
+    @classmethod
+    def _type(cls, value: str) -> str:
+        return tls_names.parse_client_auth_type(value)
+
+    @model_validator(mode="after")
+    def _needs_ca(self) -> ClientAuth:
+        if tls_names.CLIENT_AUTH_TYPES[self.clientAuthType].verify and not (self.caFiles or self.caSecret):
+            raise ValueError(f"clientAuthType {self.clientAuthType} needs caFiles or caSecret")
+        return self
+
+
+class TlsOption(_Model):
+    minVersion: str = "VersionTLS12"
+    maxVersion: str = ""
+    cipherSuites: list[str] = []
+    alpnProtocols: list[str] = ["http/1.1"]
+    clientAuth: ClientAuth = ClientAuth()
+
+    @field_validator("minVersion", "maxVersion")
+    @classmethod
+    def _version(cls, value: str) -> str:
+        if value:
+            tls_names.parse_version(value)
+        return value
+
+    @field_validator("cipherSuites")
+    @classmethod
+    def _suites(cls, value: list[str]) -> list[str]:
+        tls_names.parse_cipher_suites(value)
+        return value
+
+    def resolve(self, name: str, ca_pem: str) -> TlsOptions:
+        return TlsOptions(
+            name=name,
+            min_version=tls_names.parse_version(self.minVersion),
+            max_version=tls_names.parse_version(self.maxVersion) if self.maxVersion else None,
+            ciphers=tls_names.parse_cipher_suites(self.cipherSuites),
+            alpn=tuple(self.alpnProtocols),
+            client_auth=self.clientAuth.clientAuthType,
+            ca_pem=ca_pem,
+            ca_secret=self.clientAuth.caSecret,
+        )
+
+
+class DefaultCertificate(_Model):
+    certFile: str = ""
+    keyFile: str = ""
+    secret: str = ""
+
+    _secret = field_validator("secret")(_namespaced)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> DefaultCertificate:
+        files = bool(self.certFile) + bool(self.keyFile)
+        if files == 1 or (files == 2) == bool(self.secret):
+            raise ValueError("set either certFile and keyFile, or secret")
+        return self
+
+
+class Tls(_Model):
+    options: dict[str, TlsOption] = {}
+    defaultCertificate: DefaultCertificate | None = None
 
 
 class ForwardingTimeouts(_Model):
@@ -117,6 +211,7 @@ class Settings(_Model):
     api: Api = Api()
     serversTransport: ServersTransport = ServersTransport()
     log: Log = Log()
+    tls: Tls = Tls()
     graceTimeout: Duration = 10.0
     workers: Literal["auto"] | Annotated[int, Field(ge=1, le=256)] = "auto"
 
@@ -143,6 +238,8 @@ class Settings(_Model):
                     redirect_scheme=redirect.scheme if redirect else "",
                     redirect_port=self._redirect_port(redirect.to) if redirect else None,
                     redirect_permanent=redirect.permanent if redirect else True,
+                    tls=ep.tls is not None,
+                    tls_options=ep.tls.options if ep.tls is not None else "",
                 )
             )
         return out
@@ -175,12 +272,57 @@ class Settings(_Model):
         )
         manifests = self.providers.manifests
         if manifests is None:
-            return IngressOptions(entrypoints=entrypoints)
+            return IngressOptions(entrypoints=entrypoints, tls=self.tls_translation())
         return IngressOptions(
             ingress_classes=tuple(manifests.ingressClasses),
             ingress_without_class=manifests.ingressWithoutClass,
             entrypoints=entrypoints,
+            tls=self.tls_translation(),
         )
+
+    def tls_translation(self) -> TlsTranslation:
+        default = self.tls.defaultCertificate
+        return TlsTranslation(
+            options=frozenset(self.tls.options) | {DEFAULT},
+            ca_secrets=tuple(
+                (name, o.clientAuth.caSecret) for name, o in self.tls.options.items() if o.clientAuth.caSecret
+            ),
+            default_secret=default.secret if default is not None else "",
+        )
+
+    def tls_static(self) -> TlsStatic | None:
+        """The TLS options with their caFiles read, and the default certificate (read from its
+        files, or generated); None when no entry point terminates TLS. Reads files: call once."""
+        if not any(ep.tls is not None for ep in self.entryPoints.values()):
+            return None
+        options = {}
+        for name, option in {DEFAULT: TlsOption(), **self.tls.options}.items():
+            ca_pem = ""
+            for path in option.clientAuth.caFiles:
+                try:
+                    ca_pem += parse_ca_bundle(Path(path).read_bytes())
+                except (OSError, CertificateError) as e:
+                    why = e.strerror if isinstance(e, OSError) else str(e)
+                    raise SettingsError(f"tls.options.{name}.clientAuth.caFiles: {path}: {why}") from None
+            options[name] = option.resolve(name, ca_pem)
+        default = self.tls.defaultCertificate
+        if default is None or default.secret:
+            certificate = generate_default()
+        else:
+            try:
+                pair = parse_pair(
+                    Path(default.certFile).read_bytes(), Path(default.keyFile).read_bytes(), source="file"
+                )
+            except (OSError, CertificateError) as e:
+                raise SettingsError(f"tls.defaultCertificate: {_reason(e)}") from None
+            certificate = dataclasses.replace(pair.certificate, default=True, source=default.certFile)
+        return TlsStatic(options=options, default_certificate=certificate)
+
+
+def _reason(error: Exception) -> str:
+    if isinstance(error, OSError):
+        return f"{error.filename}: {error.strerror}" if error.filename else str(error.strerror or error)
+    return str(error)
 
 
 class SettingsError(Exception):
@@ -237,6 +379,12 @@ def parse_settings(text: str, *, source: str = "<config>", base: Path | None = N
                 settings._redirect_port(redirect.to)
             except SettingsError as e:
                 raise SettingsError(f"{source}: entryPoints.{name}.{e}") from None
+        if ep.tls is not None and ep.tls.options not in settings.tls.options and ep.tls.options != DEFAULT:
+            where = _line_of(node, ["entryPoints", name, "tls", "options"])
+            raise SettingsError(
+                f"{source}:{where}: entryPoints.{name}.tls.options: TLS option {ep.tls.options!r} is not "
+                f"defined in tls.options"
+            )
     split_address(settings.api.address)
     manifests = settings.providers.manifests
     if manifests is not None and base is not None and not Path(manifests.directory).is_absolute():
@@ -246,7 +394,31 @@ def parse_settings(text: str, *, source: str = "<config>", base: Path | None = N
                 "providers": Providers(manifests=manifests.model_copy(update={"directory": str(resolved)}))
             }
         )
+    if base is not None:
+        settings = settings.model_copy(update={"tls": _resolve_tls_paths(settings.tls, base)})
     return settings
+
+
+def _resolve_tls_paths(tls: Tls, base: Path) -> Tls:
+    def resolve(path: str) -> str:
+        return str((base / path).resolve()) if path and not Path(path).is_absolute() else path
+
+    options = {
+        name: o.model_copy(
+            update={
+                "clientAuth": o.clientAuth.model_copy(
+                    update={"caFiles": [resolve(p) for p in o.clientAuth.caFiles]}
+                )
+            }
+        )
+        for name, o in tls.options.items()
+    }
+    default = tls.defaultCertificate
+    if default is not None:
+        default = default.model_copy(
+            update={"certFile": resolve(default.certFile), "keyFile": resolve(default.keyFile)}
+        )
+    return tls.model_copy(update={"options": options, "defaultCertificate": default})
 
 
 def _line_of(node: yaml.Node | None, loc: list[str]) -> int:

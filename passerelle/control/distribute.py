@@ -22,6 +22,7 @@ from passerelle.control.watcher import Version
 from passerelle.proxy.channel import Channel, Message, config_frames
 from passerelle.proxy.listeners import bind, port_of
 from passerelle.proxy.options import EntryPointOptions, ForwardingOptions
+from passerelle.tls.contexts import TlsStatic
 
 log = logging.getLogger("passerelle.workers")
 
@@ -46,8 +47,10 @@ class WorkerPool:
         forwarding: ForwardingOptions,
         grace: float,
         log_level: str,
+        tls: TlsStatic | None = None,
     ) -> None:
         self._entrypoints = entrypoints
+        self._tls = tls
         self._forwarding = forwarding
         self._grace = grace
         self._log_level = log_level
@@ -81,25 +84,27 @@ class WorkerPool:
 
     def publish(self, version: Version) -> None:
         """Send a new version to every worker (the watcher's listener)."""
-        routers_changed = self.latest is None or (
-            self.latest.config.routers,
-            self.latest.config.middlewares,
-        ) != (
+        live = self.latest.config if self.latest is not None else None
+        routers_changed = live is None or (live.routers, live.middlewares) != (
             version.config.routers,
             version.config.middlewares,
         )
+        tls_changed = live is None or live.tls != version.config.tls
         self.latest = version
         self._versions = {version.number: version}
         if self.applied is not None:
             self._versions[self.applied.number] = self.applied
-        frames: dict[bool, list[Message]] = {}
+        frames: dict[tuple[bool, bool], list[Message]] = {}
         for worker in self._workers:
             if worker.channel is None:
                 continue
             full = routers_changed or not worker.has_routers
-            if full not in frames:
-                frames[full] = config_frames(version.number, version.config, with_routers=full)
-            self._send(worker, frames[full])
+            key = (full, tls_changed or not worker.has_routers)
+            if key not in frames:
+                frames[key] = config_frames(
+                    version.number, version.config, with_routers=key[0], with_tls=key[1]
+                )
+            self._send(worker, frames[key])
 
     def status(self) -> list[dict[str, Any]]:
         return [
@@ -151,6 +156,7 @@ class WorkerPool:
                 for ep in self._entrypoints
             ],
             "forwarding": asdict(self._forwarding),
+            "tls": self._tls.to_dict() if self._tls is not None else None,
             "grace": self._grace,
             "log_level": self._log_level,
         }

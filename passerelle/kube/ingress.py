@@ -5,7 +5,8 @@ rule is ignored), ImplementationSpecific read as Prefix. Each (host, path, type)
 oldest Ingress (creationTimestamp, then namespace/name); a later claim is a Problem on the later
 object. The oldest `defaultBackend` catches what no rule matches. Annotations (kube/annotations/)
 and spec.tls decide the entry points and redirects (kube/placement.py); a path gets one router per
-distinct middleware chain across those entry points. Nothing here performs I/O or raises on a bad
+distinct middleware chain across those entry points. TLS (spec.tls Secrets, TLS-option
+annotations) is read by tls.py into the same version. Nothing here performs I/O or raises on a bad
 object: problems are returned.
 """
 
@@ -22,6 +23,7 @@ from passerelle.kube.middlewares import MiddlewareIndex
 from passerelle.kube.objects import BackendRef, IngressSpec, InvalidObject, read_ingress
 from passerelle.kube.placement import EntryPointInfo, Placement, chains, place
 from passerelle.kube.snapshot import ClusterSnapshot, Object, key_of
+from passerelle.kube.tls import TlsTranslation, TlsTranslator
 from passerelle.model import (
     DynamicConfig,
     Middleware,
@@ -32,6 +34,7 @@ from passerelle.model import (
     Router,
     Service,
     Severity,
+    TlsConfig,
 )
 
 CONTROLLER = "passerelle.io/ingress-controller"
@@ -49,11 +52,13 @@ class IngressOptions:
         another controller claims them.
     entrypoints: every configured entry point in order, with whether it terminates TLS and its
         port (the static configuration's, passed in by the caller; default: one plain `web`).
+    tls: the static TLS names translation needs (TLS options, Secrets named by configuration).
     """
 
     ingress_classes: tuple[str, ...] = ("passerelle", "traefik")
     ingress_without_class: bool = True
     entrypoints: tuple[EntryPointInfo, ...] = (EntryPointInfo(name="web", port=8080),)
+    tls: TlsTranslation = TlsTranslation()
 
 
 def translate(
@@ -74,6 +79,7 @@ class Translator:
         self._options = options
         self._read: dict[int, tuple[Object, IngressSpec | InvalidObject]] = {}
         self._placed: dict[int, _Placed] = {}
+        self._tls = TlsTranslator(options.tls)
 
     def translate(self, snapshot: ClusterSnapshot) -> tuple[DynamicConfig, list[Problem]]:
         problems: list[Problem] = []
@@ -102,10 +108,12 @@ class Translator:
         self._read = seen  # forget objects that left
         builder = _Builder(Backends(snapshot), MiddlewareIndex(snapshot, problems), self._options, problems)
         builder.placed_before = self._placed
-        for spec in sorted(specs, key=lambda s: s.age_key):
+        specs.sort(key=lambda s: s.age_key)
+        for spec in specs:
             builder.add(spec)
         self._placed = builder.placed
-        return builder.config(), problems
+        tls = self._tls.translate(snapshot, specs, problems)
+        return builder.config(tls), problems
 
 
 @dataclass(frozen=True, slots=True)
@@ -277,11 +285,12 @@ class _Builder:
                 )
             )
 
-    def config(self) -> DynamicConfig:
+    def config(self, tls: TlsConfig) -> DynamicConfig:
         return DynamicConfig(
             routers=tuple(self._routers),
             services=tuple(self._services.values()),
             middlewares=tuple(self._middlewares.values()),
+            tls=tls,
         )
 
     def _service(self, ref: ObjectRef, namespace: str, backend: BackendRef) -> str:

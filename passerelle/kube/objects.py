@@ -48,6 +48,14 @@ class IngressRule:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class IngressTLS:
+    """One `spec.tls` entry: a Secret in the Ingress's namespace (empty: the default certificate)."""
+
+    hosts: tuple[str, ...]
+    secret_name: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class IngressSpec:
     namespace: str
     name: str
@@ -57,7 +65,12 @@ class IngressSpec:
     annotations: Mapping[str, str]
     default_backend: BackendRef | None
     rules: tuple[IngressRule, ...]
-    has_tls: bool = False  # spec.tls is not empty: decides placement (kube/placement.py)
+    tls: tuple[IngressTLS, ...] = ()
+
+    @property
+    def has_tls(self) -> bool:
+        """spec.tls is not empty: decides placement (kube/placement.py)."""
+        return bool(self.tls)
 
     @property
     def age_key(self) -> tuple[str, str, str]:
@@ -102,6 +115,7 @@ def read_ingress(obj: Object) -> IngressSpec:
         rule = _read_rule(raw_rule, f"spec.rules[{i}]", legacy, errors)
         if rule is not None:
             rules.append(rule)
+    tls = _read_tls(spec.get("tls"), errors)
     if raw_default is None and not raw_rules:
         errors.append(f"spec: either `{default_field.split('.')[1]}` or `rules` must be specified")
     if errors:
@@ -117,8 +131,39 @@ def read_ingress(obj: Object) -> IngressSpec:
         annotations=annotations,
         default_backend=default_backend,
         rules=tuple(rules),
-        has_tls=bool(spec.get("tls")),
+        tls=tls,
     )
+
+
+def _read_tls(raw: Any, errors: list[str]) -> tuple[IngressTLS, ...]:
+    """spec.tls, validated as the API server does (hosts are DNS names, wildcards allowed)."""
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        errors.append("spec.tls: must be a list")
+        return ()
+    out = []
+    for i, entry in enumerate(raw):
+        where = f"spec.tls[{i}]"
+        if not isinstance(entry, Mapping):
+            errors.append(f"{where}: must be an object")
+            continue
+        hosts = entry.get("hosts") or []
+        secret = entry.get("secretName") or ""
+        if not isinstance(hosts, list) or not all(isinstance(h, str) for h in hosts):
+            errors.append(f"{where}.hosts: must be a list of host names")
+            continue
+        bad = [h for h in hosts if not _HOST.match(h) or len(h) > 253]
+        if bad:
+            errors.append(
+                f"{where}.hosts: {bad[0]!r} must be a lower-case DNS name, optionally starting with '*.'"
+            )
+            continue
+        if not isinstance(secret, str):
+            errors.append(f"{where}.secretName: must be a string")
+            continue
+        out.append(IngressTLS(hosts=tuple(hosts), secret_name=secret))
+    return tuple(out)
 
 
 def _timestamp(value: Any) -> str:

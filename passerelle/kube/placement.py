@@ -7,7 +7,8 @@ The rule, first match wins (docs/ingress.md, "Entry points and redirects"):
 3. Traefik 1.7 `frontend-entry-points`, `redirect-entry-point` or `ssl-redirect`: the listed
    entry points, default all of them (1.7's defaultEntryPoints); `spec.tls` only loads
    certificates in 1.7, it does not move the frontend.
-4. Otherwise: an Ingress with `spec.tls` on the TLS entry points, one without on the plain ones.
+4. Otherwise: an Ingress with `spec.tls` (or `passerelle.io/tls-options`) on the TLS entry points,
+   one without on the plain ones.
 `passerelle.io/ssl-redirect` adds the plain entry points as redirecting ones to whichever applies.
 A redirect applies on the placed entry points it is meant for: https redirects on plain entry
 points, 1.7's `redirect-entry-point: X` everywhere but X, a redirectScheme middleware where the
@@ -66,6 +67,7 @@ def place(
 
     ours, v2, v17 = annotations.passerelle, annotations.traefik, annotations.traefik17
     dialect = annotations.placement
+    has_tls = has_tls or ours.tls_options
     plain = [name for name in names if name not in tls]
     secure = [name for name in names if name in tls]
     why = ""

@@ -1,15 +1,20 @@
 """The neutral dynamic model every provider emits and every listener consumes.
 
 `DynamicConfig` is one version of routing state: routers (which requests), services (where they
-go) and the servers behind them. It is frozen and comparable, so the watcher can skip a version
-equal to the live one, and JSON-serialisable (`codec.py`), so it can cross a process boundary.
+go), the servers behind them, and TLS state (certificates, per-host TLS options). It is frozen and
+comparable, so the watcher can skip a version equal to the live one, and JSON-serialisable (`codec.py`), so it can cross a process boundary.
 `Problem` is how a bad user object is reported: attached to the object, never raised.
 """
 
 from passerelle.model.config import DynamicConfig, Middleware, PathMatch, PathType, Router, Server, Service
 from passerelle.model.problem import ObjectRef, Problem, Severity
+from passerelle.model.tls import Certificate, ClientCA, HostOptions, TlsConfig
 
 __all__ = [
+    "Certificate",
+    "ClientCA",
+    "HostOptions",
+    "TlsConfig",
     "DynamicConfig",
     "Middleware",
     "ObjectRef",

@@ -1,4 +1,8 @@
-"""DynamicConfig <-> JSON-ready dicts, for the API and for crossing process boundaries."""
+"""DynamicConfig <-> JSON-ready dicts, for the API and for crossing process boundaries.
+
+Private keys are left out unless `with_keys` (only the worker channel asks for them): the API shows
+certificates by name, fingerprint and source. A dump without keys does not load back.
+"""
 
 from __future__ import annotations
 
@@ -6,13 +10,15 @@ from typing import Any
 
 from passerelle.middlewares.base import CODEC
 from passerelle.model.config import DynamicConfig, Middleware, PathMatch, PathType, Router, Server, Service
+from passerelle.model.tls import Certificate, ClientCA, HostOptions, TlsConfig
 
 
-def dump(config: DynamicConfig) -> dict[str, Any]:
+def dump(config: DynamicConfig, *, with_keys: bool = False) -> dict[str, Any]:
     return {
         "routers": [dump_router(r) for r in config.routers],
         "services": [dump_service(s) for s in config.services],
         "middlewares": [dump_middleware(m) for m in config.middlewares],
+        "tls": dump_tls(config.tls, with_keys=with_keys),
     }
 
 
@@ -22,6 +28,28 @@ def dump_middleware(m: Middleware) -> dict[str, Any]:
 
 def load_middleware(m: dict[str, Any]) -> Middleware:
     return Middleware(name=m["name"], spec=CODEC[m["kind"]].from_dict(m["spec"]))
+
+
+def dump_tls(tls: TlsConfig, *, with_keys: bool = False) -> dict[str, Any]:
+    return {
+        "certificates": [dump_certificate(c, with_keys=with_keys) for c in tls.certificates],
+        "hosts": [{"host": h.host, "options": h.options, "source": h.source} for h in tls.hosts],
+        "clientCAs": [{"options": c.options, "pem": c.pem, "source": c.source} for c in tls.client_cas],
+    }
+
+
+def dump_certificate(c: Certificate, *, with_keys: bool = False) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "names": list(c.names),
+        "fingerprint": c.fingerprint,
+        "notAfter": c.not_after,
+        "default": c.default,
+        "source": c.source,
+    }
+    if with_keys:
+        out["certPem"] = c.cert_pem
+        out["keyPem"] = c.key_pem
+    return out
 
 
 def dump_service(s: Service) -> dict[str, Any]:
@@ -50,6 +78,31 @@ def load(data: dict[str, Any]) -> DynamicConfig:
         routers=tuple(load_router(r) for r in data["routers"]),
         services=tuple(load_service(s) for s in data["services"]),
         middlewares=tuple(load_middleware(m) for m in data.get("middlewares", ())),
+        tls=load_tls(data["tls"]) if "tls" in data else TlsConfig(),
+    )
+
+
+def load_tls(t: dict[str, Any]) -> TlsConfig:
+    return TlsConfig(
+        certificates=tuple(load_certificate(c) for c in t["certificates"]),
+        hosts=tuple(
+            HostOptions(host=h["host"], options=h["options"], source=h["source"]) for h in t["hosts"]
+        ),
+        client_cas=tuple(
+            ClientCA(options=c["options"], pem=c["pem"], source=c["source"]) for c in t["clientCAs"]
+        ),
+    )
+
+
+def load_certificate(c: dict[str, Any]) -> Certificate:
+    return Certificate(
+        cert_pem=c["certPem"],
+        key_pem=c["keyPem"],
+        names=tuple(c["names"]),
+        fingerprint=c["fingerprint"],
+        not_after=c["notAfter"],
+        default=c["default"],
+        source=c["source"],
     )
 
 

@@ -1,4 +1,4 @@
-"""One version of routing state: routers, services, servers.
+"""One version of routing state: routers, services, servers, and TLS state (`tls.py`).
 
 Routers match on structure (host, path kind and value), not on a rule language: the route table
 compiles them into hash lookups. `rule()` renders the Traefik-style rule for people to read.
@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from passerelle.middlewares.base import MiddlewareSpec
+from passerelle.model.tls import TlsConfig
 
 
 class PathType(StrEnum):
@@ -88,6 +89,7 @@ class DynamicConfig:
     routers: tuple[Router, ...] = ()
     services: tuple[Service, ...] = ()
     middlewares: tuple[Middleware, ...] = ()
+    tls: TlsConfig = TlsConfig()
     _index: dict[str, Service] = field(default_factory=dict, compare=False, repr=False)
     _middleware_index: dict[str, Middleware] = field(default_factory=dict, compare=False, repr=False)
 

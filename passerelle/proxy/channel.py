@@ -4,7 +4,9 @@ Each message is a 4-byte big-endian length and a JSON object with a `type`. A co
 travels as `begin` (version, and whether routers follow), `routers` and `services` frames of at most
 FRAME_ITEMS items each, and `commit`: small frames, so a worker decodes a version of 20,000 routers
 slice by slice between requests. Routers are left out when they did not change since the version
-the worker holds (an endpoint change sends only services). `drain` asks the worker to finish; a
+the worker holds (an endpoint change sends only services), and so is the TLS state when it did
+not change; otherwise a `tls` frame (host options, client CAs) and `certificates` frames of at
+most CERTIFICATE_ITEMS certificates with their keys (a few KiB each) travel too. `drain` asks the worker to finish; a
 worker answers `ready` once, then `applied` or `rejected` for each version.
 """
 
@@ -16,10 +18,11 @@ import struct
 from collections.abc import Callable
 from typing import Any
 
-from passerelle.model import DynamicConfig, codec
+from passerelle.model import DynamicConfig, TlsConfig, codec
 
 _LENGTH = struct.Struct(">I")
 FRAME_ITEMS = 500
+CERTIFICATE_ITEMS = 50
 Message = dict[str, Any]
 
 
@@ -61,9 +64,20 @@ class Channel(asyncio.Protocol):
             self.transport.close()
 
 
-def config_frames(number: int, config: DynamicConfig, *, with_routers: bool) -> list[Message]:
+def config_frames(
+    number: int, config: DynamicConfig, *, with_routers: bool, with_tls: bool = True
+) -> list[Message]:
     """The frames that carry one configuration version."""
-    frames: list[Message] = [{"type": "begin", "version": number, "routers": with_routers}]
+    frames: list[Message] = [{"type": "begin", "version": number, "routers": with_routers, "tls": with_tls}]
+    if with_tls:
+        tls = config.tls
+        rest = codec.dump_tls(TlsConfig(hosts=tls.hosts, client_cas=tls.client_cas))
+        frames.append({"type": "tls", "version": number, "tls": rest})
+        for i in range(0, len(tls.certificates), CERTIFICATE_ITEMS):
+            items = [
+                codec.dump_certificate(c, with_keys=True) for c in tls.certificates[i : i + CERTIFICATE_ITEMS]
+            ]
+            frames.append({"type": "certificates", "version": number, "items": items})
     if with_routers:
         routers = config.routers
         for i in range(0, len(routers), FRAME_ITEMS):

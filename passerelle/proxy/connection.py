@@ -131,6 +131,7 @@ class ClientConnection(asyncio.Protocol):
         "_upgrading",
         "_closed",
         "_out",
+        "peer_cert",
     )
 
     def __init__(self, entry: EntryPoint) -> None:
@@ -161,6 +162,13 @@ class ClientConnection(asyncio.Protocol):
         client_ip = (peer[0] if isinstance(peer, tuple) else "").encode()
         self._forwarded = forwarded_static(client_ip, self.entry.scheme)
         self.deadline = self._loop.time() + self.entry.options.header_timeout
+        # The TLS client's certificate (DER), read once: the leaf only (Python's ssl gives no chain);
+        # verified against the CAs unless the option's clientAuthType takes any certificate.
+        self.peer_cert: bytes | None = None
+        if self.entry.tls is not None:
+            ssl_object = transport.get_extra_info("ssl_object")
+            if ssl_object is not None:
+                self.peer_cert = ssl_object.getpeercert(binary_form=True)
         self.entry.connection_opened(self)
 
     def data_received(self, data: bytes) -> None:

@@ -6,6 +6,8 @@ table beside the live one, rebinds `EntryPoint.table` in one assignment each, an
 the idle connections of servers that left. Exchanges in flight keep the `Route` they matched.
 A route whose router starts with a redirect answers the redirect itself (`Route.redirect`); an
 entry point with `http.redirections.entryPoint` redirects every request (`RedirectAll`).
+TLS entry points listen with a tls/contexts.py Dispatcher; a version whose TLS state changed has
+its SNI table built first (before anything is swapped) and rebound with the route tables.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ from passerelle.proxy.deadlines import Deadlines
 from passerelle.proxy.options import EntryPointOptions, ForwardingOptions
 from passerelle.proxy.upstream import Pool
 from passerelle.routing.table import RouteTable, compile_steps
+from passerelle.tls import contexts as tls_contexts
+from passerelle.tls.contexts import Dispatcher, SniState, TlsStatic
 
 log = logging.getLogger("passerelle.proxy")
 
@@ -110,10 +114,15 @@ class RedirectAll:
 class EntryPoint:
     __slots__ = (
         "options", "loop", "table", "redirect_all", "scheme", "default_port", "connections", "deadlines", "servers",
+        "tls",
     )  # fmt: skip
 
     def __init__(
-        self, options: EntryPointOptions, loop: asyncio.AbstractEventLoop, deadlines: Deadlines
+        self,
+        options: EntryPointOptions,
+        loop: asyncio.AbstractEventLoop,
+        deadlines: Deadlines,
+        tls: Dispatcher | None = None,
     ) -> None:
         self.options = options
         self.loop = loop
@@ -127,8 +136,9 @@ class EntryPoint:
             self.redirect_all = Route(f"{options.name}-redirect@internal", Upstream("redirect"), redirect)
         self.table: RouteTable[Route] | RedirectAll
         self.set_table(RouteTable())
-        self.scheme = b"http"
-        self.default_port = b"80"
+        self.tls = tls  # None: plain HTTP
+        self.scheme = b"https" if tls is not None else b"http"
+        self.default_port = b"443" if tls is not None else b"80"
         self.connections: set[ClientConnection] = set()
         self.deadlines = deadlines
         self.servers: list[asyncio.Server] = []
@@ -151,11 +161,27 @@ class Dataplane:
         entrypoints: list[EntryPointOptions],
         forwarding: ForwardingOptions,
         loop: asyncio.AbstractEventLoop,
+        tls: TlsStatic | None = None,
     ) -> None:
         self._loop = loop
         self._forwarding = forwarding
         self.deadlines = Deadlines(loop)
-        self.entrypoints = {ep.name: EntryPoint(ep, loop, self.deadlines) for ep in entrypoints}
+        self._tls = tls
+        self._tls_entries = [ep.tls_options or "default" for ep in entrypoints if ep.tls]
+        self.sni: SniState | None = None
+        if self._tls_entries:
+            if tls is None:
+                raise ValueError("TLS entry points need the static TLS settings")
+            self.sni = SniState(tls_contexts.compile_table(tls, DynamicConfig().tls, self._tls_entries))
+        self.entrypoints = {
+            ep.name: EntryPoint(
+                ep,
+                loop,
+                self.deadlines,
+                Dispatcher(tls, self.sni, ep.tls_options) if ep.tls and tls and self.sni else None,
+            )
+            for ep in entrypoints
+        }
         self._pools: dict[Server, Pool] = {}
         self._upstreams: dict[str, Upstream] = {}
         self._config: DynamicConfig | None = None
@@ -164,7 +190,15 @@ class Dataplane:
         """Serve each entry point on its listening sockets (see listeners.bind)."""
         for name, entry in self.entrypoints.items():
             for sock in sockets[name]:
-                server = await self._loop.create_server(partial(ClientConnection, entry), sock=sock)
+                if entry.tls is not None:
+                    server = await self._loop.create_server(
+                        partial(ClientConnection, entry),
+                        sock=sock,
+                        ssl=entry.tls.context,
+                        ssl_handshake_timeout=entry.options.header_timeout,
+                    )
+                else:
+                    server = await self._loop.create_server(partial(ClientConnection, entry), sock=sock)
                 entry.servers.append(server)
         self.deadlines.start()
 
@@ -188,6 +222,15 @@ class Dataplane:
             routers_changed = previous is None or (previous.routers, previous.middlewares) != (
                 config.routers,
                 config.middlewares,
+            )
+        sni = None
+        if (
+            self.sni is not None
+            and self._tls is not None
+            and (previous is None or previous.tls != config.tls)
+        ):
+            sni = yield from tls_contexts.compile_steps(
+                self._tls, config.tls, self._tls_entries, self.sni.table
             )
         pools: dict[Server, Pool] = {}
         if previous is not None and not routers_changed:
@@ -219,6 +262,8 @@ class Dataplane:
             for name, entry in self.entrypoints.items():
                 entry.set_table(tables[name])
             self._upstreams = upstreams
+        if sni is not None and self.sni is not None:
+            self.sni.table = sni  # new handshakes only: established connections keep their context
         for server, pool in self._pools.items():
             if server not in pools:
                 pool.close()

@@ -17,6 +17,7 @@ class EntryPointOptions:
     redirect_scheme: with `http.redirections.entryPoint`, the scheme every request is redirected
         to ("" for no redirect); redirect_port the target port (None: the scheme's default) and
         redirect_permanent 301/308 instead of 302/307 (Traefik's default: permanent).
+    tls: terminate TLS (entryPoints.<name>.tls present); tls_options: its TLS option's name.
     """
 
     name: str
@@ -29,6 +30,8 @@ class EntryPointOptions:
     redirect_scheme: str = ""
     redirect_port: int | None = None
     redirect_permanent: bool = True
+    tls: bool = False
+    tls_options: str = ""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -20,11 +20,12 @@ import sys
 from typing import Any
 
 from passerelle.memory import gc_paused
-from passerelle.model import DynamicConfig, Middleware, Router, Service, codec
+from passerelle.model import Certificate, DynamicConfig, Middleware, Router, Service, TlsConfig, codec
 from passerelle.observability.logging import configure
 from passerelle.proxy.channel import Channel, Message
 from passerelle.proxy.dataplane import Dataplane
 from passerelle.proxy.options import EntryPointOptions, ForwardingOptions
+from passerelle.tls.contexts import TlsStatic
 
 log = logging.getLogger("passerelle.worker")
 
@@ -35,7 +36,8 @@ async def serve(init: dict[str, Any]) -> None:
     sockets = {
         ep["options"]["name"]: [socket.socket(fileno=fd) for fd in ep["fds"]] for ep in init["entrypoints"]
     }
-    dataplane = Dataplane(entrypoints, ForwardingOptions(**init["forwarding"]), loop)
+    tls = TlsStatic.from_dict(init["tls"]) if init.get("tls") else None
+    dataplane = Dataplane(entrypoints, ForwardingOptions(**init["forwarding"]), loop, tls)
     await dataplane.start(sockets=sockets)
     grace = float(init["grace"])
     done = asyncio.Event()
@@ -57,7 +59,7 @@ async def serve(init: dict[str, Any]) -> None:
             version, with_routers = begin["version"], begin["routers"]
             try:
                 with gc_paused():
-                    config = await _assemble(inbox, version, with_routers, dataplane)
+                    config = await _assemble(inbox, version, with_routers, dataplane, begin.get("tls", True))
                     for _ in dataplane.apply_steps(config, routers_changed=with_routers):
                         await asyncio.sleep(0)  # serve requests between slices of the reload
             except Exception as e:  # a bad snapshot must not take the worker down: keep the last one
@@ -78,12 +80,20 @@ async def serve(init: dict[str, Any]) -> None:
 
 
 async def _assemble(
-    inbox: asyncio.Queue[Message], version: int, with_routers: bool, dataplane: Dataplane
+    inbox: asyncio.Queue[Message],
+    version: int,
+    with_routers: bool,
+    dataplane: Dataplane,
+    with_tls: bool = True,
 ) -> DynamicConfig:
-    """Collect one version's frames into a DynamicConfig, yielding to requests after each frame."""
+    """Collect one version's frames into a DynamicConfig, yielding to requests after each frame.
+
+    Left-out parts (routers, TLS state) are the ones this worker holds."""
     routers: list[Router] = []
     services: list[Service] = []
     middlewares: list[Middleware] = []
+    tls = TlsConfig()
+    certificates: list[Certificate] = []
     while True:
         frame = await inbox.get()
         if frame.get("version") != version:
@@ -95,15 +105,26 @@ async def _assemble(
             middlewares.extend(codec.load_middleware(m) for m in frame["items"])
         elif kind == "services":
             services.extend(codec.load_service(s) for s in frame["items"])
+        elif kind == "tls":
+            tls = codec.load_tls(frame["tls"])
+        elif kind == "certificates":
+            certificates.extend(codec.load_certificate(c) for c in frame["items"])
         elif kind == "commit":
             break
         await asyncio.sleep(0)
-    if not with_routers:
-        if dataplane.config is None:
-            raise ValueError("routers were left out, but this worker has none yet")
-        live = dataplane.config
-        return DynamicConfig(routers=live.routers, services=tuple(services), middlewares=live.middlewares)
-    return DynamicConfig(routers=tuple(routers), services=tuple(services), middlewares=tuple(middlewares))
+    held = dataplane.config if dataplane is not None else None
+    if not (with_routers and with_tls) and held is None:
+        raise ValueError("routers or TLS state were left out, but this worker has none yet")
+    return DynamicConfig(
+        routers=tuple(routers) if with_routers or held is None else held.routers,
+        services=tuple(services),
+        middlewares=tuple(middlewares) if with_routers or held is None else held.middlewares,
+        tls=(
+            TlsConfig(certificates=tuple(certificates), hosts=tls.hosts, client_cas=tls.client_cas)
+            if with_tls or held is None
+            else held.tls
+        ),
+    )
 
 
 def main() -> None:

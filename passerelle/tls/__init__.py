@@ -1,9 +1,13 @@
-"""TLS: what passerelle does with certificates, apart from the handshake itself.
+"""TLS: certificates, TLS options, the SNI dispatch of the data plane, and client-certificate headers.
 
-Client certificates (issue 4): `clientcert` holds the value object a route carries
-(`ClientCertSpec`: which headers, which fields, which compatibility level) and the three parsers
-that build it from an Ingress (Traefik 1.7 annotation, Traefik 2/3 Middleware, passerelle's own
-annotations). `certinfo` turns a spec and the verified peer chain (DER, leaf first) into header
-lines, once per connection; `certinfo.STRIPPED` names every header any level may set, which the
-proxy removes from every client request. Both modules are pure: no sockets, no clock, no logging.
+`store.py` (pure) validates certificates and picks one by SNI name; `options.py` (pure) holds
+Traefik's TLS option names and values; `contexts.py` builds `ssl.SSLContext`s and chooses one per
+handshake in the worker; `openssl.py` is the one ctypes seam for what Python's `ssl` does not
+expose (per-connection verify mode, verification without a CA). docs/tls.md is the user's view.
+
+Client certificates: `clientcert` holds the value a route carries (`ClientCertSpec`: which headers,
+fields and compatibility level) and its three parsers (Traefik 1.7 annotation, Traefik 2/3
+Middleware, passerelle's annotations); `certinfo` turns a spec and the peer chain (DER, leaf first)
+into header lines, once per connection, and `certinfo.STRIPPED` names every header any level may
+set, which the proxy removes from every client request. Both are pure.
 """

@@ -108,3 +108,21 @@ def test_check_places_routers_on_the_configured_entry_points(tmp_path: Path) -> 
     (tmp_path / "bad.yaml").write_text("entryPoints: {web: {adress: ':80'}}\n")
     bad = passerelle("check", "-c", str(tmp_path / "bad.yaml"), str(manifests))
     assert bad.returncode == 2 and "entryPoints.web.adress: unknown key" in bad.stderr
+
+
+def test_an_unreadable_default_certificate_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    (tmp_path / "m").mkdir()
+    (tmp_path / "key.pem").write_text("not a key")
+    config = tmp_path / "passerelle.yaml"
+    config.write_text(
+        f"entryPoints: {{websecure: {{address: '127.0.0.1:{free_port()}', tls: {{}}}}}}\n"
+        f"providers: {{manifests: {{directory: m}}}}\napi: {{address: '127.0.0.1:{free_port()}'}}\n"
+        "tls: {defaultCertificate: {certFile: missing.pem, keyFile: key.pem}}\n"
+    )
+    result = passerelle("run", "-c", str(config))
+    assert result.returncode == 2
+    missing = tmp_path / "missing.pem"
+    assert (
+        result.stderr.strip() == f"passerelle: tls.defaultCertificate: {missing}: No such file or directory"
+    )
+    assert "Traceback" not in result.stderr

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -105,3 +106,111 @@ def test_bad_redirections_are_reported(redirect: str, message: str) -> None:
             f"entryPoints:\n  web:\n    address: ':80'\n    http: {{redirections: {{entryPoint: {redirect}}}}}\n"
         )
     assert message in str(error.value)
+
+
+TLS_CONFIG = """\
+entryPoints:
+  web: {address: ":8080"}
+  websecure: {address: ":8443", tls: {options: strict}}
+  other: {address: ":9443", tls: {}}
+tls:
+  options:
+    strict:
+      minVersion: VersionTLS13
+      cipherSuites: [TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256]
+      clientAuth: {caSecret: infra/client-ca, clientAuthType: RequireAndVerifyClientCert}
+  defaultCertificate: {secret: infra/wildcard}
+"""
+
+
+def test_tls_entry_points_and_options() -> None:
+    settings = parse_settings(TLS_CONFIG)
+    web, websecure, other = settings.entrypoint_options()
+    assert (web.tls, websecure.tls, websecure.tls_options, other.tls, other.tls_options) == (
+        False,
+        True,
+        "strict",
+        True,
+        "default",
+    )
+    translation = settings.ingress_options().tls
+    assert translation.options == {"strict", "default"}
+    assert translation.ca_secrets == (("strict", "infra/client-ca"),)
+    assert translation.default_secret == "infra/wildcard"
+    static = settings.tls_static()
+    assert static is not None
+    strict = static.options["strict"]
+    assert strict.min_version == 0x0304 and strict.ciphers == ("ECDHE-RSA-AES128-GCM-SHA256",)
+    assert static.options["default"].min_version == 0x0303 and static.options["default"].alpn == ("http/1.1",)
+    assert static.default_certificate.source == "generated"  # the Secret replaces it per version
+    assert not static.resumption  # client authentication somewhere: no session resumption
+
+
+def test_no_tls_entry_point_means_no_tls_state() -> None:
+    assert parse_settings("providers: {manifests: {directory: /m}}\n").tls_static() is None
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            TLS_CONFIG.replace("VersionTLS13", "TLS13"),
+            ":8: tls.options.strict.minVersion: Value error, unknown TLS version",
+        ),
+        (
+            TLS_CONFIG.replace("TLS_ECDHE_RSA", "ECDHE_RSA"),
+            ":9: tls.options.strict.cipherSuites: Value error, unknown cipher suite",
+        ),
+        (
+            TLS_CONFIG.replace("RequireAndVerifyClientCert", "Always"),
+            "clientAuthType: Value error, unknown clientAuthType 'Always'",
+        ),
+        (TLS_CONFIG.replace("caSecret: infra/client-ca, ", ""), "needs caFiles or caSecret"),
+        (
+            TLS_CONFIG.replace("options: strict}", "options: strikt}"),
+            ":3: entryPoints.websecure.tls.options: TLS option 'strikt' is not defined",
+        ),
+        (
+            TLS_CONFIG.replace("{secret: infra/wildcard}", "{certFile: a.pem}"),
+            "set either certFile and keyFile, or secret",
+        ),
+        (TLS_CONFIG.replace("infra/wildcard", "wildcard"), "must be namespace/name"),
+        (
+            TLS_CONFIG.replace("minVersion", "minimumVersion"),
+            ":8: tls.options.strict.minimumVersion: unknown key",
+        ),
+    ],
+)
+def test_tls_mistakes_name_the_key_and_line(text: str, message: str) -> None:
+    with pytest.raises(SettingsError, match=re.escape(message)):
+        parse_settings(text)
+
+
+def test_default_certificate_and_ca_files_are_read_relative_to_the_config(tmp_path: Path) -> None:
+    import trustme
+
+    ca = trustme.CA()
+    cert = ca.issue_cert("fallback.example.com")
+    cert.private_key_and_cert_chain_pem.write_to_path(str(tmp_path / "both.pem"))
+    cert.cert_chain_pems[0].write_to_path(str(tmp_path / "cert.pem"))
+    cert.private_key_pem.write_to_path(str(tmp_path / "key.pem"))
+    ca.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
+    settings = parse_settings(
+        "entryPoints: {websecure: {address: ':8443', tls: {}}}\n"
+        "tls:\n  defaultCertificate: {certFile: cert.pem, keyFile: key.pem}\n"
+        "  options: {default: {clientAuth: {caFiles: [ca.pem], clientAuthType: VerifyClientCertIfGiven}}}\n",
+        base=tmp_path,
+    )
+    static = settings.tls_static()
+    assert static is not None
+    assert (
+        static.default_certificate.names == ("fallback.example.com",) and static.default_certificate.default
+    )
+    assert static.options["default"].ca_pem.startswith("-----BEGIN CERTIFICATE-----")
+    missing = parse_settings(
+        "entryPoints: {websecure: {address: ':8443', tls: {}}}\n"
+        "tls: {defaultCertificate: {certFile: nope.pem, keyFile: key.pem}}\n",
+        base=tmp_path,
+    )
+    with pytest.raises(SettingsError, match="tls.defaultCertificate: .*nope.pem: No such file"):
+        missing.tls_static()

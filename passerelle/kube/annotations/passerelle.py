@@ -3,8 +3,9 @@
 `passerelle.io/entrypoints: web,websecure` places the Ingress's routers on exactly those entry
 points, before any Traefik key. `passerelle.io/ssl-redirect: "true"` serves the Ingress on the TLS
 entry points and answers plain HTTP with a permanent redirect to https (301 for GET, 308 for other
-methods), as ingress-nginx does for an Ingress with TLS. `passerelle.io/tls-options` belongs to the
-TLS termination work and is reported as ignored here.
+methods), as ingress-nginx does for an Ingress with TLS. `passerelle.io/tls-options` names the TLS
+option of the Ingress's hosts (read by kube/tls.py); like `spec.tls`, it places an Ingress that
+names no entry points on the TLS ones.
 """
 
 from __future__ import annotations
@@ -15,13 +16,13 @@ from dataclasses import dataclass
 from passerelle.kube.annotations.report import KeyReport, KeyStatus, parse_bool, parse_list
 
 PREFIX = "passerelle.io/"
-NOT_YET = frozenset({"tls-options"})
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Passerelle:
     entrypoints: tuple[str, ...] | None = None
     ssl_redirect: bool = False
+    tls_options: bool = False
     keys: tuple[KeyReport, ...] = ()
 
 
@@ -29,6 +30,7 @@ def parse(annotations: Mapping[str, str]) -> Passerelle:
     keys: list[KeyReport] = []
     entrypoints: tuple[str, ...] | None = None
     ssl_redirect = False
+    tls_options = False
     for key in sorted(annotations):
         if not key.startswith(PREFIX):
             continue
@@ -43,11 +45,12 @@ def parse(annotations: Mapping[str, str]) -> Passerelle:
                 )
                 continue
             ssl_redirect = parsed
-        elif name in NOT_YET:
-            keys.append(KeyReport(key=key, status=KeyStatus.IGNORED, note="not supported yet"))
-            continue
+        elif name == "tls-options":
+            tls_options = True  # its value is read and checked with the TLS state (kube/tls.py)
         else:
             keys.append(KeyReport(key=key, status=KeyStatus.UNKNOWN))
             continue
         keys.append(KeyReport(key=key, status=KeyStatus.HONOURED))
-    return Passerelle(entrypoints=entrypoints, ssl_redirect=ssl_redirect, keys=tuple(keys))
+    return Passerelle(
+        entrypoints=entrypoints, ssl_redirect=ssl_redirect, tls_options=tls_options, keys=tuple(keys)
+    )

@@ -2,8 +2,10 @@
 
 Traefik decodes these keys case-insensitively into its router configuration
 (`pkg/provider/kubernetes/ingress/annotations.go`). Honoured: `router.entrypoints`, `router.tls`,
-`router.middlewares`. The other router keys, and the `service.*` keys (read from the Service in
-Traefik 2/3), are recognised and reported as ignored.
+`router.middlewares`, and `router.tls.options` (read by kube/tls.py). Any `router.tls.*` key gives
+the router a TLS section, which in Traefik makes it a TLS router just as `router.tls: "true"`
+does, unless `router.tls` itself says false. The other router keys, and the `service.*` keys
+(read from the Service in Traefik 2/3), are recognised and reported as ignored.
 """
 
 from __future__ import annotations
@@ -15,11 +17,11 @@ from passerelle.kube.annotations.report import KeyReport, KeyStatus, parse_bool,
 
 PREFIX = "traefik.ingress.kubernetes.io/"
 
-HONOURED = frozenset({"router.entrypoints", "router.tls", "router.middlewares"})
+HONOURED = frozenset({"router.entrypoints", "router.tls", "router.middlewares", "router.tls.options"})
 NOT_YET = frozenset(
     {
         "router.priority", "router.pathmatcher", "router.rulesyntax", "router.tls.certresolver",
-        "router.tls.options", "router.observability.accesslogs", "router.observability.metrics",
+        "router.observability.accesslogs", "router.observability.metrics",
         "router.observability.tracing", "router.observability.traceverbosity",
     }
 )  # fmt: skip
@@ -43,6 +45,7 @@ def parse(annotations: Mapping[str, str]) -> Traefik:
     entrypoints: tuple[str, ...] | None = None
     tls: bool | None = None
     middlewares: tuple[str, ...] = ()
+    tls_section = False  # a router.tls.* key: Traefik's Router.TLS is set
     for key in sorted(annotations):
         if not key.startswith(PREFIX):
             continue
@@ -50,7 +53,10 @@ def parse(annotations: Mapping[str, str]) -> Traefik:
         if not name.startswith(("router.", SERVICE_SIDE_PREFIX)):
             continue  # a 1.7 key
         value = annotations[key]
-        if name == "router.entrypoints":
+        tls_section |= name.startswith("router.tls.")
+        if name == "router.tls.options":
+            pass  # its value is read and checked with the TLS state (kube/tls.py)
+        elif name == "router.entrypoints":
             entrypoints = parse_list(value)
         elif name == "router.tls":
             tls = parse_bool(value.strip())
@@ -71,4 +77,6 @@ def parse(annotations: Mapping[str, str]) -> Traefik:
             keys.append(KeyReport(key=key, status=KeyStatus.UNKNOWN))
             continue
         keys.append(KeyReport(key=key, status=KeyStatus.HONOURED))
+    if tls is None and tls_section:
+        tls = True
     return Traefik(entrypoints=entrypoints, tls=tls, middlewares=middlewares, keys=tuple(keys))

@@ -122,3 +122,46 @@ def test_a_changed_config_is_not_equal(config: DynamicConfig) -> None:
 
 def test_empty_config() -> None:
     assert codec.load(codec.dump(DynamicConfig())) == DynamicConfig()
+
+
+def _with_tls(config: DynamicConfig) -> DynamicConfig:
+    from passerelle.model import Certificate, ClientCA, HostOptions, TlsConfig
+
+    tls = TlsConfig(
+        certificates=(
+            Certificate(
+                cert_pem="CERT",
+                key_pem="KEY",
+                names=("www.example.com", "*.example.com"),
+                fingerprint="ab12",
+                not_after="2030-01-01T00:00:00Z",
+                source="Secret shop/www",
+            ),
+            Certificate(cert_pem="C2", key_pem="K2", names=(), fingerprint="cd34", default=True),
+        ),
+        hosts=(HostOptions(host="www.example.com", options="mtls", source="Ingress shop/shop"),),
+        client_cas=(ClientCA(options="mtls", pem="CA", source="Secret shop/ca"),),
+    )
+    return DynamicConfig(
+        routers=config.routers, services=config.services, middlewares=config.middlewares, tls=tls
+    )
+
+
+def test_tls_state_round_trips_with_keys(config: DynamicConfig) -> None:
+    full = _with_tls(config)
+    assert codec.load(json.loads(json.dumps(codec.dump(full, with_keys=True)))) == full
+    assert full != config
+
+
+def test_private_keys_stay_out_of_a_plain_dump(config: DynamicConfig) -> None:
+    data = codec.dump(_with_tls(config))
+    assert "KEY" not in json.dumps(data) and "CERT" not in json.dumps(data)
+    assert data["tls"]["certificates"][0] == {
+        "names": ["www.example.com", "*.example.com"],
+        "fingerprint": "ab12",
+        "notAfter": "2030-01-01T00:00:00Z",
+        "default": False,
+        "source": "Secret shop/www",
+    }
+    with pytest.raises(KeyError):
+        codec.load(data)

@@ -31,7 +31,7 @@ def assemble(frames: list[dict], holder: object = None) -> DynamicConfig:  # typ
         for frame in frames[1:]:
             inbox.put_nowait(json.loads(json.dumps(frame)))  # as it crosses the socket
         begin = frames[0]
-        return await _assemble(inbox, begin["version"], begin["routers"], holder)  # type: ignore[arg-type]
+        return await _assemble(inbox, begin["version"], begin["routers"], holder, begin["tls"])  # type: ignore[arg-type]
 
     return asyncio.run(run())
 
@@ -39,7 +39,15 @@ def assemble(frames: list[dict], holder: object = None) -> DynamicConfig:  # typ
 def test_a_version_is_split_into_small_frames_and_reassembled() -> None:
     config = big_config(2 * FRAME_ITEMS + 3)
     frames = config_frames(5, config, with_routers=True)
-    assert [f["type"] for f in frames] == ["begin", "routers", "routers", "routers", "services", "commit"]
+    assert [f["type"] for f in frames] == [
+        "begin",
+        "tls",
+        "routers",
+        "routers",
+        "routers",
+        "services",
+        "commit",
+    ]
     assert all(len(f.get("items", ())) <= FRAME_ITEMS for f in frames)
     assert assemble(frames) == config
 
@@ -56,7 +64,7 @@ def test_routers_left_out_are_taken_from_the_worker() -> None:
 
 def test_a_frame_of_another_version_is_refused() -> None:
     frames = config_frames(7, big_config(3), with_routers=True)
-    frames[1]["version"] = 8
+    frames[2]["version"] = 8
     with pytest.raises(ValueError, match="frame of v8 inside v7"):
         assemble(frames)
 
@@ -70,4 +78,27 @@ def test_channel_framing_survives_arbitrary_splits() -> None:
         assert sender.send(frame)
     for i in range(0, len(wire), 997):  # deliver in odd-sized pieces
         receiver.data_received(bytes(wire[i : i + 997]))
-    assert [f["type"] for f in received] == ["begin", "routers", "routers", "services", "commit"]
+    assert [f["type"] for f in received] == ["begin", "tls", "routers", "routers", "services", "commit"]
+
+
+def test_tls_state_travels_in_small_frames_only_when_asked() -> None:
+    from passerelle.model import Certificate, ClientCA, HostOptions, TlsConfig
+    from passerelle.proxy.channel import CERTIFICATE_ITEMS
+
+    certificates = tuple(
+        Certificate(cert_pem=f"C{i}", key_pem=f"K{i}", names=(f"h{i}.test",), fingerprint=f"f{i}")
+        for i in range(CERTIFICATE_ITEMS + 1)
+    )
+    tls = TlsConfig(
+        certificates=certificates,
+        hosts=(HostOptions(host="h1.test", options="mtls"),),
+        client_cas=(ClientCA(options="mtls", pem="CA"),),
+    )
+    base = big_config(3)
+    config = DynamicConfig(routers=base.routers, services=base.services, tls=tls)
+    frames = config_frames(9, config, with_routers=True)
+    assert [f["type"] for f in frames][:4] == ["begin", "tls", "certificates", "certificates"]
+    assert assemble(frames) == config
+    lean = config_frames(10, config, with_routers=False, with_tls=False)
+    assert {"tls", "certificates", "routers"}.isdisjoint(f["type"] for f in lean)
+    assert assemble(lean, SimpleNamespace(config=config)) == config

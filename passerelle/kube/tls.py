@@ -1,0 +1,245 @@
+"""Ingress TLS -> certificates and per-host TLS options (pure, part of translate()).
+
+Certificates come from `kubernetes.io/tls` Secrets named in `spec.tls[].secretName`, in the
+Ingress's namespace (`data` base64 or `stringData`, keys `tls.crt` and `tls.key`). A Secret that is
+missing, of another type, or holds a bad or mismatched pair is an error Problem on the Ingress;
+its hosts get whatever certificate matches them otherwise, usually the default one, and the
+Ingress is still served. An expired certificate is served with a warning (a renewal may be late).
+
+A host's TLS option is named by `passerelle.io/tls-options` or Traefik's
+`traefik.ingress.kubernetes.io/router.tls.options` and applies to every host of the Ingress
+(rules and spec.tls). Two Ingresses naming different options for one host: the oldest wins (as
+for routes) and the later one gets a Problem. Parsed Secrets are remembered by object identity,
+as Translator does for Ingresses: loading an RSA key costs about a millisecond.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from passerelle.kube.objects import IngressSpec, IngressTLS
+from passerelle.kube.snapshot import ClusterSnapshot, Object
+from passerelle.model import Certificate, ClientCA, HostOptions, ObjectRef, Problem, Severity, TlsConfig
+from passerelle.tls.options import options_reference
+from passerelle.tls.store import CertificateError, Parsed, parse_ca_bundle, parse_pair
+
+SECRET_TYPE = "kubernetes.io/tls"
+OPTIONS_ANNOTATIONS = ("passerelle.io/tls-options", "traefik.ingress.kubernetes.io/router.tls.options")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TlsTranslation:
+    """Static names translation checks against.
+
+    options: the TLS option names defined (`tls.options`, and `default`); None accepts any name
+        (`passerelle check` without a static configuration).
+    ca_secrets: (option, "namespace/name") for options whose clientAuth.caSecret names a Secret.
+    default_secret: "namespace/name" of tls.defaultCertificate.secret, or "".
+    """
+
+    options: frozenset[str] | None = None
+    ca_secrets: tuple[tuple[str, str], ...] = ()
+    default_secret: str = ""
+
+
+def tls_options_of(annotations: Mapping[str, str]) -> tuple[str | None, str | None]:
+    """(option name, warning): the host TLS option an Ingress names, passerelle's key first."""
+    values = [
+        (key, annotations[key].strip()) for key in OPTIONS_ANNOTATIONS if annotations.get(key, "").strip()
+    ]
+    if not values:
+        return None, None
+    name = options_reference(values[0][1])
+    if len(values) == 2 and options_reference(values[1][1]) != name:
+        return name, f"{values[0][0]} ({values[0][1]!r}) overrides {values[1][0]} ({values[1][1]!r})"
+    return name, None
+
+
+class TlsTranslator:
+    """The TLS part of a translation, remembering parsed Secrets for the next snapshot."""
+
+    def __init__(self, options: TlsTranslation = TlsTranslation()) -> None:
+        self._options = options
+        self._parsed: dict[int, tuple[Object, Parsed | str]] = {}
+
+    def translate(
+        self, snapshot: ClusterSnapshot, specs: list[IngressSpec], problems: list[Problem]
+    ) -> TlsConfig:
+        """`specs` oldest first; problems are appended."""
+        builder = _Builder(snapshot, self._options, self._parsed, problems)
+        builder.default_certificate()
+        for spec in specs:
+            builder.add(spec)
+        client_cas = builder.client_cas()
+        self._parsed = builder.seen  # forget Secrets that left
+        return TlsConfig(
+            certificates=tuple(builder.certificates.values()),
+            hosts=tuple(sorted(builder.claims.values())),
+            client_cas=client_cas,
+        )
+
+
+class _Builder:
+    def __init__(
+        self,
+        snapshot: ClusterSnapshot,
+        options: TlsTranslation,
+        parsed: dict[int, tuple[Object, Parsed | str]],
+        problems: list[Problem],
+    ) -> None:
+        self._snapshot = snapshot
+        self._options = options
+        self._parsed = parsed
+        self._problems = problems
+        self._reported: set[Problem] = set()
+        self.seen: dict[int, tuple[Object, Parsed | str]] = {}
+        self.certificates: dict[str, Certificate] = {}  # by fingerprint: one Secret named twice is one
+        self.claims: dict[str, HostOptions] = {}
+
+    def default_certificate(self) -> None:
+        if not self._options.default_secret:
+            return
+        namespace, name = self._options.default_secret.split("/")
+        ref = ObjectRef(kind="Secret", namespace=namespace, name=name)
+        parsed, error = self._certificate(namespace, name)
+        if parsed is None:
+            self._problem(
+                ref, f"tls.defaultCertificate: {error}; the generated default certificate is served"
+            )
+            return
+        if parsed.expired:
+            message = f"tls.defaultCertificate expired on {parsed.certificate.not_after}"
+            self._problem(ref, message, Severity.WARNING)
+        default = dataclasses.replace(parsed.certificate, default=True)
+        self.certificates[default.fingerprint + "/default"] = default
+
+    def add(self, spec: IngressSpec) -> None:
+        ref = ObjectRef(kind="Ingress", namespace=spec.namespace, name=spec.name)
+        for i, entry in enumerate(spec.tls):
+            if entry.secret_name:  # no Secret: those hosts get the default certificate, as ingress-nginx
+                self._spec_tls(ref, spec.namespace, f"spec.tls[{i}]", entry)
+        option, warning = tls_options_of(spec.annotations)
+        if warning:
+            self._problem(ref, warning, Severity.WARNING)
+        if option is not None:
+            self._claim(ref, spec, option)
+
+    def _spec_tls(self, ref: ObjectRef, namespace: str, where: str, entry: IngressTLS) -> None:
+        parsed, error = self._certificate(namespace, entry.secret_name)
+        if parsed is None:
+            hosts = ", ".join(entry.hosts) or "its hosts"
+            self._problem(ref, f"{where}: {error}; the default certificate is served for {hosts}")
+            return
+        c = parsed.certificate
+        if parsed.expired:
+            self._problem(
+                ref, f"{where}: the certificate in {c.source} expired on {c.not_after}", Severity.WARNING
+            )
+        for host in entry.hosts:
+            if not _covers(c.names, host):
+                names = ", ".join(c.names) or "no names"
+                message = f"{where}: the certificate in {c.source} ({names}) does not cover {host}"
+                self._problem(ref, message, Severity.WARNING)
+        self.certificates.setdefault(c.fingerprint, c)
+
+    def _claim(self, ref: ObjectRef, spec: IngressSpec, option: str) -> None:
+        known = self._options.options
+        if known is not None and option not in known:
+            message = f"TLS option {option!r} is not defined in tls.options; its hosts use the entry point's"
+            self._problem(ref, message)
+            return
+        hosts = [r.host for r in spec.rules if r.host] + [h for t in spec.tls for h in t.hosts]
+        if not hosts:
+            message = f"TLS option {option!r} is not applied: the Ingress names no host"
+            self._problem(ref, message, Severity.WARNING)
+        source = f"Ingress {spec.namespace}/{spec.name}"
+        for host in dict.fromkeys(hosts):
+            claim = self.claims.setdefault(host, HostOptions(host=host, options=option, source=source))
+            if claim.options != option:  # specs come oldest first: the older claim stays
+                self._problem(
+                    ref,
+                    f"TLS option {option!r} for {host} conflicts with {claim.options!r} set by "
+                    f"{claim.source}, which is older and wins",
+                )
+
+    def client_cas(self) -> tuple[ClientCA, ...]:
+        out = []
+        for option, secret in self._options.ca_secrets:
+            namespace, name = secret.split("/")
+            ref = ObjectRef(kind="Secret", namespace=namespace, name=name)
+            where = f"tls.options.{option}.clientAuth.caSecret"
+            obj = self._snapshot.get("Secret", namespace, name)
+            if obj is None:
+                self._problem(ref, f"{where}: not found; no client certificate verifies against it")
+                continue
+            data, bad = secret_data(obj)
+            pem = data.get("ca.crt") or data.get("tls.ca") if bad is None else None
+            if pem is None:
+                self._problem(ref, f"{where}: {bad or 'no ca.crt key'}")
+                continue
+            try:
+                out.append(ClientCA(options=option, pem=parse_ca_bundle(pem), source=f"Secret {secret}"))
+            except CertificateError as e:
+                self._problem(ref, f"{where}: {e}")
+        return tuple(out)
+
+    def _certificate(self, namespace: str, name: str) -> tuple[Parsed | None, str]:
+        obj = self._snapshot.get("Secret", namespace, name)
+        if obj is None:
+            return None, f"Secret {namespace}/{name} not found"
+        cached = self.seen.get(id(obj)) or self._parsed.get(id(obj))
+        if cached is None or cached[0] is not obj:  # the object itself, not a new one at a reused id
+            cached = (obj, _read_tls_secret(obj, f"Secret {namespace}/{name}"))
+        self.seen[id(obj)] = cached
+        result = cached[1]
+        return (None, result) if isinstance(result, str) else (result, "")
+
+    def _problem(self, ref: ObjectRef, message: str, severity: Severity = Severity.ERROR) -> None:
+        problem = Problem(ref=ref, message=message, severity=severity)
+        if problem not in self._reported:
+            self._reported.add(problem)
+            self._problems.append(problem)
+
+
+def _read_tls_secret(obj: Object, source: str) -> Parsed | str:
+    kind = obj.get("type") or "Opaque"
+    if kind != SECRET_TYPE:
+        return f"{source} has type {kind}, not {SECRET_TYPE}"
+    data, error = secret_data(obj)
+    if error is not None:
+        return f"{source}: {error}"
+    missing = [k for k in ("tls.crt", "tls.key") if not data.get(k)]
+    if missing:
+        return f"{source} has no {' or '.join(missing)}"
+    try:
+        return parse_pair(data["tls.crt"], data["tls.key"], source=source)
+    except CertificateError as e:
+        return f"{source}: {e}"
+
+
+def secret_data(obj: Object) -> tuple[dict[str, bytes], str | None]:
+    """A Secret's values: `data` base64-decoded, `stringData` over it (as the API server merges)."""
+    out: dict[str, bytes] = {}
+    data, strings = obj.get("data") or {}, obj.get("stringData") or {}
+    if not isinstance(data, Mapping) or not isinstance(strings, Mapping):
+        return out, "data and stringData must be mappings"
+    for key, value in data.items():
+        try:
+            out[str(key)] = base64.b64decode(str(value), validate=True)
+        except (binascii.Error, ValueError):
+            return out, f"data.{key} is not base64"
+    out.update((str(k), str(v).encode()) for k, v in strings.items())
+    return out, None
+
+
+def _covers(names: tuple[str, ...], host: str) -> bool:
+    if host in names:
+        return True
+    if host.startswith("*."):
+        return False
+    _, dot, parent = host.partition(".")
+    return bool(dot) and f"*.{parent}" in names

@@ -1,0 +1,59 @@
+"""TLS state of one configuration version: certificates, per-host TLS options, client CAs.
+
+Everything here is data the control plane found in the cluster (Secrets, Ingress `spec.tls`, the
+TLS-options annotations); the option definitions themselves are static configuration. A worker
+picks a certificate by the SNI name against `Certificate.names` (the certificate's own SANs), and
+the TLS options by the SNI name against `HostOptions.host`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Certificate:
+    """A validated certificate chain and its private key, both PEM.
+
+    names: the DNS names the certificate is for (its subjectAltName DNS entries, or its subject CN
+        when it has none), lower-case; `*.example.com` entries are one-label wildcards.
+    fingerprint: SHA-256 of the leaf, hex; identifies the certificate across versions.
+    default: this is the configured default certificate (`tls.defaultCertificate.secret`).
+    source: where it came from, for people ("Secret ns/name").
+    """
+
+    cert_pem: str
+    key_pem: str
+    names: tuple[str, ...]
+    fingerprint: str
+    not_after: str = ""  # RFC 3339, for people
+    default: bool = False
+    source: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True, order=True)
+class HostOptions:
+    """Handshakes for SNI `host` (exact, or `*.example.com`) use the static TLS option `options`."""
+
+    host: str
+    options: str
+    source: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ClientCA:
+    """CA certificates (PEM) that TLS option `options` verifies client certificates against.
+
+    Only for options whose `clientAuth.caSecret` names a Secret; `caFiles` are static and read at start.
+    """
+
+    options: str
+    pem: str
+    source: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TlsConfig:
+    certificates: tuple[Certificate, ...] = ()
+    hosts: tuple[HostOptions, ...] = ()
+    client_cas: tuple[ClientCA, ...] = ()

@@ -1,0 +1,270 @@
+"""The worker's TLS: one SSLContext per (certificate, TLS option), chosen per handshake by SNI.
+
+Each TLS entry point listens with a *dispatcher* context whose `sni_callback` looks the SNI name
+up in the live `SniTable` and switches the connection to the context built for that name's
+certificate (store.py's rules) and TLS option (the host's `HostOptions`, else the entry point's
+option, else `default`). OpenSSL keeps some settings of the context a connection started with, so
+the callback also applies the chosen verify mode (openssl.adopt_verify), and refuses a protocol
+version outside the chosen option's range (the version is negotiated before SNI is seen). The
+cipher list, ALPN, certificate and CA store do follow the switch.
+
+On reload `compile_steps` builds the next table beside the live one, reusing the context of every
+(certificate, option, CA) it already has — building one costs about a millisecond — and the
+entry points see it in one rebinding: new handshakes use it, established connections keep theirs.
+When any option asks for client certificates, session resumption is off (tickets and the session
+cache): a session made under a host without client authentication must not resume under one that
+requires it, and OpenSSL does not tell them apart.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import ssl
+from collections.abc import Generator, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from passerelle.model import Certificate, TlsConfig
+from passerelle.model.codec import dump_certificate, load_certificate
+from passerelle.tls import openssl
+from passerelle.tls.options import DEFAULT, TlsOptions
+from passerelle.tls.store import NameIndex, certificate_index
+
+log = logging.getLogger("passerelle.tls")
+_PROTOCOL_VERSION = ssl.AlertDescription.ALERT_DESCRIPTION_PROTOCOL_VERSION.value
+_INTERNAL_ERROR = ssl.AlertDescription.ALERT_DESCRIPTION_INTERNAL_ERROR.value
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TlsStatic:
+    """What a worker knows of TLS from the static configuration, resolved by the control plane.
+
+    options: every named TLS option, always with `default`.
+    default_certificate: from `tls.defaultCertificate` files, or generated at start (one for all
+        workers); a `defaultCertificate.secret` found in the cluster replaces it per version.
+    """
+
+    options: Mapping[str, TlsOptions]
+    default_certificate: Certificate
+
+    @property
+    def resumption(self) -> bool:
+        return not any(o.auth.request for o in self.options.values())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "options": [o.to_dict() for o in self.options.values()],
+            "defaultCertificate": dump_certificate(self.default_certificate, with_keys=True),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TlsStatic:
+        options = (TlsOptions.from_dict(o) for o in data["options"])
+        return cls(
+            options={o.name: o for o in options},
+            default_certificate=load_certificate(data["defaultCertificate"]),
+        )
+
+
+class Choice:
+    """A built context and what the SNI callback must do beside switching to it."""
+
+    __slots__ = ("context", "verify", "options", "check_version")
+
+    def __init__(self, context: ssl.SSLContext, options: TlsOptions, check_version: bool) -> None:
+        self.context = context
+        self.verify = openssl.verify_of(context)
+        self.options = options
+        self.check_version = check_version
+
+
+ContextKey = tuple[str, str, str]  # (certificate fingerprint, option name, extra CA PEM)
+
+
+class SniTable:
+    """One version's SNI state: names -> certificate, hosts -> option, (cert, option) -> context."""
+
+    __slots__ = ("certificates", "hosts", "default", "choices", "_static", "_extra_ca", "_range")
+
+    def __init__(
+        self,
+        static: TlsStatic,
+        tls: TlsConfig,
+        choices: dict[ContextKey, Choice],
+        version_range: tuple[int, int],
+    ) -> None:
+        self._static = static
+        self.certificates = certificate_index(tls.certificates)
+        self.default = next((c for c in tls.certificates if c.default), static.default_certificate)
+        self.hosts = NameIndex((h.host, h.options) for h in tls.hosts if h.options in static.options)
+        self._extra_ca = {ca.options: ca.pem for ca in tls.client_cas}
+        self._range = version_range
+        self.choices = choices
+
+    def resolve(self, server_name: str | None, entry_options: str) -> tuple[Certificate, str]:
+        """The certificate and option name for an SNI name (None: the client sent none)."""
+        if server_name is None:
+            return self.default, entry_options
+        if server_name.startswith("*."):  # a wildcard stands for names only the wildcard covers
+            parent = server_name[2:]
+            cert, options = self.certificates.wildcard.get(parent), self.hosts.wildcard.get(parent)
+        else:
+            cert, options = self.certificates.get(server_name), self.hosts.get(server_name)
+        return cert or self.default, options or entry_options
+
+    def choose(self, server_name: str | None, entry_options: str) -> Choice:
+        cert, options = self.resolve(server_name, entry_options)
+        key = (cert.fingerprint, options, self._extra_ca.get(options, ""))
+        choice = self.choices.get(key)
+        if choice is None:  # compile_steps builds every reachable pair; this is a safety net
+            choice = self.choices[key] = self._build(cert, options)
+        return choice
+
+    def _build(self, cert: Certificate, options: str) -> Choice:
+        option = self._static.options[options]
+        ca_pem = option.ca_pem + self._extra_ca.get(options, "")
+        try:
+            context = build_context(cert, option, ca_pem=ca_pem, resumption=self._static.resumption)
+        except (ssl.SSLError, OSError, ValueError) as e:
+            fallback = self._static.default_certificate
+            if cert is fallback:
+                raise
+            # The control plane validated the pair; OpenSSL refusing it anyway must cost this
+            # certificate, not the whole version.
+            log.error("certificate from %s cannot be loaded (%s); serving the default one", cert.source, e)
+            context = build_context(fallback, option, ca_pem=ca_pem, resumption=self._static.resumption)
+        low, high = self._range
+        narrower = option.min_version > low or (option.max_version is not None and option.max_version < high)
+        return Choice(context, option, narrower)
+
+    def names(self) -> Iterable[str]:
+        yield from self.certificates.exact
+        yield from (f"*.{p}" for p in self.certificates.wildcard)
+        yield from self.hosts.exact
+        yield from (f"*.{p}" for p in self.hosts.wildcard)
+
+
+def version_range(static: TlsStatic) -> tuple[int, int]:
+    """The widest range any option allows: what a dispatcher context negotiates."""
+    low = min(int(o.min_version) for o in static.options.values())
+    highs = [o.max_version for o in static.options.values()]
+    high = int(ssl.TLSVersion.TLSv1_3) if None in highs else max(int(h) for h in highs if h is not None)
+    return low, high
+
+
+def compile_steps(
+    static: TlsStatic, tls: TlsConfig, entry_options: Iterable[str], previous: SniTable | None
+) -> Generator[None, None, SniTable]:
+    """Build the table for `tls`, yielding after each new context; unchanged ones are reused."""
+    table = SniTable(static, tls, {}, version_range(static))
+    old = previous.choices if previous is not None else {}
+    wanted = list(dict.fromkeys(entry_options))
+    names: list[str | None] = [None, *table.names()]
+    for name in names:
+        for entry in wanted:
+            cert, options = table.resolve(name, entry)
+            key = (cert.fingerprint, options, table._extra_ca.get(options, ""))
+            if key in table.choices:
+                continue
+            if key in old:
+                table.choices[key] = old[key]
+            else:
+                table.choices[key] = table._build(cert, options)
+                yield
+    return table
+
+
+def compile_table(static: TlsStatic, tls: TlsConfig, entry_options: Iterable[str]) -> SniTable:
+    steps = compile_steps(static, tls, entry_options, None)
+    while True:
+        try:
+            next(steps)
+        except StopIteration as done:
+            return done.value  # type: ignore[no-any-return]
+
+
+class SniState:
+    """The live table, rebound whole on reload; shared by a worker's TLS entry points."""
+
+    __slots__ = ("table",)
+
+    def __init__(self, table: SniTable) -> None:
+        self.table = table
+
+
+class Dispatcher:
+    """A TLS entry point's listening context and its SNI callback."""
+
+    __slots__ = ("context", "entry_options", "_state", "_verify")
+
+    def __init__(self, static: TlsStatic, state: SniState, entry_options: str) -> None:
+        openssl.check()
+        self.entry_options = entry_options or DEFAULT
+        self._state = state
+        low, high = version_range(static)
+        base = TlsOptions(
+            name="dispatcher", min_version=ssl.TLSVersion(low), max_version=ssl.TLSVersion(high)
+        )
+        self.context = build_context(
+            static.default_certificate, base, ca_pem="", resumption=static.resumption
+        )
+        self.context.sni_callback = self._on_server_name
+        self._verify = openssl.verify_of(self.context)
+
+    def _on_server_name(
+        self, ssl_object: ssl.SSLObject, server_name: str | None, _: ssl.SSLContext
+    ) -> int | None:
+        try:
+            choice = self._state.table.choose(
+                None if server_name is None else server_name.lower(), self.entry_options
+            )
+            ssl_object.context = choice.context
+            if choice.verify != self._verify:
+                openssl.adopt_verify(ssl_object, choice.verify)
+            if choice.check_version and not choice.options.accepts(openssl.negotiated_version(ssl_object)):
+                return _PROTOCOL_VERSION
+        except Exception:  # an exception here would only be printed by OpenSSL's caller
+            return _INTERNAL_ERROR
+        return None
+
+
+def build_context(cert: Certificate, options: TlsOptions, *, ca_pem: str, resumption: bool) -> ssl.SSLContext:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = options.min_version
+    if options.max_version is not None:
+        context.maximum_version = options.max_version
+    if options.ciphers:
+        context.set_ciphers(":".join(options.ciphers))
+    if options.alpn:
+        context.set_alpn_protocols(list(options.alpn))
+    load_chain(context, cert)
+    auth = options.auth
+    if auth.request:
+        if ca_pem:
+            context.load_verify_locations(cadata=ca_pem)
+        context.verify_mode = ssl.CERT_REQUIRED if auth.require else ssl.CERT_OPTIONAL
+        if not auth.verify:
+            flags = openssl.VERIFY_PEER | (openssl.VERIFY_FAIL_IF_NO_PEER_CERT if auth.require else 0)
+            openssl.set_verify(context, flags, accept_any=True)
+    if not resumption:
+        context.options |= ssl.OP_NO_TICKET
+        context.num_tickets = 0
+        openssl.disable_session_cache(context)
+    return context
+
+
+def load_chain(context: ssl.SSLContext, cert: Certificate) -> None:
+    """load_cert_chain from memory: `ssl` reads only paths, so hand it anonymous memory files
+    (memfd, Linux): the private key never touches a disk."""
+    fds = [
+        os.memfd_create("passerelle-cert", os.MFD_CLOEXEC),
+        os.memfd_create("passerelle-key", os.MFD_CLOEXEC),
+    ]
+    try:
+        for fd, text in zip(fds, (cert.cert_pem, cert.key_pem), strict=True):
+            os.write(fd, text.encode())
+        context.load_cert_chain(f"/proc/self/fd/{fds[0]}", f"/proc/self/fd/{fds[1]}")
+    finally:
+        for fd in fds:
+            os.close(fd)
