@@ -5,12 +5,24 @@ Trailer, Transfer-Encoding (re-framed by the proxy), Upgrade (re-added for tunne
 practice, Proxy-*. X-Forwarded-* and X-Real-Ip from clients are not trusted: they are dropped and
 written afresh, as Traefik does without `forwardedHeaders.trustedIPs`. So are the client-certificate
 headers of every compatibility level (`passerelle.tls.certinfo.STRIPPED`), on every route, so that a
-backend can trust them whenever they arrive.
+backend can trust them whenever they arrive. Both sets are dropped in every spelling that mixes `-`
+and `_`, since CGI and WSGI servers fold both into one variable name (Traefik's `isManagedXHeader`
+compares names with `_` read as `-`).
 """
 
 from __future__ import annotations
 
+from itertools import product
+
 from passerelle.tls.certinfo import STRIPPED as CLIENT_CERT
+
+
+def _spellings(name: bytes) -> set[bytes]:
+    """`name` with each `-` written as `-` or `_`: x-real-ip, x_real-ip, x-real_ip, x_real_ip."""
+    parts = name.replace(b"_", b"-").split(b"-")
+    return {b"".join(p for pair in zip(parts, seps, strict=False) for p in pair) + parts[-1]
+            for seps in product((b"-", b"_"), repeat=len(parts) - 1)}  # fmt: skip
+
 
 HOP_BY_HOP = frozenset(
     {
@@ -35,7 +47,8 @@ FORWARDED = frozenset(
         b"x-real-ip",
     }
 )
-REQUEST_DROP = HOP_BY_HOP | FORWARDED | CLIENT_CERT
+IDENTITY = frozenset(spelling for name in FORWARDED | CLIENT_CERT for spelling in _spellings(name))
+REQUEST_DROP = HOP_BY_HOP | IDENTITY
 RESPONSE_DROP = HOP_BY_HOP
 
 # What the proxy does with a header, by lower-cased name: one dict lookup per header on the hot

@@ -24,6 +24,7 @@ from passerelle.kube.objects import BackendRef, IngressSpec, InvalidObject, read
 from passerelle.kube.placement import EntryPointInfo, Placement, chains, place
 from passerelle.kube.snapshot import ClusterSnapshot, Object, key_of
 from passerelle.kube.tls import TlsTranslation, TlsTranslator
+from passerelle.middlewares.pass_tls_client_cert import PassTLSClientCert
 from passerelle.model import (
     DynamicConfig,
     Middleware,
@@ -36,6 +37,7 @@ from passerelle.model import (
     Severity,
     TlsConfig,
 )
+from passerelle.tls import clientcert
 
 CONTROLLER = "passerelle.io/ingress-controller"
 DEFAULT_CLASS_ANNOTATION = "ingressclass.kubernetes.io/is-default-class"
@@ -125,6 +127,19 @@ class _Placed:
     report: str | None
     placement: Placement
     groups: list[tuple[tuple[str, ...], tuple[Middleware, ...]]] | None  # None: has router.middlewares
+    client_cert: Middleware | str | None  # from the client-certificate annotations; str: what is wrong
+
+
+def _client_cert_middleware(spec: IngressSpec) -> Middleware | str | None:
+    """The passTLSClientCert that Traefik 1.7's or passerelle's annotations ask for, one per Ingress."""
+    try:
+        cert = clientcert.from_annotations(spec.annotations)
+    except ValueError as e:
+        return str(e)
+    if cert is None:
+        return None
+    name = f"{spec.namespace}-{spec.name}-client-cert@annotations"
+    return Middleware(name=name, spec=PassTLSClientCert(spec=cert))
 
 
 def _class_of(obj: Mapping[str, Any]) -> str | None:
@@ -196,6 +211,11 @@ class _Builder:
             self._problem(ref, message, severity)
         if not placement.entrypoints:
             return
+        if isinstance(placed.client_cert, str):
+            self._problem(ref, f"not served: {placed.client_cert}")  # never serve it without the headers
+            return
+        if placed.client_cert is not None:
+            groups = [(entrypoints, (*chain, placed.client_cert)) for entrypoints, chain in groups]
         for rule in spec.rules:
             for path in rule.paths:
                 match = _path_match(path.path, path.path_type)
@@ -230,7 +250,8 @@ class _Builder:
             placement = place(annotations, has_tls=spec.has_tls, entrypoints=self._entrypoints)
             # Middleware references depend on the snapshot's Middleware objects: resolved each time.
             fixed = None if annotations.traefik.middlewares else chains(placement, (), self._entrypoints)
-            placed = _Placed(spec, annotations, annotations.report.message(), placement, fixed)
+            client_cert = _client_cert_middleware(spec)
+            placed = _Placed(spec, annotations, annotations.report.message(), placement, fixed, client_cert)
         self.placed[id(spec)] = placed
         return placed
 

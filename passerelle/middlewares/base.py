@@ -1,7 +1,6 @@
 """The middleware registry: Middleware `spec` key -> pure parser, and the union of their values.
 
-Adding a kind (the lead's next step: `passTLSClientCert` from `passerelle/tls/clientcert.py`):
-add its value type to `MiddlewareSpec`, its parser to `REGISTRY` and its value type to `CODEC`
+Adding a kind: add its value type to `MiddlewareSpec`, its parser to `REGISTRY` and its value type to `CODEC`
 (a class with `kind`, `to_dict()` and `from_dict()`, so configurations cross to the workers).
 Kinds Traefik has and passerelle does not are reported by `parse_middleware` and skipped.
 """
@@ -12,15 +11,18 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from passerelle.middlewares.pass_tls_client_cert import PassTLSClientCert
 from passerelle.middlewares.redirect_scheme import RedirectScheme
 
-MiddlewareSpec = RedirectScheme  # a tagged union by `kind` as kinds are added: RedirectScheme | ...
+MiddlewareSpec = RedirectScheme | PassTLSClientCert  # a tagged union by `kind`
 
 REGISTRY: dict[str, Callable[[Any], MiddlewareSpec]] = {
     "redirectScheme": RedirectScheme.from_middleware,
+    "passTLSClientCert": PassTLSClientCert.from_middleware,
 }
 CODEC: dict[str, type[MiddlewareSpec]] = {
     "redirectScheme": RedirectScheme,
+    "passTLSClientCert": PassTLSClientCert,
 }
 
 # Traefik's HTTP middlewares (docs/content/reference/routing-configuration/http/middlewares/overview.md):
@@ -55,4 +57,5 @@ def parse_middleware(spec: Any) -> MiddlewareSpec | Unsupported:
     try:
         return parser(body)
     except ValueError as e:
-        raise ValueError(f"spec.{kind}: {e}") from None
+        message = str(e).removeprefix(f"{kind}: ")  # some parsers name the kind themselves
+        raise ValueError(f"spec.{kind}: {message}") from None

@@ -12,6 +12,7 @@ buffered while an upstream connection is being opened.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import deque
 from typing import TYPE_CHECKING
 
@@ -32,10 +33,14 @@ from passerelle.http.headers import (
     forwarded_static,
 )
 from passerelle.proxy.upstream import Pool, UpstreamConnection
+from passerelle.tls.certinfo import client_cert_headers
+from passerelle.tls.clientcert import ClientCertSpec
+from passerelle.tls.contexts import verifies_clients
 
 if TYPE_CHECKING:
     from passerelle.proxy.dataplane import EntryPoint, Route
 
+log = logging.getLogger("passerelle.proxy")
 _CRLF = b"\r\n"
 _LAST_CHUNK = b"0\r\n\r\n"
 _NO_BODY_STATUS = frozenset({204, 304})
@@ -132,6 +137,8 @@ class ClientConnection(asyncio.Protocol):
         "_closed",
         "_out",
         "peer_cert",
+        "peer_verified",
+        "_cert_lines",
     )
 
     def __init__(self, entry: EntryPoint) -> None:
@@ -165,10 +172,13 @@ class ClientConnection(asyncio.Protocol):
         # The TLS client's certificate (DER), read once: the leaf only (Python's ssl gives no chain);
         # verified against the CAs unless the option's clientAuthType takes any certificate.
         self.peer_cert: bytes | None = None
+        self.peer_verified = False
+        self._cert_lines: dict[ClientCertSpec, bytes] | None = None
         if self.entry.tls is not None:
             ssl_object = transport.get_extra_info("ssl_object")
             if ssl_object is not None:
                 self.peer_cert = ssl_object.getpeercert(binary_form=True)
+                self.peer_verified = self.peer_cert is not None and verifies_clients(ssl_object.context)
         self.entry.connection_opened(self)
 
     def data_received(self, data: bytes) -> None:
@@ -376,6 +386,8 @@ class ClientConnection(asyncio.Protocol):
     ) -> Exchange:
         """Route a request whose head is complete; decide here whether passerelle answers it itself."""
         route = self.entry.table.match(host, target)
+        if route is not None and route.client_cert is not None:
+            head = head[:-2] + self._client_cert_lines(route.client_cert) + _CRLF
         ex = Exchange(method, head, route, keep_alive, http11)
         ex.upgrade = upgrade
         if route is None:
@@ -388,6 +400,27 @@ class ClientConnection(asyncio.Protocol):
             ex.keep_alive = False  # answer now without reading the body, then close (RFC 9112 §9.6)
         ex.plain = http11 and ex.keep_alive and not upgrade and method != b"HEAD"
         return ex
+
+    def _client_cert_lines(self, spec: ClientCertSpec) -> bytes:
+        """The header lines `spec` asks for about this connection's client certificate, made once.
+
+        Only a verified certificate is described (issue 4); without one the backend gets no
+        certificate headers (nginx level: `ssl-client-verify: NONE`), and the client's own copies
+        of them were dropped with the other forwarded headers.
+        """
+        cache = self._cert_lines
+        if cache is None:
+            cache = self._cert_lines = {}
+        lines = cache.get(spec)
+        if lines is None:
+            chain = [self.peer_cert] if self.peer_cert is not None and self.peer_verified else []
+            try:
+                headers = client_cert_headers(spec, chain)
+            except ValueError as e:  # the TLS stack accepted a certificate cryptography cannot read
+                log.warning("client certificate not described to the backend: %s", e)
+                headers = []
+            lines = cache[spec] = b"".join(b"%s: %s\r\n" % header for header in headers)
+        return lines
 
     def on_body(self, body: bytes) -> None:
         ex = self._current

@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from functools import partial
 
 from passerelle.http.redirect import Redirect
+from passerelle.middlewares.pass_tls_client_cert import PassTLSClientCert
 from passerelle.middlewares.redirect_scheme import RedirectScheme
 from passerelle.model import DynamicConfig, Router, Server, Service
 from passerelle.proxy.balancer import RoundRobin
@@ -28,6 +29,7 @@ from passerelle.proxy.options import EntryPointOptions, ForwardingOptions
 from passerelle.proxy.upstream import Pool
 from passerelle.routing.table import RouteTable, compile_steps
 from passerelle.tls import contexts as tls_contexts
+from passerelle.tls.clientcert import ClientCertSpec
 from passerelle.tls.contexts import Dispatcher, SniState, TlsStatic
 
 log = logging.getLogger("passerelle.proxy")
@@ -61,12 +63,19 @@ class Route:
     with it and never reaches the service (Traefik's redirect middleware ends the chain).
     """
 
-    __slots__ = ("name", "upstream", "redirect")
+    __slots__ = ("name", "upstream", "redirect", "client_cert")
 
-    def __init__(self, name: str, upstream: Upstream, redirect: Redirect | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        upstream: Upstream,
+        redirect: Redirect | None = None,
+        client_cert: ClientCertSpec | None = None,
+    ) -> None:
         self.name = name
         self.upstream = upstream
         self.redirect = redirect
+        self.client_cert = client_cert  # passTLSClientCert: headers about the client's certificate
 
 
 def route_of(
@@ -74,16 +83,19 @@ def route_of(
 ) -> Route:
     """The route of a router; `redirects` shares one compiled Redirect per middleware."""
     redirect = None
+    client_cert = None
     for name in router.middlewares:
         spec = config.middleware(name).spec
-        if isinstance(spec, RedirectScheme):
+        if isinstance(spec, PassTLSClientCert):
+            client_cert = spec.spec
+        elif isinstance(spec, RedirectScheme):
             redirect = redirects.get(name)
             if redirect is None:
                 redirect = redirects[name] = Redirect(
                     scheme=spec.scheme, port=spec.port, permanent=spec.permanent, host=spec.host
                 )
-            break
-    return Route(router.name, upstreams[router.service], redirect)
+            break  # the redirect answers: nothing after it in the chain runs
+    return Route(router.name, upstreams[router.service], redirect, client_cert)
 
 
 # RFC 8555 §8.3: HTTP-01 challenges are fetched over plain HTTP on port 80, and must not be

@@ -229,8 +229,22 @@ class Dispatcher:
         return None
 
 
+class ServerContext(ssl.SSLContext):
+    """An SSLContext that remembers whether its handshakes verify client certificates."""
+
+    verifies_clients = False
+
+
+def verifies_clients(context: ssl.SSLContext) -> bool:
+    """Whether a connection's (SNI-chosen) context verified the client's certificate against CAs.
+
+    RequestClientCert and RequireAnyClientCert take any certificate: it is then not verified."""
+    return isinstance(context, ServerContext) and context.verifies_clients
+
+
 def build_context(cert: Certificate, options: TlsOptions, *, ca_pem: str, resumption: bool) -> ssl.SSLContext:
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context = ServerContext(ssl.PROTOCOL_TLS_SERVER)
+    context.verifies_clients = options.auth.verify
     context.minimum_version = options.min_version
     if options.max_version is not None:
         context.maximum_version = options.max_version

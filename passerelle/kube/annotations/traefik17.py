@@ -6,7 +6,7 @@ so both spellings work for every key; the first found wins. Keys after the secon
 with `router.` or `service.` are Traefik 2/3's (`traefik.py`).
 
 Honoured: `frontend-entry-points`, `redirect-entry-point` + `redirect-permanent`, `ssl-redirect`,
-`ssl-temporary-redirect`, `ssl-host`. Every other key of the 1.7 documentation is recognised and
+`ssl-temporary-redirect`, `ssl-host`, and `pass-client-tls-cert` (read by tls/clientcert.py). Every other key of the 1.7 documentation is recognised and
 reported as ignored.
 """
 
@@ -27,7 +27,7 @@ HONOURED = frozenset(
 # The rest of the 1.7 Ingress annotation table (docs/configuration/backends/kubernetes.md [T1.7]).
 NOT_YET = frozenset(
     {
-        "app-root", "error-pages", "pass-client-tls-cert", "pass-tls-cert", "preserve-host", "priority",
+        "app-root", "error-pages", "pass-tls-cert", "preserve-host", "priority",
         "rate-limit", "redirect-regex", "redirect-replacement", "request-modifier", "rewrite-target",
         "rule-type", "service-weights", "whitelist-source-range", "whitelist-x-forwarded-for",
         "protocol", "auth-type", "auth-secret", "auth-realm", "auth-remove-header", "auth-header-field",
@@ -39,6 +39,8 @@ NOT_YET = frozenset(
         "referrer-policy", "ssl-force-host", "ssl-proxy-headers",
     }
 )  # fmt: skip
+# Honoured, and read elsewhere: tls/clientcert.py (`from_annotations`).
+READ_ELSEWHERE = frozenset({"pass-client-tls-cert"})
 # Read from the Service object in 1.7, never from the Ingress.
 SERVICE_SIDE = frozenset(
     {
@@ -93,6 +95,8 @@ def parse(annotations: Mapping[str, str]) -> Traefik17:
                 keys.append(KeyReport(key=key, status=KeyStatus.IGNORED, note=f"{values[name][0]} wins"))
             else:
                 values[name] = (key, annotations[key])
+        elif name in READ_ELSEWHERE:
+            keys.append(KeyReport(key=key, status=KeyStatus.HONOURED))
         elif name in NOT_YET:
             keys.append(KeyReport(key=key, status=KeyStatus.IGNORED, note="not supported yet"))
         elif name in SERVICE_SIDE:

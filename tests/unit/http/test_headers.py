@@ -32,6 +32,14 @@ def test_forwarded_headers_from_clients_are_dropped() -> None:
     assert b"host" not in REQUEST_DROP and b"content-length" not in REQUEST_DROP
 
 
+def test_identity_headers_are_dropped_in_every_mix_of_dashes_and_underscores() -> None:
+    """CGI/WSGI servers read X_Forwarded-For as HTTP_X_FORWARDED_FOR: a spoof unless dropped too."""
+    for name in (b"x_forwarded_for", b"x-forwarded_for", b"x_real-ip", b"x-forwarded-tls-client_cert",
+                 b"ssl_client-verify", b"client_cert_chain"):  # fmt: skip
+        assert REQUEST_HEADERS[name] == DROP, name
+    assert b"transfer_encoding" not in REQUEST_HEADERS  # not a framing header: forwarded as it is
+
+
 def test_client_certificate_headers_from_clients_are_dropped() -> None:
     for name in (
         b"x-forwarded-tls-client-cert",

@@ -7,7 +7,9 @@ from typing import Any
 import pytest
 
 from passerelle.middlewares.base import Unsupported, parse_middleware
+from passerelle.middlewares.pass_tls_client_cert import PassTLSClientCert
 from passerelle.middlewares.redirect_scheme import RedirectScheme
+from passerelle.tls.clientcert import ClientCertSpec, InfoFields, SubjectFields
 
 
 @pytest.mark.parametrize(
@@ -21,7 +23,12 @@ from passerelle.middlewares.redirect_scheme import RedirectScheme
         ({"redirectScheme": {"scheme": "HTTP", "port": 80}}, RedirectScheme(scheme="http", port=80)),
         ({"redirectScheme": {"scheme": "https", "port": ""}}, RedirectScheme(scheme="https")),
         ({"headers": {"customRequestHeaders": {}}}, Unsupported(kind="headers", known=True)),
-        ({"passTLSClientCert": {"pem": True}}, Unsupported(kind="passTLSClientCert", known=True)),
+        (
+            {"passTLSClientCert": {"pem": True, "info": {"subject": {"commonName": True}}}},
+            PassTLSClientCert(
+                spec=ClientCertSpec(pem=True, info=InfoFields(subject=SubjectFields(common_name=True)))
+            ),
+        ),
         ({"frobnicate": {}}, Unsupported(kind="frobnicate", known=False)),
     ],
 )
@@ -41,6 +48,11 @@ def test_parse(spec: dict[str, Any], expected: object) -> None:
         ({"redirectScheme": {"scheme": "https", "permanant": True}}, "unknown key 'permanant'"),
         ({"redirectScheme": {"scheme": "https", "permanent": "yes"}}, "`permanent` 'yes'"),
         ({"redirectScheme": "https"}, "must be an object"),
+        ({"passTLSClientCert": "pem"}, "spec.passTLSClientCert: must be an object"),
+        (
+            {"passTLSClientCert": {"pem": True, "infos": {}}},
+            "spec.passTLSClientCert: unknown key 'infos'; did you mean 'info'?",
+        ),
     ],
 )
 def test_invalid_specs_say_what_is_wrong(spec: Any, message: str) -> None:
