@@ -28,10 +28,25 @@ def service_key(namespace: str, ref: BackendRef) -> str:
     return f"{namespace}/{ref.service}:{ref.port}"
 
 
-class Backends:
-    """Resolves backends against one snapshot; slices are indexed once, answers cached per ref."""
+Answer = tuple[Server, ...] | BackendError
+# What an answer was computed from: the Service, its slices and its Endpoints object, as objects.
+Inputs = tuple[Mapping[str, Any] | None, tuple[Mapping[str, Any], ...], Mapping[str, Any] | None]
 
-    def __init__(self, snapshot: ClusterSnapshot) -> None:
+
+class Backends:
+    """Resolves backends against one snapshot; slices are indexed once, answers cached per ref.
+
+    `memo` holds the answers of the previous snapshot with the objects they were computed from.
+    Providers hand over the same (never mutated) dict for an object that did not change, so an
+    answer whose objects are all the same ones is reused without being computed again: at 10,000
+    Services that is most of what a translation costs. `memo_next` is the memo for the next one.
+    """
+
+    def __init__(
+        self,
+        snapshot: ClusterSnapshot,
+        memo: dict[tuple[str, BackendRef], tuple[Inputs, Answer]] | None = None,
+    ) -> None:
         self._snapshot = snapshot
         self._slices: dict[tuple[str, str], list[Mapping[str, Any]]] = {}
         for eps in snapshot.of_kind("EndpointSlice"):
@@ -39,23 +54,39 @@ class Backends:
             owner = (meta.get("labels") or {}).get(SERVICE_NAME_LABEL)
             if owner:
                 self._slices.setdefault((meta.get("namespace") or "default", owner), []).append(eps)
-        self._cache: dict[tuple[str, BackendRef], tuple[Server, ...] | BackendError] = {}
+        self._memo = memo or {}
+        self.memo_next: dict[tuple[str, BackendRef], tuple[Inputs, Answer]] = {}
 
     def resolve(self, namespace: str, ref: BackendRef) -> tuple[Server, ...]:
         """The ready servers behind `ref`; raises BackendError if the Service or its port is missing."""
         key = (namespace, ref)
-        if key not in self._cache:
-            try:
-                self._cache[key] = self._resolve(namespace, ref)
-            except BackendError as e:
-                self._cache[key] = e
-        found = self._cache[key]
+        known = self.memo_next.get(key)
+        if known is None:
+            service = self._snapshot.get("Service", namespace, ref.service)
+            slices = tuple(self._slices.get((namespace, ref.service), ()))
+            endpoints = None if slices else self._snapshot.get("Endpoints", namespace, ref.service)
+            inputs = (service, slices, endpoints)
+            known = self._memo.get(key)
+            if known is None or not _same(known[0], inputs):
+                try:
+                    answer: Answer = self._resolve(namespace, ref, service, slices, endpoints)
+                except BackendError as e:
+                    answer = e
+                known = (inputs, answer)
+            self.memo_next[key] = known
+        found = known[1]
         if isinstance(found, BackendError):
             raise found
         return found
 
-    def _resolve(self, namespace: str, ref: BackendRef) -> tuple[Server, ...]:
-        service = self._snapshot.get("Service", namespace, ref.service)
+    def _resolve(
+        self,
+        namespace: str,
+        ref: BackendRef,
+        service: Mapping[str, Any] | None,
+        slices: tuple[Mapping[str, Any], ...],
+        endpoints: Mapping[str, Any] | None,
+    ) -> tuple[Server, ...]:
         if service is None:
             raise BackendError(f"Service {namespace}/{ref.service} not found")
         spec = service.get("spec") or {}
@@ -70,14 +101,23 @@ class Backends:
                     raise BackendError(f"Service {namespace}/{ref.service} port {ref.port!r} has no number")
                 return (Server(host=str(spec.get("externalName", "")), port=int(number)),)
             port_name = port.get("name") or ""
-            slices = self._slices.get((namespace, ref.service))
             if slices:
                 servers = _from_slices(slices, port_name, port.get("targetPort"))
             else:
-                servers = _from_endpoints(self._snapshot.get("Endpoints", namespace, ref.service), port_name)
+                servers = _from_endpoints(endpoints, port_name)
         except (TypeError, ValueError) as e:
             raise BackendError(f"endpoints of Service {namespace}/{ref.service} are malformed: {e}") from e
         return tuple(sorted(set(servers)))
+
+
+def _same(before: Inputs, now: Inputs) -> bool:
+    """The very same objects (identity, not equality: comparing dicts would cost what it saves)."""
+    return (
+        before[0] is now[0]
+        and before[2] is now[2]
+        and len(before[1]) == len(now[1])
+        and all(a is b for a, b in zip(before[1], now[1], strict=True))
+    )
 
 
 def _service_port(spec: Mapping[str, Any], ref: BackendRef) -> Mapping[str, Any] | None:
@@ -90,7 +130,7 @@ def _service_port(spec: Mapping[str, Any], ref: BackendRef) -> Mapping[str, Any]
     return None
 
 
-def _from_slices(slices: list[Mapping[str, Any]], port_name: str, target: Any) -> list[Server]:
+def _from_slices(slices: tuple[Mapping[str, Any], ...], port_name: str, target: Any) -> list[Server]:
     servers = []
     for eps in slices:
         number = None

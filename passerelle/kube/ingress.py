@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from passerelle.kube.annotations import IngressAnnotations, read_annotations
-from passerelle.kube.backends import BackendError, Backends, service_key
+from passerelle.kube.backends import Answer, BackendError, Backends, Inputs, service_key
 from passerelle.kube.middlewares import MiddlewareIndex
 from passerelle.kube.objects import BackendRef, IngressSpec, InvalidObject, read_ingress
 from passerelle.kube.placement import EntryPointInfo, Placement, chains, place
@@ -82,6 +82,7 @@ class Translator:
         self._read: dict[int, tuple[Object, IngressSpec | InvalidObject]] = {}
         self._placed: dict[int, _Placed] = {}
         self._tls = TlsTranslator(options.tls)
+        self._backends: dict[tuple[str, BackendRef], tuple[Inputs, Answer]] = {}  # see Backends
 
     def translate(self, snapshot: ClusterSnapshot) -> tuple[DynamicConfig, list[Problem]]:
         problems: list[Problem] = []
@@ -108,12 +109,14 @@ class Translator:
                 continue
             specs.append(read[1])
         self._read = seen  # forget objects that left
-        builder = _Builder(Backends(snapshot), MiddlewareIndex(snapshot, problems), self._options, problems)
+        backends = Backends(snapshot, self._backends)
+        builder = _Builder(backends, MiddlewareIndex(snapshot, problems), self._options, problems)
         builder.placed_before = self._placed
         specs.sort(key=lambda s: s.age_key)
         for spec in specs:
             builder.add(spec)
         self._placed = builder.placed
+        self._backends = backends.memo_next
         tls = self._tls.translate(snapshot, specs, problems)
         return builder.config(tls), problems
 

@@ -39,3 +39,41 @@ def test_changed_objects_are_read_again() -> None:
     assert config.routers == () and "exactly one of" in problems[0].message
     fixed = copy.deepcopy(ingress)
     assert translator.translate(ClusterSnapshot.of([fixed])) == translate(ClusterSnapshot.of([fixed]))
+
+
+def test_backends_are_resolved_again_when_their_service_or_slices_change() -> None:
+    def slice_(name: str, address: str) -> dict[str, object]:
+        return {
+            "apiVersion": "discovery.k8s.io/v1",
+            "kind": "EndpointSlice",
+            "metadata": {"name": name, "labels": {"kubernetes.io/service-name": "s"}},
+            "ports": [{"name": "http", "port": 8080}],
+            "endpoints": [{"addresses": [address]}],
+        }
+
+    ingress = {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "Ingress",
+        "metadata": {"name": "i"},
+        "spec": {"defaultBackend": {"service": {"name": "s", "port": {"number": 80}}}},
+    }
+    service = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s"},
+               "spec": {"ports": [{"name": "http", "port": 80}]}}  # fmt: skip
+    translator = Translator()
+
+    def servers(*objects: dict[str, object]) -> list[str]:
+        snapshot = ClusterSnapshot.of([ingress, *objects])
+        config, problems = translator.translate(snapshot)
+        assert (config, problems) == translate(snapshot)
+        return [str(s) for s in config.services[0].servers]
+
+    one = slice_("s-1", "10.0.0.1")
+    assert servers(service, one) == ["10.0.0.1:8080"]
+    assert servers(service, one) == ["10.0.0.1:8080"]  # from memory
+    assert servers(service, one, slice_("s-2", "10.0.0.2")) == ["10.0.0.1:8080", "10.0.0.2:8080"]
+    assert servers(service, slice_("s-1", "10.0.0.3")) == ["10.0.0.3:8080"]  # a slice replaced
+    renamed = copy.deepcopy(service)
+    renamed["spec"]["ports"][0]["name"] = "web"  # type: ignore[index]
+    assert (
+        servers(renamed, slice_("s-1", "10.0.0.3")) == []
+    )  # the Service changed: no port "web" in the slice
