@@ -35,3 +35,38 @@ def test_a_failing_listener_leaves_the_previous_version_live() -> None:
     watcher = ConfigWatcher(IngressOptions(), [broken])
     assert watcher.apply(loaded(INGRESS)) is None
     assert watcher.current is None
+
+
+async def test_translation_runs_in_a_thread_at_lower_priority_and_publishes_in_the_loop() -> None:
+    import asyncio
+    import os
+    import threading
+
+    from passerelle.control.watcher import TRANSLATION_NICENESS
+
+    seen: dict[str, int] = {}
+    published = asyncio.Event()
+
+    def listener(version: Version) -> None:
+        seen["listener thread"] = threading.get_native_id()
+        published.set()
+
+    watcher = ConfigWatcher(IngressOptions(), [listener], throttle=0)
+    translate = watcher._translator.translate
+
+    def spy(snapshot: ClusterSnapshot) -> object:
+        seen["translation thread"] = threading.get_native_id()
+        seen["niceness"] = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+        return translate(snapshot)
+
+    watcher._translator.translate = spy  # type: ignore[method-assign,assignment]
+    task = asyncio.get_running_loop().create_task(watcher.run())
+    try:
+        await watcher.publish(loaded(INGRESS))
+        await asyncio.wait_for(published.wait(), 5)
+    finally:
+        task.cancel()
+    main = threading.get_native_id()
+    assert seen["translation thread"] != main and seen["listener thread"] == main
+    assert seen["niceness"] == os.getpriority(os.PRIO_PROCESS, main) + TRANSLATION_NICENESS
+    assert os.getpriority(os.PRIO_PROCESS, main) == os.getpriority(os.PRIO_PROCESS, 0)  # the loop's unchanged
