@@ -18,7 +18,7 @@ import sys
 from dataclasses import asdict
 from typing import Any
 
-from passerelle.control.watcher import Version
+from passerelle.control.watcher import Version, changes
 from passerelle.proxy.channel import Channel, Message, config_frames
 from passerelle.proxy.listeners import bind, port_of
 from passerelle.proxy.options import EntryPointOptions, ForwardingOptions
@@ -84,12 +84,12 @@ class WorkerPool:
 
     def publish(self, version: Version) -> None:
         """Send a new version to every worker (the watcher's listener)."""
-        live = self.latest.config if self.latest is not None else None
-        routers_changed = live is None or (live.routers, live.middlewares) != (
-            version.config.routers,
-            version.config.middlewares,
-        )
-        tls_changed = live is None or live.tls != version.config.tls
+        latest = self.latest
+        changed = version.changed  # found by the watcher, off the event loop
+        if changed is None or latest is None or version.base != latest.number:
+            changed = changes(latest.config if latest is not None else None, version.config)
+        routers_changed = "routers" in changed or "middlewares" in changed  # they travel together
+        tls_changed = "tls" in changed
         self.latest = version
         self._versions = {version.number: version}
         if self.applied is not None:

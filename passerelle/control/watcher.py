@@ -13,7 +13,7 @@ import logging
 import os
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 from passerelle.kube.ingress import IngressOptions, Translator
 from passerelle.kube.manifests import Loaded
@@ -33,6 +33,18 @@ class Version:
     config: DynamicConfig
     problems: tuple[Problem, ...]
     origins: dict[tuple[str, str, str], str]
+    # The DynamicConfig fields that differ from version `base`, found in the translation thread
+    # so that listeners need not compare 20,000 routers again. None: not known, compare.
+    base: int = 0
+    changed: frozenset[str] | None = None
+
+
+def changes(before: DynamicConfig | None, after: DynamicConfig) -> frozenset[str]:
+    """The names of the DynamicConfig fields whose values differ (all of them without `before`)."""
+    names = [f.name for f in fields(DynamicConfig) if f.compare]
+    if before is None:
+        return frozenset(names)
+    return frozenset(name for name in names if getattr(before, name) != getattr(after, name))
 
 
 Listener = Callable[[Version], None]
@@ -62,28 +74,42 @@ class ConfigWatcher:
             self._wake.clear()
             loaded, self._latest = self._latest, None
             if loaded is not None:
-                translated = await asyncio.to_thread(self._translate_yielding, loaded)
+                translated = await asyncio.to_thread(self._translate_yielding, loaded, self.current)
                 self._publish(loaded, *translated)
 
     def apply(self, loaded: Loaded) -> Version | None:
         """Translate and publish in the caller's thread (what `run` does, for tests and tools)."""
-        return self._publish(loaded, *self._translate(loaded))
+        return self._publish(loaded, *self._translate(loaded, self.current))
 
-    def _translate(self, loaded: Loaded) -> tuple[DynamicConfig, list[Problem]]:
+    def _translate(
+        self, loaded: Loaded, current: Version | None
+    ) -> tuple[DynamicConfig, list[Problem], Version | None, frozenset[str]]:
         with gc_paused():
-            return self._translator.translate(loaded.snapshot)
+            config, problems = self._translator.translate(loaded.snapshot)
+            return config, problems, current, changes(current.config if current else None, config)
 
-    def _translate_yielding(self, loaded: Loaded) -> tuple[DynamicConfig, list[Problem]]:
+    def _translate_yielding(
+        self, loaded: Loaded, current: Version | None
+    ) -> tuple[DynamicConfig, list[Problem], Version | None, frozenset[str]]:
         try:
             os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), self._niceness)
         except OSError:  # a sandbox that forbids it: translate at normal priority
             pass
-        return self._translate(loaded)
+        return self._translate(loaded, current)
 
-    def _publish(self, loaded: Loaded, config: DynamicConfig, problems: list[Problem]) -> Version | None:
+    def _publish(
+        self,
+        loaded: Loaded,
+        config: DynamicConfig,
+        problems: list[Problem],
+        compared: Version | None,
+        changed: frozenset[str],
+    ) -> Version | None:
         problems = loaded.problems + problems
         self._log_problems(problems, loaded.origins)
-        if self.current is not None and self.current.config == config:
+        if compared is not self.current:  # published meanwhile (apply() from another caller)
+            changed = changes(self.current.config if self.current else None, config)
+        if self.current is not None and not changed:
             self.current = Version(
                 number=self.current.number, config=config, problems=tuple(problems), origins=loaded.origins
             )
@@ -93,6 +119,8 @@ class ConfigWatcher:
             config=config,
             problems=tuple(problems),
             origins=loaded.origins,
+            base=self.current.number if self.current else 0,
+            changed=changed,
         )
         for listener in self._listeners:
             try:

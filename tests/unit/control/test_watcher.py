@@ -70,3 +70,22 @@ async def test_translation_runs_in_a_thread_at_lower_priority_and_publishes_in_t
     assert seen["translation thread"] != main and seen["listener thread"] == main
     assert seen["niceness"] == os.getpriority(os.PRIO_PROCESS, main) + TRANSLATION_NICENESS
     assert os.getpriority(os.PRIO_PROCESS, main) == os.getpriority(os.PRIO_PROCESS, 0)  # the loop's unchanged
+
+
+def test_a_version_says_which_parts_changed_since_its_base() -> None:
+    service = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s"},
+               "spec": {"ports": [{"port": 80}]}}  # fmt: skip
+
+    def endpoints(ip: str) -> dict[str, object]:
+        return {"apiVersion": "v1", "kind": "Endpoints", "metadata": {"name": "s"},
+                "subsets": [{"addresses": [{"ip": ip}], "ports": [{"port": 80}]}]}  # fmt: skip
+
+    watcher = ConfigWatcher(IngressOptions(), [])
+    first = watcher.apply(loaded(INGRESS, service, endpoints("10.0.0.1")))
+    assert first is not None and first.changed == {"routers", "services", "middlewares", "tls"}
+    moved = watcher.apply(loaded(INGRESS, service, endpoints("10.0.0.2")))
+    assert moved is not None and (moved.base, moved.changed) == (first.number, {"services"})
+    other = {**INGRESS, "metadata": {"name": "j"}, "spec": {"rules": [{"host": "x.example", "http": {"paths": [
+        {"path": "/", "pathType": "Prefix", "backend": {"service": {"name": "s", "port": {"number": 80}}}}]}}]}}  # fmt: skip
+    routed = watcher.apply(loaded(INGRESS, other, service, endpoints("10.0.0.2")))
+    assert routed is not None and routed.changed == {"routers"}
