@@ -73,15 +73,19 @@ def simple_request(data: bytes, max_target: int) -> tuple[bytes, bytes, bytes] |
 
 
 class MessageEnd:
-    """The protocol of a parser that only validates: it notes where a message ends, nothing else."""
+    """The protocol of a parser that only validates: it counts the messages that ended, nothing else.
+
+    The count matters: one read may hold two pipelined requests, and the second, without Host or
+    any header the search below would catch, must not pass as part of the first.
+    """
 
     __slots__ = ("complete",)
 
     def __init__(self) -> None:
-        self.complete = False
+        self.complete = 0
 
     def on_message_complete(self) -> None:
-        self.complete = True
+        self.complete += 1
 
 
 class SimpleResponse:

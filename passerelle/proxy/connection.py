@@ -222,9 +222,9 @@ class ClientConnection(asyncio.Protocol):
         try:
             self._checker.feed_data(data)
         except (HttpParserError, HttpParserUpgrade):
-            end.complete = False  # the full parser will say what is wrong
-        if end.complete:
-            end.complete = False
+            end.complete = 0  # the full parser will say what is wrong
+        complete, end.complete = end.complete, 0
+        if complete == 1:  # exactly one message, and data ends with it
             simple = simple_request(data, self.entry.options.max_request_line)
             if simple is not None:
                 method, target, host = simple

@@ -167,8 +167,8 @@ class UpstreamConnection(asyncio.Protocol):
             simple = None
         else:
             simple = simple_response(data, checker.get_status_code())
-        complete, end.complete = end.complete, False
-        if simple is not None:
+        complete, end.complete = end.complete, 0
+        if simple is not None and complete <= 1:
             left = simple.length - (len(data) - simple.body_at)
             if left >= 0:  # not more than the response: nothing else is in flight
                 self.deadline = 0.0
@@ -181,7 +181,7 @@ class UpstreamConnection(asyncio.Protocol):
                 else:
                     client.upstream_done(self, keep_alive=simple.keep_alive)
                 return True
-        if not complete:
+        if complete != 1:  # mid-message, or past one: the next response needs a fresh checker
             self._checker = HttpResponseParser(end)
         return False
 
@@ -234,8 +234,9 @@ class UpstreamConnection(asyncio.Protocol):
         self._status = status = self.parser.get_status_code()
         headers, self._headers = self._headers, []
         client = self.client
-        if client is None:
-            return
+        if client is None:  # a response after the exchange ended: nobody asked for it
+            self.transport.close()  # out of sync with the server: never reused
+            raise _StopParsing
         self.deadline = 0.0
         client.upstream_head(self, status, headers)
         if status >= 200 and self.exchange is not None and self.exchange.method == b"HEAD":

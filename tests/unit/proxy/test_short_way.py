@@ -150,3 +150,23 @@ def test_bytes_beyond_content_length_are_dropped_and_the_connection_closed() -> 
         assert bytes(pair.client_side.data).endswith(b"\r\n\r\n0123")
         assert pair.upstream_side.closed and pair.pool_idle == []
         assert not pair.client_side.closed  # the client's exchange was complete and correct
+
+
+def test_two_requests_in_one_read_never_pass_as_one() -> None:
+    """The second has no Host and nothing the header search would catch: only the full parser,
+    message by message, sees that it is a second request (and refuses it)."""
+    data = b"GET /a HTTP/1.1\r\nHost: a.example\r\n\r\nGET /b HTTP/1.1\r\nAccept: */*\r\n\r\n"
+    with connected(_HOSTS) as pair:
+        pair.client.data_received(data)
+        sent = bytes(pair.upstream_side.data)
+        assert sent.count(b" HTTP/1.1\r\n") == 1 and sent.startswith(b"GET /a ")
+
+
+def test_two_responses_in_one_read_pass_on_only_the_first() -> None:
+    with connected(_HOSTS) as pair:
+        pair.client.data_received(b"GET / HTTP/1.1\r\nHost: a.example\r\n\r\n")
+        one = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi"
+        pair.upstream.data_received(one + b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nspoof")
+        assert bytes(pair.client_side.data) == one
+        assert pair.upstream_side.closed  # out of sync: not reused
+        assert pair.upstream.pool.acquire() is None
