@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 from collections import deque
 from typing import TYPE_CHECKING
 
@@ -139,6 +140,7 @@ class ClientConnection(asyncio.Protocol):
         "peer_cert",
         "peer_verified",
         "_cert_lines",
+        "_tls_context",
     )
 
     def __init__(self, entry: EntryPoint) -> None:
@@ -174,9 +176,11 @@ class ClientConnection(asyncio.Protocol):
         self.peer_cert: bytes | None = None
         self.peer_verified = False
         self._cert_lines: dict[ClientCertSpec, bytes] | None = None
+        self._tls_context: ssl.SSLContext | None = None  # the one SNI chose for the handshake
         if self.entry.tls is not None:
             ssl_object = transport.get_extra_info("ssl_object")
             if ssl_object is not None:
+                self._tls_context = ssl_object.context
                 self.peer_cert = ssl_object.getpeercert(binary_form=True)
                 self.peer_verified = self.peer_cert is not None and verifies_clients(ssl_object.context)
         self.entry.connection_opened(self)
@@ -390,7 +394,10 @@ class ClientConnection(asyncio.Protocol):
             head = head[:-2] + self._client_cert_lines(route.client_cert) + _CRLF
         ex = Exchange(method, head, route, keep_alive, http11)
         ex.upgrade = upgrade
-        if route is None:
+        tls = self._tls_context
+        if tls is not None and self.entry.tls is not None and self.entry.tls.misdirected(tls, host):
+            ex.local = canned(421, f"{host.decode('latin-1')} needs a connection of its own (TLS options)")
+        elif route is None:
             ex.local = NOT_FOUND if method != b"HEAD" else canned(404, head=True)
         elif route.redirect is not None:
             ex.local = route.redirect.response(host, target, method)

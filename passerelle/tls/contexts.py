@@ -134,6 +134,8 @@ class SniTable:
             # certificate, not the whole version.
             log.error("certificate from %s cannot be loaded (%s); serving the default one", cert.source, e)
             context = build_context(fallback, option, ca_pem=ca_pem, resumption=self._static.resumption)
+        if isinstance(context, ServerContext):
+            context.option = options
         low, high = self._range
         narrower = option.min_version > low or (option.max_version is not None and option.max_version < high)
         return Choice(context, option, narrower)
@@ -212,6 +214,17 @@ class Dispatcher:
         self.context.sni_callback = self._on_server_name
         self._verify = openssl.verify_of(self.context)
 
+    def misdirected(self, context: ssl.SSLContext, host: bytes) -> bool:
+        """Whether a request for `host` came on a connection whose handshake ran under another TLS
+        option than the host's: SNI `open.test` then `Host: guarded.test` must not skip guarded's
+        client authentication (Traefik's snicheck answers 421, RFC 9110 §15.5.20)."""
+        hosts = self._state.table.hosts
+        if not hosts.exact and not hosts.wildcard:
+            return False  # every host has the entry point's option
+        name = (host.partition(b":")[0] if host[:1] != b"[" else host).decode("latin-1").lower()
+        wanted = hosts.get(name) or self.entry_options
+        return isinstance(context, ServerContext) and context.option != wanted
+
     def _on_server_name(
         self, ssl_object: ssl.SSLObject, server_name: str | None, _: ssl.SSLContext
     ) -> int | None:
@@ -230,9 +243,10 @@ class Dispatcher:
 
 
 class ServerContext(ssl.SSLContext):
-    """An SSLContext that remembers whether its handshakes verify client certificates."""
+    """An SSLContext that remembers its TLS option and whether it verifies client certificates."""
 
     verifies_clients = False
+    option = ""  # the TLS option's name ("" for the dispatcher's own context)
 
 
 def verifies_clients(context: ssl.SSLContext) -> bool:

@@ -399,3 +399,45 @@ def test_a_tls_secret_of_the_wrong_type_is_a_problem(
     router, port = tls_router(make_router, objects)
     assert call(port, "o.test").subject == "PASSERELLE DEFAULT CERT"
     router.wait_problem("Ingress default/o", "has type Opaque, not kubernetes.io/tls")
+
+
+def test_a_host_is_never_served_on_a_connection_made_under_another_hosts_options(
+    backends: Backends, make_router: Callable[..., Router], tmp_path: Path
+) -> None:
+    """SNI open.test, then Host: guarded.test, must not skip guarded's client authentication:
+    421 Misdirected Request, as Traefik's snicheck answers (RFC 9110 §15.5.20)."""
+    ca_file = tmp_path / "client-ca.pem"
+    CLIENT_CA.cert_pem.write_to_path(str(ca_file))
+    cert = CA.issue_cert("open.test", "guarded.test", "*.wild.test")
+    guarded = ingress(
+        "guarded",
+        [
+            rule("guarded.test", ("/", "Prefix", "tls-front")),
+            rule("a.wild.test", ("/", "Prefix", "tls-front")),
+        ],
+        tls=[{"secretName": "f"}],
+    )
+    guarded["metadata"]["annotations"] = {"passerelle.io/tls-options": "mtls"}
+    objects = [
+        *site(backends, "tls-front"),
+        tls_secret("f", cert),
+        ingress("open", [rule("open.test", ("/", "Prefix", "tls-front"))], tls=[{"secretName": "f"}]),
+        guarded,
+    ]
+    options = {
+        "tls": {
+            "options": {
+                "mtls": {
+                    "clientAuth": {"caFiles": [str(ca_file)], "clientAuthType": "RequireAndVerifyClientCert"}
+                }
+            }
+        }
+    }
+    _, port = tls_router(make_router, objects, **options)
+    assert call(port, "open.test").status == 200
+    assert call(port, "open.test", host="guarded.test").status == 421  # fronting: no client cert asked
+    assert call(port, None, host="guarded.test").status == 421  # no SNI: the entry point's option
+    assert call(port, "guarded.test", client=GOOD_CLIENT).status == 200
+    assert call(port, "guarded.test", host="Guarded.Test:443", client=GOOD_CLIENT).status == 200
+    assert call(port, "guarded.test", host="open.test", client=GOOD_CLIENT).status == 421  # the other way
+    assert call(port, "a.wild.test", host="guarded.test", client=GOOD_CLIENT).status == 200  # same option
