@@ -5,11 +5,15 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
+import httpx
 import pytest
+import yaml
 
-from tests.integration.harness import free_port
+from tests.integration.harness import Backends, Router, echo, free_port
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -126,3 +130,31 @@ def test_an_unreadable_default_certificate_is_one_line_and_exit_2(tmp_path: Path
         result.stderr.strip() == f"passerelle: tls.defaultCertificate: {missing}: No such file or directory"
     )
     assert "Traceback" not in result.stderr
+
+
+def test_the_quickstart_serves_what_its_instructions_promise(
+    backends: Backends, make_router: Callable[..., Router]
+) -> None:
+    """scripts/quickstart's curl lines, on the example's own manifests (ports moved to free ones)."""
+    a, b = backends.whoami("whoami-a"), backends.whoami("whoami-b")
+    example = REPO / "examples" / "quickstart"
+    static = yaml.safe_load((example / "passerelle.yaml").read_text())
+    port = free_port()
+    static["entryPoints"]["websecure"]["address"] = f"127.0.0.1:{port}"
+    router = make_router(config={"entryPoints": {"websecure": static["entryPoints"]["websecure"]}})
+    version = router.version()
+    for path in sorted((example / "manifests").glob("*.yaml")):
+        text = path.read_text().replace("9101", str(a)).replace("9102", str(b))
+        router.write(path.name, text)
+    router.wait_version(version)
+    for _ in range(100):  # both files written: every router and every service's endpoints
+        services = router.api("/api/rawdata")["services"]
+        if len(services) == 3 and all(s["servers"] for s in services):
+            break
+        time.sleep(0.05)
+    assert echo(httpx.get(f"{router.base}/hello", headers={"Host": "whoami.localhost"}))["pod"] == "whoami-a"
+    assert echo(httpx.get(f"{router.base}/b/anything"))["pod"] == "whoami-b"
+    assert echo(httpx.get(f"{router.base}/elsewhere"))["pod"] == "whoami-a"
+    tls = httpx.get(f"https://127.0.0.1:{port}/b/tls", verify=False)
+    assert echo(tls)["pod"] == "whoami-b" and echo(tls)["headers"]["X-Forwarded-Proto"] == ["https"]
+    assert router.problems() == []
