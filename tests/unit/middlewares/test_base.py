@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from passerelle.middlewares.base import Unsupported, parse_middleware
+from passerelle.middlewares.base import KINDS, Unsupported, parse_middleware
 from passerelle.middlewares.redirect_scheme import RedirectScheme
 
 
@@ -51,3 +51,10 @@ def test_invalid_specs_say_what_is_wrong(spec: Any, message: str) -> None:
 def test_codec_shape_round_trips() -> None:
     spec = RedirectScheme(scheme="https", port=8443, permanent=True, host="a.example")
     assert RedirectScheme.from_dict(spec.to_dict()) == spec
+
+
+def test_one_table_of_classes_parses_and_encodes_every_kind() -> None:
+    assert KINDS == {"redirectScheme": RedirectScheme}
+    for kind, cls in KINDS.items():
+        assert cls.kind == kind
+        assert {"from_middleware", "to_dict", "from_dict"} <= set(dir(cls))
