@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from passerelle.http.redirect import is_authority
 from passerelle.kube.annotations.report import KeyReport, KeyStatus, parse_bool, parse_list
 
 BARE = "ingress.kubernetes.io/"
@@ -140,7 +141,14 @@ def parse(annotations: Mapping[str, str]) -> Traefik17:
     ssl_redirect = "temporary" if temporary else "permanent" if redirect else None
     ssl_host = None
     if ssl_redirect:
-        ssl_host = (honour("ssl-host") or "").strip() or None
+        raw_host = values.get("ssl-host")
+        if raw_host is not None and raw_host[1].strip() and not is_authority(raw_host[1].strip()):
+            # Copied into the Location: anything but host[:port] could split the response or
+            # send the client elsewhere (`https://x` would give `https://https://x/...`).
+            note = f"{raw_host[1]!r} is not host[:port]"
+            keys.append(KeyReport(key=raw_host[0], status=KeyStatus.IGNORED, note=note))
+        else:
+            ssl_host = (honour("ssl-host") or "").strip() or None
     else:
         unused("ssl-host", "ssl-redirect")
     return Traefik17(
