@@ -244,11 +244,12 @@ class Settings(_Model):
             )
         return out
 
-    def _redirect_port(self, to: str) -> int:
-        """`to` names an entry point (its port) or is a port itself, as in Traefik."""
+    def _redirect_port(self, to: str) -> int | None:
+        """`to` names an entry point (its port) or is a port itself, as in Traefik. None: the
+        scheme's default, for an entry point on port 0 (any free port) that no client can be sent to."""
         target = self.entryPoints.get(to)
         if target is not None:
-            return split_address(target.address)[1]
+            return split_address(target.address)[1] or None
         port = to.removeprefix(":")
         if port.isdigit() and 0 < int(port) < 65536:
             return int(port)

@@ -182,6 +182,9 @@ class _Builder:
         placed = self._placed(spec)
         if placed.report is not None:
             self._problem(ref, placed.report, Severity.WARNING)
+        placement = placed.placement
+        for severity, message in placement.problems:
+            self._problem(ref, message, severity)
         groups = placed.groups
         if groups is None:
             resolved = self._middleware_index.resolve(placed.annotations.traefik.middlewares)
@@ -191,9 +194,6 @@ class _Builder:
                 self._problem(ref, f"not served: {resolved.error}")
                 return
             groups = chains(placed.placement, resolved.middlewares, self._entrypoints)
-        placement = placed.placement
-        for severity, message in placement.problems:
-            self._problem(ref, message, severity)
         if not placement.entrypoints:
             return
         for rule in spec.rules:
@@ -227,7 +227,10 @@ class _Builder:
         placed = self.placed_before.get(id(spec))
         if placed is None or placed.spec is not spec:
             annotations = read_annotations(spec.annotations)
-            placement = place(annotations, has_tls=spec.has_tls, entrypoints=self._entrypoints)
+            try:
+                placement = place(annotations, has_tls=spec.has_tls, entrypoints=self._entrypoints)
+            except ValueError as e:  # one Ingress's odd values must not fail the whole translation
+                placement = Placement(entrypoints=(), problems=((Severity.ERROR, f"not served: {e}"),))
             # Middleware references depend on the snapshot's Middleware objects: resolved each time.
             fixed = None if annotations.traefik.middlewares else chains(placement, (), self._entrypoints)
             placed = _Placed(spec, annotations, annotations.report.message(), placement, fixed)

@@ -31,7 +31,7 @@ class EntryPointInfo:
 
     name: str
     tls: bool = False
-    port: int = 0
+    port: int = 0  # 0: unknown (a `:0` address listens on any free port); redirects use the default
 
     @property
     def scheme(self) -> str:
@@ -113,8 +113,8 @@ def place(
             )
         else:
             redirect = RedirectScheme(
-                scheme=target.scheme, port=target.port, permanent=v17.redirect_permanent
-            )
+                scheme=target.scheme, port=target.port or None, permanent=v17.redirect_permanent
+            )  # port 0 (any free port, in tests) is not a port a client can be sent to
             skips = frozenset({target.name})
             if target.name not in chosen:
                 problems.append(

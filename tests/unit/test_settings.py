@@ -88,6 +88,15 @@ def test_entrypoint_redirections_and_tls_placement() -> None:
     ]
 
 
+def test_a_redirection_to_an_entry_point_on_port_0_uses_the_default_port() -> None:
+    settings = parse_settings(
+        "entryPoints:\n"
+        "  web:\n    address: ':8080'\n    http: {redirections: {entryPoint: {to: websecure}}}\n"
+        "  websecure: {address: '127.0.0.1:0', tls: {}}\n"
+    )
+    assert settings.entrypoint_options()[0].redirect_port is None  # not https://host:0/
+
+
 @pytest.mark.parametrize(
     ("redirect", "message"),
     [
