@@ -86,6 +86,12 @@ def test_entrypoint_redirections_and_tls_placement() -> None:
         ("websecure", True, 8443),
         ("other", False, 9090),
     ]
+    # Placement knows which entry points redirect every request, and where to.
+    assert [(e.redirect_scheme, e.redirect_to) for e in settings.ingress_options().entrypoints] == [
+        ("https", "websecure"),
+        ("", ""),
+        ("https", ""),  # :443: no entry point listens there
+    ]
 
 
 def test_a_redirection_to_an_entry_point_on_port_0_uses_the_default_port() -> None:
