@@ -108,7 +108,8 @@ def test_redirects_in_every_dialect(make_router: Callable[..., Router], app: lis
     assert echo(ask("GET", "plain.example.com"))["host"] == "plain.example.com"
 
     # Entry point redirections: every request, whatever its host, to the target entry point's
-    # port; ACME HTTP-01 challenges are routed instead (none is served yet: 404, not a redirect).
+    # port; ACME HTTP-01 challenges are routed instead when a route matches (none here, so they
+    # get the redirect like any other request, not a 404).
     caught = ask("GET", "[2001:db8::1]:80", port=redirector_port)
     assert (caught.status_code, caught.headers["location"]) == (
         301,
@@ -116,7 +117,10 @@ def test_redirects_in_every_dialect(make_router: Callable[..., Router], app: lis
     )
     assert ask("POST", "plain.example.com", "/", port=redirector_port).status_code == 308
     challenge = ask("GET", "anything.example", "/.well-known/acme-challenge/token", port=redirector_port)
-    assert challenge.status_code == 404
+    assert (challenge.status_code, challenge.headers["location"]) == (
+        301,
+        f"https://anything.example:{secure_port}/.well-known/acme-challenge/token",
+    )
     # A redirect is answered without reading the request body (then the connection closes);
     # a client simply goes on with the next request.
     with httpx.Client(follow_redirects=False, timeout=5) as client:
