@@ -49,6 +49,7 @@ def test_redirects_in_every_dialect(make_router: Callable[..., Router], app: lis
             "v17-temporary",
             "temp.example.com",
             {
+                "ingress.kubernetes.io/ssl-redirect": "true",
                 "traefik.ingress.kubernetes.io/ssl-temporary-redirect": "true",
                 "ingress.kubernetes.io/ssl-host": "secure.example.com:8443",
             },

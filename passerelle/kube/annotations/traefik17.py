@@ -5,9 +5,15 @@ Traefik 1.7 reads every key as `ingress.kubernetes.io/<name>` first and then as
 so both spellings work for every key; the first found wins. Keys after the second prefix that start
 with `router.` or `service.` are Traefik 2/3's (`traefik.py`).
 
-Honoured: `frontend-entry-points`, `redirect-entry-point` + `redirect-permanent`, `ssl-redirect`,
-`ssl-temporary-redirect`, `ssl-host`. Every other key of the 1.7 documentation is recognised and
-reported as ignored.
+After both prefixes, 1.7 also reads a few old label names (`compatibilityMapping` in
+`provider/kubernetes/annotations.go` [T1.7]: `traefik.frontend.entryPoints`,
+`traefik.frontend.redirect.entrypoint`, ...), spelled exactly so (a Go map lookup). They count
+as the key they stand for; other `traefik.frontend.*` / `traefik.backend.*` labels are reported
+as ignored, since 1.7 does not read them on an Ingress.
+
+Honoured: `frontend-entry-points`, `redirect-entry-point` + `redirect-permanent`, `ssl-redirect`
+(+ `ssl-temporary-redirect`, which only changes its status, as in unrolled/secure), `ssl-host`.
+Every other key of the 1.7 documentation is recognised and reported as ignored.
 """
 
 from __future__ import annotations
@@ -40,6 +46,23 @@ NOT_YET = frozenset(
         "referrer-policy", "ssl-force-host", "ssl-proxy-headers",
     }
 )  # fmt: skip
+# Old label names 1.7 reads on an Ingress after both prefixes, and the key each stands for.
+COMPATIBILITY = {
+    "traefik.frontend.passHostHeader": "preserve-host",
+    "traefik.frontend.passTLSCert": "pass-tls-cert",
+    "traefik.frontend.entryPoints": "frontend-entry-points",
+    "traefik.frontend.priority": "priority",
+    "traefik.backend.circuitbreaker": "circuit-breaker-expression",
+    "traefik.backend.loadbalancer.method": "load-balancer-method",
+    "traefik.backend.loadbalancer.stickiness": "affinity",
+    "traefik.backend.loadbalancer.stickiness.cookieName": "session-cookie-name",
+    "traefik.frontend.rule.type": "rule-type",
+    "traefik.frontend.redirect.entrypoint": "redirect-entry-point",
+    "traefik.frontend.redirect.regex": "redirect-regex",
+    "traefik.frontend.redirect.replacement": "redirect-replacement",
+}
+LABEL_PREFIXES = ("traefik.frontend.", "traefik.backend.")
+_COMPATIBILITY_LOWER = {label.lower(): label for label in COMPATIBILITY}
 # Read from the Service object in 1.7, never from the Ingress.
 SERVICE_SIDE = frozenset(
     {
@@ -73,6 +96,8 @@ class Traefik17:
 
 def name_of(key: str) -> str | None:
     """The 1.7 annotation name of a key (`ssl-redirect`), or None if the key is not 1.7's."""
+    if key in COMPATIBILITY:
+        return COMPATIBILITY[key]
     if key.startswith(BARE):
         return key[len(BARE) :]
     if key.startswith(TRAEFIK):
@@ -85,9 +110,11 @@ def name_of(key: str) -> str | None:
 def parse(annotations: Mapping[str, str]) -> Traefik17:
     keys: list[KeyReport] = []
     values: dict[str, tuple[str, str]] = {}  # name -> (key, value) of the spelling that wins
-    for key in sorted(annotations, key=lambda k: (not k.startswith(BARE), k)):  # bare prefix first
+    for key in sorted(annotations, key=lambda k: (_rank(k), k)):  # bare prefix, traefik., labels
         name = name_of(key)
         if name is None:
+            if key.startswith(LABEL_PREFIXES):
+                keys.append(KeyReport(key=key, status=KeyStatus.IGNORED, note=_label_note(key)))
             continue
         if name in HONOURED:
             if name in values:
@@ -135,10 +162,13 @@ def parse(annotations: Mapping[str, str]) -> Traefik17:
         permanent = bool(flag("redirect-permanent"))
     else:
         unused("redirect-permanent", "redirect-entry-point")
-    redirect, temporary = flag("ssl-redirect"), flag("ssl-temporary-redirect")
-    # unrolled/secure (1.7's secure middleware) redirects when ssl-redirect is set; the temporary
-    # flag only changes the status. Either one alone asks for the redirect here.
-    ssl_redirect = "temporary" if temporary else "permanent" if redirect else None
+    # unrolled/secure (1.7's secure middleware) redirects only when ssl-redirect is set; the
+    # temporary flag only changes the status then.
+    ssl_redirect = None
+    if flag("ssl-redirect"):
+        ssl_redirect = "temporary" if flag("ssl-temporary-redirect") else "permanent"
+    else:
+        unused("ssl-temporary-redirect", "ssl-redirect")
     ssl_host = None
     if ssl_redirect:
         raw_host = values.get("ssl-host")
@@ -159,3 +189,16 @@ def parse(annotations: Mapping[str, str]) -> Traefik17:
         ssl_host=ssl_host,
         keys=tuple(keys),
     )
+
+
+def _rank(key: str) -> int:
+    """Which spelling of a 1.7 key wins (getAnnotationName): the bare prefix, then `traefik.`, then
+    the old label name."""
+    return 0 if key.startswith(BARE) else 1 if key.startswith(TRAEFIK) else 2
+
+
+def _label_note(key: str) -> str:
+    exact = _COMPATIBILITY_LOWER.get(key.lower())
+    if exact is not None:
+        return f"Traefik 1.7 reads it only spelled {exact}"
+    return "a Traefik 1.7 label, not read on an Ingress"
