@@ -197,24 +197,32 @@ def dead_ends(
 ) -> list[str]:
     """Warnings for redirects whose target does not serve the Ingress: the client follows the
     redirect and gets a 404. A redirect to a scheme is fine when some entry point of that scheme
-    proxies the Ingress (one naming an entry point: when that one does)."""
+    proxies the Ingress (one naming an entry point: when that one does). Also for a redirectScheme
+    middleware that never answers on an entry point because the annotations' redirect does."""
     by_name = {ep.name: ep for ep in entrypoints}
     every = tuple(ep.name for ep in entrypoints)
     proxying: set[str] = set()
     redirects: dict[str, tuple[str, str]] = {}  # who redirects -> (scheme, target entry point or "")
+    shadowed: dict[str, list[str]] = {}  # a redirectScheme middleware -> where another one answers
     for names, chain in groups:
+        found = [m for m in chain if isinstance(m.spec, RedirectScheme)]
         for name in names or every:
             ep = by_name[name]
-            first = next((m for m in chain if isinstance(m.spec, RedirectScheme)), None)
             if ep.redirect_scheme:  # http.redirections: before any router
                 redirects[f"entryPoints.{name}.http.redirections"] = (ep.redirect_scheme, ep.redirect_to)
-            elif first is None:
+            elif not found:
                 proxying.add(name)
-            elif first is placement.redirect:
-                redirects[placement.redirect_key] = (first.spec.scheme, placement.redirect_target)
+            elif found[0] is placement.redirect:
+                redirects[placement.redirect_key] = (found[0].spec.scheme, placement.redirect_target)
             else:
-                redirects[f"router.middlewares: {first.name}"] = (first.spec.scheme, "")
-    warnings = []
+                redirects[f"router.middlewares: {found[0].name}"] = (found[0].spec.scheme, "")
+            if not ep.redirect_scheme and found[0:1] == [placement.redirect]:
+                for m in found[1:]:
+                    shadowed.setdefault(m.name, []).append(name)
+    warnings = [
+        f"router.middlewares: {m} is not applied on {', '.join(names)}: {placement.redirect_key} redirects first"
+        for m, names in shadowed.items()
+    ]
     for who, (scheme, target) in redirects.items():
         if target:
             if target not in proxying:
