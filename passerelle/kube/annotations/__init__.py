@@ -4,7 +4,9 @@ One module per dialect, each a pure parser from the annotation dict to what its 
 `traefik17.py` (Traefik 1.7, both `ingress.kubernetes.io/` and `traefik.ingress.kubernetes.io/`),
 `traefik.py` (Traefik 2/3, `traefik.ingress.kubernetes.io/router.*`) and `passerelle.py`
 (`passerelle.io/...`). `read_annotations` runs all three and settles overlaps: for placement,
-passerelle's key beats Traefik 2/3's, which beat 1.7's; a losing key is reported as ignored. The
+passerelle's key beats Traefik 2/3's, which beat 1.7's; for the one redirect an Ingress gets,
+`passerelle.io/ssl-redirect` beats 1.7's `redirect-entry-point`, which beats 1.7's `ssl-redirect`.
+A losing key is reported as ignored. The
 `report.py` report says for every key under our prefixes whether it was honoured, ignored (and
 why) or unknown; translation turns a report with ignored or unknown keys into a warning Problem.
 """
