@@ -244,11 +244,12 @@ class Settings(_Model):
             )
         return out
 
-    def _redirect_port(self, to: str) -> int:
-        """`to` names an entry point (its port) or is a port itself, as in Traefik."""
+    def _redirect_port(self, to: str) -> int | None:
+        """`to` names an entry point (its port) or is a port itself, as in Traefik. None: the
+        scheme's default, for an entry point on port 0 (any free port) that no client can be sent to."""
         target = self.entryPoints.get(to)
         if target is not None:
-            return split_address(target.address)[1]
+            return split_address(target.address)[1] or None
         port = to.removeprefix(":")
         if port.isdigit() and 0 < int(port) < 65536:
             return int(port)
@@ -266,17 +267,33 @@ class Settings(_Model):
         )
 
     def ingress_options(self) -> IngressOptions:
-        entrypoints = tuple(
-            EntryPointInfo(name=name, tls=ep.tls is not None, port=split_address(ep.address)[1])
-            for name, ep in self.entryPoints.items()
-        )
+        ports = {name: split_address(ep.address)[1] for name, ep in self.entryPoints.items()}
+        entrypoints = []
+        for name, ep in self.entryPoints.items():
+            redirect = ep.http.redirections.entryPoint
+            to = ""
+            if redirect is not None:
+                # `to` names an entry point, or is a port: the entry point listening there, if any.
+                to = redirect.to if redirect.to in ports else ""
+                if not to:
+                    port = self._redirect_port(redirect.to)
+                    to = next((n for n, p in ports.items() if p == port and n != name), "")
+            entrypoints.append(
+                EntryPointInfo(
+                    name=name,
+                    tls=ep.tls is not None,
+                    port=ports[name],
+                    redirect_scheme=redirect.scheme if redirect is not None else "",
+                    redirect_to=to,
+                )
+            )
         manifests = self.providers.manifests
         if manifests is None:
-            return IngressOptions(entrypoints=entrypoints, tls=self.tls_translation())
+            return IngressOptions(entrypoints=tuple(entrypoints), tls=self.tls_translation())
         return IngressOptions(
             ingress_classes=tuple(manifests.ingressClasses),
             ingress_without_class=manifests.ingressWithoutClass,
-            entrypoints=entrypoints,
+            entrypoints=tuple(entrypoints),
             tls=self.tls_translation(),
         )
 

@@ -6,7 +6,9 @@ target port is written only when it is not the scheme's default (443 for https, 
 Traefik's redirectScheme middleware does (`pkg/middlewares/redirect/redirect_scheme.go`). The
 status follows Traefik's `moveHandler` (`pkg/middlewares/redirect/redirect.go`): GET gets 302, or
 301 when permanent; any other method gets 307, or 308 when permanent, so a POST keeps its method
-and body (RFC 9110 §15.4.8, §15.4.9).
+and body (RFC 9110 §15.4.8, §15.4.9). The Location's host is always the Host header's (or the
+fixed `host`): routing is by Host, so an absolute-form target (`GET http://other/x`) only lends
+its path, never its authority.
 """
 
 from __future__ import annotations
@@ -20,7 +22,20 @@ _DEFAULT_PORTS = {b"http": 80, b"https": 443}
 # A Host value we are willing to copy into a Location: a DNS name, IPv4 or [IPv6], and a port.
 # Anything else (spaces, slashes, "@") could make the Location point somewhere the client did not
 # name, so it is refused with 400 rather than echoed.
-_HOST = re.compile(rb"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+)(:[0-9]*)?$")
+_HOST = re.compile(rb"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+)(:[0-9]*)?")  # used with fullmatch
+
+
+def is_authority(value: str) -> bool:
+    """Is `value` a host[:port] fit to be copied into a Location (a fixed redirect host)?
+
+    The request's Host check, plus a port that is a port number: no scheme, path, space or line
+    break can get through, so the value can neither split the response nor point elsewhere.
+    """
+    match = _HOST.fullmatch(value.encode()) if value.isascii() else None
+    if match is None:
+        return False
+    port = match.group(2)
+    return port is None or (len(port) > 1 and 0 < int(port[1:]) < 65536)
 
 
 def _status_line(status: int) -> bytes:
@@ -41,6 +56,8 @@ class Redirect:
     def __init__(
         self, *, scheme: str, port: int | None = None, permanent: bool = False, host: str | None = None
     ) -> None:
+        if host is not None and not is_authority(host):
+            raise ValueError(f"redirect host {host!r} must be host[:port]")
         self.scheme = scheme
         self.port = port
         self.permanent = permanent
@@ -54,11 +71,11 @@ class Redirect:
     def location(self, host: bytes, target: bytes) -> bytes | None:
         """The Location for a request with this Host header and request-target; None if the Host is unusable."""
         if target[:1] != b"/":
-            host, target = _split_absolute(host, target)
+            target = _path_of(target)
         if self.host is not None:
             authority = self.host.encode()
         else:
-            if not _HOST.match(host):
+            if not _HOST.fullmatch(host):
                 return None
             if host[:1] == b"[":
                 name = host[: host.index(b"]") + 1]
@@ -83,15 +100,14 @@ class Redirect:
         return b"".join(lines) if head else b"".join(lines) + phrase
 
 
-def _split_absolute(host: bytes, target: bytes) -> tuple[bytes, bytes]:
-    """RFC 9112 §3.2.2 absolute-form (`http://h:1/p?q`): its authority replaces Host (§7.2)."""
+def _path_of(target: bytes) -> bytes:
+    """The path and query of an absolute-form target (RFC 9112 §3.2.2, `http://h:1/p?q` -> `/p?q`);
+    `/` for the asterisk-form (OPTIONS *). Its authority is dropped: the Host header was routed."""
     _, sep, rest = target.partition(b"://")
     if not sep:
-        return host, b"/"  # asterisk-form (OPTIONS *): redirect to the root
+        return b"/"
     slash = rest.find(b"/")
     question = rest.find(b"?")
     cut = min(i for i in (slash, question, len(rest)) if i >= 0)
     path = rest[cut:]
-    if path[:1] != b"/":
-        path = b"/" + path
-    return rest[:cut] or host, path
+    return path if path[:1] == b"/" else b"/" + path

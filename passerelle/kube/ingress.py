@@ -21,10 +21,11 @@ from passerelle.kube.annotations import IngressAnnotations, read_annotations
 from passerelle.kube.backends import Answer, BackendError, Backends, Inputs, service_key
 from passerelle.kube.middlewares import MiddlewareIndex
 from passerelle.kube.objects import BackendRef, IngressSpec, InvalidObject, read_ingress
-from passerelle.kube.placement import EntryPointInfo, Placement, chains, place
+from passerelle.kube.placement import EntryPointInfo, Placement, chains, dead_ends, place
 from passerelle.kube.snapshot import ClusterSnapshot, Object, key_of
 from passerelle.kube.tls import TlsTranslation, TlsTranslator
 from passerelle.middlewares.pass_tls_client_cert import PassTLSClientCert
+from passerelle.middlewares.redirect_scheme import RedirectScheme
 from passerelle.model import (
     DynamicConfig,
     Middleware,
@@ -130,6 +131,7 @@ class _Placed:
     report: str | None
     placement: Placement
     groups: list[tuple[tuple[str, ...], tuple[Middleware, ...]]] | None  # None: has router.middlewares
+    dead_ends: tuple[str, ...]  # warnings for redirects that lead to a 404 (with `groups`)
     client_cert: Middleware | str | None  # from the client-certificate annotations; str: what is wrong
 
 
@@ -200,19 +202,28 @@ class _Builder:
         placed = self._placed(spec)
         if placed.report is not None:
             self._problem(ref, placed.report, Severity.WARNING)
-        groups = placed.groups
+        placement, groups, dead = placed.placement, placed.groups, placed.dead_ends
+        resolved = None
         if groups is None:
             resolved = self._middleware_index.resolve(placed.annotations.traefik.middlewares)
+            if not placed.annotations.placement and any(
+                isinstance(m.spec, RedirectScheme) for m in resolved.middlewares
+            ):
+                placement = self._place(placed.annotations, spec.has_tls, resolved.middlewares)
+        # Placement problems first: a middleware that fails to resolve must not hide them.
+        for severity, message in placement.problems:
+            self._problem(ref, message, severity)
+        if resolved is not None:
             for warning in resolved.warnings:
                 self._problem(ref, warning, Severity.WARNING)
             if resolved.error:
                 self._problem(ref, f"not served: {resolved.error}")
                 return
-            groups = chains(placed.placement, resolved.middlewares, self._entrypoints)
-        placement = placed.placement
-        for severity, message in placement.problems:
-            self._problem(ref, message, severity)
-        if not placement.entrypoints:
+            groups = chains(placement, resolved.middlewares, self._entrypoints)
+            dead = tuple(dead_ends(placement, groups, self._entrypoints))
+        for warning in dead:
+            self._problem(ref, warning, Severity.WARNING)
+        if not placement.entrypoints or groups is None:
             return
         if isinstance(placed.client_cert, str):
             self._problem(ref, f"not served: {placed.client_cert}")  # never serve it without the headers
@@ -250,13 +261,24 @@ class _Builder:
         placed = self.placed_before.get(id(spec))
         if placed is None or placed.spec is not spec:
             annotations = read_annotations(spec.annotations)
-            placement = place(annotations, has_tls=spec.has_tls, entrypoints=self._entrypoints)
+            placement = self._place(annotations, spec.has_tls, ())
             # Middleware references depend on the snapshot's Middleware objects: resolved each time.
             fixed = None if annotations.traefik.middlewares else chains(placement, (), self._entrypoints)
+            dead = () if fixed is None else tuple(dead_ends(placement, fixed, self._entrypoints))
             client_cert = _client_cert_middleware(spec)
-            placed = _Placed(spec, annotations, annotations.report.message(), placement, fixed, client_cert)
+            placed = _Placed(
+                spec, annotations, annotations.report.message(), placement, fixed, dead, client_cert
+            )
         self.placed[id(spec)] = placed
         return placed
+
+    def _place(
+        self, annotations: IngressAnnotations, has_tls: bool, middlewares: tuple[Middleware, ...]
+    ) -> Placement:
+        try:
+            return place(annotations, has_tls=has_tls, entrypoints=self._entrypoints, middlewares=middlewares)
+        except ValueError as e:  # one Ingress's odd values must not fail the whole translation
+            return Placement(entrypoints=(), problems=((Severity.ERROR, f"not served: {e}"),))
 
     def _claim(
         self, entrypoints: tuple[str, ...], what: tuple[str | None, PathType | None, str], source: str

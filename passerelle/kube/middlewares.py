@@ -6,7 +6,9 @@ looked up in the Ingress provider itself, which defines none). A reference to a 
 does not exist, or is invalid, makes Traefik refuse the router, so its requests get 404
 (`pkg/server/middleware/middlewares.go`: "middleware does not exist"): passerelle does the same
 and says so in an error Problem. A middleware of a kind passerelle does not implement yet is
-reported and left out of the chain; the routers are served without it.
+reported and left out of the chain; the routers are served without it. Two objects with the
+same reference (`a-b/c` and `a/b-c`, or one name under both API groups) are a Problem on the one
+not used.
 """
 
 from __future__ import annotations
@@ -14,11 +16,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from passerelle.kube.snapshot import ClusterSnapshot, key_of
+from passerelle.kube.objects import timestamp
+from passerelle.kube.snapshot import ClusterSnapshot, Object, key_of
 from passerelle.middlewares.base import MIDDLEWARE_API_VERSIONS, Unsupported, parse_middleware
 from passerelle.model import Middleware, ObjectRef, Problem
 
 PROVIDER = "@kubernetescrd"
+LEGACY_GROUP = "traefik.containo.us"  # Traefik < 3; qualified in snapshot keys (snapshot.py)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -33,22 +37,44 @@ class MiddlewareIndex:
 
     def __init__(self, snapshot: ClusterSnapshot, problems: list[Problem]) -> None:
         self._found: dict[str, Middleware | Unsupported | str] = {}  # str: why it is invalid
-        for obj in snapshot.of_kind("Middleware"):
+        # `<ns>-<name>` is ambiguous (`a-b/c` and `a/b-c`), and an object may exist under both API
+        # groups: one object per reference, the others are Problems. The winner is the same
+        # whatever the order of the snapshot: traefik.io first, then the oldest, then by name.
+        claims: dict[str, list[tuple[tuple[bool, str, str, str], Object]]] = {}
+        for obj in snapshot.of_kind("Middleware") + snapshot.of_kind(f"Middleware.{LEGACY_GROUP}"):
             if obj.get("apiVersion") not in MIDDLEWARE_API_VERSIONS:
                 continue  # some other project's Middleware kind
-            kind, namespace, name = key_of(obj)
-            full = f"{namespace}-{name}{PROVIDER}"
-            try:
-                parsed = parse_middleware(obj.get("spec"))
-            except ValueError as e:
-                problems.append(
-                    Problem(ref=ObjectRef(kind=kind, namespace=namespace, name=name), message=f"invalid: {e}")
-                )
-                self._found[full] = str(e)
-                continue
-            self._found[full] = (
-                parsed if isinstance(parsed, Unsupported) else Middleware(name=full, spec=parsed)
+            _, namespace, name = key_of(obj)
+            legacy = str(obj.get("apiVersion")).startswith(LEGACY_GROUP + "/")
+            created = timestamp((obj.get("metadata") or {}).get("creationTimestamp")) or "~"
+            claims.setdefault(f"{namespace}-{name}{PROVIDER}", []).append(
+                ((legacy, created, namespace, name), obj)
             )
+        for full, objs in claims.items():
+            objs.sort(key=lambda claim: claim[0])
+            winner = objs[0][1]
+            for _, loser in objs[1:]:
+                kind, namespace, name = key_of(loser)
+                problems.append(
+                    Problem(
+                        ref=ObjectRef(kind=kind, namespace=namespace, name=name),
+                        message=f"not used: {full} names {_describe(winner)} too, which wins "
+                        "(traefik.io before traefik.containo.us, then the oldest, then by namespace/name)",
+                    )
+                )
+            self._add(full, winner, problems)
+
+    def _add(self, full: str, obj: Object, problems: list[Problem]) -> None:
+        kind, namespace, name = key_of(obj)
+        try:
+            parsed = parse_middleware(obj.get("spec"))
+        except ValueError as e:
+            problems.append(
+                Problem(ref=ObjectRef(kind=kind, namespace=namespace, name=name), message=f"invalid: {e}")
+            )
+            self._found[full] = str(e)
+            return
+        self._found[full] = parsed if isinstance(parsed, Unsupported) else Middleware(name=full, spec=parsed)
 
     def resolve(self, refs: Sequence[str]) -> Resolved:
         chain: list[Middleware] = []
@@ -72,3 +98,8 @@ class MiddlewareIndex:
                 continue
             chain.append(found)
         return Resolved(middlewares=tuple(chain), warnings=tuple(warnings))
+
+
+def _describe(obj: Object) -> str:
+    _, namespace, name = key_of(obj)
+    return f"Middleware {namespace}/{name} ({obj.get('apiVersion')})"

@@ -125,7 +125,7 @@ def read_ingress(obj: Object) -> IngressSpec:
     return IngressSpec(
         namespace=namespace,
         name=name,
-        created=_timestamp(meta.get("creationTimestamp")),
+        created=timestamp(meta.get("creationTimestamp")),
         class_name=spec.get("ingressClassName"),
         class_annotation=annotations.get("kubernetes.io/ingress.class"),
         annotations=annotations,
@@ -166,7 +166,7 @@ def _read_tls(raw: Any, errors: list[str]) -> tuple[IngressTLS, ...]:
     return tuple(out)
 
 
-def _timestamp(value: Any) -> str:
+def timestamp(value: Any) -> str:
     """RFC 3339 in UTC, as the API server writes it; YAML manifests may hold an unquoted datetime."""
     if isinstance(value, datetime):
         if value.tzinfo is not None:

@@ -14,9 +14,18 @@ Key = tuple[str, str, str]  # (kind, namespace, name)
 CLUSTER_SCOPED = frozenset({"IngressClass", "Node", "Namespace", "GatewayClass"})
 
 
+# API groups whose kinds share a name with the current group's: Traefik's CRDs moved from
+# traefik.containo.us to traefik.io (v3), and a cluster may hold both, as distinct objects. Their
+# kind is qualified, kubectl's way: `Middleware.traefik.containo.us`.
+QUALIFIED_GROUPS = frozenset({"traefik.containo.us"})
+
+
 def key_of(obj: Object) -> Key:
     meta = obj.get("metadata") or {}
     kind = obj.get("kind", "")
+    group = str(obj.get("apiVersion", "")).partition("/")[0]
+    if group in QUALIFIED_GROUPS:
+        kind = f"{kind}.{group}"
     namespace = "" if kind in CLUSTER_SCOPED else (meta.get("namespace") or "default")
     return (kind, namespace, meta.get("name", ""))
 

@@ -1,13 +1,14 @@
-"""The middleware registry: Middleware `spec` key -> pure parser, and the union of their values.
+"""The middleware registry: Middleware `spec` key -> value class, and the union of the values.
 
-Adding a kind: add its value type to `MiddlewareSpec`, its parser to `REGISTRY` and its value type to `CODEC`
-(a class with `kind`, `to_dict()` and `from_dict()`, so configurations cross to the workers).
-Kinds Traefik has and passerelle does not are reported by `parse_middleware` and skipped.
+Each kind is one class with `kind` (its `spec` key), `from_middleware(body)` (the pure parser,
+raising ValueError phrased for the object's author) and `to_dict()`/`from_dict()` (so
+configurations cross to the workers). Adding a kind: add its class to `MiddlewareSpec` and to `KINDS`. Kinds
+Traefik has and passerelle does not are reported by `parse_middleware` and skipped.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,14 +17,7 @@ from passerelle.middlewares.redirect_scheme import RedirectScheme
 
 MiddlewareSpec = RedirectScheme | PassTLSClientCert  # a tagged union by `kind`
 
-REGISTRY: dict[str, Callable[[Any], MiddlewareSpec]] = {
-    "redirectScheme": RedirectScheme.from_middleware,
-    "passTLSClientCert": PassTLSClientCert.from_middleware,
-}
-CODEC: dict[str, type[MiddlewareSpec]] = {
-    "redirectScheme": RedirectScheme,
-    "passTLSClientCert": PassTLSClientCert,
-}
+KINDS: dict[str, type[MiddlewareSpec]] = {cls.kind: cls for cls in (RedirectScheme, PassTLSClientCert)}
 
 # Traefik's HTTP middlewares (docs/content/reference/routing-configuration/http/middlewares/overview.md):
 # recognised, not supported yet. Any other key is unknown.
@@ -51,11 +45,11 @@ def parse_middleware(spec: Any) -> MiddlewareSpec | Unsupported:
     if not isinstance(spec, Mapping) or len(spec) != 1:
         raise ValueError("spec must hold exactly one middleware kind, e.g. `redirectScheme: {...}`")
     [(kind, body)] = spec.items()
-    parser = REGISTRY.get(kind)
-    if parser is None:
+    cls = KINDS.get(kind)
+    if cls is None:
         return Unsupported(kind=str(kind), known=kind in KNOWN_KINDS)
     try:
-        return parser(body)
+        return cls.from_middleware(body)
     except ValueError as e:
         message = str(e).removeprefix(f"{kind}: ")  # some parsers name the kind themselves
         raise ValueError(f"spec.{kind}: {message}") from None

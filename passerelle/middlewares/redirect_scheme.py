@@ -14,6 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from passerelle.http.redirect import is_authority
+
 _KEYS = frozenset({"scheme", "port", "permanent"})
 
 
@@ -31,6 +33,8 @@ class RedirectScheme:
             raise ValueError(f"scheme {self.scheme!r} must be http or https")
         if self.port is not None and not 0 < self.port < 65536:
             raise ValueError(f"port {self.port} must be between 1 and 65535")
+        if self.host is not None and not is_authority(self.host):
+            raise ValueError(f"host {self.host!r} must be host[:port]")
 
     @classmethod
     def from_middleware(cls, spec: Any) -> RedirectScheme:

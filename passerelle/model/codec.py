@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from passerelle.middlewares.base import CODEC
+from passerelle.middlewares.base import KINDS
 from passerelle.model.config import DynamicConfig, Middleware, PathMatch, PathType, Router, Server, Service
 from passerelle.model.tls import Certificate, ClientCA, HostOptions, TlsConfig
 
@@ -27,7 +27,7 @@ def dump_middleware(m: Middleware) -> dict[str, Any]:
 
 
 def load_middleware(m: dict[str, Any]) -> Middleware:
-    return Middleware(name=m["name"], spec=CODEC[m["kind"]].from_dict(m["spec"]))
+    return Middleware(name=m["name"], spec=KINDS[m["kind"]].from_dict(m["spec"]))
 
 
 def dump_tls(tls: TlsConfig, *, with_keys: bool = False) -> dict[str, Any]:

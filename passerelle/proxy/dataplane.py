@@ -108,7 +108,8 @@ class RedirectAll:
 
     Traefik builds this as a catch-all router above every Ingress router (priority MaxInt-1,
     `pkg/provider/traefik/internal.go`). ACME HTTP-01 challenge paths are the exception: they are
-    looked up in the entry point's table, where the ACME responder's route will be.
+    looked up in the entry point's table, where the ACME responder's route will be, and get the
+    redirect when no route matches (Traefik's catch-all router still matches them then).
     """
 
     __slots__ = ("route", "table")
@@ -119,7 +120,7 @@ class RedirectAll:
 
     def match(self, host: bytes, target: bytes) -> Route | None:
         if target.startswith(ACME_CHALLENGE_PREFIX):
-            return self.table.match(host, target)
+            return self.table.match(host, target) or self.route  # no responder there: redirect
         return self.route
 
 

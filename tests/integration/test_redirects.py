@@ -6,6 +6,7 @@ their Location header only, and placement between two plain entry points.
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Callable
 from typing import Any
 
@@ -49,6 +50,7 @@ def test_redirects_in_every_dialect(make_router: Callable[..., Router], app: lis
             "v17-temporary",
             "temp.example.com",
             {
+                "ingress.kubernetes.io/ssl-redirect": "true",
                 "traefik.ingress.kubernetes.io/ssl-temporary-redirect": "true",
                 "ingress.kubernetes.io/ssl-host": "secure.example.com:8443",
             },
@@ -65,6 +67,12 @@ def test_redirects_in_every_dialect(make_router: Callable[..., Router], app: lis
             "v2-middleware",
             "mw.example.com",
             {"traefik.ingress.kubernetes.io/router.middlewares": "default-to-https@kubernetescrd"},
+        ),
+        _ingress(
+            "v2-middleware-tls",  # the usual Traefik 2/3 setup: on every entry point, as in Traefik
+            "mwtls.example.com",
+            {"traefik.ingress.kubernetes.io/router.middlewares": "default-to-https@kubernetescrd"},
+            tls=[{"hosts": ["mwtls.example.com"]}],
         ),
         _ingress("ours", "ours.example.com", {"passerelle.io/ssl-redirect": "true"}),
         _ingress("plain", "plain.example.com", {}),
@@ -97,18 +105,29 @@ def test_redirects_in_every_dialect(make_router: Callable[..., Router], app: lis
         ("GET", "ep.example.com", 301, f"https://ep.example.com:{secure_port}/shop/cart?id=1&b=%20"),
         ("GET", "mw.example.com:8080", 302, "https://mw.example.com:8443/shop/cart?id=1&b=%20"),
         ("DELETE", "mw.example.com", 307, "https://mw.example.com:8443/shop/cart?id=1&b=%20"),
+        ("GET", "mwtls.example.com", 302, "https://mwtls.example.com:8443/shop/cart?id=1&b=%20"),
         ("GET", "ours.example.com", 301, "https://ours.example.com/shop/cart?id=1&b=%20"),
         ("GET", "[::1]:8080", 404, None),  # no Ingress for this host on web
     ]
     for method, host, status, location in cases:
         response = ask(method, host)
         assert (response.status_code, response.headers.get("location")) == (status, location), (method, host)
+    # Absolute-form target naming another host: routed by Host, so redirected to that Host only.
+    with socket.create_connection(("127.0.0.1", router.port), timeout=5) as raw:
+        raw.sendall(
+            b"GET http://evil.example/x?q HTTP/1.1\r\nHost: ssl.example.com\r\nConnection: close\r\n\r\n"
+        )
+        answer = b""
+        while chunk := raw.recv(65536):
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 301 ") and b"\r\nLocation: https://ssl.example.com/x?q\r\n" in answer
     head = ask("HEAD", "ssl.example.com")
     assert head.status_code == 308 and head.content == b""  # HEAD is not GET: 308, as Traefik
     assert echo(ask("GET", "plain.example.com"))["host"] == "plain.example.com"
 
     # Entry point redirections: every request, whatever its host, to the target entry point's
-    # port; ACME HTTP-01 challenges are routed instead (none is served yet: 404, not a redirect).
+    # port; ACME HTTP-01 challenges are routed instead when a route matches (none here, so they
+    # get the redirect like any other request, not a 404).
     caught = ask("GET", "[2001:db8::1]:80", port=redirector_port)
     assert (caught.status_code, caught.headers["location"]) == (
         301,
@@ -116,7 +135,10 @@ def test_redirects_in_every_dialect(make_router: Callable[..., Router], app: lis
     )
     assert ask("POST", "plain.example.com", "/", port=redirector_port).status_code == 308
     challenge = ask("GET", "anything.example", "/.well-known/acme-challenge/token", port=redirector_port)
-    assert challenge.status_code == 404
+    assert (challenge.status_code, challenge.headers["location"]) == (
+        301,
+        f"https://anything.example:{secure_port}/.well-known/acme-challenge/token",
+    )
     # A redirect is answered without reading the request body (then the connection closes);
     # a client simply goes on with the next request.
     with httpx.Client(follow_redirects=False, timeout=5) as client:

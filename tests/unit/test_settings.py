@@ -86,6 +86,21 @@ def test_entrypoint_redirections_and_tls_placement() -> None:
         ("websecure", True, 8443),
         ("other", False, 9090),
     ]
+    # Placement knows which entry points redirect every request, and where to.
+    assert [(e.redirect_scheme, e.redirect_to) for e in settings.ingress_options().entrypoints] == [
+        ("https", "websecure"),
+        ("", ""),
+        ("https", ""),  # :443: no entry point listens there
+    ]
+
+
+def test_a_redirection_to_an_entry_point_on_port_0_uses_the_default_port() -> None:
+    settings = parse_settings(
+        "entryPoints:\n"
+        "  web:\n    address: ':8080'\n    http: {redirections: {entryPoint: {to: websecure}}}\n"
+        "  websecure: {address: '127.0.0.1:0', tls: {}}\n"
+    )
+    assert settings.entrypoint_options()[0].redirect_port is None  # not https://host:0/
 
 
 @pytest.mark.parametrize(

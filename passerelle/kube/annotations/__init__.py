@@ -4,7 +4,9 @@ One module per dialect, each a pure parser from the annotation dict to what its 
 `traefik17.py` (Traefik 1.7, both `ingress.kubernetes.io/` and `traefik.ingress.kubernetes.io/`),
 `traefik.py` (Traefik 2/3, `traefik.ingress.kubernetes.io/router.*`) and `passerelle.py`
 (`passerelle.io/...`). `read_annotations` runs all three and settles overlaps: for placement,
-passerelle's key beats Traefik 2/3's, which beat 1.7's; a losing key is reported as ignored. The
+passerelle's key beats Traefik 2/3's, which beat 1.7's; for the one redirect an Ingress gets,
+`passerelle.io/ssl-redirect` beats 1.7's `redirect-entry-point`, which beats 1.7's `ssl-redirect`.
+A losing key is reported as ignored. The
 `report.py` report says for every key under our prefixes whether it was honoured, ignored (and
 why) or unknown; translation turns a report with ignored or unknown keys into a warning Problem.
 """
@@ -19,6 +21,8 @@ from passerelle.kube.annotations.report import PREFIXES, AnnotationReport, KeyRe
 
 _PLACEMENT_17 = ("frontend-entry-points",)
 _PLACEMENT_23 = ("router.entrypoints", "router.tls")
+_SSL_REDIRECT_17 = frozenset({"ssl-redirect", "ssl-temporary-redirect", "ssl-host"})
+_ENTRY_POINT_17 = frozenset({"redirect-entry-point", "redirect-permanent"})
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -65,6 +69,28 @@ def read_annotations(annotations: Mapping[str, str]) -> IngressAnnotations:
         keys = [
             _overridden(k, winner)
             if _placement_key(k.key) in losers and k.status is KeyStatus.HONOURED
+            else k
+            for k in keys
+        ]
+    # One redirect per Ingress (kube/placement.py): passerelle.io/ssl-redirect, else 1.7's
+    # redirect-entry-point, else 1.7's ssl-redirect. The keys of the others are not honoured.
+    asked_17 = {
+        "redirect-entry-point": v17.redirect_entrypoint is not None,
+        "ssl-redirect": v17.ssl_redirect is not None,
+    }
+    redirect_winner, redirect_losers = "", frozenset[str]()
+    if ours.ssl_redirect:
+        redirect_winner = "passerelle.io/ssl-redirect"
+        redirect_losers = (_ENTRY_POINT_17 if asked_17["redirect-entry-point"] else frozenset()) | (
+            _SSL_REDIRECT_17 if asked_17["ssl-redirect"] else frozenset()
+        )
+    elif asked_17["redirect-entry-point"] and asked_17["ssl-redirect"]:
+        redirect_winner, redirect_losers = "redirect-entry-point", _SSL_REDIRECT_17
+    if redirect_losers:
+        note = f"redirect set by {redirect_winner}"
+        keys = [
+            replace(k, status=KeyStatus.IGNORED, note=note)
+            if traefik17.name_of(k.key) in redirect_losers and k.status is KeyStatus.HONOURED
             else k
             for k in keys
         ]

@@ -1,7 +1,8 @@
 """What became of each annotation key of an Ingress: honoured, ignored, or unknown.
 
-Keys under the four prefixes passerelle reads (`passerelle.io/`, `traefik.ingress.kubernetes.io/`,
-`ingress.kubernetes.io/`) are reported; others (`kubectl.kubernetes.io/...`, another controller's)
+Keys under the prefixes passerelle reads (`passerelle.io/`, `traefik.ingress.kubernetes.io/`,
+`ingress.kubernetes.io/`, and Traefik 1.7's old label names `traefik.frontend.`, `traefik.backend.`)
+are reported; others (`kubectl.kubernetes.io/...`, another controller's)
 are none of our business. *Honoured*: passerelle does what the key says. *Ignored*: a key Traefik
 or passerelle defines that passerelle does not implement yet, a value it cannot read, or a key
 another one overrides; the note says which. *Unknown*: under our prefixes but defined by nobody,
@@ -13,7 +14,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-PREFIXES = ("passerelle.io/", "traefik.ingress.kubernetes.io/", "ingress.kubernetes.io/")
+PREFIXES = (
+    "passerelle.io/", "traefik.ingress.kubernetes.io/", "ingress.kubernetes.io/", "traefik.frontend.",
+    "traefik.backend.",
+)  # fmt: skip
 
 
 class KeyStatus(StrEnum):

@@ -5,9 +5,15 @@ Traefik 1.7 reads every key as `ingress.kubernetes.io/<name>` first and then as
 so both spellings work for every key; the first found wins. Keys after the second prefix that start
 with `router.` or `service.` are Traefik 2/3's (`traefik.py`).
 
-Honoured: `frontend-entry-points`, `redirect-entry-point` + `redirect-permanent`, `ssl-redirect`,
-`ssl-temporary-redirect`, `ssl-host`, and `pass-client-tls-cert` (read by tls/clientcert.py). Every other key of the 1.7 documentation is recognised and
-reported as ignored.
+After both prefixes, 1.7 also reads a few old label names (`compatibilityMapping` in
+`provider/kubernetes/annotations.go` [T1.7]: `traefik.frontend.entryPoints`,
+`traefik.frontend.redirect.entrypoint`, ...), spelled exactly so (a Go map lookup). They count
+as the key they stand for; other `traefik.frontend.*` / `traefik.backend.*` labels are reported
+as ignored, since 1.7 does not read them on an Ingress.
+
+Honoured: `frontend-entry-points`, `redirect-entry-point` + `redirect-permanent`, `ssl-redirect`
+(+ `ssl-temporary-redirect`, which only changes its status, as in unrolled/secure), `ssl-host`, and
+`pass-client-tls-cert` (read by tls/clientcert.py). Every other key of the 1.7 documentation is recognised and reported as ignored.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from passerelle.http.redirect import is_authority
 from passerelle.kube.annotations.report import KeyReport, KeyStatus, parse_bool, parse_list
 
 BARE = "ingress.kubernetes.io/"
@@ -41,6 +48,23 @@ NOT_YET = frozenset(
 )  # fmt: skip
 # Honoured, and read elsewhere: tls/clientcert.py (`from_annotations`).
 READ_ELSEWHERE = frozenset({"pass-client-tls-cert"})
+# Old label names 1.7 reads on an Ingress after both prefixes, and the key each stands for.
+COMPATIBILITY = {
+    "traefik.frontend.passHostHeader": "preserve-host",
+    "traefik.frontend.passTLSCert": "pass-tls-cert",
+    "traefik.frontend.entryPoints": "frontend-entry-points",
+    "traefik.frontend.priority": "priority",
+    "traefik.backend.circuitbreaker": "circuit-breaker-expression",
+    "traefik.backend.loadbalancer.method": "load-balancer-method",
+    "traefik.backend.loadbalancer.stickiness": "affinity",
+    "traefik.backend.loadbalancer.stickiness.cookieName": "session-cookie-name",
+    "traefik.frontend.rule.type": "rule-type",
+    "traefik.frontend.redirect.entrypoint": "redirect-entry-point",
+    "traefik.frontend.redirect.regex": "redirect-regex",
+    "traefik.frontend.redirect.replacement": "redirect-replacement",
+}
+LABEL_PREFIXES = ("traefik.frontend.", "traefik.backend.")
+_COMPATIBILITY_LOWER = {label.lower(): label for label in COMPATIBILITY}
 # Read from the Service object in 1.7, never from the Ingress.
 SERVICE_SIDE = frozenset(
     {
@@ -74,6 +98,8 @@ class Traefik17:
 
 def name_of(key: str) -> str | None:
     """The 1.7 annotation name of a key (`ssl-redirect`), or None if the key is not 1.7's."""
+    if key in COMPATIBILITY:
+        return COMPATIBILITY[key]
     if key.startswith(BARE):
         return key[len(BARE) :]
     if key.startswith(TRAEFIK):
@@ -86,9 +112,11 @@ def name_of(key: str) -> str | None:
 def parse(annotations: Mapping[str, str]) -> Traefik17:
     keys: list[KeyReport] = []
     values: dict[str, tuple[str, str]] = {}  # name -> (key, value) of the spelling that wins
-    for key in sorted(annotations, key=lambda k: (not k.startswith(BARE), k)):  # bare prefix first
+    for key in sorted(annotations, key=lambda k: (_rank(k), k)):  # bare prefix, traefik., labels
         name = name_of(key)
         if name is None:
+            if key.startswith(LABEL_PREFIXES):
+                keys.append(KeyReport(key=key, status=KeyStatus.IGNORED, note=_label_note(key)))
             continue
         if name in HONOURED:
             if name in values:
@@ -138,13 +166,23 @@ def parse(annotations: Mapping[str, str]) -> Traefik17:
         permanent = bool(flag("redirect-permanent"))
     else:
         unused("redirect-permanent", "redirect-entry-point")
-    redirect, temporary = flag("ssl-redirect"), flag("ssl-temporary-redirect")
-    # unrolled/secure (1.7's secure middleware) redirects when ssl-redirect is set; the temporary
-    # flag only changes the status. Either one alone asks for the redirect here.
-    ssl_redirect = "temporary" if temporary else "permanent" if redirect else None
+    # unrolled/secure (1.7's secure middleware) redirects only when ssl-redirect is set; the
+    # temporary flag only changes the status then.
+    ssl_redirect = None
+    if flag("ssl-redirect"):
+        ssl_redirect = "temporary" if flag("ssl-temporary-redirect") else "permanent"
+    else:
+        unused("ssl-temporary-redirect", "ssl-redirect")
     ssl_host = None
     if ssl_redirect:
-        ssl_host = (honour("ssl-host") or "").strip() or None
+        raw_host = values.get("ssl-host")
+        if raw_host is not None and raw_host[1].strip() and not is_authority(raw_host[1].strip()):
+            # Copied into the Location: anything but host[:port] could split the response or
+            # send the client elsewhere (`https://x` would give `https://https://x/...`).
+            note = f"{raw_host[1]!r} is not host[:port]"
+            keys.append(KeyReport(key=raw_host[0], status=KeyStatus.IGNORED, note=note))
+        else:
+            ssl_host = (honour("ssl-host") or "").strip() or None
     else:
         unused("ssl-host", "ssl-redirect")
     return Traefik17(
@@ -155,3 +193,16 @@ def parse(annotations: Mapping[str, str]) -> Traefik17:
         ssl_host=ssl_host,
         keys=tuple(keys),
     )
+
+
+def _rank(key: str) -> int:
+    """Which spelling of a 1.7 key wins (getAnnotationName): the bare prefix, then `traefik.`, then
+    the old label name."""
+    return 0 if key.startswith(BARE) else 1 if key.startswith(TRAEFIK) else 2
+
+
+def _label_note(key: str) -> str:
+    exact = _COMPATIBILITY_LOWER.get(key.lower())
+    if exact is not None:
+        return f"Traefik 1.7 reads it only spelled {exact}"
+    return "a Traefik 1.7 label, not read on an Ingress"

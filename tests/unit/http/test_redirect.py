@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from passerelle.http.redirect import Redirect
+from passerelle.http.redirect import Redirect, is_authority
 
 
 def _parse(response: bytes) -> tuple[int, dict[bytes, bytes], bytes]:
@@ -27,9 +27,9 @@ def _parse(response: bytes) -> tuple[int, dict[bytes, bytes], bytes]:
         (b"[2001:db8::1]:8080", b"/p?q=1", 8443, b"https://[2001:db8::1]:8443/p?q=1"),
         (b"[2001:db8::1]", b"/p", None, b"https://[2001:db8::1]/p"),
         (b"10.0.0.1:80", b"/", None, b"https://10.0.0.1/"),
-        # absolute-form: its authority is the host (RFC 9112 §3.2.2)
-        (b"ignored.example", b"http://abs.example.com:8080/x?y", None, b"https://abs.example.com/x?y"),
-        (b"h.example", b"http://abs.example.com?y", None, b"https://abs.example.com/?y"),
+        # absolute-form: only its path is kept; the host is the Host header's, which was routed
+        (b"good.example", b"http://abs.example.com:8080/x?y", None, b"https://good.example/x?y"),
+        (b"h.example", b"http://abs.example.com?y", None, b"https://h.example/?y"),
         (b"h.example", b"*", None, b"https://h.example/"),
     ],
 )
@@ -47,6 +47,28 @@ def test_http_target_omits_port_80_only() -> None:
 def test_fixed_host_replaces_the_request_host() -> None:
     redirect = Redirect(scheme="https", host="secure.example.com:8443")
     assert redirect.location(b"plain.example.com:8080", b"/p?q") == b"https://secure.example.com:8443/p?q"
+
+
+def test_absolute_form_cannot_choose_the_location_host() -> None:
+    # Routed by Host (good.com's router): the Location must not send the client to evil.com.
+    response = Redirect(scheme="https").response(b"good.com", b"http://evil.com/x?q", b"GET")
+    assert _parse(response)[1][b"Location"] == b"https://good.com/x?q"
+
+
+@pytest.mark.parametrize(
+    "host",
+    ["x\r\nSet-Cookie: a=b", "https://x.ch", "x.ch/p", "a b", "x.ch:", "x.ch:0", "x.ch:70000", "é.ch", ""],
+)
+def test_a_fixed_host_that_is_not_host_port_is_refused(host: str) -> None:
+    assert not is_authority(host)
+    with pytest.raises(ValueError, match="must be host"):
+        Redirect(scheme="https", host=host)
+
+
+@pytest.mark.parametrize("host", ["x.ch", "secure.example.com:8443", "10.0.0.1:443", "[2001:db8::1]:8443"])
+def test_a_fixed_host_port_is_accepted(host: str) -> None:
+    assert is_authority(host)
+    assert Redirect(scheme="https", host=host).location(b"a", b"/p") == f"https://{host}/p".encode()
 
 
 @pytest.mark.parametrize(
@@ -71,7 +93,9 @@ def test_status_follows_traefik_move_handler(permanent: bool, method: bytes, sta
         assert body in (b"Found", b"Temporary Redirect", b"Moved Permanently", b"Permanent Redirect")
 
 
-@pytest.mark.parametrize("host", [b"", b"evil.example/path", b"a b", b"user@evil.example", b"[::1"])
+@pytest.mark.parametrize(
+    "host", [b"", b"evil.example/path", b"a b", b"user@evil.example", b"[::1", b"a.example\n"]
+)
 def test_an_unusable_host_is_refused_not_echoed(host: bytes) -> None:
     status, headers, _ = _parse(Redirect(scheme="https").response(host, b"/", b"GET"))
     assert status == 400

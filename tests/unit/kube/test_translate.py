@@ -10,6 +10,7 @@ Fixture format::
       entryPoints:                     # default: {web: {port: 8080}}
         web: {port: 8080}
         websecure: {port: 8443, tls: true}
+        plain: {port: 80, redirect: websecure}   # http.redirections.entryPoint to websecure
     expect:
       routers:                         # a multiset of (host, path, service, entrypoints, middlewares)
         - {name: optional, host: foo.example.com or null, path: {type: Prefix, value: /} or null,
@@ -77,8 +78,15 @@ def _options(raw: dict[str, Any] | None) -> IngressOptions:
     assert set(raw) <= {"ingressClasses", "ingressWithoutClass", "entryPoints"}, raw
     kwargs: dict[str, Any] = {}
     if "entryPoints" in raw:
+        tls = {name: bool(ep.get("tls")) for name, ep in raw["entryPoints"].items()}
         kwargs["entrypoints"] = tuple(
-            EntryPointInfo(name=name, tls=bool(ep.get("tls")), port=ep.get("port", 0))
+            EntryPointInfo(
+                name=name,
+                tls=tls[name],
+                port=ep.get("port", 0),
+                redirect_scheme=("https" if tls[ep["redirect"]] else "http") if "redirect" in ep else "",
+                redirect_to=ep.get("redirect", ""),
+            )
             for name, ep in raw["entryPoints"].items()
         )
     if "ingressClasses" in raw:

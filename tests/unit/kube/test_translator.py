@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import copy
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from passerelle.kube import ingress as ingress_module
+from passerelle.kube.annotations import IngressAnnotations
 from passerelle.kube.ingress import Translator, translate
+from passerelle.kube.placement import Placement
 from passerelle.kube.snapshot import ClusterSnapshot
 from tests.unit.kube.test_translate import CASES, _load, _options
 
@@ -77,3 +81,31 @@ def test_backends_are_resolved_again_when_their_service_or_slices_change() -> No
     assert (
         servers(renamed, slice_("s-1", "10.0.0.3")) == []
     )  # the Service changed: no port "web" in the slice
+
+
+def test_a_placement_that_raises_is_a_problem_on_that_ingress_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    real_place = ingress_module.place
+
+    def place(annotations: IngressAnnotations, **kwargs: Any) -> Placement:
+        if annotations.traefik17.redirect_entrypoint:
+            raise ValueError("port 0 must be between 1 and 65535")
+        return real_place(annotations, **kwargs)
+
+    monkeypatch.setattr(ingress_module, "place", place)
+    backend = {"service": {"name": "s", "port": {"number": 80}}}
+    objects = [
+        {
+            "apiVersion": "networking.k8s.io/v1",
+            "kind": "Ingress",
+            "metadata": {"name": name, "annotations": annotations},
+            "spec": {"rules": [{"host": f"{name}.example", "http": {"paths": [
+                {"path": "/", "pathType": "Prefix", "backend": backend}
+            ]}}]},
+        }
+        for name, annotations in (("odd", {"ingress.kubernetes.io/redirect-entry-point": "web"}), ("fine", {}))
+    ]  # fmt: skip
+    config, problems = translate(ClusterSnapshot.of(objects))
+    assert [r.host for r in config.routers] == ["fine.example"]
+    assert [(str(p.ref), p.message) for p in problems if "port 0" in p.message] == [
+        ("Ingress default/odd", "not served: port 0 must be between 1 and 65535")
+    ]

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from passerelle.middlewares.base import Unsupported, parse_middleware
+from passerelle.middlewares.base import KINDS, Unsupported, parse_middleware
 from passerelle.middlewares.pass_tls_client_cert import PassTLSClientCert
 from passerelle.middlewares.redirect_scheme import RedirectScheme
 from passerelle.tls.clientcert import ClientCertSpec, InfoFields, SubjectFields
@@ -63,3 +63,15 @@ def test_invalid_specs_say_what_is_wrong(spec: Any, message: str) -> None:
 def test_codec_shape_round_trips() -> None:
     spec = RedirectScheme(scheme="https", port=8443, permanent=True, host="a.example")
     assert RedirectScheme.from_dict(spec.to_dict()) == spec
+
+
+def test_one_table_of_classes_parses_and_encodes_every_kind() -> None:
+    samples = {
+        "redirectScheme": {"scheme": "https", "port": 8443, "permanent": True},
+        "passTLSClientCert": {"pem": True, "info": {"notAfter": True, "issuer": {"country": True}}},
+    }
+    assert set(KINDS) == set(samples)  # a kind added to the table gets a sample here
+    for kind, body in samples.items():
+        value = parse_middleware({kind: body})
+        assert KINDS[kind].kind == kind and type(value) is KINDS[kind]
+        assert KINDS[kind].from_dict(value.to_dict()) == value  # type: ignore[union-attr]
