@@ -21,6 +21,7 @@ import json
 import os
 import platform
 import re
+import resource
 import shutil
 import signal
 import socket
@@ -729,10 +730,13 @@ def run_wrk(t: Target, path: str, conns: int, threads: int, duration: int, tls: 
         env = {**os.environ, "OPENSSL_CONF": str(tls.client_conf)}
     else:
         argv += ["-H", f"Host: {t.host}", f"http://127.0.0.1:{t.port}{path}"]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)  # only wrk exits meanwhile: its CPU time
     done = subprocess.run(argv, capture_output=True, text=True, timeout=duration + 60, env=env)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode != 0:
         raise RuntimeError(f"wrk failed ({done.returncode}): {done.stderr or done.stdout}")
-    return parse_wrk(done.stdout)
+    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+    return parse_wrk(done.stdout) | {"wrk_cpu_pct": 100 * cpu / duration}
 
 
 # -- measurement and report ----------------------------------------------------------------------
@@ -861,7 +865,7 @@ def summarize(runs: list[dict], targets: list[Target], scenarios: list[str]) -> 
                 "rss_worker_mib": max(r["rss_worker_kib"] for r in mine) / 1024,
                 "errors": [r["errors"] for r in mine if r["errors"]],
             }
-            for key in ("rps", "p50_ms", "p99_ms", "cpu_pct", "cpu_us_per_req", "load1"):
+            for key in ("rps", "p50_ms", "p99_ms", "cpu_pct", "cpu_us_per_req", "wrk_cpu_pct", "load1"):
                 row[key] = statistics.median(r[key] for r in mine)
             for cpu in ("cpu0", "cpu1"):
                 row[f"{cpu}_busy"] = statistics.median(r["busy"][cpu] for r in mine)
@@ -891,6 +895,7 @@ COLUMNS = [  # (heading, key, alignment and width, number format)
     ("us/req", "cpu_us_per_req", ">6", ".1f"),
     ("cpu0%", "cpu0_busy", ">5", ".0f"),
     ("cpu1%", "cpu1_busy", ">5", ".0f"),
+    ("wrk%", "wrk_cpu_pct", ">4", ".0f"),
     ("load", "load1", ">5", ".2f"),
 ]
 RELOAD_COLUMNS = [
