@@ -4,23 +4,28 @@
 Everything runs on loopback: an nginx backend serves /small (13 bytes) and /64k (65536 bytes),
 each proxy forwards to it, and wrk drives every target in turn, interleaved across rounds. Every proxy
 runs once per worker count (--workers), passerelle also once per number of Ingresses (--routes), and
---reload adds a scenario that reloads the proxies' configuration every second while wrk runs.
+--reload adds a scenario that reloads the proxies' configuration every second while wrk runs; the
+tls and tls64k scenarios send the same requests over https, every proxy terminating TLS 1.3 with one
+certificate generated at start.
 Run from the repository root:  .venv/bin/python benchmarks/run.py   (see benchmarks/README.md)
-Stdlib only; needs nginx, wrk and taskset (util-linux) on PATH.
+Stdlib only; needs nginx, wrk and taskset (util-linux) on PATH, and openssl for the TLS scenarios.
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
 import contextlib
 import datetime as dt
 import json
 import os
 import platform
 import re
+import resource
 import shutil
 import signal
 import socket
+import ssl
 import statistics
 import subprocess
 import sys
@@ -42,8 +47,33 @@ SCENARIOS = {  # name -> (path, connections (None: --connections), wrk threads)
     "64k": ("/64k", None, 2),
     "1conn": ("/small", 1, 1),
     "reload": ("/small", None, 2),  # small, while the proxy reloads its configuration every second
+    "tls": ("/small", None, 2),  # small over https, to each proxy's TLS listener
+    "tls64k": ("/64k", None, 2),  # 64k over https
 }
+TLS_SCENARIOS = {"tls", "tls64k"}  # the proxies get a TLS listener only when one of these runs
 RELOAD_PERIOD = 1.0  # seconds between two reloads in the reload scenario
+# TLS, the same for every proxy (see README, "TLS"): TLS 1.3 only, ALPN http/1.1, one ECDSA P-256
+# certificate for *.bench.local, and one cipher suite and one group. passerelle (Python's ssl) and
+# Caddy (Go) cannot restrict TLS 1.3 suites, so wrk offers only these (an OpenSSL config in its
+# environment) and every server has to pick them; nginx and HAProxy are configured with them as well.
+TLS_SUITE, TLS_GROUP = "TLS_AES_128_GCM_SHA256", "X25519"
+TLS_CERT = "self-signed ECDSA P-256 (SHA-256), CN bench.local, SAN *.bench.local and bench.local"
+OPENSSL_CLIENT_CONF = f"""openssl_conf = openssl_init
+[openssl_init]
+ssl_conf = ssl_module
+[ssl_module]
+system_default = bench_tls
+[bench_tls]
+MinProtocol = TLSv1.3
+Ciphersuites = {TLS_SUITE}
+Groups = {TLS_GROUP}
+"""
+# wrk sends the URL's host as SNI, and resolves it: the URL names the bench host (so that SNI picks
+# the bench certificate, as a real client would), and this script connects to 127.0.0.1 instead.
+WRK_RESOLVE_LUA = """wrk.resolve = function(host, service)
+  wrk.addrs = wrk.lookup("127.0.0.1", service)
+end
+"""
 
 
 def host_of(routes: int) -> str:
@@ -83,6 +113,21 @@ NGINX_PROXY_BODY = """  upstream backend { server 127.0.0.1:$backend; keepalive 
     }
   }
 """
+NGINX_TLS_SERVER = """  server {
+    listen 127.0.0.1:$tls_port ssl;
+    server_name $host;
+    ssl_certificate $cert;
+    ssl_certificate_key $key;
+    ssl_protocols TLSv1.3;
+    ssl_conf_command Ciphersuites $suite;
+    ssl_ecdh_curve $group;
+    location / {
+      proxy_pass http://backend;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+    }
+  }
+"""
 ROUTE = """apiVersion: v1
 kind: Service
 metadata: {name: svc-$i}
@@ -97,13 +142,23 @@ endpoints: [{addresses: ["127.0.0.1"]}]
 ---
 apiVersion: networking.k8s.io/v1
 kind: Ingress
-metadata: {name: ing-$i}
-spec:
+metadata: {name: ing-$i$annotations}
+spec:$tls
   rules:
   - host: h$i.bench.local
     http:
       paths:
       - {path: /, pathType: Prefix, backend: {service: {name: svc-$i, port: {name: http}}}}
+"""
+ROUTE_TLS = {  # with TLS, each Ingress is served on both entry points and names the bench Secret
+    "annotations": ", annotations: {passerelle.io/entrypoints: 'web,websecure'}",
+    "tls": "\n  tls: [{hosts: [h$i.bench.local], secretName: bench-tls}]",
+}
+TLS_SECRET = """apiVersion: v1
+kind: Secret
+metadata: {name: bench-tls}
+type: kubernetes.io/tls
+data: {tls.crt: $crt, tls.key: $key}
 """
 EXTRA_INGRESS = """apiVersion: networking.k8s.io/v1
 kind: Ingress
@@ -116,14 +171,20 @@ spec:
       - {path: /, pathType: Prefix, backend: {service: {name: svc-0, port: {name: http}}}}
 """
 PASSERELLE_CONF = """entryPoints:
-  web: {address: "127.0.0.1:$port"}
+  web: {address: "127.0.0.1:$port"}$tls_entry
 providers:
   manifests: {directory: $manifests, watch: true}
+$tls_conf
 api: {address: "127.0.0.1:$api"}
 log: {level: WARNING}
 workers: $workers
 graceTimeout: 2s
 """
+PASSERELLE_TLS_ENTRY = """
+  websecure: {address: "127.0.0.1:$tls_port", tls: {}}"""
+PASSERELLE_TLS_CONF = """tls:
+  options:
+    default: {minVersion: VersionTLS13, alpnProtocols: [http/1.1]}"""
 HAPROXY_CONF = """global
   nbthread $workers
   maxconn 4096  # a global maxconn of 10000 needs more file descriptors than this sandbox allows
@@ -140,15 +201,33 @@ defaults
 frontend web
   bind 127.0.0.1:$port
   default_backend app
+$tls_frontend
 backend app
   server s1 127.0.0.1:$backend
 """
+HAPROXY_TLS_FRONTEND = """frontend websecure
+  bind 127.0.0.1:$tls_port ssl crt $pem alpn http/1.1 ssl-min-ver TLSv1.3 ciphersuites $suite curves $group
+  default_backend app
+"""
 CADDYFILE = """{
   admin off
-  auto_https off
+  auto_https off$tls_servers
 }
 http://$host:$port {
   bind 127.0.0.1
+  reverse_proxy 127.0.0.1:$backend
+}
+$tls_site"""
+CADDY_TLS_SERVERS = """
+  servers 127.0.0.1:$tls_port {
+    protocols h1
+  }"""
+CADDY_TLS_SITE = """https://$host:$tls_port {
+  bind 127.0.0.1
+  tls $cert $key {
+    protocols tls1.3
+    curves x25519
+  }
   reverse_proxy 127.0.0.1:$backend
 }
 """
@@ -177,6 +256,7 @@ class Target:
     host: str  # the Host header wrk sends
     dir: Path  # its configuration, temporary files and logs
     port: int = 0
+    tls_port: int = 0  # its TLS listener, when a TLS scenario runs (0: none, as for the backend)
     proc: subprocess.Popen | None = None
     api: str | None = None  # passerelle's API base URL
 
@@ -185,7 +265,33 @@ class Target:
         return f"{self.name} w{self.workers}" + (f" r{self.routes}" if self.routes else "")
 
 
+@dataclass(frozen=True)
+class TLS:
+    """The bench certificate (ECDSA P-256, for *.bench.local and bench.local) and the files using it."""
+
+    cert: Path  # PEM certificate
+    key: Path  # PEM private key
+    pem: Path  # both, for HAProxy's crt
+    client_conf: Path  # OPENSSL_CONF for wrk: TLS 1.3, TLS_SUITE, TLS_GROUP
+    lua: Path  # wrk script: connect to 127.0.0.1 whatever the URL's host
+
+
+def make_tls(tmp: Path) -> TLS:
+    """One self-signed ECDSA P-256 certificate for every proxy, generated with openssl."""
+    d = tmp / "tls"
+    d.mkdir()
+    tls = TLS(d / "cert.pem", d / "key.pem", d / "both.pem", d / "openssl-client.cnf", d / "resolve.lua")
+    argv = "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 7".split()
+    argv += ["-subj", "/CN=bench.local", "-addext", "subjectAltName=DNS:*.bench.local,DNS:bench.local"]
+    subprocess.run([*argv, "-keyout", tls.key, "-out", tls.cert], check=True, capture_output=True)
+    tls.pem.write_bytes(tls.cert.read_bytes() + tls.key.read_bytes())
+    tls.client_conf.write_text(OPENSSL_CLIENT_CONF)
+    tls.lua.write_text(WRK_RESOLVE_LUA)
+    return tls
+
+
 # One function per target: write its configuration, return (argv, extra environment, API base URL).
+# With tls (a TLS scenario runs), a proxy also listens on t.tls_port and terminates TLS there.
 
 
 def nginx_argv(t: Target, body: str) -> list[str]:
@@ -197,23 +303,33 @@ def nginx_argv(t: Target, body: str) -> list[str]:
     return ["nginx", "-p", str(t.dir), "-e", f"{t.dir}/error.log", "-c", conf]
 
 
-def backend_spec(t: Target, _backend: int):
+def backend_spec(t: Target, _backend: int, _tls: TLS | None):
     (t.dir / "www").mkdir(parents=True)
     (t.dir / "www" / "64k").write_bytes(b"x" * 65536)
     body = Template(BACKEND_BODY).substitute(port=t.port, small=SMALL_BODY, www=t.dir / "www")
     return nginx_argv(t, body), None, None
 
 
-def nginx_spec(t: Target, backend: int):
+def nginx_spec(t: Target, backend: int, tls: TLS | None):
     body = Template(NGINX_PROXY_BODY).substitute(port=t.port, backend=backend, host=t.host)
+    if tls:
+        body += Template(NGINX_TLS_SERVER).substitute(
+            tls_port=t.tls_port, host=t.host, cert=tls.cert, key=tls.key, suite=TLS_SUITE, group=TLS_GROUP
+        )
     return nginx_argv(t, body), None, None
 
 
-def passerelle_spec(t: Target, backend: int):
-    """t.routes Ingresses (each with its Service and EndpointSlice) in routes.yaml, and an empty reload.yaml."""
+def passerelle_spec(t: Target, backend: int, tls: TLS | None):
+    """t.routes Ingresses (each with its Service and EndpointSlice) in routes.yaml, and an empty reload.yaml.
+    With tls: a TLS entry point, and every Ingress on both entry points with the bench Secret in spec.tls."""
     api, manifests = free_port(), t.dir / "manifests"
-    routes = "---\n".join(Template(ROUTE).substitute(i=i, backend=backend) for i in range(t.routes))
-    write_atomic(manifests / "routes.yaml", routes)
+    extra = ROUTE_TLS if tls else {"annotations": "", "tls": ""}
+    route = Template(ROUTE).safe_substitute(extra)  # ROUTE_TLS holds $i too
+    documents = [Template(route).substitute(i=i, backend=backend) for i in range(t.routes)]
+    if tls:
+        crt, key = (base64.b64encode(f.read_bytes()).decode() for f in (tls.cert, tls.key))
+        documents.insert(0, Template(TLS_SECRET).substitute(crt=crt, key=key))
+    write_atomic(manifests / "routes.yaml", "---\n".join(documents))
     write_atomic(manifests / "reload.yaml", "")
     conf = write(
         t.dir / "passerelle.yaml",
@@ -222,17 +338,45 @@ def passerelle_spec(t: Target, backend: int):
         api=api,
         manifests=manifests,
         workers=t.workers,
+        tls_entry=Template(PASSERELLE_TLS_ENTRY).substitute(tls_port=t.tls_port) if tls else "",
+        tls_conf=PASSERELLE_TLS_CONF if tls else "",
     )
     return [str(PASSERELLE), "run", "-c", conf], None, f"http://127.0.0.1:{api}"
 
 
-def haproxy_spec(t: Target, backend: int):
-    conf = write(t.dir / "haproxy.cfg", HAPROXY_CONF, port=t.port, backend=backend, workers=t.workers)
+def haproxy_spec(t: Target, backend: int, tls: TLS | None):
+    frontend = ""
+    if tls:
+        frontend = Template(HAPROXY_TLS_FRONTEND).substitute(
+            tls_port=t.tls_port, pem=tls.pem, suite=TLS_SUITE, group=TLS_GROUP
+        )
+    conf = write(
+        t.dir / "haproxy.cfg",
+        HAPROXY_CONF,
+        port=t.port,
+        backend=backend,
+        workers=t.workers,
+        tls_frontend=frontend,
+    )
     return ["haproxy", "-db", "-f", conf], None, None
 
 
-def caddy_spec(t: Target, backend: int):
-    conf = write(t.dir / "Caddyfile", CADDYFILE, host=t.host, port=t.port, backend=backend)
+def caddy_spec(t: Target, backend: int, tls: TLS | None):
+    servers = site = ""
+    if tls:
+        servers = Template(CADDY_TLS_SERVERS).substitute(tls_port=t.tls_port)
+        site = Template(CADDY_TLS_SITE).substitute(
+            host=t.host, tls_port=t.tls_port, cert=tls.cert, key=tls.key, backend=backend
+        )
+    conf = write(
+        t.dir / "Caddyfile",
+        CADDYFILE,
+        host=t.host,
+        port=t.port,
+        backend=backend,
+        tls_servers=servers,
+        tls_site=site,
+    )
     env = {
         "GOMAXPROCS": str(t.workers),
         "XDG_DATA_HOME": f"{t.dir}/caddy",
@@ -283,12 +427,14 @@ def server_cpus(workers: int) -> set[int]:
     return {SERVER_CPU} if workers == 1 else set(range(os.cpu_count() or 1))
 
 
-def launch(t: Target, backend: int) -> None:  # backend: its port (0 when t is the backend)
+def launch(t: Target, backend: int, tls: TLS | None) -> None:  # backend: its port (0 for the backend)
     """Write t's configuration and start it in its own process group, output to <dir>/server.out;
     with 1 worker it runs under taskset on SERVER_CPU, its worker processes and threads inherit that."""
     t.dir.mkdir(parents=True, exist_ok=True)
     t.port = free_port()
-    argv, env, t.api = SPECS[t.name](t, backend)
+    if tls and t.name != "backend":
+        t.tls_port = free_port()
+    argv, env, t.api = SPECS[t.name](t, backend, tls)
     if t.workers == 1:
         argv = ["taskset", "-c", str(SERVER_CPU), *argv]
     with open(t.dir / "server.out", "wb") as out:
@@ -347,6 +493,29 @@ def get(url: str, host: str = "localhost", timeout: float = 10) -> bytes:
         return r.read()
 
 
+def get_tls(t: Target, path: str, tls: TLS, timeout: float = 10) -> bytes:
+    """GET path over https from t's TLS listener, with SNI and Host t.host, verifying the bench
+    certificate (so: the bench certificate was served for that name), TLS 1.3, and ALPN http/1.1
+    although h2 is offered too; raises OSError unless all of that holds and the answer is 200."""
+    context = ssl.create_default_context(cafile=str(tls.cert))
+    context.set_alpn_protocols(["h2", "http/1.1"])
+    request = f"GET {path} HTTP/1.1\r\nHost: {t.host}\r\nConnection: close\r\n\r\n".encode()
+    with socket.create_connection(("127.0.0.1", t.tls_port), timeout=timeout) as raw:
+        with context.wrap_socket(raw, server_hostname=t.host) as conn:
+            if conn.version() != "TLSv1.3" or conn.selected_alpn_protocol() != "http/1.1":
+                raise OSError(f"{t.label}: {conn.version()}, ALPN {conn.selected_alpn_protocol()!r}")
+            conn.sendall(request)
+            data = b""
+            while chunk := conn.recv(65536):
+                data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    if not head.startswith(b"HTTP/1.1 200 "):
+        raise OSError(f"https {path}: {head[:40]!r}")
+    if b"\r\ntransfer-encoding:" in head.lower():
+        raise OSError(f"https {path}: chunked, expected a Content-Length body")
+    return body
+
+
 def wait_until(what: str, t: Target, probe: Callable, timeout: float, every: float = 0.1):
     """Call probe() until it returns something true (an OSError counts as not yet) and return that;
     exit if t dies or the timeout expires."""
@@ -370,9 +539,9 @@ def routers_applied(t: Target) -> bool:
     return len(api(t, "/api/rawdata").get("routers", [])) >= t.routes
 
 
-def check(t: Target) -> None:
+def check(t: Target, tls: TLS | None) -> None:
     """Wait until t serves: for passerelle, until every worker applied all its routers; then fetch both
-    paths through it (with the Host wrk will send) and check the body sizes."""
+    paths through it (with the Host wrk will send) and check the body sizes, over https too if tls."""
     started = time.monotonic()
     if t.api:  # parsing 10,000 Ingresses takes a while (see README)
         wait_until(f"{t.routes} routers applied", t, lambda: routers_applied(t), 60 + 0.05 * t.routes, 1)
@@ -381,21 +550,27 @@ def check(t: Target) -> None:
         body = wait_until(f"200 on {path}", t, lambda url=url: get(url, t.host, timeout=2), timeout=20)
         if len(body) != size:
             raise SystemExit(f"{t.label} {path}: expected {size} bytes, got {len(body)}")
+        if tls and t.tls_port:
+            body = wait_until(
+                f"200 on https {path}", t, lambda path=path: get_tls(t, path, tls, timeout=2), timeout=20
+            )
+            if len(body) != size:
+                raise SystemExit(f"{t.label} https {path}: expected {size} bytes, got {len(body)}")
     print(
         f"started {t.label:<22} pid {t.proc.pid:<7} port {t.port:<5} ready in {time.monotonic() - started:.1f}s"
     )
 
 
-def start_targets(tmp: Path, args, procs: list) -> list[Target]:
+def start_targets(tmp: Path, args, procs: list, tls: TLS | None) -> list[Target]:
     """Start the backend, then every proxy at once (passerelle's big configurations load in parallel)."""
     backend, *proxies = targets = plan(tmp, args)
     for t in targets:
-        launch(t, backend.port)
+        launch(t, backend.port, tls)
         procs.append(t.proc)
         if t is backend:
-            check(backend)
+            check(backend, None)
     for t in proxies:
-        check(t)
+        check(t, tls)
     for t in proxies:
         pause(t)  # each proxy runs only during its own measurements
     return targets
@@ -545,19 +720,29 @@ def parse_wrk(out: str) -> dict:
     }
 
 
-def run_wrk(t: Target, path: str, conns: int, threads: int, duration: int) -> dict:
+def run_wrk(t: Target, path: str, conns: int, threads: int, duration: int, tls: TLS | None = None) -> dict:
+    """wrk against t's plain listener, or with tls against its TLS one (wrk's OpenSSL restricted to
+    TLS 1.3, TLS_SUITE and TLS_GROUP by OPENSSL_CONF; SNI t.host, connecting to 127.0.0.1)."""
     argv = f"taskset -c {WRK_CPU} wrk -t{threads} -c{conns} -d{duration}s --latency".split()
-    argv += ["-H", f"Host: {t.host}", f"http://127.0.0.1:{t.port}{path}"]
-    done = subprocess.run(argv, capture_output=True, text=True, timeout=duration + 60)
+    env = None
+    if tls:
+        argv += ["-s", str(tls.lua), "-H", f"Host: {t.host}", f"https://{t.host}:{t.tls_port}{path}"]
+        env = {**os.environ, "OPENSSL_CONF": str(tls.client_conf)}
+    else:
+        argv += ["-H", f"Host: {t.host}", f"http://127.0.0.1:{t.port}{path}"]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)  # only wrk exits meanwhile: its CPU time
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=duration + 60, env=env)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode != 0:
         raise RuntimeError(f"wrk failed ({done.returncode}): {done.stderr or done.stdout}")
-    return parse_wrk(done.stdout)
+    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+    return parse_wrk(done.stdout) | {"wrk_cpu_pct": 100 * cpu / duration}
 
 
 # -- measurement and report ----------------------------------------------------------------------
 
 
-def measure(t: Target, backend: Target, scenario: str, args) -> dict:
+def measure(t: Target, backend: Target, scenario: str, args, tls: TLS | None) -> dict:
     """One wrk run against t; plus t's memory at the end, its CPU use, each CPU's busy time, and for
     passerelle the configuration versions its workers applied and the workers restarted meanwhile."""
     path, conns, threads = SCENARIOS[scenario]
@@ -566,7 +751,8 @@ def measure(t: Target, backend: Target, scenario: str, args) -> dict:
     cpu, machine = usage(t.proc.pid)[1], cpu_times()
     reloading = Reloader(reload_step(t)) if scenario == "reload" else contextlib.nullcontext()
     with reloading:
-        result = run_wrk(t, path, conns or args.connections, threads, args.duration)
+        over = tls if scenario in TLS_SCENARIOS else None
+        result = run_wrk(t, path, conns or args.connections, threads, args.duration, over)
     rss, cpu_end = usage(t.proc.pid)
     busy, cpu = busy_pct(machine, cpu_times()), cpu_end - cpu
     run = {
@@ -578,6 +764,7 @@ def measure(t: Target, backend: Target, scenario: str, args) -> dict:
         "cpu_pct": 100 * cpu / args.duration,
         "busy": busy,
         "cpu_us_per_req": 1e6 * cpu / max(1.0, result["rps"] * args.duration),
+        "load1": os.getloadavg()[0],  # the machine's 1-minute load average at the end of the run
     }
     if scenario == "reload":
         run["reloads"] = reloading.count
@@ -595,6 +782,7 @@ def print_run(r: dict) -> None:
     note = f" reloads {r['reloads']}" if "reloads" in r else ""
     note += f" versions {r['versions']}" if "reloads" in r and "versions" in r else ""
     note += f" steal {steal:.0f}%" if steal >= 5 else ""  # the hypervisor took the CPU away
+    note += f" load {r['load1']:.2f}"
     note += f"  ERRORS {r['errors']}" if r["errors"] else ""
     routes = f"r{r['routes']}" if r["routes"] else "-"
     print(
@@ -605,7 +793,7 @@ def print_run(r: dict) -> None:
     )
 
 
-def bench(targets: list[Target], args) -> list[dict]:
+def bench(targets: list[Target], args, tls: TLS | None) -> list[dict]:
     runs, backend = [], targets[0]
     for rnd in range(1, args.rounds + 1):
         k = (rnd - 1) % len(targets)
@@ -614,10 +802,12 @@ def bench(targets: list[Target], args) -> list[dict]:
             for t in order:
                 if scenario == "reload" and reload_step(t) is None:
                     continue
+                if scenario in TLS_SCENARIOS and not t.tls_port:  # the backend serves plain HTTP only
+                    continue
                 if t.proc.poll() is not None:
                     raise SystemExit(f"{t.label} died (exit code {t.proc.returncode}) in round {rnd}")
                 resume(t)
-                runs.append(measure(t, backend, scenario, args))
+                runs.append(measure(t, backend, scenario, args, tls))
                 if t is not backend:
                     pause(t)
                 runs[-1].update(
@@ -675,7 +865,7 @@ def summarize(runs: list[dict], targets: list[Target], scenarios: list[str]) -> 
                 "rss_worker_mib": max(r["rss_worker_kib"] for r in mine) / 1024,
                 "errors": [r["errors"] for r in mine if r["errors"]],
             }
-            for key in ("rps", "p50_ms", "p99_ms", "cpu_pct", "cpu_us_per_req"):
+            for key in ("rps", "p50_ms", "p99_ms", "cpu_pct", "cpu_us_per_req", "wrk_cpu_pct", "load1"):
                 row[key] = statistics.median(r[key] for r in mine)
             for cpu in ("cpu0", "cpu1"):
                 row[f"{cpu}_busy"] = statistics.median(r["busy"][cpu] for r in mine)
@@ -705,6 +895,8 @@ COLUMNS = [  # (heading, key, alignment and width, number format)
     ("us/req", "cpu_us_per_req", ">6", ".1f"),
     ("cpu0%", "cpu0_busy", ">5", ".0f"),
     ("cpu1%", "cpu1_busy", ">5", ".0f"),
+    ("wrk%", "wrk_cpu_pct", ">4", ".0f"),
+    ("load", "load1", ">5", ".2f"),
 ]
 RELOAD_COLUMNS = [
     ("reload", "scenario", "<8", ""),
@@ -823,6 +1015,8 @@ def main() -> None:
         sys.exit(f"error: {' and '.join(missing)} not found; install with: apt-get install -y nginx wrk")
     if not PASSERELLE.exists():
         sys.exit(f"error: {PASSERELLE} not found; create the virtualenv and pip install -e . first")
+    if TLS_SCENARIOS.intersection(args.scenarios) and not shutil.which("openssl"):
+        sys.exit("error: the TLS scenarios need openssl; install with: apt-get install -y openssl")
     if (os.cpu_count() or 1) < 2:
         sys.exit("error: needs at least 2 CPUs (servers on CPU 0, wrk on CPU 1)")
     for sig in (signal.SIGINT, signal.SIGTERM):  # SIGINT too: a background job inherits it ignored
@@ -831,9 +1025,10 @@ def main() -> None:
         print(f"warning: load average is {load:.2f}; other work on this machine will skew the figures")
     tmp, procs, ok = Path(tempfile.mkdtemp(prefix="passerelle-bench-")), [], False
     try:
-        targets = start_targets(tmp, args, procs)
+        tls = make_tls(tmp) if TLS_SCENARIOS.intersection(args.scenarios) else None
+        targets = start_targets(tmp, args, procs, tls)
         started = dt.datetime.now()
-        runs = bench(targets, args)
+        runs = bench(targets, args, tls)
         rows = summarize(runs, targets, args.scenarios)
         print_table(rows)
         out = REPO / "benchmarks" / "results" / f"{started:%Y%m%d-%H%M%S}.json"
@@ -844,6 +1039,7 @@ def main() -> None:
             "machine": machine_info(),
             "options": {k: getattr(args, k) for k in options},
             "loadavg": {"before": load, "after": os.getloadavg()[0]},
+            "tls": tls and {"suite": TLS_SUITE, "group": TLS_GROUP, "certificate": TLS_CERT},
             "summary": rows,
             "runs": runs,
         }
