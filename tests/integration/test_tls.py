@@ -8,6 +8,7 @@ hand so each test controls SNI, client certificate, versions and sessions exactl
 from __future__ import annotations
 
 import base64
+import datetime
 import json
 import socket
 import ssl
@@ -18,6 +19,8 @@ from typing import Any
 
 import trustme
 from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from tests.integration.harness import Backends, Router, endpoint_slice, free_port, ingress, rule, service
@@ -399,3 +402,60 @@ def test_a_tls_secret_of_the_wrong_type_is_a_problem(
     router, port = tls_router(make_router, objects)
     assert call(port, "o.test").subject == "PASSERELLE DEFAULT CERT"
     router.wait_problem("Ingress default/o", "has type Opaque, not kubernetes.io/tls")
+
+
+def ca_bundle(size: int) -> str:
+    """At least `size` bytes of distinct self-signed CA certificates (PEM), like an IGTF bundle."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = datetime.datetime.now(datetime.UTC)
+    pems: list[str] = []
+    while sum(map(len, pems)) < size:
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"bundle CA {len(pems)}")])
+        cert = (
+            x509.CertificateBuilder()
+            .subject_name(name)
+            .issuer_name(name)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now)
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256())
+        )
+        pems.append(cert.public_bytes(serialization.Encoding.PEM).decode())
+    return "".join(pems)
+
+
+def test_no_key_on_a_worker_command_line_and_a_large_ca_bundle_starts(
+    backends: Backends, make_router: Callable[..., Router], tmp_path: Path
+) -> None:
+    """The static TLS state (default certificate key, caFiles) travels over the channel: argv is
+    world-readable in /proc and limited to 128 KiB an argument (E2BIG)."""
+    default = CA.issue_cert("default.test")
+    cert_file, key_file = tmp_path / "default.crt", tmp_path / "default.key"
+    default.cert_chain_pems[0].write_to_path(str(cert_file))
+    default.private_key_pem.write_to_path(str(key_file))
+    bundle = tmp_path / "bundle.pem"
+    bundle.write_text(ca_bundle(300_000) + CLIENT_CA.cert_pem.bytes().decode())
+    assert bundle.stat().st_size > 300_000
+    objects = [
+        *site(backends, "tls-argv"),
+        ingress("a", [rule("a.test", ("/", "Prefix", "tls-argv"))], tls=[{"hosts": ["a.test"]}]),
+    ]
+    options = {
+        "defaultCertificate": {"certFile": str(cert_file), "keyFile": str(key_file)},
+        "options": {
+            "default": {"clientAuth": {"caFiles": [str(bundle)], "clientAuthType": "VerifyClientCertIfGiven"}}
+        },
+    }
+    router, port = tls_router(make_router, objects, tls=options, workers=2)
+    workers = router.workers()
+    assert len(workers) == 2
+    for worker in workers:
+        cmdline = Path(f"/proc/{worker['pid']}/cmdline").read_bytes()
+        assert b"passerelle.proxy.worker" in cmdline
+        assert b"PRIVATE KEY" not in cmdline and b"CERTIFICATE" not in cmdline
+        assert len(cmdline) < 4096
+    assert call(port, "a.test").names == ["default.test"]  # the default certificate, from its files
+    assert call(port, "a.test", client=GOOD_CLIENT).status == 200  # the bundle's CA is the last one
+    assert refused(port, "a.test", client=ROGUE_CLIENT)
