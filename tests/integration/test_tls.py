@@ -57,6 +57,7 @@ class Answer:
     status: int
     body: dict[str, Any]
     version: str
+    reused: bool  # the handshake resumed a session
 
 
 def call(
@@ -94,6 +95,7 @@ def call(
             if sessions is not None and conn.session is not None:
                 sessions.append(conn.session)
             version = conn.version() or ""
+            reused = conn.session_reused
     if not data:
         raise ConnectionResetError("the server closed the connection without answering")
     head, _, body = data.partition(b"\r\n\r\n")
@@ -109,7 +111,13 @@ def call(
     status = int(head.split(b" ", 2)[1])
     parsed = json.loads(body) if status == 200 else {}
     return Answer(
-        str(cn[0].value), names, cert.fingerprint(cert.signature_hash_algorithm), status, parsed, version
+        str(cn[0].value),
+        names,
+        cert.fingerprint(cert.signature_hash_algorithm),
+        status,
+        parsed,
+        version,
+        reused,
     )  # type: ignore[arg-type]
 
 
@@ -387,6 +395,30 @@ def test_client_auth_for_one_host_and_no_resumption_across_hosts(
         call(port, "open.test", context=client, sessions=sessions)
         assert sessions
         assert refused(port, "guarded.test", context=client, session=sessions[0])
+        assert not call(port, "open.test", context=client, session=sessions[0]).reused  # off everywhere
+
+
+def test_without_client_auth_anywhere_a_second_connection_resumes(
+    backends: Backends, make_router: Callable[..., Router]
+) -> None:
+    """The control for the test above: resumption is on where no option asks for client
+    certificates, so that test's refusals cannot come from resumption being off for everyone."""
+    objects = [
+        *site(backends, "tls-resume"),
+        tls_secret("o", CA.issue_cert("open.test")),
+        ingress("o", [rule("open.test", ("/", "Prefix", "tls-resume"))], tls=[{"secretName": "o"}]),
+    ]
+    _, port = tls_router(make_router, objects, workers=1)  # tickets are per process
+    for tls_max in (None, ssl.TLSVersion.TLSv1_2):
+        client = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        client.check_hostname, client.verify_mode = False, ssl.CERT_NONE
+        if tls_max is not None:
+            client.maximum_version = tls_max
+        sessions: list[ssl.SSLSession] = []
+        first = call(port, "open.test", context=client, sessions=sessions)
+        assert not first.reused and sessions
+        again = call(port, "open.test", context=client, session=sessions[-1])
+        assert again.reused and again.status == 200, f"no resumption (max {tls_max})"
 
 
 def test_a_tls_secret_of_the_wrong_type_is_a_problem(
