@@ -31,9 +31,9 @@ async def serve(settings: Settings) -> None:
         raise StartupError("no provider configured: set providers.manifests.directory")
 
     tls = settings.tls_static()  # the default certificate is made here, once, for every worker
-    if tls is not None:
-        try:
-            openssl.check()  # here, not in a worker that would only crash and be restarted
+    if tls is not None and tls.needs_openssl:
+        try:  # in a child process: a wrong struct layout may crash rather than raise
+            await asyncio.to_thread(openssl.probe)  # here, not in workers that would crash in a loop
         except openssl.OpenSSLBindingError as e:
             raise StartupError(str(e)) from None
     workers = WorkerPool(

@@ -104,20 +104,31 @@ def _namespaced(value: str) -> str:
 
 
 class ClientAuth(_Model):
+    """clientAuthType "" (not given): RequireAndVerifyClientCert when CAs are given, else
+    NoClientCert — Traefik's rule (buildTLSConfig in pkg/tls/tlsmanager.go: CA files set
+    RequireAndVerifyClientCert, an explicit clientAuthType overrides it). CAs given without a type
+    must not mean that nobody is asked for a certificate."""
+
     caFiles: list[str] = []
     caSecret: str = ""
-    clientAuthType: str = "NoClientCert"
+    clientAuthType: str = ""
 
     _secret = field_validator("caSecret")(_namespaced)
 
     @field_validator("clientAuthType")
     @classmethod
     def _type(cls, value: str) -> str:
-        return tls_names.parse_client_auth_type(value)
+        return tls_names.parse_client_auth_type(value) if value else value
+
+    @property
+    def effective_type(self) -> str:
+        if self.clientAuthType:
+            return self.clientAuthType
+        return "RequireAndVerifyClientCert" if self.caFiles or self.caSecret else "NoClientCert"
 
     @model_validator(mode="after")
     def _needs_ca(self) -> ClientAuth:
-        if tls_names.CLIENT_AUTH_TYPES[self.clientAuthType].verify and not (self.caFiles or self.caSecret):
+        if tls_names.CLIENT_AUTH_TYPES[self.effective_type].verify and not (self.caFiles or self.caSecret):
             raise ValueError(f"clientAuthType {self.clientAuthType} needs caFiles or caSecret")
         return self
 
@@ -149,7 +160,7 @@ class TlsOption(_Model):
             max_version=tls_names.parse_version(self.maxVersion) if self.maxVersion else None,
             ciphers=tls_names.parse_cipher_suites(self.cipherSuites),
             alpn=tuple(self.alpnProtocols),
-            client_auth=self.clientAuth.clientAuthType,
+            client_auth=self.clientAuth.effective_type,
             ca_pem=ca_pem,
             ca_secret=self.clientAuth.caSecret,
         )

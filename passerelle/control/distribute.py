@@ -1,8 +1,11 @@
 """Distribute configuration versions to the data-plane worker processes, and keep them alive.
 
 The pool binds every entry point once per worker (SO_REUSEPORT, see proxy/listeners.py), starts
-`python -m passerelle.proxy.worker` with those sockets and one end of a socketpair, and sends each
-new Version as a whole snapshot. A version counts as applied when every live worker has said so;
+`python -m passerelle.proxy.worker` with those sockets and one end of a socketpair, sends the static
+TLS state as the channel's first message, and then each new Version as a whole snapshot. The
+command line carries only small, public things (descriptors, entry point options): it is
+world-readable in /proc and limited to 128 KiB an argument, and the TLS state holds the default
+certificate's private key and the CA bundles. A version counts as applied when every live worker has said so;
 `/ping` and `/api/rawdata` report that, not what was merely translated. A worker that dies is
 restarted on the same sockets and handed the latest version (its in-flight requests are the only
 ones lost); a worker that keeps dying is restarted with a growing delay.
@@ -25,6 +28,12 @@ from passerelle.proxy.options import EntryPointOptions, ForwardingOptions
 from passerelle.tls.contexts import TlsStatic
 
 log = logging.getLogger("passerelle.workers")
+
+
+def static_message(tls: TlsStatic | None) -> Message:
+    """The channel's first message: what a worker needs before it can serve, too secret or too
+    large for its command line (the default certificate's key, caFiles bundles)."""
+    return {"type": "static", "tls": tls.to_dict() if tls is not None else None}
 
 
 class _Worker:
@@ -156,7 +165,6 @@ class WorkerPool:
                 for ep in self._entrypoints
             ],
             "forwarding": asdict(self._forwarding),
-            "tls": self._tls.to_dict() if self._tls is not None else None,
             "grace": self._grace,
             "log_level": self._log_level,
         }
@@ -176,6 +184,7 @@ class WorkerPool:
         _, worker.channel = await loop.connect_accepted_socket(
             lambda: Channel(lambda m: self._on_message(worker, m), lambda: None), parent
         )
+        worker.channel.send(static_message(self._tls))
         task = loop.create_task(self._supervise(worker, worker.process))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)

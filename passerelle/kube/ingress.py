@@ -23,7 +23,7 @@ from passerelle.kube.middlewares import MiddlewareIndex
 from passerelle.kube.objects import BackendRef, IngressSpec, InvalidObject, read_ingress
 from passerelle.kube.placement import EntryPointInfo, Placement, chains, dead_ends, place
 from passerelle.kube.snapshot import ClusterSnapshot, Object, key_of
-from passerelle.kube.tls import TlsTranslation, TlsTranslator
+from passerelle.kube.tls import TlsTranslation, TlsTranslator, unknown_tls_option
 from passerelle.middlewares.pass_tls_client_cert import PassTLSClientCert
 from passerelle.middlewares.redirect_scheme import RedirectScheme
 from passerelle.model import (
@@ -183,6 +183,7 @@ class _Builder:
         self._backends = backends
         self._middleware_index = middlewares
         self._entrypoints = options.entrypoints
+        self._tls_options = options.tls.options
         self._problems = problems
         self._routers: list[Router] = []
         self._services: dict[str, Service] = {}
@@ -202,6 +203,10 @@ class _Builder:
         placed = self._placed(spec)
         if placed.report is not None:
             self._problem(ref, placed.report, Severity.WARNING)
+        unknown = unknown_tls_option(spec.annotations, self._tls_options)
+        if unknown is not None:  # fail closed: not served with a weaker option than it asked for
+            self._problem(ref, f"not served: {unknown}")
+            return
         placement, groups, dead = placed.placement, placed.groups, placed.dead_ends
         resolved = None
         if groups is None:

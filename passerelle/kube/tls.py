@@ -9,7 +9,8 @@ Ingress is still served. An expired certificate is served with a warning (a rene
 A host's TLS option is named by `passerelle.io/tls-options` or Traefik's
 `traefik.ingress.kubernetes.io/router.tls.options` and applies to every host of the Ingress
 (rules and spec.tls). Two Ingresses naming different options for one host: the oldest wins (as
-for routes) and the later one gets a Problem. Parsed Secrets are remembered by object identity,
+for routes) and the later one gets a Problem. An Ingress naming an undefined option is not served
+at all (ingress.py asks `unknown_tls_option` before it builds routers), as Traefik disables it. Parsed Secrets are remembered by object identity,
 as Translator does for Ingresses: loading an RSA key costs about a millisecond.
 """
 
@@ -57,6 +58,18 @@ def tls_options_of(annotations: Mapping[str, str]) -> tuple[str | None, str | No
     if len(values) == 2 and options_reference(values[1][1]) != name:
         return name, f"{values[0][0]} ({values[0][1]!r}) overrides {values[1][0]} ({values[1][1]!r})"
     return name, None
+
+
+def unknown_tls_option(annotations: Mapping[str, str], known: frozenset[str] | None) -> str | None:
+    """Why an Ingress must not be served, when it names a TLS option that is not defined; else None.
+
+    Traefik disables a router whose TLS option is unknown: serving its hosts with the entry point's
+    option instead would turn a typo in `router.tls.options: mtls` into a host without mTLS.
+    ingress.py's builder checks this before making routers; known None accepts any name."""
+    name, _ = tls_options_of(annotations)
+    if name is None or known is None or name in known:
+        return None
+    return f"TLS option {name!r} is not defined in tls.options"
 
 
 class TlsTranslator:
@@ -147,11 +160,8 @@ class _Builder:
         self.certificates.setdefault(c.fingerprint, c)
 
     def _claim(self, ref: ObjectRef, spec: IngressSpec, option: str) -> None:
-        known = self._options.options
-        if known is not None and option not in known:
-            message = f"TLS option {option!r} is not defined in tls.options; its hosts use the entry point's"
-            self._problem(ref, message)
-            return
+        if unknown_tls_option(spec.annotations, self._options.options) is not None:
+            return  # ingress.py did not serve the Ingress, and reported why
         hosts = [r.host for r in spec.rules if r.host] + [h for t in spec.tls for h in t.hosts]
         if not hosts:
             message = f"TLS option {option!r} is not applied: the Ingress names no host"

@@ -8,22 +8,23 @@ the TLS options by the SNI name against `HostOptions.host`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Certificate:
-    """A validated certificate chain and its private key, both PEM.
+    """A validated certificate chain and its private key, both PEM (the key is left out of repr()).
 
-    names: the DNS names the certificate is for (its subjectAltName DNS entries, or its subject CN
-        when it has none), lower-case; `*.example.com` entries are one-label wildcards.
+    names: the DNS names the certificate is for: its subject CN (always, when it is a host name)
+        and its subjectAltName DNS entries, lower-case, as Traefik indexes a certificate
+        (pkg/tls/certificate.go); `*.example.com` entries are one-label wildcards.
     fingerprint: SHA-256 of the leaf, hex; identifies the certificate across versions.
     default: this is the configured default certificate (`tls.defaultCertificate.secret`).
     source: where it came from, for people ("Secret ns/name").
     """
 
     cert_pem: str
-    key_pem: str
+    key_pem: str = field(repr=False)  # never in a log line or a traceback's locals
     names: tuple[str, ...]
     fingerprint: str
     not_after: str = ""  # RFC 3339, for people

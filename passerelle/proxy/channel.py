@@ -6,7 +6,8 @@ FRAME_ITEMS items each, and `commit`: small frames, so a worker decodes a versio
 slice by slice between requests. Routers are left out when they did not change since the version
 the worker holds (an endpoint change sends only services), and so is the TLS state when it did
 not change; otherwise a `tls` frame (host options, client CAs) and `certificates` frames of at
-most CERTIFICATE_ITEMS certificates with their keys (a few KiB each) travel too. `drain` asks the worker to finish; a
+most CERTIFICATE_ITEMS certificates with their keys (a few KiB each) travel too. Before any version,
+`static` carries the static TLS state (control/distribute.py). `drain` asks the worker to finish; a
 worker answers `ready` once, then `applied` or `rejected` for each version.
 """
 

@@ -1,7 +1,9 @@
 """A data-plane worker process: `python -m passerelle.proxy.worker INIT_JSON`.
 
 The control plane starts it with the listening sockets and one end of a socketpair already open
-(their descriptors are in INIT_JSON). The worker serves the sockets, applies every configuration the
+(their descriptors are in INIT_JSON). The channel's first message (`static`) carries the static TLS
+state — keys and CA bundles stay off the command line, which /proc shows to every user. The
+worker serves the sockets, applies every configuration the
 channel brings and answers `applied` or `rejected`, and never talks to anything else. A version is
 decoded frame by frame and compiled in slices, with the event loop serving requests in between, so a
 reload of 20,000 routers never stops traffic for more than a slice. It drains and
@@ -32,20 +34,17 @@ log = logging.getLogger("passerelle.worker")
 
 async def serve(init: dict[str, Any]) -> None:
     loop = asyncio.get_running_loop()
-    entrypoints = [EntryPointOptions(**ep["options"]) for ep in init["entrypoints"]]
-    sockets = {
-        ep["options"]["name"]: [socket.socket(fileno=fd) for fd in ep["fds"]] for ep in init["entrypoints"]
-    }
-    tls = TlsStatic.from_dict(init["tls"]) if init.get("tls") else None
-    dataplane = Dataplane(entrypoints, ForwardingOptions(**init["forwarding"]), loop, tls)
-    await dataplane.start(sockets=sockets)
     grace = float(init["grace"])
     done = asyncio.Event()
     inbox: asyncio.Queue[Message] = asyncio.Queue()
+    static: asyncio.Future[Message] = loop.create_future()
 
     def on_message(message: Message) -> None:
         nonlocal grace
-        if message["type"] == "drain":
+        if message["type"] == "static":
+            if not static.done():
+                static.set_result(message)
+        elif message["type"] == "drain":
             grace = float(message.get("grace", grace))
             done.set()
         else:
@@ -71,6 +70,21 @@ async def serve(init: dict[str, Any]) -> None:
     channel_socket = socket.socket(fileno=init["channel"])
     _, channel = await loop.connect_accepted_socket(lambda: Channel(on_message, done.set), channel_socket)
     loop.add_signal_handler(signal.SIGTERM, done.set)
+    stopped = loop.create_task(done.wait())
+    first: list[asyncio.Future[Any]] = [static, stopped]
+    await asyncio.wait(first, return_when=asyncio.FIRST_COMPLETED)
+    stopped.cancel()
+    if not static.done():  # the control plane went away (or asked to drain) before sending it
+        channel.close()
+        return
+    entrypoints = [EntryPointOptions(**ep["options"]) for ep in init["entrypoints"]]
+    sockets = {
+        ep["options"]["name"]: [socket.socket(fileno=fd) for fd in ep["fds"]] for ep in init["entrypoints"]
+    }
+    tls_state = static.result()["tls"]
+    tls = TlsStatic.from_dict(tls_state) if tls_state else None
+    dataplane = Dataplane(entrypoints, ForwardingOptions(**init["forwarding"]), loop, tls)
+    await dataplane.start(sockets=sockets)
     receiver = loop.create_task(receive())
     channel.send({"type": "ready"})
     await done.wait()

@@ -13,7 +13,8 @@ On reload `compile_steps` builds the next table beside the live one, reusing the
 entry points see it in one rebinding: new handshakes use it, established connections keep theirs.
 When any option asks for client certificates, session resumption is off (tickets and the session
 cache): a session made under a host without client authentication must not resume under one that
-requires it, and OpenSSL does not tell them apart.
+requires it, and OpenSSL does not tell them apart. Without client certificates and with one version
+range, nothing here touches openssl.py (TlsStatic.needs_openssl).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from passerelle.tls.store import NameIndex, certificate_index
 log = logging.getLogger("passerelle.tls")
 _PROTOCOL_VERSION = ssl.AlertDescription.ALERT_DESCRIPTION_PROTOCOL_VERSION.value
 _INTERNAL_ERROR = ssl.AlertDescription.ALERT_DESCRIPTION_INTERNAL_ERROR.value
+_LOGGED_FAILURES = 100  # distinct SNI failure messages logged per table, at most
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -50,7 +52,20 @@ class TlsStatic:
 
     @property
     def resumption(self) -> bool:
-        return not any(o.auth.request for o in self.options.values())
+        return not self.switches_verify
+
+    @property
+    def switches_verify(self) -> bool:
+        """Some option asks for client certificates: handshakes may need another verify mode."""
+        return any(o.auth.request for o in self.options.values())
+
+    @property
+    def needs_openssl(self) -> bool:
+        """Whether serving needs openssl.py's ctypes seam: for client certificates (verify modes,
+        the accept-any callback, no session cache) or an option narrower than the widest version
+        range (the SNI callback reads the negotiated version). Otherwise `ssl` alone serves."""
+        widest = version_range(self)
+        return self.switches_verify or any(_narrower(o, widest) for o in self.options.values())
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -72,9 +87,15 @@ class Choice:
 
     __slots__ = ("context", "verify", "options", "check_version")
 
-    def __init__(self, context: ssl.SSLContext, options: TlsOptions, check_version: bool) -> None:
+    def __init__(
+        self,
+        context: ssl.SSLContext,
+        options: TlsOptions,
+        check_version: bool,
+        verify: tuple[int, int | None] = openssl.NO_VERIFY,
+    ) -> None:
         self.context = context
-        self.verify = openssl.verify_of(context)
+        self.verify = verify
         self.options = options
         self.check_version = check_version
 
@@ -85,7 +106,7 @@ ContextKey = tuple[str, str, str]  # (certificate fingerprint, option name, extr
 class SniTable:
     """One version's SNI state: names -> certificate, hosts -> option, (cert, option) -> context."""
 
-    __slots__ = ("certificates", "hosts", "default", "choices", "_static", "_extra_ca", "_range")
+    __slots__ = ("certificates", "hosts", "default", "choices", "_static", "_extra_ca", "_range", "_logged")
 
     def __init__(
         self,
@@ -101,6 +122,7 @@ class SniTable:
         self._extra_ca = {ca.options: ca.pem for ca in tls.client_cas}
         self._range = version_range
         self.choices = choices
+        self._logged: set[str] = set()
 
     def resolve(self, server_name: str | None, entry_options: str) -> tuple[Certificate, str]:
         """The certificate and option name for an SNI name (None: the client sent none)."""
@@ -113,13 +135,28 @@ class SniTable:
             cert, options = self.certificates.get(server_name), self.hosts.get(server_name)
         return cert or self.default, options or entry_options
 
+    def key(self, cert: Certificate, options: str) -> ContextKey:
+        return (cert.fingerprint, options, self._extra_ca.get(options, ""))
+
     def choose(self, server_name: str | None, entry_options: str) -> Choice:
-        cert, options = self.resolve(server_name, entry_options)
-        key = (cert.fingerprint, options, self._extra_ca.get(options, ""))
-        choice = self.choices.get(key)
-        if choice is None:  # compile_steps builds every reachable pair; this is a safety net
-            choice = self.choices[key] = self._build(cert, options)
-        return choice
+        try:
+            cert, options = self.resolve(server_name, entry_options)
+            key = self.key(cert, options)
+            choice = self.choices.get(key)
+            if choice is None:  # compile_steps builds every reachable pair; this is a safety net
+                choice = self.choices[key] = self._build(cert, options)
+            return choice
+        except Exception as e:
+            self._log_failure(e)
+            raise
+
+    def _log_failure(self, error: Exception) -> None:
+        """The SNI callback can only answer internal_error: say why, at debug, once per distinct
+        message (a broken host would otherwise log at every handshake)."""
+        message = f"{type(error).__name__}: {error}"
+        if message not in self._logged and len(self._logged) < _LOGGED_FAILURES:
+            self._logged.add(message)
+            log.debug("TLS handshake refused with internal_error: %s", message, exc_info=error)
 
     def _build(self, cert: Certificate, options: str) -> Choice:
         option = self._static.options[options]
@@ -136,15 +173,19 @@ class SniTable:
             context = build_context(fallback, option, ca_pem=ca_pem, resumption=self._static.resumption)
         if isinstance(context, ServerContext):
             context.option = options
-        low, high = self._range
-        narrower = option.min_version > low or (option.max_version is not None and option.max_version < high)
-        return Choice(context, option, narrower)
+        verify = openssl.verify_of(context) if self._static.switches_verify else openssl.NO_VERIFY
+        return Choice(context, option, _narrower(option, self._range), verify)
 
     def names(self) -> Iterable[str]:
         yield from self.certificates.exact
         yield from (f"*.{p}" for p in self.certificates.wildcard)
         yield from self.hosts.exact
         yield from (f"*.{p}" for p in self.hosts.wildcard)
+
+
+def _narrower(option: TlsOptions, widest: tuple[int, int]) -> bool:
+    low, high = widest
+    return option.min_version > low or (option.max_version is not None and option.max_version < high)
 
 
 def version_range(static: TlsStatic) -> tuple[int, int]:
@@ -166,7 +207,7 @@ def compile_steps(
     for name in names:
         for entry in wanted:
             cert, options = table.resolve(name, entry)
-            key = (cert.fingerprint, options, table._extra_ca.get(options, ""))
+            key = table.key(cert, options)
             if key in table.choices:
                 continue
             if key in old:
@@ -201,7 +242,8 @@ class Dispatcher:
     __slots__ = ("context", "entry_options", "_state", "_verify")
 
     def __init__(self, static: TlsStatic, state: SniState, entry_options: str) -> None:
-        openssl.check()
+        if static.needs_openssl:
+            openssl.check()  # proven in a child process by the control plane already (openssl.probe)
         self.entry_options = entry_options or DEFAULT
         self._state = state
         low, high = version_range(static)
@@ -212,7 +254,7 @@ class Dispatcher:
             static.default_certificate, base, ca_pem="", resumption=static.resumption
         )
         self.context.sni_callback = self._on_server_name
-        self._verify = openssl.verify_of(self.context)
+        self._verify = openssl.verify_of(self.context) if static.switches_verify else openssl.NO_VERIFY
 
     def misdirected(self, context: ssl.SSLContext, host: bytes) -> bool:
         """Whether a request for `host` came on a connection whose handshake ran under another TLS

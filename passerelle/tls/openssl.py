@@ -12,96 +12,180 @@
 
 Python objects are reached through CPython's struct layout: `PySSLContext` starts with the
 `SSL_CTX *`, `PySSLSocket` with a weakref and then the `SSL *`, right after the object header
-(stable since 3.7). `check()` proves the layout on a live pair before any of it is used.
+(`object.__basicsize__`; stable since 3.7). Free-threaded and debug builds lay objects out
+otherwise and are refused. Nothing is loaded at import: only configurations that need the seam
+(contexts.TlsStatic.needs_openssl) bind it, and every failure is one OpenSSLBindingError. A wrong
+layout could crash the process rather than raise, so the control plane runs `check()` first in a
+short child process (`probe`): a crash there is a startup error, not a worker dying in a loop.
 """
 
 from __future__ import annotations
 
-import _ssl
-import ctypes
+import functools
+import signal
 import ssl
-
-_lib = ctypes.CDLL(_ssl.__file__)  # symbols of the libssl CPython's _ssl is linked against
-_HEAD = ctypes.sizeof(ctypes.c_ssize_t) + ctypes.sizeof(ctypes.c_void_p)  # PyObject_HEAD
+import struct
+import subprocess
+import sys
+import sysconfig
+from collections.abc import Sequence
 
 VERIFY_NONE = 0x00
 VERIFY_PEER = 0x01
 VERIFY_FAIL_IF_NO_PEER_CERT = 0x02
+NO_VERIFY: tuple[int, int | None] = (VERIFY_NONE, None)  # a fresh server context's (flags, callback)
 _SSL_CTRL_SET_SESS_CACHE_MODE = 44
 _SSL_SESS_CACHE_OFF = 0
+_HEAD = object.__basicsize__  # PyObject_HEAD: 16 bytes on a standard 64-bit build
+_WORD = struct.calcsize("P")  # a pointer
+_WHY = "TLS client authentication and per-host TLS versions cannot be served"
 
-_VerifyCallback = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_int, ctypes.c_void_p)
+# The child process `probe` runs: exit 3 with the message on a refusal, a signal on a crash.
+PROBE = (
+    "import sys\n"
+    "from passerelle.tls import openssl\n"
+    "try:\n"
+    "    openssl.check()\n"
+    "except openssl.OpenSSLBindingError as e:\n"
+    "    sys.stdout.write(str(e))\n"
+    "    sys.exit(3)\n"
+)
+
+
+class OpenSSLBindingError(RuntimeError):
+    """This Python's ssl module cannot be reached through ctypes; the message is one line."""
 
 
 def _accept_any(preverify_ok: int, store: int | None) -> int:
     return 1  # any chain, self-signed or unknown: the option asked for a certificate, not a CA
 
 
-_ACCEPT_ANY = _VerifyCallback(_accept_any)  # kept for the life of the process: OpenSSL holds it
-ACCEPT_ANY = ctypes.cast(_ACCEPT_ANY, ctypes.c_void_p).value
+class _Binding:
+    """libssl's functions as CPython's _ssl module links them, and the accept-any callback."""
 
-for _name, _args, _res in (
-    ("SSL_CTX_set_verify", [ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p], None),
-    ("SSL_CTX_get_verify_mode", [ctypes.c_void_p], ctypes.c_int),
-    ("SSL_CTX_get_verify_callback", [ctypes.c_void_p], ctypes.c_void_p),
-    ("SSL_set_verify", [ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p], None),
-    ("SSL_get_verify_mode", [ctypes.c_void_p], ctypes.c_int),
-    ("SSL_get_SSL_CTX", [ctypes.c_void_p], ctypes.c_void_p),
-    ("SSL_version", [ctypes.c_void_p], ctypes.c_int),
-    ("SSL_CTX_ctrl", [ctypes.c_void_p, ctypes.c_int, ctypes.c_long, ctypes.c_void_p], ctypes.c_long),
-):
-    _fn = getattr(_lib, _name)
-    _fn.argtypes = _args
-    _fn.restype = _res
+    __slots__ = ("lib", "accept_any", "_callback", "c_void_p")
+
+    def __init__(self) -> None:
+        import _ssl
+        import ctypes
+
+        self.lib = ctypes.CDLL(_ssl.__file__)  # AttributeError when _ssl is built in
+        for name, args, res in (
+            ("SSL_CTX_set_verify", [ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p], None),
+            ("SSL_CTX_get_verify_mode", [ctypes.c_void_p], ctypes.c_int),
+            ("SSL_CTX_get_verify_callback", [ctypes.c_void_p], ctypes.c_void_p),
+            ("SSL_set_verify", [ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p], None),
+            ("SSL_get_verify_mode", [ctypes.c_void_p], ctypes.c_int),
+            ("SSL_get_SSL_CTX", [ctypes.c_void_p], ctypes.c_void_p),
+            ("SSL_version", [ctypes.c_void_p], ctypes.c_int),
+            ("SSL_CTX_ctrl", [ctypes.c_void_p, ctypes.c_int, ctypes.c_long, ctypes.c_void_p], ctypes.c_long),
+        ):
+            fn = getattr(self.lib, name)
+            fn.argtypes = args
+            fn.restype = res
+        callback_type = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_int, ctypes.c_void_p)
+        self._callback = callback_type(_accept_any)  # kept as long as the binding: OpenSSL holds it
+        self.accept_any = ctypes.cast(self._callback, ctypes.c_void_p).value
+        self.c_void_p = ctypes.c_void_p
 
 
-class OpenSSLBindingError(RuntimeError):
-    """This Python's ssl objects are not laid out as expected; TLS client auth cannot be served."""
+@functools.cache  # successes only: a failure is raised again, with its message, on every call
+def _binding() -> _Binding:
+    if sys.implementation.name != "cpython":
+        raise OpenSSLBindingError(f"{sys.implementation.name} is not CPython: {_WHY}")
+    if sysconfig.get_config_var("Py_GIL_DISABLED"):
+        raise OpenSSLBindingError(
+            f"this Python is a free-threaded build, whose objects are laid out otherwise: {_WHY}"
+        )
+    if hasattr(sys, "gettotalrefcount"):
+        raise OpenSSLBindingError(
+            f"this Python is a debug build, whose objects are laid out otherwise: {_WHY}"
+        )
+    try:
+        return _Binding()
+    except (ImportError, AttributeError, OSError) as e:
+        raise OpenSSLBindingError(
+            f"cannot reach OpenSSL through this Python's _ssl module ({type(e).__name__}: {e}): {_WHY}"
+        ) from None
+
+
+def _pointer(address: int) -> int:
+    return int(_binding().c_void_p.from_address(address).value or 0)
 
 
 def context_pointer(context: ssl.SSLContext) -> int:
-    return int(ctypes.c_void_p.from_address(id(context) + _HEAD).value or 0)
+    return _pointer(id(context) + _HEAD)
 
 
 def connection_pointer(ssl_object: ssl.SSLObject) -> int:
     inner = ssl_object._sslobj  # type: ignore[attr-defined]
-    return int(ctypes.c_void_p.from_address(id(inner) + _HEAD + ctypes.sizeof(ctypes.c_void_p)).value or 0)
+    return _pointer(id(inner) + _HEAD + _WORD)  # after the weakref to the Python socket
 
 
 def check() -> None:
-    """Prove the struct layout on a fresh context and connection; raise OpenSSLBindingError if wrong."""
+    """Prove the struct layout on a fresh context and connection; raise OpenSSLBindingError if wrong.
+
+    A wrong layout may crash instead: the control plane calls this through `probe` first."""
+    lib = _binding().lib
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     conn = context.wrap_bio(ssl.MemoryBIO(), ssl.MemoryBIO(), server_side=True)
     ctx_ptr = context_pointer(context)
-    if not ctx_ptr or _lib.SSL_get_SSL_CTX(connection_pointer(conn)) != ctx_ptr:
+    if not ctx_ptr or lib.SSL_get_SSL_CTX(connection_pointer(conn)) != ctx_ptr:
         raise OpenSSLBindingError(
-            f"cannot reach OpenSSL through this Python's ssl module ({ssl.OPENSSL_VERSION})"
+            f"this Python's ssl objects are not laid out as expected ({ssl.OPENSSL_VERSION}): {_WHY}"
         )
+
+
+def probe(*, argv: Sequence[str] | None = None, timeout: float = 30.0) -> None:
+    """Run check() in a child process, so that a crash is an error here; OpenSSLBindingError if not ok."""
+    command = list(argv) if argv is not None else [sys.executable, "-c", PROBE]
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        raise OpenSSLBindingError(f"the OpenSSL binding check could not run ({e}): {_WHY}") from None
+    if done.returncode == 0:
+        return
+    if done.returncode < 0:
+        try:
+            name = signal.Signals(-done.returncode).name
+        except ValueError:
+            name = f"signal {-done.returncode}"
+        raise OpenSSLBindingError(
+            f"the OpenSSL binding check crashed ({name}): this Python's ssl objects are not laid out as "
+            f"expected ({ssl.OPENSSL_VERSION}); {_WHY}"
+        )
+    said = (done.stdout.strip() or done.stderr.strip()).splitlines()
+    raise OpenSSLBindingError(
+        said[-1] if said else f"the OpenSSL binding check failed (exit {done.returncode})"
+    )
 
 
 def set_verify(context: ssl.SSLContext, mode: int, *, accept_any: bool) -> None:
     """The context's verify flags, with the accept-any callback or OpenSSL's own chain check."""
-    _lib.SSL_CTX_set_verify(context_pointer(context), mode, ACCEPT_ANY if accept_any else None)
+    binding = _binding()
+    binding.lib.SSL_CTX_set_verify(context_pointer(context), mode, binding.accept_any if accept_any else None)
 
 
 def verify_of(context: ssl.SSLContext) -> tuple[int, int | None]:
     """(flags, callback) a context verifies with, to hand to adopt_verify per handshake."""
-    ptr = context_pointer(context)
-    return int(_lib.SSL_CTX_get_verify_mode(ptr)), _lib.SSL_CTX_get_verify_callback(ptr)
+    lib, ptr = _binding().lib, context_pointer(context)
+    return int(lib.SSL_CTX_get_verify_mode(ptr)), lib.SSL_CTX_get_verify_callback(ptr)
 
 
 def adopt_verify(ssl_object: ssl.SSLObject, verify: tuple[int, int | None]) -> None:
-    _lib.SSL_set_verify(connection_pointer(ssl_object), verify[0], verify[1])
+    _binding().lib.SSL_set_verify(connection_pointer(ssl_object), verify[0], verify[1])
 
 
 def connection_verify_mode(ssl_object: ssl.SSLObject) -> int:
-    return int(_lib.SSL_get_verify_mode(connection_pointer(ssl_object)))
+    return int(_binding().lib.SSL_get_verify_mode(connection_pointer(ssl_object)))
 
 
 def negotiated_version(ssl_object: ssl.SSLObject) -> int:
     """The protocol version (0x0303 = TLS 1.2); already chosen when the SNI callback runs."""
-    return int(_lib.SSL_version(connection_pointer(ssl_object)))
+    return int(_binding().lib.SSL_version(connection_pointer(ssl_object)))
 
 
 def disable_session_cache(context: ssl.SSLContext) -> None:
-    _lib.SSL_CTX_ctrl(context_pointer(context), _SSL_CTRL_SET_SESS_CACHE_MODE, _SSL_SESS_CACHE_OFF, None)
+    _binding().lib.SSL_CTX_ctrl(
+        context_pointer(context), _SSL_CTRL_SET_SESS_CACHE_MODE, _SSL_SESS_CACHE_OFF, None
+    )

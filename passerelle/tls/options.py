@@ -135,8 +135,12 @@ def parse_version(name: str) -> ssl.TLSVersion:
 
 
 def parse_cipher_suites(names: list[str]) -> tuple[str, ...]:
-    """OpenSSL names for Go's suite names; TLS 1.3 names are dropped (not configurable)."""
+    """OpenSSL names for Go's suite names; TLS 1.3 names are dropped (not configurable).
+
+    Every name must be usable on its own: OpenSSL drops what it cannot use from a list silently,
+    so `[A, 3DES]` would quietly mean `[A]` (Traefik refuses an unknown suite too)."""
     out = []
+    check = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     for name in names:
         if name in TLS13_SUITES:
             continue
@@ -145,12 +149,13 @@ def parse_cipher_suites(names: list[str]) -> tuple[str, ...]:
                 f"unknown cipher suite {name!r}; known: {', '.join(sorted(CIPHER_SUITES))}, "
                 f"and the TLS 1.3 suites (always enabled): {', '.join(sorted(TLS13_SUITES))}"
             )
-        out.append(CIPHER_SUITES[name])
-    if out:
         try:
-            ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).set_ciphers(":".join(out))
+            check.set_ciphers(CIPHER_SUITES[name])
         except ssl.SSLError:
-            raise ValueError(f"none of {', '.join(names)} is supported by {ssl.OPENSSL_VERSION}") from None
+            raise ValueError(
+                f"cipher suite {name!r} ({CIPHER_SUITES[name]}) is not supported by {ssl.OPENSSL_VERSION}"
+            ) from None
+        out.append(CIPHER_SUITES[name])
     return tuple(out)
 
 

@@ -8,6 +8,7 @@ hand so each test controls SNI, client certificate, versions and sessions exactl
 from __future__ import annotations
 
 import base64
+import datetime
 import json
 import socket
 import ssl
@@ -18,6 +19,8 @@ from typing import Any
 
 import trustme
 from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from tests.integration.harness import Backends, Router, endpoint_slice, free_port, ingress, rule, service
@@ -54,6 +57,7 @@ class Answer:
     status: int
     body: dict[str, Any]
     version: str
+    reused: bool  # the handshake resumed a session
 
 
 def call(
@@ -91,6 +95,7 @@ def call(
             if sessions is not None and conn.session is not None:
                 sessions.append(conn.session)
             version = conn.version() or ""
+            reused = conn.session_reused
     if not data:
         raise ConnectionResetError("the server closed the connection without answering")
     head, _, body = data.partition(b"\r\n\r\n")
@@ -106,7 +111,13 @@ def call(
     status = int(head.split(b" ", 2)[1])
     parsed = json.loads(body) if status == 200 else {}
     return Answer(
-        str(cn[0].value), names, cert.fingerprint(cert.signature_hash_algorithm), status, parsed, version
+        str(cn[0].value),
+        names,
+        cert.fingerprint(cert.signature_hash_algorithm),
+        status,
+        parsed,
+        version,
+        reused,
     )  # type: ignore[arg-type]
 
 
@@ -384,6 +395,30 @@ def test_client_auth_for_one_host_and_no_resumption_across_hosts(
         call(port, "open.test", context=client, sessions=sessions)
         assert sessions
         assert refused(port, "guarded.test", context=client, session=sessions[0])
+        assert not call(port, "open.test", context=client, session=sessions[0]).reused  # off everywhere
+
+
+def test_without_client_auth_anywhere_a_second_connection_resumes(
+    backends: Backends, make_router: Callable[..., Router]
+) -> None:
+    """The control for the test above: resumption is on where no option asks for client
+    certificates, so that test's refusals cannot come from resumption being off for everyone."""
+    objects = [
+        *site(backends, "tls-resume"),
+        tls_secret("o", CA.issue_cert("open.test")),
+        ingress("o", [rule("open.test", ("/", "Prefix", "tls-resume"))], tls=[{"secretName": "o"}]),
+    ]
+    _, port = tls_router(make_router, objects, workers=1)  # tickets are per process
+    for tls_max in (None, ssl.TLSVersion.TLSv1_2):
+        client = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        client.check_hostname, client.verify_mode = False, ssl.CERT_NONE
+        if tls_max is not None:
+            client.maximum_version = tls_max
+        sessions: list[ssl.SSLSession] = []
+        first = call(port, "open.test", context=client, sessions=sessions)
+        assert not first.reused and sessions
+        again = call(port, "open.test", context=client, session=sessions[-1])
+        assert again.reused and again.status == 200, f"no resumption (max {tls_max})"
 
 
 def test_a_tls_secret_of_the_wrong_type_is_a_problem(
@@ -441,3 +476,60 @@ def test_a_host_is_never_served_on_a_connection_made_under_another_hosts_options
     assert call(port, "guarded.test", host="Guarded.Test:443", client=GOOD_CLIENT).status == 200
     assert call(port, "guarded.test", host="open.test", client=GOOD_CLIENT).status == 421  # the other way
     assert call(port, "a.wild.test", host="guarded.test", client=GOOD_CLIENT).status == 200  # same option
+
+
+def ca_bundle(size: int) -> str:
+    """At least `size` bytes of distinct self-signed CA certificates (PEM), like an IGTF bundle."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = datetime.datetime.now(datetime.UTC)
+    pems: list[str] = []
+    while sum(map(len, pems)) < size:
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"bundle CA {len(pems)}")])
+        cert = (
+            x509.CertificateBuilder()
+            .subject_name(name)
+            .issuer_name(name)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now)
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256())
+        )
+        pems.append(cert.public_bytes(serialization.Encoding.PEM).decode())
+    return "".join(pems)
+
+
+def test_no_key_on_a_worker_command_line_and_a_large_ca_bundle_starts(
+    backends: Backends, make_router: Callable[..., Router], tmp_path: Path
+) -> None:
+    """The static TLS state (default certificate key, caFiles) travels over the channel: argv is
+    world-readable in /proc and limited to 128 KiB an argument (E2BIG)."""
+    default = CA.issue_cert("default.test")
+    cert_file, key_file = tmp_path / "default.crt", tmp_path / "default.key"
+    default.cert_chain_pems[0].write_to_path(str(cert_file))
+    default.private_key_pem.write_to_path(str(key_file))
+    bundle = tmp_path / "bundle.pem"
+    bundle.write_text(ca_bundle(300_000) + CLIENT_CA.cert_pem.bytes().decode())
+    assert bundle.stat().st_size > 300_000
+    objects = [
+        *site(backends, "tls-argv"),
+        ingress("a", [rule("a.test", ("/", "Prefix", "tls-argv"))], tls=[{"hosts": ["a.test"]}]),
+    ]
+    options = {
+        "defaultCertificate": {"certFile": str(cert_file), "keyFile": str(key_file)},
+        "options": {
+            "default": {"clientAuth": {"caFiles": [str(bundle)], "clientAuthType": "VerifyClientCertIfGiven"}}
+        },
+    }
+    router, port = tls_router(make_router, objects, tls=options, workers=2)
+    workers = router.workers()
+    assert len(workers) == 2
+    for worker in workers:
+        cmdline = Path(f"/proc/{worker['pid']}/cmdline").read_bytes()
+        assert b"passerelle.proxy.worker" in cmdline
+        assert b"PRIVATE KEY" not in cmdline and b"CERTIFICATE" not in cmdline
+        assert len(cmdline) < 4096
+    assert call(port, "a.test").names == ["default.test"]  # the default certificate, from its files
+    assert call(port, "a.test", client=GOOD_CLIENT).status == 200  # the bundle's CA is the last one
+    assert refused(port, "a.test", client=ROGUE_CLIENT)

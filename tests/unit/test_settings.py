@@ -229,3 +229,24 @@ def test_default_certificate_and_ca_files_are_read_relative_to_the_config(tmp_pa
     )
     with pytest.raises(SettingsError, match="tls.defaultCertificate: .*nope.pem: No such file"):
         missing.tls_static()
+
+
+@pytest.mark.parametrize(
+    ("client_auth", "expected"),
+    [
+        ("{caSecret: infra/client-ca}", "RequireAndVerifyClientCert"),  # CAs, no type: Traefik's rule
+        ("{caSecret: infra/client-ca, clientAuthType: NoClientCert}", "NoClientCert"),  # explicit wins
+        ("{caSecret: infra/client-ca, clientAuthType: RequestClientCert}", "RequestClientCert"),
+        ("{}", "NoClientCert"),
+    ],
+)
+def test_cas_without_a_client_auth_type_require_a_verified_certificate(
+    client_auth: str, expected: str
+) -> None:
+    settings = parse_settings(
+        "entryPoints: {websecure: {address: ':8443', tls: {}}}\n"
+        f"tls: {{options: {{default: {{clientAuth: {client_auth}}}}}}}\n"
+    )
+    static = settings.tls_static()
+    assert static is not None
+    assert static.options["default"].client_auth == expected

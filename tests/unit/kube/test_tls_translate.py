@@ -190,3 +190,44 @@ def test_a_secret_is_parsed_once_while_it_does_not_change(monkeypatch: pytest.Mo
     changed = {**secret, "metadata": {"name": "once"}}  # a new object: parsed again
     translator.translate(ClusterSnapshot.of([changed, *objects[1:]]))
     assert len(calls) == 2
+
+
+def test_an_ingress_naming_an_unknown_tls_option_is_not_served() -> None:
+    """Fail closed: a typo in the option name must not serve the host with the entry point's option."""
+    objects = [
+        {
+            "apiVersion": "networking.k8s.io/v1",
+            "kind": "Ingress",
+            "metadata": {"name": name, "annotations": {"passerelle.io/tls-options": option}},
+            "spec": {
+                "rules": [
+                    {
+                        "host": f"{name}.example.com",
+                        "http": {
+                            "paths": [
+                                {
+                                    "path": "/",
+                                    "pathType": "Prefix",
+                                    "backend": {"service": {"name": "web", "port": {"number": 80}}},
+                                }
+                            ]
+                        },
+                    }
+                ]
+            },
+        }
+        for name, option in (("typo", "mtsl"), ("good", "mtls"))
+    ]
+    options = IngressOptions(
+        entrypoints=(
+            EntryPointInfo(name="web", port=80),
+            EntryPointInfo(name="websecure", tls=True, port=443),
+        ),
+        tls=TlsTranslation(options=frozenset(["default", "mtls"])),
+    )
+    config, problems = translate(ClusterSnapshot.of(objects), options)
+    hosts = {r.host for r in config.routers}
+    assert "typo.example.com" not in hosts and "good.example.com" in hosts
+    assert [h.host for h in config.tls.hosts] == ["good.example.com"]
+    errors = [p for p in problems if str(p.ref) == "Ingress default/typo"]
+    assert [p.message for p in errors] == ["not served: TLS option 'mtsl' is not defined in tls.options"]

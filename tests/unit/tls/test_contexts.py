@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 import ssl
 
+import pytest
 import trustme
 
 from passerelle.model import HostOptions, TlsConfig
-from passerelle.tls.contexts import TlsStatic, compile_steps, compile_table, version_range
+from passerelle.tls.contexts import SniTable, TlsStatic, compile_steps, compile_table, version_range
 from passerelle.tls.options import TlsOptions
 from passerelle.tls.store import generate_default, parse_pair
 
@@ -82,3 +85,33 @@ def test_the_dispatcher_negotiates_the_widest_range() -> None:
         default_certificate=STATIC.default_certificate,
     )
     assert version_range(capped) == (0x0303, 0x0303)
+
+
+def test_only_client_auth_or_a_narrower_version_range_needs_the_openssl_seam() -> None:
+    default = STATIC.default_certificate
+
+    def static(*options: TlsOptions) -> TlsStatic:
+        return TlsStatic(options={o.name: o for o in options}, default_certificate=default)
+
+    assert not static(TlsOptions(name="default")).needs_openssl
+    both13 = [TlsOptions(name=n, min_version=ssl.TLSVersion.TLSv1_3) for n in ("default", "b")]
+    assert not static(*both13).needs_openssl  # one range for all: nothing to check per host
+    assert static(
+        TlsOptions(name="default"), TlsOptions(name="b", min_version=ssl.TLSVersion.TLSv1_3)
+    ).needs_openssl
+    for kind in ("RequestClientCert", "VerifyClientCertIfGiven"):
+        assert static(TlsOptions(name="default", client_auth=kind)).needs_openssl
+    assert STATIC.needs_openssl
+
+
+def test_a_failing_choice_is_logged_once_per_message(caplog: pytest.LogCaptureFixture) -> None:
+    broken = dataclasses.replace(STATIC.default_certificate, key_pem="not a key")
+    static = TlsStatic(options=STATIC.options, default_certificate=broken)
+    table = SniTable(static, TlsConfig(), {}, version_range(static))
+    caplog.set_level(logging.DEBUG, logger="passerelle.tls")
+    for _ in range(3):
+        with pytest.raises(ssl.SSLError):
+            table.choose("x.example.com", "default")
+    records = [r for r in caplog.records if "internal_error" in r.getMessage()]
+    assert len(records) == 1 and records[0].levelno == logging.DEBUG
+    assert "SSLError" in records[0].getMessage()

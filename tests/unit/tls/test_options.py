@@ -38,9 +38,15 @@ def test_every_mapped_suite_but_3des_is_usable_with_this_openssl() -> None:
         try:
             parse_cipher_suites([go_name])
         except ValueError as e:
-            assert "is supported by" in str(e)
+            assert f"{go_name!r} ({CIPHER_SUITES[go_name]}) is not supported by" in str(e)
             unusable.append(go_name)
     assert all("3DES" in name for name in unusable)  # OpenSSL 3 removed 3DES from the default build
+
+
+def test_one_unusable_suite_in_a_list_is_an_error_naming_it() -> None:
+    """OpenSSL would silently drop it from the list and use the rest."""
+    with pytest.raises(ValueError, match="'TLS_RSA_WITH_3DES_EDE_CBC_SHA' .*is not supported by"):
+        parse_cipher_suites(["TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256", "TLS_RSA_WITH_3DES_EDE_CBC_SHA"])
 
 
 def test_client_auth_types_are_traefiks_five() -> None:

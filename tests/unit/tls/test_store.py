@@ -103,3 +103,10 @@ def test_certificate_index_leaves_the_default_out() -> None:
     default = Certificate(cert_pem="", key_pem="", names=("a.test", "b.test"), fingerprint="f2", default=True)
     index = certificate_index([default, cert])
     assert index.get("a.test") is cert and index.get("b.test") is None
+
+
+def test_repr_of_a_certificate_never_shows_its_key() -> None:
+    c = generate_default()
+    assert "PRIVATE KEY" in c.key_pem
+    assert "PRIVATE KEY" not in repr(c) and "key_pem" not in repr(c)
+    assert c.fingerprint in repr(c)
