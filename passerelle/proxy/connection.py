@@ -169,6 +169,9 @@ class ClientConnection(asyncio.Protocol):
             ssl_object = transport.get_extra_info("ssl_object")
             if ssl_object is not None:
                 self.peer_cert = ssl_object.getpeercert(binary_form=True)
+                if ssl_object.selected_alpn_protocol() == "h2":
+                    self.entry.serve_h2(transport, self._forwarded, self.peer_cert)  # proxy/h2.py takes over
+                    return
         self.entry.connection_opened(self)
 
     def data_received(self, data: bytes) -> None:
