@@ -17,7 +17,7 @@ import ssl
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -128,13 +128,30 @@ def wait_for(check: Callable[[], bool], what: str, timeout: float = 5.0) -> None
 class Site:
     router: Router
     port: int  # the TLS entry point
+    h1_port: int  # a TLS entry point whose option offers only http/1.1
     tap: Tap
     workdir: Path
 
 
+def scripted(reply: bytes) -> Callable[[], Coroutine[Any, Any, asyncio.AbstractServer]]:
+    """A backend that answers every request head with `reply`, then closes."""
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(reply)
+        await writer.drain()
+        writer.close()
+
+    async def start() -> asyncio.AbstractServer:
+        return await asyncio.start_server(handle, "127.0.0.1", 0)
+
+    return start
+
+
 @pytest.fixture(scope="module")
 def site(backends: Backends, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
-    """h2.test -> two whoami pods; tap.h2.test -> a Tapped backend; redirect.h2.test -> a redirect."""
+    """h2.test -> two whoami pods; tap.h2.test -> a Tapped backend; redirect.h2.test -> a redirect;
+    cut.h2.test -> a response cut short; eof.h2.test -> a close-delimited one."""
     tap = Tap()
 
     async def start_tap() -> asyncio.AbstractServer:
@@ -143,6 +160,8 @@ def site(backends: Backends, tmp_path_factory: pytest.TempPathFactory) -> Iterat
 
     a, b = backends.whoami("h2-a"), backends.whoami("h2-b")
     tapped = backends.serve(start_tap)
+    cut = backends.serve(scripted(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n0123456789"))
+    eof = backends.serve(scripted(b"HTTP/1.1 200 OK\r\n\r\n" + b"z" * 30000))
     redirect = ingress(
         "redirect", [rule("redirect.h2.test", ("/", "Prefix", "h2-app"))], tls=[{"secretName": "h2"}]
     )
@@ -154,6 +173,10 @@ def site(backends: Backends, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         endpoint_slice("h2-app", [a, b]),
         service("h2-tap"),
         endpoint_slice("h2-tap", [tapped]),
+        service("h2-cut"),
+        endpoint_slice("h2-cut", [cut]),
+        service("h2-eof"),
+        endpoint_slice("h2-eof", [eof]),
         tls_secret("h2"),
         {
             "apiVersion": "traefik.io/v1alpha1",
@@ -163,19 +186,29 @@ def site(backends: Backends, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         },
         ingress(
             "h2",
-            [rule("h2.test", ("/", "Prefix", "h2-app")), rule("tap.h2.test", ("/", "Prefix", "h2-tap"))],
+            [
+                rule("h2.test", ("/", "Prefix", "h2-app")),
+                rule("tap.h2.test", ("/", "Prefix", "h2-tap")),
+                rule("cut.h2.test", ("/", "Prefix", "h2-cut")),
+                rule("eof.h2.test", ("/", "Prefix", "h2-eof")),
+            ],
             tls=[{"secretName": "h2"}],
         ),
         redirect,
     ]
     workdir = tmp_path_factory.mktemp("h2")
-    port = free_port()
-    router = Router(
-        workdir, config={"entryPoints": {"websecure": {"address": f"127.0.0.1:{port}", "tls": {}}}}
-    )
+    port, h1_port = free_port(), free_port()
+    config = {
+        "entryPoints": {
+            "websecure": {"address": f"127.0.0.1:{port}", "tls": {}},
+            "h1only": {"address": f"127.0.0.1:{h1_port}", "tls": {"options": "h1"}},
+        },
+        "tls": {"options": {"h1": {"alpnProtocols": ["http/1.1"]}}},
+    }
+    router = Router(workdir, config=config)
     router.write("objects.yaml", objects)
     router.start()
-    yield Site(router, port, tap, workdir)
+    yield Site(router, port, h1_port, tap, workdir)
     assert router.stop() == 0, router.log()
     assert "Traceback" not in router.log() and "Fatal error" not in router.log(), router.log()
 
@@ -326,6 +359,12 @@ def test_alpn_offers_h2_first_and_http11_clients_are_still_served(site: Site) ->
             extensions={"sni_hostname": "h2.test"},
         )
         assert response.http_version == "HTTP/1.1"
+
+
+def test_an_option_without_h2_keeps_its_hosts_on_http11(site: Site) -> None:
+    with socket.create_connection(("127.0.0.1", site.h1_port), timeout=5) as raw:
+        with client_context(["h2", "http/1.1"]).wrap_socket(raw, server_hostname="h2.test") as conn:
+            assert conn.selected_alpn_protocol() == "http/1.1"
 
 
 # -- httpx -----------------------------------------------------------------------------------------
@@ -578,6 +617,77 @@ def test_an_upload_to_a_backend_that_stops_reading_is_held_by_the_window(site: S
                     pass
         # The proxy holds at most its window beyond the sockets' buffers: far less than 64 MiB.
         assert stalled == 4 and sent < 24 * MIB, sent
+    finally:
+        client.close()
+
+
+def test_expect_100_continue_and_interim_responses(site: Site) -> None:
+    client = H2Client(site.port)
+    try:
+        stream_id = client.request(
+            "PUT", "/c", headers=[("content-length", "4"), ("expect", "100-continue")], end=False
+        )
+        interim: list[h2.events.InformationalResponseReceived] = []
+        while not interim:
+            data = client.sock.recv(65536)
+            assert data
+            for event in client.conn.receive_data(data):
+                if isinstance(event, h2.events.InformationalResponseReceived):
+                    interim.append(event)
+            client.flush()
+        assert dict(interim[0].headers or [])[b":status"] == b"100"  # type: ignore[index]
+        client.send_body(stream_id, b"body", end=True)
+        answer = client.answer(stream_id)
+        assert answer.status == 200 and answer.json()["body_length"] == 4
+    finally:
+        client.close()
+
+
+def test_limits_and_cut_responses(site: Site) -> None:
+    client = H2Client(site.port)
+    try:
+        assert client.answer(client.request("GET", "/" + "a" * 9000)).status == 414
+        big = client.answer(client.request("GET", "/", headers=[("x-big", "b" * 40000)]))
+        assert big.status == 431
+        # A body shorter than its Content-Length: the client sees a reset, not a complete response.
+        cut = client.answer(client.request("GET", "/", host="cut.h2.test"))
+        assert cut.status == 200 and cut.reset == ErrorCodes.INTERNAL_ERROR and not cut.ended
+        assert bytes(cut.body) == b"0123456789"
+        # A close-delimited body (no length, no chunks) ends when the upstream closes.
+        eof = client.answer(client.request("GET", "/", host="eof.h2.test"))
+        assert eof.ended and eof.reset is None and bytes(eof.body) == b"z" * 30000
+        assert client.answer(client.request("GET", "/still")).status == 200  # the connection goes on
+    finally:
+        client.close()
+
+
+def test_an_idle_connection_gets_goaway_after_idle_timeout(
+    backends: Backends, make_router: Callable[..., Router]
+) -> None:
+    port = backends.whoami("h2-idle")
+    tls_port = free_port()
+    entry = {
+        "address": f"127.0.0.1:{tls_port}",
+        "tls": {},
+        "transport": {"respondingTimeouts": {"idleTimeout": "1s"}},
+    }
+    make_router(
+        [
+            service("idle"),
+            endpoint_slice("idle", [port]),
+            tls_secret("idle"),
+            ingress("idle", [rule("h2.test", ("/", "Prefix", "idle"))], tls=[{"secretName": "idle"}]),
+        ],
+        config={"entryPoints": {"websecure": entry}},
+    )
+    client = H2Client(tls_port)
+    try:
+        assert client.answer(client.request("GET", "/")).status == 200
+        began = time.monotonic()
+        client.until(lambda: client.goaway is not None)
+        assert client.goaway is not None and client.goaway.error_code == ErrorCodes.NO_ERROR
+        assert 0.5 < time.monotonic() - began < 5
+        assert client.sock.recv(1) == b""  # then closed
     finally:
         client.close()
 
