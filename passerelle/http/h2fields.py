@@ -97,6 +97,10 @@ def request_head(
         raise Refused(405, "CONNECT is not supported: this is a reverse proxy")
     if method is None or not target:
         raise Refused(400, "malformed request: :method or :path missing")
+    if b" " in method or b" " in target:
+        # The library refuses CR, LF and NUL in any field (RFC 9113 §8.2.1); a space would still
+        # make a different request line out of these two.
+        raise Refused(400, "malformed request: a space in :method or :path")
     if len(target) > max_request_line:
         raise Refused(414, "request line too long")
     if size > max_header_bytes:

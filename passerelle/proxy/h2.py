@@ -38,7 +38,7 @@ from h2.events import (
     StreamReset,
     WindowUpdated,
 )
-from h2.exceptions import ProtocolError
+from h2.exceptions import ProtocolError, StreamClosedError, StreamIDTooLowError
 from h2.settings import SettingCodes, Settings
 from hyperframe.frame import GoAwayFrame
 
@@ -254,10 +254,13 @@ class Stream:
             return
         state = conn.state
         if not self.end_sent:
-            state.end_stream(self.id)
+            try:
+                state.end_stream(self.id)
+            except (StreamClosedError, StreamIDTooLowError):
+                pass  # reset by the client later in the read being handled
         if not self.exchange.request_done:
             # RFC 9113 §8.1: a complete response before the whole request; stop the client sending
-            state.reset_stream(self.id, ErrorCodes.NO_ERROR)
+            conn.reset(self.id, ErrorCodes.NO_ERROR)
         if self.unacked:
             state.acknowledge_received_data(self.unacked, self.id)  # the connection window
             self.unacked = 0
@@ -277,7 +280,7 @@ class Stream:
             return
         self.reset()
         self.pending.clear()
-        conn.state.reset_stream(self.id, code)
+        conn.reset(self.id, code)
         if self.unacked:
             conn.state.acknowledge_received_data(self.unacked, self.id)
             self.unacked = 0
@@ -416,7 +419,13 @@ class H2Connection(asyncio.Protocol):
         for event in events:
             handler = handlers.get(type(event))
             if handler is not None:
-                handler(event)
+                try:
+                    handler(event)
+                except (StreamClosedError, StreamIDTooLowError):
+                    # The library has applied the whole read: a stream the client reset further on
+                    # in it refuses frames now (TooLow: it is forgotten already, so sending would
+                    # open it anew); its StreamReset event follows and cleans up.
+                    pass
         self.flush()
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -451,7 +460,7 @@ class H2Connection(asyncio.Protocol):
     def _on_request(self, event: RequestReceived) -> None:
         stream_id = event.stream_id
         if self._draining:
-            self.state.reset_stream(stream_id, ErrorCodes.REFUSED_STREAM)  # after our GOAWAY: retry elsewhere
+            self.reset(stream_id, ErrorCodes.REFUSED_STREAM)  # after our GOAWAY: retry elsewhere
             return
         self._last_accepted = stream_id
         self.deadline = 0.0
@@ -530,6 +539,14 @@ class H2Connection(asyncio.Protocol):
         for stream in list(self.streams.values()):
             if stream.pending:
                 stream.window_opened()
+
+    def reset(self, stream_id: int, code: ErrorCodes) -> None:
+        """RST_STREAM, unless the stream has closed already: the client's END_STREAM can be in the
+        very read whose events are being handled (the library has applied the whole read)."""
+        try:
+            self.state.reset_stream(stream_id, code)
+        except (StreamClosedError, StreamIDTooLowError):
+            pass
 
     def flush(self) -> None:
         """Write what the state machine has queued, in one write."""

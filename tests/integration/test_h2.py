@@ -151,7 +151,7 @@ def scripted(reply: bytes) -> Callable[[], Coroutine[Any, Any, asyncio.AbstractS
 @pytest.fixture(scope="module")
 def site(backends: Backends, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     """h2.test -> two whoami pods; tap.h2.test -> a Tapped backend; redirect.h2.test -> a redirect;
-    cut.h2.test -> a response cut short; eof.h2.test -> a close-delimited one."""
+    cut.h2.test -> a response cut short; eof.h2.test -> a close-delimited one; dead.h2.test -> no one."""
     tap = Tap()
 
     async def start_tap() -> asyncio.AbstractServer:
@@ -177,6 +177,8 @@ def site(backends: Backends, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         endpoint_slice("h2-cut", [cut]),
         service("h2-eof"),
         endpoint_slice("h2-eof", [eof]),
+        service("h2-dead"),
+        endpoint_slice("h2-dead", [free_port()]),  # nothing listens there
         tls_secret("h2"),
         {
             "apiVersion": "traefik.io/v1alpha1",
@@ -191,6 +193,7 @@ def site(backends: Backends, tmp_path_factory: pytest.TempPathFactory) -> Iterat
                 rule("tap.h2.test", ("/", "Prefix", "h2-tap")),
                 rule("cut.h2.test", ("/", "Prefix", "h2-cut")),
                 rule("eof.h2.test", ("/", "Prefix", "h2-eof")),
+                rule("dead.h2.test", ("/", "Prefix", "h2-dead")),
             ],
             tls=[{"secretName": "h2"}],
         ),
@@ -656,6 +659,8 @@ def test_limits_and_cut_responses(site: Site) -> None:
         # A close-delimited body (no length, no chunks) ends when the upstream closes.
         eof = client.answer(client.request("GET", "/", host="eof.h2.test"))
         assert eof.ended and eof.reset is None and bytes(eof.body) == b"z" * 30000
+        dead = client.answer(client.request("POST", "/", host="dead.h2.test", body=b"lost"))
+        assert dead.status == 502 and b"could not connect to upstream" in dead.body
         assert client.answer(client.request("GET", "/still")).status == 200  # the connection goes on
     finally:
         client.close()

@@ -68,6 +68,8 @@ def test_body_framing() -> None:
         (base(path=b"/" + b"a" * 100), 414),
         ([*base(), (b"x-big", b"b" * 400)], 431),
         ([(b":method", b"GET"), (b":scheme", b"https"), (b":path", b"/")], 400),
+        (base(path=b"/a HTTP/1.1"), 400),
+        (base(method=b"GET /b"), 400),
     ],
 )
 def test_refusals(fields: list[tuple[bytes, bytes]], status: int) -> None:

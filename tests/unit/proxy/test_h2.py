@@ -186,3 +186,49 @@ def test_a_local_answer_before_the_body_ends_resets_with_no_error() -> None:
         reset = next(e for e in events if isinstance(e, h2.events.StreamReset))
         assert reset.error_code == ErrorCodes.NO_ERROR
         assert pair.upstream_side.data == b""  # nothing went upstream
+
+
+def test_crlf_in_a_field_never_reaches_the_upstream() -> None:
+    with wired() as pair:
+        lax = H2Configuration(
+            client_side=True,
+            header_encoding=None,
+            validate_outbound_headers=False,
+            normalize_outbound_headers=False,
+        )
+        pair.client.config = lax
+        fields = [
+            (b":method", b"GET"),
+            (b":scheme", b"https"),
+            (b":authority", b"a.example"),
+            (b":path", b"/p"),
+            (b"x-evil", b"a\r\nGET /smuggled HTTP/1.1"),
+        ]
+        pair.client.send_headers(1, fields, end_stream=True)
+        pair.send()
+        assert pair.upstream_side.data == b""
+        events = pair.receive()
+        assert any(
+            isinstance(e, h2.events.ConnectionTerminated) and e.error_code == ErrorCodes.PROTOCOL_ERROR
+            for e in events
+        )
+        assert pair.client_side.closed
+
+
+def test_a_request_reset_in_the_same_read_as_its_headers() -> None:
+    with wired() as pair:
+        fields = [
+            (b":method", b"GET"),
+            (b":scheme", b"https"),
+            (b":authority", b"b.example"),
+            (b":path", b"/"),
+        ]
+        pair.client.send_headers(1, fields, end_stream=False)  # b.example: a local 404
+        pair.client.reset_stream(1, ErrorCodes.CANCEL)
+        fields[2] = (b":authority", b"a.example")
+        pair.client.send_headers(3, fields, end_stream=True)
+        pair.client.reset_stream(3, ErrorCodes.CANCEL)  # after its upstream exchange began
+        pair.send()  # one read: the library has closed both streams before we see their headers
+        assert pair.server.streams == {}
+        assert pair.upstream_side.closed and pair.idle == []
+        assert not pair.client_side.closed  # the connection carries on
