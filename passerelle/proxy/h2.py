@@ -55,6 +55,7 @@ _LAST_CHUNK = b"0\r\n\r\n"
 _IDEMPOTENT = frozenset({b"GET", b"HEAD", b"OPTIONS", b"TRACE"})  # as connection.py: replayed once
 WINDOW = 1024 * 1024  # per stream and per connection, as Go's http2 server (MaxUploadBufferPer*)
 MAX_STREAMS = 250  # concurrent streams a client may open (Go's default)
+RESET_BUDGET = 100  # cancelled streams a connection may have before more than half cancelled closes it
 _CONFIG = H2Configuration(client_side=False, header_encoding=None)
 
 
@@ -366,7 +367,7 @@ class H2Connection(asyncio.Protocol):
 
     __slots__ = (
         "entry", "loop", "transport", "state", "streams", "deadline", "peer_cert", "write_paused",
-        "_forwarded", "_closed", "_last_accepted", "_draining", "_handlers",
+        "_forwarded", "_closed", "_last_accepted", "_draining", "_handlers", "_accepted", "_cancelled",
     )  # fmt: skip
 
     def __init__(self, entry: EntryPoint, forwarded: bytes, peer_cert: bytes | None) -> None:
@@ -388,6 +389,8 @@ class H2Connection(asyncio.Protocol):
         self.write_paused = False
         self._closed = False
         self._last_accepted = 0
+        self._accepted = 0  # streams taken on
+        self._cancelled = 0  # of them, reset by the client before their response was complete
         self._draining = False
         self._handlers: dict[type[Event], Callable[[Event], None]] = {
             RequestReceived: self._on_request,  # type: ignore[dict-item]
@@ -463,6 +466,7 @@ class H2Connection(asyncio.Protocol):
             self.reset(stream_id, ErrorCodes.REFUSED_STREAM)  # after our GOAWAY: retry elsewhere
             return
         self._last_accepted = stream_id
+        self._accepted += 1
         self.deadline = 0.0
         options = self.entry.options
         ended = event.stream_ended is not None
@@ -517,6 +521,14 @@ class H2Connection(asyncio.Protocol):
             stream.reset()
             if stream.unacked:
                 self.state.acknowledge_received_data(stream.unacked, stream.id)
+            self._cancelled += 1
+            if self._cancelled > RESET_BUDGET and self._cancelled * 2 > self._accepted:
+                # "Rapid reset" (CVE-2023-44487): each stream costs an upstream request, and each
+                # cancelled one an upstream connection; no browser cancels most of what it asks.
+                self.state.close_connection(ErrorCodes.ENHANCE_YOUR_CALM, last_stream_id=self._last_accepted)
+                self.flush()
+                self._abandon()
+                return
             self.stream_closed()
 
     def _on_window_updated(self, event: WindowUpdated) -> None:

@@ -15,7 +15,7 @@ from h2.errors import ErrorCodes
 from h2.settings import SettingCodes
 
 from passerelle.proxy.dataplane import Dataplane
-from passerelle.proxy.h2 import WINDOW, H2Connection
+from passerelle.proxy.h2 import RESET_BUDGET, WINDOW, H2Connection
 from passerelle.proxy.options import EntryPointOptions, ForwardingOptions
 from passerelle.proxy.upstream import UpstreamConnection
 from tests.unit.proxy.memory import MemoryTransport, _config, parse_request
@@ -87,6 +87,7 @@ def wired(*, window: int | None = None) -> Iterator[Wired]:
         pair.send()
         pair.receive()
         yield pair
+        loop.run_until_complete(asyncio.sleep(0))  # connection attempts cancelled by resets end
     finally:
         loop.close()
 
@@ -232,3 +233,26 @@ def test_a_request_reset_in_the_same_read_as_its_headers() -> None:
         assert pair.server.streams == {}
         assert pair.upstream_side.closed and pair.idle == []
         assert not pair.client_side.closed  # the connection carries on
+
+
+def test_rapid_reset_closes_the_connection_with_enhance_your_calm() -> None:
+    with wired() as pair:
+        fields = [
+            (b":method", b"GET"),
+            (b":scheme", b"https"),
+            (b":authority", b"a.example"),
+            (b":path", b"/"),
+        ]
+        for i in range(RESET_BUDGET):
+            stream_id = 1 + 2 * i
+            pair.client.send_headers(stream_id, fields, end_stream=True)
+            pair.client.reset_stream(stream_id, ErrorCodes.CANCEL)
+        pair.send()
+        assert not pair.client_side.closed  # a hundred cancelled streams: still within the budget
+        pair.client.send_headers(1 + 2 * RESET_BUDGET, fields, end_stream=True)
+        pair.client.reset_stream(1 + 2 * RESET_BUDGET, ErrorCodes.CANCEL)
+        pair.send()
+        assert pair.client_side.closed
+        events = pair.client.receive_data(bytes(pair.client_side.data))
+        goaway = next(e for e in events if isinstance(e, h2.events.ConnectionTerminated))
+        assert goaway.error_code == ErrorCodes.ENHANCE_YOUR_CALM
