@@ -137,7 +137,7 @@ class TlsOption(_Model):
     minVersion: str = "VersionTLS12"
     maxVersion: str = ""
     cipherSuites: list[str] = []
-    alpnProtocols: list[str] = ["http/1.1"]
+    alpnProtocols: list[str] = ["h2", "http/1.1"]
     clientAuth: ClientAuth = ClientAuth()
 
     @field_validator("minVersion", "maxVersion")

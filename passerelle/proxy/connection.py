@@ -13,13 +13,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import ssl
 from collections import deque
 from typing import TYPE_CHECKING
 
 from httptools import HttpParserCallbackError, HttpParserError, HttpParserUpgrade, HttpRequestParser
 
-from passerelle.http.errors import NOT_FOUND, canned
+from passerelle.http.errors import canned
 from passerelle.http.fasthead import STATUS_LINES, MessageEnd, simple_request
 from passerelle.http.headers import (
     CHUNKED,
@@ -33,10 +32,8 @@ from passerelle.http.headers import (
     forwarded_port,
     forwarded_static,
 )
+from passerelle.proxy.dispatch import TlsPeer, dispatch
 from passerelle.proxy.upstream import Pool, UpstreamConnection
-from passerelle.tls.certinfo import client_cert_headers
-from passerelle.tls.clientcert import ClientCertSpec
-from passerelle.tls.contexts import verifies_clients
 
 if TYPE_CHECKING:
     from passerelle.proxy.dataplane import EntryPoint, Route
@@ -137,10 +134,7 @@ class ClientConnection(asyncio.Protocol):
         "_upgrading",
         "_closed",
         "_out",
-        "peer_cert",
-        "peer_verified",
-        "_cert_lines",
-        "_tls_context",
+        "peer",
     )
 
     def __init__(self, entry: EntryPoint) -> None:
@@ -171,18 +165,14 @@ class ClientConnection(asyncio.Protocol):
         client_ip = (peer[0] if isinstance(peer, tuple) else "").encode()
         self._forwarded = forwarded_static(client_ip, self.entry.scheme)
         self.deadline = self._loop.time() + self.entry.options.header_timeout
-        # The TLS client's certificate (DER), read once: the leaf only (Python's ssl gives no chain);
-        # verified against the CAs unless the option's clientAuthType takes any certificate.
-        self.peer_cert: bytes | None = None
-        self.peer_verified = False
-        self._cert_lines: dict[ClientCertSpec, bytes] | None = None
-        self._tls_context: ssl.SSLContext | None = None  # the one SNI chose for the handshake
+        self.peer: TlsPeer | None = None  # what the TLS handshake settled (proxy/dispatch.py)
         if self.entry.tls is not None:
             ssl_object = transport.get_extra_info("ssl_object")
             if ssl_object is not None:
-                self._tls_context = ssl_object.context
-                self.peer_cert = ssl_object.getpeercert(binary_form=True)
-                self.peer_verified = self.peer_cert is not None and verifies_clients(ssl_object.context)
+                self.peer = TlsPeer(ssl_object)
+                if ssl_object.selected_alpn_protocol() == "h2":
+                    self.entry.serve_h2(transport, self._forwarded, self.peer)  # proxy/h2.py takes over
+                    return
         self.entry.connection_opened(self)
 
     def data_received(self, data: bytes) -> None:
@@ -389,45 +379,14 @@ class ClientConnection(asyncio.Protocol):
         upgrade: bool,
     ) -> Exchange:
         """Route a request whose head is complete; decide here whether passerelle answers it itself."""
-        route = self.entry.table.match(host, target)
-        if route is not None and route.client_cert is not None:
-            head = head[:-2] + self._client_cert_lines(route.client_cert) + _CRLF
+        route, head, local = dispatch(self.entry, self.peer, method, target, host, head)
         ex = Exchange(method, head, route, keep_alive, http11)
         ex.upgrade = upgrade
-        tls = self._tls_context
-        if tls is not None and self.entry.tls is not None and self.entry.tls.misdirected(tls, host):
-            ex.local = canned(421, f"{host.decode('latin-1')} needs a connection of its own (TLS options)")
-        elif route is None:
-            ex.local = NOT_FOUND if method != b"HEAD" else canned(404, head=True)
-        elif route.redirect is not None:
-            ex.local = route.redirect.response(host, target, method)
-        elif not route.upstream.pools.items:
-            ex.local = canned(503, route.upstream.unavailable, head=method == b"HEAD")
+        ex.local = local
         if ex.local is not None and (has_body or upgrade):
             ex.keep_alive = False  # answer now without reading the body, then close (RFC 9112 §9.6)
         ex.plain = http11 and ex.keep_alive and not upgrade and method != b"HEAD"
         return ex
-
-    def _client_cert_lines(self, spec: ClientCertSpec) -> bytes:
-        """The header lines `spec` asks for about this connection's client certificate, made once.
-
-        Only a verified certificate is described (issue 4); without one the backend gets no
-        certificate headers (nginx level: `ssl-client-verify: NONE`), and the client's own copies
-        of them were dropped with the other forwarded headers.
-        """
-        cache = self._cert_lines
-        if cache is None:
-            cache = self._cert_lines = {}
-        lines = cache.get(spec)
-        if lines is None:
-            chain = [self.peer_cert] if self.peer_cert is not None and self.peer_verified else []
-            try:
-                headers = client_cert_headers(spec, chain)
-            except ValueError as e:  # the TLS stack accepted a certificate cryptography cannot read
-                log.warning("client certificate not described to the backend: %s", e)
-                headers = []
-            lines = cache[spec] = b"".join(b"%s: %s\r\n" % header for header in headers)
-        return lines
 
     def on_body(self, body: bytes) -> None:
         ex = self._current

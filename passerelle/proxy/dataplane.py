@@ -25,6 +25,8 @@ from passerelle.model import DynamicConfig, Router, Server, Service
 from passerelle.proxy.balancer import RoundRobin
 from passerelle.proxy.connection import ClientConnection
 from passerelle.proxy.deadlines import Deadlines
+from passerelle.proxy.dispatch import TlsPeer
+from passerelle.proxy.h2 import H2Connection
 from passerelle.proxy.options import EntryPointOptions, ForwardingOptions
 from passerelle.proxy.upstream import Pool
 from passerelle.routing.table import RouteTable, compile_steps
@@ -152,18 +154,24 @@ class EntryPoint:
         self.tls = tls  # None: plain HTTP
         self.scheme = b"https" if tls is not None else b"http"
         self.default_port = b"443" if tls is not None else b"80"
-        self.connections: set[ClientConnection] = set()
+        self.connections: set[ClientConnection | H2Connection] = set()
         self.deadlines = deadlines
         self.servers: list[asyncio.Server] = []
 
     def set_table(self, table: RouteTable[Route]) -> None:
         self.table = table if self.redirect_all is None else RedirectAll(self.redirect_all, table)
 
-    def connection_opened(self, conn: ClientConnection) -> None:
+    def connection_opened(self, conn: ClientConnection | H2Connection) -> None:
         self.connections.add(conn)
         self.deadlines.add(conn)
 
-    def connection_closed(self, conn: ClientConnection) -> None:
+    def serve_h2(self, transport: asyncio.BaseTransport, forwarded: bytes, peer: TlsPeer) -> None:
+        """A TLS connection negotiated `h2` (ALPN): an H2Connection becomes its protocol."""
+        conn = H2Connection(self, forwarded, peer)
+        transport.set_protocol(conn)
+        conn.connection_made(transport)
+
+    def connection_closed(self, conn: ClientConnection | H2Connection) -> None:
         self.connections.discard(conn)
         self.deadlines.discard(conn)
 
@@ -299,9 +307,15 @@ class Dataplane:
         for entry in self.entrypoints.values():
             for server in entry.servers:
                 server.close()
+        for entry in self.entrypoints.values():
+            for conn in list(entry.connections):
+                if isinstance(conn, H2Connection):
+                    conn.drain()  # GOAWAY: its streams finish, the client opens no more
         deadline = self._loop.time() + grace
         while self._loop.time() < deadline and any(
-            c._active is not None for e in self.entrypoints.values() for c in e.connections
+            (c.busy if isinstance(c, H2Connection) else c._active is not None)
+            for e in self.entrypoints.values()
+            for c in e.connections
         ):
             await asyncio.sleep(0.05)
         for entry in self.entrypoints.values():

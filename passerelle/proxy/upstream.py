@@ -9,7 +9,7 @@ simply leaves the pool.
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from httptools import HttpParserCallbackError, HttpParserError, HttpParserUpgrade, HttpResponseParser
 
@@ -19,7 +19,27 @@ from passerelle.proxy.deadlines import Deadlines
 from passerelle.proxy.options import ForwardingOptions
 
 if TYPE_CHECKING:
-    from passerelle.proxy.connection import ClientConnection, Exchange
+    from passerelle.proxy.connection import Exchange
+
+
+class ExchangeOwner(Protocol):
+    """What an UpstreamConnection calls on the side that owns its exchange: a ClientConnection
+    (HTTP/1.1), or an h2.Stream. `transport` is written to directly only on the short way, which
+    only `Exchange.plain` exchanges take (never an HTTP/2 stream's)."""
+
+    transport: asyncio.Transport
+
+    def upstream_head(
+        self, conn: UpstreamConnection, status: int, headers: list[tuple[bytes, bytes]]
+    ) -> None: ...
+    def upstream_body(self, body: bytes) -> None: ...
+    def upstream_done(self, conn: UpstreamConnection, *, keep_alive: bool) -> None: ...
+    def upstream_failed(self, conn: UpstreamConnection, status: int, detail: str) -> None: ...
+    def upstream_lost(self, conn: UpstreamConnection) -> None: ...
+    def upstream_upgraded(self, conn: UpstreamConnection, rest: bytes) -> None: ...
+    def pause_for_upstream(self) -> None: ...
+    def resume_for_upstream(self) -> None: ...
+    def flush(self) -> None: ...
 
 
 class _StopParsing(Exception):
@@ -106,7 +126,7 @@ class UpstreamConnection(asyncio.Protocol):
         self._options = options
         self._deadlines = deadlines
         self.parser = HttpResponseParser(self)
-        self.client: ClientConnection | None = None
+        self.client: ExchangeOwner | None = None
         self.exchange: Exchange | None = None
         self.deadline = 0.0
         self.reused = False  # has carried an exchange before: a reset may just be a stale socket
@@ -157,7 +177,7 @@ class UpstreamConnection(asyncio.Protocol):
                 )
         client.flush()  # whatever this read produced for the client leaves in one write
 
-    def _simple(self, client: ClientConnection, ex: Exchange, data: bytes) -> bool:
+    def _simple(self, client: ExchangeOwner, ex: Exchange, data: bytes) -> bool:
         """Pass on a response head, and what came of its body, as it is (see http.fasthead)."""
         end = self._end
         checker = self._checker
@@ -185,7 +205,7 @@ class UpstreamConnection(asyncio.Protocol):
             self._checker = HttpResponseParser(end)
         return False
 
-    def _pass_body(self, client: ClientConnection, data: bytes, left: int) -> None:
+    def _pass_body(self, client: ExchangeOwner, data: bytes, left: int) -> None:
         size = len(data)
         if size < left:
             self._body_left = left - size
@@ -260,7 +280,7 @@ class UpstreamConnection(asyncio.Protocol):
         self.client.upstream_done(self, keep_alive=self.parser.should_keep_alive())
 
     # -- used by the client connection -------------------------------------------------------
-    def attach(self, client: ClientConnection, exchange: Exchange) -> None:
+    def attach(self, client: ExchangeOwner, exchange: Exchange) -> None:
         self.client = client
         self.exchange = exchange
         self.deadline = self.pool.loop.time() + self._options.response_header_timeout

@@ -77,7 +77,7 @@ class TlsOptions:
     min_version: lowest protocol version accepted (default TLS 1.2, Traefik's default).
     max_version: highest, None for the highest OpenSSL supports.
     ciphers: OpenSSL names of the TLS <= 1.2 suites allowed, in order; empty for OpenSSL's defaults.
-    alpn: protocols offered by ALPN (default only http/1.1: HTTP/2 is not served yet).
+    alpn: protocols offered by ALPN, in order of preference (default h2 then http/1.1, Traefik's).
     client_auth: a key of CLIENT_AUTH_TYPES (default NoClientCert).
     ca_pem: CA certificates read from `clientAuth.caFiles` at start (PEM, possibly empty).
     ca_secret: `namespace/name` of a Secret whose `ca.crt` adds CAs (clientAuth.caSecret), or "".
@@ -87,7 +87,7 @@ class TlsOptions:
     min_version: ssl.TLSVersion = ssl.TLSVersion.TLSv1_2
     max_version: ssl.TLSVersion | None = None
     ciphers: tuple[str, ...] = ()
-    alpn: tuple[str, ...] = ("http/1.1",)
+    alpn: tuple[str, ...] = ("h2", "http/1.1")
     client_auth: str = "NoClientCert"
     ca_pem: str = ""
     ca_secret: str = ""

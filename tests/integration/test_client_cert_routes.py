@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, unquote_plus
 
+import httpx
 import pytest
 import trustme
 from cryptography import x509
@@ -157,3 +158,21 @@ def test_no_certificate_and_an_unverified_one_are_never_described(
     status, echoed = get(port, "v3.test", chain)
     assert status == 200 and "x-forwarded-tls-client-cert" not in received(echoed)
     assert received(get(port, "nginx.test", chain)[1])["ssl-client-verify"] == "NONE"
+
+
+def test_http2_streams_get_the_same_headers(
+    backends: Backends, make_router: Callable[..., Router], chain: Path
+) -> None:
+    _, port = routes(backends, make_router, "VerifyClientCertIfGiven")
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+    context.load_cert_chain(chain, FIXTURES / "leaf.key")
+    with httpx.Client(http2=True, verify=context) as client:
+        response = client.get(f"https://127.0.0.1:{port}/", headers={"Host": "v3.test"})
+        assert response.http_version == "HTTP/2"
+        seen = received(response.json())
+        assert seen["x-forwarded-tls-client-cert"] == base64.b64encode(LEAF_DER).decode()
+        forged = client.get(
+            f"https://127.0.0.1:{port}/", headers={"Host": "plain.test", "ssl-client-verify": "SUCCESS"}
+        )
+        assert "ssl-client-verify" not in received(forged.json())

@@ -156,7 +156,10 @@ def test_tls_entry_points_and_options() -> None:
     assert static is not None
     strict = static.options["strict"]
     assert strict.min_version == 0x0304 and strict.ciphers == ("ECDHE-RSA-AES128-GCM-SHA256",)
-    assert static.options["default"].min_version == 0x0303 and static.options["default"].alpn == ("http/1.1",)
+    assert static.options["default"].min_version == 0x0303 and static.options["default"].alpn == (
+        "h2",
+        "http/1.1",
+    )
     assert static.default_certificate.source == "generated"  # the Secret replaces it per version
     assert not static.resumption  # client authentication somewhere: no session resumption
 
