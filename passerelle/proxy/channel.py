@@ -22,7 +22,7 @@ from typing import Any
 from passerelle.model import DynamicConfig, TlsConfig, codec
 
 _LENGTH = struct.Struct(">I")
-FRAME_ITEMS = 500
+FRAME_ITEMS = 200
 CERTIFICATE_ITEMS = 50
 Message = dict[str, Any]
 

@@ -74,7 +74,7 @@ def test_channel_framing_survives_arbitrary_splits() -> None:
     sender, receiver = Channel(received.append, lambda: None), Channel(received.append, lambda: None)
     wire = bytearray()
     sender.transport = SimpleNamespace(is_closing=lambda: False, write=wire.extend)  # type: ignore[assignment]
-    for frame in config_frames(1, big_config(700), with_routers=True):
+    for frame in config_frames(1, big_config(FRAME_ITEMS + 50), with_routers=True):
         assert sender.send(frame)
     for i in range(0, len(wire), 997):  # deliver in odd-sized pieces
         receiver.data_received(bytes(wire[i : i + 997]))
