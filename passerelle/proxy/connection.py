@@ -472,20 +472,10 @@ class ClientConnection(asyncio.Protocol):
         if not ex.body and not ex.chunked:
             conn.transport.write(ex.head)  # the common case: a request without a body
             return
-        parts = [ex.head]
-        if ex.body:
-            ex.body_sent = True
-            if ex.chunked:
-                for chunk in ex.body:
-                    parts += (b"%x\r\n" % len(chunk), chunk, _CRLF)
-            else:
-                parts += ex.body
-            ex.body = []
-            ex.buffered = 0
+        buffered = bool(ex.body)
+        conn.transport.writelines(request_parts(ex))
+        if buffered:
             self._resume(_PAUSE_BUFFER)
-        if ex.request_done and ex.chunked:
-            parts.append(_LAST_CHUNK)
-        conn.transport.writelines(parts)
 
     def _finish(self, ex: Exchange) -> None:
         """The response is complete and so is the request: on to the next ones, or close.
@@ -696,6 +686,23 @@ class ClientConnection(asyncio.Protocol):
         conn.deadline = 0.0
         if pending:
             conn.transport.writelines(pending)
+
+
+def request_parts(ex: Exchange) -> list[bytes]:
+    """The request head and the body buffered while connecting, framed for the upstream (taken)."""
+    parts = [ex.head]
+    if ex.body:
+        ex.body_sent = True
+        if ex.chunked:
+            for chunk in ex.body:
+                parts += (b"%x\r\n" % len(chunk), chunk, _CRLF)
+        else:
+            parts += ex.body
+        ex.body = []
+        ex.buffered = 0
+    if ex.request_done and ex.chunked:
+        parts.append(_LAST_CHUNK)
+    return parts
 
 
 def _without(parts: list[bytes], start: int, named: frozenset[bytes]) -> list[bytes]:

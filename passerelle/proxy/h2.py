@@ -44,7 +44,7 @@ from hyperframe.frame import GoAwayFrame
 
 from passerelle.http.errors import canned
 from passerelle.http.h2fields import Refused, local_answer, request_head, response_head
-from passerelle.proxy.connection import Exchange
+from passerelle.proxy.connection import Exchange, request_parts
 from passerelle.proxy.dispatch import TlsPeer, dispatch
 from passerelle.proxy.upstream import Pool, UpstreamConnection
 
@@ -132,18 +132,7 @@ class Stream:
         ex = self.exchange
         ex.upstream = upstream
         upstream.attach(self, ex)
-        parts = [ex.head]
-        if ex.body:
-            ex.body_sent = True
-            if ex.chunked:
-                for chunk in ex.body:
-                    parts += (b"%x\r\n" % len(chunk), chunk, _CRLF)
-            else:
-                parts += ex.body
-            ex.body = []
-        if ex.request_done and ex.chunked:
-            parts.append(_LAST_CHUNK)
-        upstream.transport.writelines(parts)  # may call pause_for_upstream
+        upstream.transport.writelines(request_parts(ex))  # may call pause_for_upstream
         if not self.upstream_full:
             self._acknowledge()
 
