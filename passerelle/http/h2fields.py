@@ -14,15 +14,12 @@ names, hop-by-hop headers and those Connection names dropped, `:status` first.
 from __future__ import annotations
 
 from passerelle.http.headers import (
-    CHUNKED,
-    CONNECTION,
     HOP_BY_HOP,
     HOST,
     LENGTH,
     REQUEST_HEADERS,
-    RESPONSE_HEADERS,
-    connection_named,
     forwarded_port,
+    response_fields,
 )
 
 Fields = list[tuple[bytes, bytes]]
@@ -140,26 +137,8 @@ class ResponseHead:
 
 def response_head(status: int, headers: Fields, *, head_request: bool) -> ResponseHead:
     """HTTP/2 fields for an upstream response head (also 1xx interim ones)."""
-    fields: Fields = [(b":status", b"%d" % status)]
-    connection = None
-    length_known = chunked = False
-    for name, value in headers:
-        lname = name.lower()
-        if lname in RESPONSE_HEADERS:
-            kind = RESPONSE_HEADERS[lname]
-            if kind == LENGTH:
-                length_known = True
-            else:
-                if kind == CHUNKED:
-                    chunked = True
-                elif kind == CONNECTION:
-                    connection = value if connection is None else connection + b"," + value
-                continue
-        fields.append((lname, value))
-    if connection is not None:
-        named = connection_named(connection)
-        if named:
-            fields = [f for f in fields if f[0] not in named]
+    kept, length_known, chunked, _ = response_fields(headers)
+    fields: Fields = [(b":status", b"%d" % status), *((lname, value) for _, lname, value in kept)]
     ended = head_request or status in _NO_BODY_STATUS
     return ResponseHead(fields, ended, not (ended or length_known or chunked))
 

@@ -101,3 +101,38 @@ def forwarded_port(host: bytes, default: bytes) -> bytes:
     if colon < 0 or host.endswith(b"]"):
         return default
     return host[colon + 1 :]
+
+
+# (name as received, its lower-cased form, value)
+Kept = list[tuple[bytes, bytes, bytes]]
+
+
+def response_fields(headers: list[tuple[bytes, bytes]]) -> tuple[Kept, bool, bool, bytes | None]:
+    """An upstream response's header lines to pass on, and its framing, for HTTP/1.1 and HTTP/2.
+
+    Returns (kept lines, Content-Length present, chunked, Upgrade value). Hop-by-hop lines and
+    those a Connection header names are left out; Content-Length stays, as it is forwarded.
+    """
+    kept: Kept = []
+    connection = upgrade = None
+    length_known = chunked = False
+    for name, value in headers:
+        lname = name.lower()
+        if lname in RESPONSE_HEADERS:
+            kind = RESPONSE_HEADERS[lname]
+            if kind == LENGTH:
+                length_known = True
+            else:
+                if kind == CHUNKED:
+                    chunked = True
+                elif kind == CONNECTION:
+                    connection = value if connection is None else connection + b"," + value
+                elif kind == UPGRADE:
+                    upgrade = value
+                continue
+        kept.append((name, lname, value))
+    if connection is not None:
+        named = connection_named(connection)
+        if named:
+            kept = [line for line in kept if line[1] not in named]
+    return kept, length_known, chunked, upgrade

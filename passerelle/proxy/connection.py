@@ -26,11 +26,11 @@ from passerelle.http.headers import (
     HOST,
     LENGTH,
     REQUEST_HEADERS,
-    RESPONSE_HEADERS,
     UPGRADE,
     connection_named,
     forwarded_port,
     forwarded_static,
+    response_fields,
 )
 from passerelle.proxy.dispatch import TlsPeer, dispatch
 from passerelle.proxy.upstream import Pool, UpstreamConnection
@@ -542,29 +542,9 @@ class ClientConnection(asyncio.Protocol):
         assert ex is not None
         # An unknown code gets an empty reason phrase, which RFC 9112 §4 allows.
         head = [STATUS_LINES.get(status) or b"HTTP/1.1 %d \r\n" % status]
-        connection = None
-        upgrade = None
-        length_known = False  # Content-Length: forwarded as it is
-        chunked = False  # upstream chunked: re-framed for the client, and its end is known
-        for name, value in headers:
-            lname = name.lower()
-            if lname in RESPONSE_HEADERS:
-                kind = RESPONSE_HEADERS[lname]
-                if kind == LENGTH:
-                    length_known = True
-                else:
-                    if kind == CHUNKED:
-                        chunked = True
-                    elif kind == CONNECTION:
-                        connection = value if connection is None else connection + b"," + value
-                    elif kind == UPGRADE:
-                        upgrade = value
-                    continue
+        kept, length_known, chunked, upgrade = response_fields(headers)
+        for name, _, value in kept:
             head += (name, b": ", value, _CRLF)
-        if connection is not None:
-            named = connection_named(connection)
-            if named:
-                head = _without(head, 1, named)
         if status < 200:
             if status == 101 and upgrade is not None:
                 head += (b"Connection: Upgrade\r\nUpgrade: ", upgrade, _CRLF, _CRLF)
