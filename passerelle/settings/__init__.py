@@ -3,220 +3,56 @@
 Every key has a default (below, and in docs/configuration.md). An unknown key or a wrong type is a
 `SettingsError` naming the key and the line it is on. Durations accept `30s`, `1m`, `500ms`, `1h`
 or a number of seconds. Relative paths are read relative to the config file's directory.
+
+One module a section (`entrypoints.py`, `tls.py`, ...) built on `base.StrictModel`; this one holds
+the document's root, the resolved views the components take, and loading with file:line errors.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
-import re
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 import yaml
-from pydantic import (
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Field,
-    ValidationError,
-    field_validator,
-    model_validator,
-)
+from pydantic import Field, ValidationError
 
 from passerelle.kube.ingress import IngressOptions
 from passerelle.kube.placement import EntryPointInfo
 from passerelle.kube.tls import TlsTranslation
 from passerelle.proxy.options import EntryPointOptions, ForwardingOptions
-from passerelle.tls import options as tls_names
+from passerelle.settings.base import Duration, SettingsError, StrictModel, reason, split_address
+from passerelle.settings.entrypoints import EntryPoint
+from passerelle.settings.providers import Providers
+from passerelle.settings.tls import Tls, TlsOption, resolve_tls_paths
 from passerelle.tls.contexts import TlsStatic
-from passerelle.tls.options import DEFAULT, TlsOptions
+from passerelle.tls.options import DEFAULT
 from passerelle.tls.store import CertificateError, generate_default, parse_ca_bundle, parse_pair
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
-_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+__all__ = ["Settings", "SettingsError", "load_settings", "parse_settings", "split_address"]
 
 
-def _duration(value: Any) -> Any:
-    if isinstance(value, str):
-        match = _DURATION.match(value)
-        if not match:
-            raise ValueError(f"{value!r} is not a duration (examples: 30s, 1m, 500ms)")
-        return float(match.group(1)) * _UNITS[match.group(2)]
-    return value
-
-
-Duration = Annotated[float, BeforeValidator(_duration), Field(ge=0)]
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class RespondingTimeouts(_Model):
-    headerTimeout: Duration = 30.0
-    idleTimeout: Duration = 180.0
-
-
-class Limits(_Model):
-    maxRequestLineBytes: Annotated[int, Field(ge=256)] = 8192
-    maxHeaderBytes: Annotated[int, Field(ge=1024)] = 32768
-
-
-class EntryPointTransport(_Model):
-    respondingTimeouts: RespondingTimeouts = RespondingTimeouts()
-    limits: Limits = Limits()
-
-
-class RedirectEntryPoint(_Model):
-    """`http.redirections.entryPoint`, Traefik's defaults (`pkg/config/static/entrypoints.go`)."""
-
-    to: str  # an entry point name, or a port (":443", "443")
-    scheme: Literal["http", "https"] = "https"
-    permanent: bool = True
-    priority: int | None = None  # accepted for Traefik configs; the redirect always beats Ingress routes
-
-
-class Redirections(_Model):
-    entryPoint: RedirectEntryPoint | None = None
-
-
-class EntryPointHttp(_Model):
-    redirections: Redirections = Redirections()
-
-
-class EntryPointTls(_Model):
-    options: str = DEFAULT
-
-
-class EntryPoint(_Model):
-    address: str
-    http: EntryPointHttp = EntryPointHttp()
-
-    transport: EntryPointTransport = EntryPointTransport()
-    tls: EntryPointTls | None = None  # present (even `{}`): this entry point terminates TLS
-
-
-def _namespaced(value: str) -> str:
-    if value and (value.count("/") != 1 or not all(value.split("/"))):
-        raise ValueError(f"{value!r} must be namespace/name")
-    return value
-
-
-class ClientAuth(_Model):
-    """clientAuthType "" (not given): RequireAndVerifyClientCert when CAs are given, else
-    NoClientCert — Traefik's rule (buildTLSConfig in pkg/tls/tlsmanager.go: CA files set
-    RequireAndVerifyClientCert, an explicit clientAuthType overrides it). CAs given without a type
-    must not mean that nobody is asked for a certificate."""
-
-    caFiles: list[str] = []
-    caSecret: str = ""
-    clientAuthType: str = ""
-
-    _secret = field_validator("caSecret")(_namespaced)
-
-    @field_validator("clientAuthType")
-    @classmethod
-    def _type(cls, value: str) -> str:
-        return tls_names.parse_client_auth_type(value) if value else value
-
-    @property
-    def effective_type(self) -> str:
-        if self.clientAuthType:
-            return self.clientAuthType
-        return "RequireAndVerifyClientCert" if self.caFiles or self.caSecret else "NoClientCert"
-
-    @model_validator(mode="after")
-    def _needs_ca(self) -> ClientAuth:
-        if tls_names.CLIENT_AUTH_TYPES[self.effective_type].verify and not (self.caFiles or self.caSecret):
-            raise ValueError(f"clientAuthType {self.clientAuthType} needs caFiles or caSecret")
-        return self
-
-
-class TlsOption(_Model):
-    minVersion: str = "VersionTLS12"
-    maxVersion: str = ""
-    cipherSuites: list[str] = []
-    alpnProtocols: list[str] = ["h2", "http/1.1"]
-    clientAuth: ClientAuth = ClientAuth()
-
-    @field_validator("minVersion", "maxVersion")
-    @classmethod
-    def _version(cls, value: str) -> str:
-        if value:
-            tls_names.parse_version(value)
-        return value
-
-    @field_validator("cipherSuites")
-    @classmethod
-    def _suites(cls, value: list[str]) -> list[str]:
-        tls_names.parse_cipher_suites(value)
-        return value
-
-    def resolve(self, name: str, ca_pem: str) -> TlsOptions:
-        return TlsOptions(
-            name=name,
-            min_version=tls_names.parse_version(self.minVersion),
-            max_version=tls_names.parse_version(self.maxVersion) if self.maxVersion else None,
-            ciphers=tls_names.parse_cipher_suites(self.cipherSuites),
-            alpn=tuple(self.alpnProtocols),
-            client_auth=self.clientAuth.effective_type,
-            ca_pem=ca_pem,
-            ca_secret=self.clientAuth.caSecret,
-        )
-
-
-class DefaultCertificate(_Model):
-    certFile: str = ""
-    keyFile: str = ""
-    secret: str = ""
-
-    _secret = field_validator("secret")(_namespaced)
-
-    @model_validator(mode="after")
-    def _one_source(self) -> DefaultCertificate:
-        files = bool(self.certFile) + bool(self.keyFile)
-        if files == 1 or (files == 2) == bool(self.secret):
-            raise ValueError("set either certFile and keyFile, or secret")
-        return self
-
-
-class Tls(_Model):
-    options: dict[str, TlsOption] = {}
-    defaultCertificate: DefaultCertificate | None = None
-
-
-class ForwardingTimeouts(_Model):
+class ForwardingTimeouts(StrictModel):
     dialTimeout: Duration = 30.0
     responseHeaderTimeout: Duration = 60.0
     idleConnTimeout: Duration = 90.0
 
 
-class ServersTransport(_Model):
+class ServersTransport(StrictModel):
     forwardingTimeouts: ForwardingTimeouts = ForwardingTimeouts()
     maxIdleConnsPerHost: Annotated[int, Field(ge=0)] = 64
 
 
-class ManifestsProviderSettings(_Model):
-    directory: str
-    watch: bool = True
-    ingressClasses: list[str] = ["passerelle", "traefik"]
-    ingressWithoutClass: bool = True
-
-
-class Providers(_Model):
-    manifests: ManifestsProviderSettings | None = None
-
-
-class Api(_Model):
+class Api(StrictModel):
     address: str = "127.0.0.1:9000"
 
 
-class Log(_Model):
+class Log(StrictModel):
     level: Annotated[str, Field(pattern="^(DEBUG|INFO|WARNING|ERROR)$")] = "INFO"
 
 
-class Settings(_Model):
+class Settings(StrictModel):
     entryPoints: dict[str, EntryPoint] = {"web": EntryPoint(address=":8080")}
     providers: Providers = Providers()
     api: Api = Api()
@@ -342,27 +178,9 @@ class Settings(_Model):
                     Path(default.certFile).read_bytes(), Path(default.keyFile).read_bytes(), source="file"
                 )
             except (OSError, CertificateError) as e:
-                raise SettingsError(f"tls.defaultCertificate: {_reason(e)}") from None
+                raise SettingsError(f"tls.defaultCertificate: {reason(e)}") from None
             certificate = dataclasses.replace(pair.certificate, default=True, source=default.certFile)
         return TlsStatic(options=options, default_certificate=certificate)
-
-
-def _reason(error: Exception) -> str:
-    if isinstance(error, OSError):
-        return f"{error.filename}: {error.strerror}" if error.filename else str(error.strerror or error)
-    return str(error)
-
-
-class SettingsError(Exception):
-    """The static configuration is unusable; the message is for the operator, one line per error."""
-
-
-def split_address(address: str) -> tuple[str, int]:
-    """ ":8080" -> ("", 8080); "127.0.0.1:80"; "[::1]:80" -> ("::1", 80)."""
-    host, sep, port = address.rpartition(":")
-    if not sep or not port.isdigit() or not 0 <= int(port) < 65536:
-        raise SettingsError(f"address {address!r} must be host:port or :port")
-    return host.strip("[]"), int(port)
 
 
 def load_settings(path: Path) -> Settings:
@@ -419,34 +237,14 @@ def parse_settings(text: str, *, source: str = "<config>", base: Path | None = N
         resolved = (base / manifests.directory).resolve()
         settings = settings.model_copy(
             update={
-                "providers": Providers(manifests=manifests.model_copy(update={"directory": str(resolved)}))
-            }
-        )
-    if base is not None:
-        settings = settings.model_copy(update={"tls": _resolve_tls_paths(settings.tls, base)})
-    return settings
-
-
-def _resolve_tls_paths(tls: Tls, base: Path) -> Tls:
-    def resolve(path: str) -> str:
-        return str((base / path).resolve()) if path and not Path(path).is_absolute() else path
-
-    options = {
-        name: o.model_copy(
-            update={
-                "clientAuth": o.clientAuth.model_copy(
-                    update={"caFiles": [resolve(p) for p in o.clientAuth.caFiles]}
+                "providers": settings.providers.model_copy(
+                    update={"manifests": manifests.model_copy(update={"directory": str(resolved)})}
                 )
             }
         )
-        for name, o in tls.options.items()
-    }
-    default = tls.defaultCertificate
-    if default is not None:
-        default = default.model_copy(
-            update={"certFile": resolve(default.certFile), "keyFile": resolve(default.keyFile)}
-        )
-    return tls.model_copy(update={"options": options, "defaultCertificate": default})
+    if base is not None:
+        settings = settings.model_copy(update={"tls": resolve_tls_paths(settings.tls, base)})
+    return settings
 
 
 def _line_of(node: yaml.Node | None, loc: list[str]) -> int:

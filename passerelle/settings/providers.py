@@ -1,0 +1,16 @@
+"""Providers: where the cluster's objects come from (a directory of manifests, for now)."""
+
+from __future__ import annotations
+
+from passerelle.settings.base import StrictModel
+
+
+class ManifestsProviderSettings(StrictModel):
+    directory: str
+    watch: bool = True
+    ingressClasses: list[str] = ["passerelle", "traefik"]
+    ingressWithoutClass: bool = True
+
+
+class Providers(StrictModel):
+    manifests: ManifestsProviderSettings | None = None
