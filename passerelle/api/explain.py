@@ -315,11 +315,15 @@ def _parse_url(text: str) -> _Url:
 
 
 def _related(rule_host: str | None, host: str) -> bool:
-    """A router for a host the user may have meant: the same parent domain, or one a level off."""
+    """A router for a host the user may have meant: a sibling name, or one under the other."""
     if rule_host is None:
         return False
-    rule_parent = rule_host.partition(".")[2]
-    return rule_parent == host.partition(".")[2] or rule_parent == host or rule_host.endswith("." + host)
+    base = rule_host.removeprefix("*.")
+    return (
+        host.endswith("." + base)
+        or base.endswith("." + host)
+        or base.partition(".")[2] == host.partition(".")[2]
+    )
 
 
 def _host_detail(rule_host: str, host: str) -> str:
