@@ -54,13 +54,23 @@ def summary(cert: Certificate, now: datetime.datetime) -> dict[str, Any]:
 
 
 def listing(
-    static: TlsStatic, config: DynamicConfig, tls_entry_options: Iterable[str], now: datetime.datetime
+    static: TlsStatic,
+    config: DynamicConfig,
+    tls_entrypoints: Iterable[str],
+    tls_entry_options: Iterable[str],
+    now: datetime.datetime,
 ) -> list[dict[str, Any]]:
-    """Every certificate the workers can serve (the default one included) and the hosts that get it."""
+    """Every certificate the workers can serve (the default one included) and the hosts that get it:
+    the hosts of routers on a TLS entry point (`tls_entrypoints`, by name), and of TLS options."""
     table = sni_table(static, config)
     options = list(tls_entry_options) or [DEFAULT]
     hosts: dict[str, set[str]] = {}
-    names = {r.host for r in config.routers if r.host is not None} | {h.host for h in config.tls.hosts}
+    tls_names = set(tls_entrypoints)
+    names = {
+        r.host
+        for r in config.routers
+        if r.host is not None and (not r.entrypoints or tls_names.intersection(r.entrypoints))
+    } | {h.host for h in config.tls.hosts}
     for host in sorted(names):
         for entry in options:
             cert, _ = table.resolve(host.lower(), entry)

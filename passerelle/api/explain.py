@@ -16,6 +16,7 @@ import datetime
 import ipaddress
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from difflib import SequenceMatcher
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -315,15 +316,14 @@ def _parse_url(text: str) -> _Url:
 
 
 def _related(rule_host: str | None, host: str) -> bool:
-    """A router for a host the user may have meant: a sibling name, or one under the other."""
+    """A router for a host the user may have meant: a wildcard a label off, the parent or a child
+    of the host, or a name spelt almost the same (one or two characters off)."""
     if rule_host is None:
         return False
     base = rule_host.removeprefix("*.")
-    return (
-        host.endswith("." + base)
-        or base.endswith("." + host)
-        or base.partition(".")[2] == host.partition(".")[2]
-    )
+    if host.endswith("." + base) or base.endswith("." + host):
+        return True
+    return abs(len(base) - len(host)) <= 2 and SequenceMatcher(None, base, host).ratio() >= 0.9
 
 
 def _host_detail(rule_host: str, host: str) -> str:

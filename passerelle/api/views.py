@@ -126,7 +126,13 @@ class VersionView:
             return []
         return self._once(  # type: ignore[no-any-return]
             "certificates",
-            lambda: certificates.listing(tls, self.config, self.context.tls_entry_options(), self.now()),
+            lambda: certificates.listing(
+                tls,
+                self.config,
+                [ep.name for ep in self.context.entrypoints if ep.tls],
+                self.context.tls_entry_options(),
+                self.now(),
+            ),
         )
 
     def entrypoints(self) -> list[dict[str, Any]]:
@@ -190,7 +196,7 @@ class VersionView:
             for p in self._by_source.get(router.source, ())
         ]
         service = self.config.service(router.service)
-        if not service.servers:
+        if not service.servers and not any(service.unavailable in p["message"] for p in problems):
             problems.append({"severity": "warning", "message": f"503: {service.unavailable}"})
         out: dict[str, Any] = {
             "name": router.name,

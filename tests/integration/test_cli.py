@@ -175,7 +175,10 @@ def test_check_is_usable_in_ci(tmp_path: Path) -> None:
     (tmp_path / "a.yaml").write_text(service + "---\n" + _ingress("ok", "web"))
     warned = passerelle("check", str(tmp_path))
     assert warned.returncode == 0, warned.stdout
-    assert "a.yaml:6: warning: Ingress default/ok: Service default/web port 80 has no ready endpoints" in warned.stdout
+    assert (
+        "a.yaml:6: warning: Ingress default/ok: Service default/web port 80 has no ready endpoints"
+        in warned.stdout
+    )
     assert passerelle("check", "--strict", str(tmp_path)).returncode == 1
     (tmp_path / "sub").mkdir()
     (tmp_path / "sub" / "b.yaml").write_text("# a comment\n" + _ingress("broken", "missing", host="b.test"))
@@ -215,12 +218,17 @@ def test_explain_exit_codes(tmp_path: Path) -> None:
     config = tmp_path / "passerelle.yaml"
     config.write_text("entryPoints: {web: {address: ':8080'}}\nproviders: {manifests: {directory: m}}\n")
     unavailable = passerelle("explain", "http://a.test:8080/", "-c", str(config))
-    assert unavailable.returncode == 1 and unavailable.stdout.startswith("answer:      503 Service default/missing not found")
+    assert unavailable.returncode == 1 and unavailable.stdout.startswith(
+        "answer:      503 Service default/missing not found"
+    )
     not_found = passerelle("explain", "http://b.test:8080/", "-c", str(config), "--json")
     assert not_found.returncode == 1 and json.loads(not_found.stdout)["result"]["status"] == 404
     unreachable = passerelle("explain", "https://a.test/", "-c", str(config))
     assert unreachable.returncode == 1 and "no entry point terminates TLS" in unreachable.stdout
     bad = passerelle("explain", "a.test/", "-c", str(config))
-    assert bad.returncode == 2 and bad.stderr.strip() == "passerelle: url 'a.test/' must be an http:// or https:// URL"
+    assert (
+        bad.returncode == 2
+        and bad.stderr.strip() == "passerelle: url 'a.test/' must be an http:// or https:// URL"
+    )
     missing = passerelle("explain", "http://a.test/", "-c", str(tmp_path / "nope.yaml"))
     assert missing.returncode == 2 and "config file not found" in missing.stderr

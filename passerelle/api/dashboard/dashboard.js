@@ -123,7 +123,7 @@ function renderExplanation(x) {
   if (x.tls) {
     const c = x.tls.certificate;
     row("TLS", `option ${x.tls.options} (from ${x.tls.optionsFrom}); certificate `,
-      el("span", { class: "mono", id: "explain-certificate" }, c.subject || c.names.join(", ")), ` — ${x.tls.certificateChosenBecause}; expires ${c.notAfter}`);
+      el("span", { class: "mono", id: "explain-certificate" }, [c.subject, c.names.join(", ")].filter(Boolean).join("; ")), ` — ${x.tls.certificateChosenBecause}; expires ${c.notAfter}`);
   }
   row("router", x.router ? el("span", { id: "explain-router" }, el("span", { class: "mono" }, x.router.name), ` ${x.router.rule} — ${x.router.source}${x.router.file ? ` (${x.router.file})` : ""}`) : "none");
   row("middlewares", x.middlewares.length ? el("ul", { class: "plain" }, x.middlewares.map((m) => el("li", {}, `${m.name} (${m.kind})${m.applied ? "" : " — not reached"}`))) : "none");
