@@ -185,3 +185,16 @@ def test_others_are_capped_and_counted() -> None:
     answer: dict[str, Any] = explainer.explain(Request(url="http://many.example.com/none"))
     assert len(answer["others"]) == 50 and answer["othersLeftOut"] == 10
     assert answer["result"]["action"] == "notFound"
+
+
+def test_an_explanation_as_terminal_lines(explainer: Explainer) -> None:
+    from passerelle.api.text import explanation_lines
+
+    lines = explanation_lines(explainer.explain(Request(url="https://guarded.example.com/")))
+    assert lines[0] == "answer:      proxied to default/web:http (round robin: 10.0.0.1:8080)"
+    assert "tls option:  modern (from Ingress default/guarded)" in lines
+    assert "router:      default-guarded-guarded-example-com: Host(`guarded.example.com`) && PathPrefix(`/`)" in lines
+    assert "  endpoint:  10.0.0.1:8080" in lines
+    missing = explanation_lines(explainer.explain(Request(url="http://empty.example.com/")))
+    assert missing[0].startswith("answer:      503 Service default/empty port http has no ready endpoints")
+    assert "  no endpoints: Service default/empty port http has no ready endpoints" in missing
