@@ -6,12 +6,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
 
 from passerelle.api.context import Context
 from passerelle.api.explain import Explainer, ExplainError, Request, parse_header
 from passerelle.model import DynamicConfig
 from passerelle.proxy.options import EntryPointOptions
+from passerelle.routing import rules
 from tests.unit.api.scene import CONTEXT, STATIC, translated
+from tests.unit.routing.test_table import configs, hosts, paths, reference_match
 
 
 @dataclass(frozen=True)
@@ -193,8 +196,33 @@ def test_an_explanation_as_terminal_lines(explainer: Explainer) -> None:
     lines = explanation_lines(explainer.explain(Request(url="https://guarded.example.com/")))
     assert lines[0] == "answer:      proxied to default/web:http (round robin: 10.0.0.1:8080)"
     assert "tls option:  modern (from Ingress default/guarded)" in lines
-    assert "router:      default-guarded-guarded-example-com: Host(`guarded.example.com`) && PathPrefix(`/`)" in lines
+    assert (
+        "router:      default-guarded-guarded-example-com: Host(`guarded.example.com`) && PathPrefix(`/`)"
+        in lines
+    )
     assert "  endpoint:  10.0.0.1:8080" in lines
     missing = explanation_lines(explainer.explain(Request(url="http://empty.example.com/")))
     assert missing[0].startswith("answer:      503 Service default/empty port http has no ready endpoints")
     assert "  no endpoints: Service default/empty port http has no ready endpoints" in missing
+
+
+PLAIN = Context(entrypoints=(CONTEXT.entrypoints[0],))
+
+
+@settings(max_examples=300, deadline=None)
+@given(configs(), hosts, paths)
+def test_explain_agrees_with_the_reference_and_its_reasons_hold(
+    config: DynamicConfig, host: str, path: str
+) -> None:
+    answer = Explainer(config, PLAIN).explain(Request(url=f"http://{host}{path}"))
+    assert (answer["router"] or {}).get("name") == reference_match(config, host, path)
+    by_name = {r.name: r for r in config.routers}
+    for other in answer["others"]:
+        router = by_name[other["router"]]
+        host_ok = rules.host_matches(router.host, host)
+        path_ok = router.path is None or rules.path_matches(router.path, path)
+        assert other["reason"] == ("host" if not host_ok else "path" if not path_ok else "precedence"), other
+    listed = {o["router"] for o in answer["others"]} | {(answer["router"] or {}).get("name")}
+    for router in config.routers:  # every router that matches the host is accounted for
+        if rules.host_matches(router.host, host):
+            assert router.name in listed

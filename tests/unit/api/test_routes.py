@@ -55,7 +55,9 @@ def test_before_any_version() -> None:
         number=1, config=version().config, problems=(Problem(ref=ObjectRef(kind="File", name="x.yaml"), message="bad"),),
         origins={},
     )  # fmt: skip
-    assert [p["object"] for p in body(get(table, "/api/problems"))] == ["File x.yaml"]  # translated, not applied
+    assert [p["object"] for p in body(get(table, "/api/problems"))] == [
+        "File x.yaml"
+    ]  # translated, not applied
 
 
 def test_after_a_version() -> None:
