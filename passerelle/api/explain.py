@@ -29,7 +29,7 @@ from passerelle.proxy.options import EntryPointOptions
 from passerelle.routing import rules
 from passerelle.routing.table import RouteTable, compile_tables
 from passerelle.tls.contexts import SniTable, host_option
-from passerelle.tls.options import DEFAULT
+from passerelle.tls.options import DEFAULT, VERSIONS, TlsOptions
 
 MAX_OTHERS = 50  # routers listed under "others"; the rest are counted
 _DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -157,11 +157,13 @@ class Explainer:
         else:
             how = f"a wildcard of the certificate covers {sni}"
         source = next((h.source for h in self._config.tls.hosts if h.host == sni), "")
+        settings = self._context.tls.options.get(option) if self._context.tls is not None else None
         info = {
             "sni": sni,
             "options": option,
             "optionsFrom": source
             or ("the host's annotation" if option != entry_options else "the entry point"),
+            "option": None if settings is None else _option_summary(settings),
             "certificate": certificates.summary(cert, now),
             "certificateChosenBecause": how,
         }
@@ -282,6 +284,18 @@ class Explainer:
         order = {"precedence": 0, "path": 1, "entryPoint": 2, "host": 3}
         out.sort(key=lambda o: order[o["reason"]])
         return out
+
+
+def _option_summary(option: TlsOptions) -> dict[str, Any]:
+    """What a TLS option asks of the handshake, in Traefik's names."""
+    names = {version: name for name, version in VERSIONS.items()}
+    top = option.max_version
+    return {
+        "minVersion": names.get(option.min_version, str(option.min_version)),
+        "maxVersion": None if top is None else names.get(top, str(top)),
+        "alpnProtocols": list(option.alpn),
+        "clientAuthType": option.client_auth,
+    }
 
 
 @dataclass(frozen=True, slots=True)

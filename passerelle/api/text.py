@@ -17,7 +17,11 @@ def explanation_lines(x: dict[str, Any]) -> list[str]:
     if x.get("tls"):
         t = x["tls"]
         cert = t["certificate"]
-        lines.append(f"tls option:  {t['options']} (from {t['optionsFrom']})")
+        option = t.get("option") or {}
+        detail = (
+            f"; {option['minVersion']}+, client certificates: {option['clientAuthType']}" if option else ""
+        )
+        lines.append(f"tls option:  {t['options']} (from {t['optionsFrom']}){detail}")
         lines.append(
             f"certificate: {cert.get('subject') or ', '.join(cert['names'])}, expires {cert['notAfter']}"
         )

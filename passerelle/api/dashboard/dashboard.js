@@ -122,7 +122,9 @@ function renderExplanation(x) {
   row("entry point", x.entryPoint ? `${x.entryPoint.name} (port ${x.entryPoint.port}${x.entryPoint.tls ? ", TLS" : ""}): ${x.entryPoint.chosenBecause}` : "none");
   if (x.tls) {
     const c = x.tls.certificate;
-    row("TLS", `option ${x.tls.options} (from ${x.tls.optionsFrom}); certificate `,
+    const o = x.tls.option;
+    const asks = o ? ` — ${o.minVersion}${o.maxVersion ? `..${o.maxVersion}` : "+"}, ALPN ${o.alpnProtocols.join(", ")}, client certificates: ${o.clientAuthType}` : "";
+    row("TLS", `option ${x.tls.options} (from ${x.tls.optionsFrom})${asks}; certificate `,
       el("span", { class: "mono", id: "explain-certificate" }, [c.subject, c.names.join(", ")].filter(Boolean).join("; ")), ` — ${x.tls.certificateChosenBecause}; expires ${c.notAfter}`);
   }
   row("router", x.router ? el("span", { id: "explain-router" }, el("span", { class: "mono" }, x.router.name), ` ${x.router.rule} — ${x.router.source}${x.router.file ? ` (${x.router.file})` : ""}`) : "none");

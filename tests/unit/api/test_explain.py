@@ -95,6 +95,8 @@ def test_explain(explainer: Explainer, case: Case) -> None:
         assert "keyPem" not in cert and "PRIVATE" not in str(answer)
     if case.option:
         assert answer["tls"]["options"] == case.option
+        minimum = "VersionTLS13" if case.option == "modern" else "VersionTLS12"
+        assert answer["tls"]["option"]["minVersion"] == minimum
     if case.location:
         assert result["location"] == case.location
     reasons = {o["router"]: o["reason"] for o in answer["others"]}
@@ -195,7 +197,10 @@ def test_an_explanation_as_terminal_lines(explainer: Explainer) -> None:
 
     lines = explanation_lines(explainer.explain(Request(url="https://guarded.example.com/")))
     assert lines[0] == "answer:      proxied to default/web:http (round robin: 10.0.0.1:8080)"
-    assert "tls option:  modern (from Ingress default/guarded)" in lines
+    assert (
+        "tls option:  modern (from Ingress default/guarded); VersionTLS13+, client certificates: NoClientCert"
+        in lines
+    )
     assert (
         "router:      default-guarded-guarded-example-com: Host(`guarded.example.com`) && PathPrefix(`/`)"
         in lines
