@@ -153,7 +153,8 @@ class ApiProtocol(asyncio.Protocol):
 
     # -- internals ------------------------------------------------------------------------------
     def _answer(self, method: bytes) -> Answer:
-        if self._loopback_only and not loopback_host(self._host):
+        # Browsers always send Host, so a request without one (HTTP/1.0 tools) is no rebinding.
+        if self._loopback_only and self._host and not loopback_host(self._host):
             return Answer(421, b"this API answers only requests for localhost or a loopback address\n")
         try:
             url = parse_url(self._url)

@@ -56,6 +56,8 @@ GET = b"GET %s HTTP/1.1\r\nHost: 127.0.0.1:9000\r\n\r\n"
         (b"POST /a HTTP/1.1\r\nHost: localhost\r\nContent-Length: 2\r\n\r\nhi", b"405", False),
         (b"DELETE /nope HTTP/1.1\r\nHost: localhost\r\n\r\n", b"404", False),
         (b"GET /a HTTP/1.0\r\nHost: localhost\r\n\r\n", b"200", True),
+        (b"GET /a HTTP/1.0\r\n\r\n", b"200", True),
+        (b"GET /a HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", b"200", False),
         (b"GET /a HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n", b"200", True),
         (b"GARBAGE\r\n\r\n", b"400", True),
         (b"GET /a HTTP/1.1\r\nHost: evil.example\r\n\r\n", b"421", False),
@@ -65,7 +67,7 @@ GET = b"GET %s HTTP/1.1\r\nHost: 127.0.0.1:9000\r\n\r\n"
         (b"GET /" + b"a" * server.MAX_TARGET + b" HTTP/1.1\r\nHost: localhost\r\n\r\n", b"414", True),
         (b"GET /a HTTP/1.1\r\nHost: localhost\r\nX: " + b"v" * server.MAX_HEADERS + b"\r\n\r\n", b"431", True),
     ],
-    ids=["get", "unknown", "post", "delete-unknown", "http10", "close", "garbage", "rebinding", "v6-loopback",
+    ids=["get", "unknown", "post", "delete-unknown", "http10", "http10-no-host", "http10-keep-alive", "close", "garbage", "rebinding", "v6-loopback",
          "dot-localhost", "handler-error", "long-target", "big-headers"],
 )  # fmt: skip
 async def test_answers(request_bytes: bytes, status: bytes, closes: bool) -> None:
