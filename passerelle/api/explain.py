@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from difflib import SequenceMatcher
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from passerelle.api import certificates
 from passerelle.api.context import Context, source_key
@@ -99,7 +99,11 @@ class Explainer:
             out["result"] = {"action": "unreachable", "status": None, "detail": why}
             return out
         out["entryPoint"] = {"name": entry.name, "port": entry.port, "tls": entry.tls, "chosenBecause": why}
-        host, target = host_header.encode("latin-1"), url.target.encode("latin-1")
+        if not host_header.isascii():
+            raise ExplainError(
+                f"Host {host_header!r} must be ASCII (an internationalised name as its xn-- form)"
+            )
+        host, target = host_header.encode(), url.target.encode()
         result: dict[str, Any] | None = None
         out["tls"] = None
         if entry.tls and self._sni is not None:
@@ -320,12 +324,21 @@ def _parse_url(text: str) -> _Url:
     except ValueError:
         raise ExplainError(f"url {text!r} has an invalid port") from None
     authority = parts.netloc.rpartition("@")[2]
+    if not authority.isascii():  # an internationalised name goes on the wire as its A-label
+        try:
+            ascii_name = hostname.encode("idna").decode()
+        except UnicodeError:
+            raise ExplainError(f"url {text!r} has a host that is not a valid name") from None
+        authority = ascii_name + (f":{parts.port}" if parts.port else "")
+        hostname = ascii_name
     try:
         ipaddress.ip_address(hostname)
         sni = None
     except ValueError:
         sni = hostname.lower().rstrip(".")
     target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    # As a client sends it: what is not printable ASCII percent-encoded (UTF-8), the rest as typed.
+    target = "".join(c if " " < c < "\x7f" else quote(c, safe="") for c in target)
     return _Url(scheme=scheme, authority=authority, port=port, sni=sni, target=target)
 
 

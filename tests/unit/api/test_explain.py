@@ -153,6 +153,7 @@ def test_https_without_a_tls_entry_point_is_unreachable() -> None:
         ("http:///cart", "", "has no host"),
         ("http://shop.example.com:99999/", "", "invalid port"),
         ("http://shop.example.com/", "nope", "no entry point named 'nope' (have web, websecure)"),
+        ("http://" + "ü" * 64 + ".example/", "", "not a valid name"),
     ],
 )
 def test_questions_that_cannot_be_asked(
@@ -231,3 +232,11 @@ def test_explain_agrees_with_the_reference_and_its_reasons_hold(
     for router in config.routers:  # every router that matches the host is accounted for
         if rules.host_matches(router.host, host):
             assert router.name in listed
+
+
+def test_a_url_is_sent_as_a_client_sends_it(explainer: Explainer) -> None:
+    answer = explainer.explain(Request(url="http://bücher.example.com:8080/a b/é?q=ü"))
+    assert answer["request"]["host"] == "xn--bcher-kva.example.com:8080"
+    assert answer["request"]["target"] == "/a%20b/%C3%A9?q=%C3%BC"
+    with pytest.raises(ExplainError, match="must be ASCII"):
+        explainer.explain(Request(url="http://a.example.com/", headers=(("Host", "bücher.example.com"),)))
