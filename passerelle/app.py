@@ -72,6 +72,9 @@ async def serve(settings: Settings) -> None:
     for name, port in ports.items():
         log.info("entry point %s listening on port %d, %d workers", name, port, settings.worker_count())
     log.info("api listening on %s; manifests from %s", settings.api.address, manifests.directory)
+    if settings.api.dashboard:
+        shown = f"[{api_host}]" if ":" in api_host else (api_host or "127.0.0.1")
+        log.info("dashboard at http://%s:%d/dashboard/", shown, api_port)
     if not is_loopback_address(api_host):
         log.warning(
             "the api listens on %s, beyond loopback: anyone who can reach it reads the whole routing "

@@ -197,3 +197,4 @@ def test_an_api_beyond_loopback_is_a_warning_and_answers_any_host(make_router: C
 def test_the_default_api_is_loopback_only_and_says_nothing(make_router: Callable[..., Router]) -> None:
     router = make_router()
     assert "beyond loopback" not in router.log()
+    assert f"dashboard at http://127.0.0.1:{router.api_port}/dashboard/" in router.log()
