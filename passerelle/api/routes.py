@@ -34,6 +34,9 @@ DASHBOARD_HEADERS = (
 )
 
 
+Render = Callable[[VersionView], list[dict[str, Any]]]
+
+
 class _Views:
     """The VersionView of the newest (applied, latest) pair, made when one of them changes."""
 
@@ -75,10 +78,10 @@ def api_routes(
     """applied: the version every worker serves; latest: the newest translation (its problems)."""
     views = _Views(applied, latest, context)
 
-    def listing(name: str) -> tuple[Handler, Handler]:
+    def listing(render: Render, what: str) -> tuple[Handler, Handler]:
         def items() -> list[dict[str, Any]]:
             view = views.get()
-            return getattr(view, name)() if view is not None else []
+            return render(view) if view is not None else []
 
         def all_(request: Request) -> Answer:
             try:
@@ -96,7 +99,7 @@ def api_routes(
         def one(request: Request) -> Answer:
             found = next((item for item in items() if item["name"] == request.tail), None)
             if found is None:
-                return Answer.error(404, f"{name[:-1]} not found: {request.tail}")
+                return Answer.error(404, f"{what} not found: {request.tail}")
             return Answer.json(found)
 
         return all_, one
@@ -117,10 +120,10 @@ def api_routes(
             )
         return Answer.json(view.problems())
 
-    def simple(name: str) -> Handler:
+    def simple(render: Render) -> Handler:
         def handler(_: Request) -> Answer:
             view = views.get()
-            return Answer.json(getattr(view, name)() if view is not None else [])
+            return Answer.json(render(view) if view is not None else [])
 
         return handler
 
@@ -154,13 +157,18 @@ def api_routes(
         "/api/rawdata": rawdata,
         "/api/workers": lambda _: Answer.json(workers()),
         "/api/overview": overview,
-        "/api/entrypoints": simple("entrypoints"),
+        "/api/entrypoints": simple(VersionView.entrypoints),
         "/api/problems": problems,
-        "/api/tls/certificates": simple("certificates"),
+        "/api/tls/certificates": simple(VersionView.certificates),
         "/api/explain": explain,
     }
-    for kind in ("routers", "services", "middlewares"):
-        routes[f"/api/http/{kind}"], routes[f"/api/http/{kind}/"] = listing(kind)
+    lists = {
+        "routers": VersionView.routers,
+        "services": VersionView.services,
+        "middlewares": VersionView.middlewares,
+    }
+    for kind, render in lists.items():
+        routes[f"/api/http/{kind}"], routes[f"/api/http/{kind}/"] = listing(render, kind[:-1])
     if dashboard:
         routes.update(dashboard_routes())
     return routes

@@ -11,8 +11,8 @@ docs/api.md names every field.
 from __future__ import annotations
 
 import datetime
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeVar, cast
 
 from passerelle.api import certificates
 from passerelle.api.context import Context, source_key
@@ -21,6 +21,7 @@ from passerelle.model import DynamicConfig, Problem, Router, Severity
 from passerelle.tls.contexts import host_option
 from passerelle.tls.options import DEFAULT
 
+T = TypeVar("T")
 Origins = Mapping[tuple[str, str, str], str]
 DEFAULT_PER_PAGE = 100  # Traefik's
 
@@ -95,36 +96,37 @@ class VersionView:
         for problem in problems:
             self._by_source.setdefault(str(problem.ref), []).append(problem)
 
-    def _once(self, name: str, make: Any) -> Any:
+    def _once(self, name: str, make: Callable[[], T]) -> T:
+        """`make()`, computed on the first call for `name` and kept (a version never changes)."""
         if name not in self._cache:
             self._cache[name] = make()
-        return self._cache[name]
+        return cast(T, self._cache[name])
 
     @property
     def explainer(self) -> Explainer:
-        return self._once("explainer", lambda: Explainer(self.config, self.context, origins=self._origins))  # type: ignore[no-any-return]
+        return self._once("explainer", lambda: Explainer(self.config, self.context, origins=self._origins))
 
     def now(self) -> datetime.datetime:
         return self._now or datetime.datetime.now(datetime.UTC)
 
     # -- lists ------------------------------------------------------------------------------------
     def problems(self) -> list[dict[str, Any]]:
-        return self._once("problems", lambda: [problem_json(p, self._origins) for p in self._problems])  # type: ignore[no-any-return]
+        return self._once("problems", lambda: [problem_json(p, self._origins) for p in self._problems])
 
     def routers(self) -> list[dict[str, Any]]:
-        return self._once("routers", lambda: [self._router(r) for r in self.config.routers])  # type: ignore[no-any-return]
+        return self._once("routers", lambda: [self._router(r) for r in self.config.routers])
 
     def services(self) -> list[dict[str, Any]]:
-        return self._once("services", self._services)  # type: ignore[no-any-return]
+        return self._once("services", self._services)
 
     def middlewares(self) -> list[dict[str, Any]]:
-        return self._once("middlewares", self._middlewares)  # type: ignore[no-any-return]
+        return self._once("middlewares", self._middlewares)
 
     def certificates(self) -> list[dict[str, Any]]:
         tls = self.context.tls
         if tls is None:
             return []
-        return self._once(  # type: ignore[no-any-return]
+        return self._once(
             "certificates",
             lambda: certificates.listing(
                 tls,
