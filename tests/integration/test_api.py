@@ -13,7 +13,7 @@ from urllib.parse import quote, urlsplit
 import httpx
 import pytest
 
-from tests.integration.harness import Backends, Router, free_port
+from tests.integration.harness import Backends, Router, endpoint_slice, free_port, ingress, rule, service
 from tests.integration.scene import Scene, fetch, start
 
 
@@ -198,3 +198,35 @@ def test_the_default_api_is_loopback_only_and_says_nothing(make_router: Callable
     router = make_router()
     assert "beyond loopback" not in router.log()
     assert f"dashboard at http://127.0.0.1:{router.api_port}/dashboard/" in router.log()
+
+
+def test_explain_agrees_on_an_entry_point_redirect(
+    backends: Backends, make_router: Callable[..., Router]
+) -> None:
+    tls_port = free_port()
+    router = make_router(
+        [
+            service("a"),
+            endpoint_slice("a", [backends.whoami("pod-a")]),
+            ingress("x", [rule("x.test", ("/", "Prefix", "a"))]),
+        ],
+        config={
+            "entryPoints": {
+                "web": {"http": {"redirections": {"entryPoint": {"to": "websecure", "permanent": False}}}},
+                "websecure": {"address": f"127.0.0.1:{tls_port}", "tls": {}},
+            }
+        },
+    )
+    for method in ("GET", "POST"):
+        url = f"http://x.test:{router.port}/p?q=1"
+        answer = httpx.get(
+            f"http://127.0.0.1:{router.api_port}/api/explain", params={"url": url, "method": method}
+        ).json()
+        real = fetch(router.port, host=f"x.test:{router.port}", target="/p?q=1", method=method)
+        assert answer["router"]["name"] == "web-redirect@internal"
+        assert (real.status, real.headers["location"]) == (
+            answer["result"]["status"],
+            answer["result"]["location"],
+        )
+        assert answer["result"]["location"] == f"https://x.test:{tls_port}/p?q=1"
+        assert real.status == (302 if method == "GET" else 307)
