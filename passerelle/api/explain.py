@@ -220,7 +220,7 @@ class Explainer:
 
     def _result(self, route: Route | None, host: bytes, target: bytes, method: str) -> dict[str, Any]:
         if route is None:
-            return {"action": "notFound", "status": 404, "detail": "no router matches: 404 page not found"}
+            return {"action": "notFound", "status": 404, "detail": "no router matches this host and path"}
         if route.redirect is not None:
             answer = route.redirect.response(host, target, method.encode())
             status = int(answer[9:12])
