@@ -113,6 +113,13 @@ def test_the_dashboard_shows_the_routers_problems_certificates_and_explains(
     )
     print(f"dashboard screenshot: {browser.screenshot(SHOTS / 'explain-404.png')}")
 
+    browser.evaluate("document.getElementById('explain-url').value = ''")
+    browser.type_into("#explain-url", f"https://secure.test:{scene.tls_port}/")
+    browser.type_into("#explain-host", f"guarded.test:{scene.tls_port}")
+    browser.click("#explain-form button")
+    browser.wait_for("document.getElementById('explain-result').dataset.done === '3'")
+    assert browser.evaluate("document.getElementById('explain-answer').innerText").startswith("421 the handshake")
+
     browser.type_into("#routers-search", "shop.test")
     browser.wait_for("document.querySelectorAll('tr.router').length === 2")
     shots = [SHOTS / name for name in ("overview.png", "explain-proxied.png", "explain-404.png")]

@@ -145,9 +145,12 @@ async function explain(event) {
   event.preventDefault();
   const url = document.getElementById("explain-url").value.trim();
   const method = document.getElementById("explain-method").value;
+  const host = document.getElementById("explain-host").value.trim();
   const out = document.getElementById("explain-result");
+  let query = `url=${encodeURIComponent(url)}&method=${encodeURIComponent(method)}`;
+  if (host) query += `&header=${encodeURIComponent(`Host: ${host}`)}`;
   try {
-    const { body } = await getJSON(`/api/explain?url=${encodeURIComponent(url)}&method=${encodeURIComponent(method)}`);
+    const { body } = await getJSON(`/api/explain?${query}`);
     out.replaceChildren(renderExplanation(body));
   } catch (error) {
     out.replaceChildren(el("p", { class: "error", id: "explain-error" }, error.message));
