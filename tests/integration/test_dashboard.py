@@ -118,7 +118,9 @@ def test_the_dashboard_shows_the_routers_problems_certificates_and_explains(
     browser.type_into("#explain-host", f"guarded.test:{scene.tls_port}")
     browser.click("#explain-form button")
     browser.wait_for("document.getElementById('explain-result').dataset.done === '3'")
-    assert browser.evaluate("document.getElementById('explain-answer').innerText").startswith("421 the handshake")
+    assert browser.evaluate("document.getElementById('explain-answer').innerText").startswith(
+        "421 the handshake"
+    )
 
     browser.type_into("#routers-search", "shop.test")
     browser.wait_for("document.querySelectorAll('tr.router').length === 2")
