@@ -58,15 +58,19 @@ def run(config: Path, log_level: str | None) -> None:
     default=None,
     help="Static configuration whose entry points (names, TLS) placement uses (default: one plain `web`).",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print the problems as JSON (as /api/problems).")
+@click.option(
+    "--format", "style", type=click.Choice(["text", "json", "github"]), default="text", show_default=True,
+    help="text: file:line lines; json: as /api/problems; github: workflow annotations.",
+)  # fmt: skip
 @click.option("--strict", is_flag=True, help="Exit 1 on warnings too.")
 def check(
-    directory: Path, classes: tuple[str, ...], config_file: Path | None, as_json: bool, strict: bool
+    directory: Path, classes: tuple[str, ...], config_file: Path | None, style: str, strict: bool
 ) -> None:
     """Translate a directory of manifests offline; print every problem; exit 1 on errors."""
     import dataclasses
     import json
 
+    from passerelle.api.text import problem_lines
     from passerelle.api.views import problem_json
     from passerelle.kube.ingress import IngressOptions, translate
     from passerelle.kube.manifests import ManifestsProvider
@@ -87,15 +91,13 @@ def check(
     config, problems = translate(loaded.snapshot, options)
     problems = loaded.problems + problems
     errors = sum(p.severity is Severity.ERROR for p in problems)
-    if as_json:
+    if style == "json":
         items = [problem_json(p, loaded.origins) for p in problems]
         click.echo(json.dumps({"routers": len(config.routers), "services": len(config.services),
                                "problems": items}, indent=2))  # fmt: skip
     else:
-        for problem in problems:
-            ref = problem.ref
-            where = loaded.origins.get((ref.kind, ref.namespace, ref.name))
-            click.echo(f"{where + ': ' if where else ''}{problem}")
+        for line in problem_lines(problems, loaded.origins, style=style, root=str(directory)):
+            click.echo(line)
         click.echo(f"{len(config.routers)} routers, {len(config.services)} services, {errors} errors, "
                    f"{len(problems) - errors} warnings")  # fmt: skip
     sys.exit(1 if errors or (strict and problems) else 0)

@@ -1,8 +1,12 @@
-"""An explanation (explain.py's JSON) as lines for a terminal, for `passerelle explain`."""
+"""The CLI's output: an explanation (explain.py's JSON) and `check`'s problems, as lines."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any
+
+from passerelle.kube.snapshot import Key
+from passerelle.model import Problem
 
 
 def explanation_lines(x: dict[str, Any]) -> list[str]:
@@ -49,4 +53,33 @@ def explanation_lines(x: dict[str, Any]) -> list[str]:
             lines.append(f"  {other['rule']} ({other['source']}): {other['reason']}: {other['detail']}")
         if x.get("othersLeftOut"):
             lines.append(f"  and {x['othersLeftOut']} more")
+    return lines
+
+
+def _escape(text: str, *, property: bool = False) -> str:
+    """GitHub workflow-command escaping (`%`, CR, LF; and `:` `,` inside properties)."""
+    text = text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+    return text.replace(":", "%3A").replace(",", "%2C") if property else text
+
+
+def problem_lines(
+    problems: Sequence[Problem], origins: Mapping[Key, str], *, style: str, root: str
+) -> list[str]:
+    """`passerelle check`'s lines: `text` is `file:line: severity: object: message`; `github`
+    is a workflow command per problem (an annotation on the file and line, in a pull request),
+    with paths under `root` (the directory as given on the command line)."""
+    lines = []
+    for problem in problems:
+        ref = problem.ref
+        where = origins.get((ref.kind, ref.namespace, ref.name), "")
+        if style == "text":
+            lines.append(f"{where + ': ' if where else ''}{problem}")
+            continue
+        file, _, line = where.rpartition(":") if where else (ref.name if ref.kind == "File" else "", "", "")
+        path = root.rstrip("/") + "/" + file
+        props = [f"file={_escape(path, property=True)}"] if file else []
+        if line:
+            props.append(f"line={line}")
+        props.append(f"title={_escape(str(ref), property=True)}")
+        lines.append(f"::{problem.severity} {','.join(props)}::{_escape(problem.message)}")
     return lines

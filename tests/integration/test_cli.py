@@ -186,7 +186,12 @@ def test_check_is_usable_in_ci(tmp_path: Path) -> None:
     assert failed.returncode == 1
     assert "sub/b.yaml:2: error: Ingress default/broken: Service default/missing not found" in failed.stdout
     assert failed.stdout.strip().endswith("2 routers, 2 services, 1 errors, 1 warnings")
-    as_json = json.loads(passerelle("check", "--json", str(tmp_path)).stdout)
+    github = passerelle("check", "--format", "github", str(tmp_path)).stdout.splitlines()
+    assert (
+        f"::error file={tmp_path}/sub/b.yaml,line=2,title=Ingress default/broken::Service default/missing not found"
+        in github
+    )
+    as_json = json.loads(passerelle("check", "--format", "json", str(tmp_path)).stdout)
     assert as_json["routers"] == 2
     assert {(p["object"], p["severity"], p["file"]) for p in as_json["problems"]} == {
         ("Ingress default/ok", "warning", "a.yaml:6"),

@@ -161,4 +161,4 @@ async function explain(event) {
 document.getElementById("explain-form").addEventListener("submit", explain);
 document.getElementById("routers-search").addEventListener("input", () => refresh());
 refresh();
-setInterval(refresh, REFRESH_MS);
+setInterval(() => { if (!document.hidden) refresh(); }, REFRESH_MS);  // no polling from a background tab
