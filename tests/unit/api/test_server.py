@@ -66,9 +66,10 @@ GET = b"GET %s HTTP/1.1\r\nHost: 127.0.0.1:9000\r\n\r\n"
         (b"GET /boom HTTP/1.1\r\nHost: localhost\r\n\r\n", b"500", False),
         (b"GET /" + b"a" * server.MAX_TARGET + b" HTTP/1.1\r\nHost: localhost\r\n\r\n", b"414", True),
         (b"GET /a HTTP/1.1\r\nHost: localhost\r\nX: " + b"v" * server.MAX_HEADERS + b"\r\n\r\n", b"431", True),
+        (b"GET /a HTTP/1.1\r\nHost: localhost\r\nContent-Length: 70000\r\n\r\n" + b"b" * 70000, b"413", True),
     ],
     ids=["get", "unknown", "post", "delete-unknown", "http10", "http10-no-host", "http10-keep-alive", "close", "garbage", "rebinding", "v6-loopback",
-         "dot-localhost", "handler-error", "long-target", "big-headers"],
+         "dot-localhost", "handler-error", "long-target", "big-headers", "big-body"],
 )  # fmt: skip
 async def test_answers(request_bytes: bytes, status: bytes, closes: bool) -> None:
     protocol, transport = connect()
