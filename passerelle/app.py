@@ -7,12 +7,12 @@ import logging
 import signal
 from pathlib import Path
 
-from passerelle import __version__
-from passerelle.api.server import Answer, serve_api
+from passerelle.api.context import Context
+from passerelle.api.routes import api_routes
+from passerelle.api.server import is_loopback_address, serve_api
 from passerelle.control.distribute import WorkerPool
 from passerelle.control.watcher import ConfigWatcher
 from passerelle.kube.manifests import ManifestsProvider
-from passerelle.model import codec
 from passerelle.proxy.listeners import ListenError
 from passerelle.settings import Settings, SettingsError, split_address
 from passerelle.tls import openssl
@@ -51,24 +51,13 @@ async def serve(settings: Settings) -> None:
 
     watcher = ConfigWatcher(settings.ingress_options(), [workers.publish])
     api_host, api_port = split_address(settings.api.address)
-    routes = {
-        "/ping": lambda: (
-            Answer(200, b"OK") if workers.applied else Answer(503, b"no configuration applied yet\n")
-        ),
-        "/api/version": lambda: Answer.json({"version": __version__}),
-        "/api/rawdata": lambda: Answer.json(
-            {"version": workers.applied.number, **codec.dump(workers.applied.config)}
-            if workers.applied
-            else {}
-        ),
-        "/api/problems": lambda: Answer.json(
-            [
-                {"object": str(p.ref), "severity": str(p.severity), "message": p.message}
-                for p in (watcher.current.problems if watcher.current else ())
-            ]
-        ),
-        "/api/workers": lambda: Answer.json(workers.status()),
-    }
+    routes = api_routes(
+        applied=lambda: workers.applied,
+        latest=lambda: watcher.current,
+        workers=workers.status,
+        context=Context.of(settings, tls, ports),
+        dashboard=settings.api.dashboard,
+    )
     try:
         api = await serve_api(api_host, api_port, routes)
     except OSError as e:
@@ -83,6 +72,15 @@ async def serve(settings: Settings) -> None:
     for name, port in ports.items():
         log.info("entry point %s listening on port %d, %d workers", name, port, settings.worker_count())
     log.info("api listening on %s; manifests from %s", settings.api.address, manifests.directory)
+    if settings.api.dashboard:
+        shown = f"[{api_host}]" if ":" in api_host else (api_host or "127.0.0.1")
+        log.info("dashboard at http://%s:%d/dashboard/", shown, api_port)
+    if not is_loopback_address(api_host):
+        log.warning(
+            "the api listens on %s, beyond loopback: anyone who can reach it reads the whole routing "
+            "configuration (docs/api.md, 'Exposing the API')",
+            settings.api.address,
+        )
 
     async with asyncio.TaskGroup() as tasks:
         provider_task = tasks.create_task(provider.run(watcher.publish))

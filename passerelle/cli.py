@@ -58,10 +58,20 @@ def run(config: Path, log_level: str | None) -> None:
     default=None,
     help="Static configuration whose entry points (names, TLS) placement uses (default: one plain `web`).",
 )
-def check(directory: Path, classes: tuple[str, ...], config_file: Path | None) -> None:
+@click.option(
+    "--format", "style", type=click.Choice(["text", "json", "github"]), default="text", show_default=True,
+    help="text: file:line lines; json: as /api/problems; github: workflow annotations.",
+)  # fmt: skip
+@click.option("--strict", is_flag=True, help="Exit 1 on warnings too.")
+def check(
+    directory: Path, classes: tuple[str, ...], config_file: Path | None, style: str, strict: bool
+) -> None:
     """Translate a directory of manifests offline; print every problem; exit 1 on errors."""
     import dataclasses
+    import json
 
+    from passerelle.api.text import problem_lines
+    from passerelle.api.views import problem_json
     from passerelle.kube.ingress import IngressOptions, translate
     from passerelle.kube.manifests import ManifestsProvider
     from passerelle.model import Severity
@@ -80,14 +90,59 @@ def check(directory: Path, classes: tuple[str, ...], config_file: Path | None) -
     loaded = ManifestsProvider(directory, watch=False).load()
     config, problems = translate(loaded.snapshot, options)
     problems = loaded.problems + problems
-    for problem in problems:
-        ref = problem.ref
-        where = loaded.origins.get((ref.kind, ref.namespace, ref.name))
-        click.echo(f"{where + ': ' if where else ''}{problem}")
     errors = sum(p.severity is Severity.ERROR for p in problems)
-    click.echo(f"{len(config.routers)} routers, {len(config.services)} services, {errors} errors, "
-               f"{len(problems) - errors} warnings")  # fmt: skip
-    sys.exit(1 if errors else 0)
+    if style == "json":
+        items = [problem_json(p, loaded.origins) for p in problems]
+        click.echo(json.dumps({"routers": len(config.routers), "services": len(config.services),
+                               "problems": items}, indent=2))  # fmt: skip
+    else:
+        for line in problem_lines(problems, loaded.origins, style=style, root=str(directory)):
+            click.echo(line)
+        click.echo(f"{len(config.routers)} routers, {len(config.services)} services, {errors} errors, "
+                   f"{len(problems) - errors} warnings")  # fmt: skip
+    sys.exit(1 if errors or (strict and problems) else 0)
+
+
+@main.command()
+@click.argument("url")
+@click.option(
+    "-c", "--config", "config", type=click.Path(path_type=Path), default="passerelle.yaml",
+    envvar="PASSERELLE_CONFIG", show_default=True, help="Static configuration (its manifests are read).",
+)  # fmt: skip
+@click.option("-X", "--method", default="GET", show_default=True, help="Request method.")
+@click.option(
+    "-H", "--header", "headers", multiple=True, help="A request header, `Name: value` (repeatable)."
+)
+@click.option("--entrypoint", default="", help="The entry point the request arrives on (default: by URL).")
+@click.option("--json", "as_json", is_flag=True, help="Print the answer as JSON, as /api/explain.")
+def explain(
+    url: str, config: Path, method: str, headers: tuple[str, ...], entrypoint: str, as_json: bool
+) -> None:
+    """Which entry point, certificate, router, middlewares and endpoints a request for URL gets.
+
+    Offline: the manifests the configuration points at, translated as `run` would. Exit 0 when a
+    router answers (proxied or redirected), 1 when the request gets 404, 421 or 503 or reaches no
+    entry point, 2 when the question or the configuration is wrong."""
+    import json
+
+    from passerelle.api.explain import ExplainError, Request, parse_header
+    from passerelle.api.offline import offline_view
+    from passerelle.api.text import explanation_lines
+    from passerelle.settings import SettingsError, load_settings
+
+    try:
+        view = offline_view(load_settings(config))
+        question = Request(
+            url=url, method=method, headers=tuple(parse_header(h) for h in headers), entrypoint=entrypoint
+        )
+        answer = view.explainer.explain(question)
+    except (SettingsError, ExplainError) as e:
+        _fail(str(e))
+    if as_json:
+        click.echo(json.dumps(answer, indent=2))
+    else:
+        click.echo("\n".join(explanation_lines(answer)))
+    sys.exit(0 if answer["result"]["action"] in ("proxy", "redirect") else 1)
 
 
 @main.command()

@@ -1,5 +1,11 @@
-"""The API listener: health (`/ping`) now; the JSON API, dashboard and metrics build on it.
+"""The API: health, the applied configuration as JSON, explain, and the dashboard page.
 
-It listens on loopback by default and is served by the control plane process, never by a worker,
-so it reports what was applied rather than what a worker happens to hold.
+Served by the control-plane process (never a worker) on `api.address`, loopback by default.
+`server.py` is the small HTTP/1.1 server (GET/HEAD, bounded requests, keep-alive, loopback Host
+check); `routes.py` maps paths to handlers over the applied version and the newest translation
+(a plain dict: another component adds a path with one entry). `views.py` renders a version in
+Traefik's shapes and `certificates.py` the certificates (pure); `explain.py` answers what one
+request gets by compiling the version with the data plane's own code (route tables, redirects,
+SNI table); `offline.py` builds the same views from files for `passerelle explain`, and
+`text.py` prints an explanation. `dashboard/` is static HTML, CSS and JS fetched from the API.
 """

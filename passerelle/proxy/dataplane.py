@@ -151,6 +151,16 @@ class RedirectAll:
         return self.route
 
 
+def redirect_all_route(options: EntryPointOptions) -> Route | None:
+    """The route of an entry point's `http.redirections.entryPoint`, None without one."""
+    if not options.redirect_scheme:
+        return None
+    redirect = Redirect(
+        scheme=options.redirect_scheme, port=options.redirect_port, permanent=options.redirect_permanent
+    )
+    return Route(f"{options.name}-redirect@internal", Upstream("redirect"), redirect)
+
+
 class EntryPoint:
     __slots__ = (
         "options", "loop", "table", "redirect_all", "scheme", "default_port", "connections", "deadlines", "servers",
@@ -166,14 +176,7 @@ class EntryPoint:
     ) -> None:
         self.options = options
         self.loop = loop
-        self.redirect_all: Route | None = None
-        if options.redirect_scheme:
-            redirect = Redirect(
-                scheme=options.redirect_scheme,
-                port=options.redirect_port,
-                permanent=options.redirect_permanent,
-            )
-            self.redirect_all = Route(f"{options.name}-redirect@internal", Upstream("redirect"), redirect)
+        self.redirect_all = redirect_all_route(options)
         self.table: RouteTable[Route] | RedirectAll
         self.set_table(RouteTable())
         self.tls = tls  # None: plain HTTP

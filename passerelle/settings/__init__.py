@@ -22,6 +22,7 @@ from passerelle.kube.ingress import IngressOptions
 from passerelle.kube.placement import EntryPointInfo
 from passerelle.kube.tls import TlsTranslation
 from passerelle.proxy.options import EntryPointOptions, ForwardingOptions
+from passerelle.settings.api import Api
 from passerelle.settings.base import Duration, SettingsError, StrictModel, reason, split_address
 from passerelle.settings.entrypoints import EntryPoint
 from passerelle.settings.providers import Providers
@@ -42,10 +43,6 @@ class ForwardingTimeouts(StrictModel):
 class ServersTransport(StrictModel):
     forwardingTimeouts: ForwardingTimeouts = ForwardingTimeouts()
     maxIdleConnsPerHost: Annotated[int, Field(ge=0)] = 64
-
-
-class Api(StrictModel):
-    address: str = "127.0.0.1:9000"
 
 
 class Log(StrictModel):

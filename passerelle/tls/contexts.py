@@ -263,9 +263,9 @@ class Dispatcher:
         hosts = self._state.table.hosts
         if not hosts.exact and not hosts.wildcard:
             return False  # every host has the entry point's option
-        name = (host.partition(b":")[0] if host[:1] != b"[" else host).decode("latin-1").lower()
-        wanted = hosts.get(name) or self.entry_options
-        return isinstance(context, ServerContext) and context.option != wanted
+        return isinstance(context, ServerContext) and context.option != host_option(
+            hosts, host, self.entry_options
+        )
 
     def _on_server_name(
         self, ssl_object: ssl.SSLObject, server_name: str | None, _: ssl.SSLContext
@@ -282,6 +282,12 @@ class Dispatcher:
         except Exception:  # an exception here would only be printed by OpenSSL's caller
             return _INTERNAL_ERROR
         return None
+
+
+def host_option(hosts: NameIndex[str], host: bytes, entry_options: str) -> str:
+    """The TLS option a request's Host header asks for: its host's, else the entry point's."""
+    name = (host.partition(b":")[0] if host[:1] != b"[" else host).decode("latin-1").lower()
+    return hosts.get(name) or entry_options
 
 
 class ServerContext(ssl.SSLContext):

@@ -155,6 +155,7 @@ class Router:
                     settings["entryPoints"].setdefault(name, {}).update(entry)
             else:
                 settings[key] = value
+        self.api_port = int(settings["api"]["address"].rpartition(":")[2])  # a test may choose its own
         self.config_path = workdir / "passerelle.yaml"
         self.config_path.write_text(yaml.safe_dump(settings))
         self.log_path = workdir / "passerelle.log"

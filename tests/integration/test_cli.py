@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import socket
 import subprocess
 import sys
@@ -158,3 +159,81 @@ def test_the_quickstart_serves_what_its_instructions_promise(
     tls = httpx.get(f"https://127.0.0.1:{port}/b/tls", verify=False)
     assert echo(tls)["pod"] == "whoami-b" and echo(tls)["headers"]["X-Forwarded-Proto"] == ["https"]
     assert router.problems() == []
+
+
+def _ingress(name: str, service: str, host: str = "a.test") -> str:
+    return (
+        f"apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: {{name: {name}}}\nspec:\n  rules:\n"
+        f"  - host: {host}\n    http: {{paths: [{{path: /, pathType: Prefix, "
+        f"backend: {{service: {{name: {service}, port: {{number: 80}}}}}}}}]}}\n"
+    )
+
+
+def test_check_is_usable_in_ci(tmp_path: Path) -> None:
+    """Warnings alone pass (unless --strict), any error fails; every line names file:line and object."""
+    service = "apiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec: {ports: [{port: 80}]}\n"
+    (tmp_path / "a.yaml").write_text(service + "---\n" + _ingress("ok", "web"))
+    warned = passerelle("check", str(tmp_path))
+    assert warned.returncode == 0, warned.stdout
+    assert (
+        "a.yaml:6: warning: Ingress default/ok: Service default/web port 80 has no ready endpoints"
+        in warned.stdout
+    )
+    assert passerelle("check", "--strict", str(tmp_path)).returncode == 1
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "b.yaml").write_text("# a comment\n" + _ingress("broken", "missing", host="b.test"))
+    failed = passerelle("check", str(tmp_path))
+    assert failed.returncode == 1
+    assert "sub/b.yaml:2: error: Ingress default/broken: Service default/missing not found" in failed.stdout
+    assert failed.stdout.strip().endswith("2 routers, 2 services, 1 errors, 1 warnings")
+    github = passerelle("check", "--format", "github", str(tmp_path)).stdout.splitlines()
+    assert (
+        f"::error file={tmp_path}/sub/b.yaml,line=2,title=Ingress default/broken::Service default/missing not found"
+        in github
+    )
+    as_json = json.loads(passerelle("check", "--format", "json", str(tmp_path)).stdout)
+    assert as_json["routers"] == 2
+    assert {(p["object"], p["severity"], p["file"]) for p in as_json["problems"]} == {
+        ("Ingress default/ok", "warning", "a.yaml:6"),
+        ("Ingress default/broken", "error", "sub/b.yaml:2"),
+    }
+
+
+def test_explain_offline_on_the_quickstart() -> None:
+    config = str(REPO / "examples" / "quickstart" / "passerelle.yaml")
+    served = passerelle("explain", "http://whoami.localhost:8080/hello", "-c", config)
+    assert served.returncode == 0, served.stderr
+    lines = served.stdout.splitlines()
+    assert lines[0] == "answer:      proxied to default/whoami:80 (round robin: 127.0.0.1:9101)"
+    assert "entry point: web, port 8080: it serves http on port 8080" in lines
+    assert "router:      default-demo-whoami-localhost: Host(`whoami.localhost`) && PathPrefix(`/`)" in lines
+    assert "             from Ingress default/demo (ingress.yaml:4)" in lines
+    assert any(line.startswith("  PathPrefix(`/b`) (Ingress default/demo): path: ") for line in lines)
+    tls = passerelle("explain", "https://127.0.0.1:8443/b/x", "-c", config)
+    assert tls.returncode == 0 and "certificate: CN=PASSERELLE DEFAULT CERT" in tls.stdout
+    assert "no SNI (the URL's host is an IP address): the default certificate" in tls.stdout
+    assert "router:      default-demo-any-b: PathPrefix(`/b`)" in tls.stdout
+    host_first = passerelle("explain", "http://whoami.localhost:8080/b/x", "-c", config)
+    assert "precedence: default-demo-whoami-localhost has a more specific host" in host_first.stdout
+
+
+def test_explain_exit_codes(tmp_path: Path) -> None:
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "a.yaml").write_text(_ingress("x", "missing"))
+    config = tmp_path / "passerelle.yaml"
+    config.write_text("entryPoints: {web: {address: ':8080'}}\nproviders: {manifests: {directory: m}}\n")
+    unavailable = passerelle("explain", "http://a.test:8080/", "-c", str(config))
+    assert unavailable.returncode == 1 and unavailable.stdout.startswith(
+        "answer:      503 Service default/missing not found"
+    )
+    not_found = passerelle("explain", "http://b.test:8080/", "-c", str(config), "--json")
+    assert not_found.returncode == 1 and json.loads(not_found.stdout)["result"]["status"] == 404
+    unreachable = passerelle("explain", "https://a.test/", "-c", str(config))
+    assert unreachable.returncode == 1 and "no entry point terminates TLS" in unreachable.stdout
+    bad = passerelle("explain", "a.test/", "-c", str(config))
+    assert (
+        bad.returncode == 2
+        and bad.stderr.strip() == "passerelle: url 'a.test/' must be an http:// or https:// URL"
+    )
+    missing = passerelle("explain", "http://a.test/", "-c", str(tmp_path / "nope.yaml"))
+    assert missing.returncode == 2 and "config file not found" in missing.stderr

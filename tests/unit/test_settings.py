@@ -253,3 +253,11 @@ def test_cas_without_a_client_auth_type_require_a_verified_certificate(
     static = settings.tls_static()
     assert static is not None
     assert static.options["default"].client_auth == expected
+
+
+def test_api_section() -> None:
+    default = parse_settings("")
+    assert (default.api.address, default.api.dashboard) == ("127.0.0.1:9000", True)
+    assert parse_settings("api: {address: ':9100', dashboard: false}\n").api.dashboard is False
+    with pytest.raises(SettingsError, match=r"<config>:1: api.insecure: unknown key"):
+        parse_settings("api: {insecure: true}\n")

@@ -1,0 +1,112 @@
+"""The API's handlers called directly (no sockets): before and after a version, errors, the dashboard."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from passerelle.api.routes import api_routes
+from passerelle.api.server import Answer, Request
+from passerelle.control.watcher import Version
+from passerelle.model import ObjectRef, Problem
+from tests.unit.api.scene import CONTEXT, translated
+
+
+class Holder:
+    def __init__(self) -> None:
+        self.applied: Version | None = None
+        self.latest: Version | None = None
+
+
+def routes(holder: Holder, dashboard: bool = True) -> dict[str, Any]:
+    return api_routes(
+        applied=lambda: holder.applied,
+        latest=lambda: holder.latest,
+        workers=lambda: [{"index": 0}],
+        context=CONTEXT,
+        dashboard=dashboard,
+    )
+
+
+def get(table: dict[str, Any], path: str, tail: str = "", **query: list[str]) -> Answer:
+    answer: Answer = table[path](Request(method="GET", path=path, query=query, tail=tail))
+    return answer
+
+
+def body(answer: Answer) -> Any:
+    return json.loads(answer.body)
+
+
+def version(number: int = 3) -> Version:
+    config, problems = translated()
+    return Version(number=number, config=config, problems=tuple(problems), origins={})
+
+
+def test_before_any_version() -> None:
+    holder = Holder()
+    table = routes(holder)
+    assert get(table, "/ping").status == 503
+    assert get(table, "/api/overview").status == 503
+    assert get(table, "/api/explain", url=["http://a/"]).status == 503
+    assert body(get(table, "/api/http/routers")) == [] and body(get(table, "/api/rawdata")) == {}
+    holder.latest = Version(
+        number=1, config=version().config, problems=(Problem(ref=ObjectRef(kind="File", name="x.yaml"), message="bad"),),
+        origins={},
+    )  # fmt: skip
+    assert [p["object"] for p in body(get(table, "/api/problems"))] == [
+        "File x.yaml"
+    ]  # translated, not applied
+
+
+def test_after_a_version() -> None:
+    holder = Holder()
+    holder.applied = holder.latest = version()
+    table = routes(holder)
+    assert get(table, "/ping").body == b"OK"
+    assert body(get(table, "/api/overview"))["version"] == 3
+    paged = get(table, "/api/http/routers", per_page=["4"])
+    assert len(body(paged)) == 4 and ("X-Next-Page", "2") in paged.headers
+    assert get(table, "/api/http/routers", per_page=["zero"]).status == 400
+    one = get(table, "/api/http/services/", tail="default/web:http")
+    assert body(one)["name"] == "default/web:http"
+    missing = get(table, "/api/http/routers/", tail="nope")
+    assert missing.status == 404 and body(missing) == {"message": "router not found: nope"}
+    assert body(get(table, "/api/workers")) == [{"index": 0}]
+
+
+def test_problems_follow_the_newest_translation() -> None:
+    holder = Holder()
+    holder.applied = version()
+    holder.latest = Version(number=3, config=holder.applied.config, problems=(), origins={})
+    assert body(get(routes(holder), "/api/problems")) == []
+
+
+@pytest.mark.parametrize(
+    ("query", "status", "text"),
+    [
+        ({}, 400, "explain needs ?url="),
+        ({"url": ["ftp://x/"]}, 400, "http:// or https://"),
+        ({"url": ["http://x/"], "header": ["bad"]}, 400, "must be Name:value"),
+        ({"url": ["http://shop.example.com/cart"], "header": ["X-A: 1"], "method": ["post"]}, 200, '"proxy"'),
+    ],
+)
+def test_explain_questions(query: dict[str, list[str]], status: int, text: str) -> None:
+    holder = Holder()
+    holder.applied = holder.latest = version()
+    answer = get(routes(holder), "/api/explain", **query)
+    assert answer.status == status and text in answer.body.decode()
+
+
+def test_the_dashboard_files_and_their_headers() -> None:
+    table = routes(Holder())
+    index = get(table, "/dashboard/")
+    assert index.content_type.startswith("text/html") and b'<script src="dashboard.js"' in index.body
+    assert dict(index.headers)["Content-Security-Policy"].startswith("default-src 'self'")
+    assert get(table, "/dashboard/", tail="dashboard.js").content_type.startswith("text/javascript")
+    assert get(table, "/dashboard/", tail="nope.js").status == 404
+    assert dict(get(table, "/").headers)["Location"] == "/dashboard/"
+    js = get(table, "/dashboard/", tail="dashboard.js").body.decode()
+    assert "innerHTML" not in js  # names from user objects are set as text only
+    assert "/dashboard/" not in routes(Holder(), dashboard=False)
