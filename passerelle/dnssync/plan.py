@@ -340,3 +340,25 @@ def _resource(ref: ObjectRef) -> str:
 def _address_key(address: str) -> tuple[int, int]:
     ip = ipaddress.ip_address(address)
     return (ip.version, int(ip))
+
+
+def describe(result: Plan, options: PlanOptions) -> list[str]:
+    """The plan for people (`passerelle dnssync --dry-run`): nodes, names, changes, problems."""
+    lines = [
+        f"policy {options.policy}, owner {options.owner}, ttl {options.ttl}s, zones {', '.join(options.zones)}"
+    ]
+    if options.targets:
+        lines.append(f"targets (fixed): {', '.join(options.targets)}")
+    else:
+        lines.append(f"nodes ({options.node_selector}, {options.address_type}):")
+        lines.extend(f"  {verdict}" for verdict in result.nodes)
+    lines.append(f"names ({len(result.wanted)}):")
+    lines.extend(
+        f"  {w.name} -> {', '.join(w.addresses) or '(none)'}  [{', '.join(map(str, w.refs))}]"
+        for w in result.wanted
+    )
+    lines.extend(f"zone {zone}: not read, not planned" for zone in result.unread)
+    lines.append(f"changes ({len(result.changes)}):")
+    lines.extend(f"  {change}" for change in result.changes)
+    lines.extend(str(problem) for problem in result.problems)
+    return lines

@@ -85,7 +85,7 @@ ns IN A 127.0.0.1
             if self.process.poll() is not None:
                 raise RuntimeError(f"named exited with {self.process.returncode}:\n{self.log()}")
             try:
-                self.query(self.zone, "SOA")
+                self.query(self.zone, "SOA", timeout=0.2)
                 return self
             except (dns.exception.DNSException, OSError):
                 time.sleep(0.05)
@@ -104,9 +104,9 @@ ns IN A 127.0.0.1
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
-    def query(self, name: str, rtype: str) -> dns.message.Message:
+    def query(self, name: str, rtype: str, timeout: float = 2.0) -> dns.message.Message:
         request = dns.message.make_query(name, rtype)
-        return dns.query.udp(request, "127.0.0.1", port=self.port, timeout=2)
+        return dns.query.udp(request, "127.0.0.1", port=self.port, timeout=timeout)
 
     def addresses(self, name: str) -> set[str]:
         """The A and AAAA records BIND answers for `name` (a resolver's view)."""

@@ -1,0 +1,204 @@
+"""DNS sync against a real BIND 9: every scenario is checked by asking BIND what it serves."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from passerelle.dnssync import controller
+from tests.integration.bind import Bind
+from tests.integration.dnsfixtures import Cluster, host_ingress, node, pod
+
+HOST = "app.example.test"
+
+
+@pytest.fixture
+def bind(tmp_path: Path) -> Iterator[Bind]:
+    server = Bind(
+        tmp_path / "bind", extra_records="legacy IN A 198.51.100.7\nmx IN MX 10 mail.example.test.\n"
+    )
+    server.start()
+    yield server
+    server.stop()
+
+
+def nodes(*specs: dict[str, object]) -> list[dict[str, object]]:
+    return [*specs, *(pod(str(s["metadata"]["name"])) for s in specs)]  # type: ignore[index]
+
+
+async def test_ingress_added_then_removed(tmp_path: Path, bind: Bind) -> None:
+    cluster = Cluster(tmp_path, bind)
+    cluster.write("nodes.yaml", nodes(node("n1", "10.0.0.1"), node("n2", "10.0.0.2")))
+    cluster.write("app.yaml", [host_ingress("app", HOST, "*.apps.example.test")])
+    outcome = await cluster.reconcile()
+    assert outcome.ok, outcome.errors
+    assert bind.addresses(HOST) == {"10.0.0.1", "10.0.0.2"}
+    assert bind.ttl(HOST) == 30
+    assert bind.addresses("anything.apps.example.test") == {"10.0.0.1", "10.0.0.2"}  # the wildcard
+    assert bind.txt("_passerelle.app.example.test") == {
+        "heritage=passerelle,passerelle/owner=cluster-a,passerelle/resource=ingress/default/app"
+    }
+    assert (await cluster.reconcile()).applied == 0  # in sync: nothing sent again
+    cluster.remove("app.yaml")
+    outcome = await cluster.reconcile()
+    assert outcome.ok and outcome.applied == 4
+    assert bind.addresses(HOST) == set() and bind.txt("_passerelle.app.example.test") == set()
+    assert bind.addresses("anything.apps.example.test") == set()
+    assert bind.addresses("legacy.example.test") == {"198.51.100.7"}  # foreign, untouched
+
+
+async def test_nodes_join_and_leave(tmp_path: Path, bind: Bind) -> None:
+    cluster = Cluster(tmp_path, bind)
+    cluster.write("app.yaml", [host_ingress("app", HOST)])
+    steps: list[tuple[str, list[dict[str, object]], set[str]]] = [
+        ("one node", nodes(node("n1", "10.0.0.1")), {"10.0.0.1"}),
+        ("a node added", nodes(node("n1", "10.0.0.1"), node("n2", "10.0.0.2")), {"10.0.0.1", "10.0.0.2"}),
+        ("n2 cordoned", nodes(node("n1", "10.0.0.1"), node("n2", "10.0.0.2", cordoned=True)), {"10.0.0.1"}),
+        ("n2 back", nodes(node("n1", "10.0.0.1"), node("n2", "10.0.0.2")), {"10.0.0.1", "10.0.0.2"}),
+        ("n1 NotReady", nodes(node("n1", "10.0.0.1", ready=False), node("n2", "10.0.0.2")), {"10.0.0.2"}),
+        (
+            "n1 ready, its passerelle pod not",
+            [node("n1", "10.0.0.1"), node("n2", "10.0.0.2"), pod("n1", ready=False), pod("n2")],
+            {"10.0.0.2"},
+        ),
+        (
+            "n1 deleted, n3 added",
+            nodes(node("n2", "10.0.0.2"), node("n3", "10.0.0.3")),
+            {"10.0.0.2", "10.0.0.3"},
+        ),
+        (
+            "a node without the role",
+            nodes(node("n2", "10.0.0.2"), node("n4", "10.0.0.4", role="worker")),
+            {"10.0.0.2"},
+        ),  # fmt: skip
+    ]
+    for what, objects, expected in steps:
+        cluster.write("nodes.yaml", objects)
+        outcome = await cluster.reconcile()
+        assert outcome.ok, (what, outcome.errors)
+        assert bind.addresses(HOST) == expected, what
+
+
+async def test_no_eligible_node_keeps_the_published_addresses(tmp_path: Path, bind: Bind) -> None:
+    cluster = Cluster(tmp_path, bind)
+    cluster.write("app.yaml", [host_ingress("app", HOST)])
+    cluster.write("nodes.yaml", nodes(node("n1", "10.0.0.1")))
+    assert (await cluster.reconcile()).ok
+    cluster.write("nodes.yaml", nodes(node("n1", "10.0.0.1", ready=False)))
+    outcome = await cluster.reconcile()
+    assert outcome.ok and outcome.applied == 0
+    assert bind.addresses(HOST) == {"10.0.0.1"}
+    assert any("no ingress node is eligible" in p.message for p in cluster.sync.problems())
+
+
+async def test_foreign_records_are_left_alone(tmp_path: Path, bind: Bind) -> None:
+    cluster = Cluster(tmp_path, bind)
+    cluster.write("nodes.yaml", nodes(node("n1", "10.0.0.1")))
+    cluster.write("app.yaml", [host_ingress("legacy", "legacy.example.test", "mx.example.test")])
+    outcome = await cluster.reconcile()
+    assert outcome.ok
+    assert bind.addresses("legacy.example.test") == {"198.51.100.7"}
+    problems = [str(p) for p in cluster.sync.problems()]
+    assert any(
+        p.startswith("warning: Ingress default/legacy: host legacy.example.test is not published in DNS: "
+                     "the name already has A records that passerelle does not own") for p in problems
+    ), problems  # fmt: skip
+    # A name with only other types (MX) is free: its A record is added beside them.
+    assert bind.addresses("mx.example.test") == {"10.0.0.1"}
+    assert bind.query("mx.example.test", "MX").answer
+
+
+async def test_ownership_conflict_between_clusters(tmp_path: Path, bind: Bind) -> None:
+    a = Cluster(tmp_path / "a", bind, ownerId="cluster-a")
+    b = Cluster(tmp_path / "b", bind, ownerId="cluster-b")
+    a.write("nodes.yaml", nodes(node("n1", "10.0.0.1")))
+    b.write("nodes.yaml", nodes(node("m1", "10.9.0.1")))
+    for cluster in (a, b):
+        cluster.write("app.yaml", [host_ingress("app", HOST)])
+    assert (await a.reconcile()).ok
+    outcome = await b.reconcile()
+    assert outcome.ok and outcome.applied == 0
+    assert bind.addresses(HOST) == {"10.0.0.1"}
+    assert any(
+        p.ref.kind == "Ingress" and "owned by passerelle owner 'cluster-a'" in p.message
+        for p in b.sync.problems()
+    )
+    b.remove("app.yaml")  # cluster-b's sync never deletes what cluster-a owns
+    assert (await b.reconcile()).applied == 0
+    assert bind.addresses(HOST) == {"10.0.0.1"}
+
+
+async def test_upsert_only_never_deletes(tmp_path: Path, bind: Bind) -> None:
+    cluster = Cluster(tmp_path, bind, policy="upsert-only")
+    cluster.write("nodes.yaml", nodes(node("n1", "10.0.0.1"), node("n2", "10.0.0.2")))
+    cluster.write("app.yaml", [host_ingress("app", HOST)])
+    assert (await cluster.reconcile()).ok
+    cluster.write("nodes.yaml", nodes(node("n1", "10.0.0.1"), node("n2", "10.0.0.2", cordoned=True)))
+    assert (await cluster.reconcile()).ok
+    assert bind.addresses(HOST) == {"10.0.0.1"}  # an update, allowed
+    cluster.remove("app.yaml")
+    outcome = await cluster.reconcile()
+    assert outcome.ok and outcome.applied == 0
+    assert bind.addresses(HOST) == {"10.0.0.1"}
+
+
+async def test_opted_out_ingress_is_not_published(tmp_path: Path, bind: Bind) -> None:
+    cluster = Cluster(tmp_path, bind)
+    cluster.write("nodes.yaml", nodes(node("n1", "10.0.0.1")))
+    cluster.write("app.yaml", [host_ingress("app", HOST, annotations={"passerelle.io/dns-sync": "false"})])
+    assert (await cluster.reconcile()).ok
+    assert bind.addresses(HOST) == set()
+
+
+async def test_wrong_tsig_key_is_a_clear_error(tmp_path: Path, bind: Bind) -> None:
+    good = Cluster(tmp_path / "good", bind)
+    good.write("nodes.yaml", nodes(node("n1", "10.0.0.1")))
+    good.write("app.yaml", [host_ingress("app", HOST)])
+    assert (await good.reconcile()).ok
+    provider = {**bind.settings()["rfc2136"], "tsigSecret": "c2VjcmV0LXRoYXQtYmluZC1kb2VzLW5vdC1rbm93"}  # type: ignore[dict-item]
+    bad = Cluster(tmp_path / "bad", bind, provider={"rfc2136": provider})
+    bad.write("nodes.yaml", nodes(node("n1", "10.0.0.1")))  # app.yaml absent: would delete if it could
+    outcome = await bad.reconcile()
+    assert not outcome.ok
+    assert "rejected the TSIG signature (BadSignature): check tsigKeyName, tsigSecret" in outcome.errors[0]
+    health = bad.sync.health()
+    assert not health.healthy and health.consecutive_failures == 1 and health.failures_total == 1
+    assert any("DNS not in sync (1 attempts)" in p.message for p in bad.sync.problems())
+    assert bind.addresses(HOST) == {"10.0.0.1"}  # nothing deleted
+
+
+async def test_server_down_then_back(tmp_path: Path, bind: Bind, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(controller, "FIRST_RETRY", 0.2)
+    cluster = Cluster(tmp_path, bind)
+    cluster.write("nodes.yaml", nodes(node("n1", "10.0.0.1"), node("n2", "10.0.0.2")))
+    cluster.write("app.yaml", [host_ingress("app", HOST)])
+    cluster.load()
+    task = asyncio.get_running_loop().create_task(cluster.sync.run())
+    try:
+        await until(lambda: bind.addresses(HOST) == {"10.0.0.1", "10.0.0.2"})
+        bind.stop()
+        cluster.write("nodes.yaml", nodes(node("n1", "10.0.0.1"), node("n2", "10.0.0.2", cordoned=True)))
+        cluster.load()
+        await until(lambda: cluster.sync.health().consecutive_failures >= 2)
+        health = cluster.sync.health()
+        assert not health.healthy and "Connect call failed" in health.last_error
+        assert any("DNS not in sync" in p.message for p in cluster.sync.problems())
+        bind.start()  # same zone, same journal: what was published is still there
+        await until(lambda: bind.addresses(HOST) == {"10.0.0.1"})
+        await until(lambda: cluster.sync.health().healthy)
+        assert not any("DNS not in sync" in p.message for p in cluster.sync.problems())
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+
+async def until(condition: object, timeout: float = 15.0) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not condition():  # type: ignore[operator]
+        assert loop.time() < deadline, "condition not met in time"
+        await asyncio.sleep(0.05)
