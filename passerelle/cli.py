@@ -224,21 +224,25 @@ def drain(config: Path, wait: bool) -> None:
         status = call("POST")
     except OSError as e:
         _fail(f"cannot reach the router's API on {host}:{port}: {e.strerror or e}")
-    click.echo(f"drain: {status['phase']}")
+    click.echo("drain: requested")
     if not wait:
         return
-    phase = status["phase"]
+    shown: set[str] = set()
     pause = threading.Event()
     while True:
+        since = status.get("since")
+        entered = sorted(since.items(), key=lambda item: item[1]) if isinstance(since, dict) else []
+        for phase, _ in entered:  # every phase entered, in order, even the short ones between two polls
+            if phase not in shown:
+                shown.add(phase)
+                dns = status.get("dns") if phase == "waiting-ttl" else ""
+                click.echo(f"drain: {phase}{f' ({dns})' if dns else ''}")
         pause.wait(0.2)  # a command-line loop, no event loop to block
         try:
             status = call("GET")
         except OSError:
             click.echo("drain: router stopped")
             return
-        if status["phase"] != phase:
-            phase = status["phase"]
-            click.echo(f"drain: {phase}{' (' + str(status['dns']) + ')' if status.get('dns') else ''}")
 
 
 @main.command()

@@ -130,7 +130,7 @@ class DnsSync(StrictModel):
         try:
             return [ipaddress.ip_address(v).compressed for v in value]
         except ValueError as e:
-            raise ValueError(f"target: {e} (give `nodes` or a list of IP addresses)") from None
+            raise ValueError(f"{e} (give `nodes` or a list of IP addresses)") from None
 
     def plan_options(self) -> PlanOptions:
         return PlanOptions(

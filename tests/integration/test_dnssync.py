@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 
 from passerelle.dnssync import controller
 from tests.integration.bind import Bind
-from tests.integration.dnsfixtures import Cluster, host_ingress, node, pod
+from tests.integration.dnsfixtures import Cluster, dns_settings, host_ingress, node, pod
 
 HOST = "app.example.test"
 
@@ -202,3 +205,62 @@ async def until(condition: object, timeout: float = 15.0) -> None:
     while not condition():  # type: ignore[operator]
         assert loop.time() < deadline, "condition not met in time"
         await asyncio.sleep(0.05)
+
+
+def write_config(tmp_path: Path, bind: Bind, **overrides: object) -> Path:
+    manifests = tmp_path / "manifests"
+    manifests.mkdir(exist_ok=True)
+    (manifests / "all.yaml").write_text(
+        yaml.safe_dump_all(
+            [*nodes(node("n1", "10.0.0.1"), node("n2", "10.0.0.2", cordoned=True)), host_ingress("app", HOST)]
+        )
+    )
+    config = tmp_path / "passerelle.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "providers": {"manifests": {"directory": "manifests"}},
+                "dnsSync": dns_settings(bind, **overrides),
+            }
+        )
+    )
+    return config
+
+
+def passerelle(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "passerelle", *args], capture_output=True, text=True, timeout=30
+    )
+
+
+def test_dry_run_prints_the_plan_and_writes_nothing(tmp_path: Path, bind: Bind) -> None:
+    config = write_config(tmp_path, bind)
+    result = passerelle("dnssync", "--dry-run", "-c", str(config))
+    assert result.returncode == 0, result.stderr
+    assert "(dry run: nothing written)" in result.stdout
+    assert "  n1: in DNS (10.0.0.1)" in result.stdout
+    assert "  n2: cordoned (spec.unschedulable) (10.0.0.2)" in result.stdout
+    assert "  app.example.test -> 10.0.0.1  [Ingress default/app]" in result.stdout
+    assert "  create app.example.test 30 A 10.0.0.1" in result.stdout
+    assert bind.addresses(HOST) == set()
+    result = passerelle("dnssync", "-c", str(config))  # without --dry-run: one reconcile, applied
+    assert result.returncode == 0 and "applied 2 changes" in result.stdout, result.stdout + result.stderr
+    assert bind.addresses(HOST) == {"10.0.0.1"}
+
+
+def test_dry_run_with_the_server_down_says_so(tmp_path: Path, bind: Bind) -> None:
+    config = write_config(tmp_path, bind)
+    bind.stop()
+    result = passerelle("dnssync", "--dry-run", "-c", str(config))
+    assert result.returncode == 1
+    assert "zone example.test: not read, not planned" in result.stdout
+    assert "error: transfer (AXFR) of zone example.test: rfc2136 127.0.0.1:" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_bad_dns_settings_are_one_line_errors(tmp_path: Path, bind: Bind) -> None:
+    config = write_config(tmp_path, bind, ownerId="no spaces", nodeSelector="=ingress", target=["10.0.0.300"])
+    result = passerelle("dnssync", "--dry-run", "-c", str(config))
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    for key in ("dnsSync.ownerId", "dnsSync.nodeSelector", "dnsSync.target"):
+        assert f"{key}: " in result.stderr, result.stderr
