@@ -137,7 +137,11 @@ class DnsSync:
     async def reconcile(self, *, write: bool = True) -> Outcome:
         """Read every zone, plan, and apply when `write` and leader. Never raises ProviderError."""
         async with self._lock:
-            outcome = await self._reconcile(write)
+            try:
+                outcome = await self._reconcile(write)
+            except Exception as e:  # a bug must not stop DNS sync, nor the router with it
+                log.exception("dns: reconcile failed")
+                outcome = Outcome(errors=(f"internal error: {type(e).__name__}: {e}",))
         self._record(outcome)
         return outcome
 
@@ -176,17 +180,15 @@ class DnsSync:
 
     def _record(self, outcome: Outcome) -> None:
         h = replace(self._health, leader=self.leadership.is_leader())
-        if outcome.plan is None:
-            self._health = h
+        if outcome.plan is None and outcome.ok:
+            self._health = h  # not ready, or a standby: nothing was attempted
             return
-        problems = list(outcome.plan.problems)
+        problems = list(outcome.plan.problems) if outcome.plan else []
         h = replace(
-            h,
-            reconciles_total=h.reconciles_total + 1,
-            changes_total=h.changes_total + outcome.applied,
-            names=len(outcome.plan.wanted),
-            addresses=outcome.plan.addresses,
+            h, reconciles_total=h.reconciles_total + 1, changes_total=h.changes_total + outcome.applied
         )
+        if outcome.plan is not None:
+            h = replace(h, names=len(outcome.plan.wanted), addresses=outcome.plan.addresses)
         if outcome.ok:
             if self._last_error:
                 log.info("dns: zones reachable again, in sync")

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
 
 from passerelle.dnssync.records import (
@@ -99,7 +99,7 @@ class Plan:
     changes: tuple[Change, ...] = ()
     problems: tuple[Problem, ...] = ()
     unread: tuple[str, ...] = ()  # zones not planned: their state could not be read
-    addresses: tuple[str, ...] = field(default=())
+    addresses: tuple[str, ...] = ()  # the addresses published for every name
 
 
 def host_claims(config: DynamicConfig, snapshot: ClusterSnapshot) -> list[HostClaim]:

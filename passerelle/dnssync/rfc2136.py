@@ -11,9 +11,11 @@ moved name does not hold back the others, and the moved names are reported as a 
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import ipaddress
+import socket
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -106,7 +108,7 @@ class Rfc2136Provider:
         )
         with self._errors(f"transfer (AXFR) of zone {zone}"):
             await dns.asyncquery.inbound_xfr(
-                self.options.server, transferred, query, port=self.options.port, timeout=self.options.timeout,
+                await self._where(), transferred, query, port=self.options.port, timeout=self.options.timeout,
                 lifetime=self.options.timeout * 6,
             )  # fmt: skip
         out = []
@@ -158,7 +160,7 @@ class Rfc2136Provider:
                 update.add(name, change.after.ttl, *_rdatas(change.after))
         with self._errors(f"update of zone {zone}"):
             response = await dns.asyncquery.tcp(
-                update, self.options.server, timeout=self.options.timeout, port=self.options.port
+                update, await self._where(), timeout=self.options.timeout, port=self.options.port
             )
         rcode = response.rcode()
         if rcode == dns.rcode.NOERROR:
@@ -166,6 +168,21 @@ class Rfc2136Provider:
         if rcode in _PREREQUISITE_RCODES:
             return False
         raise self._refusal(f"update of zone {zone}", dns.rcode.to_text(rcode))
+
+    async def _where(self) -> str:
+        """The server's address: given, or looked up each time (a name may move)."""
+        try:
+            return ipaddress.ip_address(self.options.server).compressed
+        except ValueError:
+            pass
+        loop = asyncio.get_running_loop()
+        try:
+            found = await loop.getaddrinfo(self.options.server, self.options.port, type=socket.SOCK_STREAM)
+        except OSError as e:
+            raise Unreachable(
+                f"{self.describe()}: cannot resolve {self.options.server}: {e.strerror or e}"
+            ) from None
+        return str(found[0][4][0])
 
     def _refusal(self, what: str, rcode: str) -> ProviderError:
         where = self.describe()

@@ -7,8 +7,9 @@ from typing import Any
 
 import yaml
 
-from passerelle.control.leadership import AlwaysLeader
+from passerelle.control.leadership import AlwaysLeader, Leadership
 from passerelle.dnssync.controller import DnsSync, Outcome
+from passerelle.dnssync.rfc2136 import Rfc2136Provider
 from passerelle.kube.ingress import translate
 from passerelle.kube.manifests import ManifestsProvider
 from passerelle.settings.dnssync import DnsSync as DnsSyncSettings
@@ -67,18 +68,18 @@ def dns_settings(bind: Bind, **overrides: Any) -> dict[str, Any]:
 class Cluster:
     """A manifests directory and a DnsSync fed from it, in this process (always the leader)."""
 
-    def __init__(self, workdir: Path, bind: Bind, **settings: Any) -> None:
+    def __init__(
+        self, workdir: Path, bind: Bind, *, leadership: Leadership | None = None, **settings: Any
+    ) -> None:
         self.dir = workdir / "manifests"
         self.dir.mkdir(parents=True, exist_ok=True)
         self.settings = DnsSyncSettings.model_validate(dns_settings(bind, **settings))
         rfc2136 = self.settings.provider.rfc2136
         assert rfc2136 is not None
-        from passerelle.dnssync.rfc2136 import Rfc2136Provider
-
         self.sync = DnsSync(
             options=self.settings.plan_options(),
             provider=Rfc2136Provider(rfc2136.options()),
-            leadership=AlwaysLeader(),
+            leadership=leadership or AlwaysLeader(),
             interval=self.settings.interval,
             node_name="n1",
         )

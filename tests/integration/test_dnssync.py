@@ -8,10 +8,14 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import dns.query
+import dns.rcode
+import dns.update
 import pytest
 import yaml
 
 from passerelle.dnssync import controller
+from passerelle.dnssync.provider import Conflict
 from tests.integration.bind import Bind
 from tests.integration.dnsfixtures import Cluster, dns_settings, host_ingress, node, pod
 
@@ -264,3 +268,70 @@ def test_bad_dns_settings_are_one_line_errors(tmp_path: Path, bind: Bind) -> Non
     assert result.returncode == 2 and "Traceback" not in result.stderr
     for key in ("dnsSync.ownerId", "dnsSync.nodeSelector", "dnsSync.target"):
         assert f"{key}: " in result.stderr, result.stderr
+
+
+class Switch:
+    """A leadership that the test hands over, as a Lease would."""
+
+    def __init__(self) -> None:
+        self.leader = False
+
+    def is_leader(self) -> bool:
+        return self.leader
+
+
+async def test_only_the_leader_writes(tmp_path: Path, bind: Bind) -> None:
+    lease = Switch()
+    cluster = Cluster(tmp_path, bind, leadership=lease)
+    cluster.write("nodes.yaml", nodes(node("n1", "10.0.0.1")))
+    cluster.write("app.yaml", [host_ingress("app", HOST)])
+    outcome = await cluster.reconcile()
+    assert outcome.plan is None and outcome.ok and not cluster.sync.health().leader
+    assert bind.addresses(HOST) == set()
+    preview = await cluster.sync.reconcile(write=False)  # what a standby would do: plan, not write
+    assert preview.plan is not None and len(preview.plan.changes) == 2 and preview.applied == 0
+    lease.leader = True
+    outcome = await cluster.reconcile()
+    assert outcome.applied == 2 and cluster.sync.health().leader
+    assert bind.addresses(HOST) == {"10.0.0.1"}
+
+
+async def test_large_changes_are_batched(tmp_path: Path, bind: Bind) -> None:
+    cluster = Cluster(tmp_path, bind, provider={"rfc2136": {**bind.settings()["rfc2136"], "batchSize": 7}})  # type: ignore[dict-item]
+    cluster.write("nodes.yaml", nodes(node("n1", "10.0.0.1"), node("n2", "fd00::2")))
+    hosts = [f"h{i}.example.test" for i in range(40)]
+    cluster.write("app.yaml", [host_ingress("app", *hosts)])
+    outcome = await cluster.reconcile()
+    assert outcome.ok and outcome.applied == 120  # A, AAAA and TXT for each
+    for host in hosts:
+        assert bind.addresses(host) == {"10.0.0.1", "fd00::2"}, host
+    state = await cluster.sync.provider.read(bind.zone)
+    assert len([r for r in state.rrsets if r.type == "TXT"]) == 40
+
+
+async def test_a_name_changed_under_the_plan_is_refused_alone(tmp_path: Path, bind: Bind) -> None:
+    """Prerequisites: a name whose records moved after the read is not overwritten; the other names
+    of its batch are applied; the next reconcile reads again and converges."""
+    cluster = Cluster(tmp_path, bind)
+    cluster.write("nodes.yaml", nodes(node("n1", "10.0.0.1")))
+    cluster.write("app.yaml", [host_ingress("app", "a.example.test", "b.example.test", "c.example.test")])
+    assert (await cluster.reconcile()).ok
+    cluster.write("nodes.yaml", nodes(node("n1", "10.0.0.1"), node("n2", "10.0.0.2")))
+    cluster.load()
+    state = await cluster.sync.provider.read(bind.zone)
+    from passerelle.dnssync.plan import plan
+    from passerelle.kube.ingress import translate
+
+    loaded = cluster.provider.load()
+    result = plan(translate(loaded.snapshot)[0], loaded.snapshot, {bind.zone: state}, cluster.sync.options)
+    assert len(result.changes) == 3
+    # someone else moves b between the read and the write
+    update = dns.update.UpdateMessage(bind.zone, keyring=bind.keyring())
+    update.replace("b.example.test.", 30, "A", "10.0.0.9")
+    assert dns.query.tcp(update, "127.0.0.1", port=bind.port, timeout=2).rcode() == dns.rcode.NOERROR
+    with pytest.raises(Conflict, match=r"changed since it was read \(b.example.test\)"):
+        await cluster.sync.provider.apply(bind.zone, result.changes)
+    assert bind.addresses("a.example.test") == bind.addresses("c.example.test") == {"10.0.0.1", "10.0.0.2"}
+    assert bind.addresses("b.example.test") == {"10.0.0.9"}  # not overwritten blindly
+    assert (await cluster.reconcile()).ok  # read again: b is ours (its TXT), so it is corrected
+    assert bind.addresses("b.example.test") == {"10.0.0.1", "10.0.0.2"}
