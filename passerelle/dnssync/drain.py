@@ -2,7 +2,8 @@
 
 The order is the point (nobody sequences it today, see docs/dns-sync.md): 1. this node's
 addresses leave every managed name (DnsSync.drain_node, retried until `timeout`); 2. wait
-`dns_wait` (the records' TTL: caches may still send clients here until it runs out); 3. `/ping`
+`dns_wait` (the records' TTL: caches may still send clients here until it runs out; not with
+fixed `targets`, where DNS never named this node); 3. `/ping`
 answers 503, so load balancers and the kubelet stop sending; 4. after `accept_grace`, `stop()`:
 listeners close and in-flight requests get the usual `graceTimeout`. Without DNS sync, steps 1
 and 2 are skipped. `request()` starts a drain (from `passerelle drain` or SIGTERM); a second
@@ -75,8 +76,9 @@ class Drain:
                 )
             else:
                 log.error("drain: could not take node %s out of DNS within %gs; going on", self._dns.node_name, self._timeout)  # fmt: skip
-            self._enter(Phase.WAITING_TTL)
-            await asyncio.sleep(self._dns_wait)
+            if not self._dns.options.targets:  # fixed VIP addresses: this node was never in DNS
+                self._enter(Phase.WAITING_TTL)
+                await asyncio.sleep(self._dns_wait)
         self._enter(Phase.REFUSING)
         log.info("drain: /ping answers 503; closing listeners in %gs", self._accept_grace)
         await asyncio.sleep(self._accept_grace)
