@@ -33,7 +33,7 @@ def bind(tmp_path: Path) -> Iterator[Bind]:
 
 def start(make_router: Callable[..., Router], backends: Backends, bind: Bind, **drain: object) -> Router:
     port = backends.whoami("app")
-    sync = dns_settings(bind, ttl=TTL, nodeName="n1", drain={"acceptGrace": "1s", **drain})
+    sync = dns_settings(bind, ttl=TTL, nodeName="n1", drain={"acceptGrace": "2s", **drain})
     objects = [
         node("n1", "10.0.0.1"), node("n2", "10.0.0.2"), pod("n1"), pod("n2"),
         service("web"), endpoint_slice("web", [port]),
@@ -68,7 +68,7 @@ class Timeline:
     ping_503: float | None = None
     closed: float | None = None
     served_while_refusing: list[int] = field(default_factory=list)
-    in_flight: list[int] = field(default_factory=list)
+    in_flight: list[int | str] = field(default_factory=list)
 
 
 def watch_drain(
@@ -77,9 +77,12 @@ def watch_drain(
     seen = Timeline()
     slow: list[threading.Thread] = []
 
-    def slow_request() -> None:  # starts while /ping is 503, ends after the listeners closed
-        with httpx.Client(base_url=router.base, timeout=10) as client:
-            seen.in_flight.append(client.get("/?delay=2", headers={"Host": HOST}).status_code)
+    def slow_request() -> None:  # starts while /ping is 503 (2 s before the close), ends after it
+        try:
+            with httpx.Client(base_url=router.base, timeout=10) as client:
+                seen.in_flight.append(client.get("/?delay=3", headers={"Host": HOST}).status_code)
+        except httpx.HTTPError as e:
+            seen.in_flight.append(repr(e))
 
     api = httpx.Client(base_url=f"http://127.0.0.1:{router.api_port}", timeout=1)
     web = httpx.Client(base_url=router.base, timeout=1, headers={"Host": HOST, "Connection": "close"})
