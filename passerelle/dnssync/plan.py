@@ -23,12 +23,11 @@ from enum import StrEnum
 from passerelle.dnssync.records import (
     ADDRESS_TYPES,
     OCCUPYING_TYPES,
-    OWNERSHIP_LABEL,
-    WILDCARD_LABEL,
     Change,
     RRset,
     ZoneState,
     in_zone,
+    owned_host,
     owner_of,
     ownership_name,
     ownership_text,
@@ -283,7 +282,7 @@ def diff(
             _replace(changes, want.zone, actual, after, options, name=want.name, rtype=rtype)
     if options.policy is Policy.SYNC:
         for (name, rtype), txt in actual.items():
-            host = _owned_host(name)
+            host = owned_host(name)
             if (
                 rtype != "TXT"
                 or host is None
@@ -322,15 +321,6 @@ def _replace(
     if before == after or (after is None and options.policy is Policy.UPSERT_ONLY):
         return
     changes.append(Change(zone=zone, name=key[0], type=key[1], before=before, after=after))
-
-
-def _owned_host(registry: str) -> str | None:
-    """`_passerelle.www.example.test` -> `www.example.test`; `_passerelle._wildcard.x` -> `*.x`."""
-    prefix, dot, rest = registry.partition(".")
-    if prefix != OWNERSHIP_LABEL or not dot:
-        return None
-    first, dot, tail = rest.partition(".")
-    return f"{'*' if first == WILDCARD_LABEL else first}{dot}{tail}"
 
 
 def _resource(ref: ObjectRef) -> str:

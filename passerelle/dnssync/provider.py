@@ -47,5 +47,6 @@ class DnsProvider(Protocol):
     async def read(self, zone: str) -> ZoneState: ...
 
     async def apply(self, zone: str, changes: Sequence[Change]) -> int:
-        """Apply `changes` (sorted by name); returns how many messages/calls it took."""
+        """Apply `changes`; returns how many messages/calls it took. A change's `host` groups it
+        with the other changes of its name (its ownership TXT included)."""
         ...

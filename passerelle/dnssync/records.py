@@ -72,6 +72,11 @@ class Change:
             raise ValueError("a change needs a before or an after")
 
     @property
+    def host(self) -> str:
+        """The name this change is about: its own, or the one its ownership TXT records."""
+        return owned_host(self.name) or self.name
+
+    @property
     def action(self) -> Action:
         if self.before is None:
             return Action.CREATE
@@ -98,6 +103,15 @@ def ownership_name(name: str) -> str:
     if first == "*":
         first = WILDCARD_LABEL
     return f"{OWNERSHIP_LABEL}.{first}{dot}{rest}"
+
+
+def owned_host(registry: str) -> str | None:
+    """The name an ownership TXT is about (`_passerelle._wildcard.x` -> `*.x`); None if it is none."""
+    prefix, dot, rest = registry.partition(".")
+    if prefix != OWNERSHIP_LABEL or not dot:
+        return None
+    first, dot, tail = rest.partition(".")
+    return f"{'*' if first == WILDCARD_LABEL else first}{dot}{tail}"
 
 
 def ownership_text(owner: str, resource: str) -> str:

@@ -121,7 +121,7 @@ class Rfc2136Provider:
         return ZoneState(zone=zone, rrsets=tuple(sorted(out)))
 
     async def apply(self, zone: str, changes: Sequence[Change]) -> int:
-        names = [list(group) for _, group in groupby(sorted(changes), key=lambda c: c.name)]
+        names = by_host(changes)
         sent = 0
         moved: list[str] = []
         for batch in _batches(names, self.options.batch_size):
@@ -129,12 +129,12 @@ class Rfc2136Provider:
             if await self._send(zone, [c for group in batch for c in group]):
                 continue
             if len(batch) == 1:
-                moved.append(batch[0][0].name)
+                moved.append(batch[0][0].host)
                 continue
             for group in batch:  # isolate the names whose state moved
                 sent += 1
                 if not await self._send(zone, group):
-                    moved.append(group[0].name)
+                    moved.append(group[0].host)
         if moved:
             raise Conflict(
                 f"zone {zone} changed since it was read ({', '.join(moved)}); it will be read again"
@@ -216,6 +216,13 @@ class Rfc2136Provider:
             raise Unreachable(f"{what}: {where}: {reason}") from None
         except dns.exception.DNSException as e:
             raise Refused(f"{what}: {where}: {e}") from None
+
+
+def by_host(changes: Sequence[Change]) -> list[list[Change]]:
+    """Changes grouped by name, a name's ownership TXT with it: they go in one message, so an
+    address is never published without its owner, nor an owner left without its addresses."""
+    ordered = sorted(changes, key=lambda c: (c.host, c.name, c.type))
+    return [list(group) for _, group in groupby(ordered, key=lambda c: c.host)]
 
 
 def _batches(names: list[list[Change]], size: int) -> Iterator[list[list[Change]]]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from passerelle.dnssync.records import Action, Change, RRset, owner_of, ownership_name, ownership_text, rrset
-from passerelle.dnssync.rfc2136 import _batches
+from passerelle.dnssync.rfc2136 import _batches, by_host
 
 
 @pytest.mark.parametrize(
@@ -55,3 +55,23 @@ def test_batches_keep_a_names_changes_together() -> None:
     names = [group("a", 3), group("b", 2), group("c", 1), group("d", 3)]
     batches = [[g[0].name for g in batch] for batch in _batches(names, 4)]
     assert batches == [["a"], ["b", "c"], ["d"]]  # never split a name, never over 4 unless one name is
+
+
+def test_a_names_ownership_txt_travels_with_it() -> None:
+    def change(name: str, rtype: str) -> Change:
+        return Change(zone="z", name=name, type=rtype, after=rrset(name, rtype, 1, ["v"]))
+
+    changes = [
+        change("_passerelle.b.z", "TXT"),
+        change("a.z", "A"),
+        change("_passerelle._wildcard.a.z", "TXT"),
+        change("b.z", "AAAA"),
+        change("*.a.z", "A"),
+        change("_passerelle.a.z", "TXT"),
+        change("b.z", "A"),
+    ]
+    assert [[(c.name, c.type) for c in group] for group in by_host(changes)] == [
+        [("*.a.z", "A"), ("_passerelle._wildcard.a.z", "TXT")],
+        [("_passerelle.a.z", "TXT"), ("a.z", "A")],
+        [("_passerelle.b.z", "TXT"), ("b.z", "A"), ("b.z", "AAAA")],
+    ]
