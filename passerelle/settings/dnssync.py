@@ -2,23 +2,30 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import ipaddress
 import os
 import re
 import socket
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
 
 from passerelle.dnssync.plan import PlanOptions, Policy
-from passerelle.dnssync.rfc2136 import ALGORITHMS, Rfc2136Options
 from passerelle.dnssync.selector import parse_selector
 from passerelle.settings.base import Duration, SettingsError, StrictModel
+
+if TYPE_CHECKING:
+    from passerelle.dnssync.rfc2136 import Rfc2136Options
 
 _OWNER = re.compile(r"^[A-Za-z0-9][-A-Za-z0-9_.]{0,62}$")
 _ZONE = re.compile(r"^([a-z0-9]([-a-z0-9_]*[a-z0-9])?\.)*[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 Selector = str | dict[str, str]
+# The TSIG algorithms rfc2136.py maps to dnspython's (not imported here: settings load in every
+# process, dnspython only where DNS sync runs).
+TSIG_ALGORITHMS = ("hmac-sha256", "hmac-sha384", "hmac-sha512", "hmac-sha224", "hmac-sha1", "hmac-md5")
 
 
 class Rfc2136(StrictModel):
@@ -34,8 +41,8 @@ class Rfc2136(StrictModel):
     @field_validator("tsigAlgorithm")
     @classmethod
     def _algorithm(cls, value: str) -> str:
-        if value.lower() not in ALGORITHMS:
-            raise ValueError(f"{value!r} is not one of {', '.join(ALGORITHMS)}")
+        if value.lower() not in TSIG_ALGORITHMS:
+            raise ValueError(f"{value!r} is not one of {', '.join(TSIG_ALGORITHMS)}")
         return value.lower()
 
     @model_validator(mode="after")
@@ -44,10 +51,16 @@ class Rfc2136(StrictModel):
             raise ValueError("set tsigSecret or tsigSecretFile, not both")
         if self.tsigKeyName and not (self.tsigSecret or self.tsigSecretFile):
             raise ValueError("tsigKeyName needs tsigSecret or tsigSecretFile")
+        try:
+            base64.b64decode(self.tsigSecret, validate=True)
+        except binascii.Error:
+            raise ValueError("tsigSecret is not base64 (as in BIND's key clause)") from None
         return self
 
     def options(self) -> Rfc2136Options:
         """Reads tsigSecretFile: call when starting."""
+        from passerelle.dnssync.rfc2136 import Rfc2136Options
+
         secret = self.tsigSecret
         if self.tsigSecretFile:
             try:

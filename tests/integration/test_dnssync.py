@@ -335,3 +335,11 @@ async def test_a_name_changed_under_the_plan_is_refused_alone(tmp_path: Path, bi
     assert bind.addresses("b.example.test") == {"10.0.0.9"}  # not overwritten blindly
     assert (await cluster.reconcile()).ok  # read again: b is ours (its TXT), so it is corrected
     assert bind.addresses("b.example.test") == {"10.0.0.1", "10.0.0.2"}
+
+
+def test_only_dns_sync_loads_dnspython() -> None:
+    """Settings and the wiring load in every process; dnspython only where DNS sync runs."""
+    code = "import sys, passerelle.settings, passerelle.app; print(any(m.startswith('dns.') for m in sys.modules))"
+    assert (
+        subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "False"
+    )

@@ -301,3 +301,10 @@ def test_dnssync_errors_name_the_key(section: str, error: str) -> None:
     with pytest.raises(SettingsError) as raised:
         parse_settings(f"dnsSync:\n  {section}\n")
     assert error in str(raised.value)
+
+
+def test_tsig_algorithms_are_the_providers() -> None:
+    from passerelle.dnssync.rfc2136 import ALGORITHMS
+    from passerelle.settings.dnssync import TSIG_ALGORITHMS
+
+    assert set(TSIG_ALGORITHMS) == set(ALGORITHMS)
