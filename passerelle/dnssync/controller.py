@@ -184,6 +184,9 @@ class DnsSync:
             self._health = h  # not ready, or a standby: nothing was attempted
             return
         problems = list(outcome.plan.problems) if outcome.plan else []
+        for problem in problems:
+            if problem not in self._problems:  # each logged once, as the watcher does
+                log.warning("%s", problem)
         h = replace(
             h, reconciles_total=h.reconciles_total + 1, changes_total=h.changes_total + outcome.applied
         )
@@ -208,7 +211,9 @@ class DnsSync:
                 last_error=error,
             )
             problems.append(
-                Problem(ref=self.options.ref, message=f"DNS not in sync ({failures} attempts): {error}")
+                Problem(
+                    ref=self.options.ref, message=f"DNS not in sync ({failures} attempts, retrying): {error}"
+                )
             )
         self._health = h
         self._problems = tuple(problems)

@@ -173,7 +173,7 @@ async def test_wrong_tsig_key_is_a_clear_error(tmp_path: Path, bind: Bind) -> No
     assert "rejected the TSIG signature (BadSignature): check tsigKeyName, tsigSecret" in outcome.errors[0]
     health = bad.sync.health()
     assert not health.healthy and health.consecutive_failures == 1 and health.failures_total == 1
-    assert any("DNS not in sync (1 attempts)" in p.message for p in bad.sync.problems())
+    assert any("DNS not in sync (1 attempts, retrying)" in p.message for p in bad.sync.problems())
     assert bind.addresses(HOST) == {"10.0.0.1"}  # nothing deleted
 
 
