@@ -1,4 +1,4 @@
-"""POST actions on the API (drain): only from loopback peers, and never by GET."""
+"""POST actions on the API (drain): only from this host, never from a browser, never by GET."""
 
 from __future__ import annotations
 
@@ -6,17 +6,16 @@ from typing import Any
 
 import pytest
 
-from passerelle.api.server import Answer, ApiProtocol
+from passerelle.api.server import Answer, ApiProtocol, Request
 
 
 class Transport:
     def __init__(self, peer: tuple[str, int], local: tuple[str, int]) -> None:
-        self.peer = peer
-        self.local = local
+        self.extra = {"peername": peer, "sockname": local}
         self.written = b""
 
     def get_extra_info(self, name: str) -> Any:
-        return {"peername": self.peer, "sockname": self.local}.get(name)
+        return self.extra.get(name)
 
     def write(self, data: bytes) -> None:
         self.written += data
@@ -25,32 +24,38 @@ class Transport:
         pass
 
 
-def ask(peer: str, method: str, local: str = "127.0.0.1") -> tuple[bytes, list[str]]:
+async def ask(peer: str, method: str, local: str, headers: str = "") -> tuple[bytes, list[str]]:
     calls: list[str] = []
 
-    def act() -> Answer:
+    def act(_: Request) -> Answer:
         calls.append("drain")
         return Answer(202, b"draining\n")
 
-    protocol = ApiProtocol({"/api/drain": lambda: Answer(200, b"status\n")}, {"/api/drain": act})
+    protocol = ApiProtocol(
+        {"/api/drain": lambda _: Answer(200, b"status\n")}, loopback_only=False, actions={"/api/drain": act}
+    )
     transport = Transport((peer, 40000), (local, 9000))
     protocol.connection_made(transport)  # type: ignore[arg-type]
-    protocol.data_received(f"{method} /api/drain HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n".encode())
+    request = f"{method} /api/drain HTTP/1.1\r\nHost: x\r\n{headers}Content-Length: 0\r\n\r\n"
+    protocol.data_received(request.encode())
+    protocol.connection_lost(None)
     return transport.written.split(b"\r\n", 1)[0], calls
 
 
-@pytest.mark.parametrize(
-    "peer, method, status, acted, local",
-    [
-        ("127.0.0.1", "POST", b"HTTP/1.1 202 Accepted", True, "127.0.0.1"),
-        ("::1", "POST", b"HTTP/1.1 202 Accepted", True, "::1"),
-        ("::ffff:127.0.0.1", "POST", b"HTTP/1.1 202 Accepted", True, "::"),
-        ("10.1.2.3", "POST", b"HTTP/1.1 403 Forbidden", False, "10.1.2.4"),
-        ("10.1.2.4", "POST", b"HTTP/1.1 202 Accepted", True, "10.1.2.4"),  # from this host, to its address,
-        ("2001:db8::1", "POST", b"HTTP/1.1 403 Forbidden", False, "::"),
-        ("127.0.0.1", "GET", b"HTTP/1.1 200 OK", False, "127.0.0.1"),
-    ],
-)
-def test_actions(peer: str, method: str, status: bytes, acted: bool, local: str) -> None:
-    line, calls = ask(peer, method, local)
-    assert line == status and bool(calls) is acted
+CASES = [
+    ("127.0.0.1", "POST", "127.0.0.1", "", b"202 Accepted", True),
+    ("::1", "POST", "::1", "", b"202 Accepted", True),
+    ("::ffff:127.0.0.1", "POST", "::", "", b"202 Accepted", True),
+    ("10.1.2.4", "POST", "10.1.2.4", "", b"202 Accepted", True),  # this host, to its own address
+    ("10.1.2.3", "POST", "10.1.2.4", "", b"403 Forbidden", False),
+    ("2001:db8::1", "POST", "::", "", b"403 Forbidden", False),
+    ("127.0.0.1", "POST", "127.0.0.1", "Origin: http://evil.example\r\n", b"403 Forbidden", False),  # a page
+    ("127.0.0.1", "GET", "127.0.0.1", "", b"200 OK", False),
+    ("127.0.0.1", "PUT", "127.0.0.1", "", b"405 Method Not Allowed", False),
+]
+
+
+@pytest.mark.parametrize("peer, method, local, headers, status, acted", CASES)
+async def test_actions(peer: str, method: str, local: str, headers: str, status: bytes, acted: bool) -> None:
+    line, calls = await ask(peer, method, local, headers)
+    assert line == b"HTTP/1.1 " + status and bool(calls) is acted
