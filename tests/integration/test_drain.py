@@ -25,7 +25,7 @@ TTL = 2
 
 @pytest.fixture
 def bind(tmp_path: Path) -> Iterator[Bind]:
-    server = Bind(tmp_path / "bind")
+    server = Bind(tmp_path / "bind", extra_records="legacy IN A 198.51.100.7\n")
     server.start()
     yield server
     server.stop()
@@ -52,10 +52,12 @@ def test_records_follow_the_manifests(
     make_router: Callable[..., Router], backends: Backends, bind: Bind
 ) -> None:
     router = start(make_router, backends, bind)
-    router.write("app.yaml", [host_ingress("app", HOST)])
+    router.write("app.yaml", [host_ingress("app", HOST), host_ingress("legacy", "legacy.example.test")])
     wait_for(lambda: bind.addresses(HOST) == {"10.0.0.1", "10.0.0.2"})
     health = router.api("/api/dnssync")
-    assert health["leader"] and health["names"] == 1
+    assert health["leader"] and health["healthy"] and health["names"] == 2
+    router.wait_problem("Ingress default/legacy", "is not published in DNS: the name already has A records")
+    assert bind.addresses("legacy.example.test") == {"198.51.100.7"}
     (router.manifests / "app.yaml").unlink()
     wait_for(lambda: bind.addresses(HOST) == set())
 
