@@ -343,3 +343,20 @@ def test_only_dns_sync_loads_dnspython() -> None:
     assert (
         subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "False"
     )
+
+
+async def test_drain_gives_up_when_the_server_stays_down(
+    tmp_path: Path, bind: Bind, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(controller, "FIRST_RETRY", 0.1)
+    cluster = Cluster(tmp_path, bind)  # this process is node n1
+    cluster.write("nodes.yaml", nodes(node("n1", "10.0.0.1"), node("n2", "10.0.0.2")))
+    cluster.write("app.yaml", [host_ingress("app", HOST)])
+    assert (await cluster.reconcile()).ok
+    bind.stop()
+    assert await cluster.sync.drain_node(timeout=0.5) is False  # not confirmed: the drain goes on
+    bind.start()
+    assert await cluster.sync.drain_node(timeout=5) is True
+    assert bind.addresses(HOST) == {"10.0.0.2"}
+    cluster.load()
+    assert (await cluster.sync.reconcile()).applied == 0  # stays out while this process drains
