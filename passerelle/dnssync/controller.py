@@ -231,6 +231,8 @@ class DnsSync:
             outcome = await self.reconcile(write=True)
             if outcome.plan is None and not self.leadership.is_leader():
                 outcome = await self.reconcile(write=False)  # a standby: watch the leader remove us
+            if outcome.ok and outcome.applied and asyncio.get_running_loop().time() < deadline:
+                continue  # read back at once: the states of this outcome are from before the write
             if outcome.ok and outcome.plan is not None:
                 left = _published(outcome.states, self.options.owner, addresses)
                 if not left:
