@@ -31,12 +31,20 @@ KEY_NAME = "passerelle-key"
 
 
 class Bind:
-    def __init__(self, workdir: Path, zone: str = "example.test", *, extra_records: str = "") -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        zone: str = "example.test",
+        *,
+        extra_records: str = "",
+        algorithm: str = "hmac-sha256",
+    ) -> None:
         self.dir = workdir
         self.dir.mkdir(parents=True, exist_ok=True)
         self.zone = zone
         self.port = free_port()
         self.secret = base64.b64encode(secrets.token_bytes(32)).decode()
+        self.algorithm = algorithm
         self.process: subprocess.Popen[bytes] | None = None
         self.log_path = self.dir / "named.log"
         (self.dir / "named.conf").write_text(
@@ -52,7 +60,7 @@ options {{
   notify no;
 }};
 controls {{ }};
-key "{KEY_NAME}" {{ algorithm hmac-sha256; secret "{self.secret}"; }};
+key "{KEY_NAME}" {{ algorithm {algorithm}; secret "{self.secret}"; }};
 zone "{zone}" {{
   type primary;
   file "{zone}.db";
@@ -130,7 +138,7 @@ ns IN A 127.0.0.1
         return out
 
     def keyring(self) -> dict[dns.name.Name, dns.tsig.Key]:
-        return dns.tsigkeyring.from_text({KEY_NAME: ("hmac-sha256", self.secret)})  # type: ignore[no-any-return]
+        return dns.tsigkeyring.from_text({KEY_NAME: (self.algorithm, self.secret)})  # type: ignore[no-any-return]
 
     def settings(self) -> dict[str, object]:
         """The dnsSync.provider section that reaches this server."""
@@ -140,7 +148,7 @@ ns IN A 127.0.0.1
                 "port": self.port,
                 "tsigKeyName": KEY_NAME,
                 "tsigSecret": self.secret,
-                "tsigAlgorithm": "hmac-sha256",
+                "tsigAlgorithm": self.algorithm,
                 "timeout": "2s",
             }
         }

@@ -360,3 +360,27 @@ async def test_drain_gives_up_when_the_server_stays_down(
     assert bind.addresses(HOST) == {"10.0.0.2"}
     cluster.load()
     assert (await cluster.sync.reconcile()).applied == 0  # stays out while this process drains
+
+
+@pytest.mark.parametrize("algorithm", ["hmac-sha512", "hmac-sha384", "hmac-sha224", "hmac-sha1", "hmac-md5"])
+async def test_other_tsig_algorithms(tmp_path: Path, algorithm: str) -> None:
+    server = Bind(tmp_path / "bind", algorithm=algorithm).start()
+    try:
+        cluster = Cluster(tmp_path, server)
+        cluster.write("nodes.yaml", nodes(node("n1", "10.0.0.1")))
+        cluster.write("app.yaml", [host_ingress("app", HOST)])
+        outcome = await cluster.reconcile()
+        assert outcome.ok and outcome.applied == 2, outcome.errors
+        assert server.addresses(HOST) == {"10.0.0.1"}
+    finally:
+        server.stop()
+
+
+async def test_an_algorithm_the_server_does_not_use_for_the_key_is_refused(
+    tmp_path: Path, bind: Bind
+) -> None:
+    provider = {**bind.settings()["rfc2136"], "tsigAlgorithm": "hmac-sha512"}  # type: ignore[dict-item]
+    cluster = Cluster(tmp_path, bind, provider={"rfc2136": provider})
+    cluster.write("nodes.yaml", nodes(node("n1", "10.0.0.1")))
+    outcome = await cluster.reconcile()
+    assert not outcome.ok and "rejected the TSIG signature" in outcome.errors[0], outcome.errors
