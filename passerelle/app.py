@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import json
 import logging
 import signal
 from pathlib import Path
 
 from passerelle.api.context import Context
 from passerelle.api.routes import api_routes
-from passerelle.api.server import is_loopback_address, serve_api
+from passerelle.api.server import Answer, Handler, Request, is_loopback_address, serve_api
+from passerelle.api.views import problem_json
 from passerelle.control.distribute import WorkerPool
-from passerelle.control.watcher import ConfigWatcher
-from passerelle.kube.manifests import ManifestsProvider
+from passerelle.control.leadership import AlwaysLeader
+from passerelle.control.watcher import ConfigWatcher, Listener
+from passerelle.dnssync.controller import DnsSync
+from passerelle.dnssync.drain import Drain
+from passerelle.kube.manifests import Loaded, ManifestsProvider
 from passerelle.proxy.listeners import ListenError
 from passerelle.settings import Settings, SettingsError, split_address
 from passerelle.tls import openssl
@@ -36,6 +42,7 @@ async def serve(settings: Settings) -> None:
             await asyncio.to_thread(openssl.probe)  # here, not in workers that would crash in a loop
         except openssl.OpenSSLBindingError as e:
             raise StartupError(str(e)) from None
+    dns = dns_sync(settings)  # reads the TSIG secret file: before any socket is bound
     workers = WorkerPool(
         count=settings.worker_count(),
         entrypoints=settings.entrypoint_options(),
@@ -49,7 +56,19 @@ async def serve(settings: Settings) -> None:
     except ListenError as e:
         raise StartupError(str(e.strerror)) from None
 
-    watcher = ConfigWatcher(settings.ingress_options(), [workers.publish])
+    listeners: list[Listener] = [workers.publish]
+    if dns is not None:
+        listeners.append(dns.served)
+    watcher = ConfigWatcher(settings.ingress_options(), listeners)
+    stop = asyncio.Event()
+    sync = settings.dnsSync
+    drain = Drain(
+        dns=dns,
+        dns_wait=sync.dns_wait() if sync else 0.0,
+        timeout=sync.drain.timeout if sync else 0.0,
+        accept_grace=sync.drain.acceptGrace if sync else 0.0,
+        stop=stop.set,
+    )
     api_host, api_port = split_address(settings.api.address)
     routes = api_routes(
         applied=lambda: workers.applied,
@@ -58,17 +77,29 @@ async def serve(settings: Settings) -> None:
         context=Context.of(settings, tls, ports),
         dashboard=settings.api.dashboard,
     )
+    actions = drain_routes(routes, drain, dns)
     try:
-        api = await serve_api(api_host, api_port, routes)
+        api = await serve_api(api_host, api_port, routes, actions)
     except OSError as e:
         workers.close_sockets()
         raise StartupError(f"cannot listen on {settings.api.address} (api): {e.strerror or e}") from None
 
     await workers.start()
     provider = ManifestsProvider(Path(manifests.directory), watch=manifests.watch)
-    stop = asyncio.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+
+    async def publish(loaded: Loaded) -> None:
+        if dns is not None:
+            dns.observe(loaded.snapshot)  # Nodes and Pods: they change DNS, not routing
+        await watcher.publish(loaded)
+
+    def terminate() -> None:  # SIGTERM drains when configured; a second one stops at once
+        if sync is not None and sync.drain.onSigterm and drain.phase == "serving":
+            drain.request()
+        else:
+            stop.set()
+
+    loop.add_signal_handler(signal.SIGINT, stop.set)
+    loop.add_signal_handler(signal.SIGTERM, terminate)
     for name, port in ports.items():
         log.info("entry point %s listening on port %d, %d workers", name, port, settings.worker_count())
     log.info("api listening on %s; manifests from %s", settings.api.address, manifests.directory)
@@ -83,14 +114,59 @@ async def serve(settings: Settings) -> None:
         )
 
     async with asyncio.TaskGroup() as tasks:
-        provider_task = tasks.create_task(provider.run(watcher.publish))
-        watcher_task = tasks.create_task(watcher.run())
+        background = [
+            tasks.create_task(provider.run(publish)),
+            tasks.create_task(watcher.run()),
+            tasks.create_task(drain.run()),
+        ]
+        if dns is not None:
+            background.append(tasks.create_task(dns.run()))
         await stop.wait()
         log.info("stopping: draining in-flight requests for up to %gs", settings.graceTimeout)
-        provider_task.cancel()
-        watcher_task.cancel()
+        for task in background:
+            task.cancel()
     api.close()
     await workers.stop()
+
+
+def drain_routes(routes: dict[str, Handler], drain: Drain, dns: DnsSync | None) -> dict[str, Handler]:
+    """Adds the drain's and DNS sync's paths to `routes`; returns the POST actions."""
+    ping, problems = routes["/ping"], routes["/api/problems"]
+
+    def draining_ping(request: Request) -> Answer:
+        return Answer(503, b"draining\n") if drain.refusing else ping(request)
+
+    def all_problems(request: Request) -> Answer:  # translation's, then DNS sync's
+        answer = problems(request)
+        if dns is None or answer.status != 200:
+            return answer
+        return Answer.json(json.loads(answer.body) + [problem_json(p, {}) for p in dns.problems()])
+
+    def start_drain(_: Request) -> Answer:
+        drain.request()
+        return Answer.json(drain.status(), status=202)
+
+    routes["/ping"] = draining_ping
+    routes["/api/problems"] = all_problems
+    routes["/api/drain"] = lambda _: Answer.json(drain.status())
+    routes["/api/dnssync"] = lambda _: Answer.json(dataclasses.asdict(dns.health()) if dns else {})
+    return {"/api/drain": start_drain}
+
+
+def dns_sync(settings: Settings) -> DnsSync | None:
+    """The DNS sync controller `dnsSync` asks for (outside a cluster: always the leader)."""
+    sync = settings.dnsSync
+    if sync is None or sync.provider.rfc2136 is None:
+        return None
+    from passerelle.dnssync.rfc2136 import Rfc2136Provider  # dnspython: only where DNS sync runs
+
+    return DnsSync(
+        options=sync.plan_options(),
+        provider=Rfc2136Provider(sync.provider.rfc2136.options()),
+        leadership=AlwaysLeader(),
+        interval=sync.interval,
+        node_name=sync.node_name(),
+    )
 
 
 def run(settings: Settings) -> None:

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 import click
 
 from passerelle import __version__
 
 
-def _fail(message: str) -> None:
+def _fail(message: str) -> NoReturn:
     click.echo(f"passerelle: {message}", err=True)
     sys.exit(2)
 
@@ -143,6 +144,105 @@ def explain(
     else:
         click.echo("\n".join(explanation_lines(answer)))
     sys.exit(0 if answer["result"]["action"] in ("proxy", "redirect") else 1)
+
+
+@main.command()
+@click.option(
+    "-c", "--config", "config", type=click.Path(path_type=Path), default="passerelle.yaml",
+    envvar="PASSERELLE_CONFIG", show_default=True, help="Static configuration file (with dnsSync).",
+)  # fmt: skip
+@click.option("--dry-run", is_flag=True, help="Read the zones and print the plan; change nothing.")
+def dnssync(config: Path, dry_run: bool) -> None:
+    """Reconcile DNS once from the manifests (print the plan with --dry-run); exit 1 on errors."""
+    import asyncio
+
+    from passerelle.app import dns_sync
+    from passerelle.dnssync.plan import describe
+    from passerelle.kube.ingress import translate
+    from passerelle.kube.manifests import ManifestsProvider
+    from passerelle.settings import SettingsError, load_settings
+
+    try:
+        settings = load_settings(config)
+        sync = dns_sync(settings)
+    except SettingsError as e:
+        _fail(str(e))
+    if sync is None or settings.providers.manifests is None:
+        _fail(f"{config}: needs dnsSync and providers.manifests")
+    loaded = ManifestsProvider(Path(settings.providers.manifests.directory), watch=False).load()
+    sync.observe(loaded.snapshot)
+    sync.serve(translate(loaded.snapshot, settings.ingress_options())[0])
+    outcome = asyncio.run(sync.reconcile(write=not dry_run))
+    assert outcome.plan is not None
+    click.echo(f"{sync.provider.describe()}{' (dry run: nothing written)' if dry_run else ''}")
+    for line in describe(outcome.plan, sync.options):
+        click.echo(line)
+    if not dry_run:
+        click.echo(f"applied {outcome.applied} changes")
+    for error in outcome.errors:
+        click.echo(f"error: {error}", err=True)
+    sys.exit(1 if outcome.errors else 0)
+
+
+@main.command()
+@click.option(
+    "-c", "--config", "config", type=click.Path(path_type=Path), default="passerelle.yaml",
+    envvar="PASSERELLE_CONFIG", show_default=True, help="Static configuration of the running router.",
+)  # fmt: skip
+@click.option(
+    "--wait/--no-wait", default=True, show_default=True, help="Follow the drain until the router exits."
+)
+def drain(config: Path, wait: bool) -> None:
+    """Drain the running router: out of DNS, wait the TTL, /ping 503, then stop (docs/dns-sync.md)."""
+    import http.client
+    import json
+    import threading
+
+    from passerelle.settings import SettingsError, load_settings, split_address
+
+    try:
+        host, port = split_address(load_settings(config).api.address)
+    except SettingsError as e:
+        _fail(str(e))
+    host = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)
+
+    def call(method: str) -> dict[str, object]:
+        connection = http.client.HTTPConnection(host, port, timeout=5)
+        try:
+            connection.request(method, "/api/drain")
+            response = connection.getresponse()
+            body = response.read()
+            if response.status not in (200, 202):
+                _fail(
+                    f"POST /api/drain on {host}:{port}: {response.status} {body.decode(errors='replace').strip()}"
+                )
+            return dict(json.loads(body))
+        finally:
+            connection.close()
+
+    try:
+        status = call("POST")
+    except OSError as e:
+        _fail(f"cannot reach the router's API on {host}:{port}: {e.strerror or e}")
+    click.echo("drain: requested")
+    if not wait:
+        return
+    shown: set[str] = set()
+    pause = threading.Event()
+    while True:
+        since = status.get("since")
+        entered = sorted(since.items(), key=lambda item: item[1]) if isinstance(since, dict) else []
+        for phase, _ in entered:  # every phase entered, in order, even the short ones between two polls
+            if phase not in shown:
+                shown.add(phase)
+                dns = status.get("dns") if phase == "waiting-ttl" else ""
+                click.echo(f"drain: {phase}{f' ({dns})' if dns else ''}")
+        pause.wait(0.2)  # a command-line loop, no event loop to block
+        try:
+            status = call("GET")
+        except OSError:
+            click.echo("drain: router stopped")
+            return
 
 
 @main.command()

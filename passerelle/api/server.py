@@ -10,6 +10,10 @@ connection with no complete request for `IDLE_TIMEOUT` seconds is closed.
 Bound to loopback, the server answers only requests whose Host is a loopback name or address, so a
 web page cannot read the API through DNS rebinding (a name of the attacker's that resolves to
 127.0.0.1); bound elsewhere, any Host is accepted, as the operator chose.
+
+Actions (POST, such as `/api/drain`) change the process's state, so they are answered only to a
+peer on this host (a loopback address, or the very address the API listens on) and never to a
+browser (a request with an `Origin` header: a page could otherwise post a form to 127.0.0.1).
 """
 
 from __future__ import annotations
@@ -83,9 +87,17 @@ def loopback_host(host: bytes) -> bool:
 
 
 class ApiProtocol(asyncio.Protocol):
-    def __init__(self, routes: Mapping[str, Handler], *, loopback_only: bool) -> None:
+    def __init__(
+        self,
+        routes: Mapping[str, Handler],
+        *,
+        loopback_only: bool,
+        actions: Mapping[str, Handler] | None = None,
+    ) -> None:
         self._routes = routes
+        self._actions = actions or {}
         self._loopback_only = loopback_only
+        self._origin = False
         self._parser = HttpRequestParser(self)
         self._url = b""
         self._header_bytes = 0
@@ -122,6 +134,7 @@ class ApiProtocol(asyncio.Protocol):
         self._url = b""
         self._header_bytes = self._body_bytes = 0
         self._host = self._header_name = b""
+        self._origin = False
 
     def on_url(self, url: bytes) -> None:
         self._url += url
@@ -134,6 +147,8 @@ class ApiProtocol(asyncio.Protocol):
             raise _TooLarge(431)
         if name.lower() == b"host":
             self._host = value
+        elif name.lower() == b"origin":
+            self._origin = True
 
     def on_body(self, body: bytes) -> None:
         self._body_bytes += len(body)
@@ -161,6 +176,11 @@ class ApiProtocol(asyncio.Protocol):
         except HttpParserError:
             return Answer(400, b"malformed request target\n")
         raw_path = (url.path or b"/").decode("latin-1")
+        action = self._actions.get(raw_path)
+        if method == b"POST" and action is not None:
+            if self._origin or not self._from_this_host():
+                return Answer(403, b"actions are taken only from this host, and not from a browser\n")
+            return action(Request(method="POST", path=raw_path))
         handler, tail = self._routes.get(raw_path), ""
         if handler is None:
             prefix = raw_path[: raw_path.rfind("/") + 1]
@@ -170,10 +190,27 @@ class ApiProtocol(asyncio.Protocol):
         if handler is None:
             return Answer(404, b"404 page not found\n")
         if method not in (b"GET", b"HEAD"):
-            return Answer(405, b"method not allowed\n", headers=(("Allow", "GET, HEAD"),))
+            allow = "GET, HEAD, POST" if raw_path in self._actions else "GET, HEAD"
+            return Answer(405, b"method not allowed\n", headers=(("Allow", allow),))
         query = parse_qs((url.query or b"").decode("latin-1"), keep_blank_values=True)
         request = Request(method=method.decode(), path=raw_path, query=query, tail=tail)
         return handler(request)
+
+    def _from_this_host(self) -> bool:
+        """The peer is a loopback address, or the address the API listens on (an API bound to the
+        node's address, reached from the node itself)."""
+        if self.transport is None:
+            return False
+        peer, local = self.transport.get_extra_info("peername"), self.transport.get_extra_info("sockname")
+        try:
+            address = ipaddress.ip_address(peer[0]) if peer else None
+        except ValueError:
+            return False
+        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+            address = address.ipv4_mapped
+        if address is None:
+            return False
+        return address.is_loopback or (local is not None and peer[0] == local[0])
 
     def _write(self, answer: Answer, *, keep_alive: bool, head: bool = False) -> None:
         if self.transport is None or self._closed:
@@ -224,9 +261,15 @@ def is_loopback_address(host: str) -> bool:
         return False
 
 
-async def serve_api(host: str, port: int, routes: Mapping[str, Handler]) -> asyncio.Server:
+async def serve_api(
+    host: str, port: int, routes: Mapping[str, Handler], actions: Mapping[str, Handler] | None = None
+) -> asyncio.Server:
+    """`actions`: POST handlers (see the module's docstring for who may call them)."""
     loop = asyncio.get_running_loop()
     loopback_only = is_loopback_address(host)
     return await loop.create_server(
-        lambda: ApiProtocol(routes, loopback_only=loopback_only), host or None, port, reuse_address=True
+        lambda: ApiProtocol(routes, loopback_only=loopback_only, actions=actions),
+        host or None,
+        port,
+        reuse_address=True,
     )

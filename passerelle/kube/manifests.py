@@ -18,6 +18,7 @@ from typing import Any
 
 import yaml
 
+from passerelle.kube.nodes import read_node, read_pod
 from passerelle.kube.objects import InvalidObject, read_ingress
 from passerelle.kube.snapshot import ClusterSnapshot, Key, key_of
 from passerelle.memory import gc_paused
@@ -30,6 +31,9 @@ SUFFIXES = (".yaml", ".yml", ".json")
 # 30,000 documents: 5 s instead of 40 s), same safe constructor.
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 Publish = Callable[[ClusterSnapshot, list[Problem]], Awaitable[None]]
+# Kinds checked on reading: an invalid object keeps its last valid version (a typo in a Node must
+# not take it out of DNS, nor one in an Ingress take its routes away).
+VALIDATORS: dict[str, Callable[[Any], object]] = {"Ingress": read_ingress, "Node": read_node, "Pod": read_pod}
 
 
 @dataclass(slots=True)
@@ -134,9 +138,10 @@ class ManifestsProvider:
                 current[key] = obj
         objects = []
         for key, obj in current.items():
-            if key[0] == "Ingress":
+            validate = VALIDATORS.get(key[0])
+            if validate is not None:
                 try:
-                    read_ingress(obj)
+                    validate(obj)
                 except InvalidObject as e:
                     previous = self._valid.get(key)
                     kept = "; the last valid version keeps serving" if previous else ""

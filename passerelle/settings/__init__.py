@@ -24,6 +24,7 @@ from passerelle.kube.tls import TlsTranslation
 from passerelle.proxy.options import EntryPointOptions, ForwardingOptions
 from passerelle.settings.api import Api
 from passerelle.settings.base import Duration, SettingsError, StrictModel, reason, split_address
+from passerelle.settings.dnssync import DnsSync, resolve_dnssync_paths
 from passerelle.settings.entrypoints import EntryPoint
 from passerelle.settings.providers import Providers
 from passerelle.settings.tls import Tls, TlsOption, resolve_tls_paths
@@ -58,6 +59,7 @@ class Settings(StrictModel):
     tls: Tls = Tls()
     graceTimeout: Duration = 10.0
     workers: Literal["auto"] | Annotated[int, Field(ge=1, le=256)] = "auto"
+    dnsSync: DnsSync | None = None
 
     def worker_count(self) -> int:
         """`auto`: one worker per CPU this process may run on."""
@@ -241,6 +243,8 @@ def parse_settings(text: str, *, source: str = "<config>", base: Path | None = N
         )
     if base is not None:
         settings = settings.model_copy(update={"tls": resolve_tls_paths(settings.tls, base)})
+    if base is not None and settings.dnsSync is not None:
+        settings = settings.model_copy(update={"dnsSync": resolve_dnssync_paths(settings.dnsSync, base)})
     return settings
 
 

@@ -261,3 +261,50 @@ def test_api_section() -> None:
     assert parse_settings("api: {address: ':9100', dashboard: false}\n").api.dashboard is False
     with pytest.raises(SettingsError, match=r"<config>:1: api.insecure: unknown key"):
         parse_settings("api: {insecure: true}\n")
+
+
+def test_dnssync_defaults_and_paths(tmp_path: Path) -> None:
+    settings = parse_settings(
+        "providers: {manifests: {directory: /m}}\n"
+        "dnsSync:\n  zones: [Example.Test.]\n"
+        "  provider: {rfc2136: {server: 127.0.0.1, tsigKeyName: k, tsigSecretFile: secret}}\n",
+        base=tmp_path,
+    )
+    sync = settings.dnsSync
+    assert sync is not None
+    options = sync.plan_options()
+    assert options.zones == ("example.test",) and options.owner == "default" and options.ttl == 60
+    assert str(options.policy) == "sync" and options.address_type == "InternalIP" and options.targets == ()
+    assert str(options.node_selector) == "role=ingress"
+    assert str(options.pod_selector) == "app.kubernetes.io/name=passerelle"
+    assert sync.interval == 60 and sync.dns_wait() == 60 and not sync.drain.onSigterm
+    assert sync.provider.rfc2136 is not None
+    assert sync.provider.rfc2136.tsigSecretFile == str(tmp_path / "secret")
+    (tmp_path / "secret").write_text("c2VjcmV0\n")
+    assert sync.provider.rfc2136.options().secret == "c2VjcmV0"
+
+
+@pytest.mark.parametrize(
+    "section, error",
+    [
+        ("zones: []", "dnsSync.zones: List should have at least 1 item"),
+        ("zones: [x]\n  provider: {}", "dnsSync.provider: Value error, name a provider: rfc2136"),
+        (
+            "zones: [x]\n  provider: {rfc2136: {server: s, tsigAlgorithm: hmac-sha3}}",
+            "dnsSync.provider.rfc2136.tsigAlgorithm: Value error, 'hmac-sha3' is not one of hmac-sha256",
+        ),
+        ("zones: [x]\n  policy: create-only\n  provider: {rfc2136: {server: s}}", "dnsSync.policy: "),
+        ("zones: [x]\n  addressType: Hostname\n  provider: {rfc2136: {server: s}}", "dnsSync.addressType: "),
+    ],
+)
+def test_dnssync_errors_name_the_key(section: str, error: str) -> None:
+    with pytest.raises(SettingsError) as raised:
+        parse_settings(f"dnsSync:\n  {section}\n")
+    assert error in str(raised.value)
+
+
+def test_tsig_algorithms_are_the_providers() -> None:
+    from passerelle.dnssync.rfc2136 import ALGORITHMS
+    from passerelle.settings.dnssync import TSIG_ALGORITHMS
+
+    assert set(TSIG_ALGORITHMS) == set(ALGORITHMS)

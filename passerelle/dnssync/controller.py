@@ -1,0 +1,269 @@
+"""DnsSync: the loop that reads the zones, plans, and (as leader) applies, on change and on a timer.
+
+Inputs arrive by two calls that only record and wake: `observe(snapshot)` from the provider (Nodes
+and Pods change without changing the routing configuration) and `served(version)` from the
+watcher (the hosts being served). Nothing is planned before both have arrived once, so a process
+that is starting never mistakes "not loaded yet" for "no Ingress". A failed read or write is retried
+with exponential backoff (1 s doubling up to the interval); the failure is a Problem and shows in
+`health()` (what metrics export) until a reconcile succeeds. One reconcile runs at a time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+
+from passerelle.control.leadership import Leadership
+from passerelle.control.watcher import Version
+from passerelle.dnssync.plan import Plan, PlanOptions, node_verdicts, plan
+from passerelle.dnssync.provider import Conflict, DnsProvider, ProviderError
+from passerelle.dnssync.records import ADDRESS_TYPES, ZoneState, owner_of, ownership_name
+from passerelle.kube.snapshot import ClusterSnapshot
+from passerelle.model import DynamicConfig, Problem
+
+log = logging.getLogger("passerelle.dnssync")
+
+FIRST_RETRY = 1.0  # seconds; doubles on each consecutive failure, up to the interval
+COALESCE = 0.1  # after a wake-up, let a burst of snapshots settle
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Health:
+    """DNS sync's state for the API and metrics (counters only grow)."""
+
+    leader: bool = False
+    healthy: bool = True  # the last reconcile succeeded (or none was due yet)
+    last_success: float | None = None  # time.time() of the last successful reconcile
+    consecutive_failures: int = 0
+    failures_total: int = 0
+    reconciles_total: int = 0
+    changes_total: int = 0  # record sets created, updated or deleted
+    last_error: str = ""
+    names: int = 0  # managed names in the last plan
+    addresses: tuple[str, ...] = ()  # published addresses in the last plan
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Outcome:
+    plan: Plan | None = None  # None: not ready (no snapshot or configuration yet)
+    applied: int = 0  # changes applied (0 when not the leader)
+    errors: tuple[str, ...] = ()
+    conflict: bool = False  # the zone moved under the plan: re-read soon
+    states: dict[str, ZoneState] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+
+class DnsSync:
+    def __init__(
+        self,
+        *,
+        options: PlanOptions,
+        provider: DnsProvider,
+        leadership: Leadership,
+        interval: float,
+        node_name: str = "",
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.options = options
+        self.provider = provider
+        self.leadership = leadership
+        self.interval = interval
+        self.node_name = node_name
+        self._clock = clock
+        self._snapshot: ClusterSnapshot | None = None
+        self._config: DynamicConfig | None = None
+        self._draining: frozenset[str] = frozenset()
+        self._wake = asyncio.Event()
+        self._lock = asyncio.Lock()
+        self._health = Health()
+        self._problems: tuple[Problem, ...] = ()
+        self._last_error = ""
+
+    # -- inputs ------------------------------------------------------------------------------
+    def observe(self, snapshot: ClusterSnapshot) -> None:
+        self._snapshot = snapshot
+        self._wake.set()
+
+    def served(self, version: Version) -> None:
+        """A watcher listener: the served configuration changed."""
+        self.serve(version.config)
+
+    def serve(self, config: DynamicConfig) -> None:
+        self._config = config
+        self._wake.set()
+
+    def wake(self) -> None:
+        """Reconcile now (a Lease implementation calls this when leadership is gained)."""
+        self._wake.set()
+
+    # -- state -------------------------------------------------------------------------------
+    def health(self) -> Health:
+        return self._health
+
+    def problems(self) -> tuple[Problem, ...]:
+        return self._problems
+
+    @property
+    def draining(self) -> frozenset[str]:
+        return self._draining
+
+    # -- work --------------------------------------------------------------------------------
+    async def run(self) -> None:
+        while True:
+            outcome = await self.reconcile()
+            failures = self._health.consecutive_failures
+            if outcome.conflict and failures <= 1:
+                delay = COALESCE  # re-read at once: the first conflict is someone else's write
+            elif failures:
+                delay = min(self.interval, FIRST_RETRY * 2 ** (failures - 1))
+            else:
+                delay = self.interval
+            if failures:
+                await asyncio.sleep(delay)  # not cut short by wake-ups: back off from a sick server
+            else:
+                try:
+                    await asyncio.wait_for(self._wake.wait(), delay)
+                    await asyncio.sleep(COALESCE)
+                except TimeoutError:
+                    pass
+            self._wake.clear()
+
+    async def reconcile(self, *, write: bool = True) -> Outcome:
+        """Read every zone, plan, and apply when `write` and leader. Never raises ProviderError."""
+        async with self._lock:
+            try:
+                outcome = await self._reconcile(write)
+            except Exception as e:  # a bug must not stop DNS sync, nor the router with it
+                log.exception("dns: reconcile failed")
+                outcome = Outcome(errors=(f"internal error: {type(e).__name__}: {e}",))
+        self._record(outcome)
+        return outcome
+
+    async def _reconcile(self, write: bool) -> Outcome:
+        snapshot, config = self._snapshot, self._config
+        if snapshot is None or config is None:
+            return Outcome()
+        leader = self.leadership.is_leader()
+        if write and not leader:
+            return Outcome()  # a standby replica does not even read: the leader keeps DNS
+        states: dict[str, ZoneState] = {}
+        errors: list[str] = []
+        for zone in self.options.zones:
+            try:
+                states[zone] = await self.provider.read(zone)
+            except ProviderError as e:
+                errors.append(str(e))
+        result = plan(config, snapshot, states, self.options, draining=self._draining)
+        applied, conflict = 0, False
+        if write and result.changes and self.leadership.is_leader():
+            for zone in self.options.zones:
+                changes = [c for c in result.changes if c.zone == zone]
+                if not changes:
+                    continue
+                try:
+                    await self.provider.apply(zone, changes)
+                    applied += len(changes)
+                    for change in changes:
+                        log.info("dns: %s", change)
+                except Conflict as e:
+                    conflict = True
+                    errors.append(str(e))
+                except ProviderError as e:
+                    errors.append(str(e))
+        return Outcome(plan=result, applied=applied, errors=tuple(errors), conflict=conflict, states=states)
+
+    def _record(self, outcome: Outcome) -> None:
+        h = replace(self._health, leader=self.leadership.is_leader())
+        if outcome.plan is None and outcome.ok:
+            self._health = h  # not ready, or a standby: nothing was attempted
+            return
+        problems = list(outcome.plan.problems) if outcome.plan else []
+        for problem in problems:
+            if problem not in self._problems:  # each logged once, as the watcher does
+                log.warning("%s", problem)
+        h = replace(
+            h, reconciles_total=h.reconciles_total + 1, changes_total=h.changes_total + outcome.applied
+        )
+        if outcome.plan is not None:
+            h = replace(h, names=len(outcome.plan.wanted), addresses=outcome.plan.addresses)
+        if outcome.ok:
+            if self._last_error:
+                log.info("dns: zones reachable again, in sync")
+            self._last_error = ""
+            h = replace(h, healthy=True, last_success=self._clock(), consecutive_failures=0, last_error="")
+        else:
+            error = "; ".join(outcome.errors)
+            if error != self._last_error:
+                log.warning("dns: %s; nothing else changed, retrying", error)
+            self._last_error = error
+            failures = h.consecutive_failures + 1
+            h = replace(
+                h,
+                healthy=False,
+                consecutive_failures=failures,
+                failures_total=h.failures_total + 1,
+                last_error=error,
+            )
+            problems.append(
+                Problem(
+                    ref=self.options.ref, message=f"DNS not in sync ({failures} attempts, retrying): {error}"
+                )
+            )
+        self._health = h
+        self._problems = tuple(problems)
+
+    async def drain_node(self, timeout: float) -> bool:
+        """Take this node out of DNS; True once no owned name holds its addresses (or when there
+        is nothing to remove). Retries with backoff until `timeout`; False when it ran out."""
+        self._draining = self._draining | {self.node_name}
+        if self.options.targets:
+            return True  # fixed VIP addresses: this node is not in DNS
+        addresses = self._own_addresses()
+        deadline = asyncio.get_running_loop().time() + timeout
+        attempt = 0
+        while True:
+            outcome = await self.reconcile(write=True)
+            if outcome.plan is None and not self.leadership.is_leader():
+                outcome = await self.reconcile(write=False)  # a standby: watch the leader remove us
+            if outcome.ok and outcome.applied and asyncio.get_running_loop().time() < deadline:
+                continue  # read back at once: the states of this outcome are from before the write
+            if outcome.ok and outcome.plan is not None:
+                left = _published(outcome.states, self.options.owner, addresses)
+                if not left:
+                    return True
+                if self.leadership.is_leader() and set(addresses) >= set(outcome.plan.addresses):
+                    log.warning(
+                        "dns: %s is the last eligible node: its addresses stay in DNS", self.node_name
+                    )
+                    return True
+            attempt += 1
+            remaining = deadline - asyncio.get_running_loop().time()
+            if remaining <= 0:
+                return False
+            await asyncio.sleep(min(remaining, FIRST_RETRY * 2 ** min(attempt - 1, 5)))
+
+    def _own_addresses(self) -> tuple[str, ...]:
+        if self._snapshot is None:
+            return ()
+        for verdict in node_verdicts(self._snapshot, self.options):
+            if verdict.name == self.node_name:
+                return verdict.addresses
+        return ()
+
+
+def _published(states: dict[str, ZoneState], owner: str, addresses: tuple[str, ...]) -> list[str]:
+    """The owned names that still hold any of `addresses`."""
+    wanted = set(addresses)
+    out = []
+    for state in states.values():
+        owned = {r.name for r in state.rrsets if r.type == "TXT" and owner in map(owner_of, r.values)}
+        for r in state.rrsets:
+            if r.type in ADDRESS_TYPES and wanted & set(r.values) and ownership_name(r.name) in owned:
+                out.append(r.name)
+    return out

@@ -1,0 +1,90 @@
+"""Drain: leave DNS, wait for resolvers to forget, refuse health checks, then stop.
+
+The order is the point (nobody sequences it today, see docs/dns-sync.md): 1. this node's
+addresses leave every managed name (DnsSync.drain_node, retried until `timeout`); 2. wait
+`dns_wait` (the records' TTL: caches may still send clients here until it runs out; not with
+fixed `targets`, where DNS never named this node); 3. `/ping`
+answers 503, so load balancers and the kubelet stop sending; 4. after `accept_grace`, `stop()`:
+listeners close and in-flight requests get the usual `graceTimeout`. Without DNS sync, steps 1
+and 2 are skipped. `request()` starts a drain (from `passerelle drain` or SIGTERM); a second
+request changes nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from enum import StrEnum
+from typing import Any
+
+from passerelle.dnssync.controller import DnsSync
+
+log = logging.getLogger("passerelle.drain")
+
+
+class Phase(StrEnum):
+    SERVING = "serving"
+    LEAVING_DNS = "leaving-dns"
+    WAITING_TTL = "waiting-ttl"
+    REFUSING = "refusing"  # /ping is 503, requests still served
+    STOPPING = "stopping"
+
+
+class Drain:
+    def __init__(
+        self,
+        *,
+        dns: DnsSync | None,
+        dns_wait: float,
+        timeout: float,
+        accept_grace: float,
+        stop: Callable[[], None],
+    ) -> None:
+        self._dns = dns
+        self._dns_wait = dns_wait
+        self._timeout = timeout
+        self._accept_grace = accept_grace
+        self._stop = stop
+        self._requested = asyncio.Event()
+        self.phase = Phase.SERVING
+        self._since: dict[str, float] = {}
+        self._dns_result = ""
+
+    @property
+    def refusing(self) -> bool:
+        return self.phase in (Phase.REFUSING, Phase.STOPPING)
+
+    def request(self) -> None:
+        if not self._requested.is_set():
+            log.info("drain requested")
+        self._requested.set()
+
+    def status(self) -> dict[str, Any]:
+        return {"phase": str(self.phase), "since": self._since, "dns": self._dns_result}
+
+    async def run(self) -> None:
+        await self._requested.wait()
+        if self._dns is not None:
+            self._enter(Phase.LEAVING_DNS)
+            removed = await self._dns.drain_node(self._timeout)
+            self._dns_result = "removed" if removed else f"not confirmed within {self._timeout:g}s"
+            if removed:
+                log.info(
+                    "drain: node %s is out of DNS; waiting %gs (TTL)", self._dns.node_name, self._dns_wait
+                )
+            else:
+                log.error("drain: could not take node %s out of DNS within %gs; going on", self._dns.node_name, self._timeout)  # fmt: skip
+            if not self._dns.options.targets:  # fixed VIP addresses: this node was never in DNS
+                self._enter(Phase.WAITING_TTL)
+                await asyncio.sleep(self._dns_wait)
+        self._enter(Phase.REFUSING)
+        log.info("drain: /ping answers 503; closing listeners in %gs", self._accept_grace)
+        await asyncio.sleep(self._accept_grace)
+        self._enter(Phase.STOPPING)
+        self._stop()
+
+    def _enter(self, phase: Phase) -> None:
+        self.phase = phase
+        self._since[str(phase)] = time.time()

@@ -1,0 +1,354 @@
+"""The DNS plan, a pure function: served configuration + nodes + records read -> changes.
+
+Desired state: each host of a served router (its `source` names the Ingress, or any other kind
+that produced it) inside a managed zone gets A/AAAA records with the addresses of the eligible
+nodes (or the fixed `targets`), and an ownership TXT (records.py). A node is eligible when it
+matches the node selector, is Ready, not cordoned, not excluded from load balancers, not draining,
+has an address of the configured type and, unless pods are not required, runs a ready passerelle
+pod. Then, per managed name: names owned by someone else are left alone and reported on the
+objects that claim them; owned names are created, updated or (policy `sync`) deleted.
+
+Two safety rules: a zone that could not be read is not planned at all (no change computed from
+an unknown state), and when no node is eligible the published addresses are kept, not emptied
+(a snapshot with no healthy node is more often a broken input than a cluster-wide outage).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+
+from passerelle.dnssync.records import (
+    ADDRESS_TYPES,
+    OCCUPYING_TYPES,
+    Change,
+    RRset,
+    ZoneState,
+    in_zone,
+    owned_host,
+    owner_of,
+    ownership_name,
+    ownership_text,
+    rrset,
+)
+from passerelle.dnssync.selector import Selector
+from passerelle.kube.nodes import NodeInfo, PodInfo, read_node, read_pod
+from passerelle.kube.objects import InvalidObject
+from passerelle.kube.snapshot import ClusterSnapshot
+from passerelle.model import DynamicConfig, ObjectRef, Problem, Severity
+
+OPT_OUT = "passerelle.io/dns-sync"  # "false" on an Ingress: its hosts are not published
+DRAINING = "passerelle.io/draining"  # "true" on a passerelle Pod: its node leaves DNS
+EXCLUDE_FROM_LB = "node.kubernetes.io/exclude-from-external-load-balancers"
+
+
+class Policy(StrEnum):
+    SYNC = "sync"  # create, update and delete
+    UPSERT_ONLY = "upsert-only"  # create and update; never delete a record set
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PlanOptions:
+    zones: tuple[str, ...]
+    owner: str
+    ttl: int = 60
+    policy: Policy = Policy.SYNC
+    node_selector: Selector = Selector()
+    address_type: str = "InternalIP"  # or "ExternalIP"; IPv4 -> A, IPv6 -> AAAA
+    pod_selector: Selector | None = None  # None: a node needs no passerelle pod
+    pod_namespace: str = ""  # "": pods of any namespace
+    targets: tuple[str, ...] = ()  # fixed addresses (a VIP); empty: the eligible nodes'
+
+    @property
+    def ref(self) -> ObjectRef:
+        """Where problems of DNS sync itself (not of one object) are reported."""
+        return ObjectRef(kind="DnsSync", name=self.owner)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HostClaim:
+    host: str
+    ref: ObjectRef  # the object whose router serves the host
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NodeVerdict:
+    name: str
+    addresses: tuple[str, ...]  # of the configured type
+    excluded: str = ""  # why the node is not in DNS; "" when it is
+
+    def __str__(self) -> str:
+        return f"{self.name}: {self.excluded or 'in DNS'} ({', '.join(self.addresses) or 'no address'})"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Wanted:
+    name: str
+    zone: str
+    addresses: tuple[str, ...]
+    refs: tuple[ObjectRef, ...]  # every object claiming the host, oldest first
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Plan:
+    wanted: tuple[Wanted, ...] = ()
+    nodes: tuple[NodeVerdict, ...] = ()
+    changes: tuple[Change, ...] = ()
+    problems: tuple[Problem, ...] = ()
+    unread: tuple[str, ...] = ()  # zones not planned: their state could not be read
+    addresses: tuple[str, ...] = ()  # the addresses published for every name
+
+
+def host_claims(config: DynamicConfig, snapshot: ClusterSnapshot) -> list[HostClaim]:
+    """Every (host, object) a served router has, in the configuration's order (oldest first),
+    without the objects annotated `passerelle.io/dns-sync: "false"`."""
+    out: list[HostClaim] = []
+    seen: set[tuple[str, str]] = set()
+    for router in config.routers:
+        if router.host is None or (router.host, router.source) in seen:
+            continue
+        seen.add((router.host, router.source))
+        kind, _, qualified = router.source.partition(" ")
+        namespace, _, name = qualified.rpartition("/")
+        obj = snapshot.get(kind, namespace, name)
+        annotations = ((obj or {}).get("metadata") or {}).get("annotations") or {}
+        if str(annotations.get(OPT_OUT, "")).lower() == "false":
+            continue
+        out.append(
+            HostClaim(host=router.host.lower(), ref=ObjectRef(kind=kind, namespace=namespace, name=name))
+        )
+    return out
+
+
+def node_verdicts(
+    snapshot: ClusterSnapshot, options: PlanOptions, draining: frozenset[str] = frozenset()
+) -> tuple[NodeVerdict, ...]:
+    """The nodes the selector picks, each with its addresses and why it is out of DNS, if it is."""
+    pods: dict[str, list[PodInfo]] = {}
+    if options.pod_selector is not None:
+        for obj in snapshot.of_kind("Pod"):
+            try:
+                pod = read_pod(obj)
+            except InvalidObject:
+                continue
+            if (not options.pod_namespace or pod.namespace == options.pod_namespace) and (
+                options.pod_selector.matches(pod.labels)
+            ):
+                pods.setdefault(pod.node_name, []).append(pod)
+    out = []
+    for obj in snapshot.of_kind("Node"):
+        try:
+            node = read_node(obj)
+        except InvalidObject as e:
+            name = str((obj.get("metadata") or {}).get("name", ""))
+            out.append(NodeVerdict(name=name, addresses=(), excluded=f"invalid: {e}"))
+            continue
+        if not options.node_selector.matches(node.labels):
+            continue
+        addresses = tuple(a for kind, a in node.addresses if kind == options.address_type)
+        out.append(
+            NodeVerdict(
+                name=node.name,
+                addresses=addresses,
+                excluded=_excluded(node, addresses, pods, options, draining),
+            )
+        )
+    return tuple(out)
+
+
+def _excluded(
+    node: NodeInfo,
+    addresses: tuple[str, ...],
+    pods: Mapping[str, list[PodInfo]],
+    options: PlanOptions,
+    draining: frozenset[str],
+) -> str:
+    if not node.ready:
+        return "NotReady"
+    if node.unschedulable:
+        return "cordoned (spec.unschedulable)"
+    if EXCLUDE_FROM_LB in node.labels:
+        return f"labelled {EXCLUDE_FROM_LB}"
+    if node.name in draining:
+        return "draining"
+    if options.pod_selector is not None:
+        ready = [p for p in pods.get(node.name, ()) if p.running and p.ready and not p.deleting]
+        if not ready:
+            return f"no ready passerelle pod ({options.pod_selector})"
+        if all(p.annotations.get(DRAINING, "").lower() == "true" for p in ready):
+            return f"its passerelle pod is draining ({DRAINING})"
+    if not addresses:
+        return f"no {options.address_type} address"
+    return ""
+
+
+def wanted(claims: list[HostClaim], addresses: tuple[str, ...], options: PlanOptions) -> tuple[Wanted, ...]:
+    """The managed names: hosts inside a zone (the most specific zone), with their claimants."""
+    zones = sorted(options.zones, key=len, reverse=True)
+    refs: dict[str, list[ObjectRef]] = {}
+    zone_of: dict[str, str] = {}
+    for claim in claims:
+        zone = next((z for z in zones if in_zone(claim.host, z)), None)
+        if zone is None:
+            continue
+        zone_of[claim.host] = zone
+        if claim.ref not in refs.setdefault(claim.host, []):
+            refs[claim.host].append(claim.ref)
+    return tuple(
+        Wanted(name=host, zone=zone_of[host], addresses=addresses, refs=tuple(refs[host]))
+        for host in sorted(refs)
+    )
+
+
+def plan(
+    config: DynamicConfig,
+    snapshot: ClusterSnapshot,
+    states: Mapping[str, ZoneState],
+    options: PlanOptions,
+    *,
+    draining: frozenset[str] = frozenset(),
+) -> Plan:
+    """`states`: the zones read, by name; a managed zone missing from it is left unchanged."""
+    problems: list[Problem] = []
+    nodes: tuple[NodeVerdict, ...] = ()
+    if options.targets:
+        addresses = options.targets
+    else:
+        nodes = node_verdicts(snapshot, options, draining)
+        addresses = tuple(sorted({a for n in nodes if not n.excluded for a in n.addresses}, key=_address_key))
+        if not addresses:
+            why = "; ".join(str(n) for n in nodes) or f"no node matches nodeSelector {options.node_selector}"
+            problems.append(
+                Problem(
+                    ref=options.ref,
+                    message=f"no ingress node is eligible ({why}): published addresses are kept, new names wait",
+                )
+            )
+    names = wanted(host_claims(config, snapshot), addresses, options)
+    changes = diff(names, states, options, problems)
+    unread = tuple(z for z in options.zones if z not in states)
+    return Plan(
+        wanted=names,
+        nodes=nodes,
+        changes=changes,
+        problems=tuple(problems),
+        unread=unread,
+        addresses=addresses,
+    )
+
+
+def diff(
+    names: tuple[Wanted, ...], states: Mapping[str, ZoneState], options: PlanOptions, problems: list[Problem]
+) -> tuple[Change, ...]:
+    actual = {(r.name, r.type): r for state in states.values() for r in state.rrsets}
+    changes: list[Change] = []
+    planned: set[str] = set()
+    for want in names:
+        if want.zone not in states:
+            continue
+        planned.add(want.name)
+        registry = ownership_name(want.name)
+        txt = actual.get((registry, "TXT"))
+        owners = {o for o in map(owner_of, txt.values if txt else ()) if o is not None}
+        others = owners - {options.owner}
+        occupied = sorted(t for t in OCCUPYING_TYPES if (want.name, t) in actual)
+        if others or (options.owner not in owners and occupied):
+            why = (
+                f"the name is owned by passerelle owner {', '.join(sorted(others))!r} (TXT {registry})"
+                if others
+                else f"the name already has {'/'.join(occupied)} records that passerelle does not own (no TXT {registry})"
+            )
+            for ref in want.refs:
+                problems.append(
+                    Problem(
+                        ref=ref,
+                        message=f"host {want.name} is not published in DNS: {why}",
+                        severity=Severity.WARNING,
+                    )
+                )
+            continue
+        if options.owner not in owners and not want.addresses:
+            continue  # nothing to publish yet; the plan's problem says why
+        text = ownership_text(options.owner, _resource(want.refs[0]))
+        foreign = [v for v in (txt.values if txt else ()) if owner_of(v) is None]
+        _replace(changes, want.zone, actual, rrset(registry, "TXT", options.ttl, [text, *foreign]), options)
+        if not want.addresses:
+            continue  # keep what is published (no eligible node)
+        for rtype in ADDRESS_TYPES:
+            family = [a for a in want.addresses if (":" in a) == (rtype == "AAAA")]
+            after = rrset(want.name, rtype, options.ttl, family) if family else None
+            _replace(changes, want.zone, actual, after, options, name=want.name, rtype=rtype)
+    if options.policy is Policy.SYNC:
+        for (name, rtype), txt in actual.items():
+            host = owned_host(name)
+            if (
+                rtype != "TXT"
+                or host is None
+                or host in planned
+                or options.owner not in map(owner_of, txt.values)
+            ):
+                continue
+            zone = next(z for z, s in states.items() if txt in s.rrsets)
+            for address_type in ADDRESS_TYPES:
+                _replace(changes, zone, actual, None, options, name=host, rtype=address_type)
+            rest = [v for v in txt.values if owner_of(v) != options.owner]
+            _replace(
+                changes,
+                zone,
+                actual,
+                rrset(name, "TXT", txt.ttl, rest) if rest else None,
+                options,
+                name=name,
+                rtype="TXT",
+            )
+    return tuple(sorted(changes))
+
+
+def _replace(
+    changes: list[Change],
+    zone: str,
+    actual: Mapping[tuple[str, str], RRset],
+    after: RRset | None,
+    options: PlanOptions,
+    *,
+    name: str = "",
+    rtype: str = "",
+) -> None:
+    key = (after.name, after.type) if after is not None else (name, rtype)
+    before = actual.get(key)
+    if before == after or (after is None and options.policy is Policy.UPSERT_ONLY):
+        return
+    changes.append(Change(zone=zone, name=key[0], type=key[1], before=before, after=after))
+
+
+def _resource(ref: ObjectRef) -> str:
+    return f"{ref.kind.lower()}/{ref.namespace}/{ref.name}"
+
+
+def _address_key(address: str) -> tuple[int, int]:
+    ip = ipaddress.ip_address(address)
+    return (ip.version, int(ip))
+
+
+def describe(result: Plan, options: PlanOptions) -> list[str]:
+    """The plan for people (`passerelle dnssync --dry-run`): nodes, names, changes, problems."""
+    lines = [
+        f"policy {options.policy}, owner {options.owner}, ttl {options.ttl}s, zones {', '.join(options.zones)}"
+    ]
+    if options.targets:
+        lines.append(f"targets (fixed): {', '.join(options.targets)}")
+    else:
+        lines.append(f"nodes ({options.node_selector}, {options.address_type}):")
+        lines.extend(f"  {verdict}" for verdict in result.nodes)
+    lines.append(f"names ({len(result.wanted)}):")
+    lines.extend(
+        f"  {w.name} -> {', '.join(w.addresses) or '(none)'}  [{', '.join(map(str, w.refs))}]"
+        for w in result.wanted
+    )
+    lines.extend(f"zone {zone}: not read, not planned" for zone in result.unread)
+    lines.append(f"changes ({len(result.changes)}):")
+    lines.extend(f"  {change}" for change in result.changes)
+    lines.extend(str(problem) for problem in result.problems)
+    return lines

@@ -1,0 +1,386 @@
+"""DNS sync against a real BIND 9: every scenario is checked by asking BIND what it serves."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import dns.query
+import dns.rcode
+import dns.update
+import pytest
+import yaml
+
+from passerelle.dnssync import controller
+from passerelle.dnssync.provider import Conflict
+from tests.integration.bind import Bind
+from tests.integration.dnsfixtures import Cluster, dns_settings, host_ingress, node, pod
+
+HOST = "app.example.test"
+
+
+@pytest.fixture
+def bind(tmp_path: Path) -> Iterator[Bind]:
+    server = Bind(
+        tmp_path / "bind", extra_records="legacy IN A 198.51.100.7\nmx IN MX 10 mail.example.test.\n"
+    )
+    server.start()
+    yield server
+    server.stop()
+
+
+def nodes(*specs: dict[str, object]) -> list[dict[str, object]]:
+    return [*specs, *(pod(str(s["metadata"]["name"])) for s in specs)]  # type: ignore[index]
+
+
+async def test_ingress_added_then_removed(tmp_path: Path, bind: Bind) -> None:
+    cluster = Cluster(tmp_path, bind)
+    cluster.write("nodes.yaml", nodes(node("n1", "10.0.0.1"), node("n2", "10.0.0.2")))
+    cluster.write("app.yaml", [host_ingress("app", HOST, "*.apps.example.test")])
+    outcome = await cluster.reconcile()
+    assert outcome.ok, outcome.errors
+    assert bind.addresses(HOST) == {"10.0.0.1", "10.0.0.2"}
+    assert bind.ttl(HOST) == 30
+    assert bind.addresses("anything.apps.example.test") == {"10.0.0.1", "10.0.0.2"}  # the wildcard
+    assert bind.txt("_passerelle.app.example.test") == {
+        "heritage=passerelle,passerelle/owner=cluster-a,passerelle/resource=ingress/default/app"
+    }
+    assert (await cluster.reconcile()).applied == 0  # in sync: nothing sent again
+    cluster.remove("app.yaml")
+    outcome = await cluster.reconcile()
+    assert outcome.ok and outcome.applied == 4
+    assert bind.addresses(HOST) == set() and bind.txt("_passerelle.app.example.test") == set()
+    assert bind.addresses("anything.apps.example.test") == set()
+    assert bind.addresses("legacy.example.test") == {"198.51.100.7"}  # foreign, untouched
+
+
+async def test_nodes_join_and_leave(tmp_path: Path, bind: Bind) -> None:
+    cluster = Cluster(tmp_path, bind)
+    cluster.write("app.yaml", [host_ingress("app", HOST)])
+    steps: list[tuple[str, list[dict[str, object]], set[str]]] = [
+        ("one node", nodes(node("n1", "10.0.0.1")), {"10.0.0.1"}),
+        ("a node added", nodes(node("n1", "10.0.0.1"), node("n2", "10.0.0.2")), {"10.0.0.1", "10.0.0.2"}),
+        ("n2 cordoned", nodes(node("n1", "10.0.0.1"), node("n2", "10.0.0.2", cordoned=True)), {"10.0.0.1"}),
+        ("n2 back", nodes(node("n1", "10.0.0.1"), node("n2", "10.0.0.2")), {"10.0.0.1", "10.0.0.2"}),
+        ("n1 NotReady", nodes(node("n1", "10.0.0.1", ready=False), node("n2", "10.0.0.2")), {"10.0.0.2"}),
+        (
+            "n1 ready, its passerelle pod not",
+            [node("n1", "10.0.0.1"), node("n2", "10.0.0.2"), pod("n1", ready=False), pod("n2")],
+            {"10.0.0.2"},
+        ),
+        (
+            "n1 deleted, n3 added",
+            nodes(node("n2", "10.0.0.2"), node("n3", "10.0.0.3")),
+            {"10.0.0.2", "10.0.0.3"},
+        ),
+        (
+            "a node without the role",
+            nodes(node("n2", "10.0.0.2"), node("n4", "10.0.0.4", role="worker")),
+            {"10.0.0.2"},
+        ),  # fmt: skip
+    ]
+    for what, objects, expected in steps:
+        cluster.write("nodes.yaml", objects)
+        outcome = await cluster.reconcile()
+        assert outcome.ok, (what, outcome.errors)
+        assert bind.addresses(HOST) == expected, what
+
+
+async def test_no_eligible_node_keeps_the_published_addresses(tmp_path: Path, bind: Bind) -> None:
+    cluster = Cluster(tmp_path, bind)
+    cluster.write("app.yaml", [host_ingress("app", HOST)])
+    cluster.write("nodes.yaml", nodes(node("n1", "10.0.0.1")))
+    assert (await cluster.reconcile()).ok
+    cluster.write("nodes.yaml", nodes(node("n1", "10.0.0.1", ready=False)))
+    outcome = await cluster.reconcile()
+    assert outcome.ok and outcome.applied == 0
+    assert bind.addresses(HOST) == {"10.0.0.1"}
+    assert any("no ingress node is eligible" in p.message for p in cluster.sync.problems())
+
+
+async def test_foreign_records_are_left_alone(tmp_path: Path, bind: Bind) -> None:
+    cluster = Cluster(tmp_path, bind)
+    cluster.write("nodes.yaml", nodes(node("n1", "10.0.0.1")))
+    cluster.write("app.yaml", [host_ingress("legacy", "legacy.example.test", "mx.example.test")])
+    outcome = await cluster.reconcile()
+    assert outcome.ok
+    assert bind.addresses("legacy.example.test") == {"198.51.100.7"}
+    problems = [str(p) for p in cluster.sync.problems()]
+    assert any(
+        p.startswith("warning: Ingress default/legacy: host legacy.example.test is not published in DNS: "
+                     "the name already has A records that passerelle does not own") for p in problems
+    ), problems  # fmt: skip
+    # A name with only other types (MX) is free: its A record is added beside them.
+    assert bind.addresses("mx.example.test") == {"10.0.0.1"}
+    assert bind.query("mx.example.test", "MX").answer
+
+
+async def test_ownership_conflict_between_clusters(tmp_path: Path, bind: Bind) -> None:
+    a = Cluster(tmp_path / "a", bind, ownerId="cluster-a")
+    b = Cluster(tmp_path / "b", bind, ownerId="cluster-b")
+    a.write("nodes.yaml", nodes(node("n1", "10.0.0.1")))
+    b.write("nodes.yaml", nodes(node("m1", "10.9.0.1")))
+    for cluster in (a, b):
+        cluster.write("app.yaml", [host_ingress("app", HOST)])
+    assert (await a.reconcile()).ok
+    outcome = await b.reconcile()
+    assert outcome.ok and outcome.applied == 0
+    assert bind.addresses(HOST) == {"10.0.0.1"}
+    assert any(
+        p.ref.kind == "Ingress" and "owned by passerelle owner 'cluster-a'" in p.message
+        for p in b.sync.problems()
+    )
+    b.remove("app.yaml")  # cluster-b's sync never deletes what cluster-a owns
+    assert (await b.reconcile()).applied == 0
+    assert bind.addresses(HOST) == {"10.0.0.1"}
+
+
+async def test_upsert_only_never_deletes(tmp_path: Path, bind: Bind) -> None:
+    cluster = Cluster(tmp_path, bind, policy="upsert-only")
+    cluster.write("nodes.yaml", nodes(node("n1", "10.0.0.1"), node("n2", "10.0.0.2")))
+    cluster.write("app.yaml", [host_ingress("app", HOST)])
+    assert (await cluster.reconcile()).ok
+    cluster.write("nodes.yaml", nodes(node("n1", "10.0.0.1"), node("n2", "10.0.0.2", cordoned=True)))
+    assert (await cluster.reconcile()).ok
+    assert bind.addresses(HOST) == {"10.0.0.1"}  # an update, allowed
+    cluster.remove("app.yaml")
+    outcome = await cluster.reconcile()
+    assert outcome.ok and outcome.applied == 0
+    assert bind.addresses(HOST) == {"10.0.0.1"}
+
+
+async def test_opted_out_ingress_is_not_published(tmp_path: Path, bind: Bind) -> None:
+    cluster = Cluster(tmp_path, bind)
+    cluster.write("nodes.yaml", nodes(node("n1", "10.0.0.1")))
+    cluster.write("app.yaml", [host_ingress("app", HOST, annotations={"passerelle.io/dns-sync": "false"})])
+    assert (await cluster.reconcile()).ok
+    assert bind.addresses(HOST) == set()
+
+
+async def test_wrong_tsig_key_is_a_clear_error(tmp_path: Path, bind: Bind) -> None:
+    good = Cluster(tmp_path / "good", bind)
+    good.write("nodes.yaml", nodes(node("n1", "10.0.0.1")))
+    good.write("app.yaml", [host_ingress("app", HOST)])
+    assert (await good.reconcile()).ok
+    provider = {**bind.settings()["rfc2136"], "tsigSecret": "c2VjcmV0LXRoYXQtYmluZC1kb2VzLW5vdC1rbm93"}  # type: ignore[dict-item]
+    bad = Cluster(tmp_path / "bad", bind, provider={"rfc2136": provider})
+    bad.write("nodes.yaml", nodes(node("n1", "10.0.0.1")))  # app.yaml absent: would delete if it could
+    outcome = await bad.reconcile()
+    assert not outcome.ok
+    assert "rejected the TSIG signature (BadSignature): check tsigKeyName, tsigSecret" in outcome.errors[0]
+    health = bad.sync.health()
+    assert not health.healthy and health.consecutive_failures == 1 and health.failures_total == 1
+    assert any("DNS not in sync (1 attempts, retrying)" in p.message for p in bad.sync.problems())
+    assert bind.addresses(HOST) == {"10.0.0.1"}  # nothing deleted
+
+
+async def test_server_down_then_back(tmp_path: Path, bind: Bind, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(controller, "FIRST_RETRY", 0.2)
+    cluster = Cluster(tmp_path, bind)
+    cluster.write("nodes.yaml", nodes(node("n1", "10.0.0.1"), node("n2", "10.0.0.2")))
+    cluster.write("app.yaml", [host_ingress("app", HOST)])
+    cluster.load()
+    task = asyncio.get_running_loop().create_task(cluster.sync.run())
+    try:
+        await until(lambda: bind.addresses(HOST) == {"10.0.0.1", "10.0.0.2"})
+        bind.stop()
+        cluster.write("nodes.yaml", nodes(node("n1", "10.0.0.1"), node("n2", "10.0.0.2", cordoned=True)))
+        cluster.load()
+        await until(lambda: cluster.sync.health().consecutive_failures >= 2)
+        health = cluster.sync.health()
+        assert not health.healthy and "Connect call failed" in health.last_error
+        assert any("DNS not in sync" in p.message for p in cluster.sync.problems())
+        bind.start()  # same zone, same journal: what was published is still there
+        await until(lambda: bind.addresses(HOST) == {"10.0.0.1"})
+        await until(lambda: cluster.sync.health().healthy)
+        assert not any("DNS not in sync" in p.message for p in cluster.sync.problems())
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+
+async def until(condition: object, timeout: float = 15.0) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not condition():  # type: ignore[operator]
+        assert loop.time() < deadline, "condition not met in time"
+        await asyncio.sleep(0.05)
+
+
+def write_config(tmp_path: Path, bind: Bind, **overrides: object) -> Path:
+    manifests = tmp_path / "manifests"
+    manifests.mkdir(exist_ok=True)
+    (manifests / "all.yaml").write_text(
+        yaml.safe_dump_all(
+            [*nodes(node("n1", "10.0.0.1"), node("n2", "10.0.0.2", cordoned=True)), host_ingress("app", HOST)]
+        )
+    )
+    config = tmp_path / "passerelle.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "providers": {"manifests": {"directory": "manifests"}},
+                "dnsSync": dns_settings(bind, **overrides),
+            }
+        )
+    )
+    return config
+
+
+def passerelle(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "passerelle", *args], capture_output=True, text=True, timeout=30
+    )
+
+
+def test_dry_run_prints_the_plan_and_writes_nothing(tmp_path: Path, bind: Bind) -> None:
+    config = write_config(tmp_path, bind)
+    result = passerelle("dnssync", "--dry-run", "-c", str(config))
+    assert result.returncode == 0, result.stderr
+    assert "(dry run: nothing written)" in result.stdout
+    assert "  n1: in DNS (10.0.0.1)" in result.stdout
+    assert "  n2: cordoned (spec.unschedulable) (10.0.0.2)" in result.stdout
+    assert "  app.example.test -> 10.0.0.1  [Ingress default/app]" in result.stdout
+    assert "  create app.example.test 30 A 10.0.0.1" in result.stdout
+    assert bind.addresses(HOST) == set()
+    result = passerelle("dnssync", "-c", str(config))  # without --dry-run: one reconcile, applied
+    assert result.returncode == 0 and "applied 2 changes" in result.stdout, result.stdout + result.stderr
+    assert bind.addresses(HOST) == {"10.0.0.1"}
+
+
+def test_dry_run_with_the_server_down_says_so(tmp_path: Path, bind: Bind) -> None:
+    config = write_config(tmp_path, bind)
+    bind.stop()
+    result = passerelle("dnssync", "--dry-run", "-c", str(config))
+    assert result.returncode == 1
+    assert "zone example.test: not read, not planned" in result.stdout
+    assert "error: transfer (AXFR) of zone example.test: rfc2136 127.0.0.1:" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_bad_dns_settings_are_one_line_errors(tmp_path: Path, bind: Bind) -> None:
+    config = write_config(tmp_path, bind, ownerId="no spaces", nodeSelector="=ingress", target=["10.0.0.300"])
+    result = passerelle("dnssync", "--dry-run", "-c", str(config))
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    for key in ("dnsSync.ownerId", "dnsSync.nodeSelector", "dnsSync.target"):
+        assert f"{key}: " in result.stderr, result.stderr
+
+
+class Switch:
+    """A leadership that the test hands over, as a Lease would."""
+
+    def __init__(self) -> None:
+        self.leader = False
+
+    def is_leader(self) -> bool:
+        return self.leader
+
+
+async def test_only_the_leader_writes(tmp_path: Path, bind: Bind) -> None:
+    lease = Switch()
+    cluster = Cluster(tmp_path, bind, leadership=lease)
+    cluster.write("nodes.yaml", nodes(node("n1", "10.0.0.1")))
+    cluster.write("app.yaml", [host_ingress("app", HOST)])
+    outcome = await cluster.reconcile()
+    assert outcome.plan is None and outcome.ok and not cluster.sync.health().leader
+    assert bind.addresses(HOST) == set()
+    preview = await cluster.sync.reconcile(write=False)  # what a standby would do: plan, not write
+    assert preview.plan is not None and len(preview.plan.changes) == 2 and preview.applied == 0
+    lease.leader = True
+    outcome = await cluster.reconcile()
+    assert outcome.applied == 2 and cluster.sync.health().leader
+    assert bind.addresses(HOST) == {"10.0.0.1"}
+
+
+async def test_large_changes_are_batched(tmp_path: Path, bind: Bind) -> None:
+    cluster = Cluster(tmp_path, bind, provider={"rfc2136": {**bind.settings()["rfc2136"], "batchSize": 7}})  # type: ignore[dict-item]
+    cluster.write("nodes.yaml", nodes(node("n1", "10.0.0.1"), node("n2", "fd00::2")))
+    hosts = [f"h{i}.example.test" for i in range(40)]
+    cluster.write("app.yaml", [host_ingress("app", *hosts)])
+    outcome = await cluster.reconcile()
+    assert outcome.ok and outcome.applied == 120  # A, AAAA and TXT for each
+    for host in hosts:
+        assert bind.addresses(host) == {"10.0.0.1", "fd00::2"}, host
+    state = await cluster.sync.provider.read(bind.zone)
+    assert len([r for r in state.rrsets if r.type == "TXT"]) == 40
+
+
+async def test_a_name_changed_under_the_plan_is_refused_alone(tmp_path: Path, bind: Bind) -> None:
+    """Prerequisites: a name whose records moved after the read is not overwritten; the other names
+    of its batch are applied; the next reconcile reads again and converges."""
+    cluster = Cluster(tmp_path, bind)
+    cluster.write("nodes.yaml", nodes(node("n1", "10.0.0.1")))
+    cluster.write("app.yaml", [host_ingress("app", "a.example.test", "b.example.test", "c.example.test")])
+    assert (await cluster.reconcile()).ok
+    cluster.write("nodes.yaml", nodes(node("n1", "10.0.0.1"), node("n2", "10.0.0.2")))
+    cluster.load()
+    state = await cluster.sync.provider.read(bind.zone)
+    from passerelle.dnssync.plan import plan
+    from passerelle.kube.ingress import translate
+
+    loaded = cluster.provider.load()
+    result = plan(translate(loaded.snapshot)[0], loaded.snapshot, {bind.zone: state}, cluster.sync.options)
+    assert len(result.changes) == 3
+    # someone else moves b between the read and the write
+    update = dns.update.UpdateMessage(bind.zone, keyring=bind.keyring())
+    update.replace("b.example.test.", 30, "A", "10.0.0.9")
+    assert dns.query.tcp(update, "127.0.0.1", port=bind.port, timeout=2).rcode() == dns.rcode.NOERROR
+    with pytest.raises(Conflict, match=r"changed since it was read \(b.example.test\)"):
+        await cluster.sync.provider.apply(bind.zone, result.changes)
+    assert bind.addresses("a.example.test") == bind.addresses("c.example.test") == {"10.0.0.1", "10.0.0.2"}
+    assert bind.addresses("b.example.test") == {"10.0.0.9"}  # not overwritten blindly
+    assert (await cluster.reconcile()).ok  # read again: b is ours (its TXT), so it is corrected
+    assert bind.addresses("b.example.test") == {"10.0.0.1", "10.0.0.2"}
+
+
+def test_only_dns_sync_loads_dnspython() -> None:
+    """Settings and the wiring load in every process; dnspython only where DNS sync runs."""
+    code = "import sys, passerelle.settings, passerelle.app; print(any(m.startswith('dns.') for m in sys.modules))"
+    assert (
+        subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "False"
+    )
+
+
+async def test_drain_gives_up_when_the_server_stays_down(
+    tmp_path: Path, bind: Bind, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(controller, "FIRST_RETRY", 0.1)
+    cluster = Cluster(tmp_path, bind)  # this process is node n1
+    cluster.write("nodes.yaml", nodes(node("n1", "10.0.0.1"), node("n2", "10.0.0.2")))
+    cluster.write("app.yaml", [host_ingress("app", HOST)])
+    assert (await cluster.reconcile()).ok
+    bind.stop()
+    assert await cluster.sync.drain_node(timeout=0.5) is False  # not confirmed: the drain goes on
+    bind.start()
+    assert await cluster.sync.drain_node(timeout=5) is True
+    assert bind.addresses(HOST) == {"10.0.0.2"}
+    cluster.load()
+    assert (await cluster.sync.reconcile()).applied == 0  # stays out while this process drains
+
+
+@pytest.mark.parametrize("algorithm", ["hmac-sha512", "hmac-sha384", "hmac-sha224", "hmac-sha1", "hmac-md5"])
+async def test_other_tsig_algorithms(tmp_path: Path, algorithm: str) -> None:
+    server = Bind(tmp_path / "bind", algorithm=algorithm).start()
+    try:
+        cluster = Cluster(tmp_path, server)
+        cluster.write("nodes.yaml", nodes(node("n1", "10.0.0.1")))
+        cluster.write("app.yaml", [host_ingress("app", HOST)])
+        outcome = await cluster.reconcile()
+        assert outcome.ok and outcome.applied == 2, outcome.errors
+        assert server.addresses(HOST) == {"10.0.0.1"}
+    finally:
+        server.stop()
+
+
+async def test_an_algorithm_the_server_does_not_use_for_the_key_is_refused(
+    tmp_path: Path, bind: Bind
+) -> None:
+    provider = {**bind.settings()["rfc2136"], "tsigAlgorithm": "hmac-sha512"}  # type: ignore[dict-item]
+    cluster = Cluster(tmp_path, bind, provider={"rfc2136": provider})
+    cluster.write("nodes.yaml", nodes(node("n1", "10.0.0.1")))
+    outcome = await cluster.reconcile()
+    assert not outcome.ok and "rejected the TSIG signature" in outcome.errors[0], outcome.errors

@@ -1,0 +1,38 @@
+"""The drain sequence's phases, without DNS and with fixed VIP targets (no sockets: nothing to remove)."""
+
+from __future__ import annotations
+
+from passerelle.control.leadership import AlwaysLeader
+from passerelle.dnssync.controller import DnsSync
+from passerelle.dnssync.drain import Drain
+from passerelle.dnssync.plan import PlanOptions
+from passerelle.dnssync.rfc2136 import Rfc2136Options, Rfc2136Provider
+
+
+async def run(drain: Drain, stopped: list[str]) -> list[str]:
+    assert drain.phase == "serving" and not drain.refusing
+    drain.request()
+    drain.request()  # a second request changes nothing
+    await drain.run()
+    assert stopped == ["stop"] and drain.refusing
+    return list(drain.status()["since"])
+
+
+async def test_without_dns_sync_ping_turns_503_then_stop() -> None:
+    stopped: list[str] = []
+    drain = Drain(dns=None, dns_wait=30, timeout=60, accept_grace=0, stop=lambda: stopped.append("stop"))
+    assert await run(drain, stopped) == ["refusing", "stopping"]  # no TTL to wait without DNS
+
+
+async def test_fixed_targets_have_no_node_to_remove_nor_ttl_to_wait() -> None:
+    stopped: list[str] = []
+    sync = DnsSync(
+        options=PlanOptions(zones=("example.test",), owner="a", targets=("192.0.2.10",)),
+        provider=Rfc2136Provider(Rfc2136Options(server="192.0.2.53")),  # never asked
+        leadership=AlwaysLeader(),
+        interval=60,
+        node_name="n1",
+    )
+    drain = Drain(dns=sync, dns_wait=30, timeout=60, accept_grace=0, stop=lambda: stopped.append("stop"))
+    assert await run(drain, stopped) == ["leaving-dns", "refusing", "stopping"]
+    assert drain.status()["dns"] == "removed" and sync.draining == {"n1"}

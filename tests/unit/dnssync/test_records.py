@@ -1,0 +1,77 @@
+"""Record values: ownership names and texts, change kinds, RRset invariants."""
+
+from __future__ import annotations
+
+import pytest
+
+from passerelle.dnssync.records import Action, Change, RRset, owner_of, ownership_name, ownership_text, rrset
+from passerelle.dnssync.rfc2136 import _batches, by_host
+
+
+@pytest.mark.parametrize(
+    "name, registry",
+    [
+        ("www.example.test", "_passerelle.www.example.test"),
+        ("*.apps.example.test", "_passerelle._wildcard.apps.example.test"),
+        ("example.test", "_passerelle.example.test"),
+    ],
+)
+def test_ownership_name(name: str, registry: str) -> None:
+    assert ownership_name(name) == registry
+
+
+@pytest.mark.parametrize(
+    "text, owner",
+    [
+        (ownership_text("cluster-a", "ingress/ns/app"), "cluster-a"),
+        ("heritage=external-dns,external-dns/owner=cluster-a", None),  # not ours to read
+        ("v=spf1 -all", None),
+        ("heritage=passerelle", None),
+    ],
+)
+def test_owner_of(text: str, owner: str | None) -> None:
+    assert owner_of(text) == owner
+
+
+def test_rrsets_are_canonical_and_changes_know_their_action() -> None:
+    a = rrset("x.example.test", "A", 30, ["10.0.0.2", "10.0.0.1", "10.0.0.1"])
+    assert a.values == ("10.0.0.1", "10.0.0.2")
+    with pytest.raises(ValueError):
+        RRset(name="x", type="A", ttl=1, values=("b", "a"))
+    with pytest.raises(ValueError):
+        rrset("x", "A", 1, [])
+    assert Change(zone="z", name="x", type="A", after=a).action is Action.CREATE
+    assert Change(zone="z", name="x", type="A", before=a).action is Action.DELETE
+    assert Change(zone="z", name="x", type="A", before=a, after=a).action is Action.UPDATE
+
+
+def test_batches_keep_a_names_changes_together() -> None:
+    def group(name: str, n: int) -> list[Change]:
+        return [
+            Change(zone="z", name=name, type=t, after=rrset(name, t, 1, ["v"]))
+            for t in ["A", "AAAA", "TXT"][:n]
+        ]
+
+    names = [group("a", 3), group("b", 2), group("c", 1), group("d", 3)]
+    batches = [[g[0].name for g in batch] for batch in _batches(names, 4)]
+    assert batches == [["a"], ["b", "c"], ["d"]]  # never split a name, never over 4 unless one name is
+
+
+def test_a_names_ownership_txt_travels_with_it() -> None:
+    def change(name: str, rtype: str) -> Change:
+        return Change(zone="z", name=name, type=rtype, after=rrset(name, rtype, 1, ["v"]))
+
+    changes = [
+        change("_passerelle.b.z", "TXT"),
+        change("a.z", "A"),
+        change("_passerelle._wildcard.a.z", "TXT"),
+        change("b.z", "AAAA"),
+        change("*.a.z", "A"),
+        change("_passerelle.a.z", "TXT"),
+        change("b.z", "A"),
+    ]
+    assert [[(c.name, c.type) for c in group] for group in by_host(changes)] == [
+        [("*.a.z", "A"), ("_passerelle._wildcard.a.z", "TXT")],
+        [("_passerelle.a.z", "TXT"), ("a.z", "A")],
+        [("_passerelle.b.z", "TXT"), ("b.z", "A"), ("b.z", "AAAA")],
+    ]
