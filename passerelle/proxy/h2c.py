@@ -152,7 +152,8 @@ class H2cConnection(asyncio.Protocol):
     """One h2c connection: the h2 state machine (client side) and the streams on it."""
 
     __slots__ = (
-        "pool", "loop", "transport", "state", "streams", "reserved", "settled", "retiring", "refusing", "closed",
+        "pool", "loop", "transport", "state", "streams", "reserved", "settled", "carried", "retiring", "refusing",
+        "closed",
         "deadline", "write_paused", "touched", "options", "deadlines", "_handlers",
     )  # fmt: skip
 
@@ -171,6 +172,7 @@ class H2cConnection(asyncio.Protocol):
         self.streams: dict[int, H2cStream] = {}  # by stream id, once their HEADERS went
         self.reserved = 0  # H2cStreams handed out and not finished, sent or not yet
         self.settled = False  # the server's SETTINGS came: it speaks HTTP/2
+        self.carried = 0  # responses completed on it
         self.retiring = False  # no new streams: the pool closed, or the server sent GOAWAY
         self.refusing = False  # the server sent GOAWAY: it will not process a stream sent now
         self.closed = False
@@ -226,6 +228,12 @@ class H2cConnection(asyncio.Protocol):
         self.deadlines.discard(self)
         self.pool.forgotten(self)
         why = "closed the connection" if exc is None else f"connection failed: {exc}"
+        if self.carried:
+            # A connection that has carried exchanges, closed without GOAWAY: as for a stale pooled
+            # HTTP/1.1 connection, streams not answered yet may not have been processed either.
+            for stream in list(self.streams.values()):
+                if stream.exchange is not None and not stream.exchange.response_started:
+                    stream.unprocessed()
         self._fail_streams(self._why(why))
 
     def pause_writing(self) -> None:

@@ -214,6 +214,7 @@ class H2cStream(UpstreamConnection):
     def ended(self) -> None:
         """The response is complete (END_STREAM)."""
         self.conn.streams.pop(self.id, None)
+        self.conn.carried += 1
         if self.client is not None:
             self.client.upstream_done(self, keep_alive=True)  # it releases or closes the stream
         else:
@@ -232,7 +233,7 @@ class H2cStream(UpstreamConnection):
         self.conn.streams.pop(self.id, None)
         client = self.client
         if client is None or (self.exchange is not None and self.exchange.response_started):
-            self.failed(f"upstream {self.pool.server} refused the stream")
+            self.failed(f"upstream {self.pool.server} did not process the stream")
             return
         self.reused = True
         client.upstream_lost(self)  # a retry, or 502; either way it detaches this stream

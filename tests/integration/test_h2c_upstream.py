@@ -40,7 +40,8 @@ class Script:
 
 class Scripted(asyncio.Protocol):
     """An h2c server. Paths: /echo (request as JSON, trailers x-t and grpc-status), /reset,
-    /refuse-once, /goaway-once (GOAWAY naming an earlier stream), /goaway-graceful (GOAWAY naming
+    /refuse-once, /goaway-once (GOAWAY naming an earlier stream), /drop-once (the connection
+    closed, no GOAWAY), /goaway-graceful (GOAWAY naming
     this stream, then the answer), /goaway-error, /slow (never answers), /held (answers when
     the test lets it)."""
 
@@ -103,11 +104,14 @@ class Scripted(asyncio.Protocol):
         if path == "/reset":
             self.reset.add(sid)
             self.conn.reset_stream(sid, ErrorCodes.INTERNAL_ERROR)
-        elif path in ("/refuse-once", "/goaway-once") and path not in self.script.once:
+        elif path in ("/refuse-once", "/goaway-once", "/drop-once") and path not in self.script.once:
             self.script.once.add(path)
             if path == "/refuse-once":
                 self.reset.add(sid)
                 self.conn.reset_stream(sid, ErrorCodes.REFUSED_STREAM)
+            elif path == "/drop-once":
+                self.reset.add(sid)
+                self.transport.close()  # no GOAWAY: as a server closing an idle connection would
             else:
                 self.flush()
                 self.goaway(sid - 2)  # this stream was not processed: it may go again
@@ -346,7 +350,8 @@ def test_failures_map_to_502(site: Site, path: str, host: str, status: int, says
 
 
 def test_a_refused_stream_and_an_unprocessed_one_are_sent_again(site: Site) -> None:
-    for path in ("/refuse-once", "/goaway-once"):
+    get(site, "/echo")  # the pooled connection has carried a response: /drop-once is a stale one
+    for path in ("/refuse-once", "/goaway-once", "/drop-once"):
         head, body = get(site, path)
         assert head.startswith(b"HTTP/1.1 200 "), (path, head, body)
         assert [r["path"] for r in site.script.requests].count(path) == 2
