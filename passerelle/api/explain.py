@@ -215,6 +215,7 @@ class Explainer:
         return {
             "name": service.name,
             "servers": [str(s) for s in service.servers],
+            "scheme": service.scheme,
             "unavailable": service.unavailable,
         }
 

@@ -235,7 +235,7 @@ class VersionView:
             used.setdefault(router.service, []).append(router.name)
         out = []
         for service in self.config.services:
-            urls = [f"http://{server}" for server in service.servers]
+            urls = [f"{service.scheme}://{server}" for server in service.servers]  # h2c://, as Traefik
             out.append(
                 {
                     "name": service.name,

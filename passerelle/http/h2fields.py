@@ -5,7 +5,8 @@ A request's fields become an HTTP/1.1 request head: `:method` and `:path` the re
 fields dropped, and the same headers dropped and written afresh as on the HTTP/1.1 path
 (headers.REQUEST_HEADERS: hop-by-hop, X-Forwarded-*, client-certificate headers). The h2 library
 has already refused the connection-specific fields RFC 9113 §8.2.2 forbids, and any `te` but
-`trailers`; `te: trailers` is dropped too, as trailers are not relayed to HTTP/1.1 upstreams.
+`trailers`; `te: trailers` goes upstream as `TE: trailers` (gRPC servers need it; Go's
+ReverseProxy, Traefik's, forwards it too).
 Cookie crumbs arrive joined (§8.2.3, the library's header normalisation). A body without
 `content-length` is sent chunked. The upstream's response head goes the other way: lower-cased
 names, hop-by-hop headers and those Connection names dropped, `:status` first.
@@ -18,6 +19,8 @@ from passerelle.http.headers import (
     HOST,
     LENGTH,
     REQUEST_HEADERS,
+    TE,
+    TE_TRAILERS,
     forwarded_port,
     response_fields,
 )
@@ -85,6 +88,9 @@ def request_head(
             kind = REQUEST_HEADERS[name]
             if kind == HOST:
                 host = value
+                continue
+            if kind == TE:  # the library lets `te: trailers` alone through (RFC 9113 §8.2.2)
+                lines.append(TE_TRAILERS)
                 continue
             if kind != LENGTH:
                 continue

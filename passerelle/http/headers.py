@@ -2,7 +2,8 @@
 
 RFC 9110 §7.6.1: Connection and the headers it names are hop-by-hop, as are Keep-Alive, TE,
 Trailer, Transfer-Encoding (re-framed by the proxy), Upgrade (re-added for tunnels) and, by long
-practice, Proxy-*. X-Forwarded-* and X-Real-Ip from clients are not trusted: they are dropped and
+practice, Proxy-*; a TE that lists `trailers` goes upstream as `TE: trailers` (gRPC needs it), as
+Go's ReverseProxy (Traefik's) sends it. X-Forwarded-* and X-Real-Ip from clients are not trusted: they are dropped and
 written afresh, as Traefik does without `forwardedHeaders.trustedIPs`. So are the client-certificate
 headers of every compatibility level (`passerelle.tls.certinfo.STRIPPED`), on every route, so that a
 backend can trust them whenever they arrive. Both sets are dropped in every spelling that mixes `-`
@@ -53,18 +54,23 @@ RESPONSE_DROP = HOP_BY_HOP
 
 # What the proxy does with a header, by lower-cased name: one dict lookup per header on the hot
 # path. Names absent from a table are forwarded as they are.
-DROP, HOST, LENGTH, CHUNKED, CONNECTION, UPGRADE = range(6)
+DROP, HOST, LENGTH, CHUNKED, CONNECTION, UPGRADE, TE = range(7)
 _SPECIAL = {
     b"connection": CONNECTION,
     b"transfer-encoding": CHUNKED,
     b"upgrade": UPGRADE,
     b"content-length": LENGTH,
 }
-REQUEST_HEADERS = {name: DROP for name in REQUEST_DROP} | _SPECIAL | {b"host": HOST}
+REQUEST_HEADERS = {name: DROP for name in REQUEST_DROP} | _SPECIAL | {b"host": HOST, b"te": TE}
 RESPONSE_HEADERS = {name: DROP for name in RESPONSE_DROP} | _SPECIAL
 
-# Connection tokens that name no extra header to drop: the common case costs one set lookup.
-_PLAIN_CONNECTION_TOKENS = frozenset({b"keep-alive", b"close", b"upgrade"})
+# Connection tokens that name no extra header to drop: the common case costs one set lookup. `te`
+# is hop-by-hop already; a client that sends `TE: trailers` must also send `Connection: TE` (RFC
+# 9110 §10.1.4), which must not drop the `TE: trailers` line the proxy writes itself.
+_PLAIN_CONNECTION_TOKENS = frozenset({b"keep-alive", b"close", b"upgrade", b"te"})
+# The TE line sent upstream when the client's TE lists `trailers`, as Go's ReverseProxy (Traefik's)
+# does: gRPC servers want it. Written in this one spelling, so it can be looked for in a head.
+TE_TRAILERS = b"TE: trailers\r\n"
 
 
 _NOTHING: frozenset[bytes] = frozenset()
@@ -82,6 +88,11 @@ def connection_named(value: bytes) -> frozenset[bytes]:
         return _NOTHING  # nearly every Connection header: no parsing
     tokens = {t.strip().lower() for t in value.split(b",")}
     return frozenset(t for t in tokens if t and t not in _PLAIN_CONNECTION_TOKENS and t not in _FRAMING)
+
+
+def accepts_trailers(te: bytes) -> bool:
+    """Does a TE header value list the `trailers` token (RFC 9110 §10.1.4)?"""
+    return any(part.partition(b";")[0].strip().lower() == b"trailers" for part in te.split(b","))
 
 
 def forwarded_static(client_ip: bytes, scheme: bytes) -> bytes:

@@ -22,10 +22,13 @@ class BackendError(LookupError):
     """The backend names something that does not exist: a Problem, and 503 for its requests."""
 
 
-def service_key(namespace: str, ref: BackendRef) -> str:
+def service_key(namespace: str, ref: BackendRef, scheme: str = "http") -> str:
     # '/' and ':' cannot occur in namespace or Service names, so distinct backends never share a key
-    # (with '-' as separator, team-a/web and team/a-web would both be "team-a-web-80").
-    return f"{namespace}/{ref.service}:{ref.port}"
+    # (with '-' as separator, team-a/web and team/a-web would both be "team-a-web-80"). Nor can '+'
+    # occur in a port name: one Service port spoken to in h2c and in HTTP/1.1 (Traefik 1.7's
+    # `protocol` is an Ingress annotation) gets two keys.
+    key = f"{namespace}/{ref.service}:{ref.port}"
+    return key if scheme == "http" else f"{key}+{scheme}"
 
 
 Answer = tuple[Server, ...] | BackendError
@@ -56,6 +59,12 @@ class Backends:
                 self._slices.setdefault((meta.get("namespace") or "default", owner), []).append(eps)
         self._memo = memo or {}
         self.memo_next: dict[tuple[str, BackendRef], tuple[Inputs, Answer]] = {}
+
+    def annotations(self, namespace: str, name: str) -> Mapping[str, str]:
+        """A Service's annotations (empty when it, or they, are missing or malformed)."""
+        service = self._snapshot.get("Service", namespace, name)
+        annotations = ((service or {}).get("metadata") or {}).get("annotations")
+        return annotations if isinstance(annotations, Mapping) else {}
 
     def resolve(self, namespace: str, ref: BackendRef) -> tuple[Server, ...]:
         """The ready servers behind `ref`; raises BackendError if the Service or its port is missing."""

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from passerelle.kube.annotations import IngressAnnotations, read_annotations
+from passerelle.kube.annotations.service import service_scheme
 from passerelle.kube.backends import Answer, BackendError, Backends, Inputs, service_key
 from passerelle.kube.middlewares import MiddlewareIndex
 from passerelle.kube.objects import BackendRef, IngressSpec, InvalidObject, read_ingress
@@ -245,7 +246,7 @@ class _Builder:
                 if not free:
                     continue
                 base = f"{spec.namespace}-{spec.name}-{rule.host or 'any'}-{match.value}"
-                service = self._service(ref, spec.namespace, path.backend)
+                service = self._service(ref, spec.namespace, path.backend, placed.annotations)
                 path_groups = groups if not taken else self._restrict(groups, free)
                 self._add_routers(
                     path_groups, base, service=service, host=rule.host, path=match, source=source
@@ -257,7 +258,7 @@ class _Builder:
                     ref, f"defaultBackend ignored: {_owners(taken, free, 'already sets the default backend')}"
                 )
             if free:
-                service = self._service(ref, spec.namespace, spec.default_backend)
+                service = self._service(ref, spec.namespace, spec.default_backend, placed.annotations)
                 base = f"{spec.namespace}-{spec.name}-default-backend"
                 path_groups = groups if not taken else self._restrict(groups, free)
                 self._add_routers(path_groups, base, service=service, host=None, path=None, source=source)
@@ -344,8 +345,11 @@ class _Builder:
             tls=tls,
         )
 
-    def _service(self, ref: ObjectRef, namespace: str, backend: BackendRef) -> str:
-        name = service_key(namespace, backend)
+    def _service(
+        self, ref: ObjectRef, namespace: str, backend: BackendRef, annotations: IngressAnnotations
+    ) -> str:
+        scheme = self._scheme(ref, namespace, backend, annotations)
+        name = service_key(namespace, backend, scheme)
         if name in self._services:
             if not self._services[name].servers:
                 self._problem(ref, self._services[name].unavailable, _severity(self._services[name]))
@@ -359,10 +363,33 @@ class _Builder:
             )
         except BackendError as e:
             servers, unavailable = (), str(e)
-        self._services[name] = service = Service(name=name, servers=servers, unavailable=unavailable)
+        self._services[name] = service = Service(
+            name=name, servers=servers, unavailable=unavailable, scheme=scheme
+        )
         if unavailable:
             self._problem(ref, unavailable, _severity(service))
         return name
+
+    def _scheme(
+        self, ref: ObjectRef, namespace: str, backend: BackendRef, annotations: IngressAnnotations
+    ) -> str:
+        """HTTP/1.1 or h2c: the Ingress's 1.7 `protocol`, else the Service's `serversscheme`."""
+        asked, wrong = service_scheme(self._backends.annotations(namespace, backend.service))
+        if wrong is not None:
+            self._problem(
+                ObjectRef(kind="Service", namespace=namespace, name=backend.service), wrong, Severity.WARNING
+            )
+        protocol = annotations.traefik17.protocol
+        if protocol is None:
+            return asked or "http"
+        if asked is not None and asked != protocol:
+            self._problem(
+                ref,
+                f"protocol {protocol} (Traefik 1.7 annotation) overrides the {asked} that Service "
+                f"{namespace}/{backend.service} asks for (service.serversscheme)",
+                Severity.WARNING,
+            )
+        return protocol
 
     def _unique(self, name: str) -> str:
         base = re.sub(r"[^A-Za-z0-9]+", "-", name).strip("-")

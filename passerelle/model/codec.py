@@ -57,6 +57,7 @@ def dump_service(s: Service) -> dict[str, Any]:
         "name": s.name,
         "servers": [{"host": v.host, "port": v.port} for v in s.servers],
         "unavailable": s.unavailable,
+        "scheme": s.scheme,
     }
 
 
@@ -124,4 +125,5 @@ def load_service(s: dict[str, Any]) -> Service:
         name=s["name"],
         servers=tuple(Server(host=v["host"], port=v["port"]) for v in s["servers"]),
         unavailable=s["unavailable"],
+        scheme=s.get("scheme", "http"),
     )

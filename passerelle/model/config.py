@@ -67,13 +67,26 @@ class Server:
         return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
 
 
+SCHEMES = ("http", "h2c")  # how the proxy talks to a service's servers
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Service:
-    """A set of servers balanced round-robin. No servers: requests get 503 and `unavailable` says why."""
+    """A set of servers balanced round-robin. No servers: requests get 503 and `unavailable` says why.
+
+    `scheme`: "http" (HTTP/1.1) or "h2c" (cleartext HTTP/2, as gRPC servers want).
+    """
 
     name: str
     servers: tuple[Server, ...] = ()
     unavailable: str = ""
+    scheme: str = "http"
+
+    def __post_init__(self) -> None:
+        if self.scheme not in SCHEMES:
+            raise ValueError(
+                f"service {self.name}: scheme {self.scheme!r} is not one of {', '.join(SCHEMES)}"
+            )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

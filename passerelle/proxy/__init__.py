@@ -3,7 +3,8 @@
 A `ClientConnection` (asyncio Protocol, httptools request parser) turns each request into an
 `Exchange`: the upstream request head is built once, at headers-complete, and the body streams
 as it arrives. An `UpstreamConnection` (httptools response parser) hands the response back the same
-way. Back-pressure is transport pausing in both directions: a full write buffer on one side pauses
+way; for Services in h2c (gRPC) an `h2c.H2cStream` on a pooled HTTP/2 connection stands in for
+it. Back-pressure is transport pausing in both directions: a full write buffer on one side pauses
 reading on the other. Timeouts are coarse deadlines swept by one timer per entry point
 (`deadlines.py`), so no request allocates a timer. `Dataplane` owns the listening sockets, the
 upstream pools and the live route tables; `apply()` compiles a configuration beside the live one

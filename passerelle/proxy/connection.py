@@ -20,13 +20,17 @@ from httptools import HttpParserCallbackError, HttpParserError, HttpParserUpgrad
 
 from passerelle.http.errors import canned
 from passerelle.http.fasthead import STATUS_LINES, MessageEnd, simple_request
+from passerelle.http.h2c import last_chunk
 from passerelle.http.headers import (
     CHUNKED,
     CONNECTION,
     HOST,
     LENGTH,
     REQUEST_HEADERS,
+    TE,
+    TE_TRAILERS,
     UPGRADE,
+    accepts_trailers,
     connection_named,
     forwarded_port,
     forwarded_static,
@@ -315,6 +319,8 @@ class ClientConnection(asyncio.Protocol):
                         connection = value if connection is None else connection + b"," + value
                     elif kind == UPGRADE:
                         upgrade = value
+                    elif kind == TE and accepts_trailers(value):
+                        head += (b"TE", b": ", b"trailers", _CRLF)  # headers.TE_TRAILERS
                     continue
             head += (name, b": ", value, _CRLF)
         if self._head_bytes > self.entry.options.max_header_bytes:
@@ -579,6 +585,14 @@ class ClientConnection(asyncio.Protocol):
             self._out += (b"%x\r\n" % len(body), body, _CRLF)
         else:
             self._out.append(body)
+
+    def upstream_trailers(self, conn: UpstreamConnection, trailers: list[tuple[bytes, bytes]]) -> None:
+        """Response trailers (from h2c upstreams): the chunked body ends with them when the client
+        said it takes them (`TE: trailers`, RFC 9110 §10.1.4); otherwise they are dropped."""
+        ex = conn.exchange
+        if ex is not None and ex.response_chunked and trailers and TE_TRAILERS in ex.head:
+            self._out.append(last_chunk(trailers))
+            ex.response_chunked = False  # the last chunk is out: upstream_done must not add one
 
     def flush(self) -> None:
         """Send what the upstream's last read produced: head and body in one system call."""

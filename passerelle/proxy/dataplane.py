@@ -28,6 +28,7 @@ from passerelle.proxy.connection import ClientConnection
 from passerelle.proxy.deadlines import Deadlines
 from passerelle.proxy.dispatch import TlsPeer
 from passerelle.proxy.h2 import H2Connection
+from passerelle.proxy.h2c import H2cPool
 from passerelle.proxy.options import EntryPointOptions, ForwardingOptions
 from passerelle.proxy.upstream import Pool
 from passerelle.routing.table import RouteTable, compile_steps
@@ -37,6 +38,7 @@ from passerelle.tls.contexts import Dispatcher, SniState, TlsStatic
 
 log = logging.getLogger("passerelle.proxy")
 
+PoolKey = tuple[str, Server]  # (Pool.scheme, server)
 _STEP = 250  # routers or services per slice of a reload (well under a millisecond of work each)
 
 
@@ -231,7 +233,7 @@ class Dataplane:
             )
             for ep in entrypoints
         }
-        self._pools: dict[Server, Pool] = {}
+        self._pools: dict[PoolKey, Pool] = {}
         self._upstreams: dict[str, Upstream] = {}
         self._config: DynamicConfig | None = None
 
@@ -281,7 +283,7 @@ class Dataplane:
             sni = yield from tls_contexts.compile_steps(
                 self._tls, config.tls, self._tls_entries, self.sni.table
             )
-        pools: dict[Server, Pool] = {}
+        pools: dict[PoolKey, Pool] = {}
         garbage: list[list[Any] | dict[Any, Any]] = []  # what the old version leaves, let go in slices
         if previous is not None and not routers_changed:
             for i, service in enumerate(config.services):
@@ -290,7 +292,7 @@ class Dataplane:
                     upstream = self._upstreams[service.name] = Upstream(service.name)
                     upstream.set(self._pools_for(service, pools), service.unavailable)
                 elif previous.service(service.name) == service:
-                    pools.update((p.server, p) for p in upstream.pools.items)
+                    pools.update(((p.scheme, p.server), p) for p in upstream.pools.items)
                 else:
                     upstream.set(self._pools_for(service, pools), service.unavailable)
                 if i % _STEP == _STEP - 1:
@@ -318,7 +320,7 @@ class Dataplane:
             self._upstreams = upstreams
         if sni is not None and self.sni is not None:
             self.sni.table = sni  # new handshakes only: established connections keep their context
-        leaving = [pool for server, pool in self._pools.items() if server not in pools]
+        leaving = [pool for key, pool in self._pools.items() if key not in pools]
         self._pools = pools
         self._config = config
         if previous is not None:  # the old routers may be the new ones: shared when left out
@@ -330,14 +332,20 @@ class Dataplane:
                 yield
         yield from _let_go(garbage)
 
-    def _pools_for(self, service: Service, pools: dict[Server, Pool]) -> list[Pool]:
-        """The pools of a service's servers: the live ones where they exist, new ones otherwise."""
+    def _pools_for(self, service: Service, pools: dict[PoolKey, Pool]) -> list[Pool]:
+        """The pools of a service's servers: the live ones where they exist, new ones otherwise.
+
+        A pool is per (scheme, server): one server can be h2c for one Service and HTTP/1.1 for
+        another (Traefik 1.7's `protocol` is an Ingress annotation).
+        """
         members = []
+        kind = H2cPool if service.scheme == "h2c" else Pool
         for server in service.servers:
-            pool = pools.get(server) or self._pools.get(server)
+            key = (kind.scheme, server)
+            pool = pools.get(key) or self._pools.get(key)
             if pool is None or pool.closed:
-                pool = Pool(server, self._loop, self._forwarding, self.deadlines)
-            pools[server] = pool
+                pool = kind(server, self._loop, self._forwarding, self.deadlines)
+            pools[key] = pool
             members.append(pool)
         return members
 

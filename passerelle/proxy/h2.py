@@ -6,7 +6,8 @@ on the h2 library's state machine (sans-IO) turns bytes into events here, and it
 written once per read. Each request stream becomes a `Stream`: its fields become an HTTP/1.1 head
 (http/h2fields.py), it is routed as on HTTP/1.1, and it takes a pooled `UpstreamConnection`, which
 calls the stream back (`upstream_head`, `upstream_body`, ...) exactly as it calls a ClientConnection;
-`Exchange.plain` is False, so responses always come through those callbacks.
+`Exchange.plain` is False, so responses always come through those callbacks. For an h2c Service
+(h2c.py) the upstream is an H2cStream, whose trailers are sent with END_STREAM after the body.
 
 Flow control, both ways. Request DATA is acknowledged to the client (WINDOW_UPDATE) only once it is
 written to the upstream and the upstream's write buffer is below its high-water mark: the client
@@ -69,7 +70,7 @@ class Stream:
 
     __slots__ = (
         "conn", "id", "exchange", "transport", "unacked", "upstream_full", "pending", "ending", "end_sent",
-        "close_delimited",
+        "close_delimited", "trailers",
     )  # fmt: skip
 
     def __init__(self, conn: H2Connection, stream_id: int, exchange: Exchange) -> None:
@@ -83,6 +84,7 @@ class Stream:
         self.ending = False  # END_STREAM goes once `pending` is sent
         self.end_sent = False  # END_STREAM went with the HEADERS frame
         self.close_delimited = False  # the upstream's body ends when it closes the connection
+        self.trailers: list[tuple[bytes, bytes]] | None = None  # an h2c upstream's, sent at the end
 
     # -- request side ------------------------------------------------------------------------
     def start(self) -> None:
@@ -246,7 +248,10 @@ class Stream:
         state = conn.state
         if not self.end_sent:
             try:
-                state.end_stream(self.id)
+                if self.trailers:
+                    state.send_headers(self.id, self.trailers, end_stream=True)
+                else:
+                    state.end_stream(self.id)
             except (StreamClosedError, StreamIDTooLowError):
                 pass  # reset by the client later in the read being handled
         if not self.exchange.request_done:
@@ -289,15 +294,18 @@ class Stream:
             self.conn.state.send_headers(self.id, head.fields)  # interim (100, 103): passed on
             return
         ex.response_started = True
-        self.end_sent = head.ended
+        self.end_sent = ended = head.ended or conn.ends_with_head
         self.close_delimited = head.close_delimited
-        self.conn.state.send_headers(self.id, head.fields, end_stream=head.ended)
+        self.conn.state.send_headers(self.id, head.fields, end_stream=ended)
 
     def upstream_body(self, body: bytes) -> None:
         if self.conn.streams.get(self.id) is self:
             self._queue(memoryview(body))
             if self.pending:
                 self.reading()
+
+    def upstream_trailers(self, conn: UpstreamConnection, trailers: list[tuple[bytes, bytes]]) -> None:
+        self.trailers = trailers  # sent with END_STREAM once the body has gone (`_end`)
 
     def flush(self) -> None:
         self.conn.flush()

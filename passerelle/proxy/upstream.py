@@ -1,7 +1,7 @@
 """Connections to upstream servers, pooled per server, and the response side of an exchange.
 
 An `UpstreamConnection` parses responses with httptools and reports each event to the client
-connection that owns its current exchange. Between exchanges it sits idle in its `Pool`, where a
+connection that owns its current exchange (h2c.py has the HTTP/2 kind, for Services that ask). Between exchanges it sits idle in its `Pool`, where a
 deadline closes it after `idle_conn_timeout`. A connection that the server closes while idle
 simply leaves the pool.
 """
@@ -33,6 +33,7 @@ class ExchangeOwner(Protocol):
         self, conn: UpstreamConnection, status: int, headers: list[tuple[bytes, bytes]]
     ) -> None: ...
     def upstream_body(self, body: bytes) -> None: ...
+    def upstream_trailers(self, conn: UpstreamConnection, trailers: list[tuple[bytes, bytes]]) -> None: ...
     def upstream_done(self, conn: UpstreamConnection, *, keep_alive: bool) -> None: ...
     def upstream_failed(self, conn: UpstreamConnection, status: int, detail: str) -> None: ...
     def upstream_lost(self, conn: UpstreamConnection) -> None: ...
@@ -47,7 +48,10 @@ class _StopParsing(Exception):
 
 
 class Pool:
+    """A server's idle HTTP/1.1 connections (h2c.H2cPool: its HTTP/2 ones)."""
+
     __slots__ = ("server", "idle", "loop", "_options", "_deadlines", "closed")
+    scheme = "http"
 
     def __init__(
         self,
@@ -100,6 +104,9 @@ class Pool:
 
 
 class UpstreamConnection(asyncio.Protocol):
+    # An h2c.H2cStream, the other kind of upstream, sets it when the response head was the whole
+    # response (HTTP/2 HEADERS with END_STREAM: a gRPC "trailers-only" answer); HTTP/1.1 never does.
+    ends_with_head = False
     __slots__ = (
         "pool",
         "transport",

@@ -12,7 +12,8 @@ as the key they stand for; other `traefik.frontend.*` / `traefik.backend.*` labe
 as ignored, since 1.7 does not read them on an Ingress.
 
 Honoured: `frontend-entry-points`, `redirect-entry-point` + `redirect-permanent`, `ssl-redirect`
-(+ `ssl-temporary-redirect`, which only changes its status, as in unrolled/secure), `ssl-host`, and
+(+ `ssl-temporary-redirect`, which only changes its status, as in unrolled/secure), `ssl-host`,
+`protocol` (`http` or `h2c` to every backend of the Ingress; service.py), and
 `pass-client-tls-cert` (read by tls/clientcert.py). Every other key of the 1.7 documentation is recognised and reported as ignored.
 """
 
@@ -23,13 +24,14 @@ from dataclasses import dataclass
 
 from passerelle.http.redirect import is_authority
 from passerelle.kube.annotations.report import KeyReport, KeyStatus, parse_bool, parse_list
+from passerelle.kube.annotations.service import read_scheme
 
 BARE = "ingress.kubernetes.io/"
 TRAEFIK = "traefik.ingress.kubernetes.io/"
 
 HONOURED = frozenset(
     {"frontend-entry-points", "redirect-entry-point", "redirect-permanent", "ssl-redirect",
-     "ssl-temporary-redirect", "ssl-host"}
+     "ssl-temporary-redirect", "ssl-host", "protocol"}
 )  # fmt: skip
 # The rest of the 1.7 Ingress annotation table (docs/configuration/backends/kubernetes.md [T1.7]).
 NOT_YET = frozenset(
@@ -37,7 +39,7 @@ NOT_YET = frozenset(
         "app-root", "error-pages", "pass-tls-cert", "preserve-host", "priority",
         "rate-limit", "redirect-regex", "redirect-replacement", "request-modifier", "rewrite-target",
         "rule-type", "service-weights", "whitelist-source-range", "whitelist-x-forwarded-for",
-        "protocol", "auth-type", "auth-secret", "auth-realm", "auth-remove-header", "auth-header-field",
+        "auth-type", "auth-secret", "auth-realm", "auth-remove-header", "auth-header-field",
         "auth-url", "auth-trust-headers", "auth-response-headers", "auth-tls-secret", "auth-tls-insecure",
         "custom-request-headers", "custom-response-headers", "allowed-hosts", "browser-xss-filter",
         "custom-browser-xss-value", "content-security-policy", "content-type-nosniff",
@@ -84,6 +86,7 @@ class Traefik17:
     redirect_permanent: bool = False
     ssl_redirect: str | None = None
     ssl_host: str | None = None
+    protocol: str | None = None  # the scheme to every backend of the Ingress (service.py)
     keys: tuple[KeyReport, ...] = ()
 
     @property
@@ -185,12 +188,21 @@ def parse(annotations: Mapping[str, str]) -> Traefik17:
             ssl_host = (honour("ssl-host") or "").strip() or None
     else:
         unused("ssl-host", "ssl-redirect")
+    protocol = None
+    raw_protocol = values.get("protocol")
+    if raw_protocol is not None:
+        protocol, wrong = read_scheme(raw_protocol[1])
+        if wrong is not None:
+            keys.append(KeyReport(key=raw_protocol[0], status=KeyStatus.IGNORED, note=wrong))
+        else:
+            honour("protocol")
     return Traefik17(
         entrypoints=entrypoints,
         redirect_entrypoint=redirect_entrypoint,
         redirect_permanent=permanent,
         ssl_redirect=ssl_redirect,
         ssl_host=ssl_host,
+        protocol=protocol,
         keys=tuple(keys),
     )
 

@@ -9,9 +9,10 @@ from typing import Any
 import pytest
 
 from passerelle.api.certificates import summary
-from passerelle.api.views import PageError, page
+from passerelle.api.views import PageError, VersionView, page
+from passerelle.model import DynamicConfig, Service
 from passerelle.tls.store import generate_default
-from tests.unit.api.scene import view
+from tests.unit.api.scene import CONTEXT, translated, view
 
 
 def by_name(items: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -118,3 +119,20 @@ def test_page(kwargs: dict[str, str], names: list[str], next_page: int) -> None:
 def test_page_refuses_nonsense(kwargs: dict[str, str]) -> None:
     with pytest.raises(PageError):
         page(ITEMS, **kwargs)
+
+
+def test_an_h2c_service_lists_h2c_urls() -> None:
+    config, problems = translated()
+    services = tuple(
+        Service(name=s.name, servers=s.servers, unavailable=s.unavailable, scheme="h2c")
+        if s.name == "default/web:http"
+        else s
+        for s in config.services
+    )
+    h2c = DynamicConfig(
+        routers=config.routers, services=services, middlewares=config.middlewares, tls=config.tls
+    )
+    web = by_name(
+        VersionView(number=8, config=h2c, problems=problems, origins={}, context=CONTEXT).services()
+    )
+    assert web["default/web:http"]["loadBalancer"]["servers"] == [{"url": "h2c://10.0.0.1:8080"}]

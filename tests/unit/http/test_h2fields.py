@@ -31,7 +31,7 @@ def base(
 
 def test_a_get_becomes_an_http11_head_with_the_forwarded_headers() -> None:
     assert head([*base(), (b"accept", b"*/*"), (b"x-forwarded-for", b"6.6.6.6"), (b"te", b"trailers")]) == (
-        b"GET /p?q=1 HTTP/1.1\r\nHost: h.test\r\naccept: */*\r\n"
+        b"GET /p?q=1 HTTP/1.1\r\nHost: h.test\r\naccept: */*\r\nTE: trailers\r\n"
         b"X-Forwarded-For: 192.0.2.7\r\nX-Real-Ip: 192.0.2.7\r\nX-Forwarded-Proto: https\r\n"
         b"X-Forwarded-Host: h.test\r\nX-Forwarded-Port: 443\r\n\r\n"
     )

@@ -18,7 +18,8 @@ Fixture format::
       middlewares:                     # exactly these (default none), as the codec writes them
         - {name: redirect-https-permanent@passerelle, kind: redirectScheme, spec: {...}}
       services:                        # exactly these services, with exactly these servers
-        - {name: ..., servers: ["10.0.0.1:8080"], unavailable: optional substring}
+        - {name: ..., servers: ["10.0.0.1:8080"], unavailable: optional substring,
+           scheme: h2c (default http)}
       problems:                        # exactly this many problems, each matching one of these
         - {object: "Ingress ns/name", severity: error, message_contains: "..."}
       requests:                        # optional: end to end through the compiled route table
@@ -48,7 +49,7 @@ CASES = sorted(FIXTURES.glob("*.yaml"))
 _CASE_KEYS = {"objects", "options", "expect"}
 _EXPECT_KEYS = {"routers", "services", "problems", "requests", "middlewares"}
 _ROUTER_KEYS = {"name", "host", "path", "service", "entrypoints", "middlewares"}
-_SERVICE_KEYS = {"name", "servers", "unavailable"}
+_SERVICE_KEYS = {"name", "servers", "unavailable", "scheme"}
 _PROBLEM_KEYS = {"object", "severity", "message_contains"}
 _REQUEST_KEYS = {"host", "path", "router", "entrypoint"}
 
@@ -158,6 +159,7 @@ def test_translate(path: Path) -> None:
     for name, entry in expected_services.items():
         service = actual_services[name]
         assert sorted(str(s) for s in service.servers) == sorted(entry["servers"]), name
+        assert service.scheme == entry.get("scheme", "http"), name
         if entry["servers"]:
             assert service.unavailable == "", name
             assert "unavailable" not in entry, f"{name}: a service with servers is available"

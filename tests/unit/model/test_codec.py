@@ -95,6 +95,7 @@ def test_dump_is_plain_json_data(config: DynamicConfig) -> None:
         "name": "shop/ghost:80",
         "servers": [],
         "unavailable": "Service shop/ghost not found",
+        "scheme": "http",
     }
     assert data["middlewares"] == [
         {
@@ -165,3 +166,13 @@ def test_private_keys_stay_out_of_a_plain_dump(config: DynamicConfig) -> None:
     }
     with pytest.raises(KeyError):
         codec.load(data)
+
+
+def test_a_service_scheme_is_http_or_h2c_and_crosses_the_boundary() -> None:
+    h2c = Service(name="s", servers=(Server(host="10.0.0.1", port=50051),), scheme="h2c")
+    assert codec.load_service(codec.dump_service(h2c)) == h2c
+    assert (
+        codec.load_service({"name": "s", "servers": [], "unavailable": "x"}).scheme == "http"
+    )  # older dumps
+    with pytest.raises(ValueError, match="scheme 'https' is not one of http, h2c"):
+        Service(name="s", scheme="https")

@@ -10,7 +10,9 @@ import pytest
 from passerelle.middlewares.redirect_scheme import RedirectScheme
 from passerelle.model import DynamicConfig, Middleware, PathMatch, PathType, Router, Server, Service
 from passerelle.proxy.dataplane import Dataplane
+from passerelle.proxy.h2c import H2cPool
 from passerelle.proxy.options import EntryPointOptions, ForwardingOptions
+from passerelle.proxy.upstream import Pool
 
 
 def config(servers: dict[str, tuple[int, ...]], hosts: tuple[str, ...] = ("a", "b")) -> DynamicConfig:
@@ -123,3 +125,28 @@ def test_an_entrypoint_redirect_catches_everything_but_routed_acme_challenges() 
         assert unrouted is not None and unrouted.redirect is not None
     finally:
         loop.close()
+
+
+def test_a_scheme_change_gets_a_pool_of_the_other_kind_and_closes_the_old_one(dataplane: Dataplane) -> None:
+    prefix = PathMatch(type=PathType.PREFIX, value="/")
+    server = Server(host="127.0.0.1", port=7)
+
+    def with_scheme(scheme: str) -> DynamicConfig:
+        return DynamicConfig(
+            routers=(Router(name="a", service="svc", host="a", path=prefix),),
+            services=(Service(name="svc", servers=(server,), scheme=scheme),),
+        )
+
+    def pool() -> Pool:
+        route = dataplane.entrypoints["web"].table.match(b"a", b"/")
+        assert route is not None
+        return route.upstream.pools.items[0]
+
+    dataplane.apply(with_scheme("http"))
+    http = pool()
+    assert type(http) is Pool
+    dataplane.apply(with_scheme("h2c"))
+    h2c = pool()
+    assert isinstance(h2c, H2cPool) and http.closed and not h2c.closed
+    dataplane.apply(with_scheme("h2c"))  # the same again: the live pool stays
+    assert pool() is h2c

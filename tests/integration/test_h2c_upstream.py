@@ -1,0 +1,413 @@
+"""h2c upstreams with a scripted HTTP/2 server (the h2 library, server side) on loopback.
+
+What a gRPC server does not show on demand: resets, GOAWAY before and after a stream, a stream
+refused, a silent server, a backend that is not HTTP/2 at all, trailers to an HTTP/1.1 client that
+did not ask for them, pooling, and a reload while a stream is in flight. Requests come over plain
+HTTP/1.1 (raw sockets, to see every byte) and over HTTP/2 (httpx).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import h2.config
+import h2.connection
+import h2.events
+import pytest
+from h2.errors import ErrorCodes
+from hyperframe.frame import GoAwayFrame
+
+from tests.integration.harness import Backends, Router, endpoint_slice, free_port, ingress, rule, service
+
+
+@dataclass
+class Script:
+    """What the scripted servers saw, and the switches a test flips."""
+
+    connections: list[int] = field(default_factory=list)  # server port of each connection made
+    lost: list[int] = field(default_factory=list)  # ... of each connection closed
+    requests: list[dict[str, Any]] = field(default_factory=list)
+    once: set[str] = field(default_factory=set)  # paths already refused / sent away once
+    held: list[Callable[[], None]] = field(default_factory=list)  # answers of /held, to let go
+
+
+class Scripted(asyncio.Protocol):
+    """An h2c server. Paths: /echo (request as JSON, trailers x-t and grpc-status), /reset,
+    /refuse-once, /goaway-once (GOAWAY naming an earlier stream), /drop-once (the connection
+    closed, no GOAWAY), /goaway-graceful (GOAWAY naming
+    this stream, then the answer), /goaway-error, /slow (never answers), /held (answers when
+    the test lets it)."""
+
+    def __init__(self, script: Script, port: int) -> None:
+        self.script = script
+        self.port = port
+        self.conn = h2.connection.H2Connection(
+            h2.config.H2Configuration(client_side=False, header_encoding=None)
+        )
+        self.heads: dict[int, dict[bytes, bytes]] = {}
+        self.bodies: dict[int, bytearray] = {}
+        self.reset: set[int] = set()  # streams this server reset
+        self.out: dict[int, bytes] = {}  # response bodies waiting for window
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        self.script.connections.append(self.port)
+        self.conn.initiate_connection()
+        self.flush()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.script.lost.append(self.port)
+
+    def flush(self) -> None:
+        assert self.transport is not None
+        data = self.conn.data_to_send()
+        if data and not self.transport.is_closing():
+            self.transport.write(data)
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            events = self.conn.receive_data(data)
+        except h2.exceptions.ProtocolError:
+            return
+        for event in events:
+            if isinstance(event, h2.events.RequestReceived):
+                head = dict(event.headers or [])  # type: ignore[arg-type]
+                self.heads[event.stream_id] = head
+                self.bodies[event.stream_id] = bytearray()
+                self.started(event.stream_id, head[b":path"].decode())
+            elif isinstance(event, h2.events.DataReceived):
+                self.bodies[event.stream_id] += event.data or b""
+                self.conn.acknowledge_received_data(event.flow_controlled_length or 0, event.stream_id)
+            elif isinstance(event, h2.events.StreamEnded):
+                self.ended(event.stream_id)
+            elif isinstance(event, h2.events.WindowUpdated | h2.events.RemoteSettingsChanged):
+                self.pump()
+        self.flush()
+
+    def goaway(self, last: int, code: ErrorCodes = ErrorCodes.NO_ERROR) -> None:
+        assert self.transport is not None
+        frame = GoAwayFrame(0)
+        frame.last_stream_id = last
+        frame.error_code = code
+        self.transport.write(frame.serialize())  # raw: the library would stop sending after it
+
+    def started(self, sid: int, path: str) -> None:
+        assert self.transport is not None
+        if path == "/reset":
+            self.reset.add(sid)
+            self.conn.reset_stream(sid, ErrorCodes.INTERNAL_ERROR)
+        elif path in ("/refuse-once", "/goaway-once", "/drop-once") and path not in self.script.once:
+            self.script.once.add(path)
+            if path == "/refuse-once":
+                self.reset.add(sid)
+                self.conn.reset_stream(sid, ErrorCodes.REFUSED_STREAM)
+            elif path == "/drop-once":
+                self.reset.add(sid)
+                self.transport.close()  # no GOAWAY: as a server closing an idle connection would
+            else:
+                self.flush()
+                self.goaway(sid - 2)  # this stream was not processed: it may go again
+                self.transport.close()
+        elif path == "/goaway-error":
+            self.flush()
+            self.goaway(sid, ErrorCodes.PROTOCOL_ERROR)
+            self.transport.close()
+        elif path == "/goaway-graceful":
+            self.flush()
+            self.goaway(sid)
+
+    def ended(self, sid: int) -> None:
+        head = self.heads[sid]
+        path = head[b":path"].decode()
+        self.script.requests.append(
+            {
+                "port": self.port,
+                "path": path,
+                "headers": {k.decode(): v.decode() for k, v in head.items()},
+                "body": bytes(self.bodies[sid]).decode("latin-1"),
+            }
+        )
+        if (
+            sid in self.reset
+            or path in ("/slow", "/goaway-error")
+            or self.conn.state_machine.state.name == "CLOSED"
+        ):
+            return
+        if path == "/held":
+            loop = asyncio.get_running_loop()
+            self.script.held.append(lambda: loop.call_soon_threadsafe(self.answer, sid))
+            return
+        self.answer(sid)
+        if path == "/goaway-graceful":
+            assert self.transport is not None
+            self.transport.close()
+
+    def answer(self, sid: int) -> None:
+        head = self.heads[sid]
+        body = json.dumps(
+            {
+                "port": self.port,
+                "headers": {k.decode(): v.decode() for k, v in head.items()},
+                "body": bytes(self.bodies[sid]).decode("latin-1"),
+            }
+        ).encode()
+        self.conn.send_headers(sid, [(b":status", b"200"), (b"content-type", b"application/json")])
+        self.out[sid] = body
+        self.pump()
+
+    def pump(self) -> None:
+        """Send what the windows allow; the trailers end each body once it is all out."""
+        for sid, body in list(self.out.items()):
+            while body:
+                size = min(
+                    self.conn.local_flow_control_window(sid), self.conn.max_outbound_frame_size, len(body)
+                )
+                if size <= 0:
+                    break
+                self.conn.send_data(sid, body[:size])
+                body = body[size:]
+            self.out[sid] = body
+            if not body:
+                del self.out[sid]
+                self.conn.send_headers(sid, [(b"x-t", b"1"), (b"grpc-status", b"0")], end_stream=True)
+        self.flush()
+
+
+def scripted_server(backends: Backends, script: Script) -> int:
+    port = free_port()
+
+    async def start() -> asyncio.AbstractServer:
+        loop = asyncio.get_running_loop()
+        return await loop.create_server(lambda: Scripted(script, port), "127.0.0.1", port)
+
+    backends.serve(start)
+    return port
+
+
+def h2c_service(name: str) -> dict[str, Any]:
+    svc = service(name)
+    svc["metadata"]["annotations"] = {"traefik.ingress.kubernetes.io/service.serversscheme": "h2c"}
+    return svc
+
+
+@dataclass
+class Site:
+    router: Router
+    script: Script
+    a: int  # scripted server ports
+    b: int
+    objects: list[dict[str, Any]]
+
+
+@pytest.fixture(scope="module")
+def site(backends: Backends, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+    script = Script()
+    a, b = scripted_server(backends, script), scripted_server(backends, script)
+    plain = backends.whoami("not-h2")
+    objects = [
+        h2c_service("h2c-app"),
+        endpoint_slice("h2c-app", [a]),
+        h2c_service("h2c-plain"),
+        endpoint_slice("h2c-plain", [plain]),  # an HTTP/1.1 server
+        h2c_service("h2c-dead"),
+        endpoint_slice("h2c-dead", [free_port()]),  # nothing listens
+        ingress(
+            "h2c",
+            [
+                rule("h2c.test", ("/", "Prefix", "h2c-app")),
+                rule("plain.test", ("/", "Prefix", "h2c-plain")),
+                rule("dead.test", ("/", "Prefix", "h2c-dead")),
+            ],
+        ),
+    ]
+    router = Router(tmp_path_factory.mktemp("h2c"), config={"workers": 1})  # one worker: one set of pools
+    router.write("objects.yaml", objects)
+    router.start()
+    yield Site(router, script, a, b, objects)
+    for release in script.held:
+        release()
+    assert router.stop() == 0, router.log()
+    assert "Traceback" not in router.log(), router.log()
+
+
+def raw(port: int, request: bytes) -> bytes:
+    """One request (with `Connection: close`) on its own connection: everything until the close."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(request)
+        out = b""
+        while chunk := sock.recv(65536):
+            out += chunk
+        return out
+
+
+def get(site: Site, path: str, host: str = "h2c.test", extra: bytes = b"") -> tuple[bytes, bytes]:
+    close = b"" if b"Connection:" in extra else b"Connection: close\r\n"
+    request = b"GET %s HTTP/1.1\r\nHost: %s\r\n%s%s\r\n" % (path.encode(), host.encode(), close, extra)
+    head, _, body = raw(site.router.port, request).partition(b"\r\n\r\n")
+    return head, body
+
+
+def dechunk(body: bytes) -> tuple[bytes, bytes]:
+    data = b""
+    while True:
+        line, _, body = body.partition(b"\r\n")
+        size = int(line, 16)
+        if not size:
+            return data, body
+        data, body = data + body[:size], body[size + 2 :]
+
+
+def wait_for(check: Callable[[], bool], what: str, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"not within {timeout}s: {what}")
+
+
+# -- translation of the request, and trailers --------------------------------------------------
+def test_the_request_reaches_the_server_as_http2_fields(site: Site) -> None:
+    head, body = get(
+        site,
+        "/echo?q=1",
+        extra=b"X-Forwarded-For: 6.6.6.6\r\nKeep-Alive: timeout=5\r\nProxy-Authorization: x\r\n"
+        b"Connection: close, TE, X-Secret\r\nX-Secret: no\r\nTE: trailers, deflate\r\nX-Kept: yes\r\n",
+    )
+    assert head.startswith(b"HTTP/1.1 200 "), head
+    data, _ = dechunk(body)
+    seen = json.loads(data)["headers"]
+    assert seen[":method"] == "GET" and seen[":path"] == "/echo?q=1" and seen[":scheme"] == "http"
+    assert seen[":authority"] == "h2c.test"
+    assert seen["te"] == "trailers"  # gRPC servers need it; the rest of TE goes
+    assert seen["x-kept"] == "yes" and seen["x-forwarded-for"] == "127.0.0.1"
+    for gone in ("host", "keep-alive", "proxy-authorization", "connection", "x-secret", "transfer-encoding"):
+        assert gone not in seen, gone
+
+
+def test_http11_trailers_only_when_the_client_said_te_trailers(site: Site) -> None:
+    head, body = get(site, "/echo", extra=b"TE: trailers\r\n")
+    data, trailers = dechunk(body)
+    assert json.loads(data)["headers"][":path"] == "/echo"
+    assert trailers == b"x-t: 1\r\ngrpc-status: 0\r\n\r\n"
+    head, body = get(site, "/echo")  # no TE: the trailers are dropped, the body is whole
+    assert b"transfer-encoding: chunked" in head.lower()
+    data, trailers = dechunk(body)
+    assert json.loads(data)["headers"][":path"] == "/echo"
+    assert trailers == b"\r\n"
+
+
+def test_request_bodies_chunked_and_with_length(site: Site) -> None:
+    chunked = raw(
+        site.router.port,
+        b"POST /echo HTTP/1.1\r\nHost: h2c.test\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"5\r\nhello\r\n7\r\n, world\r\n0\r\n\r\n",
+    )
+    data, _ = dechunk(chunked.partition(b"\r\n\r\n")[2])
+    seen = json.loads(data)
+    assert seen["body"] == "hello, world"
+    assert "transfer-encoding" not in seen["headers"] and "content-length" not in seen["headers"]
+    sized = raw(
+        site.router.port,
+        b"PUT /echo HTTP/1.1\r\nHost: h2c.test\r\nConnection: close\r\nContent-Length: 300000\r\n\r\n"
+        + b"x" * 300000,
+    )
+    seen = json.loads(dechunk(sized.partition(b"\r\n\r\n")[2])[0])
+    assert seen["body"] == "x" * 300000 and seen["headers"]["content-length"] == "300000"
+
+
+# -- pooling --------------------------------------------------------------------------------------
+def test_one_connection_carries_many_requests(site: Site) -> None:
+    before = site.script.connections.count(site.a)
+    for _ in range(5):
+        head, _ = get(site, "/echo")
+        assert head.startswith(b"HTTP/1.1 200 ")
+    assert site.script.connections.count(site.a) - before <= 1  # 0: one was open already
+
+
+# -- errors ---------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("path", "host", "status", "says"),
+    [
+        ("/reset", "h2c.test", 502, b"reset the stream (INTERNAL_ERROR)"),
+        ("/goaway-error", "h2c.test", 502, b"ended the connection"),
+        ("/", "plain.test", 502, b"does not speak HTTP/2 (h2c)"),
+        ("/", "dead.test", 502, b"could not connect to upstream"),
+    ],
+)
+def test_failures_map_to_502(site: Site, path: str, host: str, status: int, says: bytes) -> None:
+    head, body = get(site, path, host)
+    assert head.startswith(b"HTTP/1.1 %d " % status), head + body
+    assert says in body, body
+
+
+def test_a_refused_stream_and_an_unprocessed_one_are_sent_again(site: Site) -> None:
+    get(site, "/echo")  # the pooled connection has carried a response: /drop-once is a stale one
+    for path in ("/refuse-once", "/goaway-once", "/drop-once"):
+        head, body = get(site, path)
+        assert head.startswith(b"HTTP/1.1 200 "), (path, head, body)
+        assert [r["path"] for r in site.script.requests].count(path) == 2
+
+
+def test_after_a_graceful_goaway_the_stream_completes(site: Site) -> None:
+    head, body = get(site, "/goaway-graceful", extra=b"TE: trailers\r\n")
+    assert head.startswith(b"HTTP/1.1 200 "), head + body
+    data, trailers = dechunk(body)
+    assert json.loads(data)["headers"][":path"] == "/goaway-graceful"
+    assert b"grpc-status: 0" in trailers
+    head, _ = get(site, "/echo")  # and the next request gets a new connection
+    assert head.startswith(b"HTTP/1.1 200 ")
+
+
+def test_no_answer_in_time_is_504(backends: Backends, make_router: Callable[..., Router]) -> None:
+    script = Script()
+    port = scripted_server(backends, script)
+    config = {"workers": 1, "serversTransport": {"forwardingTimeouts": {"responseHeaderTimeout": "1s"}}}
+    router = make_router(
+        [
+            h2c_service("slow"),
+            endpoint_slice("slow", [port]),
+            ingress("slow", [rule(None, ("/", "Prefix", "slow"))]),
+        ],
+        config=config,
+    )
+    answer = raw(router.port, b"GET /slow HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    assert answer.startswith(b"HTTP/1.1 504 "), answer
+    assert b"did not answer within 1s" in answer
+    head, _, _ = raw(router.port, b"GET /echo HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").partition(
+        b"\r\n\r\n"
+    )
+    assert head.startswith(b"HTTP/1.1 200 ")  # the connection is still good: only the stream went
+    assert script.connections == [port]
+
+
+# -- reloads: make before break -------------------------------------------------------------------
+def test_a_reload_keeps_the_stream_in_flight_and_moves_new_ones(site: Site) -> None:
+    results: list[bytes] = []
+    thread = threading.Thread(target=lambda: results.append(b"|".join(get(site, "/held"))))
+    held_before = len(site.script.held)
+    thread.start()
+    wait_for(lambda: len(site.script.held) > held_before, "the held request reached the server")
+    version = site.router.version()
+    moved = [
+        o
+        for o in site.objects
+        if o["kind"] != "List"
+        or o["items"][0]["metadata"]["labels"]["kubernetes.io/service-name"] != "h2c-app"
+    ]
+    site.router.write("objects.yaml", [*moved, endpoint_slice("h2c-app", [site.b], suffix="b")])
+    site.router.wait_version(version)
+    head, body = get(site, "/echo")
+    assert json.loads(dechunk(body)[0])["port"] == site.b  # new requests: the new server
+    site.script.held[-1]()
+    thread.join(timeout=10)
+    assert results and results[0].startswith(b"HTTP/1.1 200 "), results
+    wait_for(lambda: site.a in site.script.lost, "the old server's connection closed once idle")
