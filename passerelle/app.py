@@ -18,7 +18,9 @@ from passerelle.control.leadership import AlwaysLeader
 from passerelle.control.watcher import ConfigWatcher, Listener
 from passerelle.dnssync.controller import DnsSync
 from passerelle.dnssync.drain import Drain
+from passerelle.kube.client import ApiClient, KubeConfigError
 from passerelle.kube.manifests import Loaded, ManifestsProvider
+from passerelle.kube.watch import KubernetesProvider, WatchOptions
 from passerelle.proxy.listeners import ListenError
 from passerelle.settings import Settings, SettingsError, split_address
 from passerelle.tls import openssl
@@ -32,9 +34,17 @@ class StartupError(Exception):
 
 async def serve(settings: Settings) -> None:
     loop = asyncio.get_running_loop()
-    manifests = settings.providers.manifests
-    if manifests is None:
-        raise StartupError("no provider configured: set providers.manifests.directory")
+    manifests, kube = settings.providers.manifests, settings.providers.kubernetes
+    if manifests is None and kube is None:
+        raise StartupError(
+            "no provider configured: set providers.manifests.directory or providers.kubernetes"
+        )
+    client = None
+    if kube is not None:
+        try:  # a kubeconfig that cannot be read is fatal; an API that does not answer is retried
+            client = ApiClient.connect(kube.kubeconfig, kube.context)
+        except KubeConfigError as e:
+            raise StartupError(str(e)) from None
 
     tls = settings.tls_static()  # the default certificate is made here, once, for every worker
     if tls is not None and tls.needs_openssl:
@@ -85,7 +95,20 @@ async def serve(settings: Settings) -> None:
         raise StartupError(f"cannot listen on {settings.api.address} (api): {e.strerror or e}") from None
 
     await workers.start()
-    provider = ManifestsProvider(Path(manifests.directory), watch=manifests.watch)
+    provider: ManifestsProvider | KubernetesProvider
+    if client is not None and kube is not None:
+        options = WatchOptions(
+            namespaces=tuple(kube.namespaces),
+            label_selector=kube.labelSelector,
+            throttle=kube.throttle,
+            secrets=settings.configured_secrets(),
+        )
+        provider = KubernetesProvider(client, options)
+        source = f"Kubernetes API {client.server}"
+    else:
+        assert manifests is not None
+        provider = ManifestsProvider(Path(manifests.directory), watch=manifests.watch)
+        source = f"manifests from {manifests.directory}"
 
     async def publish(loaded: Loaded) -> None:
         if dns is not None:
@@ -102,7 +125,7 @@ async def serve(settings: Settings) -> None:
     loop.add_signal_handler(signal.SIGTERM, terminate)
     for name, port in ports.items():
         log.info("entry point %s listening on port %d, %d workers", name, port, settings.worker_count())
-    log.info("api listening on %s; manifests from %s", settings.api.address, manifests.directory)
+    log.info("api listening on %s; %s", settings.api.address, source)
     if settings.api.dashboard:
         shown = f"[{api_host}]" if ":" in api_host else (api_host or "127.0.0.1")
         log.info("dashboard at http://%s:%d/dashboard/", shown, api_port)

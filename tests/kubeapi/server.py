@@ -226,9 +226,7 @@ class KubeAPI:
 
     def client_cert(self, user: str, *groups: str) -> trustme.LeafCert:
         assert self.ca is not None, "client certificates need KubeAPI(tls=True)"
-        return self.ca.issue_cert(
-            f"{user}.client.test", common_name=user, organization_name=",".join(groups) or None
-        )
+        return self.ca.issue_cert("client.test", common_name=user, organization_name=",".join(groups) or None)
 
     def kubeconfig(
         self, path: Path, *, token: str | None = "test-token", cert: trustme.LeafCert | None = None

@@ -1,0 +1,193 @@
+"""The live provider in-process against the test API server: what it publishes, and when.
+
+These drive KubernetesProvider directly (its `Loaded` snapshots and `health`); the end-to-end
+scenarios through a passerelle process are in test_kubernetes.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from passerelle.kube.client import ApiClient, KubeConfigError
+from passerelle.kube.manifests import Loaded
+from passerelle.kube.reflector import Backoff
+from passerelle.kube.watch import KubernetesProvider, WatchOptions
+from tests.kubeapi import KubeAPI
+
+FAST = WatchOptions(throttle=0.05, backoff=Backoff(base=0.05, cap=0.2))
+
+
+@pytest.fixture
+def kube() -> Iterator[KubeAPI]:
+    api = KubeAPI(tls=True, crds={"traefik.io"}).start()
+    yield api
+    api.close()
+
+
+class Published:
+    def __init__(self) -> None:
+        self.loaded: list[Loaded] = []
+        self.event = asyncio.Event()
+
+    async def __call__(self, loaded: Loaded) -> None:
+        self.loaded.append(loaded)
+        self.event.set()
+
+    async def next(self, timeout: float = 10) -> Loaded:
+        self.event.clear()
+        await asyncio.wait_for(self.event.wait(), timeout)
+        return self.loaded[-1]
+
+    async def until(self, test: Callable[[Loaded], bool], timeout: float = 10) -> Loaded:
+        async with asyncio.timeout(timeout):
+            while not (self.loaded and test(self.loaded[-1])):
+                await self.next(timeout)
+        return self.loaded[-1]
+
+
+@asynccontextmanager
+async def running(
+    kube: KubeAPI, tmp_path: Path, options: WatchOptions = FAST, **kubeconfig: Any
+) -> AsyncIterator[tuple[KubernetesProvider, Published]]:
+    client = ApiClient.connect(str(kube.kubeconfig(tmp_path / "kubeconfig", **kubeconfig)))
+    provider = KubernetesProvider(client, options)
+    published = Published()
+    async with asyncio.TaskGroup() as tasks:
+        task = tasks.create_task(provider.run(published))
+        try:
+            yield provider, published
+        finally:
+            task.cancel()
+
+
+def names(loaded: Loaded, kind: str) -> list[str]:
+    return [o["metadata"]["name"] for o in loaded.snapshot.of_kind(kind)]
+
+
+def obj(
+    api_version: str, kind: str, name: str, namespace: str | None = "default", **fields: Any
+) -> dict[str, Any]:
+    meta: dict[str, Any] = {"name": name}
+    if namespace:
+        meta["namespace"] = namespace
+    return {"apiVersion": api_version, "kind": kind, "metadata": meta, **fields}
+
+
+def tls_secret(name: str, secret_type: str = "kubernetes.io/tls") -> dict[str, Any]:
+    return obj("v1", "Secret", name, type=secret_type, data={"tls.crt": "", "tls.key": ""})
+
+
+async def test_every_kind_is_listed_then_watched_and_list_items_get_their_kind(
+    kube: KubeAPI, tmp_path: Path
+) -> None:
+    kube.create(obj("networking.k8s.io/v1", "Ingress", "web", spec={"tls": [{"secretName": "opaque"}]}))
+    kube.create(
+        obj(
+            "networking.k8s.io/v1",
+            "IngressClass",
+            "passerelle",
+            None,
+            spec={"controller": "passerelle.io/ingress-controller"},
+        )
+    )
+    kube.create(obj("v1", "Service", "web", spec={"ports": [{"port": 80}]}))
+    kube.create(obj("discovery.k8s.io/v1", "EndpointSlice", "web-1", addressType="IPv4", endpoints=[]))
+    kube.create(tls_secret("cert"))
+    kube.create(tls_secret("opaque", "Opaque"))  # named by the Ingress: watched alone
+    kube.create(obj("v1", "Secret", "unrelated", type="Opaque"))  # never read
+    kube.create(obj("v1", "Node", "node-1", None))
+    kube.create(obj("traefik.io/v1alpha1", "Middleware", "mw", spec={"redirectScheme": {"scheme": "https"}}))
+    async with running(kube, tmp_path) as (provider, published):
+        first = await published.next()
+        assert {kind: names(first, kind) for kind in ("Ingress", "IngressClass", "Service", "EndpointSlice", "Secret", "Node", "Middleware")} == {
+            "Ingress": ["web"], "IngressClass": ["passerelle"], "Service": ["web"], "EndpointSlice": ["web-1"],
+            "Secret": ["cert", "opaque"], "Node": ["node-1"], "Middleware": ["mw"],
+        }  # fmt: skip
+        assert first.snapshot.get("Ingress", "default", "web")["apiVersion"] == "networking.k8s.io/v1"  # type: ignore[index]
+        secret_lists = [r.query for r in kube.requests() if r.resource == "secrets" and r.verb == "list"]
+        assert secret_lists and all("fieldSelector" in q for q in secret_lists)  # never every Secret
+        kube.patch("v1", "Service", "default", "web", {"spec": {"ports": [{"port": 81}]}})
+        changed = await published.until(
+            lambda s: s.snapshot.get("Service", "default", "web")["spec"]["ports"][0]["port"] == 81
+        )  # type: ignore[index]
+        kube.delete("v1", "Node", "", "node-1")
+        kube.delete("traefik.io/v1alpha1", "Middleware", "default", "mw")
+        gone = await published.until(lambda s: not names(s, "Node") and not names(s, "Middleware"))
+        assert changed is not gone
+        kube.replace({**kube.get("networking.k8s.io/v1", "Ingress", "default", "web"), "spec": {}})  # type: ignore[dict-item]
+        await published.until(lambda s: names(s, "Secret") == ["cert"])  # no longer named: let go
+        assert provider.health.connected and provider.health.synced
+
+
+async def test_nothing_is_published_before_every_kind_is_listed(kube: KubeAPI, tmp_path: Path) -> None:
+    for i in range(1200):  # three pages
+        kube.create(obj("networking.k8s.io/v1", "Ingress", f"i{i:04}"))
+    kube.create(obj("discovery.k8s.io/v1", "EndpointSlice", "web-1", addressType="IPv4", endpoints=[]))
+    kube.inject(500, verb="list", resource="endpointslices", times=3)
+    async with running(kube, tmp_path) as (provider, published):
+        first = await published.next()
+        assert len(names(first, "Ingress")) == 1200 and names(first, "EndpointSlice") == ["web-1"]
+        assert provider.health.errors_total >= 3 and "500" in provider.health.last_error
+        assert len(published.loaded) == 1
+
+
+async def test_410_gone_relists_and_sees_what_was_deleted_meanwhile(kube: KubeAPI, tmp_path: Path) -> None:
+    kube.create(obj("v1", "Service", "a"))
+    kube.create(obj("v1", "Service", "b"))
+    async with running(kube, tmp_path) as (provider, published):
+        await published.next()
+        kube.stop()
+        kube.delete("v1", "Service", "default", "a")  # while the watch is down: only a list can tell
+        kube.create(obj("v1", "Service", "c"))
+        kube.expire()
+        kube.start()
+        after = await published.until(lambda s: names(s, "Service") == ["b", "c"])
+        assert provider.health.relists_total >= 1 and after.snapshot.get("Service", "default", "a") is None
+
+
+async def test_a_restarted_api_server_is_watched_again_from_the_last_version(
+    kube: KubeAPI, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, "passerelle.kubernetes")
+    kube.create(obj("v1", "Service", "a"))
+    async with running(kube, tmp_path) as (provider, published):
+        await published.next()
+        lists = sum(1 for r in kube.requests() if r.verb == "list")
+        kube.stop()
+        await asyncio.sleep(0.3)  # the reflectors find it gone and back off
+        assert not provider.health.connected and provider.health.errors_total > 0
+        kube.create(obj("v1", "Service", "b"))
+        kube.start()
+        await published.until(lambda s: names(s, "Service") == ["a", "b"])
+        assert sum(1 for r in kube.requests() if r.verb == "list") == lists  # resumed, not re-listed
+        assert provider.health.connected
+    assert "the last good configuration keeps serving" in caplog.text
+    assert "answers again" in caplog.text
+
+
+async def test_a_bad_token_is_a_clear_error_and_nothing_is_published(kube: KubeAPI, tmp_path: Path) -> None:
+    async with running(kube, tmp_path, token="wrong") as (provider, published):
+        await asyncio.sleep(0.5)
+        assert not published.loaded and not provider.health.connected
+        assert "401" in provider.health.last_error and "credentials" in provider.health.last_error
+
+
+async def test_client_certificate_authentication(kube: KubeAPI, tmp_path: Path) -> None:
+    kube.create(obj("v1", "Service", "a"))
+    async with running(
+        kube, tmp_path, token=None, cert=kube.client_cert("system:serviceaccount:passerelle:passerelle")
+    ) as (_, published):
+        assert names(await published.next(), "Service") == ["a"]
+    assert {r.user for r in kube.requests()} == {"system:serviceaccount:passerelle:passerelle"}
+
+
+def test_an_unreadable_kubeconfig_is_a_startup_error(tmp_path: Path) -> None:
+    with pytest.raises(KubeConfigError, match="not found"):
+        ApiClient.connect(str(tmp_path / "missing"))
