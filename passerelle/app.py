@@ -6,7 +6,9 @@ import asyncio
 import dataclasses
 import json
 import logging
+import os
 import signal
+import socket
 from pathlib import Path
 
 from passerelle.api.context import Context
@@ -19,7 +21,9 @@ from passerelle.control.watcher import ConfigWatcher, Listener
 from passerelle.dnssync.controller import DnsSync
 from passerelle.dnssync.drain import Drain
 from passerelle.kube.client import ApiClient, KubeConfigError
+from passerelle.kube.lease import Leadership
 from passerelle.kube.manifests import Loaded, ManifestsProvider
+from passerelle.kube.status import EndpointPolicy, StatusWriter, parse_selector
 from passerelle.kube.watch import KubernetesProvider, WatchOptions
 from passerelle.proxy.listeners import ListenError
 from passerelle.settings import Settings, SettingsError, split_address
@@ -96,6 +100,7 @@ async def serve(settings: Settings) -> None:
 
     await workers.start()
     provider: ManifestsProvider | KubernetesProvider
+    status: tuple[Leadership, StatusWriter] | None = None
     if client is not None and kube is not None:
         options = WatchOptions(
             namespaces=tuple(kube.namespaces),
@@ -105,6 +110,7 @@ async def serve(settings: Settings) -> None:
         )
         provider = KubernetesProvider(client, options)
         source = f"Kubernetes API {client.server}"
+        status = _status_writer(settings, client, provider)
     else:
         assert manifests is not None
         provider = ManifestsProvider(Path(manifests.directory), watch=manifests.watch)
@@ -144,6 +150,7 @@ async def serve(settings: Settings) -> None:
         ]
         if dns is not None:
             background.append(tasks.create_task(dns.run()))
+        background += [tasks.create_task(s.run()) for s in status or ()]
         await stop.wait()
         log.info("stopping: draining in-flight requests for up to %gs", settings.graceTimeout)
         for task in background:
@@ -190,6 +197,45 @@ def dns_sync(settings: Settings) -> DnsSync | None:
         interval=sync.interval,
         node_name=sync.node_name(),
     )
+
+
+def _status_writer(
+    settings: Settings, client: ApiClient, provider: KubernetesProvider
+) -> tuple[Leadership, StatusWriter] | None:
+    """The Lease campaign and the Ingress status writer it gates, unless status is disabled."""
+    kube = settings.providers.kubernetes
+    assert kube is not None
+    endpoint = kube.ingressEndpoint
+    if endpoint is None:
+        return None
+    election = kube.leaderElection
+    namespace = election.leaseNamespace or os.environ.get("POD_NAMESPACE") or client.namespace
+    leadership = Leadership(
+        client,
+        namespace=namespace,
+        name=election.leaseName,
+        identity=election.identity or os.environ.get("POD_NAME") or socket.gethostname(),
+        lease_duration=election.leaseDuration,
+        renew_deadline=election.renewDeadline,
+        retry_period=election.retryPeriod,
+    )
+    policy = EndpointPolicy(
+        ips=tuple(endpoint.ip),
+        hostname=endpoint.hostname,
+        published_service=endpoint.publishedService,
+        node_selector=parse_selector(endpoint.nodeSelector),
+        pod_selector=parse_selector(endpoint.podSelector),
+    )
+    writer = StatusWriter(
+        client,
+        snapshots=provider,
+        leadership=leadership,
+        policy=policy,
+        options=settings.ingress_options(),
+        pod_namespace=os.environ.get("POD_NAMESPACE") or client.namespace,
+        health=provider.health,
+    )
+    return leadership, writer
 
 
 def run(settings: Settings) -> None:

@@ -48,6 +48,8 @@ class KubernetesProvider:
         self.options = options
         self.health = Health(server=client.server)
         self.published = 0  # snapshots handed to the watcher
+        self.latest: ClusterSnapshot | None = None  # the last one, for the status writer
+        self.updated = asyncio.Event()  # set with each new `latest`
         self._reflectors: list[Reflector] = []
         self._secrets: dict[tuple[str, str], tuple[Reflector, asyncio.Task[None]]] = {}
         self._dirty = asyncio.Event()
@@ -121,6 +123,8 @@ class KubernetesProvider:
                 log.info("every kind listed: %d objects", len(snapshot))
             self.health.synced = True
             self.published += 1
+            self.latest = snapshot
+            self.updated.set()
             await publish(Loaded(snapshot, []))
 
     def _follow_secret_references(self) -> None:

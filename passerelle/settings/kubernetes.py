@@ -2,7 +2,49 @@
 
 from __future__ import annotations
 
-from passerelle.settings.base import Duration, StrictModel
+from typing import Annotated
+
+from pydantic import AfterValidator, model_validator
+
+from passerelle.kube.status import parse_selector
+from passerelle.settings.base import Duration, StrictModel, namespaced
+
+
+def _selector(value: str) -> str:
+    parse_selector(value)
+    return value
+
+
+class IngressEndpoint(StrictModel):
+    """What Ingress status.loadBalancer.ingress says (Traefik's keys, plus the node rule's).
+    ip/hostname: fixed addresses (a VIP); publishedService: `namespace/name` of a Service whose
+    load balancer addresses are copied; neither: the nodes matching `nodeSelector` that are Ready,
+    schedulable and run a ready pod matching `podSelector` (in the pod's namespace)."""
+
+    ip: list[str] = []
+    hostname: str = ""
+    publishedService: Annotated[str, AfterValidator(namespaced)] = ""
+    nodeSelector: Annotated[str, AfterValidator(_selector)] = "role=ingress"
+    podSelector: Annotated[str, AfterValidator(_selector)] = "app.kubernetes.io/name=passerelle"
+
+
+class LeaderElection(StrictModel):
+    """The Lease replicas elect the one that writes status and Events with.
+    leaseNamespace: "" for $POD_NAMESPACE, then the kubeconfig's namespace; identity: "" for
+    $POD_NAME, then the host name."""
+
+    leaseName: str = "passerelle"
+    leaseNamespace: str = ""
+    identity: str = ""
+    leaseDuration: Duration = 15.0
+    renewDeadline: Duration = 10.0
+    retryPeriod: Duration = 2.0
+
+    @model_validator(mode="after")
+    def _ordered(self) -> LeaderElection:
+        if not self.retryPeriod < self.renewDeadline < self.leaseDuration:
+            raise ValueError("needs retryPeriod < renewDeadline < leaseDuration")
+        return self
 
 
 class KubernetesProviderSettings(StrictModel):
@@ -23,3 +65,5 @@ class KubernetesProviderSettings(StrictModel):
     ingressClasses: list[str] = ["passerelle", "traefik"]
     ingressWithoutClass: bool = True
     throttle: Duration = 0.5
+    ingressEndpoint: IngressEndpoint | None = IngressEndpoint()  # null: never write status
+    leaderElection: LeaderElection = LeaderElection()
