@@ -21,6 +21,7 @@ from passerelle.control.watcher import ConfigWatcher, Listener
 from passerelle.dnssync.controller import DnsSync
 from passerelle.dnssync.drain import Drain
 from passerelle.kube.client import ApiClient, KubeConfigError
+from passerelle.kube.events import EventRecorder
 from passerelle.kube.lease import Leadership
 from passerelle.kube.manifests import Loaded, ManifestsProvider
 from passerelle.kube.status import EndpointPolicy, StatusWriter, parse_selector
@@ -100,7 +101,7 @@ async def serve(settings: Settings) -> None:
 
     await workers.start()
     provider: ManifestsProvider | KubernetesProvider
-    status: tuple[Leadership, StatusWriter] | None = None
+    status: list[Leadership | StatusWriter | EventRecorder] = []
     if client is not None and kube is not None:
         options = WatchOptions(
             namespaces=tuple(kube.namespaces),
@@ -110,7 +111,7 @@ async def serve(settings: Settings) -> None:
         )
         provider = KubernetesProvider(client, options)
         source = f"Kubernetes API {client.server}"
-        status = _status_writer(settings, client, provider)
+        status = _writers(settings, client, provider, watcher)
     else:
         assert manifests is not None
         provider = ManifestsProvider(Path(manifests.directory), watch=manifests.watch)
@@ -150,7 +151,7 @@ async def serve(settings: Settings) -> None:
         ]
         if dns is not None:
             background.append(tasks.create_task(dns.run()))
-        background += [tasks.create_task(s.run()) for s in status or ()]
+        background += [tasks.create_task(s.run()) for s in status]
         await stop.wait()
         log.info("stopping: draining in-flight requests for up to %gs", settings.graceTimeout)
         for task in background:
@@ -203,11 +204,15 @@ def _status_writer(
     settings: Settings, client: ApiClient, provider: KubernetesProvider
 ) -> tuple[Leadership, StatusWriter] | None:
     """The Lease campaign and the Ingress status writer it gates, unless status is disabled."""
+
+
+def _writers(
+    settings: Settings, client: ApiClient, provider: KubernetesProvider, watcher: ConfigWatcher
+) -> list[Leadership | StatusWriter | EventRecorder]:
+    """The Lease campaign and what it gates: the Ingress status writer, the Event recorder."""
     kube = settings.providers.kubernetes
     assert kube is not None
     endpoint = kube.ingressEndpoint
-    if endpoint is None:
-        return None
     election = kube.leaderElection
     namespace = election.leaseNamespace or os.environ.get("POD_NAMESPACE") or client.namespace
     leadership = Leadership(
@@ -219,6 +224,12 @@ def _status_writer(
         renew_deadline=election.renewDeadline,
         retry_period=election.retryPeriod,
     )
+    out: list[Leadership | StatusWriter | EventRecorder] = [leadership]
+    if kube.events:
+        current = lambda: (watcher.current.problems if watcher.current else (), provider.latest)  # noqa: E731
+        out.append(EventRecorder(client, problems=current, leadership=leadership))
+    if endpoint is None:
+        return out
     policy = EndpointPolicy(
         ips=tuple(endpoint.ip),
         hostname=endpoint.hostname,
@@ -235,7 +246,7 @@ def _status_writer(
         pod_namespace=os.environ.get("POD_NAMESPACE") or client.namespace,
         health=provider.health,
     )
-    return leadership, writer
+    return out + [writer]
 
 
 def run(settings: Settings) -> None:

@@ -67,3 +67,4 @@ class KubernetesProviderSettings(StrictModel):
     throttle: Duration = 0.5
     ingressEndpoint: IngressEndpoint | None = IngressEndpoint()  # null: never write status
     leaderElection: LeaderElection = LeaderElection()
+    events: bool = True  # Problems on objects become Kubernetes Events on them (by the leader)

@@ -165,3 +165,36 @@ async def test_a_leader_that_cannot_renew_stops_leading_before_another_takes_ove
         await c.aclose()
     lease = api.get("coordination.k8s.io/v1", "Lease", "default", "test")
     assert lease is not None and lease["spec"]["holderIdentity"] == ""  # released on stop
+
+
+def test_problems_become_events_on_their_objects_once(
+    backends: Backends, kubeapi: Callable[..., KubeAPI], tmp_path: Path
+) -> None:
+    api = kubeapi()
+    api.create(with_ns(service("app")))
+    api.create(slice_for("app", backends.whoami("events")))
+    api.create(with_ns(ingress("good", [rule("good.test", ("/", "Prefix", "app"))])))
+    api.create(with_ns(ingress("bad", [rule("bad.test", ("/", "Prefix", "missing"))])))
+    settings = {
+        "kubeconfig": str(api.kubeconfig(tmp_path / "kubeconfig")),
+        "throttle": "0.1s",
+        "leaderElection": LEASE,
+    }
+    router = Router(tmp_path / "r", config={"providers": {"kubernetes": settings}}).start()
+    try:
+
+        def events_on(name: str) -> list[dict[str, Any]]:
+            return [e for e in api.objects("v1", "Event") if e["involvedObject"]["name"] == name]
+
+        wait_for(lambda: bool(events_on("bad")), "an Event on the Ingress with a problem")
+        for i in range(3):  # new versions that repeat the same problem
+            version = router.version()
+            api.create(with_ns(ingress(f"more{i}", [rule(f"more{i}.test", ("/", "Prefix", "app"))])))
+            router.wait_version(version)
+        time.sleep(1.5)  # a recorder round or two
+        [event] = events_on("bad")
+        assert event["type"] == "Warning" and event["reason"] == "NotServed" and event["count"] == 1
+        assert "missing" in event["message"] and event["involvedObject"]["uid"]
+        assert events_on("good") == [] and not any(events_on(f"more{i}") for i in range(3))
+    finally:
+        router.stop()
