@@ -9,6 +9,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from passerelle.kube.client import ApiClient
 from passerelle.kube.lease import Leadership
 from tests.integration.harness import Backends, Router, ingress, rule, service
@@ -45,8 +47,8 @@ def pod(name: str, on: str, ready: bool = True) -> dict[str, Any]:
     }
 
 
-def published(api: KubeAPI) -> list[str]:
-    obj = api.get(NET, "Ingress", "default", "app") or {}
+def published(api: KubeAPI, name: str = "app") -> list[str]:
+    obj = api.get(NET, "Ingress", "default", name) or {}
     return [
         e.get("ip", "") for e in ((obj.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []
     ]
@@ -167,10 +169,18 @@ async def test_a_leader_that_cannot_renew_stops_leading_before_another_takes_ove
     assert lease is not None and lease["spec"]["holderIdentity"] == ""  # released on stop
 
 
-def test_problems_become_events_on_their_objects_once(
+def deploy_rules() -> list[dict[str, list[str]]]:
+    """The ClusterRole's and the Role's rules of deploy/rbac.yaml."""
+    docs = yaml.safe_load_all((Path(__file__).resolve().parents[2] / "deploy" / "rbac.yaml").read_text())
+    return [rule for doc in docs if doc["kind"] in ("ClusterRole", "Role") for rule in doc["rules"]]
+
+
+def test_problems_become_events_on_their_objects_once_under_the_deployed_rbac(
     backends: Backends, kubeapi: Callable[..., KubeAPI], tmp_path: Path
 ) -> None:
-    api = kubeapi()
+    api = kubeapi(rules={"tester": deploy_rules()}, crds={"traefik.io", "gateway.networking.k8s.io"})
+    api.create(node("n1", "192.0.2.1"))
+    api.create(pod("p1", "n1"))
     api.create(with_ns(service("app")))
     api.create(slice_for("app", backends.whoami("events")))
     api.create(with_ns(ingress("good", [rule("good.test", ("/", "Prefix", "app"))])))
@@ -196,5 +206,8 @@ def test_problems_become_events_on_their_objects_once(
         assert event["type"] == "Warning" and event["reason"] == "NotServed" and event["count"] == 1
         assert "missing" in event["message"] and event["involvedObject"]["uid"]
         assert events_on("good") == [] and not any(events_on(f"more{i}") for i in range(3))
+        wait_for(lambda: published(api, "good") == ["192.0.2.1"], "status written under the deployed RBAC")
+        denied = [r for r in api.requests() if r.status in (401, 403)]
+        assert not denied, denied[:5]  # the code uses nothing deploy/rbac.yaml does not grant
     finally:
         router.stop()
