@@ -157,6 +157,8 @@ async def serve(settings: Settings) -> None:
         for task in background:
             task.cancel()
     api.close()
+    if client is not None:
+        await client.aclose()  # after every task that used it has finished
     await workers.stop()
 
 

@@ -142,6 +142,7 @@ class Reflector:
         )
         self.objects = fresh
         self.resource_version = rv
+        log.debug("%s: %d listed at resourceVersion %s", self._what, len(fresh), rv)
         first = not self.synced.is_set()
         self.synced.set()
         if changed or first:

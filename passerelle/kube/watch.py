@@ -76,8 +76,7 @@ class KubernetesProvider:
                         tasks.create_task(reflector.run())
                 await self._publish_changes(publish)
         finally:
-            self._tasks = None
-            await self.client.aclose()
+            self._tasks = None  # the client is the caller's to close: status and Events share it
 
     def _reflector(
         self, kind: Kind, *, namespace: str = "", name: str = "", label_selector: str = ""

@@ -65,6 +65,7 @@ async def running(
             yield provider, published
         finally:
             task.cancel()
+    await client.aclose()
 
 
 def names(loaded: Loaded, kind: str) -> list[str]:
@@ -191,3 +192,36 @@ async def test_client_certificate_authentication(kube: KubeAPI, tmp_path: Path) 
 def test_an_unreadable_kubeconfig_is_a_startup_error(tmp_path: Path) -> None:
     with pytest.raises(KubeConfigError, match="not found"):
         ApiClient.connect(str(tmp_path / "missing"))
+
+
+async def test_namespaces_label_selector_and_configured_secrets(kube: KubeAPI, tmp_path: Path) -> None:
+    for namespace in ("a", "b"):
+        kube.create(obj("v1", "Service", "svc", namespace))
+        kube.create(
+            {
+                **obj("networking.k8s.io/v1", "Ingress", "web", namespace),
+                "metadata": {"name": "web", "namespace": namespace, "labels": {"expose": "yes"}},
+            }
+        )
+        kube.create(obj("networking.k8s.io/v1", "Ingress", "hidden", namespace))
+    kube.create(obj("v1", "Secret", "client-ca", "ops", type="Opaque", data={"ca.crt": ""}))
+    kube.create(obj("v1", "Node", "n1", None))
+    options = WatchOptions(
+        namespaces=("a",), label_selector="expose=yes", secrets=("ops/client-ca",), throttle=0.05
+    )
+    async with running(kube, tmp_path, options) as (_, published):
+        first = await published.next()
+        assert [
+            (o["metadata"]["namespace"], o["metadata"]["name"]) for o in first.snapshot.of_kind("Ingress")
+        ] == [("a", "web")]
+        assert [o["metadata"]["namespace"] for o in first.snapshot.of_kind("Service")] == ["a"]
+        assert names(first, "Node") == ["n1"]  # cluster-scoped kinds are not restricted
+        assert (
+            first.snapshot.get("Secret", "ops", "client-ca") is not None
+        )  # named by the static configuration
+        kube.patch(
+            "networking.k8s.io/v1", "Ingress", "a", "hidden", {"metadata": {"labels": {"expose": "yes"}}}
+        )
+        await published.until(lambda s: names(s, "Ingress") == ["hidden", "web"])
+        kube.patch("networking.k8s.io/v1", "Ingress", "a", "web", {"metadata": {"labels": {"expose": "no"}}})
+        await published.until(lambda s: names(s, "Ingress") == ["hidden"])  # left the selector: DELETED

@@ -8,10 +8,10 @@ follows https://kubernetes.io/docs/reference/using-api/api-concepts/ for what a 
 - `selectors.py`: labelSelector (equality- and set-based) and fieldSelector (dotted paths).
 - `store.py`: objects, one global resourceVersion, the event history watches replay from, its
   compaction (410 Gone), optimistic concurrency (409 Conflict) and the status subresource.
-- `server.py`: the HTTP layer (list with limit/continue, chunked watch streams with bookmarks,
-  create/update/patch/delete, bearer-token and client-certificate auth, RBAC-shaped rules) and
-  `KubeAPI`, the thread-safe handle tests use: start/stop/restart on the same port, inject errors,
-  expire resourceVersions, read the request log.
+- `handlers.py`: the HTTP layer (list with limit/continue, chunked watch streams with bookmarks,
+  create/update/patch/delete, bearer-token and client-certificate auth, RBAC-shaped rules).
+- `server.py`: `KubeAPI`, the thread-safe handle tests use: start/stop/restart on the same port,
+  inject errors, expire resourceVersions, read the request log.
 """
 
 from tests.kubeapi.server import KubeAPI, Request
