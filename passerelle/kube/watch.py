@@ -1,9 +1,9 @@
 """The live Kubernetes provider: reflectors for every watched kind -> throttled snapshots -> Loaded.
 
-At start the provider asks discovery (`/apis`) which CRD groups the cluster serves, then runs
-one `Reflector` per kind (per namespace when `namespaces` is set) and one per Secret that an
-Ingress or the static configuration names and that is not a `kubernetes.io/tls` Secret already
-watched. Any change marks the state dirty; `throttle` seconds later the whole snapshot is built
+At start (and every `rediscover` seconds) the provider asks discovery (`/apis`) which CRD groups
+the cluster serves, then runs one `Reflector` per kind (per namespace when `namespaces` is set)
+and one per Secret that an Ingress or the static configuration names and that is not a
+`kubernetes.io/tls` Secret already watched. Any change marks the state dirty; `throttle` seconds later the whole snapshot is built
 from the reflectors' objects (unchanged objects are the same dicts, which translation's memo
 relies on) and published as the same `Loaded` the manifests provider sends. A burst of changes
 is one snapshot. Nothing is published until every reflector, referenced Secrets included, has
@@ -40,6 +40,7 @@ class WatchOptions:
     secrets: tuple[str, ...] = ()
     backoff: Backoff = Backoff()
     watch_seconds: tuple[int, int] = (300, 600)
+    rediscover: float = 60.0  # seconds between discovery calls (CRDs installed later)
 
 
 class KubernetesProvider:
@@ -50,33 +51,57 @@ class KubernetesProvider:
         self.published = 0  # snapshots handed to the watcher
         self.latest: ClusterSnapshot | None = None  # the last one, for the status writer
         self.updated = asyncio.Event()  # set with each new `latest`
-        self._reflectors: list[Reflector] = []
+        self._kinds: dict[Kind, list[tuple[Reflector, asyncio.Task[None]]]] = {}
         self._secrets: dict[tuple[str, str], tuple[Reflector, asyncio.Task[None]]] = {}
         self._dirty = asyncio.Event()
         self._tasks: asyncio.TaskGroup | None = None
 
+    @property
+    def _reflectors(self) -> list[Reflector]:
+        return [r for running in self._kinds.values() for r, _ in running]
+
     async def run(self, publish: Callable[[Loaded], Awaitable[None]]) -> None:
         try:
             kinds = await self._discover()
-            log.info(
-                "watching %s on %s",
-                ", ".join(sorted({f"{k.kind}.{k.group}".rstrip(".") for k in kinds})),
-                self.client.server,
-            )
             async with asyncio.TaskGroup() as tasks:
                 self._tasks = tasks
-                for kind in kinds:
-                    for namespace in (
-                        self.options.namespaces if kind.namespaced and self.options.namespaces else ("",)
-                    ):
-                        reflector = self._reflector(
-                            kind, namespace=namespace, label_selector=self.options.label_selector
-                        )
-                        self._reflectors.append(reflector)
-                        tasks.create_task(reflector.run())
+                self._watch_kinds(kinds)
+                tasks.create_task(self._rediscover())
                 await self._publish_changes(publish)
         finally:
             self._tasks = None  # the client is the caller's to close: status and Events share it
+
+    def _watch_kinds(self, kinds: Sequence[Kind]) -> None:
+        """Start reflectors for kinds not watched yet, stop those of kinds no longer served."""
+        assert self._tasks is not None
+        for gone in set(self._kinds) - set(kinds):
+            log.info("%s.%s is no longer served; its objects are dropped", gone.kind, gone.group)
+            for _, task in self._kinds.pop(gone):
+                task.cancel()
+            self._dirty.set()
+        new = [k for k in kinds if k not in self._kinds]
+        for kind in new:
+            spaces = self.options.namespaces if kind.namespaced and self.options.namespaces else ("",)
+            running = []
+            for namespace in spaces:
+                reflector = self._reflector(
+                    kind, namespace=namespace, label_selector=self.options.label_selector
+                )
+                running.append((reflector, self._tasks.create_task(reflector.run())))
+            self._kinds[kind] = running
+        if new:
+            names = sorted({f"{k.kind}.{k.group}".rstrip(".") for k in new})
+            log.info("watching %s on %s", ", ".join(names), self.client.server)
+
+    async def _rediscover(self) -> None:
+        """CRDs installed (or removed) after start are watched (or dropped) within a minute."""
+        while True:
+            await asyncio.sleep(self.options.rediscover)
+            try:
+                served = served_group_versions(await self.client.get("/apis"))
+            except KubeError:
+                continue  # the reflectors report the API's health
+            self._watch_kinds(watched(served))
 
     def _reflector(
         self, kind: Kind, *, namespace: str = "", name: str = "", label_selector: str = ""

@@ -225,3 +225,20 @@ async def test_namespaces_label_selector_and_configured_secrets(kube: KubeAPI, t
         await published.until(lambda s: names(s, "Ingress") == ["hidden", "web"])
         kube.patch("networking.k8s.io/v1", "Ingress", "a", "web", {"metadata": {"labels": {"expose": "no"}}})
         await published.until(lambda s: names(s, "Ingress") == ["hidden"])  # left the selector: DELETED
+
+
+async def test_a_crd_installed_later_is_watched_after_the_next_discovery(tmp_path: Path) -> None:
+    api = KubeAPI().start()
+    try:
+        api.create(obj("v1", "Service", "a"))
+        options = WatchOptions(throttle=0.05, rediscover=0.2, backoff=Backoff(base=0.05, cap=0.2))
+        async with running(api, tmp_path, options) as (_, published):
+            first = await published.next()
+            assert names(first, "Service") == ["a"] and not names(first, "Middleware")
+            api.install_crds("traefik.io")
+            api.create(
+                obj("traefik.io/v1alpha1", "Middleware", "mw", spec={"redirectScheme": {"scheme": "https"}})
+            )
+            await published.until(lambda s: names(s, "Middleware") == ["mw"])
+    finally:
+        api.close()

@@ -121,6 +121,19 @@ class KubeAPI(Handlers):
         return self._call(call())
 
     # -- what tests do ---------------------------------------------------------------------------
+    def install_crds(self, *groups: str) -> None:
+        """Serve these CRD groups from now on (their objects, discovery)."""
+
+        def install() -> None:
+            self._resources = resources.served(
+                frozenset(groups) | {r.group for r in self._resources if r.group in resources.CRDS}
+            )
+            self._by_path = {(r.api_version, r.plural): r for r in self._resources}
+            self._by_kind = {(r.api_version, r.kind): r for r in self._resources}
+            self.store.resources = self._resources
+
+        self._run(install)
+
     def resource(self, api_version: str, kind: str) -> Resource:
         return self._by_kind[(api_version, kind)]
 
