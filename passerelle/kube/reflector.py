@@ -98,17 +98,18 @@ class Reflector:
         self._backoff = backoff
         self._watch_seconds = watch_seconds
         self._draw = draw
+        self._watched = False
         self._what = f"{kind.kind} {'/'.join(p for p in (namespace, name) if p) or 'list'}".rstrip()
 
     async def run(self) -> None:
-        attempt = 0
+        attempt = gone = 0
         while True:
             try:
                 if not self.resource_version:
                     await self._list()
                     attempt = 0
                 await self._watch()
-                attempt = 0
+                attempt = gone = 0
             except Gone:
                 self._health.relists_total += 1
                 log.info(
@@ -117,6 +118,9 @@ class Reflector:
                     self.resource_version,
                 )
                 self.resource_version = ""
+                gone = 1 if self._watched else gone + 1
+                if gone > 1:  # 410 again right after a list: do not spin
+                    await asyncio.sleep(self._backoff.delay(gone - 2, self._draw()))
             except KubeError as e:
                 delay = self._backoff.delay(attempt, self._draw())
                 self._health.failed(f"{self._what}", e, delay)
@@ -125,6 +129,7 @@ class Reflector:
 
     async def _list(self) -> None:
         items, rv = await self._client.list(self._path, self._params)
+        self._watched = False  # no watch event since this list yet
         self._health.succeeded()
         fresh = {}
         for item in items:
@@ -159,6 +164,7 @@ class Reflector:
         }
         async for event in self._client.watch(self._path, params, timeout=seconds + 30):
             self._health.succeeded()
+            self._watched = True
             kind, obj = event.get("type"), event.get("object") or {}
             meta = obj.get("metadata") or {}
             if meta.get("resourceVersion"):
