@@ -74,6 +74,7 @@ def test_changes_to_each_watched_kind_reach_the_router(
     router = kube_router(make_router, api, tmp_path)
     with httpx.Client(base_url=router.base, timeout=5) as client:
         assert echo(wait_status(client, "/", "app.test", 200))["pod"] == "pod-a"
+        assert router.api("/api/overview")["providers"] == ["kubernetes"]
         # EndpointSlice: the endpoints move to another pod
         api.replace(
             {
