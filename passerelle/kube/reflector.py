@@ -17,7 +17,7 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from passerelle.kube.client import ApiClient, Gone, KubeError, Obj
+from passerelle.kube.client import ApiClient, ApiStatusError, Gone, KubeError, Obj
 from passerelle.kube.kinds import Kind
 
 log = logging.getLogger("passerelle.kubernetes")
@@ -108,7 +108,14 @@ class Reflector:
                 if not self.resource_version:
                     await self._list()
                     attempt = 0
+                loop = asyncio.get_running_loop()
+                started, self._watched = loop.time(), False
                 await self._watch()
+                if not self._watched and loop.time() - started < 1.0:
+                    # ended at once with nothing (a proxy cutting streams?): do not spin on it
+                    await asyncio.sleep(self._backoff.delay(attempt, self._draw()))
+                    attempt += 1
+                    continue
                 attempt = gone = 0
             except Gone:
                 self._health.relists_total += 1
@@ -124,6 +131,20 @@ class Reflector:
             except KubeError as e:
                 delay = self._backoff.delay(attempt, self._draw())
                 self._health.failed(f"{self._what}", e, delay)
+                if (
+                    self.kind.crd
+                    and isinstance(e, ApiStatusError)
+                    and e.code == 403
+                    and not self.synced.is_set()
+                ):
+                    # An optional kind this account may not read must not hold every other
+                    # kind's configuration back: served without it, retried meanwhile.
+                    log.error(
+                        "%s: forbidden; serving without these objects until RBAC allows list/watch",
+                        self._what,
+                    )
+                    self.synced.set()
+                    self._on_change()
                 attempt += 1
                 await asyncio.sleep(delay)
 

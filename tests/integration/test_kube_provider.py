@@ -59,13 +59,15 @@ async def running(
     client = ApiClient.connect(str(kube.kubeconfig(tmp_path / "kubeconfig", **kubeconfig)))
     provider = KubernetesProvider(client, options)
     published = Published()
-    async with asyncio.TaskGroup() as tasks:
-        task = tasks.create_task(provider.run(published))
-        try:
-            yield provider, published
-        finally:
-            task.cancel()
-    await client.aclose()
+    try:
+        async with asyncio.TaskGroup() as tasks:
+            task = tasks.create_task(provider.run(published))
+            try:
+                yield provider, published
+            finally:
+                task.cancel()
+    finally:
+        await client.aclose()
 
 
 def names(loaded: Loaded, kind: str) -> list[str]:
@@ -242,3 +244,42 @@ async def test_a_crd_installed_later_is_watched_after_the_next_discovery(tmp_pat
             await published.until(lambda s: names(s, "Middleware") == ["mw"])
     finally:
         api.close()
+
+
+async def test_a_forbidden_crd_kind_does_not_hold_the_configuration_back(tmp_path: Path) -> None:
+    everything_but_traefik = [
+        {
+            "apiGroups": ["", "networking.k8s.io", "discovery.k8s.io"],
+            "resources": ["*"],
+            "verbs": ["list", "watch"],
+        }
+    ]
+    api = KubeAPI(crds={"traefik.io"}, rules={"tester": everything_but_traefik}).start()
+    try:
+        api.create(obj("v1", "Service", "a"))
+        async with running(api, tmp_path) as (provider, published):
+            first = await published.next()
+            assert names(first, "Service") == ["a"] and not names(first, "Middleware")
+            assert (
+                "403 Forbidden" in provider.health.last_error and "traefik.io" in provider.health.last_error
+            )
+    finally:
+        api.close()
+
+
+async def test_the_context_setting_picks_the_kubeconfig_context(kube: KubeAPI, tmp_path: Path) -> None:
+    import yaml
+
+    path = kube.kubeconfig(tmp_path / "kubeconfig")
+    config = yaml.safe_load(path.read_text())
+    config["clusters"].append({"name": "nowhere", "cluster": {"server": "http://127.0.0.1:9"}})
+    config["contexts"].append({"name": "broken", "context": {"cluster": "nowhere", "user": "test"}})
+    config["current-context"] = "broken"
+    path.write_text(yaml.safe_dump(config))
+    assert ApiClient.connect(str(path)).server == "http://127.0.0.1:9"
+    client = ApiClient.connect(str(path), "test")
+    assert client.server == kube.url
+    assert (await client.get("/apis"))["kind"] == "APIGroupList"
+    await client.aclose()
+    with pytest.raises(KubeConfigError, match="missing"):
+        ApiClient.connect(str(path), "missing")
