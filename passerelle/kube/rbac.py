@@ -1,6 +1,6 @@
 """Every API access the Kubernetes provider makes, as RBAC would grant it (pure).
 
-deploy/rbac.yaml must grant exactly this (tests/unit/test_deploy.py checks it, and the
+deploy/10-rbac.yaml must grant exactly this (tests/unit/test_deploy.py checks it, and the
 integration tests run the provider under those rules). Cluster-wide: reading what translation
 and status need, writing Ingress status and Events (on the objects' namespaces). In the
 router's own namespace only: its pods (status addresses) and the Lease (leader election).

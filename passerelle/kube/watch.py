@@ -155,6 +155,9 @@ class KubernetesProvider:
         """Start a single-Secret watch for each newly named Secret that is not a TLS Secret we
         already hold, and stop those no longer named."""
         assert self._tasks is not None
+        sources = [r for r in self._reflectors if r.kind.kind in ("Ingress", "Secret")]
+        if not all(r.synced.is_set() for r in sources):
+            return  # before the TLS Secrets are listed every reference would look like it needs a watch
         ingresses = [o for r in self._reflectors if r.kind.kind == "Ingress" for o in r.objects.values()]
         tls = {key for r in self._reflectors if r.kind.kind == "Secret" for key in r.objects}
         wanted = {ref for ref in secret_references(ingresses, self.options.secrets) if ref not in tls}

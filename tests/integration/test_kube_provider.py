@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 import pytest
 
@@ -90,7 +91,14 @@ def tls_secret(name: str, secret_type: str = "kubernetes.io/tls") -> dict[str, A
 async def test_every_kind_is_listed_then_watched_and_list_items_get_their_kind(
     kube: KubeAPI, tmp_path: Path
 ) -> None:
-    kube.create(obj("networking.k8s.io/v1", "Ingress", "web", spec={"tls": [{"secretName": "opaque"}]}))
+    kube.create(
+        obj(
+            "networking.k8s.io/v1",
+            "Ingress",
+            "web",
+            spec={"tls": [{"secretName": "opaque"}, {"secretName": "cert"}]},
+        )
+    )
     kube.create(
         obj(
             "networking.k8s.io/v1",
@@ -116,6 +124,8 @@ async def test_every_kind_is_listed_then_watched_and_list_items_get_their_kind(
         assert first.snapshot.get("Ingress", "default", "web")["apiVersion"] == "networking.k8s.io/v1"  # type: ignore[index]
         secret_lists = [r.query for r in kube.requests() if r.resource == "secrets" and r.verb == "list"]
         assert secret_lists and all("fieldSelector" in q for q in secret_lists)  # never every Secret
+        singles = sorted(unquote(q) for q in secret_lists if "metadata.name" in unquote(q))
+        assert singles == ["fieldSelector=metadata.name=opaque&limit=500"]  # the TLS one is held already
         kube.patch("v1", "Service", "default", "web", {"spec": {"ports": [{"port": 81}]}})
         changed = await published.until(
             lambda s: s.snapshot.get("Service", "default", "web")["spec"]["ports"][0]["port"] == 81

@@ -173,8 +173,8 @@ async def test_a_leader_that_cannot_renew_stops_leading_before_another_takes_ove
 
 
 def deploy_rules() -> list[dict[str, list[str]]]:
-    """The ClusterRole's and the Role's rules of deploy/rbac.yaml."""
-    docs = yaml.safe_load_all((Path(__file__).resolve().parents[2] / "deploy" / "rbac.yaml").read_text())
+    """The ClusterRole's and the Role's rules of deploy/10-rbac.yaml."""
+    docs = yaml.safe_load_all((Path(__file__).resolve().parents[2] / "deploy" / "10-rbac.yaml").read_text())
     return [rule for doc in docs if doc["kind"] in ("ClusterRole", "Role") for rule in doc["rules"]]
 
 
@@ -211,6 +211,6 @@ def test_problems_become_events_on_their_objects_once_under_the_deployed_rbac(
         assert events_on("good") == [] and not any(events_on(f"more{i}") for i in range(3))
         wait_for(lambda: published(api, "good") == ["192.0.2.1"], "status written under the deployed RBAC")
         denied = [r for r in api.requests() if r.status in (401, 403)]
-        assert not denied, denied[:5]  # the code uses nothing deploy/rbac.yaml does not grant
+        assert not denied, denied[:5]  # the code uses nothing deploy/10-rbac.yaml does not grant
     finally:
         assert router.stop() == 0
