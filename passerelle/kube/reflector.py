@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -21,6 +22,8 @@ from passerelle.kube.client import ApiClient, ApiStatusError, Gone, KubeError, O
 from passerelle.kube.kinds import Kind
 
 log = logging.getLogger("passerelle.kubernetes")
+
+LOG_AGAIN = 600.0  # seconds before the same API error is logged again
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -53,13 +56,18 @@ class Health:
     relists_total: int = 0
     synced: bool = False
     _down_logged: bool = field(default=False, repr=False)
+    _logged: dict[str, float] = field(default_factory=dict, repr=False)  # error -> when logged
 
     def failed(self, what: str, error: Exception, retry_in: float) -> None:
+        """Count a failure; log it unless the same error was logged in the last LOG_AGAIN
+        seconds (every reflector meets the same 401 or refused connection)."""
         self.errors_total += 1
         message = f"{what}: {error}"
-        if not self._down_logged or message != self.last_error:
+        now = time.monotonic()
+        if now - self._logged.get(str(error), -LOG_AGAIN) >= LOG_AGAIN:
             keeps = "the last good configuration keeps serving" if self.synced else "no configuration yet"
             log.warning("Kubernetes API %s: %s; retrying in %.1fs, %s", self.server, message, retry_in, keeps)
+            self._logged[str(error)] = now
             self._down_logged = True
         self.last_error = message
         self.connected = False
@@ -68,6 +76,8 @@ class Health:
         if self._down_logged:
             log.info("Kubernetes API %s answers again", self.server)
             self._down_logged = False
+            # an outage ended: its errors are news again next time; a refusal (403) stays known
+            self._logged = {k: t for k, t in self._logged.items() if k.startswith("403 ")}
         self.connected = True
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -227,9 +229,6 @@ def test_api_server_down_keeps_serving_and_a_410_relist_catches_up(
 
 
 def test_a_missing_kubeconfig_stops_startup_with_one_line(tmp_path: Path) -> None:
-    import subprocess
-    import sys
-
     config = tmp_path / "passerelle.yaml"
     config.write_text(f"providers:\n  kubernetes:\n    kubeconfig: {tmp_path / 'nope'}\n")
     result = subprocess.run(
@@ -240,3 +239,28 @@ def test_a_missing_kubeconfig_stops_startup_with_one_line(tmp_path: Path) -> Non
     )
     assert result.returncode != 0
     assert "nope" in result.stderr and "not found" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_rejected_token_is_one_clear_log_line_and_nothing_is_served(
+    kubeapi: Callable[..., KubeAPI], tmp_path: Path
+) -> None:
+    api = kubeapi()
+    kubeconfig = api.kubeconfig(tmp_path / "kubeconfig", token="expired")
+    router = Router(tmp_path / "r", config={"providers": {"kubernetes": {"kubeconfig": str(kubeconfig)}}})
+    with router.log_path.open("ab") as log:
+        router.process = subprocess.Popen(
+            [sys.executable, "-m", "passerelle", "run", "-c", str(router.config_path)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        wait_for(lambda: "401 Unauthorized" in router.log(), "the 401 is logged", timeout=20)
+        line = next(line for line in router.log().splitlines() if "401 Unauthorized" in line)
+        assert (
+            "check the token or client certificate of the kubeconfig" in line
+            and "no configuration yet" in line
+        )
+        assert httpx.get(f"http://127.0.0.1:{router.api_port}/ping").status_code == 503
+        assert router.log().count("401 Unauthorized") < 20  # transitions are logged, not every retry
+    finally:
+        assert router.stop() == 0
