@@ -87,10 +87,11 @@ def decide(
 
 
 class Leadership:
-    """Campaign for one Lease until cancelled; `is_leader` and `changed` say how it goes.
+    """Campaign for one Lease until cancelled; `is_leader` and `subscribe()` say how it goes.
 
     is_leader: True only while the last successful renewal is younger than `renew_deadline`.
-    changed: set on every change of `is_leader` (whoever waits clears it).
+    subscribe(): an Event of the caller's own, set on every change of `is_leader` (the caller
+        clears it), so the status writer, DNS sync and ACME each wait on theirs.
     """
 
     def __init__(
@@ -108,7 +109,7 @@ class Leadership:
         if not retry_period < renew_deadline < lease_duration:
             raise ValueError("leader election needs retryPeriod < renewDeadline < leaseDuration")
         self.identity = identity
-        self.changed = asyncio.Event()
+        self._subscribers: list[asyncio.Event] = []
         self._client = client
         self._path = f"/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases"
         self._name = name
@@ -118,6 +119,11 @@ class Leadership:
         self._observed: tuple[Record | None, float] = (None, 0.0)
         self._was_leader = False
         self.holder = ""  # the holder we last saw
+
+    def subscribe(self) -> asyncio.Event:
+        event = asyncio.Event()
+        self._subscribers.append(event)
+        return event
 
     @property
     def is_leader(self) -> bool:
@@ -148,7 +154,8 @@ class Leadership:
                 "is now" if leader else "is no longer",
                 self._name,
             )
-            self.changed.set()
+            for event in self._subscribers:
+                event.set()
 
     async def _try(self) -> None:
         try:

@@ -123,7 +123,7 @@ class StatusWriter:
         self,
         client: ApiClient,
         *,
-        snapshots: Any,  # has `.latest: ClusterSnapshot | None` and `.updated: asyncio.Event`
+        snapshots: Any,  # has `.latest: ClusterSnapshot | None` and `.subscribe() -> asyncio.Event`
         leadership: Leadership,
         policy: EndpointPolicy,
         options: IngressOptions,
@@ -152,9 +152,10 @@ class StatusWriter:
             uses_nodes = not (self._policy.ips or self._policy.hostname or self._policy.published_service)
             if uses_nodes:
                 tasks.create_task(self._pods.run())
-            tasks.create_task(self._relay(self._snapshots.updated))
-            tasks.create_task(self._relay(self._leadership.changed))
+            tasks.create_task(self._relay(self._snapshots.subscribe()))
+            tasks.create_task(self._relay(self._leadership.subscribe()))
             tasks.create_task(self._tick())
+            self._wake.set()  # whatever was published before we subscribed
             while True:
                 await self._wake.wait()
                 self._wake.clear()

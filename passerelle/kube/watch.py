@@ -50,11 +50,17 @@ class KubernetesProvider:
         self.health = Health(server=client.server)
         self.published = 0  # snapshots handed to the watcher
         self.latest: ClusterSnapshot | None = None  # the last one, for the status writer
-        self.updated = asyncio.Event()  # set with each new `latest`
+        self._subscribers: list[asyncio.Event] = []
         self._kinds: dict[Kind, list[tuple[Reflector, asyncio.Task[None]]]] = {}
         self._secrets: dict[tuple[str, str], tuple[Reflector, asyncio.Task[None]]] = {}
         self._dirty = asyncio.Event()
         self._tasks: asyncio.TaskGroup | None = None
+
+    def subscribe(self) -> asyncio.Event:
+        """An Event of the caller's own, set with each new `latest` snapshot (the caller clears it)."""
+        event = asyncio.Event()
+        self._subscribers.append(event)
+        return event
 
     @property
     def _reflectors(self) -> list[Reflector]:
@@ -148,7 +154,8 @@ class KubernetesProvider:
             self.health.synced = True
             self.published += 1
             self.latest = snapshot
-            self.updated.set()
+            for event in self._subscribers:
+                event.set()
             await publish(Loaded(snapshot, []))
 
     def _follow_secret_references(self) -> None:
