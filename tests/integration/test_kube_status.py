@@ -186,7 +186,9 @@ def test_problems_become_events_on_their_objects_once_under_the_deployed_rbac(
     api.create(pod("p1", "n1"))
     api.create(with_ns(service("app")))
     api.create(slice_for("app", backends.whoami("events")))
-    api.create(with_ns(ingress("good", [rule("good.test", ("/", "Prefix", "app"))])))
+    good = with_ns(ingress("good", [rule("good.test", ("/", "Prefix", "app"))]))
+    good["metadata"]["annotations"] = {"traefik.ingress.kubernetes.io/router.entrypoints": "web"}  # honoured
+    api.create(good)
     api.create(with_ns(ingress("bad", [rule("bad.test", ("/", "Prefix", "missing"))])))
     settings = {
         "kubeconfig": str(api.kubeconfig(tmp_path / "kubeconfig")),
