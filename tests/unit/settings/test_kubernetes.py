@@ -67,3 +67,10 @@ def test_ingress_endpoint_null_disables_status() -> None:
 def test_mistakes_name_the_key(text: str, message: str) -> None:
     with pytest.raises(SettingsError, match=message.replace("(", r"\(").replace(")", r"\)")):
         parse_settings(text)
+
+
+def test_offline_commands_say_they_cannot_read_a_cluster() -> None:
+    from passerelle.api.offline import offline_view
+
+    with pytest.raises(SettingsError, match="only providers.manifests can be read"):
+        offline_view(parse_settings("providers:\n  kubernetes: {}\n"))
