@@ -102,6 +102,8 @@ class ApiClient:
             raise Unreachable(f"{self.server}: {type(e).__name__}: {e or 'no answer'}") from None
         except json.JSONDecodeError as e:
             raise Unreachable(f"{self.server}{path}: not JSON: {e}") from None
+        except ConfigError as e:  # an exec credential plugin or token file failing at request time
+            raise KubeConfigError(f"credentials for {self.server}: {e}") from None
 
     async def request(
         self,

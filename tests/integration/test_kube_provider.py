@@ -293,3 +293,27 @@ async def test_the_context_setting_picks_the_kubeconfig_context(kube: KubeAPI, t
     await client.aclose()
     with pytest.raises(KubeConfigError, match="missing"):
         ApiClient.connect(str(path), "missing")
+
+
+async def test_a_token_file_that_appears_later_is_read_then(kube: KubeAPI, tmp_path: Path) -> None:
+    import yaml
+
+    token = tmp_path / "token"
+    path = kube.kubeconfig(tmp_path / "kubeconfig", token=None)
+    config = yaml.safe_load(path.read_text())
+    config["users"][0]["user"]["tokenFile"] = str(token)
+    path.write_text(yaml.safe_dump(config))
+    kube.create(obj("v1", "Service", "a"))
+    client = ApiClient.connect(str(path))
+    provider = KubernetesProvider(client, FAST)
+    published = Published()
+    try:
+        async with asyncio.TaskGroup() as tasks:
+            task = tasks.create_task(provider.run(published))
+            await asyncio.sleep(0.5)
+            assert not published.loaded and "not found" in provider.health.last_error  # retried, not crashed
+            token.write_text("test-token\n")  # the kubelet mounts the projected token
+            assert names(await published.next(), "Service") == ["a"]
+            task.cancel()
+    finally:
+        await client.aclose()
