@@ -14,7 +14,7 @@ answer with a Status; `Gone` for 410), `KubeConfigError` (cannot even build the 
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncGenerator, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
@@ -98,7 +98,7 @@ class ApiClient:
     def _mapped(self, path: str) -> Iterator[None]:
         try:
             yield
-        except httpx2.TransportError as e:
+        except (httpx2.HTTPError, httpx2.StreamError) as e:
             raise Unreachable(f"{self.server}: {type(e).__name__}: {e or 'no answer'}") from None
         except json.JSONDecodeError as e:
             raise Unreachable(f"{self.server}{path}: not JSON: {e}") from None
@@ -136,13 +136,15 @@ class ApiClient:
         query = {**(params or {}), "limit": str(PAGE)}
         while True:
             page = await self.get(path, query)
-            items.extend(page.get("items") or [])
+            items.extend(i for i in page.get("items") or [] if isinstance(i, dict))
             meta = page.get("metadata") or {}
             if not meta.get("continue"):
                 return items, str(meta.get("resourceVersion") or "")
             query["continue"] = meta["continue"]
 
-    async def watch(self, path: str, params: Mapping[str, str], *, timeout: float) -> AsyncIterator[Obj]:
+    async def watch(
+        self, path: str, params: Mapping[str, str], *, timeout: float
+    ) -> AsyncGenerator[Obj, None]:
         """The events of one watch request, until the server ends it. An ERROR event is raised."""
         query = {**params, "watch": "1"}
         with self._mapped(path):
@@ -155,6 +157,8 @@ class ApiClient:
                     if not line.strip():
                         continue
                     event = json.loads(line)
+                    if not isinstance(event, dict) or not isinstance(event.get("object"), dict):
+                        raise Unreachable(f"{self.server}{path}: not a watch event: {line[:100]!r}")
                     if event.get("type") == "ERROR":
                         raise status_error(event.get("object") or {}, 500)
                     yield event

@@ -12,6 +12,7 @@ not every retry). List items carry no kind/apiVersion on the wire; they are fill
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import time
@@ -157,6 +158,12 @@ class Reflector:
                     self._on_change()
                 attempt += 1
                 await asyncio.sleep(delay)
+            except Exception as e:  # a bug or an answer nobody expected: never the whole router's end
+                log.exception("%s: unexpected error; retrying", self._what)
+                delay = self._backoff.delay(attempt, self._draw())
+                self._health.failed(self._what, e, delay)
+                attempt += 1
+                await asyncio.sleep(delay)
 
     async def _list(self) -> None:
         items, rv = await self._client.list(self._path, self._params)
@@ -193,22 +200,26 @@ class Reflector:
             "allowWatchBookmarks": "true",
             "timeoutSeconds": str(seconds),
         }
-        async for event in self._client.watch(self._path, params, timeout=seconds + 30):
-            self._health.succeeded()
-            self._watched = True
-            kind, obj = event.get("type"), event.get("object") or {}
-            meta = obj.get("metadata") or {}
-            if meta.get("resourceVersion"):
-                self.resource_version = str(meta["resourceVersion"])
-            if kind == "BOOKMARK":
-                continue
-            key = (meta.get("namespace") or "", meta.get("name") or "")
-            if kind in ("ADDED", "MODIFIED"):
-                obj.setdefault("kind", self.kind.kind)
-                obj.setdefault("apiVersion", self.kind.api_version)
-                self.objects[key] = obj
-            elif kind == "DELETED":
-                self.objects.pop(key, None)
-            else:
-                continue
-            self._on_change()
+        # aclosing: a cancelled watch closes its connection now, not when the generator is collected
+        async with contextlib.aclosing(
+            self._client.watch(self._path, params, timeout=seconds + 30)
+        ) as events:
+            async for event in events:
+                self._health.succeeded()
+                self._watched = True
+                kind, obj = event.get("type"), event.get("object") or {}
+                meta = obj.get("metadata") or {}
+                if meta.get("resourceVersion"):
+                    self.resource_version = str(meta["resourceVersion"])
+                if kind == "BOOKMARK":
+                    continue
+                key = (meta.get("namespace") or "", meta.get("name") or "")
+                if kind in ("ADDED", "MODIFIED"):
+                    obj.setdefault("kind", self.kind.kind)
+                    obj.setdefault("apiVersion", self.kind.api_version)
+                    self.objects[key] = obj
+                elif kind == "DELETED":
+                    self.objects.pop(key, None)
+                else:
+                    continue
+                self._on_change()
