@@ -20,6 +20,7 @@ from passerelle.control.leadership import AlwaysLeader
 from passerelle.control.watcher import ConfigWatcher, Listener
 from passerelle.dnssync.controller import DnsSync
 from passerelle.dnssync.drain import Drain
+from passerelle.dnssync.selector import parse_selector as parse_dns_selector
 from passerelle.kube.client import ApiClient, KubeConfigError
 from passerelle.kube.events import EventRecorder
 from passerelle.kube.lease import Leadership
@@ -57,7 +58,10 @@ async def serve(settings: Settings) -> None:
             await asyncio.to_thread(openssl.probe)  # here, not in workers that would crash in a loop
         except openssl.OpenSSLBindingError as e:
             raise StartupError(str(e)) from None
-    dns = dns_sync(settings)  # reads the TSIG secret file: before any socket is bound
+    leadership = _leadership(settings, client) if client is not None else None
+    dns = dns_sync(settings, leadership)  # reads the TSIG secret file: before any socket is bound
+    if dns is not None and leadership is not None:
+        leadership.on_change(dns.wake)  # a new leader reconciles DNS at once
     workers = WorkerPool(
         count=settings.worker_count(),
         entrypoints=settings.entrypoint_options(),
@@ -108,10 +112,12 @@ async def serve(settings: Settings) -> None:
             label_selector=kube.labelSelector,
             throttle=kube.throttle,
             secrets=settings.configured_secrets(),
+            pods=_pods(settings, client),
         )
         provider = KubernetesProvider(client, options)
         source = f"Kubernetes API {client.server}"
-        status = _writers(settings, client, provider, watcher)
+        assert leadership is not None
+        status = _writers(settings, client, provider, watcher, leadership)
     else:
         assert manifests is not None
         provider = ManifestsProvider(Path(manifests.directory), watch=manifests.watch)
@@ -186,8 +192,9 @@ def drain_routes(routes: dict[str, Handler], drain: Drain, dns: DnsSync | None) 
     return {"/api/drain": start_drain}
 
 
-def dns_sync(settings: Settings) -> DnsSync | None:
-    """The DNS sync controller `dnsSync` asks for (outside a cluster: always the leader)."""
+def dns_sync(settings: Settings, leadership: Leadership | None = None) -> DnsSync | None:
+    """The DNS sync controller `dnsSync` asks for: with the Kubernetes provider it writes while
+    this replica holds the Lease; outside a cluster it is always the leader."""
     sync = settings.dnsSync
     if sync is None or sync.provider.rfc2136 is None:
         return None
@@ -196,36 +203,52 @@ def dns_sync(settings: Settings) -> DnsSync | None:
     return DnsSync(
         options=sync.plan_options(),
         provider=Rfc2136Provider(sync.provider.rfc2136.options()),
-        leadership=AlwaysLeader(),
+        leadership=leadership or AlwaysLeader(),
         interval=sync.interval,
         node_name=sync.node_name(),
     )
 
 
-def _status_writer(
-    settings: Settings, client: ApiClient, provider: KubernetesProvider
-) -> tuple[Leadership, StatusWriter] | None:
-    """The Lease campaign and the Ingress status writer it gates, unless status is disabled."""
-
-
-def _writers(
-    settings: Settings, client: ApiClient, provider: KubernetesProvider, watcher: ConfigWatcher
-) -> list[Leadership | StatusWriter | EventRecorder]:
-    """The Lease campaign and what it gates: the Ingress status writer, the Event recorder."""
+def _leadership(settings: Settings, client: ApiClient) -> Leadership:
+    """The Lease campaign (status, Events and DNS sync write only while it leads)."""
     kube = settings.providers.kubernetes
     assert kube is not None
-    endpoint = kube.ingressEndpoint
     election = kube.leaderElection
-    namespace = election.leaseNamespace or os.environ.get("POD_NAMESPACE") or client.namespace
-    leadership = Leadership(
+    return Leadership(
         client,
-        namespace=namespace,
+        namespace=election.leaseNamespace or os.environ.get("POD_NAMESPACE") or client.namespace,
         name=election.leaseName,
         identity=election.identity or os.environ.get("POD_NAME") or socket.gethostname(),
         lease_duration=election.leaseDuration,
         renew_deadline=election.renewDeadline,
         retry_period=election.retryPeriod,
     )
+
+
+def _pods(settings: Settings, client: ApiClient) -> tuple[tuple[str, str], ...]:
+    """(namespace, label selector) of the router's pods that Ingress status and DNS sync read."""
+    kube, sync = settings.providers.kubernetes, settings.dnsSync
+    own = os.environ.get("POD_NAMESPACE") or client.namespace
+    out = []
+    endpoint = kube.ingressEndpoint if kube is not None else None
+    if endpoint is not None and not (endpoint.ip or endpoint.hostname or endpoint.publishedService):
+        out.append((own, endpoint.podSelector))
+    if sync is not None and sync.requirePod:
+        out.append((sync.podNamespace or own, parse_dns_selector(sync.podSelector).text))
+    return tuple(out)
+
+
+def _writers(
+    settings: Settings,
+    client: ApiClient,
+    provider: KubernetesProvider,
+    watcher: ConfigWatcher,
+    leadership: Leadership,
+) -> list[Leadership | StatusWriter | EventRecorder]:
+    """The Lease campaign and what it gates: the Ingress status writer, the Event recorder."""
+    kube = settings.providers.kubernetes
+    assert kube is not None
+    endpoint = kube.ingressEndpoint
     out: list[Leadership | StatusWriter | EventRecorder] = [leadership]
     if kube.events:
         current = lambda: (watcher.current.problems if watcher.current else (), provider.latest)  # noqa: E731
@@ -240,13 +263,7 @@ def _writers(
         pod_selector=parse_selector(endpoint.podSelector),
     )
     writer = StatusWriter(
-        client,
-        snapshots=provider,
-        leadership=leadership,
-        policy=policy,
-        options=settings.ingress_options(),
-        pod_namespace=os.environ.get("POD_NAMESPACE") or client.namespace,
-        health=provider.health,
+        client, snapshots=provider, leadership=leadership, policy=policy, options=settings.ingress_options()
     )
     return out + [writer]
 

@@ -156,7 +156,7 @@ class EventRecorder:
             now = loop.time()
             self._tokens = min(float(self._burst), self._tokens + (now - last) * self._rate)
             last = now
-            if not self._leadership.is_leader:
+            if not self._leadership.is_leader():
                 self._sent.clear()  # a leader to be starts over: the Events may be another's
                 continue
             problems, snapshot = self._problems()
@@ -167,7 +167,7 @@ class EventRecorder:
                 repeat=self._repeat, budget=int(self._tokens), instance=self._leadership.identity,
             )  # fmt: skip
             for action in actions:
-                if not self._leadership.is_leader:
+                if not self._leadership.is_leader():
                     break
                 self._tokens -= 1
                 await self._write(action)

@@ -51,6 +51,8 @@ def _k(api_version: str, plural: str, kind: str, **kw: object) -> Kind:
 
 
 SECRET = _k("v1", "secrets", "Secret")
+# The router's own pods, in its namespace (Ingress status and DNS sync: which nodes run a ready one)
+POD = _k("v1", "pods", "Pod", labelled=True)
 WATCHED = (
     _k("networking.k8s.io/v1", "ingresses", "Ingress", labelled=True),
     _k("networking.k8s.io/v1", "ingressclasses", "IngressClass", namespaced=False),

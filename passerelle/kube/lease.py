@@ -87,11 +87,12 @@ def decide(
 
 
 class Leadership:
-    """Campaign for one Lease until cancelled; `is_leader` and `subscribe()` say how it goes.
+    """Campaign for one Lease until cancelled; `is_leader()` and `subscribe()` say how it goes.
+    It is control/leadership.py's `Leadership` for a cluster.
 
-    is_leader: True only while the last successful renewal is younger than `renew_deadline`.
-    subscribe(): an Event of the caller's own, set on every change of `is_leader` (the caller
-        clears it), so the status writer, DNS sync and ACME each wait on theirs.
+    is_leader(): True only while the last successful renewal is younger than `renew_deadline`.
+    subscribe(): an Event of the caller's own, set on every change of `is_leader()` (the caller
+        clears it), so the status writer and ACME each wait on theirs; on_change(): a callback.
     """
 
     def __init__(
@@ -110,6 +111,7 @@ class Leadership:
             raise ValueError("leader election needs retryPeriod < renewDeadline < leaseDuration")
         self.identity = identity
         self._subscribers: list[asyncio.Event] = []
+        self._callbacks: list[Callable[[], None]] = []
         self._client = client
         self._path = f"/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases"
         self._name = name
@@ -125,7 +127,11 @@ class Leadership:
         self._subscribers.append(event)
         return event
 
-    @property
+    def on_change(self, callback: Callable[[], None]) -> None:
+        """Call `callback` on every change of is_leader() (control/leadership.py's protocol:
+        DNS sync reconciles at once when it becomes leader)."""
+        self._callbacks.append(callback)
+
     def is_leader(self) -> bool:
         return self._renewed_at is not None and self._clock() - self._renewed_at < self._deadline
 
@@ -145,7 +151,7 @@ class Leadership:
         return max(0.0, min(self._retry, self._deadline - (self._clock() - self._renewed_at)))
 
     def _notice(self) -> None:
-        leader = self.is_leader
+        leader = self.is_leader()
         if leader != self._was_leader:
             self._was_leader = leader
             log.info(
@@ -156,6 +162,8 @@ class Leadership:
             )
             for event in self._subscribers:
                 event.set()
+            for callback in self._callbacks:
+                callback()
 
     async def _try(self) -> None:
         try:
@@ -204,7 +212,7 @@ class Leadership:
         self.holder = self.identity
 
     async def _release(self) -> None:
-        if not self.is_leader:
+        if not self.is_leader():
             return
         self._renewed_at = None
         self._notice()

@@ -8,8 +8,7 @@ router's own namespace only: its pods (status addresses) and the Lease (leader e
 
 from __future__ import annotations
 
-from passerelle.kube.kinds import WATCHED
-from passerelle.kube.status import POD
+from passerelle.kube.kinds import POD, WATCHED
 
 Access = dict[tuple[str, str], frozenset[str]]  # (apiGroup, resource) -> verbs
 
@@ -27,6 +26,6 @@ def cluster_access() -> Access:
 
 def namespace_access() -> Access:
     return {
-        (POD.group, POD.plural): READ,  # status.py: which nodes run a ready router
+        (POD.group, POD.plural): READ,  # watch.py: which nodes run a ready router (status, DNS)
         ("coordination.k8s.io", "leases"): frozenset({"get", "create", "update"}),  # lease.py
     }

@@ -18,15 +18,12 @@ from typing import Any
 
 from passerelle.kube.client import ApiClient, KubeError
 from passerelle.kube.ingress import IngressOptions, ours
-from passerelle.kube.kinds import Kind
 from passerelle.kube.lease import Leadership
-from passerelle.kube.reflector import Health, Reflector
 from passerelle.kube.snapshot import ClusterSnapshot, Object
 
 log = logging.getLogger("passerelle.status")
 
 RESYNC = 30.0  # seconds between checks of every status even when nothing changed
-POD = Kind(api_version="v1", plural="pods", kind="Pod", labelled=True)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -127,8 +124,6 @@ class StatusWriter:
         leadership: Leadership,
         policy: EndpointPolicy,
         options: IngressOptions,
-        pod_namespace: str,
-        health: Health,
     ) -> None:
         self._client = client
         self._snapshots = snapshots
@@ -137,21 +132,9 @@ class StatusWriter:
         self._options = options
         self._wake = asyncio.Event()
         self.writes = 0
-        selector = ",".join(f"{k}={v}" for k, v in policy.pod_selector.items())
-        self._pods = Reflector(
-            client,
-            POD,
-            health=health,
-            on_change=self._wake.set,
-            namespace=pod_namespace,
-            label_selector=selector,
-        )
 
     async def run(self) -> None:
         async with asyncio.TaskGroup() as tasks:
-            uses_nodes = not (self._policy.ips or self._policy.hostname or self._policy.published_service)
-            if uses_nodes:
-                tasks.create_task(self._pods.run())
             tasks.create_task(self._relay(self._snapshots.subscribe()))
             tasks.create_task(self._relay(self._leadership.subscribe()))
             tasks.create_task(self._tick())
@@ -160,12 +143,8 @@ class StatusWriter:
                 await self._wake.wait()
                 self._wake.clear()
                 snapshot = self._snapshots.latest
-                if (
-                    snapshot is None
-                    or not self._leadership.is_leader
-                    or (uses_nodes and not self._pods.synced.is_set())
-                ):
-                    continue
+                if snapshot is None or not self._leadership.is_leader():
+                    continue  # the provider's snapshots hold the router's pods, listed
                 await self._write(snapshot)
 
     async def _tick(self) -> None:
@@ -180,9 +159,9 @@ class StatusWriter:
             self._wake.set()
 
     async def _write(self, snapshot: ClusterSnapshot) -> None:
-        addresses = load_balancer(snapshot, self._pods.objects.values(), self._policy)
+        addresses = load_balancer(snapshot, snapshot.of_kind("Pod"), self._policy)
         for namespace, name in status_updates(ours(snapshot, self._options), addresses):
-            if not self._leadership.is_leader:  # lost the lease meanwhile: stop at once
+            if not self._leadership.is_leader():  # lost the lease meanwhile: stop at once
                 return
             path = f"/apis/networking.k8s.io/v1/namespaces/{namespace}/ingresses/{name}/status"
             try:

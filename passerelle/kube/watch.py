@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from passerelle.kube.client import ApiClient, KubeError
-from passerelle.kube.kinds import SECRET, Kind, secret_references, served_group_versions, watched
+from passerelle.kube.kinds import POD, SECRET, Kind, secret_references, served_group_versions, watched
 from passerelle.kube.manifests import Loaded
 from passerelle.kube.reflector import Backoff, Health, Reflector
 from passerelle.kube.snapshot import ClusterSnapshot
@@ -41,6 +41,7 @@ class WatchOptions:
     backoff: Backoff = Backoff()
     watch_seconds: tuple[int, int] = (300, 600)
     rediscover: float = 60.0  # seconds between discovery calls (CRDs installed later)
+    pods: tuple[tuple[str, str], ...] = ()  # (namespace, label selector) of the router's own pods
 
 
 class KubernetesProvider:
@@ -53,6 +54,7 @@ class KubernetesProvider:
         self._subscribers: list[asyncio.Event] = []
         self._kinds: dict[Kind, list[tuple[Reflector, asyncio.Task[None]]]] = {}
         self._secrets: dict[tuple[str, str], tuple[Reflector, asyncio.Task[None]]] = {}
+        self._pods: list[Reflector] = []
         self._dirty = asyncio.Event()
         self._tasks: asyncio.TaskGroup | None = None
 
@@ -64,7 +66,7 @@ class KubernetesProvider:
 
     @property
     def _reflectors(self) -> list[Reflector]:
-        return [r for running in self._kinds.values() for r, _ in running]
+        return [r for running in self._kinds.values() for r, _ in running] + self._pods
 
     async def run(self, publish: Callable[[Loaded], Awaitable[None]]) -> None:
         try:
@@ -72,6 +74,9 @@ class KubernetesProvider:
             async with asyncio.TaskGroup() as tasks:
                 self._tasks = tasks
                 self._watch_kinds(kinds)
+                for namespace, selector in dict.fromkeys(self.options.pods):
+                    self._pods.append(self._reflector(POD, namespace=namespace, label_selector=selector))
+                    tasks.create_task(self._pods[-1].run())
                 tasks.create_task(self._rediscover())
                 await self._publish_changes(publish)
         finally:

@@ -317,3 +317,25 @@ async def test_a_token_file_that_appears_later_is_read_then(kube: KubeAPI, tmp_p
             task.cancel()
     finally:
         await client.aclose()
+
+
+async def test_the_routers_own_pods_are_in_the_snapshot_for_status_and_dns(
+    kube: KubeAPI, tmp_path: Path
+) -> None:
+    for name, namespace, app in (
+        ("r1", "ingress", "passerelle"),
+        ("other", "ingress", "web"),
+        ("r2", "default", "passerelle"),
+    ):
+        kube.create(
+            {
+                **obj("v1", "Pod", name, namespace),
+                "metadata": {"name": name, "namespace": namespace, "labels": {"app.kubernetes.io/name": app}},
+            }
+        )
+    options = WatchOptions(throttle=0.05, pods=(("ingress", "app.kubernetes.io/name=passerelle"),))
+    async with running(kube, tmp_path, options) as (_, published):
+        first = await published.next()
+        assert [
+            (o["metadata"]["namespace"], o["metadata"]["name"]) for o in first.snapshot.of_kind("Pod")
+        ] == [("ingress", "r1")]

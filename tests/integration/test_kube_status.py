@@ -145,25 +145,25 @@ async def test_a_leader_that_cannot_renew_stops_leading_before_another_takes_ove
     async with asyncio.TaskGroup() as tasks:
         first = tasks.create_task(one.run())
         async with asyncio.timeout(10):
-            while not one.is_leader:
+            while not one.is_leader():
                 await asyncio.sleep(0.05)
         second = tasks.create_task(two.run())
         await asyncio.sleep(1.2)  # two renewals
-        assert one.is_leader and not two.is_leader
+        assert one.is_leader() and not two.is_leader()
         api.inject(500, verb="update", resource="leases", times=1000)  # nobody can write the Lease now
         lost = asyncio.get_running_loop().time()
         async with asyncio.timeout(10):
-            while one.is_leader:
+            while one.is_leader():
                 await asyncio.sleep(0.02)
         assert (
             asyncio.get_running_loop().time() - lost <= 1.0 + 0.2 + 0.3
         )  # within the renew deadline (+ a retry)
-        assert not two.is_leader
+        assert not two.is_leader()
         api._run(api._injected.clear)  # the API accepts writes again: whoever tries first leads
         async with asyncio.timeout(10):
-            while not (one.is_leader or two.is_leader):
+            while not (one.is_leader() or two.is_leader()):
                 await asyncio.sleep(0.05)
-        assert not (one.is_leader and two.is_leader)
+        assert not (one.is_leader() and two.is_leader())
         first.cancel()
         second.cancel()
     for c in clients:
