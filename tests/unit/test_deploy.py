@@ -67,7 +67,11 @@ def test_the_daemonset_matches_the_static_configuration() -> None:
     assert settings.providers.kubernetes.ingressEndpoint is not None
     assert settings.providers.kubernetes.ingressEndpoint.podSelector == "app.kubernetes.io/name=passerelle"
     env = {e["name"]: e["valueFrom"]["fieldRef"]["fieldPath"] for e in container["env"]}
-    assert env == {"POD_NAME": "metadata.name", "POD_NAMESPACE": "metadata.namespace"}
+    assert env == {
+        "POD_NAME": "metadata.name",
+        "POD_NAMESPACE": "metadata.namespace",
+        "NODE_NAME": "spec.nodeName",
+    }
 
 
 def test_the_ingress_class_names_passerelle_as_its_controller() -> None:
