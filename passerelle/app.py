@@ -6,7 +6,9 @@ import asyncio
 import dataclasses
 import json
 import logging
+import os
 import signal
+import socket
 from pathlib import Path
 
 from passerelle.api.context import Context
@@ -18,7 +20,13 @@ from passerelle.control.leadership import AlwaysLeader
 from passerelle.control.watcher import ConfigWatcher, Listener
 from passerelle.dnssync.controller import DnsSync
 from passerelle.dnssync.drain import Drain
+from passerelle.dnssync.selector import parse_selector as parse_dns_selector
+from passerelle.kube.client import ApiClient, KubeConfigError
+from passerelle.kube.events import EventRecorder
+from passerelle.kube.lease import Leadership
 from passerelle.kube.manifests import Loaded, ManifestsProvider
+from passerelle.kube.status import EndpointPolicy, StatusWriter, parse_selector
+from passerelle.kube.watch import KubernetesProvider, WatchOptions
 from passerelle.proxy.listeners import ListenError
 from passerelle.settings import Settings, SettingsError, split_address
 from passerelle.tls import openssl
@@ -32,9 +40,17 @@ class StartupError(Exception):
 
 async def serve(settings: Settings) -> None:
     loop = asyncio.get_running_loop()
-    manifests = settings.providers.manifests
-    if manifests is None:
-        raise StartupError("no provider configured: set providers.manifests.directory")
+    manifests, kube = settings.providers.manifests, settings.providers.kubernetes
+    if manifests is None and kube is None:
+        raise StartupError(
+            "no provider configured: set providers.manifests.directory or providers.kubernetes"
+        )
+    client = None
+    if kube is not None:
+        try:  # a kubeconfig that cannot be read is fatal; an API that does not answer is retried
+            client = ApiClient.connect(kube.kubeconfig, kube.context)
+        except KubeConfigError as e:
+            raise StartupError(str(e)) from None
 
     tls = settings.tls_static()  # the default certificate is made here, once, for every worker
     if tls is not None and tls.needs_openssl:
@@ -42,7 +58,10 @@ async def serve(settings: Settings) -> None:
             await asyncio.to_thread(openssl.probe)  # here, not in workers that would crash in a loop
         except openssl.OpenSSLBindingError as e:
             raise StartupError(str(e)) from None
-    dns = dns_sync(settings)  # reads the TSIG secret file: before any socket is bound
+    leadership = _leadership(settings, client) if client is not None else None
+    dns = dns_sync(settings, leadership)  # reads the TSIG secret file: before any socket is bound
+    if dns is not None and leadership is not None:
+        leadership.on_change(dns.wake)  # a new leader reconciles DNS at once
     workers = WorkerPool(
         count=settings.worker_count(),
         entrypoints=settings.entrypoint_options(),
@@ -85,7 +104,24 @@ async def serve(settings: Settings) -> None:
         raise StartupError(f"cannot listen on {settings.api.address} (api): {e.strerror or e}") from None
 
     await workers.start()
-    provider = ManifestsProvider(Path(manifests.directory), watch=manifests.watch)
+    provider: ManifestsProvider | KubernetesProvider
+    status: list[Leadership | StatusWriter | EventRecorder] = []
+    if client is not None and kube is not None:
+        options = WatchOptions(
+            namespaces=tuple(kube.namespaces),
+            label_selector=kube.labelSelector,
+            throttle=kube.throttle,
+            secrets=settings.configured_secrets(),
+            pods=_pods(settings, client),
+        )
+        provider = KubernetesProvider(client, options)
+        source = f"Kubernetes API {client.server}"
+        assert leadership is not None
+        status = _writers(settings, client, provider, watcher, leadership)
+    else:
+        assert manifests is not None
+        provider = ManifestsProvider(Path(manifests.directory), watch=manifests.watch)
+        source = f"manifests from {manifests.directory}"
 
     async def publish(loaded: Loaded) -> None:
         if dns is not None:
@@ -102,7 +138,7 @@ async def serve(settings: Settings) -> None:
     loop.add_signal_handler(signal.SIGTERM, terminate)
     for name, port in ports.items():
         log.info("entry point %s listening on port %d, %d workers", name, port, settings.worker_count())
-    log.info("api listening on %s; manifests from %s", settings.api.address, manifests.directory)
+    log.info("api listening on %s; %s", settings.api.address, source)
     if settings.api.dashboard:
         shown = f"[{api_host}]" if ":" in api_host else (api_host or "127.0.0.1")
         log.info("dashboard at http://%s:%d/dashboard/", shown, api_port)
@@ -121,11 +157,14 @@ async def serve(settings: Settings) -> None:
         ]
         if dns is not None:
             background.append(tasks.create_task(dns.run()))
+        background += [tasks.create_task(s.run()) for s in status]
         await stop.wait()
         log.info("stopping: draining in-flight requests for up to %gs", settings.graceTimeout)
         for task in background:
             task.cancel()
     api.close()
+    if client is not None:
+        await client.aclose()  # after every task that used it has finished
     await workers.stop()
 
 
@@ -153,8 +192,9 @@ def drain_routes(routes: dict[str, Handler], drain: Drain, dns: DnsSync | None) 
     return {"/api/drain": start_drain}
 
 
-def dns_sync(settings: Settings) -> DnsSync | None:
-    """The DNS sync controller `dnsSync` asks for (outside a cluster: always the leader)."""
+def dns_sync(settings: Settings, leadership: Leadership | None = None) -> DnsSync | None:
+    """The DNS sync controller `dnsSync` asks for: with the Kubernetes provider it writes while
+    this replica holds the Lease; outside a cluster it is always the leader."""
     sync = settings.dnsSync
     if sync is None or sync.provider.rfc2136 is None:
         return None
@@ -163,10 +203,69 @@ def dns_sync(settings: Settings) -> DnsSync | None:
     return DnsSync(
         options=sync.plan_options(),
         provider=Rfc2136Provider(sync.provider.rfc2136.options()),
-        leadership=AlwaysLeader(),
+        leadership=leadership or AlwaysLeader(),
         interval=sync.interval,
         node_name=sync.node_name(),
     )
+
+
+def _leadership(settings: Settings, client: ApiClient) -> Leadership:
+    """The Lease campaign (status, Events and DNS sync write only while it leads)."""
+    kube = settings.providers.kubernetes
+    assert kube is not None
+    election = kube.leaderElection
+    return Leadership(
+        client,
+        namespace=election.leaseNamespace or os.environ.get("POD_NAMESPACE") or client.namespace,
+        name=election.leaseName,
+        identity=election.identity or os.environ.get("POD_NAME") or socket.gethostname(),
+        lease_duration=election.leaseDuration,
+        renew_deadline=election.renewDeadline,
+        retry_period=election.retryPeriod,
+    )
+
+
+def _pods(settings: Settings, client: ApiClient) -> tuple[tuple[str, str], ...]:
+    """(namespace, label selector) of the router's pods that Ingress status and DNS sync read."""
+    kube, sync = settings.providers.kubernetes, settings.dnsSync
+    own = os.environ.get("POD_NAMESPACE") or client.namespace
+    out = []
+    endpoint = kube.ingressEndpoint if kube is not None else None
+    if endpoint is not None and not (endpoint.ip or endpoint.hostname or endpoint.publishedService):
+        out.append((own, endpoint.podSelector))
+    if sync is not None and sync.requirePod:
+        out.append((sync.podNamespace or own, parse_dns_selector(sync.podSelector).text))
+    return tuple(out)
+
+
+def _writers(
+    settings: Settings,
+    client: ApiClient,
+    provider: KubernetesProvider,
+    watcher: ConfigWatcher,
+    leadership: Leadership,
+) -> list[Leadership | StatusWriter | EventRecorder]:
+    """The Lease campaign and what it gates: the Ingress status writer, the Event recorder."""
+    kube = settings.providers.kubernetes
+    assert kube is not None
+    endpoint = kube.ingressEndpoint
+    out: list[Leadership | StatusWriter | EventRecorder] = [leadership]
+    if kube.events:
+        current = lambda: (watcher.current.problems if watcher.current else (), provider.latest)  # noqa: E731
+        out.append(EventRecorder(client, problems=current, leadership=leadership))
+    if endpoint is None:
+        return out
+    policy = EndpointPolicy(
+        ips=tuple(endpoint.ip),
+        hostname=endpoint.hostname,
+        published_service=endpoint.publishedService,
+        node_selector=parse_selector(endpoint.nodeSelector),
+        pod_selector=parse_selector(endpoint.podSelector),
+    )
+    writer = StatusWriter(
+        client, snapshots=provider, leadership=leadership, policy=policy, options=settings.ingress_options()
+    )
+    return out + [writer]
 
 
 def run(settings: Settings) -> None:

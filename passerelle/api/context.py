@@ -32,7 +32,8 @@ class Context:
             dataclasses.replace(ep, port=ports[ep.name]) if ports and ep.name in ports else ep
             for ep in settings.entrypoint_options()
         )
-        return cls(entrypoints=entrypoints, tls=tls, provider="manifests")
+        provider = "kubernetes" if settings.providers.kubernetes is not None else "manifests"
+        return cls(entrypoints=entrypoints, tls=tls, provider=provider)
 
     def entrypoint(self, name: str) -> EntryPointOptions | None:
         return next((ep for ep in self.entrypoints if ep.name == name), None)

@@ -21,6 +21,11 @@ def offline_view(settings: Settings) -> VersionView:
     """Translate the manifests `settings` points at; SettingsError if it names no directory."""
     manifests = settings.providers.manifests
     if manifests is None:
+        if settings.providers.kubernetes is not None:  # offline means no cluster to ask
+            raise SettingsError(
+                "offline, only providers.manifests can be read; this configuration uses providers.kubernetes "
+                "(ask the running router instead: its /api/explain)"
+            )
         raise SettingsError("no provider configured: set providers.manifests.directory")
     loaded = ManifestsProvider(Path(manifests.directory), watch=False).load()
     config, problems = translate(loaded.snapshot, settings.ingress_options())

@@ -159,6 +159,17 @@ def _class_of(obj: Mapping[str, Any]) -> str | None:
     return None if annotation is None else str(annotation)
 
 
+def ours(snapshot: ClusterSnapshot, options: IngressOptions) -> list[Object]:
+    """The Ingresses of the snapshot this controller serves, by class (valid or not)."""
+    served, serve_unclassed = _served_classes(snapshot, options)
+    out = []
+    for obj in snapshot.of_kind("Ingress"):
+        class_name = _class_of(obj)
+        if (class_name in served) if class_name else serve_unclassed:
+            out.append(obj)
+    return out
+
+
 def _served_classes(snapshot: ClusterSnapshot, options: IngressOptions) -> tuple[set[str], bool]:
     served = set(options.ingress_classes)
     ours_default = others_default = False

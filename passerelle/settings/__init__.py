@@ -133,12 +133,12 @@ class Settings(StrictModel):
                     redirect_to=to,
                 )
             )
-        manifests = self.providers.manifests
-        if manifests is None:
+        provider = self.providers.manifests or self.providers.kubernetes
+        if provider is None:
             return IngressOptions(entrypoints=tuple(entrypoints), tls=self.tls_translation())
         return IngressOptions(
-            ingress_classes=tuple(manifests.ingressClasses),
-            ingress_without_class=manifests.ingressWithoutClass,
+            ingress_classes=tuple(provider.ingressClasses),
+            ingress_without_class=provider.ingressWithoutClass,
             entrypoints=tuple(entrypoints),
             tls=self.tls_translation(),
         )
@@ -151,6 +151,15 @@ class Settings(StrictModel):
                 (name, o.clientAuth.caSecret) for name, o in self.tls.options.items() if o.clientAuth.caSecret
             ),
             default_secret=default.secret if default is not None else "",
+        )
+
+    def configured_secrets(self) -> tuple[str, ...]:
+        """`namespace/name` of the Secrets the static configuration names (the provider watches them)."""
+        t = self.tls_translation()
+        return tuple(
+            dict.fromkeys(
+                [name for _, name in t.ca_secrets] + ([t.default_secret] if t.default_secret else [])
+            )
         )
 
     def tls_static(self) -> TlsStatic | None:
@@ -231,6 +240,20 @@ def parse_settings(text: str, *, source: str = "<config>", base: Path | None = N
                 f"defined in tls.options"
             )
     split_address(settings.api.address)
+    if settings.providers.manifests is not None and settings.providers.kubernetes is not None:
+        where = _line_of(node, ["providers", "kubernetes"])
+        raise SettingsError(
+            f"{source}:{where}: providers: configure one of manifests and kubernetes, not both"
+        )
+    kube = settings.providers.kubernetes
+    if kube is not None and kube.kubeconfig and base is not None:
+        path = Path(kube.kubeconfig).expanduser()
+        resolved_kube = kube.model_copy(
+            update={"kubeconfig": str(path if path.is_absolute() else (base / path).resolve())}
+        )
+        settings = settings.model_copy(
+            update={"providers": settings.providers.model_copy(update={"kubernetes": resolved_kube})}
+        )
     manifests = settings.providers.manifests
     if manifests is not None and base is not None and not Path(manifests.directory).is_absolute():
         resolved = (base / manifests.directory).resolve()

@@ -1,8 +1,9 @@
-"""Providers: where the cluster's objects come from (a directory of manifests, for now)."""
+"""Providers: where the cluster's objects come from: a directory of manifests, or the Kubernetes API."""
 
 from __future__ import annotations
 
 from passerelle.settings.base import StrictModel
+from passerelle.settings.kubernetes import KubernetesProviderSettings
 
 
 class ManifestsProviderSettings(StrictModel):
@@ -14,3 +15,4 @@ class ManifestsProviderSettings(StrictModel):
 
 class Providers(StrictModel):
     manifests: ManifestsProviderSettings | None = None
+    kubernetes: KubernetesProviderSettings | None = None

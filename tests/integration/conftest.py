@@ -32,3 +32,20 @@ def make_router(tmp_path: Path) -> Iterator[Callable[..., Router]]:
     for router in started:
         code = router.stop()
         assert code == 0, f"passerelle exited with {code} on SIGTERM:\n{router.log()}"
+
+
+@pytest.fixture
+def kubeapi() -> Iterator[Callable[..., Any]]:
+    """Start test Kubernetes API servers (tests/kubeapi); each is closed at teardown."""
+    from tests.kubeapi import KubeAPI
+
+    started: list[KubeAPI] = []
+
+    def make(**kwargs: Any) -> KubeAPI:
+        api = KubeAPI(**kwargs).start()
+        started.append(api)
+        return api
+
+    yield make
+    for api in started:
+        api.close()

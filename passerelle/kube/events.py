@@ -1,0 +1,197 @@
+"""Problems on Kubernetes objects -> core/v1 Events on them: the plan (pure) and the recorder.
+
+A Problem on an object of the snapshot becomes one Event on that object (`involvedObject` with
+its uid), type Warning, reason `NotServed` for errors and `ServedWithWarnings` for warnings. The
+same problem seen again (every configuration version repeats it) is not a new Event: after
+`repeat` seconds it bumps the Event's `count` and `lastTimestamp`, as the kubelet aggregates.
+Writes are rate-limited (a token bucket: `burst`, then `rate` per second) so a bad rollout of
+a thousand Ingresses cannot flood the API. An object without problems gets no Event at all.
+Problems on files, or on objects the snapshot does not hold, have no object to go on. Only the
+leader records (kube/lease.py); a new leader starts fresh and re-sends what is still wrong.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import hashlib
+import logging
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+from passerelle.kube.client import ApiClient, KubeError
+from passerelle.kube.lease import Leadership
+from passerelle.kube.snapshot import CLUSTER_SCOPED, ClusterSnapshot
+from passerelle.model import Problem, Severity
+
+log = logging.getLogger("passerelle.events")
+
+COMPONENT = "passerelle"
+Key = tuple[str, str, str, str]  # (kind, namespace, name, message)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Sent:
+    namespace: str
+    name: str  # the Event object's name
+    count: int
+    at: float  # monotonic time of the last write
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Create:
+    key: Key
+    body: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Bump:
+    key: Key
+    namespace: str
+    name: str
+    count: int
+    last: str
+
+
+def _stamp(wall: datetime.datetime) -> str:
+    return wall.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def plan(
+    problems: Iterable[Problem],
+    snapshot: ClusterSnapshot,
+    sent: Mapping[Key, Sent],
+    *,
+    now: float,
+    wall: datetime.datetime,
+    repeat: float,
+    budget: int,
+    instance: str = "",
+) -> tuple[list[Create | Bump], dict[Key, Sent]]:
+    """The writes to make now (at most `budget`) and what is recorded afterwards. Entries of
+    `sent` whose problem went away are forgotten, so a problem that comes back is a new Event."""
+    actions: list[Create | Bump] = []
+    kept: dict[Key, Sent] = {}
+    for problem in sorted(set(problems)):
+        ref = problem.ref
+        obj = snapshot.get(ref.kind, ref.namespace, ref.name)
+        if obj is None:
+            continue
+        key = (ref.kind, ref.namespace, ref.name, problem.message)
+        before = sent.get(key)
+        if before is not None and now - before.at < repeat:
+            kept[key] = before
+            continue
+        if len(actions) >= budget:
+            if before is not None:
+                kept[key] = before
+            continue
+        stamp = _stamp(wall)
+        if before is not None:
+            actions.append(
+                Bump(
+                    key=key, namespace=before.namespace, name=before.name, count=before.count + 1, last=stamp
+                )
+            )
+            kept[key] = replace(before, count=before.count + 1, at=now)
+            continue
+        meta = obj.get("metadata") or {}
+        namespace = ref.namespace if ref.kind not in CLUSTER_SCOPED and ref.namespace else "default"
+        digest = hashlib.sha256("\0".join(key).encode()).hexdigest()[:10]
+        name = f"{ref.name}.{digest}"
+        body = {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {"name": name, "namespace": namespace},
+            "involvedObject": {
+                "apiVersion": obj.get("apiVersion", ""),
+                "kind": obj.get("kind", ref.kind),
+                "name": ref.name,
+                **({"namespace": ref.namespace} if ref.namespace else {}),
+                **({"uid": meta["uid"]} if meta.get("uid") else {}),
+            },
+            "type": "Warning",
+            "reason": "NotServed" if problem.severity == Severity.ERROR else "ServedWithWarnings",
+            "message": problem.message[:1024],
+            "source": {"component": COMPONENT},
+            "reportingComponent": COMPONENT,
+            "reportingInstance": instance,
+            "firstTimestamp": stamp,
+            "lastTimestamp": stamp,
+            "count": 1,
+        }
+        actions.append(Create(key=key, body=body))
+        kept[key] = Sent(namespace=namespace, name=name, count=1, at=now)
+    return actions, kept
+
+
+class EventRecorder:
+    """Turns the watcher's current problems into Events while `leadership` says we lead."""
+
+    def __init__(
+        self,
+        client: ApiClient,
+        *,
+        problems: Callable[[], tuple[tuple[Problem, ...], ClusterSnapshot | None]],
+        leadership: Leadership,
+        interval: float = 1.0,
+        repeat: float = 600.0,
+        burst: int = 25,
+        rate: float = 0.5,
+    ) -> None:
+        self._client = client
+        self._problems = problems
+        self._leadership = leadership
+        self._interval, self._repeat, self._burst, self._rate = interval, repeat, burst, rate
+        self._tokens = float(burst)
+        self._sent: dict[Key, Sent] = {}
+        self.written = 0
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        last = loop.time()
+        while True:
+            await asyncio.sleep(self._interval)
+            now = loop.time()
+            self._tokens = min(float(self._burst), self._tokens + (now - last) * self._rate)
+            last = now
+            if not self._leadership.is_leader():
+                self._sent.clear()  # a leader to be starts over: the Events may be another's
+                continue
+            problems, snapshot = self._problems()
+            if snapshot is None:
+                continue
+            actions, self._sent = plan(
+                problems, snapshot, self._sent, now=now, wall=datetime.datetime.now(datetime.UTC),
+                repeat=self._repeat, budget=int(self._tokens), instance=self._leadership.identity,
+            )  # fmt: skip
+            for action in actions:
+                if not self._leadership.is_leader():
+                    break
+                self._tokens -= 1
+                await self._write(action)
+
+    async def _write(self, action: Create | Bump) -> None:
+        try:
+            if isinstance(action, Create):
+                namespace = action.body["metadata"]["namespace"]
+                try:
+                    await self._client.request(
+                        "POST", f"/api/v1/namespaces/{namespace}/events", body=action.body
+                    )
+                except KubeError as e:
+                    if (
+                        getattr(e, "code", 0) != 409
+                    ):  # 409: it exists (an earlier leader's): bump it next time
+                        raise
+            else:
+                path = f"/api/v1/namespaces/{action.namespace}/events/{action.name}"
+                patch = {"count": action.count, "lastTimestamp": action.last}
+                await self._client.request(
+                    "PATCH", path, body=patch, content_type="application/merge-patch+json"
+                )
+            self.written += 1
+        except KubeError as e:
+            self._sent.pop(action.key, None)  # try again on the next round
+            log.debug("Event not written: %s", e)

@@ -1,0 +1,31 @@
+"""Every API access the Kubernetes provider makes, as RBAC would grant it (pure).
+
+deploy/10-rbac.yaml must grant exactly this (tests/unit/test_deploy.py checks it, and the
+integration tests run the provider under those rules). Cluster-wide: reading what translation
+and status need, writing Ingress status and Events (on the objects' namespaces). In the
+router's own namespace only: its pods (status addresses) and the Lease (leader election).
+"""
+
+from __future__ import annotations
+
+from passerelle.kube.kinds import POD, WATCHED
+
+Access = dict[tuple[str, str], frozenset[str]]  # (apiGroup, resource) -> verbs
+
+READ = frozenset({"list", "watch"})
+
+
+def cluster_access() -> Access:
+    out: dict[tuple[str, str], set[str]] = {}
+    for kind in WATCHED:
+        out.setdefault((kind.group, kind.plural), set()).update(READ)
+    out[("networking.k8s.io", "ingresses/status")] = {"patch"}  # status.py: merge patch
+    out[("", "events")] = {"create", "patch"}  # events.py: create, then bump count
+    return {k: frozenset(v) for k, v in out.items()}
+
+
+def namespace_access() -> Access:
+    return {
+        (POD.group, POD.plural): READ,  # watch.py: which nodes run a ready router (status, DNS)
+        ("coordination.k8s.io", "leases"): frozenset({"get", "create", "update"}),  # lease.py
+    }

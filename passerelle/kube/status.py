@@ -1,0 +1,176 @@
+"""Ingress status: which addresses to publish (pure), and the writer that publishes them as leader.
+
+`status.loadBalancer.ingress` of every Ingress this controller serves lists where its traffic
+enters: configured addresses (`ingressEndpoint.ip`/`hostname`, the VIP case), or the addresses a
+published Service's load balancer has, or else every node that matches the ingress node selector,
+is Ready and schedulable, and runs a ready passerelle pod (a node being drained, or whose router
+is not ready yet, is left out). Node addresses: ExternalIP if the node has one, else InternalIP.
+Only the leader (kube/lease.py) writes, with a merge patch on `/status`, and only what differs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from passerelle.kube.client import ApiClient, KubeError
+from passerelle.kube.ingress import IngressOptions, ours
+from passerelle.kube.lease import Leadership
+from passerelle.kube.snapshot import ClusterSnapshot, Object
+
+log = logging.getLogger("passerelle.status")
+
+RESYNC = 30.0  # seconds between checks of every status even when nothing changed
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EndpointPolicy:
+    ips: tuple[str, ...] = ()
+    hostname: str = ""
+    published_service: str = ""  # namespace/name
+    node_selector: Mapping[str, str] = field(default_factory=lambda: {"role": "ingress"})
+    pod_selector: Mapping[str, str] = field(default_factory=lambda: {"app.kubernetes.io/name": "passerelle"})
+
+
+def parse_selector(text: str) -> dict[str, str]:
+    """`k=v,k2=v2` (equality only) -> mapping; raises ValueError otherwise."""
+    out = {}
+    for term in filter(None, (t.strip() for t in text.split(","))):
+        key, sep, value = term.partition("=")
+        if not sep or not key.strip() or "!" in key or "=" in value:
+            raise ValueError(f"{term!r} is not key=value")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def _matches(obj: Object, selector: Mapping[str, str]) -> bool:
+    labels = (obj.get("metadata") or {}).get("labels") or {}
+    return all(labels.get(k) == v for k, v in selector.items())
+
+
+def _ready(obj: Object) -> bool:
+    conditions = (obj.get("status") or {}).get("conditions") or []
+    return any(
+        c.get("type") == "Ready" and c.get("status") == "True" for c in conditions if isinstance(c, dict)
+    )
+
+
+def node_addresses(
+    nodes: Iterable[Object], pods: Iterable[Object], policy: EndpointPolicy
+) -> list[dict[str, str]]:
+    serving = {
+        (p.get("spec") or {}).get("nodeName")
+        for p in pods
+        if _matches(p, policy.pod_selector)
+        and _ready(p)
+        and not (p.get("metadata") or {}).get("deletionTimestamp")
+    }
+    out = set()
+    for node in nodes:
+        meta = node.get("metadata") or {}
+        if meta.get("name") not in serving or not _matches(node, policy.node_selector) or not _ready(node):
+            continue
+        if (node.get("spec") or {}).get("unschedulable"):
+            continue
+        addresses = {
+            a.get("type"): a.get("address") for a in (node.get("status") or {}).get("addresses") or []
+        }
+        address = addresses.get("ExternalIP") or addresses.get("InternalIP")
+        if address:
+            out.add(address)
+    return [{"ip": a} for a in sorted(out)]
+
+
+def load_balancer(
+    snapshot: ClusterSnapshot, pods: Iterable[Object], policy: EndpointPolicy
+) -> list[dict[str, str]]:
+    """The `status.loadBalancer.ingress` list every served Ingress should have."""
+    if policy.ips or policy.hostname:
+        return [{"ip": ip} for ip in policy.ips] + (
+            [{"hostname": policy.hostname}] if policy.hostname else []
+        )
+    if policy.published_service:
+        namespace, _, name = policy.published_service.partition("/")
+        service = snapshot.get("Service", namespace, name) or {}
+        entries = ((service.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []
+        return [
+            {k: v for k, v in e.items() if k in ("ip", "hostname")} for e in entries if isinstance(e, dict)
+        ]
+    return node_addresses(snapshot.of_kind("Node"), pods, policy)
+
+
+def status_updates(ingresses: Iterable[Object], addresses: list[dict[str, str]]) -> list[tuple[str, str]]:
+    """(namespace, name) of the Ingresses whose published addresses differ from `addresses`."""
+    out = []
+    for obj in ingresses:
+        current = (((obj.get("status") or {}).get("loadBalancer") or {}).get("ingress")) or []
+        if current != addresses:
+            meta = obj.get("metadata") or {}
+            out.append((meta.get("namespace") or "default", meta.get("name") or ""))
+    return out
+
+
+class StatusWriter:
+    """Keeps served Ingresses' status up to date while `leadership` says this replica leads."""
+
+    def __init__(
+        self,
+        client: ApiClient,
+        *,
+        snapshots: Any,  # has `.latest: ClusterSnapshot | None` and `.subscribe() -> asyncio.Event`
+        leadership: Leadership,
+        policy: EndpointPolicy,
+        options: IngressOptions,
+    ) -> None:
+        self._client = client
+        self._snapshots = snapshots
+        self._leadership = leadership
+        self._policy = policy
+        self._options = options
+        self._wake = asyncio.Event()
+        self.writes = 0
+
+    async def run(self) -> None:
+        async with asyncio.TaskGroup() as tasks:
+            tasks.create_task(self._relay(self._snapshots.subscribe()))
+            tasks.create_task(self._relay(self._leadership.subscribe()))
+            tasks.create_task(self._tick())
+            self._wake.set()  # whatever was published before we subscribed
+            while True:
+                await self._wake.wait()
+                self._wake.clear()
+                snapshot = self._snapshots.latest
+                if snapshot is None or not self._leadership.is_leader():
+                    continue  # the provider's snapshots hold the router's pods, listed
+                await self._write(snapshot)
+
+    async def _tick(self) -> None:
+        while True:  # a failed write is retried, and a status someone else changed is corrected
+            await asyncio.sleep(RESYNC)
+            self._wake.set()
+
+    async def _relay(self, event: asyncio.Event) -> None:
+        while True:
+            await event.wait()
+            event.clear()
+            self._wake.set()
+
+    async def _write(self, snapshot: ClusterSnapshot) -> None:
+        addresses = load_balancer(snapshot, snapshot.of_kind("Pod"), self._policy)
+        for namespace, name in status_updates(ours(snapshot, self._options), addresses):
+            if not self._leadership.is_leader():  # lost the lease meanwhile: stop at once
+                return
+            path = f"/apis/networking.k8s.io/v1/namespaces/{namespace}/ingresses/{name}/status"
+            try:
+                await self._client.request(
+                    "PATCH",
+                    path,
+                    body={"status": {"loadBalancer": {"ingress": addresses}}},
+                    content_type="application/merge-patch+json",
+                )
+                self.writes += 1
+            except KubeError as e:
+                log.warning("Ingress %s/%s: status not written: %s", namespace, name, e)

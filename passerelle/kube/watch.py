@@ -1,0 +1,180 @@
+"""The live Kubernetes provider: reflectors for every watched kind -> throttled snapshots -> Loaded.
+
+At start (and every `rediscover` seconds) the provider asks discovery (`/apis`) which CRD groups
+the cluster serves, then runs one `Reflector` per kind (per namespace when `namespaces` is set)
+and one per Secret that an Ingress or the static configuration names and that is not a
+`kubernetes.io/tls` Secret already watched. Any change marks the state dirty; `throttle` seconds later the whole snapshot is built
+from the reflectors' objects (unchanged objects are the same dicts, which translation's memo
+relies on) and published as the same `Loaded` the manifests provider sends. A burst of changes
+is one snapshot. Nothing is published until every reflector, referenced Secrets included, has
+listed once; after that an API that fails leaves the last snapshot in place (the reflectors
+retry with backoff, `health` says what is wrong). A bad kubeconfig fails at start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+
+from passerelle.kube.client import ApiClient, KubeError
+from passerelle.kube.kinds import POD, SECRET, Kind, secret_references, served_group_versions, watched
+from passerelle.kube.manifests import Loaded
+from passerelle.kube.reflector import Backoff, Health, Reflector
+from passerelle.kube.snapshot import ClusterSnapshot
+
+log = logging.getLogger("passerelle.kubernetes")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WatchOptions:
+    """What to watch. namespaces: empty for all; label_selector: for Ingresses only (as Traefik);
+    throttle: seconds a change waits for more before a snapshot is published; secrets:
+    `namespace/name` Secrets the static configuration names (CA secrets, default certificate)."""
+
+    namespaces: tuple[str, ...] = ()
+    label_selector: str = ""
+    throttle: float = 0.5
+    secrets: tuple[str, ...] = ()
+    backoff: Backoff = Backoff()
+    watch_seconds: tuple[int, int] = (300, 600)
+    rediscover: float = 60.0  # seconds between discovery calls (CRDs installed later)
+    pods: tuple[tuple[str, str], ...] = ()  # (namespace, label selector) of the router's own pods
+
+
+class KubernetesProvider:
+    def __init__(self, client: ApiClient, options: WatchOptions = WatchOptions()) -> None:
+        self.client = client
+        self.options = options
+        self.health = Health(server=client.server)
+        self.published = 0  # snapshots handed to the watcher
+        self.latest: ClusterSnapshot | None = None  # the last one, for the status writer
+        self._subscribers: list[asyncio.Event] = []
+        self._kinds: dict[Kind, list[tuple[Reflector, asyncio.Task[None]]]] = {}
+        self._secrets: dict[tuple[str, str], tuple[Reflector, asyncio.Task[None]]] = {}
+        self._pods: list[Reflector] = []
+        self._dirty = asyncio.Event()
+        self._tasks: asyncio.TaskGroup | None = None
+
+    def subscribe(self) -> asyncio.Event:
+        """An Event of the caller's own, set with each new `latest` snapshot (the caller clears it)."""
+        event = asyncio.Event()
+        self._subscribers.append(event)
+        return event
+
+    @property
+    def _reflectors(self) -> list[Reflector]:
+        return [r for running in self._kinds.values() for r, _ in running] + self._pods
+
+    async def run(self, publish: Callable[[Loaded], Awaitable[None]]) -> None:
+        try:
+            kinds = await self._discover()
+            async with asyncio.TaskGroup() as tasks:
+                self._tasks = tasks
+                self._watch_kinds(kinds)
+                for namespace, selector in dict.fromkeys(self.options.pods):
+                    self._pods.append(self._reflector(POD, namespace=namespace, label_selector=selector))
+                    tasks.create_task(self._pods[-1].run())
+                tasks.create_task(self._rediscover())
+                await self._publish_changes(publish)
+        finally:
+            self._tasks = None  # the client is the caller's to close: status and Events share it
+
+    def _watch_kinds(self, kinds: Sequence[Kind]) -> None:
+        """Start reflectors for kinds not watched yet, stop those of kinds no longer served."""
+        assert self._tasks is not None
+        for gone in set(self._kinds) - set(kinds):
+            log.info("%s.%s is no longer served; its objects are dropped", gone.kind, gone.group)
+            for _, task in self._kinds.pop(gone):
+                task.cancel()
+            self._dirty.set()
+        new = [k for k in kinds if k not in self._kinds]
+        for kind in new:
+            spaces = self.options.namespaces if kind.namespaced and self.options.namespaces else ("",)
+            running = []
+            for namespace in spaces:
+                reflector = self._reflector(
+                    kind, namespace=namespace, label_selector=self.options.label_selector
+                )
+                running.append((reflector, self._tasks.create_task(reflector.run())))
+            self._kinds[kind] = running
+        if new:
+            names = sorted({f"{k.kind}.{k.group}".rstrip(".") for k in new})
+            log.info("watching %s on %s", ", ".join(names), self.client.server)
+
+    async def _rediscover(self) -> None:
+        """CRDs installed (or removed) after start are watched (or dropped) within a minute."""
+        while True:
+            await asyncio.sleep(self.options.rediscover)
+            try:
+                served = served_group_versions(await self.client.get("/apis"))
+            except KubeError:
+                continue  # the reflectors report the API's health
+            self._watch_kinds(watched(served))
+
+    def _reflector(
+        self, kind: Kind, *, namespace: str = "", name: str = "", label_selector: str = ""
+    ) -> Reflector:
+        return Reflector(
+            self.client,
+            kind,
+            health=self.health,
+            on_change=self._dirty.set,
+            namespace=namespace,
+            name=name,
+            label_selector=label_selector,
+            backoff=self.options.backoff,
+            watch_seconds=self.options.watch_seconds,
+        )
+
+    async def _discover(self) -> Sequence[Kind]:
+        attempt = 0
+        while True:
+            try:
+                served = served_group_versions(await self.client.get("/apis"))
+                self.health.succeeded()
+                return watched(served)
+            except KubeError as e:
+                delay = self.options.backoff.delay(attempt, 0.5)
+                self.health.failed("discovery (/apis)", e, delay)
+                attempt += 1
+                await asyncio.sleep(delay)
+
+    async def _publish_changes(self, publish: Callable[[Loaded], Awaitable[None]]) -> None:
+        while True:
+            await self._dirty.wait()
+            await asyncio.sleep(self.options.throttle)
+            self._dirty.clear()
+            self._follow_secret_references()
+            everything = self._reflectors + [r for r, _ in self._secrets.values()]
+            if not all(r.synced.is_set() for r in everything):
+                continue  # their first list sets dirty again
+            snapshot = ClusterSnapshot.of(
+                itertools.chain.from_iterable(r.objects.values() for r in everything)
+            )
+            if not self.health.synced:
+                log.info("every kind listed: %d objects", len(snapshot))
+            self.health.synced = True
+            self.published += 1
+            self.latest = snapshot
+            for event in self._subscribers:
+                event.set()
+            await publish(Loaded(snapshot, []))
+
+    def _follow_secret_references(self) -> None:
+        """Start a single-Secret watch for each newly named Secret that is not a TLS Secret we
+        already hold, and stop those no longer named."""
+        assert self._tasks is not None
+        sources = [r for r in self._reflectors if r.kind.kind in ("Ingress", "Secret")]
+        if not all(r.synced.is_set() for r in sources):
+            return  # before the TLS Secrets are listed every reference would look like it needs a watch
+        ingresses = [o for r in self._reflectors if r.kind.kind == "Ingress" for o in r.objects.values()]
+        tls = {key for r in self._reflectors if r.kind.kind == "Secret" for key in r.objects}
+        wanted = {ref for ref in secret_references(ingresses, self.options.secrets) if ref not in tls}
+        for ref in set(self._secrets) - wanted:
+            self._secrets.pop(ref)[1].cancel()
+        for namespace, name in wanted - set(self._secrets):
+            reflector = self._reflector(SECRET, namespace=namespace, name=name)
+            self._secrets[(namespace, name)] = (reflector, self._tasks.create_task(reflector.run()))

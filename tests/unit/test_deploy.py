@@ -1,0 +1,78 @@
+"""deploy/: the manifests parse, the RBAC grants exactly what the code uses, the DaemonSet fits the config."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from passerelle.kube.ingress import CONTROLLER
+from passerelle.kube.rbac import cluster_access, namespace_access
+from passerelle.settings import parse_settings, split_address
+
+DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
+
+
+def objects() -> dict[tuple[str, str], dict[str, Any]]:
+    out = {}
+    for path in sorted(DEPLOY.glob("*.yaml")):
+        for doc in yaml.safe_load_all(path.read_text()):
+            out[(doc["kind"], doc["metadata"]["name"])] = doc
+    return out
+
+
+def granted(rules: list[dict[str, Any]]) -> dict[tuple[str, str], frozenset[str]]:
+    out: dict[tuple[str, str], set[str]] = {}
+    for rule in rules:
+        assert "*" not in rule["verbs"] + rule["resources"] + rule["apiGroups"], rule
+        for group in rule["apiGroups"]:
+            for resource in rule["resources"]:
+                out.setdefault((group, resource), set()).update(rule["verbs"])
+    return {k: frozenset(v) for k, v in out.items()}
+
+
+def test_rbac_grants_exactly_what_the_code_uses() -> None:
+    found = objects()
+    assert granted(found[("ClusterRole", "passerelle")]["rules"]) == cluster_access()
+    assert granted(found[("Role", "passerelle")]["rules"]) == namespace_access()
+    for kind, role in (("ClusterRoleBinding", "ClusterRole"), ("RoleBinding", "Role")):
+        binding = found[(kind, "passerelle")]
+        assert binding["roleRef"] == {
+            "apiGroup": "rbac.authorization.k8s.io",
+            "kind": role,
+            "name": "passerelle",
+        }
+        assert binding["subjects"] == [
+            {"kind": "ServiceAccount", "name": "passerelle", "namespace": "passerelle"}
+        ]
+
+
+def test_the_daemonset_matches_the_static_configuration() -> None:
+    found = objects()
+    settings = parse_settings(found[("ConfigMap", "passerelle")]["data"]["passerelle.yaml"])
+    assert settings.providers.kubernetes is not None
+    pod = found[("DaemonSet", "passerelle")]["spec"]["template"]
+    spec, [container] = pod["spec"], pod["spec"]["containers"]
+    assert spec["nodeSelector"] == {"role": "ingress"} and spec["serviceAccountName"] == "passerelle"
+    ports = {p["name"]: p for p in container["ports"]}
+    assert (ports["web"]["hostPort"], ports["websecure"]["hostPort"]) == (80, 443)
+    for name in ("web", "websecure"):
+        assert ports[name]["containerPort"] == split_address(settings.entryPoints[name].address)[1]
+    assert ports["api"]["containerPort"] == split_address(settings.api.address)[1]
+    assert container["readinessProbe"]["httpGet"] == {"path": "/ping", "port": "api"}
+    assert spec["terminationGracePeriodSeconds"] > settings.graceTimeout + 5  # + the preStop pause
+    # the status writer finds the router's pods by this label
+    assert pod["metadata"]["labels"]["app.kubernetes.io/name"] == "passerelle"
+    assert settings.providers.kubernetes.ingressEndpoint is not None
+    assert settings.providers.kubernetes.ingressEndpoint.podSelector == "app.kubernetes.io/name=passerelle"
+    env = {e["name"]: e["valueFrom"]["fieldRef"]["fieldPath"] for e in container["env"]}
+    assert env == {
+        "POD_NAME": "metadata.name",
+        "POD_NAMESPACE": "metadata.namespace",
+        "NODE_NAME": "spec.nodeName",
+    }
+
+
+def test_the_ingress_class_names_passerelle_as_its_controller() -> None:
+    assert objects()[("IngressClass", "passerelle")]["spec"]["controller"] == CONTROLLER
