@@ -35,6 +35,12 @@ def get(table: dict[str, Any], path: str, tail: str = "", **query: list[str]) ->
     return answer
 
 
+async def ask(table: dict[str, Any], **query: list[str]) -> Answer:
+    """/api/explain, whose handler is async (its tables are built in a thread)."""
+    answer: Answer = await table["/api/explain"](Request(method="GET", path="/api/explain", query=query))
+    return answer
+
+
 def body(answer: Answer) -> Any:
     return json.loads(answer.body)
 
@@ -44,12 +50,12 @@ def version(number: int = 3) -> Version:
     return Version(number=number, config=config, problems=tuple(problems), origins={})
 
 
-def test_before_any_version() -> None:
+async def test_before_any_version() -> None:
     holder = Holder()
     table = routes(holder)
     assert get(table, "/ping").status == 503
     assert get(table, "/api/overview").status == 503
-    assert get(table, "/api/explain", url=["http://a/"]).status == 503
+    assert (await ask(table, url=["http://a/"])).status == 503
     assert body(get(table, "/api/http/routers")) == [] and body(get(table, "/api/rawdata")) == {}
     holder.latest = Version(
         number=1, config=version().config, problems=(Problem(ref=ObjectRef(kind="File", name="x.yaml"), message="bad"),),
@@ -92,10 +98,10 @@ def test_problems_follow_the_newest_translation() -> None:
         ({"url": ["http://shop.example.com/cart"], "header": ["X-A: 1"], "method": ["post"]}, 200, '"proxy"'),
     ],
 )
-def test_explain_questions(query: dict[str, list[str]], status: int, text: str) -> None:
+async def test_explain_questions(query: dict[str, list[str]], status: int, text: str) -> None:
     holder = Holder()
     holder.applied = holder.latest = version()
-    answer = get(routes(holder), "/api/explain", **query)
+    answer = await ask(routes(holder), **query)
     assert answer.status == status and text in answer.body.decode()
 
 
@@ -110,3 +116,32 @@ def test_the_dashboard_files_and_their_headers() -> None:
     js = get(table, "/dashboard/", tail="dashboard.js").body.decode()
     assert "innerHTML" not in js  # names from user objects are set as text only
     assert "/dashboard/" not in routes(Holder(), dashboard=False)
+
+
+async def test_explain_is_built_once_per_applied_version_in_a_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+
+    from passerelle.api import explain as explain_module
+
+    built: list[tuple[int, bool]] = []
+    real = explain_module.Explainer
+
+    class Counting(real):  # type: ignore[valid-type,misc]
+        def __init__(self, config: Any, context: Any, **kwargs: Any) -> None:
+            built.append((id(config), threading.current_thread() is threading.main_thread()))
+            super().__init__(config, context, **kwargs)
+
+    monkeypatch.setattr("passerelle.api.routes.Explainer", Counting)
+    holder = Holder()
+    holder.applied = holder.latest = version()
+    table = routes(holder)
+    question = {"url": ["http://shop.example.com/cart"]}
+    assert (await ask(table, **question)).status == 200
+    holder.latest = Version(
+        number=4, config=holder.applied.config, problems=(), origins={}
+    )  # problems change
+    assert (await ask(table, **question)).status == 200
+    assert len(built) == 1 and built[0][1] is False  # once, and not on the event loop's thread
+    holder.applied = holder.latest
+    assert body(await ask(table, **question))["version"] == 4
+    assert len(built) == 2
