@@ -30,7 +30,11 @@ DASHBOARD_FILES = {
 }
 # The page loads only its own files and calls only this API; user-written names are shown as text.
 DASHBOARD_HEADERS = (
-    ("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'"),
+    (
+        "Content-Security-Policy",
+        "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; "
+        "form-action 'none'",
+    ),
     ("X-Frame-Options", "DENY"),
     ("Referrer-Policy", "no-referrer"),
 )
