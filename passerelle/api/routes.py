@@ -157,7 +157,7 @@ def api_routes(
             return Answer.error(503, "no configuration applied yet")
         return Answer.json({**view.overview(), "features": {"dashboard": dashboard}})
 
-    async def explain(request: Request) -> Answer:
+    def explain(request: Request) -> Answer:
         version = applied()
         if version is None:
             return Answer.error(503, "no configuration applied yet")
@@ -171,10 +171,17 @@ def api_routes(
                 headers=tuple(parse_header(h) for h in request.query.get("header", [])),
                 entrypoint=request.arg("entrypoint"),
             )
-            explainer = await explainers.get(version)
-            return Answer.json({"version": version.number, **explainer.explain(question)})
         except ExplainError as e:
             return Answer.error(400, str(e))
+
+        async def answer() -> Answer:
+            explainer = await explainers.get(version)  # built in a thread, once per version
+            try:
+                return Answer.json({"version": version.number, **explainer.explain(question)})
+            except ExplainError as e:
+                return Answer.error(400, str(e))
+
+        return Answer.after(answer())
 
     routes: dict[str, Handler] = {
         "/ping": ping,

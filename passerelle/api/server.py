@@ -16,20 +16,18 @@ client that sends and never reads holds at most one answer beyond the buffer. A 
 complete request for `IDLE_TIMEOUT` seconds is closed; past `MAX_CONNECTIONS` open connections a new
 one is answered 503 and closed.
 
-Bound to loopback, the server answers only requests whose Host is a loopback name or address, so a
-web page cannot read the API through DNS rebinding (a name of the attacker's that resolves to
-127.0.0.1); bound elsewhere, any Host is accepted, as the operator chose.
+Which requests are answered at all (the loopback Host check against DNS rebinding, the Host rules,
+the connection limit) is admission.py's.
 
 Actions (POST, such as `/api/drain`) change the process's state, so they are answered only to a
-peer on this host (a loopback address, or the very address the API listens on) and never to a
-browser (a request with an `Origin` header: a page could otherwise post a form to 127.0.0.1).
+peer on this host (admission.from_this_host) and never to a browser (a request with an `Origin`
+header: a page could otherwise post a form to 127.0.0.1).
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
-import ipaddress
 import json
 import logging
 from collections import deque
@@ -41,6 +39,9 @@ from urllib.parse import parse_qs, unquote
 
 from httptools import HttpParserError, HttpParserUpgrade, HttpRequestParser, parse_url
 
+from passerelle.api.admission import MAX_CONNECTIONS, Slots, from_this_host, host_refusal, loopback_host
+from passerelle.api.admission import is_loopback_address as is_loopback_address  # app.py's
+
 log = logging.getLogger("passerelle.api")
 
 MAX_TARGET = 8192  # bytes of request-target: longer is 414
@@ -48,7 +49,6 @@ MAX_HEADERS = 32768  # bytes of header names and values: more is 431
 MAX_HEAD = 65536  # bytes of a whole head, line ends included, counted as it arrives: more is 431
 MAX_BODY = 65536  # bytes of a request body (GET and HEAD carry none): more closes the connection
 IDLE_TIMEOUT = 30.0  # seconds a connection may go without completing a request
-MAX_CONNECTIONS = 64  # open API connections; one more is answered 503 and closed
 _SLICE = 8192  # bytes fed to the parser at a time: the head is measured to within this
 LINGER = 2.0  # seconds a refused request's connection stays half-open, reading what is still sent
 LINGER_BYTES = 1 << 20  # bytes read and dropped in that time, at most
@@ -105,38 +105,6 @@ class _Asked:
     origin: bool  # an Origin header: a browser sent it
     keep_alive: bool
     http10: bool
-
-
-class Slots:
-    """How many API connections are open, against a limit (one per server, not per module)."""
-
-    def __init__(self, limit: int = MAX_CONNECTIONS) -> None:
-        self.limit = limit
-        self.used = 0
-
-    def take(self) -> bool:
-        if self.used >= self.limit:
-            return False
-        self.used += 1
-        return True
-
-    def give_back(self) -> None:
-        self.used -= 1
-
-
-def loopback_host(host: bytes) -> bool:
-    """Whether a Host header names this machine: localhost (or a `.localhost` name, RFC 6761 §6.3),
-    or a loopback address, with any port."""
-    if host[:1] == b"[":
-        name = host[1 : host.find(b"]")].decode("latin-1")
-    else:
-        name = host.partition(b":")[0].decode("latin-1").lower().rstrip(".")
-    if name == "localhost" or name.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(name).is_loopback
-    except ValueError:
-        return False
 
 
 class ApiProtocol(asyncio.Protocol):
@@ -292,10 +260,11 @@ class ApiProtocol(asyncio.Protocol):
             if isinstance(asked, Answer):
                 self._write(asked, keep_alive=False, http10=False, linger=True)
                 return
-            refusal = _host_refusal(asked)
+            refusal = host_refusal(asked.hosts, http10=asked.http10)
             if refusal is not None:  # a request framed wrong: answered, and nothing after it read
                 self._final = True
-                self._write(refusal, keep_alive=False, http10=asked.http10, linger=True)
+                bad = Answer(400, f"{refusal}\n".encode())
+                self._write(bad, keep_alive=False, http10=asked.http10, linger=True)
                 return
             keep_alive = asked.keep_alive and not (self._final and not self._queue)
             answer = self._answer(asked)
@@ -349,7 +318,7 @@ class ApiProtocol(asyncio.Protocol):
         raw_path = (url.path or b"/").decode("latin-1")
         action = self._actions.get(raw_path)
         if asked.method == b"POST" and action is not None:
-            if asked.origin or not self._from_this_host():
+            if asked.origin or self.transport is None or not from_this_host(self.transport):
                 return Answer(403, b"actions are taken only from this host, and not from a browser\n")
             return action(Request(method="POST", path=raw_path))
         handler, tail = self._routes.get(raw_path), ""
@@ -365,22 +334,6 @@ class ApiProtocol(asyncio.Protocol):
             return Answer(405, b"method not allowed\n", headers=(("Allow", allow),))
         query = parse_qs((url.query or b"").decode("latin-1"), keep_blank_values=True)
         return handler(Request(method=asked.method.decode(), path=raw_path, query=query, tail=tail))
-
-    def _from_this_host(self) -> bool:
-        """The peer is a loopback address, or the address the API listens on (an API bound to the
-        node's address, reached from the node itself)."""
-        if self.transport is None:
-            return False
-        peer, local = self.transport.get_extra_info("peername"), self.transport.get_extra_info("sockname")
-        try:
-            address = ipaddress.ip_address(peer[0]) if peer else None
-        except ValueError:
-            return False
-        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-            address = address.ipv4_mapped
-        if address is None:
-            return False
-        return address.is_loopback or (local is not None and peer[0] == local[0])
 
     def _write(
         self, answer: Answer, *, keep_alive: bool, http10: bool, head: bool = False, linger: bool = False
@@ -431,28 +384,9 @@ class ApiProtocol(asyncio.Protocol):
             self.transport.close()
 
 
-def _host_refusal(asked: _Asked) -> Answer | None:
-    """400 for two Host headers, or none on HTTP/1.1 (RFC 9112 §3.2): which host was meant is unknown."""
-    if asked.hosts > 1:
-        return Answer(400, b"more than one Host header\n")
-    if asked.hosts == 0 and not asked.http10:
-        return Answer(400, b"an HTTP/1.1 request needs a Host header\n")
-    return None
-
-
 class _TooLarge(Exception):
     def __init__(self, status: int) -> None:
         self.status = status
-
-
-def is_loopback_address(host: str) -> bool:
-    """Whether a listening host (from `api.address`) is loopback only; "" (all addresses) is not."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 async def serve_api(

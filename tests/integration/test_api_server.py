@@ -10,7 +10,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from passerelle.api.server import Answer, ApiProtocol, Handler, Slots
+from passerelle.api.admission import Slots
+from passerelle.api.server import Answer, ApiProtocol, Handler
 
 BIG = 16384  # bytes of each answer of /big
 

@@ -36,9 +36,9 @@ def get(table: dict[str, Any], path: str, tail: str = "", **query: list[str]) ->
 
 
 async def ask(table: dict[str, Any], **query: list[str]) -> Answer:
-    """/api/explain, whose handler is async (its tables are built in a thread)."""
-    answer: Answer = await table["/api/explain"](Request(method="GET", path="/api/explain", query=query))
-    return answer
+    """/api/explain, whose answer may come later (its tables are built in a thread)."""
+    answer: Answer = table["/api/explain"](Request(method="GET", path="/api/explain", query=query))
+    return answer if answer.later is None else await answer.later
 
 
 def body(answer: Answer) -> Any:

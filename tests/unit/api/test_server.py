@@ -9,7 +9,8 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from passerelle.api import server
-from passerelle.api.server import Answer, ApiProtocol, Handler, Request, Slots, loopback_host
+from passerelle.api.admission import Slots, is_loopback_address, loopback_host
+from passerelle.api.server import Answer, ApiProtocol, Handler, Request
 
 HIGH_WATER = 65536  # asyncio's default write buffer limit
 
@@ -217,7 +218,7 @@ def test_loopback_host(host: bytes, expected: bool) -> None:
     [("127.0.0.1", True), ("::1", True), ("localhost", True), ("", False), ("0.0.0.0", False)],
 )
 def test_is_loopback_address(host: str, expected: bool) -> None:
-    assert server.is_loopback_address(host) is expected
+    assert is_loopback_address(host) is expected
 
 
 async def test_a_header_still_arriving_is_cut_at_the_head_limit(connect: Connect) -> None:
