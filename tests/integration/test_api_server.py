@@ -115,3 +115,16 @@ async def _close(writer: asyncio.StreamWriter) -> None:
         await writer.wait_closed()
     except ConnectionError:
         pass
+
+
+async def test_an_upgrade_request_is_answered_and_closed_over_a_socket(served: Served) -> None:
+    reader, writer = await _connect(served.port)
+    writer.write(
+        b"GET /ping HTTP/1.1\r\nHost: localhost\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        b"\x81\x85\x00\x00\x00\x00hello"  # a frame, sent at once as a client that does not wait would
+    )
+    answer = await asyncio.wait_for(reader.read(), 10)  # then the server closes: EOF, no reset
+    assert answer.startswith(b"HTTP/1.1 200 OK\r\n") and answer.endswith(b"\r\n\r\nOK")
+    assert b"Connection: close\r\n" in answer and b"101" not in answer
+    await _close(writer)
