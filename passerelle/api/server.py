@@ -146,7 +146,8 @@ class ApiProtocol(asyncio.Protocol):
             self._counted = self._slots.take()
             if not self._counted:
                 self._final = True
-                self._write(Answer(503, b"too many API connections\n"), keep_alive=False, http10=False)
+                busy = Answer(503, b"too many API connections\n")
+                self._write(busy, keep_alive=False, http10=False, linger=True)  # it may be sending
                 return
         self._arm()
 
