@@ -28,19 +28,20 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import json
 import logging
 from collections import deque
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass
 from http import HTTPStatus
-from typing import Any
 from urllib.parse import parse_qs, unquote
 
 from httptools import HttpParserError, HttpParserUpgrade, HttpRequestParser, parse_url
 
 from passerelle.api.admission import MAX_CONNECTIONS, Slots, from_this_host, host_refusal, loopback_host
 from passerelle.api.admission import is_loopback_address as is_loopback_address  # app.py's
+from passerelle.api.messages import Answer as Answer
+from passerelle.api.messages import Handler as Handler
+from passerelle.api.messages import Request as Request
 
 log = logging.getLogger("passerelle.api")
 
@@ -52,46 +53,6 @@ IDLE_TIMEOUT = 30.0  # seconds a connection may go without completing a request
 _SLICE = 8192  # bytes fed to the parser at a time: the head is measured to within this
 LINGER = 2.0  # seconds a refused request's connection stays half-open, reading what is still sent
 LINGER_BYTES = 1 << 20  # bytes read and dropped in that time, at most
-
-
-@dataclass(frozen=True, slots=True)
-class Answer:
-    status: int
-    body: bytes
-    content_type: str = "text/plain; charset=utf-8"
-    headers: tuple[tuple[str, str], ...] = ()
-    later: Awaitable[Answer] | None = None  # the answer, still being made: the server awaits it
-
-    @classmethod
-    def after(cls, work: Awaitable[Answer]) -> Answer:
-        """The answer `work` gives, for work kept off the event loop (in a thread): the server
-        waits for it, and answers the requests pipelined behind it after it."""
-        return cls(0, b"", later=work)
-
-    @classmethod
-    def json(cls, data: Any, status: int = 200, headers: tuple[tuple[str, str], ...] = ()) -> Answer:
-        return cls(status, json.dumps(data, indent=2).encode() + b"\n", "application/json", headers)
-
-    @classmethod
-    def error(cls, status: int, message: str) -> Answer:
-        """A JSON error body, `{"message": ...}`, as Traefik's API answers."""
-        return cls.json({"message": message}, status)
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Request:
-    method: str
-    path: str  # as sent (percent-encoded), without the query
-    query: Mapping[str, list[str]] = field(default_factory=dict)
-    tail: str = ""  # for a prefix route: the percent-decoded rest of the path after the prefix
-
-    def arg(self, name: str, default: str = "") -> str:
-        """The first value of query parameter `name`."""
-        values = self.query.get(name)
-        return values[0] if values else default
-
-
-Handler = Callable[[Request], Answer]
 
 
 @dataclass(frozen=True, slots=True)
