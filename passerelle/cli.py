@@ -121,19 +121,20 @@ def explain(
 ) -> None:
     """Which entry point, certificate, router, middlewares and endpoints a request for URL gets.
 
-    Offline: the manifests the configuration points at, translated as `run` would. Exit 0 when a
-    router answers (proxied or redirected), 1 when the request gets 404, 421 or 503 or reaches no
-    entry point, 2 when the question or the configuration is wrong."""
+    Offline: the manifests the configuration points at, translated as `run` would. Exit 0 when the
+    request is proxied or redirected, 1 when passerelle answers it with an error status (400 for a
+    Host that cannot be redirected, 404, 421, 503) or it reaches no entry point, 2 when the
+    question or the configuration is wrong (a manifests directory that is not there too)."""
     import json
 
-    from passerelle.api.explain import ExplainError, Request, parse_header
+    from passerelle.api.explain import ExplainError, Question, parse_header
     from passerelle.api.offline import offline_view
     from passerelle.api.text import explanation_lines
     from passerelle.settings import SettingsError, load_settings
 
     try:
         view = offline_view(load_settings(config))
-        question = Request(
+        question = Question(
             url=url, method=method, headers=tuple(parse_header(h) for h in headers), entrypoint=entrypoint
         )
         answer = view.explainer.explain(question)
@@ -143,7 +144,9 @@ def explain(
         click.echo(json.dumps(answer, indent=2))
     else:
         click.echo("\n".join(explanation_lines(answer)))
-    sys.exit(0 if answer["result"]["action"] in ("proxy", "redirect") else 1)
+    result = answer["result"]
+    proxied = result["action"] == "proxy"  # status None: the backend answers
+    sys.exit(0 if proxied or (result["status"] is not None and result["status"] < 400) else 1)
 
 
 @main.command()

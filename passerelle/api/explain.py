@@ -3,33 +3,37 @@
 `Explainer` compiles one configuration version as a worker does (routing/table.py's
 `compile_tables` over proxy/dataplane.py's `route_of`, the entry point redirect `RedirectAll`, the
 SNI table of tls/contexts.py) and asks it about a request: the entry point the URL reaches, the
-certificate and TLS option its SNI gets, the route the table returns, and the answer in
-proxy/dispatch.py's order (421 for a Host whose TLS option differs from the handshake's, 404, the
-redirect, 503, else proxied to the service's servers). Why the other routers for the host did not
-match is then told from routing/rules.py, the reference semantics the table is tested against.
-Pure: no I/O; a version's Explainer is built once and asked many times.
+certificate and TLS option its SNI gets, the route the table returns, and the answer that
+proxy/dispatch.py's own `decide` gives (421 for a Host whose TLS option differs from the
+handshake's, 404, the redirect, 503, else proxied to the service's servers). Why the other routers
+for the host did not match is told by reasons.py. Pure: no I/O; a version's Explainer is built
+once (the API builds it in a thread: route tables of 10,000 routers take a while) and asked many
+times.
 """
 
 from __future__ import annotations
 
 import datetime
 import ipaddress
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
-from difflib import SequenceMatcher
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import quote, urlsplit
 
 from passerelle.api import certificates
 from passerelle.api.context import Context, source_key
-from passerelle.http.redirect import Redirect
-from passerelle.model import DynamicConfig, PathType, Router
+from passerelle.api.reasons import NearMisses
+from passerelle.http.redirect import BAD_HOST, Redirect
+from passerelle.model import DynamicConfig, Router, Server
+from passerelle.proxy import dispatch
 from passerelle.proxy.dataplane import RedirectAll, Route, Upstream, redirect_all_route, route_of
 from passerelle.proxy.options import EntryPointOptions
-from passerelle.routing import rules
 from passerelle.routing.table import RouteTable, compile_tables
 from passerelle.tls.contexts import SniTable, host_option
 from passerelle.tls.options import DEFAULT, VERSIONS, TlsOptions
+
+if TYPE_CHECKING:
+    from passerelle.proxy.upstream import Pool
 
 MAX_OTHERS = 50  # routers listed under "others"; the rest are counted
 _DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -40,7 +44,9 @@ class ExplainError(ValueError):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Request:
+class Question:
+    """What is asked: a request, as a client would send it."""
+
     url: str
     method: str = "GET"
     headers: tuple[tuple[str, str], ...] = ()  # (name, value); a Host header replaces the URL's
@@ -66,7 +72,7 @@ class Explainer:
         self._config = config
         self._context = context
         self._origins = origins or {}
-        upstreams = {s.name: Upstream(s.name) for s in config.services}
+        upstreams = {s.name: _listed(s.name, s.servers, s.unavailable) for s in config.services}
         redirects: dict[str, Redirect] = {}
         self._tables: dict[str, RouteTable[Route]] = compile_tables(
             config,
@@ -75,11 +81,13 @@ class Explainer:
         )
         self._redirect_all = {ep.name: redirect_all_route(ep) for ep in context.entrypoints}
         self._routers = {r.name: r for r in config.routers}
+        self._near = NearMisses(config.routers)
+        self._tls_names = {ep.name for ep in context.entrypoints if ep.tls}
         self._sni: SniTable | None = None
         if context.tls is not None and any(ep.tls for ep in context.entrypoints):
             self._sni = certificates.sni_table(context.tls, config)
 
-    def explain(self, request: Request, *, now: datetime.datetime | None = None) -> dict[str, Any]:
+    def explain(self, request: Question, *, now: datetime.datetime | None = None) -> dict[str, Any]:
         now = now or datetime.datetime.now(datetime.UTC)
         url = _parse_url(request.url)
         host_header = next((v for n, v in request.headers if n.lower() == "host"), url.authority)
@@ -104,10 +112,10 @@ class Explainer:
                 f"Host {host_header!r} must be ASCII (an internationalised name as its xn-- form)"
             )
         host, target = host_header.encode(), url.target.encode()
-        result: dict[str, Any] | None = None
+        misdirected: str | None = None
         out["tls"] = None
         if entry.tls and self._sni is not None:
-            out["tls"], result = self._tls(entry, url.sni, host, now)
+            out["tls"], misdirected = self._tls(entry, url.sni, host, now)
         table = self._tables[entry.name]
         redirect_all = self._redirect_all[entry.name]
         matcher: RouteTable[Route] | RedirectAll = (
@@ -118,10 +126,10 @@ class Explainer:
         out["router"] = self._router(router, route)
         out["middlewares"] = self._middlewares(router)
         out["service"] = self._service(router)
-        if result is None:
-            result = self._result(route, host, target, method)
-        out["result"] = result
-        others = self._others(entry, router, route, host_header, url.target)
+        out["result"] = self._result(route, misdirected, host, target, method)
+        others = self._near.others(
+            entry, self._tls_names, router, route.name if route else None, host_header, url.target
+        )
         out["others"] = others[:MAX_OTHERS]
         out["othersLeftOut"] = max(0, len(others) - MAX_OTHERS)
         return out
@@ -148,7 +156,8 @@ class Explainer:
 
     def _tls(
         self, entry: EntryPointOptions, sni: str | None, host: bytes, now: datetime.datetime
-    ) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    ) -> tuple[dict[str, Any], str | None]:
+        """What the handshake gets, and why the request is misdirected (421) if it is."""
         assert self._sni is not None
         entry_options = entry.tls_options or DEFAULT
         cert, option = self._sni.resolve(sni, entry_options)
@@ -174,11 +183,10 @@ class Explainer:
         hosts = self._sni.hosts
         if (hosts.exact or hosts.wildcard) and host_option(hosts, host, entry_options) != option:
             wanted = host_option(hosts, host, entry_options)
-            detail = (
+            return info, (
                 f"the handshake for {sni or 'no SNI'} used TLS option {option!r}, but Host "
                 f"{host.decode('latin-1')} needs {wanted!r}: it needs a connection of its own"
             )
-            return info, {"action": "misdirected", "status": 421, "detail": detail}
         return info, None
 
     def _router(self, router: Router | None, route: Route | None) -> dict[str, Any] | None:
@@ -219,76 +227,42 @@ class Explainer:
             "unavailable": service.unavailable,
         }
 
-    def _result(self, route: Route | None, host: bytes, target: bytes, method: str) -> dict[str, Any]:
-        if route is None:
-            return {"action": "notFound", "status": 404, "detail": "no router matches this host and path"}
-        if route.redirect is not None:
-            answer = route.redirect.response(host, target, method.encode())
-            status = int(answer[9:12])
-            location = next(
-                (
-                    line[10:].decode("latin-1")
-                    for line in answer.split(b"\r\n")
-                    if line.startswith(b"Location: ")
-                ),
-                None,
-            )
-            detail = f"redirected ({status}) to {location}" if location else "the Host cannot be redirected"
-            return {"action": "redirect", "status": status, "location": location, "detail": detail}
-        service = self._config.service(route.upstream.service)
-        if not service.servers:
-            reason = service.unavailable or f"service {service.name} has no servers"
-            return {"action": "unavailable", "status": 503, "detail": reason}
-        servers = ", ".join(str(s) for s in service.servers)
+    def _result(
+        self, route: Route | None, misdirected: str | None, host: bytes, target: bytes, method: str
+    ) -> dict[str, Any]:
+        """The data plane's decision (proxy/dispatch.py), told."""
+        action = dispatch.decide(route, misdirected is not None)
+        if action == dispatch.MISDIRECTED:
+            return {"action": action, "status": 421, "detail": misdirected}
+        if action == dispatch.NOT_FOUND:
+            return {"action": action, "status": 404, "detail": "no router matches this host and path"}
+        assert route is not None
+        if action == dispatch.REDIRECT:
+            assert route.redirect is not None
+            found = route.redirect.location(host, target)
+            location = None if found is None else found.decode("latin-1")
+            if location is None:
+                detail, status = "the Host cannot be redirected", BAD_HOST
+            else:
+                status = route.redirect.status(method.encode())
+                detail = f"redirected ({status}) to {location}"
+            return {"action": action, "status": status, "location": location, "detail": detail}
+        if action == dispatch.UNAVAILABLE:
+            return {"action": action, "status": 503, "detail": route.upstream.unavailable}
+        servers = ", ".join(str(s) for s in self._config.service(route.upstream.service).servers)
         return {
-            "action": "proxy",
+            "action": action,
             "status": None,
-            "detail": f"proxied to {service.name} (round robin: {servers})",
+            "detail": f"proxied to {route.upstream.service} (round robin: {servers})",
         }
 
-    def _others(
-        self,
-        entry: EntryPointOptions,
-        winner: Router | None,
-        route: Route | None,
-        host_header: str,
-        target: str,
-    ) -> list[dict[str, Any]]:
-        """The routers that could have been meant, and why each did not get the request."""
-        host = rules.normalize_host(host_header)
-        path = rules.request_path(target)
-        tls_names = {ep.name for ep in self._context.entrypoints if ep.tls}
-        out = []
-        for router in self._config.routers:
-            if winner is not None and router.name == winner.name:
-                continue
-            host_ok = rules.host_matches(router.host, host)
-            if not host_ok and not _related(router.host, host):
-                continue
-            reason, detail = "", ""
-            on_entry = not router.entrypoints or entry.name in router.entrypoints
-            if not host_ok:
-                reason, detail = "host", _host_detail(router.host or "", host)
-            elif not on_entry:
-                reason, detail = "entryPoint", _entry_detail(router.entrypoints, entry, tls_names)
-            elif router.path is not None and not rules.path_matches(router.path, path):
-                reason, detail = "path", _path_detail(router, path)
-            elif route is not None and winner is None:
-                reason, detail = "precedence", f"{route.name} answers every request on {entry.name} first"
-            else:
-                reason, detail = "precedence", _precedence_detail(router, winner)
-            out.append(
-                {
-                    "router": router.name,
-                    "rule": router.rule(),
-                    "source": router.source,
-                    "reason": reason,
-                    "detail": detail,
-                }
-            )
-        order = {"precedence": 0, "path": 1, "entryPoint": 2, "host": 3}
-        out.sort(key=lambda o: order[o["reason"]])
-        return out
+
+def _listed(name: str, servers: tuple[Server, ...], unavailable: str) -> Upstream:
+    """A service's Upstream as a worker holds it, but with no connections: each server stands for
+    the pool a worker makes for it (one per server), so `decide` sees the same servers, or none."""
+    upstream = Upstream(name)
+    upstream.set(cast("list[Pool]", list(servers)), unavailable)
+    return upstream
 
 
 def _option_summary(option: TlsOptions) -> dict[str, Any]:
@@ -341,58 +315,3 @@ def _parse_url(text: str) -> _Url:
     # As a client sends it: what is not printable ASCII percent-encoded (UTF-8), the rest as typed.
     target = "".join(c if " " < c < "\x7f" else quote(c, safe="") for c in target)
     return _Url(scheme=scheme, authority=authority, port=port, sni=sni, target=target)
-
-
-def _related(rule_host: str | None, host: str) -> bool:
-    """A router for a host the user may have meant: a wildcard a label off, the parent or a child
-    of the host, or a name spelt almost the same (one or two characters off)."""
-    if rule_host is None:
-        return False
-    base = rule_host.removeprefix("*.")
-    if host.endswith("." + base) or base.endswith("." + host):
-        return True
-    return abs(len(base) - len(host)) <= 2 and SequenceMatcher(None, base, host).ratio() >= 0.9
-
-
-def _host_detail(rule_host: str, host: str) -> str:
-    if rule_host.startswith("*."):
-        return f"{rule_host} matches exactly one label before .{rule_host[2:]}; {host} does not"
-    return f"the router is for host {rule_host}, the request for {host}"
-
-
-def _entry_detail(entrypoints: Sequence[str], entry: EntryPointOptions, tls_names: set[str]) -> str:
-    where = ", ".join(entrypoints)
-    detail = f"the router is on {where}, the request arrives on {entry.name}"
-    if all(name in tls_names for name in entrypoints) and not entry.tls:
-        detail += " (a TLS router: its Ingress has spec.tls or router.tls; this request is plain HTTP)"
-    elif not any(name in tls_names for name in entrypoints) and entry.tls:
-        detail += (
-            " (its Ingress has no spec.tls, so it is served on plain entry points; this request is HTTPS)"
-        )
-    return detail
-
-
-def _path_detail(router: Router, path: str) -> str:
-    assert router.path is not None
-    if router.path.type is PathType.EXACT:
-        return f"path {path} is not exactly {router.path.value}"
-    prefix = router.path.value
-    return f"path {path} is not {prefix} nor under {prefix.rstrip('/')}/ (prefixes match whole segments)"
-
-
-def _precedence_detail(router: Router, winner: Router | None) -> str:
-    if winner is None:
-        return "it matches, yet no route was chosen"
-    if (router.host, router.path) == (winner.host, winner.path):
-        return f"{winner.name} claims the same host and path, and was first"
-    if router.path is None and router.host is None:
-        return f"a default backend answers only what no rule matches; {winner.name} matches"
-    if (router.host is None) != (winner.host is None) or (router.host or "").startswith("*.") != (
-        winner.host or ""
-    ).startswith("*."):
-        return (
-            f"{winner.name} has a more specific host ({winner.host or 'any'} before {router.host or 'any'})"
-        )
-    if winner.path is not None and winner.path.type is PathType.EXACT:
-        return f"{winner.name} matches the exact path, which goes before prefixes"
-    return f"{winner.name} has a longer matching prefix ({winner.path.value if winner.path else '/'})"

@@ -18,7 +18,8 @@ from passerelle.settings import Settings, SettingsError
 
 
 def offline_view(settings: Settings) -> VersionView:
-    """Translate the manifests `settings` points at; SettingsError if it names no directory."""
+    """Translate the manifests `settings` points at; SettingsError if it names no directory, or
+    one that is not there (as `passerelle check` refuses it)."""
     manifests = settings.providers.manifests
     if manifests is None:
         if settings.providers.kubernetes is not None:  # offline means no cluster to ask
@@ -27,7 +28,10 @@ def offline_view(settings: Settings) -> VersionView:
                 "(ask the running router instead: its /api/explain)"
             )
         raise SettingsError("no provider configured: set providers.manifests.directory")
-    loaded = ManifestsProvider(Path(manifests.directory), watch=False).load()
+    directory = Path(manifests.directory)
+    if not directory.is_dir():
+        raise SettingsError(f"manifests directory {directory}: not a directory")
+    loaded = ManifestsProvider(directory, watch=False).load()
     config, problems = translate(loaded.snapshot, settings.ingress_options())
     return VersionView(
         number=0,

@@ -2,20 +2,22 @@
 
 `api_routes` returns a plain dict, so app.py (or another component: metrics) adds a path with one
 entry. A `VersionView` is rendered per pair of (applied version, latest translation) and kept until
-either changes, so a dashboard polling every few seconds costs one dict lookup a request, and
-`explain` compiles a version's route tables once.
+either changes, so a dashboard polling every few seconds costs one dict lookup a request. `explain`
+compiles the applied version's route tables once per applied version (problems changing do not
+rebuild them), in a thread, so a version of 10,000 routers does not hold up the event loop that
+serves the workers and the API.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from importlib import resources
 from typing import Any
 
 from passerelle import __version__
 from passerelle.api.context import Context
-from passerelle.api.explain import ExplainError, parse_header
-from passerelle.api.explain import Request as ExplainRequest
+from passerelle.api.explain import Explainer, ExplainError, Question, parse_header
 from passerelle.api.server import Answer, Handler, Request
 from passerelle.api.views import PageError, VersionView, page, problem_json
 from passerelle.control.watcher import Version
@@ -28,7 +30,11 @@ DASHBOARD_FILES = {
 }
 # The page loads only its own files and calls only this API; user-written names are shown as text.
 DASHBOARD_HEADERS = (
-    ("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'"),
+    (
+        "Content-Security-Policy",
+        "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; "
+        "form-action 'none'",
+    ),
     ("X-Frame-Options", "DENY"),
     ("Referrer-Policy", "no-referrer"),
 )
@@ -67,6 +73,23 @@ class _Views:
         return self._view
 
 
+class _Explainers:
+    """The applied version's Explainer, built in a thread on first use, once per applied version."""
+
+    def __init__(self, context: Context) -> None:
+        self._context = context
+        self._version: Version | None = None
+        self._built: asyncio.Future[Explainer] | None = None
+
+    async def get(self, version: Version) -> Explainer:
+        if self._built is None or self._version is not version:
+            self._version = version
+            self._built = asyncio.ensure_future(
+                asyncio.to_thread(Explainer, version.config, self._context, origins=version.origins)
+            )
+        return await asyncio.shield(self._built)  # a question given up on does not stop the build
+
+
 def api_routes(
     *,
     applied: Callable[[], Version | None],
@@ -77,6 +100,7 @@ def api_routes(
 ) -> dict[str, Handler]:
     """applied: the version every worker serves; latest: the newest translation (its problems)."""
     views = _Views(applied, latest, context)
+    explainers = _Explainers(context)
 
     def listing(render: Render, what: str) -> tuple[Handler, Handler]:
         def items() -> list[dict[str, Any]]:
@@ -134,22 +158,30 @@ def api_routes(
         return Answer.json({**view.overview(), "features": {"dashboard": dashboard}})
 
     def explain(request: Request) -> Answer:
-        view = views.get()
-        if view is None:
+        version = applied()
+        if version is None:
             return Answer.error(503, "no configuration applied yet")
         url = request.arg("url")
         if not url:
             return Answer.error(400, "explain needs ?url=http(s)://host/path")
         try:
-            question = ExplainRequest(
+            question = Question(
                 url=url,
                 method=request.arg("method", "GET"),
                 headers=tuple(parse_header(h) for h in request.query.get("header", [])),
                 entrypoint=request.arg("entrypoint"),
             )
-            return Answer.json({"version": view.number, **view.explainer.explain(question)})
         except ExplainError as e:
             return Answer.error(400, str(e))
+
+        async def answer() -> Answer:
+            explainer = await explainers.get(version)  # built in a thread, once per version
+            try:
+                return Answer.json({"version": version.number, **explainer.explain(question)})
+            except ExplainError as e:
+                return Answer.error(400, str(e))
+
+        return Answer.after(answer())
 
     routes: dict[str, Handler] = {
         "/ping": ping,

@@ -2,88 +2,70 @@
 
 Handlers are looked up by the exact path, then by the path's parent with a trailing slash (a
 prefix route such as `/dashboard/` or `/api/http/routers/`), whose handler reads `Request.tail`,
-the percent-decoded rest. Anything but GET or HEAD on a known path is `405` with `Allow`; a request
-the parser refuses is `400`, a longer request line `414`, more header bytes `431`, and each closes
-the connection. Keep-alive and pipelining follow the client (`Connection`, HTTP/1.0 or 1.1); a
-connection with no complete request for `IDLE_TIMEOUT` seconds is closed.
+the percent-decoded rest. A handler returns an `Answer`, or `Answer.after(work)` for work kept off
+the event loop (explain builds its tables in a thread). Anything but GET or HEAD on a known path is
+`405` with `Allow`; a request the parser refuses, an HTTP/1.1 request without Host and one with two
+Host headers are `400` (RFC 9112 §3.2), a longer request line `414`, more header bytes or a longer
+head `431`, and each closes the connection. The head is measured as it arrives, before httptools
+has finished any header, so a header value that never ends is cut at `MAX_HEAD` bytes.
 
-Bound to loopback, the server answers only requests whose Host is a loopback name or address, so a
-web page cannot read the API through DNS rebinding (a name of the attacker's that resolves to
-127.0.0.1); bound elsewhere, any Host is accepted, as the operator chose.
+Keep-alive and pipelining follow the client (`Connection`, HTTP/1.0 or 1.1). Pipelined requests
+wait parsed, in order, and are answered one at a time while the transport takes writes: when its
+buffer is full (`pause_writing`) no answer is made and the socket is not read until it drains, so a
+client that sends and never reads holds at most one answer beyond the buffer. A connection with no
+complete request for `IDLE_TIMEOUT` seconds is closed; past `MAX_CONNECTIONS` open connections a new
+one is answered 503 and closed.
+
+Which requests are answered at all (the loopback Host check against DNS rebinding, the Host rules,
+the connection limit) is admission.py's.
 
 Actions (POST, such as `/api/drain`) change the process's state, so they are answered only to a
-peer on this host (a loopback address, or the very address the API listens on) and never to a
-browser (a request with an `Origin` header: a page could otherwise post a form to 127.0.0.1).
+peer on this host (admission.from_this_host) and never to a browser (a request with an `Origin`
+header: a page could otherwise post a form to 127.0.0.1).
 """
 
 from __future__ import annotations
 
 import asyncio
-import ipaddress
-import json
+import functools
 import logging
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections import deque
+from collections.abc import Mapping
+from dataclasses import dataclass
 from http import HTTPStatus
-from typing import Any
 from urllib.parse import parse_qs, unquote
 
 from httptools import HttpParserError, HttpParserUpgrade, HttpRequestParser, parse_url
+
+from passerelle.api.admission import MAX_CONNECTIONS, Slots, from_this_host, host_refusal, loopback_host
+from passerelle.api.admission import is_loopback_address as is_loopback_address  # app.py's
+from passerelle.api.messages import Answer as Answer
+from passerelle.api.messages import Handler as Handler
+from passerelle.api.messages import Request as Request
 
 log = logging.getLogger("passerelle.api")
 
 MAX_TARGET = 8192  # bytes of request-target: longer is 414
 MAX_HEADERS = 32768  # bytes of header names and values: more is 431
+MAX_HEAD = 65536  # bytes of a whole head, line ends included, counted as it arrives: more is 431
 MAX_BODY = 65536  # bytes of a request body (GET and HEAD carry none): more closes the connection
 IDLE_TIMEOUT = 30.0  # seconds a connection may go without completing a request
+_SLICE = 8192  # bytes fed to the parser at a time: the head is measured to within this
+LINGER = 2.0  # seconds a refused request's connection stays half-open, reading what is still sent
+LINGER_BYTES = 1 << 20  # bytes read and dropped in that time, at most
 
 
 @dataclass(frozen=True, slots=True)
-class Answer:
-    status: int
-    body: bytes
-    content_type: str = "text/plain; charset=utf-8"
-    headers: tuple[tuple[str, str], ...] = ()
+class _Asked:
+    """A parsed request waiting for its answer (pipelined behind others, or the transport full)."""
 
-    @classmethod
-    def json(cls, data: Any, status: int = 200, headers: tuple[tuple[str, str], ...] = ()) -> Answer:
-        return cls(status, json.dumps(data, indent=2).encode() + b"\n", "application/json", headers)
-
-    @classmethod
-    def error(cls, status: int, message: str) -> Answer:
-        """A JSON error body, `{"message": ...}`, as Traefik's API answers."""
-        return cls.json({"message": message}, status)
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Request:
-    method: str
-    path: str  # as sent (percent-encoded), without the query
-    query: Mapping[str, list[str]] = field(default_factory=dict)
-    tail: str = ""  # for a prefix route: the percent-decoded rest of the path after the prefix
-
-    def arg(self, name: str, default: str = "") -> str:
-        """The first value of query parameter `name`."""
-        values = self.query.get(name)
-        return values[0] if values else default
-
-
-Handler = Callable[[Request], Answer]
-
-
-def loopback_host(host: bytes) -> bool:
-    """Whether a Host header names this machine: localhost (or a `.localhost` name, RFC 6761 §6.3),
-    or a loopback address, with any port."""
-    if host[:1] == b"[":
-        name = host[1 : host.find(b"]")].decode("latin-1")
-    else:
-        name = host.partition(b":")[0].decode("latin-1").lower().rstrip(".")
-    if name == "localhost" or name.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(name).is_loopback
-    except ValueError:
-        return False
+    method: bytes
+    url: bytes
+    host: bytes
+    hosts: int  # Host header lines
+    origin: bool  # an Origin header: a browser sent it
+    keep_alive: bool
+    http10: bool
 
 
 class ApiProtocol(asyncio.Protocol):
@@ -93,47 +75,94 @@ class ApiProtocol(asyncio.Protocol):
         *,
         loopback_only: bool,
         actions: Mapping[str, Handler] | None = None,
+        slots: Slots | None = None,
     ) -> None:
         self._routes = routes
         self._actions = actions or {}
-        self._loopback_only = loopback_only
         self._origin = False
+        self._loopback_only = loopback_only
+        self._slots = slots
+        self._counted = False
         self._parser = HttpRequestParser(self)
         self._url = b""
+        self._in_head = False  # from message begin to headers complete
+        self._head_bytes = 0  # bytes of the head in progress, as received
         self._header_bytes = 0
         self._body_bytes = 0
         self._host = b""
-        self._header_name = b""
+        self._hosts = 0
+        self._queue: deque[_Asked | Answer] = deque()  # an Answer: the last one (an error), then close
+        self._final = False  # nothing more is parsed: close once the queue is answered
+        self._writing_paused = False
+        self._reading_paused = False
+        self._pending: asyncio.Future[Answer] | None = None  # an async handler's answer, awaited
+        self._lingering = -1  # bytes dropped after a refusal, once lingering (-1: not)
         self._closed = False
         self._timer: asyncio.TimerHandle | None = None
         self.transport: asyncio.Transport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
+        if self._slots is not None:
+            self._counted = self._slots.take()
+            if not self._counted:
+                self._final = True
+                busy = Answer(503, b"too many API connections\n")
+                self._write(busy, keep_alive=False, http10=False, linger=True)  # it may be sending
+                return
         self._arm()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._closed = True
+        if self._counted and self._slots is not None:
+            self._counted = False
+            self._slots.give_back()
         if self._timer is not None:
             self._timer.cancel()
+        if self._pending is not None:
+            self._pending.cancel()
+
+    def pause_writing(self) -> None:
+        self._writing_paused = True
+
+    def resume_writing(self) -> None:
+        self._writing_paused = False
+        self._drain()
 
     def data_received(self, data: bytes) -> None:
-        if self._closed:
+        if self._lingering >= 0:
+            self._lingering += len(data)
+            if self._lingering > LINGER_BYTES:
+                self._close()
             return
-        try:
-            self._parser.feed_data(data)
-        except HttpParserUpgrade:  # answered already (on_message_complete); the protocol switch is not
-            self._close()
-        except HttpParserError as e:
-            # httptools wraps what a callback raises (HttpParserCallbackError, the cause as context)
-            status = e.__context__.status if isinstance(e.__context__, _TooLarge) else 400
-            self._write(Answer(status, f"{HTTPStatus(status).phrase}\n".encode()), keep_alive=False)
+        if self._closed or self._final:
+            return
+        view = memoryview(data)
+        for start in range(0, len(view), _SLICE):
+            piece = view[start : start + _SLICE]
+            try:
+                self._parser.feed_data(piece)
+            except HttpParserUpgrade:  # answered as any request; the protocol switch is not made
+                self._final = True
+            except HttpParserError as e:
+                # httptools wraps what a callback raises (HttpParserCallbackError, the cause as context)
+                status = e.__context__.status if isinstance(e.__context__, _TooLarge) else 400
+                self._stop(status)
+            if self._final:
+                break
+            if self._in_head:  # a head still arriving: count it before the parser buffers more
+                self._head_bytes += len(piece)
+                if self._head_bytes > MAX_HEAD:
+                    self._stop(431)
+                    break
+        self._drain()
 
     # -- parser callbacks ---------------------------------------------------------------------
     def on_message_begin(self) -> None:
         self._url = b""
-        self._header_bytes = self._body_bytes = 0
-        self._host = self._header_name = b""
+        self._in_head = True
+        self._head_bytes = self._header_bytes = self._body_bytes = self._hosts = 0
+        self._host = b""
         self._origin = False
 
     def on_url(self, url: bytes) -> None:
@@ -147,8 +176,12 @@ class ApiProtocol(asyncio.Protocol):
             raise _TooLarge(431)
         if name.lower() == b"host":
             self._host = value
+            self._hosts += 1
         elif name.lower() == b"origin":
             self._origin = True
+
+    def on_headers_complete(self) -> None:
+        self._in_head = False
 
     def on_body(self, body: bytes) -> None:
         self._body_bytes += len(body)
@@ -156,29 +189,98 @@ class ApiProtocol(asyncio.Protocol):
             raise _TooLarge(413)
 
     def on_message_complete(self) -> None:
-        method = self._parser.get_method()
+        if self._final:
+            return
         keep_alive = self._parser.should_keep_alive()
-        try:
-            answer = self._answer(method)
-        except Exception:
-            log.exception("api handler failed for %s", self._url[:200].decode("latin-1"))
-            answer = Answer(500, b"internal error, see the log\n")
-        self._write(answer, keep_alive=keep_alive, head=method == b"HEAD")
+        http10 = self._parser.get_http_version() == "1.0"
+        self._queue.append(
+            _Asked(
+                self._parser.get_method(),
+                self._url,
+                self._host,
+                self._hosts,
+                self._origin,
+                keep_alive,
+                http10,
+            )
+        )
+        if not keep_alive:
+            self._final = True  # what follows a `Connection: close` request is not read
         self._arm()
 
-    # -- internals ------------------------------------------------------------------------------
-    def _answer(self, method: bytes) -> Answer:
+    # -- answering, in order, while the transport takes writes --------------------------------
+    def _stop(self, status: int) -> None:
+        """A request that cannot be read: answered `status` after those before it, then closed."""
+        self._final = True
+        self._queue.append(Answer(status, f"{HTTPStatus(status).phrase}\n".encode()))
+
+    def _drain(self) -> None:
+        if self._lingering >= 0:
+            return
+        while self._queue and not (self._writing_paused or self._pending or self._closed):
+            asked = self._queue.popleft()
+            if isinstance(asked, Answer):
+                self._write(asked, keep_alive=False, http10=False, linger=True)
+                return
+            refusal = host_refusal(asked.hosts, http10=asked.http10)
+            if refusal is not None:  # a request framed wrong: answered, and nothing after it read
+                self._final = True
+                bad = Answer(400, f"{refusal}\n".encode())
+                self._write(bad, keep_alive=False, http10=asked.http10, linger=True)
+                return
+            keep_alive = asked.keep_alive and not (self._final and not self._queue)
+            answer = self._answer(asked)
+            if answer.later is None:
+                self._write(answer, keep_alive=keep_alive, http10=asked.http10, head=asked.method == b"HEAD")
+                continue
+            self._pending = asyncio.ensure_future(answer.later)
+            self._pending.add_done_callback(
+                functools.partial(self._answered, asked=asked, keep_alive=keep_alive)
+            )
+        if self._closed:
+            return
+        if self._queue or self._pending:
+            if not self._reading_paused and self.transport is not None:
+                self._reading_paused = True
+                self.transport.pause_reading()
+        elif self._final:
+            self._close()
+        elif self._reading_paused and self.transport is not None:
+            self._reading_paused = False
+            self.transport.resume_reading()
+
+    def _answered(self, done: asyncio.Future[Answer], *, asked: _Asked, keep_alive: bool) -> None:
+        self._pending = None
+        if done.cancelled() or self._closed:
+            return
+        error = done.exception()
+        if error is not None:
+            log.error("api handler failed for %s", asked.url[:200].decode("latin-1"), exc_info=error)
+            answer = Answer(500, b"internal error, see the log\n")
+        else:
+            answer = done.result()
+        self._write(answer, keep_alive=keep_alive, http10=asked.http10, head=asked.method == b"HEAD")
+        self._drain()
+
+    def _answer(self, asked: _Asked) -> Answer:
+        try:
+            return self._route(asked)
+        except Exception:
+            log.exception("api handler failed for %s", asked.url[:200].decode("latin-1"))
+            return Answer(500, b"internal error, see the log\n")
+
+    def _route(self, asked: _Asked) -> Answer:
         # Browsers always send Host, so a request without one (HTTP/1.0 tools) is no rebinding.
-        if self._loopback_only and self._host and not loopback_host(self._host):
+        if self._loopback_only and asked.host and not loopback_host(asked.host):
             return Answer(421, b"this API answers only requests for localhost or a loopback address\n")
         try:
-            url = parse_url(self._url)
+            url = parse_url(asked.url)
         except HttpParserError:
             return Answer(400, b"malformed request target\n")
         raw_path = (url.path or b"/").decode("latin-1")
         action = self._actions.get(raw_path)
-        if method == b"POST" and action is not None:
-            if self._origin or not self._from_this_host():
+        if asked.method == b"POST" and action is not None:
+            if asked.origin or self.transport is None or not from_this_host(self.transport):
                 return Answer(403, b"actions are taken only from this host, and not from a browser\n")
             return action(Request(method="POST", path=raw_path))
         handler, tail = self._routes.get(raw_path), ""
@@ -189,30 +291,15 @@ class ApiProtocol(asyncio.Protocol):
                 tail = unquote(raw_path[len(prefix) :])
         if handler is None:
             return Answer(404, b"404 page not found\n")
-        if method not in (b"GET", b"HEAD"):
+        if asked.method not in (b"GET", b"HEAD"):
             allow = "GET, HEAD, POST" if raw_path in self._actions else "GET, HEAD"
             return Answer(405, b"method not allowed\n", headers=(("Allow", allow),))
         query = parse_qs((url.query or b"").decode("latin-1"), keep_blank_values=True)
-        request = Request(method=method.decode(), path=raw_path, query=query, tail=tail)
-        return handler(request)
+        return handler(Request(method=asked.method.decode(), path=raw_path, query=query, tail=tail))
 
-    def _from_this_host(self) -> bool:
-        """The peer is a loopback address, or the address the API listens on (an API bound to the
-        node's address, reached from the node itself)."""
-        if self.transport is None:
-            return False
-        peer, local = self.transport.get_extra_info("peername"), self.transport.get_extra_info("sockname")
-        try:
-            address = ipaddress.ip_address(peer[0]) if peer else None
-        except ValueError:
-            return False
-        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-            address = address.ipv4_mapped
-        if address is None:
-            return False
-        return address.is_loopback or (local is not None and peer[0] == local[0])
-
-    def _write(self, answer: Answer, *, keep_alive: bool, head: bool = False) -> None:
+    def _write(
+        self, answer: Answer, *, keep_alive: bool, http10: bool, head: bool = False, linger: bool = False
+    ) -> None:
         if self.transport is None or self._closed:
             return
         reason = HTTPStatus(answer.status).phrase
@@ -226,11 +313,24 @@ class ApiProtocol(asyncio.Protocol):
         lines += [f"{name}: {value}" for name, value in answer.headers]
         if not keep_alive:
             lines.append("Connection: close")
-        elif self._parser.get_http_version() == "1.0":
+        elif http10:
             lines.append("Connection: keep-alive")
         self.transport.write(("\r\n".join(lines) + "\r\n\r\n").encode() + (b"" if head else answer.body))
-        if not keep_alive:
+        if linger and self.transport.can_write_eof():
+            self._linger()
+        elif not keep_alive:
             self._close()
+
+    def _linger(self) -> None:
+        """Close a refused request's connection gently: end our side, then read and drop what the
+        client is still sending for a while (as nginx's lingering_close). Closing at once with its
+        bytes unread would reset the connection, and the client might never read the refusal."""
+        assert self.transport is not None
+        self._lingering = 0
+        self.transport.write_eof()
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = asyncio.get_running_loop().call_later(LINGER, self._close)
 
     def _arm(self) -> None:
         if self._timer is not None:
@@ -251,24 +351,20 @@ class _TooLarge(Exception):
         self.status = status
 
 
-def is_loopback_address(host: str) -> bool:
-    """Whether a listening host (from `api.address`) is loopback only; "" (all addresses) is not."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 async def serve_api(
-    host: str, port: int, routes: Mapping[str, Handler], actions: Mapping[str, Handler] | None = None
+    host: str,
+    port: int,
+    routes: Mapping[str, Handler],
+    actions: Mapping[str, Handler] | None = None,
+    *,
+    max_connections: int = MAX_CONNECTIONS,
 ) -> asyncio.Server:
     """`actions`: POST handlers (see the module's docstring for who may call them)."""
     loop = asyncio.get_running_loop()
     loopback_only = is_loopback_address(host)
+    slots = Slots(max_connections)
     return await loop.create_server(
-        lambda: ApiProtocol(routes, loopback_only=loopback_only, actions=actions),
+        lambda: ApiProtocol(routes, loopback_only=loopback_only, actions=actions, slots=slots),
         host or None,
         port,
         reuse_address=True,

@@ -4,8 +4,10 @@
 problems (which may be newer: problems change without the configuration changing) and the
 static `Context`, and renders each list once, on first use. Routers, services and middlewares
 carry Traefik's fields (`name`, `provider`, `status`, `using`, `usedBy`, `serverStatus`, the
-middleware's spec under its kind) plus passerelle's (`source`, `file`, `problems`, `unavailable`);
-docs/api.md names every field.
+middleware's spec under its kind) plus passerelle's (`source`, `file`, `problems`, `unavailable`,
+`serverStatusSource`); docs/api.md names every field. `serverStatus` is "UP" as Traefik's for every
+server listed, and `serverStatusSource` says what that rests on: Kubernetes listed the endpoint
+ready; passerelle runs no health checks of its own.
 """
 
 from __future__ import annotations
@@ -24,6 +26,9 @@ from passerelle.tls.options import DEFAULT
 T = TypeVar("T")
 Origins = Mapping[tuple[str, str, str], str]
 DEFAULT_PER_PAGE = 100  # Traefik's
+# What a server's "UP" rests on: it is listed ready by Kubernetes (EndpointSlice conditions.ready,
+# or an Endpoints object's addresses). No active health checks: a ready pod that fails is still UP.
+SERVER_STATUS_SOURCE = "kubernetes-ready"
 
 
 class PageError(ValueError):
@@ -244,7 +249,8 @@ class VersionView:
                     "status": "enabled" if service.servers else "disabled",
                     "usedBy": used.get(service.name, []),
                     "loadBalancer": {"servers": [{"url": url} for url in urls]},
-                    "serverStatus": dict.fromkeys(urls, "UP"),
+                    "serverStatus": dict.fromkeys(urls, "UP"),  # Traefik's field and value
+                    "serverStatusSource": SERVER_STATUS_SOURCE,
                     "unavailable": service.unavailable,
                 }
             )

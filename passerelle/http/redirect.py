@@ -19,6 +19,7 @@ from http import HTTPStatus
 from passerelle.http.errors import canned
 
 _DEFAULT_PORTS = {b"http": 80, b"https": 443}
+BAD_HOST = 400  # the status of a redirect whose Host cannot go into a Location
 # A Host value we are willing to copy into a Location: a DNS name, IPv4 or [IPv6], and a port.
 # Anything else (spaces, slashes, "@") could make the Location point somewhere the client did not
 # name, so it is refused with 400 rather than echoed.
@@ -51,7 +52,7 @@ class Redirect:
     host: a fixed host[:port] for the Location (Traefik 1.7's `ssl-host`), instead of the request's.
     """
 
-    __slots__ = ("scheme", "port", "permanent", "host", "_prefix", "_heads")
+    __slots__ = ("scheme", "port", "permanent", "host", "_prefix", "_statuses", "_heads")
 
     def __init__(
         self, *, scheme: str, port: int | None = None, permanent: bool = False, host: str | None = None
@@ -66,7 +67,12 @@ class Redirect:
         port_part = b"" if port is None or _DEFAULT_PORTS.get(scheme_bytes) == port else b":%d" % port
         self._prefix = (scheme_bytes + b"://", port_part)
         get, other = (301, 308) if permanent else (302, 307)
-        self._heads = {True: _status_line(get), False: _status_line(other)}
+        self._statuses = {True: get, False: other}
+        self._heads = {is_get: _status_line(status) for is_get, status in self._statuses.items()}
+
+    def status(self, method: bytes) -> int:
+        """The status of the redirect for `method` (a usable Host): GET's, or every other method's."""
+        return self._statuses[method == b"GET"]  # HEAD too gets 307/308, as in Traefik
 
     def location(self, host: bytes, target: bytes) -> bytes | None:
         """The Location for a request with this Host header and request-target; None if the Host is unusable."""
@@ -88,8 +94,8 @@ class Redirect:
         location = self.location(host, target)
         head = method == b"HEAD"
         if location is None:
-            return canned(400, "cannot redirect: the Host header is not a host name", head=head)
-        status_line = self._heads[method == b"GET"]  # HEAD too gets 307/308, as in Traefik
+            return canned(BAD_HOST, "cannot redirect: the Host header is not a host name", head=head)
+        status_line = self._heads[method == b"GET"]  # as status(method)
         phrase = status_line[13:-2]  # b"HTTP/1.1 301 " is 13 bytes; the phrase is the body, as Traefik's
         lines = (
             status_line,

@@ -1,9 +1,10 @@
 """What a request whose head is complete gets, whichever protocol brought it (HTTP/1.1 or a stream).
 
-`dispatch` routes it and decides whether passerelle answers it itself: 421 when its Host has other
-TLS options than the connection's handshake, 404 without a route, the route's redirect, 503 for a
-service without servers. Otherwise it returns the upstream head, with the client-certificate lines
-the route asks for. `TlsPeer` is what one TLS connection's handshake settled, read once.
+`dispatch` routes it, and `decide` (pure, asked by explain too) says whether passerelle answers it
+itself: 421 when its Host has other TLS options than the connection's handshake, 404 without a
+route, the route's redirect, 503 for a service without servers. Otherwise dispatch returns the
+upstream head, with the client-certificate lines the route asks for. `TlsPeer` is what one TLS
+connection's handshake settled, read once.
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ import logging
 import ssl
 from typing import TYPE_CHECKING
 
-from passerelle.http.errors import NOT_FOUND, canned
+from passerelle.http.errors import NOT_FOUND as NOT_FOUND_ANSWER
+from passerelle.http.errors import canned
 from passerelle.tls.certinfo import client_cert_headers
 from passerelle.tls.clientcert import ClientCertSpec
 from passerelle.tls.contexts import verifies_clients
@@ -60,21 +62,50 @@ def _lines(spec: ClientCertSpec, chain: list[bytes]) -> bytes:
     return b"".join(b"%s: %s\r\n" % header for header in headers)
 
 
+# What `decide` says a request gets, in the order it is decided.
+MISDIRECTED = "misdirected"  # 421
+NOT_FOUND = "notFound"  # 404
+REDIRECT = "redirect"  # the route's redirect (or 400 for a Host that cannot be redirected)
+UNAVAILABLE = "unavailable"  # 503: the route's service has no servers (route.upstream.unavailable)
+PROXY = "proxy"
+
+
+def decide(route: Route | None, misdirected: bool) -> str:
+    """What a request gets, from its route (None: no router matched) and whether its Host needs
+    other TLS options than its connection's handshake ran under: one of the names above."""
+    if misdirected:
+        return MISDIRECTED
+    if route is None:
+        return NOT_FOUND
+    if route.redirect is not None:
+        return REDIRECT
+    if not route.upstream.pools.items:
+        return UNAVAILABLE
+    return PROXY
+
+
 def dispatch(
     entry: EntryPoint, peer: TlsPeer | None, method: bytes, target: bytes, host: bytes, head: bytes
 ) -> tuple[Route | None, bytes, bytes | None]:
     """(route, the head to send upstream, or the answer passerelle gives itself)."""
     route = entry.table.match(host, target)
-    local = None
-    if peer is not None and entry.tls is not None and entry.tls.misdirected(peer.context, host):
+    action = decide(
+        route, peer is not None and entry.tls is not None and entry.tls.misdirected(peer.context, host)
+    )
+    if action is PROXY:
+        assert route is not None
+        if route.client_cert is not None:
+            lines = peer.cert_lines(route.client_cert) if peer is not None else _lines(route.client_cert, [])
+            head = head[:-2] + lines + _CRLF
+        return route, head, None
+    if action is MISDIRECTED:
         local = canned(421, f"{host.decode('latin-1')} needs a connection of its own (TLS options)")
-    elif route is None:
-        local = NOT_FOUND if method != b"HEAD" else canned(404, head=True)
-    elif route.redirect is not None:
+    elif action is NOT_FOUND:
+        local = NOT_FOUND_ANSWER if method != b"HEAD" else canned(404, head=True)
+    elif action is REDIRECT:
+        assert route is not None and route.redirect is not None
         local = route.redirect.response(host, target, method)
-    elif not route.upstream.pools.items:
+    else:
+        assert route is not None
         local = canned(503, route.upstream.unavailable, head=method == b"HEAD")
-    elif route.client_cert is not None:
-        lines = peer.cert_lines(route.client_cert) if peer is not None else _lines(route.client_cert, [])
-        head = head[:-2] + lines + _CRLF
     return route, head, local

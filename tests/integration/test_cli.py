@@ -237,3 +237,30 @@ def test_explain_exit_codes(tmp_path: Path) -> None:
     )
     missing = passerelle("explain", "http://a.test/", "-c", str(tmp_path / "nope.yaml"))
     assert missing.returncode == 2 and "config file not found" in missing.stderr
+
+
+def test_explain_exit_code_follows_the_status(tmp_path: Path) -> None:
+    """A redirect is exit 0, but a redirect that cannot be made (400: a Host unfit for a Location) is 1."""
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "a.yaml").write_text(_ingress("x", "missing"))
+    config = tmp_path / "passerelle.yaml"
+    config.write_text(
+        "entryPoints:\n"
+        "  web: {address: ':8080', http: {redirections: {entryPoint: {to: websecure}}}}\n"
+        "  websecure: {address: ':8443', tls: {}}\n"
+        "providers: {manifests: {directory: m}}\n"
+    )
+    redirected = passerelle("explain", "http://a.test:8080/x", "-c", str(config), "--json")
+    assert redirected.returncode == 0, redirected.stdout
+    assert json.loads(redirected.stdout)["result"]["location"] == "https://a.test:8443/x"
+    refused = passerelle("explain", "http://a.test:8080/x", "-H", "Host: a b", "-c", str(config), "--json")
+    result = json.loads(refused.stdout)["result"]
+    assert (result["action"], result["status"], refused.returncode) == ("redirect", 400, 1)
+
+
+def test_explain_without_the_manifests_directory_is_exit_2(tmp_path: Path) -> None:
+    config = tmp_path / "passerelle.yaml"
+    config.write_text("entryPoints: {web: {address: ':8080'}}\nproviders: {manifests: {directory: nope}}\n")
+    missing = passerelle("explain", "http://a.test:8080/", "-c", str(config))
+    assert missing.returncode == 2 and missing.stdout == ""
+    assert missing.stderr.strip() == f"passerelle: manifests directory {tmp_path / 'nope'}: not a directory"

@@ -83,7 +83,8 @@ def test_the_dashboard_shows_the_routers_problems_certificates_and_explains(
 
     services = texts(browser, "tr.service")
     endpoint = next(s for s in services if s.startswith("enabled") and "default/a:http" in s)
-    assert "http://127.0.0.1:" in endpoint and "UP" in endpoint
+    assert "http://127.0.0.1:" in endpoint and "ready" in endpoint  # Kubernetes readiness, named so
+    assert "no health checks" in browser.evaluate("document.querySelector('tr.service .badge.UP').title")
     assert any("default/empty:http" in s and "no ready endpoints" in s for s in services)
     print(f"\ndashboard screenshot: {browser.screenshot(SHOTS / 'overview.png')}")
 
@@ -122,8 +123,26 @@ def test_the_dashboard_shows_the_routers_problems_certificates_and_explains(
         "421 the handshake"
     )
 
-    browser.type_into("#routers-search", "shop.test")
+    # The filter asks once typing pauses, and a slow reply to an older filter is dropped: the
+    # reply for "s" is held back 1.5 s by a wrapped fetch, and must not replace "shop.test"'s.
+    browser.evaluate(
+        "window.asked = []; const real = window.fetch; window.fetch = (url, options) => {"
+        " const u = String(url); if (u.includes('/api/http/routers')) window.asked.push(u);"
+        " if (u.endsWith('search=s')) return new Promise((ok) => setTimeout(ok, 1500)).then(() => real(url, options));"
+        " return real(url, options); }"
+    )
+    browser.type_into("#routers-search", "s")
+    browser.wait_for("window.asked.length === 1")
+    browser.evaluate(  # a key at a time, faster than any pause
+        "(() => { const box = document.getElementById('routers-search');"
+        " for (const c of 'hop.test') { box.value += c; box.dispatchEvent(new Event('input')); } })()"
+    )
     browser.wait_for("document.querySelectorAll('tr.router').length === 2")
+    browser.wait_for("false || new Promise((ok) => setTimeout(() => ok(true), 2000))")  # the late reply
+    assert browser.evaluate("document.querySelectorAll('tr.router').length") == 2
+    asked = browser.evaluate("window.asked")
+    searches = [a.rpartition("search=")[2] for a in asked]
+    assert "shop.test" in searches and set(searches) <= {"s", "shop.test"}, asked  # (the 5 s timer too)
     shots = [SHOTS / name for name in ("overview.png", "explain-proxied.png", "explain-404.png")]
     assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and p.stat().st_size > 10_000 for p in shots)
 

@@ -4,6 +4,8 @@
 
 const REFRESH_MS = 5000;
 const PER_PAGE = 200;
+const TYPING_MS = 250;  // the filter box asks the API once typing pauses this long
+const READY = "listed ready by Kubernetes (EndpointSlice); passerelle runs no health checks of its own";
 
 function el(tag, props, ...children) {
   const node = document.createElement(tag);
@@ -72,13 +74,21 @@ function renderRouters(routers, next) {
   more("routers-more", next);
 }
 
+function serverState(status) {
+  // "UP" (Traefik's word) is Kubernetes readiness, not a health check: say so.
+  if (status !== "UP") return badge(status || "?");
+  const shown = badge("ready", "UP");
+  shown.title = READY;
+  return shown;
+}
+
 function renderServices(services, next) {
   document.getElementById("services-count").textContent = `(${services.length}${next && next !== "1" ? "+" : ""})`;
   fill("services", services.map((s) => el("tr", { class: "service" },
     el("td", {}, badge(s.status)),
     el("td", { class: "mono" }, s.name),
     el("td", {}, s.loadBalancer.servers.length
-      ? el("ul", { class: "plain" }, s.loadBalancer.servers.map((v) => el("li", { class: "mono" }, v.url, " ", badge(s.serverStatus[v.url] || "?"))))
+      ? el("ul", { class: "plain" }, s.loadBalancer.servers.map((v) => el("li", { class: "mono" }, v.url, " ", serverState(s.serverStatus[v.url]))))
       : el("span", { class: "error" }, s.unavailable)),
     el("td", {}, s.usedBy.join(", ")))), "no services");
   more("services-more", next);
@@ -94,7 +104,10 @@ function renderCertificates(certs) {
     el("td", { class: "mono" }, c.usedBy.join(", ")))), "no TLS entry point");
 }
 
+let refreshes = 0;  // the newest refresh's number: a reply to an older one is dropped
+
 async function refresh() {
+  const asked = ++refreshes;
   const search = encodeURIComponent(document.getElementById("routers-search").value.trim());
   try {
     const [overview, problems, routers, services, certs] = await Promise.all([
@@ -102,6 +115,7 @@ async function refresh() {
       getJSON(`/api/http/routers?per_page=${PER_PAGE}&search=${search}`),
       getJSON(`/api/http/services?per_page=${PER_PAGE}`), getJSON("/api/tls/certificates"),
     ]);
+    if (asked !== refreshes) return;  // a newer filter (or the timer) asked since: its reply counts
     renderOverview(overview.body);
     renderProblems(problems.body);
     renderRouters(routers.body, routers.next);
@@ -110,7 +124,7 @@ async function refresh() {
     document.getElementById("status").textContent = `updated ${new Date().toLocaleTimeString()}`;
     document.body.dataset.loaded = "true";
   } catch (error) {
-    document.getElementById("status").textContent = `cannot read the API: ${error.message}`;
+    if (asked === refreshes) document.getElementById("status").textContent = `cannot read the API: ${error.message}`;
   }
 }
 
@@ -141,8 +155,11 @@ function renderExplanation(x) {
   return el("dl", {}, rows);
 }
 
+let explains = 0;  // as refreshes: only the newest question's answer is shown
+
 async function explain(event) {
   event.preventDefault();
+  const asked = ++explains;
   const url = document.getElementById("explain-url").value.trim();
   const method = document.getElementById("explain-method").value;
   const host = document.getElementById("explain-host").value.trim();
@@ -151,14 +168,20 @@ async function explain(event) {
   if (host) query += `&header=${encodeURIComponent(`Host: ${host}`)}`;
   try {
     const { body } = await getJSON(`/api/explain?${query}`);
+    if (asked !== explains) return;
     out.replaceChildren(renderExplanation(body));
   } catch (error) {
+    if (asked !== explains) return;
     out.replaceChildren(el("p", { class: "error", id: "explain-error" }, error.message));
   }
   out.dataset.done = String(Number(out.dataset.done || 0) + 1);
 }
 
 document.getElementById("explain-form").addEventListener("submit", explain);
-document.getElementById("routers-search").addEventListener("input", () => refresh());
+let typing = null;
+document.getElementById("routers-search").addEventListener("input", () => {
+  clearTimeout(typing);
+  typing = setTimeout(refresh, TYPING_MS);
+});
 refresh();
 setInterval(() => { if (!document.hidden) refresh(); }, REFRESH_MS);  // no polling from a background tab

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 
 from passerelle.api.context import Context
-from passerelle.api.explain import Explainer, ExplainError, Request, parse_header
+from passerelle.api.explain import Explainer, ExplainError, Question, parse_header
 from passerelle.model import DynamicConfig
 from passerelle.proxy.options import EntryPointOptions
 from passerelle.routing import rules
@@ -81,7 +81,7 @@ def explainer() -> Explainer:
 def test_explain(explainer: Explainer, case: Case) -> None:
     named = "web" if case.id == "named-entrypoint" else ""
     answer = explainer.explain(
-        Request(url=case.url, method=case.method, headers=case.headers, entrypoint=named)
+        Question(url=case.url, method=case.method, headers=case.headers, entrypoint=named)
     )
     result = answer["result"]
     assert result["action"] == case.action, answer
@@ -112,7 +112,7 @@ def _service_of(explainer: Explainer, router: str) -> str:
 
 
 def test_the_middleware_chain_stops_at_the_redirect(explainer: Explainer) -> None:
-    answer = explainer.explain(Request(url="http://redirect.example.com/"))
+    answer = explainer.explain(Question(url="http://redirect.example.com/"))
     assert [(m["kind"], m["applied"]) for m in answer["middlewares"]] == [("redirectScheme", True)]
     assert answer["middlewares"][0]["spec"]["scheme"] == "https"
 
@@ -122,7 +122,7 @@ def test_an_entry_point_redirect_answers_before_any_router() -> None:
     web = EntryPointOptions(name="web", host="", port=80, redirect_scheme="https", redirect_port=443)
     context = Context(entrypoints=(web, CONTEXT.entrypoints[1]), tls=STATIC)
     explainer = Explainer(config, context)
-    answer = explainer.explain(Request(url="http://shop.example.com/cart"))
+    answer = explainer.explain(Question(url="http://shop.example.com/cart"))
     assert (
         answer["result"]["action"] == "redirect"
         and answer["result"]["location"] == "https://shop.example.com/cart"
@@ -130,14 +130,14 @@ def test_an_entry_point_redirect_answers_before_any_router() -> None:
     assert answer["router"]["name"] == "web-redirect@internal"
     cart = next(o for o in answer["others"] if o["router"] == "default-shop-shop-example-com-cart")
     assert cart["reason"] == "precedence" and "every request" in cart["detail"]
-    challenge = explainer.explain(Request(url="http://shop.example.com/.well-known/acme-challenge/t"))
+    challenge = explainer.explain(Question(url="http://shop.example.com/.well-known/acme-challenge/t"))
     # RedirectAll looks ACME challenges up in the table first: here the default backend has them
     assert challenge["router"]["name"] == "default-fallback-default-backend"
 
 
 def test_https_without_a_tls_entry_point_is_unreachable() -> None:
     explainer = Explainer(DynamicConfig(), Context(entrypoints=(CONTEXT.entrypoints[0],)))
-    answer = explainer.explain(Request(url="https://shop.example.com/"))
+    answer = explainer.explain(Question(url="https://shop.example.com/"))
     assert answer["result"] == {
         "action": "unreachable",
         "status": None,
@@ -160,7 +160,7 @@ def test_questions_that_cannot_be_asked(
     explainer: Explainer, url: str, entrypoint: str, message: str
 ) -> None:
     with pytest.raises(ExplainError, match=message.replace("(", r"\(").replace(")", r"\)")):
-        explainer.explain(Request(url=url, entrypoint=entrypoint))
+        explainer.explain(Question(url=url, entrypoint=entrypoint))
 
 
 @pytest.mark.parametrize(
@@ -188,7 +188,7 @@ def test_others_are_capped_and_counted() -> None:
         for i in range(60)
     )
     explainer = Explainer(DynamicConfig(routers=routers, services=(Service(name="s"),)), CONTEXT)
-    answer: dict[str, Any] = explainer.explain(Request(url="http://many.example.com/none"))
+    answer: dict[str, Any] = explainer.explain(Question(url="http://many.example.com/none"))
     assert len(answer["others"]) == 50 and answer["othersLeftOut"] == 10
     assert answer["result"]["action"] == "notFound"
 
@@ -196,7 +196,7 @@ def test_others_are_capped_and_counted() -> None:
 def test_an_explanation_as_terminal_lines(explainer: Explainer) -> None:
     from passerelle.api.text import explanation_lines
 
-    lines = explanation_lines(explainer.explain(Request(url="https://guarded.example.com/")))
+    lines = explanation_lines(explainer.explain(Question(url="https://guarded.example.com/")))
     assert lines[0] == "answer:      proxied to default/web:http (round robin: 10.0.0.1:8080)"
     assert (
         "tls option:  modern (from Ingress default/guarded); VersionTLS13+, client certificates: NoClientCert"
@@ -207,7 +207,7 @@ def test_an_explanation_as_terminal_lines(explainer: Explainer) -> None:
         in lines
     )
     assert "  endpoint:  10.0.0.1:8080" in lines
-    missing = explanation_lines(explainer.explain(Request(url="http://empty.example.com/")))
+    missing = explanation_lines(explainer.explain(Question(url="http://empty.example.com/")))
     assert missing[0].startswith("answer:      503 Service default/empty port http has no ready endpoints")
     assert "  no endpoints: Service default/empty port http has no ready endpoints" in missing
 
@@ -220,7 +220,7 @@ PLAIN = Context(entrypoints=(CONTEXT.entrypoints[0],))
 def test_explain_agrees_with_the_reference_and_its_reasons_hold(
     config: DynamicConfig, host: str, path: str
 ) -> None:
-    answer = Explainer(config, PLAIN).explain(Request(url=f"http://{host}{path}"))
+    answer = Explainer(config, PLAIN).explain(Question(url=f"http://{host}{path}"))
     assert (answer["router"] or {}).get("name") == reference_match(config, host, path)
     by_name = {r.name: r for r in config.routers}
     for other in answer["others"]:
@@ -235,8 +235,39 @@ def test_explain_agrees_with_the_reference_and_its_reasons_hold(
 
 
 def test_a_url_is_sent_as_a_client_sends_it(explainer: Explainer) -> None:
-    answer = explainer.explain(Request(url="http://bücher.example.com:8080/a b/é?q=ü"))
+    answer = explainer.explain(Question(url="http://bücher.example.com:8080/a b/é?q=ü"))
     assert answer["request"]["host"] == "xn--bcher-kva.example.com:8080"
     assert answer["request"]["target"] == "/a%20b/%C3%A9?q=%C3%BC"
     with pytest.raises(ExplainError, match="must be ASCII"):
-        explainer.explain(Request(url="http://a.example.com/", headers=(("Host", "bücher.example.com"),)))
+        explainer.explain(Question(url="http://a.example.com/", headers=(("Host", "bücher.example.com"),)))
+
+
+def test_near_misses_are_found_without_comparing_every_router(monkeypatch: pytest.MonkeyPatch) -> None:
+    from difflib import SequenceMatcher
+
+    from passerelle.api import reasons
+    from passerelle.model import PathMatch, PathType, Router, Service
+
+    compared: list[str] = []
+
+    class Counting(SequenceMatcher[str]):
+        def __init__(self, junk: None, a: str, b: str) -> None:
+            compared.append(a)
+            super().__init__(junk, a, b)
+
+    monkeypatch.setattr(reasons, "SequenceMatcher", Counting)
+    prefix = PathMatch(type=PathType.PREFIX, value="/")
+    routers = [
+        Router(name=f"r{i}", service="s", host=f"h{i}.bench.local", path=prefix) for i in range(10_000)
+    ]
+    routers += [
+        Router(name="shop", service="s", host="shop.example.com", path=prefix),
+        Router(name="other", service="s", host="other.example.org", path=prefix),
+    ]
+    explainer = Explainer(DynamicConfig(routers=tuple(routers), services=(Service(name="s"),)), CONTEXT)
+    typo = explainer.explain(Question(url="http://shop.exmaple.com/"))
+    assert [(o["router"], o["reason"]) for o in typo["others"]] == [("shop", "host")]
+    compared.clear()
+    crowded = explainer.explain(Question(url="http://h5x.bench.local/"))  # 10,000 routers alike
+    assert 0 < len(compared) <= reasons.MAX_SPELLING_CHECKS
+    assert typo["result"]["action"] == crowded["result"]["action"] == "notFound"

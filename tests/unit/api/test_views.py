@@ -42,6 +42,7 @@ def test_services_have_endpoints_status_and_users() -> None:
     web = services["default/web:http"]
     assert web["loadBalancer"]["servers"] == [{"url": "http://10.0.0.1:8080"}]
     assert web["serverStatus"] == {"http://10.0.0.1:8080": "UP"} and web["status"] == "enabled"
+    assert web["serverStatusSource"] == "kubernetes-ready"  # what "UP" rests on: no health checks
     assert "default-shop-shop-example-com-cart" in web["usedBy"]
     empty = services["default/empty:http"]
     assert empty["status"] == "disabled" and "no ready endpoints" in empty["unavailable"]

@@ -83,9 +83,9 @@ def test_a_fixed_host_port_is_accepted(host: str) -> None:
     ],
 )
 def test_status_follows_traefik_move_handler(permanent: bool, method: bytes, status: int) -> None:
-    response = Redirect(scheme="https", permanent=permanent).response(b"a.example", b"/x?y", method)
-    got, headers, body = _parse(response)
-    assert got == status
+    redirect = Redirect(scheme="https", permanent=permanent)
+    got, headers, body = _parse(redirect.response(b"a.example", b"/x?y", method))
+    assert got == status == redirect.status(method)  # status(): what explain reports
     assert headers[b"Location"] == b"https://a.example/x?y"
     if method == b"HEAD":
         assert body == b""
