@@ -155,9 +155,13 @@ def explain(
     envvar="PASSERELLE_CONFIG", show_default=True, help="Static configuration file (with dnsSync).",
 )  # fmt: skip
 @click.option("--dry-run", is_flag=True, help="Read the zones and print the plan; change nothing.")
-def dnssync(config: Path, dry_run: bool) -> None:
+@click.option(
+    "--force", is_flag=True, help="Apply deletions past dnsSync.maxDeletePercent (after reading the plan)."
+)
+def dnssync(config: Path, dry_run: bool, force: bool) -> None:
     """Reconcile DNS once from the manifests (print the plan with --dry-run); exit 1 on errors."""
     import asyncio
+    import dataclasses
 
     from passerelle.app import dns_sync
     from passerelle.dnssync.plan import describe
@@ -172,6 +176,8 @@ def dnssync(config: Path, dry_run: bool) -> None:
         _fail(str(e))
     if sync is None or settings.providers.manifests is None:
         _fail(f"{config}: needs dnsSync and providers.manifests")
+    if force:
+        sync.options = dataclasses.replace(sync.options, force=True)
     loaded = ManifestsProvider(Path(settings.providers.manifests.directory), watch=False).load()
     sync.observe(loaded.snapshot)
     sync.serve(translate(loaded.snapshot, settings.ingress_options())[0])

@@ -8,9 +8,14 @@ has an address of the configured type and, unless pods are not required, runs a 
 pod. Then, per managed name: names owned by someone else are left alone and reported on the
 objects that claim them; owned names are created, updated or (policy `sync`) deleted.
 
-Two safety rules: a zone that could not be read is not planned at all (no change computed from
-an unknown state), and when no node is eligible the published addresses are kept, not emptied
-(a snapshot with no healthy node is more often a broken input than a cluster-wide outage).
+Safety rules: a zone that could not be read is not planned at all (no change computed from an
+unknown state; a name counts in its most specific managed zone, so a parent zone's transfer does
+not stand in for an unread child); when no node is eligible the published addresses are kept, not
+emptied (a snapshot with no healthy node is more often a broken input than a cluster-wide outage);
+a name whose TXT names another owner besides us is never deleted; and, as octoDNS's "unsafe
+plan", a reconcile that would delete more than `max_delete_percent` of the owned names (of at
+least MIN_OWNED_FOR_GUARD) deletes none of them until forced (an empty or truncated configuration
+must not empty the zone).
 """
 
 from __future__ import annotations
@@ -42,6 +47,7 @@ from passerelle.model import DynamicConfig, ObjectRef, Problem, Severity
 OPT_OUT = "passerelle.io/dns-sync"  # "false" on an Ingress: its hosts are not published
 DRAINING = "passerelle.io/draining"  # "true" on a passerelle Pod: its node leaves DNS
 EXCLUDE_FROM_LB = "node.kubernetes.io/exclude-from-external-load-balancers"
+MIN_OWNED_FOR_GUARD = 10  # below this many owned names, deletions are never withheld (as octoDNS)
 
 
 class Policy(StrEnum):
@@ -60,6 +66,10 @@ class PlanOptions:
     pod_selector: Selector | None = None  # None: a node needs no passerelle pod
     pod_namespace: str = ""  # "": pods of any namespace
     targets: tuple[str, ...] = ()  # fixed addresses (a VIP); empty: the eligible nodes'
+    # octoDNS's "unsafe plan" guard: deleting more than this share of the owned names at once
+    # (when there are at least MIN_OWNED_FOR_GUARD) is withheld unless `force`; 100 disables it.
+    max_delete_percent: int = 30
+    force: bool = False  # let one reconcile delete past max_delete_percent (`dnssync --force`)
 
     @property
     def ref(self) -> ObjectRef:
@@ -186,18 +196,17 @@ def _excluded(
 
 def wanted(claims: list[HostClaim], addresses: tuple[str, ...], options: PlanOptions) -> tuple[Wanted, ...]:
     """The managed names: hosts inside a zone (the most specific zone), with their claimants."""
-    zones = sorted(options.zones, key=len, reverse=True)
     refs: dict[str, list[ObjectRef]] = {}
-    zone_of: dict[str, str] = {}
+    zones: dict[str, str] = {}
     for claim in claims:
-        zone = next((z for z in zones if in_zone(claim.host, z)), None)
+        zone = zone_of(claim.host, options.zones)
         if zone is None:
             continue
-        zone_of[claim.host] = zone
+        zones[claim.host] = zone
         if claim.ref not in refs.setdefault(claim.host, []):
             refs[claim.host].append(claim.ref)
     return tuple(
-        Wanted(name=host, zone=zone_of[host], addresses=addresses, refs=tuple(refs[host]))
+        Wanted(name=host, zone=zones[host], addresses=addresses, refs=tuple(refs[host]))
         for host in sorted(refs)
     )
 
@@ -242,13 +251,20 @@ def plan(
 def diff(
     names: tuple[Wanted, ...], states: Mapping[str, ZoneState], options: PlanOptions, problems: list[Problem]
 ) -> tuple[Change, ...]:
-    actual = {(r.name, r.type): r for state in states.values() for r in state.rrsets}
+    # Each record counts in the most specific managed zone holding it: a parent zone's transfer
+    # may list names of a child zone, which belong to (and are planned from) the child's read.
+    actual = {
+        (r.name, r.type): r
+        for zone, state in states.items()
+        for r in state.rrsets
+        if zone_of(owned_host(r.name) or r.name, options.zones) == zone
+    }
     changes: list[Change] = []
     planned: set[str] = set()
     for want in names:
+        planned.add(want.name)  # even when its zone is unread: never deleted through another zone
         if want.zone not in states:
             continue
-        planned.add(want.name)
         registry = ownership_name(want.name)
         txt = actual.get((registry, "TXT"))
         owners = {o for o in map(owner_of, txt.values if txt else ()) if o is not None}
@@ -281,29 +297,82 @@ def diff(
             after = rrset(want.name, rtype, options.ttl, family) if family else None
             _replace(changes, want.zone, actual, after, options, name=want.name, rtype=rtype)
     if options.policy is Policy.SYNC:
-        for (name, rtype), txt in actual.items():
-            host = owned_host(name)
-            if (
-                rtype != "TXT"
-                or host is None
-                or host in planned
-                or options.owner not in map(owner_of, txt.values)
-            ):
-                continue
-            zone = next(z for z, s in states.items() if txt in s.rrsets)
-            for address_type in ADDRESS_TYPES:
-                _replace(changes, zone, actual, None, options, name=host, rtype=address_type)
-            rest = [v for v in txt.values if owner_of(v) != options.owner]
-            _replace(
-                changes,
-                zone,
-                actual,
-                rrset(name, "TXT", txt.ttl, rest) if rest else None,
-                options,
-                name=name,
-                rtype="TXT",
+        deletions = _deletions(actual, planned, states, options, problems)
+        owned = sum(
+            1
+            for (name, rtype), r in actual.items()
+            if rtype == "TXT" and owned_host(name) and options.owner in map(owner_of, r.values)
+        )
+        removed = {c.host for c in deletions}
+        if (
+            not options.force
+            and owned >= MIN_OWNED_FOR_GUARD
+            and len(removed) * 100 > owned * options.max_delete_percent
+        ):
+            problems.append(
+                Problem(
+                    ref=options.ref,
+                    message=(
+                        f"deleting {len(removed)} of the {owned} owned names at once exceeds maxDeletePercent "
+                        f"({options.max_delete_percent}%): deletions withheld (an empty or truncated "
+                        f"configuration?); confirm with `passerelle dnssync --force` or raise maxDeletePercent"
+                    ),
+                )
             )
+        else:
+            changes.extend(deletions)
     return tuple(sorted(changes))
+
+
+def _deletions(
+    actual: Mapping[tuple[str, str], RRset],
+    planned: set[str],
+    states: Mapping[str, ZoneState],
+    options: PlanOptions,
+    problems: list[Problem],
+) -> list[Change]:
+    """Policy sync: the owned names nobody claims any more, with their ownership TXT."""
+    changes: list[Change] = []
+    for (name, rtype), txt in sorted(actual.items()):
+        host = owned_host(name)
+        if rtype != "TXT" or host is None or host in planned:
+            continue
+        owners = {o for o in map(owner_of, txt.values) if o is not None}
+        if options.owner not in owners:
+            continue
+        zone = zone_of(host, options.zones)
+        if zone is None or zone not in states:
+            continue  # its zone was not read: its state is unknown
+        if others := owners - {options.owner}:
+            problems.append(
+                Problem(
+                    ref=options.ref,
+                    message=(
+                        f"{host} is not deleted: its TXT {name} names passerelle owner "
+                        f"{', '.join(sorted(others))!r} as well as {options.owner!r}"
+                    ),
+                    severity=Severity.WARNING,
+                )
+            )
+            continue
+        for address_type in ADDRESS_TYPES:
+            _replace(changes, zone, actual, None, options, name=host, rtype=address_type)
+        rest = [v for v in txt.values if owner_of(v) != options.owner]
+        _replace(
+            changes,
+            zone,
+            actual,
+            rrset(name, "TXT", txt.ttl, rest) if rest else None,
+            options,
+            name=name,
+            rtype="TXT",
+        )
+    return changes
+
+
+def zone_of(name: str, zones: tuple[str, ...]) -> str | None:
+    """The most specific of `zones` that `name` is in."""
+    return max((z for z in zones if in_zone(name, z)), key=len, default=None)
 
 
 def _replace(

@@ -109,6 +109,9 @@ class DnsSync(StrictModel):
     podSelector: Selector = "app.kubernetes.io/name=passerelle"
     podNamespace: str = ""
     nodeName: str = ""  # this process's node; default $NODE_NAME, else the host name
+    # Deleting more than this share of the owned names in one reconcile (with 10 or more owned)
+    # is withheld until `passerelle dnssync --force` (octoDNS's unsafe-plan guard); 100: off.
+    maxDeletePercent: Annotated[int, Field(ge=1, le=100)] = 30
     drain: Drain = Drain()
 
     @field_validator("zones")
@@ -156,6 +159,7 @@ class DnsSync(StrictModel):
             pod_selector=parse_selector(self.podSelector) if self.requirePod else None,
             pod_namespace=self.podNamespace,
             targets=tuple(self.target) if isinstance(self.target, list) else (),
+            max_delete_percent=self.maxDeletePercent,
         )
 
     def node_name(self) -> str:

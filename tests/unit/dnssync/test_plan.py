@@ -371,11 +371,96 @@ def test_plan(
 
 
 def test_unread_zone_is_not_planned() -> None:
-    """A zone whose state could not be read gets no change, not a delete-everything."""
+    """A zone whose state could not be read gets no change, not a delete-everything: the owned,
+    unclaimed names of the zone that was read are deleted, those of the unread one are not."""
     snapshot = ClusterSnapshot.of([*TWO_NODES])
     config, _ = translate(snapshot)
-    result = plan(config, snapshot, {}, OPTIONS)
-    assert result.changes == () and result.unread == (ZONE,)
+    options = dataclasses.replace(OPTIONS, zones=(ZONE, "other.test"))
+    states = {ZONE: ZoneState(zone=ZONE, rrsets=tuple(PUBLISHED))}
+    result = plan(config, snapshot, states, options)
+    assert result.unread == ("other.test",)
+    assert {c.name for c in result.changes} == {"app.example.test", "_passerelle.app.example.test"}
+    assert all(c.zone == ZONE for c in result.changes)
+
+
+SUB = "sub.example.test"
+NESTED = dataclasses.replace(OPTIONS, zones=(ZONE, SUB))
+IN_SUB = [txt("x.sub.example.test"), a("x.sub.example.test", "10.0.0.1")]
+
+
+@pytest.mark.parametrize("claimed", [True, False], ids=["claimed", "unclaimed"])
+def test_unread_child_zone_keeps_its_names_though_the_parent_lists_them(claimed: bool) -> None:
+    """Zones example.test and sub.example.test, sub unreadable: its records, seen in the parent's
+    transfer, are neither deleted nor updated through the parent."""
+    objects = [*TWO_NODES, *([ingress("app", "x.sub.example.test")] if claimed else [])]
+    snapshot = ClusterSnapshot.of(objects)
+    config, _ = translate(snapshot)
+    states = {ZONE: ZoneState(zone=ZONE, rrsets=tuple(IN_SUB))}
+    result = plan(config, snapshot, states, NESTED)
+    assert result.changes == () and result.unread == (SUB,)
+
+
+def test_nested_zones_read_records_count_in_the_child() -> None:
+    snapshot = ClusterSnapshot.of([*TWO_NODES])
+    config, _ = translate(snapshot)
+    states = {
+        ZONE: ZoneState(zone=ZONE, rrsets=tuple(IN_SUB)),
+        SUB: ZoneState(zone=SUB, rrsets=tuple(IN_SUB)),
+    }
+    result = plan(config, snapshot, states, NESTED)
+    assert {(c.zone, c.name, c.action) for c in result.changes} == {
+        (SUB, "x.sub.example.test", "delete"),
+        (SUB, "_passerelle.x.sub.example.test", "delete"),
+    }
+
+
+def test_co_owned_name_is_not_deleted() -> None:
+    """A TXT naming our owner and another one is a conflict for deletion as for an update."""
+    both = rrset(
+        ownership_name("app.example.test"),
+        "TXT",
+        30,
+        [
+            ownership_text("cluster-a", "ingress/default/app"),
+            ownership_text("cluster-b", "ingress/default/app"),
+        ],
+    )
+    snapshot = ClusterSnapshot.of([*TWO_NODES])
+    config, _ = translate(snapshot)
+    states = {ZONE: ZoneState(zone=ZONE, rrsets=(both, a("app.example.test", "10.0.0.1")))}
+    result = plan(config, snapshot, states, OPTIONS)
+    assert result.changes == ()
+    assert any("'cluster-b' as well as 'cluster-a'" in p.message for p in result.problems), result.problems
+
+
+def owned(count: int) -> list[RRset]:
+    return [r for i in range(count) for r in (txt(f"h{i}.example.test"), a(f"h{i}.example.test", "10.0.0.1"))]
+
+
+@pytest.mark.parametrize(
+    "owned_names, kept, force, percent, deleted",
+    [
+        (20, 0, False, 30, 0),  # empty configuration: nothing deleted, a problem
+        (20, 13, False, 30, 0),  # 7 of 20 (35%) > 30%: withheld
+        (20, 14, False, 30, 6),  # 6 of 20 (30%): allowed
+        (20, 0, True, 30, 20),  # forced once
+        (20, 0, False, 100, 20),  # guard off
+        (9, 0, False, 30, 9),  # too few names for the guard
+    ],
+)
+def test_mass_deletion_is_withheld(
+    owned_names: int, kept: int, force: bool, percent: int, deleted: int
+) -> None:
+    snapshot = ClusterSnapshot.of([*TWO_NODES, ingress("app", *(f"h{i}.example.test" for i in range(kept)))])
+    config, _ = translate(snapshot)
+    records = [*owned(owned_names)]
+    options = dataclasses.replace(OPTIONS, force=force, max_delete_percent=percent)
+    result = plan(config, snapshot, {ZONE: ZoneState(zone=ZONE, rrsets=tuple(records))}, options)
+    updates = [c for c in result.changes if c.action != "delete"]
+    assert len({c.host for c in result.changes if c.action == "delete"}) == deleted
+    assert len(updates) == kept  # A 10.0.0.1 -> 10.0.0.1, 10.0.0.2 goes ahead regardless
+    withheld = [p for p in result.problems if "maxDeletePercent" in p.message]
+    assert bool(withheld) == (deleted == 0 and owned_names - kept > 0 and owned_names >= 10), withheld
 
 
 def test_most_specific_zone_wins() -> None:
