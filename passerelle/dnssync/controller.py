@@ -13,14 +13,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
 from passerelle.control.leadership import Leadership
 from passerelle.control.watcher import Version
 from passerelle.dnssync.plan import Plan, PlanOptions, node_verdicts, plan
 from passerelle.dnssync.provider import Conflict, DnsProvider, ProviderError
-from passerelle.dnssync.records import ADDRESS_TYPES, ZoneState, owner_of, ownership_name
+from passerelle.dnssync.records import ADDRESS_TYPES, Change, ZoneState, owner_of, ownership_name
 from passerelle.kube.snapshot import ClusterSnapshot
 from passerelle.model import DynamicConfig, Problem
 
@@ -49,7 +49,8 @@ class Health:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Outcome:
     plan: Plan | None = None  # None: not ready (no snapshot or configuration yet)
-    applied: int = 0  # changes applied (0 when not the leader)
+    applied: int = 0  # changes applied (0 when not the leader), those of a failed apply included
+    messages: int = 0  # messages/calls the successful applies took
     errors: tuple[str, ...] = ()
     conflict: bool = False  # the zone moved under the plan: re-read soon
     states: dict[str, ZoneState] = field(default_factory=dict)
@@ -160,23 +161,34 @@ class DnsSync:
             except ProviderError as e:
                 errors.append(str(e))
         result = plan(config, snapshot, states, self.options, draining=self._draining)
-        applied, conflict = 0, False
+        applied, messages, conflict = 0, 0, False
         if write and result.changes and self.leadership.is_leader():
             for zone in self.options.zones:
                 changes = [c for c in result.changes if c.zone == zone]
                 if not changes:
                     continue
+                done: Sequence[Change] = changes
                 try:
-                    await self.provider.apply(zone, changes)
-                    applied += len(changes)
-                    for change in changes:
-                        log.info("dns: %s", change)
-                except Conflict as e:
-                    conflict = True
-                    errors.append(str(e))
+                    messages += await self.provider.apply(zone, changes)
                 except ProviderError as e:
-                    errors.append(str(e))
-        return Outcome(plan=result, applied=applied, errors=tuple(errors), conflict=conflict, states=states)
+                    done = e.applied
+                    conflict = conflict or isinstance(e, Conflict)
+                    errors.append(
+                        f"{e} ({len(e.applied)} of {len(changes)} changes were applied before)"
+                        if e.applied
+                        else str(e)
+                    )
+                applied += len(done)
+                for change in done:
+                    log.info("dns: %s", change)
+        return Outcome(
+            plan=result,
+            applied=applied,
+            messages=messages,
+            errors=tuple(errors),
+            conflict=conflict,
+            states=states,
+        )
 
     def _record(self, outcome: Outcome) -> None:
         h = replace(self._health, leader=self.leadership.is_leader())

@@ -295,7 +295,7 @@ def diff(
         for rtype in ADDRESS_TYPES:
             family = [a for a in want.addresses if (":" in a) == (rtype == "AAAA")]
             after = rrset(want.name, rtype, options.ttl, family) if family else None
-            _replace(changes, want.zone, actual, after, options, name=want.name, rtype=rtype)
+            _replace(changes, want.zone, actual, after, options, name=want.name, rtype=rtype, guard=txt)
     if options.policy is Policy.SYNC:
         deletions = _deletions(actual, planned, states, options, problems)
         owned = sum(
@@ -384,12 +384,13 @@ def _replace(
     *,
     name: str = "",
     rtype: str = "",
+    guard: RRset | None = None,
 ) -> None:
     key = (after.name, after.type) if after is not None else (name, rtype)
     before = actual.get(key)
     if before == after or (after is None and options.policy is Policy.UPSERT_ONLY):
         return
-    changes.append(Change(zone=zone, name=key[0], type=key[1], before=before, after=after))
+    changes.append(Change(zone=zone, name=key[0], type=key[1], before=before, after=after, guard=guard))
 
 
 def _resource(ref: ObjectRef) -> str:

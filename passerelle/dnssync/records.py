@@ -13,7 +13,7 @@ Only names whose TXT names this ownerId are ever changed or deleted.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 OWNERSHIP_LABEL = "_passerelle"
@@ -66,6 +66,9 @@ class Change:
     type: str
     before: RRset | None = None
     after: RRset | None = None
+    # For an address change: the ownership TXT as read, a prerequisite too (the name must still
+    # be ours when its addresses change, even if its TXT itself does not change).
+    guard: RRset | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         if self.before is None and self.after is None:

@@ -4,9 +4,13 @@
 TXT sets. `apply` sends UPDATE messages over TCP: each change carries its prerequisite (§2.4.2
 "RRset exists, value dependent" with the `before` records, or §2.4.3 "RRset does not exist"), then
 deletes the set and adds the new records, so a message either applies whole or not at all
-(§3.2, §3.4). Changes are grouped by name and names packed into messages of up to `batch_size`
-changes; when a batch is refused on a prerequisite, its names are retried one message each so one
-moved name does not hold back the others, and the moved names are reported as a Conflict.
+(§3.2, §3.4). An address change also requires the name's ownership TXT as read (present, value
+dependent), so a name taken over by another owner since the read is not overwritten. Changes are
+grouped by name and names packed into messages of up to `batch_size` changes and
+MAX_MESSAGE_BYTES bytes; when a batch is refused on a prerequisite, its names are retried one
+message each so one moved name does not hold back the others, and the moved names are reported
+as a Conflict. Messages are sent one after the other: when one fails, those before it stay
+applied, and the error carries them (`ProviderError.applied`).
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ import base64
 import binascii
 import ipaddress
 import socket
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from itertools import groupby
@@ -51,6 +55,9 @@ KEPT_TYPES = frozenset({"A", "AAAA", "CNAME", "TXT"})
 _PREREQUISITE_RCODES = frozenset(
     {dns.rcode.YXDOMAIN, dns.rcode.YXRRSET, dns.rcode.NXDOMAIN, dns.rcode.NXRRSET}
 )
+# An UPDATE's records are kept under this many bytes: TCP's length prefix allows 65535, and the
+# header, zone section and TSIG signature need room too.
+MAX_MESSAGE_BYTES = 32768
 _TSIG_ERRORS = (
     dns.tsig.PeerBadKey,
     dns.tsig.PeerBadSignature,
@@ -124,40 +131,38 @@ class Rfc2136Provider:
         names = by_host(changes)
         sent = 0
         moved: list[str] = []
-        for batch in _batches(names, self.options.batch_size):
-            sent += 1
-            if await self._send(zone, [c for group in batch for c in group]):
-                continue
-            if len(batch) == 1:
-                moved.append(batch[0][0].host)
-                continue
-            for group in batch:  # isolate the names whose state moved
+        applied: list[Change] = []
+        try:
+            for batch in _batches(
+                names, self.options.batch_size, MAX_MESSAGE_BYTES, lambda g: _size(zone, g)
+            ):
                 sent += 1
-                if not await self._send(zone, group):
-                    moved.append(group[0].host)
+                flat = [c for group in batch for c in group]
+                if await self._send(zone, flat):
+                    applied.extend(flat)
+                    continue
+                if len(batch) == 1:
+                    moved.append(batch[0][0].host)
+                    continue
+                for group in batch:  # isolate the names whose state moved
+                    sent += 1
+                    if await self._send(zone, group):
+                        applied.extend(group)
+                    else:
+                        moved.append(group[0].host)
+        except ProviderError as e:
+            e.applied = tuple(applied)  # the messages before the failure did change the zone
+            raise
         if moved:
             raise Conflict(
-                f"zone {zone} changed since it was read ({', '.join(moved)}); it will be read again"
+                f"zone {zone} changed since it was read ({', '.join(moved)}); it will be read again",
+                applied=tuple(applied),
             )
         return sent
 
     async def _send(self, zone: str, changes: list[Change]) -> bool:
         """One UPDATE message; False when a prerequisite failed."""
-        update = dns.update.UpdateMessage(
-            zone,
-            keyring=self._keyring,
-            keyname=self._keyname,
-            keyalgorithm=ALGORITHMS[self.options.algorithm],
-        )
-        for change in changes:
-            name = dns.name.from_text(change.name)
-            if change.before is None:
-                update.absent(name, change.type)
-            else:
-                update.present(name, *_rdatas(change.before))
-                update.delete(name, change.type)
-            if change.after is not None:
-                update.add(name, change.after.ttl, *_rdatas(change.after))
+        update = _message(zone, changes, self._keyring, self._keyname, ALGORITHMS[self.options.algorithm])
         with self._errors(f"update of zone {zone}"):
             response = await dns.asyncquery.tcp(
                 update, await self._where(), timeout=self.options.timeout, port=self.options.port
@@ -225,15 +230,51 @@ def by_host(changes: Sequence[Change]) -> list[list[Change]]:
     return [list(group) for _, group in groupby(ordered, key=lambda c: c.host)]
 
 
-def _batches(names: list[list[Change]], size: int) -> Iterator[list[list[Change]]]:
+def _message(
+    zone: str,
+    changes: Sequence[Change],
+    keyring: dict[dns.name.Name, dns.tsig.Key] | None = None,
+    keyname: dns.name.Name | None = None,
+    algorithm: dns.name.Name = dns.tsig.HMAC_SHA256,
+) -> dns.update.UpdateMessage:
+    """The UPDATE for `changes`: prerequisites (§2.4), then deletes and adds (§2.5)."""
+    update = dns.update.UpdateMessage(zone, keyring=keyring, keyname=keyname, keyalgorithm=algorithm)
+    own = {c.name for c in changes}
+    guards = {c.guard for c in changes if c.guard is not None and c.guard.name not in own}
+    for guard in sorted(guards):  # the name is still ours (its TXT unchanged since the read)
+        update.present(dns.name.from_text(guard.name), *_rdatas(guard))
+    for change in changes:
+        name = dns.name.from_text(change.name)
+        if change.before is None:
+            update.absent(name, change.type)
+        else:
+            update.present(name, *_rdatas(change.before))
+            update.delete(name, change.type)
+        if change.after is not None:
+            update.add(name, change.after.ttl, *_rdatas(change.after))
+    return update
+
+
+def _size(zone: str, group: Sequence[Change]) -> int:
+    """What `group` adds to an UPDATE's wire size, at most (names not compressed against others)."""
+    return len(_message(zone, group).to_wire()) - len(_message(zone, ()).to_wire())
+
+
+def _batches(
+    names: list[list[Change]], size: int, max_bytes: int, measure: Callable[[list[Change]], int]
+) -> Iterator[list[list[Change]]]:
+    """Names packed into messages of at most `size` changes and `max_bytes` bytes of records (a
+    name too large alone goes alone)."""
     batch: list[list[Change]] = []
-    count = 0
+    count = used = 0
     for group in names:
-        if batch and count + len(group) > size:
+        need = measure(group)
+        if batch and (count + len(group) > size or used + need > max_bytes):
             yield batch
-            batch, count = [], 0
+            batch, count, used = [], 0, 0
         batch.append(group)
         count += len(group)
+        used += need
     if batch:
         yield batch
 

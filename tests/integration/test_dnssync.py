@@ -16,6 +16,7 @@ import yaml
 
 from passerelle.dnssync import controller
 from passerelle.dnssync.provider import Conflict
+from passerelle.dnssync.records import ownership_text
 from tests.integration.bind import Bind
 from tests.integration.dnsfixtures import Cluster, dns_settings, host_ingress, node, pod
 
@@ -303,6 +304,7 @@ async def test_large_changes_are_batched(tmp_path: Path, bind: Bind) -> None:
     cluster.write("app.yaml", [host_ingress("app", *hosts)])
     outcome = await cluster.reconcile()
     assert outcome.ok and outcome.applied == 120  # A, AAAA and TXT for each
+    assert outcome.messages == 20  # 2 names (6 changes) per message of at most 7
     for host in hosts:
         assert bind.addresses(host) == {"10.0.0.1", "fd00::2"}, host
     state = await cluster.sync.provider.read(bind.zone)
@@ -335,6 +337,55 @@ async def test_a_name_changed_under_the_plan_is_refused_alone(tmp_path: Path, bi
     assert bind.addresses("b.example.test") == {"10.0.0.9"}  # not overwritten blindly
     assert (await cluster.reconcile()).ok  # read again: b is ours (its TXT), so it is corrected
     assert bind.addresses("b.example.test") == {"10.0.0.1", "10.0.0.2"}
+
+
+async def test_a_name_taken_over_since_the_read_keeps_its_new_owner(tmp_path: Path, bind: Bind) -> None:
+    """An address update whose TXT does not change still requires the TXT as read: a name another
+    owner took between the read and the write is not given our addresses."""
+    cluster = Cluster(tmp_path, bind)
+    cluster.write("nodes.yaml", nodes(node("n1", "10.0.0.1")))
+    cluster.write("app.yaml", [host_ingress("app", HOST)])
+    assert (await cluster.reconcile()).ok
+    cluster.write("nodes.yaml", nodes(node("n1", "10.0.0.1"), node("n2", "10.0.0.2")))
+    cluster.load()
+    state = await cluster.sync.provider.read(bind.zone)
+    from passerelle.dnssync.plan import plan
+    from passerelle.kube.ingress import translate
+
+    loaded = cluster.provider.load()
+    result = plan(translate(loaded.snapshot)[0], loaded.snapshot, {bind.zone: state}, cluster.sync.options)
+    assert [c.type for c in result.changes] == ["A"]  # the TXT is unchanged
+    theirs = ownership_text("cluster-b", "ingress/default/app")
+    update = dns.update.UpdateMessage(bind.zone, keyring=bind.keyring())
+    update.replace(f"_passerelle.{HOST}.", 30, "TXT", f'"{theirs}"')
+    assert dns.query.tcp(update, "127.0.0.1", port=bind.port, timeout=2).rcode() == dns.rcode.NOERROR
+    with pytest.raises(Conflict):
+        await cluster.sync.provider.apply(bind.zone, result.changes)
+    assert bind.addresses(HOST) == {"10.0.0.1"} and bind.txt(f"_passerelle.{HOST}") == {theirs}
+
+
+async def test_a_refused_update_mid_apply_reports_what_was_applied(tmp_path: Path) -> None:
+    """The server refuses the second message (its update-policy denies one name): the first
+    message's changes stay applied, are counted, and the error says so."""
+    key = '"passerelle-key"'
+    server = Bind(
+        tmp_path / "bind",
+        update_policy=f"deny {key} name z.example.test. ANY; grant {key} subdomain example.test. ANY;",
+    )
+    server.start()
+    try:
+        rfc2136: dict[str, object] = {**server.settings()["rfc2136"], "batchSize": 2}  # type: ignore[dict-item]
+        cluster = Cluster(tmp_path, server, provider={"rfc2136": rfc2136})
+        cluster.write("nodes.yaml", nodes(node("n1", "10.0.0.1")))
+        cluster.write("app.yaml", [host_ingress("app", "a.example.test", "z.example.test")])
+        outcome = await cluster.reconcile()
+        assert not outcome.ok and outcome.applied == 2, outcome
+        assert "answered REFUSED" in outcome.errors[0] and "2 of 4 changes were applied" in outcome.errors[0]
+        assert cluster.sync.health().changes_total == 2
+        assert server.addresses("a.example.test") == {"10.0.0.1"}
+        assert server.addresses("z.example.test") == set()
+    finally:
+        server.stop()
 
 
 def test_only_dns_sync_loads_dnspython() -> None:

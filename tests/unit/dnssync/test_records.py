@@ -53,7 +53,7 @@ def test_batches_keep_a_names_changes_together() -> None:
         ]
 
     names = [group("a", 3), group("b", 2), group("c", 1), group("d", 3)]
-    batches = [[g[0].name for g in batch] for batch in _batches(names, 4)]
+    batches = [[g[0].name for g in batch] for batch in _batches(names, 4, 10**6, len)]
     assert batches == [["a"], ["b", "c"], ["d"]]  # never split a name, never over 4 unless one name is
 
 
