@@ -206,6 +206,7 @@ def dns_sync(settings: Settings, leadership: Leadership | None = None) -> DnsSyn
         leadership=leadership or AlwaysLeader(),
         interval=sync.interval,
         node_name=sync.node_name(),
+        settle=sync.settleTime,
     )
 
 

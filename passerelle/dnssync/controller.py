@@ -18,16 +18,23 @@ from dataclasses import dataclass, field, replace
 
 from passerelle.control.leadership import Leadership
 from passerelle.control.watcher import Version
-from passerelle.dnssync.plan import Plan, PlanOptions, node_verdicts, plan
+from passerelle.dnssync.plan import Plan, PlanOptions, node_verdicts, plan, settling
 from passerelle.dnssync.provider import Conflict, DnsProvider, ProviderError
-from passerelle.dnssync.records import ADDRESS_TYPES, Change, ZoneState, owner_of, ownership_name
+from passerelle.dnssync.records import ADDRESS_TYPES, Change, RRset, ZoneState, owner_of, ownership_name
 from passerelle.kube.snapshot import ClusterSnapshot
 from passerelle.model import DynamicConfig, Problem
 
 log = logging.getLogger("passerelle.dnssync")
 
-FIRST_RETRY = 1.0  # seconds; doubles on each consecutive failure, up to the interval
-COALESCE = 0.1  # after a wake-up, let a burst of snapshots settle
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Backoff:
+    first_retry: float = 1.0  # seconds; doubles on each consecutive failure, up to the interval
+    coalesce: float = 0.1  # after a wake-up, let a burst of snapshots settle
+
+    def retry(self, attempt: int, limit: float) -> float:
+        """The pause before retry `attempt` (1, 2, ...)."""
+        return min(limit, self.first_retry * 2.0 ** min(attempt - 1, 30))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -69,6 +76,8 @@ class DnsSync:
         leadership: Leadership,
         interval: float,
         node_name: str = "",
+        settle: float = 0.0,
+        backoff: Backoff = Backoff(),
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.options = options
@@ -76,7 +85,11 @@ class DnsSync:
         self.leadership = leadership
         self.interval = interval
         self.node_name = node_name
+        self.settle = settle
+        self.backoff = backoff
         self._clock = clock
+        self._eligible_since: dict[str, float] = {}  # node -> when it last became eligible
+        self._settled_at: float | None = None  # clock() when the next held node's settle ends
         self._snapshot: ClusterSnapshot | None = None
         self._config: DynamicConfig | None = None
         self._draining: frozenset[str] = frozenset()
@@ -120,17 +133,19 @@ class DnsSync:
             outcome = await self.reconcile()
             failures = self._health.consecutive_failures
             if outcome.conflict and failures <= 1:
-                delay = COALESCE  # re-read at once: the first conflict is someone else's write
+                delay = self.backoff.coalesce  # re-read at once: the first conflict is someone else's write
             elif failures:
-                delay = min(self.interval, FIRST_RETRY * 2 ** (failures - 1))
+                delay = self.backoff.retry(failures, self.interval)
             else:
                 delay = self.interval
+                if self._settled_at is not None:  # a held node joins when its settle time ends
+                    delay = max(self.backoff.coalesce, min(delay, self._settled_at - self._clock()))
             if failures:
                 await asyncio.sleep(delay)  # not cut short by wake-ups: back off from a sick server
             else:
                 try:
                     await asyncio.wait_for(self._wake.wait(), delay)
-                    await asyncio.sleep(COALESCE)
+                    await asyncio.sleep(self.backoff.coalesce)
                 except TimeoutError:
                     pass
             self._wake.clear()
@@ -160,7 +175,9 @@ class DnsSync:
                 states[zone] = await self.provider.read(zone)
             except ProviderError as e:
                 errors.append(str(e))
-        result = plan(config, snapshot, states, self.options, draining=self._draining)
+        result = plan(
+            config, snapshot, states, self.options, draining=self._draining, held=self._hold(snapshot, states)
+        )
         applied, messages, conflict = 0, 0, False
         if write and result.changes and self.leadership.is_leader():
             for zone in self.options.zones:
@@ -230,6 +247,26 @@ class DnsSync:
         self._health = h
         self._problems = tuple(problems)
 
+    def _hold(self, snapshot: ClusterSnapshot, states: dict[str, ZoneState]) -> frozenset[str]:
+        """Nodes eligible again too recently (a flapping node): out of DNS until they settle."""
+        now = self._clock()
+        verdicts = node_verdicts(snapshot, self.options, self._draining)
+        eligible = {v.name for v in verdicts if not v.excluded}
+        for name in list(self._eligible_since):
+            if name not in eligible:
+                del self._eligible_since[name]  # leaving is immediate, and restarts the clock
+        for name in eligible:
+            self._eligible_since.setdefault(name, now)
+        if self.options.targets or self.settle <= 0:
+            self._settled_at = None
+            return frozenset()
+        published = frozenset(
+            a for state in states.values() for a in _owned_addresses(state, self.options.owner)
+        )
+        held = settling(verdicts, self._eligible_since, now, self.settle, published)
+        self._settled_at = min(held.values(), default=None)
+        return frozenset(held)
+
     async def drain_node(self, timeout: float) -> bool:
         """Take this node out of DNS; True once no owned name holds its addresses (or when there
         is nothing to remove). Retries with backoff until `timeout`; False when it ran out."""
@@ -258,7 +295,7 @@ class DnsSync:
             remaining = deadline - asyncio.get_running_loop().time()
             if remaining <= 0:
                 return False
-            await asyncio.sleep(min(remaining, FIRST_RETRY * 2 ** min(attempt - 1, 5)))
+            await asyncio.sleep(min(remaining, self.backoff.retry(attempt, self.backoff.first_retry * 32)))
 
     def _own_addresses(self) -> tuple[str, ...]:
         if self._snapshot is None:
@@ -269,13 +306,17 @@ class DnsSync:
         return ()
 
 
+def _owned(state: ZoneState, owner: str) -> list[RRset]:
+    """The A/AAAA sets of the names `owner` owns."""
+    owned = {r.name for r in state.rrsets if r.type == "TXT" and owner in map(owner_of, r.values)}
+    return [r for r in state.rrsets if r.type in ADDRESS_TYPES and ownership_name(r.name) in owned]
+
+
+def _owned_addresses(state: ZoneState, owner: str) -> set[str]:
+    return {a for r in _owned(state, owner) for a in r.values}
+
+
 def _published(states: dict[str, ZoneState], owner: str, addresses: tuple[str, ...]) -> list[str]:
     """The owned names that still hold any of `addresses`."""
     wanted = set(addresses)
-    out = []
-    for state in states.values():
-        owned = {r.name for r in state.rrsets if r.type == "TXT" and owner in map(owner_of, r.values)}
-        for r in state.rrsets:
-            if r.type in ADDRESS_TYPES and wanted & set(r.values) and ownership_name(r.name) in owned:
-                out.append(r.name)
-    return out
+    return [r.name for state in states.values() for r in _owned(state, owner) if wanted & set(r.values)]

@@ -133,7 +133,10 @@ def host_claims(config: DynamicConfig, snapshot: ClusterSnapshot) -> list[HostCl
 
 
 def node_verdicts(
-    snapshot: ClusterSnapshot, options: PlanOptions, draining: frozenset[str] = frozenset()
+    snapshot: ClusterSnapshot,
+    options: PlanOptions,
+    draining: frozenset[str] = frozenset(),
+    held: frozenset[str] = frozenset(),
 ) -> tuple[NodeVerdict, ...]:
     """The nodes the selector picks, each with its addresses and why it is out of DNS, if it is."""
     pods: dict[str, list[PodInfo]] = {}
@@ -162,10 +165,31 @@ def node_verdicts(
             NodeVerdict(
                 name=node.name,
                 addresses=addresses,
-                excluded=_excluded(node, addresses, pods, options, draining),
+                excluded=_excluded(node, addresses, pods, options, draining, held),
             )
         )
     return tuple(out)
+
+
+def settling(
+    verdicts: tuple[NodeVerdict, ...],
+    since: Mapping[str, float],
+    now: float,
+    settle: float,
+    published: frozenset[str],
+) -> dict[str, float]:
+    """The eligible nodes held out of DNS, each with the time its hold ends: those eligible for
+    less than `settle` seconds (`since`: when each became eligible) whose addresses are not
+    published yet. A node already in DNS is never held (a restarted controller keeps what is
+    there), and leaving is never delayed (an ineligible node is not in `verdicts`' eligible)."""
+    out = {}
+    for verdict in verdicts:
+        if verdict.excluded or published.intersection(verdict.addresses):
+            continue
+        until = since.get(verdict.name, now) + settle
+        if until > now:
+            out[verdict.name] = until
+    return out
 
 
 def _excluded(
@@ -174,6 +198,7 @@ def _excluded(
     pods: Mapping[str, list[PodInfo]],
     options: PlanOptions,
     draining: frozenset[str],
+    held: frozenset[str] = frozenset(),
 ) -> str:
     if not node.ready:
         return "NotReady"
@@ -191,6 +216,8 @@ def _excluded(
             return f"its passerelle pod is draining ({DRAINING})"
     if not addresses:
         return f"no {options.address_type} address"
+    if node.name in held:
+        return "settling (eligible again only recently: dnsSync.settleTime)"
     return ""
 
 
@@ -218,14 +245,16 @@ def plan(
     options: PlanOptions,
     *,
     draining: frozenset[str] = frozenset(),
+    held: frozenset[str] = frozenset(),
 ) -> Plan:
-    """`states`: the zones read, by name; a managed zone missing from it is left unchanged."""
+    """`states`: the zones read, by name; a managed zone missing from it is left unchanged.
+    `draining` and `held` (settling, see `settling`): nodes kept out of DNS."""
     problems: list[Problem] = []
     nodes: tuple[NodeVerdict, ...] = ()
     if options.targets:
         addresses = options.targets
     else:
-        nodes = node_verdicts(snapshot, options, draining)
+        nodes = node_verdicts(snapshot, options, draining, held)
         addresses = tuple(sorted({a for n in nodes if not n.excluded for a in n.addresses}, key=_address_key))
         if not addresses:
             why = "; ".join(str(n) for n in nodes) or f"no node matches nodeSelector {options.node_selector}"

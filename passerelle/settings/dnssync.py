@@ -109,6 +109,9 @@ class DnsSync(StrictModel):
     podSelector: Selector = "app.kubernetes.io/name=passerelle"
     podNamespace: str = ""
     nodeName: str = ""  # this process's node; default $NODE_NAME, else the host name
+    # A node eligible again (Ready, uncordoned, ...) joins DNS only after this long (a flapping
+    # node is not added and removed each time); leaving DNS is immediate. 0: no wait.
+    settleTime: Duration = 30.0
     # Deleting more than this share of the owned names in one reconcile (with 10 or more owned)
     # is withheld until `passerelle dnssync --force` (octoDNS's unsafe-plan guard); 100: off.
     maxDeletePercent: Annotated[int, Field(ge=1, le=100)] = 30

@@ -90,6 +90,37 @@ async def test_nodes_join_and_leave(tmp_path: Path, bind: Bind) -> None:
         assert bind.addresses(HOST) == expected, what
 
 
+async def test_a_node_back_ready_joins_after_the_settle_time(tmp_path: Path, bind: Bind) -> None:
+    """A flapping node: leaving DNS is immediate, coming back waits settleTime."""
+    now = [1000.0]
+    cluster = Cluster(tmp_path, bind, clock=lambda: now[0], settleTime="30s")
+    cluster.write("app.yaml", [host_ingress("app", HOST)])
+    two = nodes(node("n1", "10.0.0.1"), node("n2", "10.0.0.2"))
+    cluster.write("nodes.yaml", two)
+    assert (await cluster.reconcile()).ok
+    assert bind.addresses(HOST) == set()  # a fresh start: nodes not in DNS wait too
+    now[0] += 31
+    assert (await cluster.reconcile()).ok
+    assert bind.addresses(HOST) == {"10.0.0.1", "10.0.0.2"}
+    cluster.write("nodes.yaml", nodes(node("n1", "10.0.0.1"), node("n2", "10.0.0.2", ready=False)))
+    assert (await cluster.reconcile()).ok
+    assert bind.addresses(HOST) == {"10.0.0.1"}  # out at once
+    now[0] += 5
+    cluster.write("nodes.yaml", two)
+    outcome = await cluster.reconcile()
+    assert outcome.ok and outcome.applied == 0 and bind.addresses(HOST) == {"10.0.0.1"}  # held
+    assert outcome.plan is not None and "n2: settling" in str(outcome.plan.nodes[1])
+    now[0] += 29
+    assert (await cluster.reconcile()).ok and bind.addresses(HOST) == {"10.0.0.1"}  # 29 s < 30 s
+    now[0] += 2
+    assert (await cluster.reconcile()).ok and bind.addresses(HOST) == {"10.0.0.1", "10.0.0.2"}
+    restarted = Cluster(tmp_path / "again", bind, clock=lambda: now[0], settleTime="30s")
+    restarted.write("app.yaml", [host_ingress("app", HOST)])
+    restarted.write("nodes.yaml", two)
+    outcome = await restarted.reconcile()  # a new controller keeps the nodes already in DNS
+    assert outcome.ok and outcome.applied == 0 and bind.addresses(HOST) == {"10.0.0.1", "10.0.0.2"}
+
+
 async def test_no_eligible_node_keeps_the_published_addresses(tmp_path: Path, bind: Bind) -> None:
     cluster = Cluster(tmp_path, bind)
     cluster.write("app.yaml", [host_ingress("app", HOST)])
@@ -179,8 +210,7 @@ async def test_wrong_tsig_key_is_a_clear_error(tmp_path: Path, bind: Bind) -> No
 
 
 async def test_server_down_then_back(tmp_path: Path, bind: Bind, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(controller, "FIRST_RETRY", 0.2)
-    cluster = Cluster(tmp_path, bind)
+    cluster = Cluster(tmp_path, bind, backoff=controller.Backoff(first_retry=0.2))
     cluster.write("nodes.yaml", nodes(node("n1", "10.0.0.1"), node("n2", "10.0.0.2")))
     cluster.write("app.yaml", [host_ingress("app", HOST)])
     cluster.load()
@@ -399,8 +429,7 @@ def test_only_dns_sync_loads_dnspython() -> None:
 async def test_drain_gives_up_when_the_server_stays_down(
     tmp_path: Path, bind: Bind, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(controller, "FIRST_RETRY", 0.1)
-    cluster = Cluster(tmp_path, bind)  # this process is node n1
+    cluster = Cluster(tmp_path, bind, backoff=controller.Backoff(first_retry=0.1))  # this process is node n1
     cluster.write("nodes.yaml", nodes(node("n1", "10.0.0.1"), node("n2", "10.0.0.2")))
     cluster.write("app.yaml", [host_ingress("app", HOST)])
     assert (await cluster.reconcile()).ok
