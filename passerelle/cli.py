@@ -202,7 +202,10 @@ def dnssync(config: Path, dry_run: bool, force: bool) -> None:
     "--wait/--no-wait", default=True, show_default=True, help="Follow the drain until the router exits."
 )
 def drain(config: Path, wait: bool) -> None:
-    """Drain the running router: out of DNS, wait the TTL, /ping 503, then stop (docs/dns-sync.md)."""
+    """Drain the running router: out of DNS, wait the TTL, /ping 503, then stop (docs/dns-sync.md).
+
+    With --wait, exits 1 when the node could not be taken out of DNS (unknown node name, timeout)
+    and 3 when it stayed in DNS as the last eligible node."""
     import http.client
     import json
     import threading
@@ -237,6 +240,8 @@ def drain(config: Path, wait: bool) -> None:
     if not wait:
         return
     shown: set[str] = set()
+    dns = ""
+    failed = False
     pause = threading.Event()
     while True:
         since = status.get("since")
@@ -244,14 +249,17 @@ def drain(config: Path, wait: bool) -> None:
         for phase, _ in entered:  # every phase entered, in order, even the short ones between two polls
             if phase not in shown:
                 shown.add(phase)
-                dns = status.get("dns") if phase == "waiting-ttl" else ""
-                click.echo(f"drain: {phase}{f' ({dns})' if dns else ''}")
+                click.echo(f"drain: {phase}")
+            if phase == "leaving-dns" and not dns and status.get("dns"):
+                dns, failed = str(status["dns"]), bool(status.get("dnsFailed"))
+                label = "FAILED" if failed else "KEPT IN DNS" if dns == "kept" else "ok"
+                click.echo(f"drain: dns {label} ({dns}): {status.get('dnsDetail', '')}", err=failed)
         pause.wait(0.2)  # a command-line loop, no event loop to block
         try:
             status = call("GET")
         except OSError:
             click.echo("drain: router stopped")
-            return
+            sys.exit(1 if failed else 3 if dns == "kept" else 0)
 
 
 @main.command()

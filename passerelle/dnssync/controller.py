@@ -13,8 +13,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from enum import StrEnum
+from types import MappingProxyType
 
 from passerelle.control.leadership import Leadership
 from passerelle.control.watcher import Version
@@ -60,11 +62,29 @@ class Outcome:
     messages: int = 0  # messages/calls the successful applies took
     errors: tuple[str, ...] = ()
     conflict: bool = False  # the zone moved under the plan: re-read soon
-    states: dict[str, ZoneState] = field(default_factory=dict)
+    states: Mapping[str, ZoneState] = field(default_factory=lambda: MappingProxyType({}))
 
     @property
     def ok(self) -> bool:
         return not self.errors
+
+
+class DrainResult(StrEnum):
+    REMOVED = "removed"  # this node's addresses are out of every owned name (or never were in)
+    NOT_IN_DNS = "not-in-dns"  # fixed targets: DNS never named this node
+    KEPT = "kept"  # the last eligible node: its addresses stay (not removed, by design)
+    UNKNOWN_NODE = "unknown-node"  # failure: no selected Node has this process's node name
+    TIMEOUT = "timeout"  # failure: not confirmed before the drain's timeout
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DrainReport:
+    result: DrainResult
+    detail: str
+
+    @property
+    def failed(self) -> bool:
+        return self.result in (DrainResult.UNKNOWN_NODE, DrainResult.TIMEOUT)
 
 
 class DnsSync:
@@ -247,7 +267,7 @@ class DnsSync:
         self._health = h
         self._problems = tuple(problems)
 
-    def _hold(self, snapshot: ClusterSnapshot, states: dict[str, ZoneState]) -> frozenset[str]:
+    def _hold(self, snapshot: ClusterSnapshot, states: Mapping[str, ZoneState]) -> frozenset[str]:
         """Nodes eligible again too recently (a flapping node): out of DNS until they settle."""
         now = self._clock()
         verdicts = node_verdicts(snapshot, self.options, self._draining)
@@ -267,13 +287,14 @@ class DnsSync:
         self._settled_at = min(held.values(), default=None)
         return frozenset(held)
 
-    async def drain_node(self, timeout: float) -> bool:
-        """Take this node out of DNS; True once no owned name holds its addresses (or when there
-        is nothing to remove). Retries with backoff until `timeout`; False when it ran out."""
+    async def drain_node(self, timeout: float) -> DrainReport:
+        """Take this node out of DNS, retrying with backoff until `timeout`. REMOVED once no owned
+        name holds its addresses (or none did); KEPT when it is the last eligible node (its
+        addresses stay: see plan.py); UNKNOWN_NODE when the selector picks no node of this name
+        (a wrong nodeName: the host name of a pod is not its node's); TIMEOUT when it ran out."""
         self._draining = self._draining | {self.node_name}
         if self.options.targets:
-            return True  # fixed VIP addresses: this node is not in DNS
-        addresses = self._own_addresses()
+            return DrainReport(result=DrainResult.NOT_IN_DNS, detail="fixed targets: this node is not in DNS")
         deadline = asyncio.get_running_loop().time() + timeout
         attempt = 0
         while True:
@@ -282,28 +303,37 @@ class DnsSync:
                 outcome = await self.reconcile(write=False)  # a standby: watch the leader remove us
             if outcome.ok and outcome.applied and asyncio.get_running_loop().time() < deadline:
                 continue  # read back at once: the states of this outcome are from before the write
+            if outcome.plan is not None and not any(v.name == self.node_name for v in outcome.plan.nodes):
+                return DrainReport(
+                    result=DrainResult.UNKNOWN_NODE,
+                    detail=(
+                        f"no Node {self.node_name!r} matches nodeSelector {self.options.node_selector}: "
+                        f"set dnsSync.nodeName, or NODE_NAME from the pod's spec.nodeName (the host "
+                        f"name of a pod is the pod's name, not its node's)"
+                    ),
+                )
             if outcome.ok and outcome.plan is not None:
-                left = _published(outcome.states, self.options.owner, addresses)
-                if not left:
-                    return True
+                addresses = next(v.addresses for v in outcome.plan.nodes if v.name == self.node_name)
+                if not _published(outcome.states, self.options.owner, addresses):
+                    return DrainReport(
+                        result=DrainResult.REMOVED, detail=f"node {self.node_name} is out of DNS"
+                    )
                 if self.leadership.is_leader() and set(addresses) >= set(outcome.plan.addresses):
                     log.warning(
                         "dns: %s is the last eligible node: its addresses stay in DNS", self.node_name
                     )
-                    return True
+                    return DrainReport(
+                        result=DrainResult.KEPT,
+                        detail=f"node {self.node_name} is the last eligible node: its addresses stay in DNS",
+                    )
             attempt += 1
             remaining = deadline - asyncio.get_running_loop().time()
             if remaining <= 0:
-                return False
+                why = "; ".join(outcome.errors) or "its addresses are still published"
+                return DrainReport(
+                    result=DrainResult.TIMEOUT, detail=f"not confirmed out of DNS within {timeout:g}s: {why}"
+                )
             await asyncio.sleep(min(remaining, self.backoff.retry(attempt, self.backoff.first_retry * 32)))
-
-    def _own_addresses(self) -> tuple[str, ...]:
-        if self._snapshot is None:
-            return ()
-        for verdict in node_verdicts(self._snapshot, self.options):
-            if verdict.name == self.node_name:
-                return verdict.addresses
-        return ()
 
 
 def _owned(state: ZoneState, owner: str) -> list[RRset]:
@@ -316,7 +346,7 @@ def _owned_addresses(state: ZoneState, owner: str) -> set[str]:
     return {a for r in _owned(state, owner) for a in r.values}
 
 
-def _published(states: dict[str, ZoneState], owner: str, addresses: tuple[str, ...]) -> list[str]:
+def _published(states: Mapping[str, ZoneState], owner: str, addresses: tuple[str, ...]) -> list[str]:
     """The owned names that still hold any of `addresses`."""
     wanted = set(addresses)
     return [r.name for state in states.values() for r in _owned(state, owner) if wanted & set(r.values)]

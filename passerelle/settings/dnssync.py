@@ -92,7 +92,10 @@ class Drain(StrictModel):
     onSigterm: bool = False  # SIGTERM drains as `passerelle drain` does (set it in the DaemonSet)
     dnsWait: Duration | None = None  # after leaving DNS, before /ping turns 503; default: the ttl
     timeout: Duration = 60.0  # give up on leaving DNS (server down) after this, and go on
-    acceptGrace: Duration = 0.0  # keep serving with /ping at 503 this long before closing listeners
+    # Keep serving with /ping at 503 this long before closing listeners: at least the readiness
+    # probe's periodSeconds x failureThreshold (10 s = the DaemonSet's 5 s x 2), so the kubelet and
+    # load balancers see the 503 and stop sending before the listeners close.
+    acceptGrace: Duration = 10.0
 
 
 class DnsSync(StrictModel):

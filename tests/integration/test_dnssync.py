@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from passerelle.dnssync import controller
+from passerelle.dnssync.controller import DrainResult
 from passerelle.dnssync.provider import Conflict
 from passerelle.dnssync.records import ownership_text
 from tests.integration.bind import Bind
@@ -434,12 +435,34 @@ async def test_drain_gives_up_when_the_server_stays_down(
     cluster.write("app.yaml", [host_ingress("app", HOST)])
     assert (await cluster.reconcile()).ok
     bind.stop()
-    assert await cluster.sync.drain_node(timeout=0.5) is False  # not confirmed: the drain goes on
+    report = await cluster.sync.drain_node(timeout=0.5)  # not confirmed: the drain goes on
+    assert report.result is DrainResult.TIMEOUT and report.failed and "Connect call failed" in report.detail
     bind.start()
-    assert await cluster.sync.drain_node(timeout=5) is True
+    assert (await cluster.sync.drain_node(timeout=5)).result is DrainResult.REMOVED
     assert bind.addresses(HOST) == {"10.0.0.2"}
     cluster.load()
     assert (await cluster.sync.reconcile()).applied == 0  # stays out while this process drains
+
+
+async def test_drain_of_the_last_node_keeps_it_and_says_so(tmp_path: Path, bind: Bind) -> None:
+    cluster = Cluster(tmp_path, bind)  # this process is node n1
+    cluster.write("nodes.yaml", nodes(node("n1", "10.0.0.1")))
+    cluster.write("app.yaml", [host_ingress("app", HOST)])
+    assert (await cluster.reconcile()).ok
+    report = await cluster.sync.drain_node(timeout=5)
+    assert report.result is DrainResult.KEPT and not report.failed, report
+    assert bind.addresses(HOST) == {"10.0.0.1"}
+
+
+async def test_drain_of_an_unknown_node_fails(tmp_path: Path, bind: Bind) -> None:
+    cluster = Cluster(tmp_path, bind)
+    cluster.sync.node_name = "passerelle-7d9f-abcde"  # a pod's host name, not a node's
+    cluster.write("nodes.yaml", nodes(node("n1", "10.0.0.1"), node("n2", "10.0.0.2")))
+    cluster.write("app.yaml", [host_ingress("app", HOST)])
+    assert (await cluster.reconcile()).ok
+    report = await cluster.sync.drain_node(timeout=5)
+    assert report.result is DrainResult.UNKNOWN_NODE and report.failed, report
+    assert bind.addresses(HOST) == {"10.0.0.1", "10.0.0.2"}
 
 
 @pytest.mark.parametrize("algorithm", ["hmac-sha512", "hmac-sha384", "hmac-sha224", "hmac-sha1", "hmac-md5"])
