@@ -62,6 +62,13 @@ async def serve(settings: Settings) -> None:
     dns = dns_sync(settings, leadership)  # reads the TSIG secret file: before any socket is bound
     if dns is not None and leadership is not None:
         leadership.on_change(dns.wake)  # a new leader reconciles DNS at once
+    elif dns is not None:
+        log.warning(
+            "dns: manifests mode: this process always writes DNS (no leader election); it assumes it is "
+            "the only writer for ownerId %r in zones %s (docs/dns-sync.md#leadership-only-one-replica-writes)",
+            dns.options.owner,
+            ", ".join(dns.options.zones),
+        )
     workers = WorkerPool(
         count=settings.worker_count(),
         entrypoints=settings.entrypoint_options(),

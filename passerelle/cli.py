@@ -210,6 +210,7 @@ def drain(config: Path, wait: bool) -> None:
     import json
     import threading
 
+    from passerelle.api.server import ACTION_HEADER
     from passerelle.settings import SettingsError, load_settings, split_address
 
     try:
@@ -221,7 +222,7 @@ def drain(config: Path, wait: bool) -> None:
     def call(method: str) -> dict[str, object]:
         connection = http.client.HTTPConnection(host, port, timeout=5)
         try:
-            connection.request(method, "/api/drain")
+            connection.request(method, "/api/drain", headers={ACTION_HEADER: "1"} if method == "POST" else {})
             response = connection.getresponse()
             body = response.read()
             if response.status not in (200, 202):

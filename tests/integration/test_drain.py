@@ -54,6 +54,7 @@ def test_records_follow_the_manifests(
     router = start(make_router, backends, bind)
     router.write("app.yaml", [host_ingress("app", HOST), host_ingress("legacy", "legacy.example.test")])
     wait_for(lambda: bind.addresses(HOST) == {"10.0.0.1", "10.0.0.2"})
+    assert "assumes it is the only writer for ownerId 'cluster-a' in zones example.test" in router.log()
     health = router.api("/api/dnssync")
     assert health["leader"] and health["healthy"] and health["names"] == 2
     router.wait_problem("Ingress default/legacy", "is not published in DNS: the name already has A records")
