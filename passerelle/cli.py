@@ -208,7 +208,7 @@ def drain(config: Path, wait: bool) -> None:
     and 3 when it stayed in DNS as the last eligible node."""
     import http.client
     import json
-    import threading
+    import time
 
     from passerelle.api.server import ACTION_HEADER
     from passerelle.settings import SettingsError, load_settings, split_address
@@ -243,7 +243,6 @@ def drain(config: Path, wait: bool) -> None:
     shown: set[str] = set()
     dns = ""
     failed = False
-    pause = threading.Event()
     while True:
         since = status.get("since")
         entered = sorted(since.items(), key=lambda item: item[1]) if isinstance(since, dict) else []
@@ -255,7 +254,7 @@ def drain(config: Path, wait: bool) -> None:
                 dns, failed = str(status["dns"]), bool(status.get("dnsFailed"))
                 label = "FAILED" if failed else "KEPT IN DNS" if dns == "kept" else "ok"
                 click.echo(f"drain: dns {label} ({dns}): {status.get('dnsDetail', '')}", err=failed)
-        pause.wait(0.2)  # a command-line loop, no event loop to block
+        time.sleep(0.2)  # noqa: TID251 -- a command-line loop in its own process: no event loop to block
         try:
             status = call("GET")
         except OSError:

@@ -22,7 +22,7 @@ from passerelle.control.leadership import Leadership
 from passerelle.control.watcher import Version
 from passerelle.dnssync.plan import Plan, PlanOptions, node_verdicts, plan, settling
 from passerelle.dnssync.provider import Conflict, DnsProvider, ProviderError
-from passerelle.dnssync.records import ADDRESS_TYPES, Change, RRset, ZoneState, owner_of, ownership_name
+from passerelle.dnssync.records import ADDRESS_RRTYPES, Change, RRset, ZoneState, owner_of, ownership_name
 from passerelle.kube.snapshot import ClusterSnapshot
 from passerelle.model import DynamicConfig, Problem
 
@@ -339,7 +339,7 @@ class DnsSync:
 def _owned(state: ZoneState, owner: str) -> list[RRset]:
     """The A/AAAA sets of the names `owner` owns."""
     owned = {r.name for r in state.rrsets if r.type == "TXT" and owner in map(owner_of, r.values)}
-    return [r for r in state.rrsets if r.type in ADDRESS_TYPES and ownership_name(r.name) in owned]
+    return [r for r in state.rrsets if r.type in ADDRESS_RRTYPES and ownership_name(r.name) in owned]
 
 
 def _owned_addresses(state: ZoneState, owner: str) -> set[str]:

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from passerelle.dnssync.records import (
-    ADDRESS_TYPES,
+    ADDRESS_RRTYPES,
     OCCUPYING_TYPES,
     Change,
     RRset,
@@ -321,7 +321,7 @@ def diff(
         _replace(changes, want.zone, actual, rrset(registry, "TXT", options.ttl, [text, *foreign]), options)
         if not want.addresses:
             continue  # keep what is published (no eligible node)
-        for rtype in ADDRESS_TYPES:
+        for rtype in ADDRESS_RRTYPES:
             family = [a for a in want.addresses if (":" in a) == (rtype == "AAAA")]
             after = rrset(want.name, rtype, options.ttl, family) if family else None
             _replace(changes, want.zone, actual, after, options, name=want.name, rtype=rtype, guard=txt)
@@ -384,7 +384,7 @@ def _deletions(
                 )
             )
             continue
-        for address_type in ADDRESS_TYPES:
+        for address_type in ADDRESS_RRTYPES:
             _replace(changes, zone, actual, None, options, name=host, rtype=address_type)
         rest = [v for v in txt.values if owner_of(v) != options.owner]
         _replace(

@@ -19,7 +19,7 @@ from enum import StrEnum
 OWNERSHIP_LABEL = "_passerelle"
 WILDCARD_LABEL = "_wildcard"
 HERITAGE = "passerelle"
-ADDRESS_TYPES = ("A", "AAAA")
+ADDRESS_RRTYPES = ("A", "AAAA")  # record types; kube/nodes.py ADDRESS_TYPES are Node address kinds
 # Data that makes a name someone else's when no ownership record of ours is there.
 OCCUPYING_TYPES = frozenset({"A", "AAAA", "CNAME"})
 

@@ -22,7 +22,7 @@ import ipaddress
 import socket
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import groupby
 
 import dns.asyncquery
@@ -71,7 +71,7 @@ class Rfc2136Options:
     server: str
     port: int = 53
     key_name: str = ""  # "": unsigned (a server that allows updates by address)
-    secret: str = ""  # base64, as in BIND's `key { secret "..." }`
+    secret: str = field(default="", repr=False)  # base64, as in BIND's `key { secret "..." }`
     algorithm: str = "hmac-sha256"
     timeout: float = 5.0
     batch_size: int = 50
@@ -206,6 +206,11 @@ class Rfc2136Provider:
             yield
         except ProviderError:
             raise
+        except dns.tsig.PeerBadTime:
+            raise Refused(
+                f"{what}: {where} rejected the TSIG signature's time (BadTime): this host's clock and the "
+                f"server's differ by more than the allowed fudge (300 s): check NTP on both"
+            ) from None
         except _TSIG_ERRORS as e:
             name = type(e).__name__.removeprefix("Peer")
             raise Refused(

@@ -487,3 +487,25 @@ async def test_an_algorithm_the_server_does_not_use_for_the_key_is_refused(
     cluster.write("nodes.yaml", nodes(node("n1", "10.0.0.1")))
     outcome = await cluster.reconcile()
     assert not outcome.ok and "rejected the TSIG signature" in outcome.errors[0], outcome.errors
+
+
+async def test_a_skewed_clock_is_named_as_such(
+    tmp_path: Path, bind: Bind, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """BIND answers BADTIME to a signature an hour off: the error points at the clocks, not the key."""
+    import time
+    import types
+
+    import dns.message
+    import dns.renderer
+
+    skewed = types.SimpleNamespace(time=lambda: time.time() + 3600)
+    monkeypatch.setattr(dns.renderer, "time", skewed)
+    monkeypatch.setattr(dns.message, "time", skewed)
+    cluster = Cluster(tmp_path, bind)
+    cluster.write("nodes.yaml", nodes(node("n1", "10.0.0.1")))
+    cluster.write("app.yaml", [host_ingress("app", HOST)])
+    outcome = await cluster.reconcile()
+    assert not outcome.ok and "(BadTime)" in outcome.errors[0] and "check NTP" in outcome.errors[0], (
+        outcome.errors
+    )

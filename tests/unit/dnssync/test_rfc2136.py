@@ -78,3 +78,10 @@ def test_size_is_what_a_name_adds() -> None:
     alone = len(_message(ZONE, group).to_wire())
     assert 0 < _size(ZONE, group) < alone
     assert dns.name.from_text(ZONE) == _message(ZONE, group).origin
+
+
+def test_the_secret_is_not_in_the_repr() -> None:
+    from passerelle.dnssync.rfc2136 import Rfc2136Options
+
+    options = Rfc2136Options(server="192.0.2.53", key_name="k", secret="c2VjcmV0LXZhbHVl")
+    assert "c2VjcmV0LXZhbHVl" not in repr(options) and "key_name='k'" in repr(options)
