@@ -32,6 +32,7 @@ from passerelle.dnssync.records import (
     RRset,
     ZoneState,
     in_zone,
+    malformed,
     owned_host,
     owner_of,
     ownership_name,
@@ -299,10 +300,13 @@ def diff(
         owners = {o for o in map(owner_of, txt.values if txt else ()) if o is not None}
         others = owners - {options.owner}
         occupied = sorted(t for t in OCCUPYING_TYPES if (want.name, t) in actual)
-        if others or (options.owner not in owners and occupied):
+        bad = [v for v in (txt.values if txt else ()) if malformed(v)]
+        if others or bad or (options.owner not in owners and occupied):
             why = (
                 f"the name is owned by passerelle owner {', '.join(sorted(others))!r} (TXT {registry})"
                 if others
+                else f"its TXT {registry} holds a malformed passerelle ownership record {bad[0]!r}"
+                if bad
                 else f"the name already has {'/'.join(occupied)} records that passerelle does not own (no TXT {registry})"
             )
             for ref in want.refs:
@@ -372,14 +376,18 @@ def _deletions(
         zone = zone_of(host, options.zones)
         if zone is None or zone not in states:
             continue  # its zone was not read: its state is unknown
-        if others := owners - {options.owner}:
+        others = owners - {options.owner}
+        bad = [v for v in txt.values if malformed(v)]
+        if others or bad:
+            why = (
+                f"names passerelle owner {', '.join(sorted(others))!r} as well as {options.owner!r}"
+                if others
+                else f"also holds a malformed passerelle ownership record {bad[0]!r}"
+            )
             problems.append(
                 Problem(
                     ref=options.ref,
-                    message=(
-                        f"{host} is not deleted: its TXT {name} names passerelle owner "
-                        f"{', '.join(sorted(others))!r} as well as {options.owner!r}"
-                    ),
+                    message=f"{host} is not deleted: its TXT {name} {why}",
                     severity=Severity.WARNING,
                 )
             )

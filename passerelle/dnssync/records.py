@@ -121,12 +121,27 @@ def ownership_text(owner: str, resource: str) -> str:
     return f"heritage={HERITAGE},{HERITAGE}/owner={owner},{HERITAGE}/resource={resource}"
 
 
+_FIELDS = ("heritage", f"{HERITAGE}/owner", f"{HERITAGE}/resource")
+
+
 def owner_of(text: str) -> str | None:
-    """The ownerId in an ownership TXT value; None when the text is not passerelle's."""
-    fields = dict(part.partition("=")[::2] for part in text.split(","))
-    if fields.get("heritage") != HERITAGE:
+    """The ownerId in an ownership TXT value; None when the text is not a well-formed one (exactly
+    the three fields, each once, heritage first: anything else is nobody's, see `malformed`)."""
+    parts = [part.partition("=") for part in text.split(",")]
+    keys = [key for key, _, _ in parts]
+    if len(parts) != 3 or sorted(keys) != sorted(_FIELDS) or keys[0] != "heritage":
         return None
-    return fields.get(f"{HERITAGE}/owner") or None
+    fields = {key: value for key, _, value in parts}
+    if fields["heritage"] != HERITAGE or not fields[f"{HERITAGE}/owner"]:
+        return None
+    return fields[f"{HERITAGE}/owner"]
+
+
+def malformed(text: str) -> bool:
+    """A TXT value that claims passerelle heritage but is not a well-formed ownership record
+    (a duplicated, missing or extra field): it makes the name nobody's to change."""
+    claims = text == f"heritage={HERITAGE}" or text.startswith(f"heritage={HERITAGE},")
+    return claims and owner_of(text) is None
 
 
 def in_zone(name: str, zone: str) -> bool:

@@ -16,8 +16,6 @@ applied, and the error carries them (`ProviderError.applied`).
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import ipaddress
 import socket
 from collections.abc import Callable, Iterator, Sequence
@@ -40,7 +38,9 @@ import dns.xfr
 import dns.zone
 
 from passerelle.dnssync.provider import Conflict, ProviderError, Refused, Unreachable
-from passerelle.dnssync.records import Change, RRset, ZoneState, rrset
+from passerelle.dnssync.records import ADDRESS_RRTYPES, Change, RRset, ZoneState, rrset
+from passerelle.dnssync.tsig import ALGORITHMS as ALGORITHM_NAMES
+from passerelle.dnssync.tsig import secret_error
 
 ALGORITHMS = {
     "hmac-sha256": dns.tsig.HMAC_SHA256,
@@ -50,6 +50,7 @@ ALGORITHMS = {
     "hmac-sha1": dns.tsig.HMAC_SHA1,
     "hmac-md5": dns.tsig.HMAC_MD5,
 }
+assert set(ALGORITHMS) == set(ALGORITHM_NAMES)
 KEPT_TYPES = frozenset({"A", "AAAA", "CNAME", "TXT"})
 # Rcodes that mean "a prerequisite failed" (RFC 2136 §2.2, §3.2.1).
 _PREREQUISITE_RCODES = frozenset(
@@ -79,13 +80,8 @@ class Rfc2136Options:
     def __post_init__(self) -> None:
         if self.algorithm not in ALGORITHMS:
             raise ValueError(f"TSIG algorithm {self.algorithm!r} is not one of {', '.join(ALGORITHMS)}")
-        if self.key_name:
-            try:
-                base64.b64decode(self.secret, validate=True)
-            except binascii.Error:
-                raise ValueError("the TSIG secret is not base64") from None
-            if not self.secret:
-                raise ValueError(f"TSIG key {self.key_name!r} has no secret")
+        if error := secret_error(self.key_name, self.secret):
+            raise ValueError(error)
 
 
 class Rfc2136Provider:
@@ -252,6 +248,8 @@ def _message(
         name = dns.name.from_text(change.name)
         if change.before is None:
             update.absent(name, change.type)
+            if change.type in ADDRESS_RRTYPES:  # a CNAME would make the server ignore the add (§3.4.2.2)
+                update.absent(name, "CNAME")
         else:
             update.present(name, *_rdatas(change.before))
             update.delete(name, change.type)

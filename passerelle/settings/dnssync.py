@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import ipaddress
 import os
 import re
@@ -15,6 +13,8 @@ from pydantic import Field, field_validator, model_validator
 
 from passerelle.dnssync.plan import PlanOptions, Policy
 from passerelle.dnssync.selector import parse_selector
+from passerelle.dnssync.tsig import ALGORITHMS as TSIG_ALGORITHMS
+from passerelle.dnssync.tsig import secret_error
 from passerelle.settings.base import Duration, SettingsError, StrictModel
 
 if TYPE_CHECKING:
@@ -23,9 +23,6 @@ if TYPE_CHECKING:
 _OWNER = re.compile(r"^[A-Za-z0-9][-A-Za-z0-9_.]{0,62}$")
 _ZONE = re.compile(r"^([a-z0-9]([-a-z0-9_]*[a-z0-9])?\.)*[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 Selector = str | dict[str, str]
-# The TSIG algorithms rfc2136.py maps to dnspython's (not imported here: settings load in every
-# process, dnspython only where DNS sync runs).
-TSIG_ALGORITHMS = ("hmac-sha256", "hmac-sha384", "hmac-sha512", "hmac-sha224", "hmac-sha1", "hmac-md5")
 
 
 class Rfc2136(StrictModel):
@@ -51,10 +48,8 @@ class Rfc2136(StrictModel):
             raise ValueError("set tsigSecret or tsigSecretFile, not both")
         if self.tsigKeyName and not (self.tsigSecret or self.tsigSecretFile):
             raise ValueError("tsigKeyName needs tsigSecret or tsigSecretFile")
-        try:
-            base64.b64decode(self.tsigSecret, validate=True)
-        except binascii.Error:
-            raise ValueError("tsigSecret is not base64 (as in BIND's key clause)") from None
+        if self.tsigSecret and (error := secret_error(self.tsigKeyName or "-", self.tsigSecret)):
+            raise ValueError(f"tsigSecret: {error}")
         return self
 
     def options(self) -> Rfc2136Options:

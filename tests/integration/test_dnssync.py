@@ -395,6 +395,30 @@ async def test_a_name_taken_over_since_the_read_keeps_its_new_owner(tmp_path: Pa
     assert bind.addresses(HOST) == {"10.0.0.1"} and bind.txt(f"_passerelle.{HOST}") == {theirs}
 
 
+async def test_a_cname_made_since_the_read_refuses_the_create(tmp_path: Path, bind: Bind) -> None:
+    """RFC 2136 §3.4.2.2: the server silently ignores an A added beside a CNAME; the create's
+    prerequisite makes that a refusal the controller sees, instead of a lost write."""
+    cluster = Cluster(tmp_path, bind)
+    cluster.write("nodes.yaml", nodes(node("n1", "10.0.0.1")))
+    cluster.write("app.yaml", [host_ingress("app", HOST)])
+    cluster.load()
+    state = await cluster.sync.provider.read(bind.zone)
+    from passerelle.dnssync.plan import plan
+    from passerelle.kube.ingress import translate
+
+    loaded = cluster.provider.load()
+    result = plan(translate(loaded.snapshot)[0], loaded.snapshot, {bind.zone: state}, cluster.sync.options)
+    update = dns.update.UpdateMessage(bind.zone, keyring=bind.keyring())
+    update.replace(f"{HOST}.", 30, "CNAME", "legacy.example.test.")
+    assert dns.query.tcp(update, "127.0.0.1", port=bind.port, timeout=2).rcode() == dns.rcode.NOERROR
+    with pytest.raises(Conflict, match=HOST):
+        await cluster.sync.provider.apply(bind.zone, result.changes)
+    assert bind.txt(f"_passerelle.{HOST}") == set()  # the name's TXT did not go in without its A
+    outcome = await cluster.reconcile()  # read again: the CNAME is someone else's
+    assert outcome.ok and outcome.applied == 0
+    assert any("already has CNAME records" in p.message for p in cluster.sync.problems())
+
+
 async def test_a_refused_update_mid_apply_reports_what_was_applied(tmp_path: Path) -> None:
     """The server refuses the second message (its update-policy denies one name): the first
     message's changes stay applied, are counted, and the error says so."""

@@ -433,6 +433,21 @@ def test_co_owned_name_is_not_deleted() -> None:
     assert any("'cluster-b' as well as 'cluster-a'" in p.message for p in result.problems), result.problems
 
 
+BAD = "heritage=passerelle,passerelle/owner=cluster-a,passerelle/owner=cluster-b,passerelle/resource=x"
+
+
+@pytest.mark.parametrize("claimed", [True, False], ids=["claimed", "unclaimed"])
+def test_a_malformed_ownership_txt_makes_the_name_untouchable(claimed: bool) -> None:
+    snapshot = ClusterSnapshot.of([*TWO_NODES, *([ingress("app", "app.example.test")] if claimed else [])])
+    config, _ = translate(snapshot)
+    registry = ownership_name("app.example.test")
+    theirs = rrset(registry, "TXT", 30, [BAD, ownership_text("cluster-a", "ingress/default/app")])
+    states = {ZONE: ZoneState(zone=ZONE, rrsets=(theirs, a("app.example.test", "10.0.0.1")))}
+    result = plan(config, snapshot, states, OPTIONS)
+    assert result.changes == ()
+    assert any("malformed passerelle ownership record" in p.message for p in result.problems), result.problems
+
+
 def owned(count: int) -> list[RRset]:
     return [r for i in range(count) for r in (txt(f"h{i}.example.test"), a(f"h{i}.example.test", "10.0.0.1"))]
 

@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from passerelle.dnssync.records import Action, Change, RRset, owner_of, ownership_name, ownership_text, rrset
+from passerelle.dnssync.records import (
+    Action,
+    Change,
+    RRset,
+    malformed,
+    owner_of,
+    ownership_name,
+    ownership_text,
+    rrset,
+)
 from passerelle.dnssync.rfc2136 import _batches, by_host
 
 
@@ -27,10 +36,19 @@ def test_ownership_name(name: str, registry: str) -> None:
         ("heritage=external-dns,external-dns/owner=cluster-a", None),  # not ours to read
         ("v=spf1 -all", None),
         ("heritage=passerelle", None),
+        (
+            "heritage=passerelle,passerelle/owner=a,passerelle/owner=b,passerelle/resource=x",
+            None,
+        ),  # duplicate
+        ("heritage=passerelle,passerelle/owner=a,passerelle/resource=x,extra=1", None),  # extra key
+        ("heritage=passerelle,passerelle/owner=a", None),  # missing resource
+        ("heritage=passerelle,passerelle/owner=,passerelle/resource=x", None),  # empty owner
+        ("passerelle/owner=a,heritage=passerelle,passerelle/resource=x", None),  # heritage not first
     ],
 )
 def test_owner_of(text: str, owner: str | None) -> None:
     assert owner_of(text) == owner
+    assert malformed(text) is (owner is None and text.startswith("heritage=passerelle"))
 
 
 def test_rrsets_are_canonical_and_changes_know_their_action() -> None:

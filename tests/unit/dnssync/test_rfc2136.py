@@ -45,6 +45,7 @@ def test_a_txt_changed_in_the_same_message_is_its_own_prerequisite() -> None:
     assert sorted(prerequisites(changes)) == [
         ("_passerelle.app.example.test", "TXT", 1),
         ("app.example.test", "A", 0),  # does not exist
+        ("app.example.test", "CNAME", 0),  # nor a CNAME, which would make the server drop the add
     ]
 
 
