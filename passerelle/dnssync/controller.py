@@ -195,8 +195,9 @@ class DnsSync:
                 states[zone] = await self.provider.read(zone)
             except ProviderError as e:
                 errors.append(str(e))
-        result = plan(
-            config, snapshot, states, self.options, draining=self._draining, held=self._hold(snapshot, states)
+        held = self._hold(snapshot, states)
+        result = await asyncio.to_thread(  # pure, on immutable inputs; thousands of names take a while
+            plan, config, snapshot, states, self.options, draining=self._draining, held=held
         )
         applied, messages, conflict = 0, 0, False
         if write and result.changes and self.leadership.is_leader():

@@ -114,14 +114,7 @@ class Rfc2136Provider:
                 await self._where(), transferred, query, port=self.options.port, timeout=self.options.timeout,
                 lifetime=self.options.timeout * 6,
             )  # fmt: skip
-        out = []
-        for name, rdataset in transferred.iterate_rdatasets():
-            rtype = dns.rdatatype.to_text(rdataset.rdtype)
-            if rtype not in KEPT_TYPES:
-                continue
-            absolute = name.derelativize(origin).to_text(omit_final_dot=True).lower()
-            out.append(rrset(absolute, rtype, rdataset.ttl, [_value(rtype, rd) for rd in rdataset]))
-        return ZoneState(zone=zone, rrsets=tuple(sorted(out)))
+        return await asyncio.to_thread(_state, zone, origin, transferred)  # a large zone: off the event loop
 
     async def apply(self, zone: str, changes: Sequence[Change]) -> int:
         names = by_host(changes)
@@ -222,6 +215,17 @@ class Rfc2136Provider:
             raise Unreachable(f"{what}: {where}: {reason}") from None
         except dns.exception.DNSException as e:
             raise Refused(f"{what}: {where}: {e}") from None
+
+
+def _state(zone: str, origin: dns.name.Name, transferred: dns.zone.Zone) -> ZoneState:
+    out = []
+    for name, rdataset in transferred.iterate_rdatasets():
+        rtype = dns.rdatatype.to_text(rdataset.rdtype)
+        if rtype not in KEPT_TYPES:
+            continue
+        absolute = name.derelativize(origin).to_text(omit_final_dot=True).lower()
+        out.append(rrset(absolute, rtype, rdataset.ttl, [_value(rtype, rd) for rd in rdataset]))
+    return ZoneState(zone=zone, rrsets=tuple(sorted(out)))
 
 
 def by_host(changes: Sequence[Change]) -> list[list[Change]]:
