@@ -36,7 +36,7 @@ from passerelle.dnssync.records import (
     owned_host,
     owner_of,
     ownership_name,
-    ownership_text,
+    ownership_value,
     rrset,
 )
 from passerelle.dnssync.selector import Selector
@@ -320,7 +320,7 @@ def diff(
             continue
         if options.owner not in owners and not want.addresses:
             continue  # nothing to publish yet; the plan's problem says why
-        text = ownership_text(options.owner, _resource(want.refs[0]))
+        text = ownership_value(options.owner, _resource(want.refs[0]))
         foreign = [v for v in (txt.values if txt else ()) if owner_of(v) is None]
         _replace(changes, want.zone, actual, rrset(registry, "TXT", options.ttl, [text, *foreign]), options)
         if not want.addresses:

@@ -38,7 +38,15 @@ import dns.xfr
 import dns.zone
 
 from passerelle.dnssync.provider import Conflict, ProviderError, Refused, Unreachable
-from passerelle.dnssync.records import ADDRESS_RRTYPES, Change, RRset, ZoneState, rrset
+from passerelle.dnssync.records import (
+    ADDRESS_RRTYPES,
+    Change,
+    RRset,
+    ZoneState,
+    rrset,
+    txt_strings,
+    txt_value,
+)
 from passerelle.dnssync.tsig import ALGORITHMS as ALGORITHM_NAMES
 from passerelle.dnssync.tsig import secret_error
 
@@ -290,18 +298,12 @@ def _value(rtype: str, rdata: dns.rdata.Rdata) -> str:
     if rtype in ("A", "AAAA"):
         return ipaddress.ip_address(rdata.to_text()).compressed
     if rtype == "TXT":
-        return b"".join(rdata.strings).decode("utf-8", "replace")  # type: ignore[attr-defined]
+        return txt_value(rdata.strings)  # type: ignore[attr-defined]
     return rdata.to_text().lower().rstrip(".") if rtype == "CNAME" else rdata.to_text()
 
 
 def _rdatas(records: RRset) -> list[dns.rdata.Rdata]:
     rdtype = dns.rdatatype.from_text(records.type)
     if records.type == "TXT":
-        return [dns.rdtypes.ANY.TXT.TXT(dns.rdataclass.IN, rdtype, _chunk(v)) for v in records.values]
+        return [dns.rdtypes.ANY.TXT.TXT(dns.rdataclass.IN, rdtype, txt_strings(v)) for v in records.values]
     return [dns.rdata.from_text(dns.rdataclass.IN, rdtype, v) for v in records.values]
-
-
-def _chunk(text: str) -> list[bytes]:
-    """A TXT value as strings of at most 255 bytes (RFC 1035 §3.3.14)."""
-    data = text.encode()
-    return [data[i : i + 255] for i in range(0, len(data), 255)] or [b""]

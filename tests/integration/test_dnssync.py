@@ -533,3 +533,25 @@ async def test_a_skewed_clock_is_named_as_such(
     assert not outcome.ok and "(BadTime)" in outcome.errors[0] and "check NTP" in outcome.errors[0], (
         outcome.errors
     )
+
+
+async def test_a_multi_string_non_utf8_txt_beside_ours_is_kept_as_is(tmp_path: Path) -> None:
+    """A foreign TXT value at the ownership name, two strings and a byte that is not UTF-8: the
+    plan compares and rewrites it as the strings it is (the prerequisite matches; nothing is
+    flattened or re-encoded)."""
+    server = Bind(tmp_path / "bind", extra_records='_passerelle.app IN TXT "v=x " "\\255end"\n').start()
+    try:
+        cluster = Cluster(tmp_path, server)
+        cluster.write("nodes.yaml", nodes(node("n1", "10.0.0.1")))
+        cluster.write("app.yaml", [host_ingress("app", HOST)])
+        outcome = await cluster.reconcile()
+        assert outcome.ok and outcome.applied == 2, outcome.errors
+        answer = server.query(f"_passerelle.{HOST}", "TXT").answer
+        strings = sorted(tuple(rd.strings) for rrset in answer for rd in rrset)
+        assert strings == [
+            (b"heritage=passerelle,passerelle/owner=cluster-a,passerelle/resource=ingress/default/app",),
+            (b"v=x ", b"\xffend"),
+        ]
+        assert (await cluster.reconcile()).applied == 0  # read back equal: in sync
+    finally:
+        server.stop()

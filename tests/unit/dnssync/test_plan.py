@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from passerelle.dnssync.plan import PlanOptions, Policy, plan
-from passerelle.dnssync.records import RRset, ZoneState, ownership_name, ownership_text, rrset
+from passerelle.dnssync.records import RRset, ZoneState, ownership_name, ownership_value, rrset, txt_value
 from passerelle.dnssync.selector import parse_selector
 from passerelle.kube.ingress import translate
 from passerelle.kube.snapshot import ClusterSnapshot
@@ -74,7 +74,7 @@ def ingress(name: str, *hosts: str, opt_out: bool = False, namespace: str = "def
 
 
 def txt(host: str, owner: str = "cluster-a", resource: str = "ingress/default/app") -> RRset:
-    return rrset(ownership_name(host), "TXT", 30, [ownership_text(owner, resource)])
+    return rrset(ownership_name(host), "TXT", 30, [ownership_value(owner, resource)])
 
 
 def a(host: str, *addresses: str, ttl: int = 30) -> RRset:
@@ -310,7 +310,7 @@ CASES: list[tuple[str, list[dict[str, Any]], list[RRset], dict[str, Any], set[st
         set(),
         [
             "update app.example.test 30 A 10.0.0.1, 10.0.0.2 -> 60 A 10.0.0.1, 10.0.0.2",
-            'update _passerelle.app.example.test 30 TXT "heritage=passerelle,passerelle/owner=cluster-a,passerelle/resource=ingress/default/app" -> 60 TXT heritage=passerelle,passerelle/owner=cluster-a,passerelle/resource=ingress/default/other',
+            'update _passerelle.app.example.test 30 TXT "heritage=passerelle,passerelle/owner=cluster-a,passerelle/resource=ingress/default/app" -> 60 TXT "heritage=passerelle,passerelle/owner=cluster-a,passerelle/resource=ingress/default/other"',
         ],
         [],
     ),
@@ -421,8 +421,8 @@ def test_co_owned_name_is_not_deleted() -> None:
         "TXT",
         30,
         [
-            ownership_text("cluster-a", "ingress/default/app"),
-            ownership_text("cluster-b", "ingress/default/app"),
+            ownership_value("cluster-a", "ingress/default/app"),
+            ownership_value("cluster-b", "ingress/default/app"),
         ],
     )
     snapshot = ClusterSnapshot.of([*TWO_NODES])
@@ -433,7 +433,9 @@ def test_co_owned_name_is_not_deleted() -> None:
     assert any("'cluster-b' as well as 'cluster-a'" in p.message for p in result.problems), result.problems
 
 
-BAD = "heritage=passerelle,passerelle/owner=cluster-a,passerelle/owner=cluster-b,passerelle/resource=x"
+BAD = txt_value(
+    [b"heritage=passerelle,passerelle/owner=cluster-a,passerelle/owner=cluster-b,passerelle/resource=x"]
+)
 
 
 @pytest.mark.parametrize("claimed", [True, False], ids=["claimed", "unclaimed"])
@@ -441,7 +443,7 @@ def test_a_malformed_ownership_txt_makes_the_name_untouchable(claimed: bool) -> 
     snapshot = ClusterSnapshot.of([*TWO_NODES, *([ingress("app", "app.example.test")] if claimed else [])])
     config, _ = translate(snapshot)
     registry = ownership_name("app.example.test")
-    theirs = rrset(registry, "TXT", 30, [BAD, ownership_text("cluster-a", "ingress/default/app")])
+    theirs = rrset(registry, "TXT", 30, [BAD, ownership_value("cluster-a", "ingress/default/app")])
     states = {ZONE: ZoneState(zone=ZONE, rrsets=(theirs, a("app.example.test", "10.0.0.1")))}
     result = plan(config, snapshot, states, OPTIONS)
     assert result.changes == ()

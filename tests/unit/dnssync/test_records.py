@@ -13,6 +13,8 @@ from passerelle.dnssync.records import (
     ownership_name,
     ownership_text,
     rrset,
+    txt_strings,
+    txt_value,
 )
 from passerelle.dnssync.rfc2136 import _batches, by_host
 
@@ -47,8 +49,32 @@ def test_ownership_name(name: str, registry: str) -> None:
     ],
 )
 def test_owner_of(text: str, owner: str | None) -> None:
-    assert owner_of(text) == owner
-    assert malformed(text) is (owner is None and text.startswith("heritage=passerelle"))
+    value = txt_value([text.encode()])
+    assert owner_of(value) == owner
+    assert malformed(value) is (owner is None and text.startswith("heritage=passerelle"))
+    assert owner_of(txt_value([text[:10].encode(), text[10:].encode()])) == owner  # split strings: one text
+
+
+@pytest.mark.parametrize(
+    "strings, value",
+    [
+        ([b"v=spf1 -all"], '"v=spf1 -all"'),
+        ([b"v=spf1 ", b"-all"], '"v=spf1 " "-all"'),  # two strings: not the same value as one
+        ([b'say "hi" \\ there'], '"say \\"hi\\" \\\\ there"'),
+        ([b"\xff\x00caf\xc3\xa9"], '"\\255\\000caf\\195\\169"'),  # not UTF-8: kept byte for byte
+        ([b""], '""'),
+    ],
+)
+def test_txt_values_are_their_strings(strings: list[bytes], value: str) -> None:
+    assert txt_value(strings) == value
+    assert txt_strings(value) == strings
+
+
+@pytest.mark.parametrize("value", ["unquoted", '"open', '"a" b'])
+def test_malformed_txt_values_are_refused(value: str) -> None:
+    with pytest.raises(ValueError):
+        txt_strings(value)
+    assert owner_of(value) is None
 
 
 def test_rrsets_are_canonical_and_changes_know_their_action() -> None:

@@ -7,12 +7,12 @@ import dns.name
 import dns.rdatatype
 import pytest
 
-from passerelle.dnssync.records import Change, ownership_name, ownership_text, rrset
+from passerelle.dnssync.records import Change, ownership_name, ownership_value, rrset
 from passerelle.dnssync.rfc2136 import MAX_MESSAGE_BYTES, _batches, _message, _size, by_host
 
 ZONE = "example.test"
 TXT = rrset(
-    ownership_name("app.example.test"), "TXT", 30, [ownership_text("cluster-a", "ingress/default/app")]
+    ownership_name("app.example.test"), "TXT", 30, [ownership_value("cluster-a", "ingress/default/app")]
 )
 
 
@@ -55,7 +55,7 @@ def test_batches_are_packed_by_encoded_size() -> None:
     changes = []
     for i in range(300):
         name = f"h{i:03}.example.test"
-        value = ownership_text("cluster-a", "ingress/default/" + "x" * 1000)
+        value = ownership_value("cluster-a", "ingress/default/" + "x" * 1000)
         changes.append(
             Change(
                 zone=ZONE,
