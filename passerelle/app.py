@@ -207,6 +207,12 @@ def dns_sync(settings: Settings, leadership: Leadership | None = None) -> DnsSyn
         return None
     from passerelle.dnssync.rfc2136 import Rfc2136Provider  # dnspython: only where DNS sync runs
 
+    if not sync.nodeName and not os.environ.get("NODE_NAME"):
+        log.warning(
+            "dns: this node's name is the host name %r (no dnsSync.nodeName, no $NODE_NAME): in a pod that "
+            "is the pod's name, and a drain would not find its node; set NODE_NAME from spec.nodeName",
+            sync.node_name(),
+        )
     return DnsSync(
         options=sync.plan_options(),
         provider=Rfc2136Provider(sync.provider.rfc2136.options()),

@@ -555,3 +555,19 @@ async def test_a_multi_string_non_utf8_txt_beside_ours_is_kept_as_is(tmp_path: P
         assert (await cluster.reconcile()).applied == 0  # read back equal: in sync
     finally:
         server.stop()
+
+
+async def test_a_co_owned_name_is_not_deleted(tmp_path: Path, bind: Bind) -> None:
+    """A TXT naming us and another owner: our Ingress gone, the name stays, with a warning."""
+    cluster = Cluster(tmp_path, bind)
+    cluster.write("nodes.yaml", nodes(node("n1", "10.0.0.1")))
+    cluster.write("app.yaml", [host_ingress("app", HOST)])
+    assert (await cluster.reconcile()).ok
+    update = dns.update.UpdateMessage(bind.zone, keyring=bind.keyring())
+    update.add(f"_passerelle.{HOST}.", 30, "TXT", f'"{ownership_text("cluster-b", "ingress/default/app")}"')
+    assert dns.query.tcp(update, "127.0.0.1", port=bind.port, timeout=2).rcode() == dns.rcode.NOERROR
+    cluster.remove("app.yaml")
+    outcome = await cluster.reconcile()
+    assert outcome.ok and outcome.applied == 0
+    assert bind.addresses(HOST) == {"10.0.0.1"} and len(bind.txt(f"_passerelle.{HOST}")) == 2
+    assert any("as well as 'cluster-a'" in p.message for p in cluster.sync.problems())
