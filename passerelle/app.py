@@ -62,6 +62,13 @@ async def serve(settings: Settings) -> None:
     dns = dns_sync(settings, leadership)  # reads the TSIG secret file: before any socket is bound
     if dns is not None and leadership is not None:
         leadership.on_change(dns.wake)  # a new leader reconciles DNS at once
+    elif dns is not None:
+        log.warning(
+            "dns: manifests mode: this process always writes DNS (no leader election); it assumes it is "
+            "the only writer for ownerId %r in zones %s (docs/dns-sync.md#leadership-only-one-replica-writes)",
+            dns.options.owner,
+            ", ".join(dns.options.zones),
+        )
     workers = WorkerPool(
         count=settings.worker_count(),
         entrypoints=settings.entrypoint_options(),
@@ -200,12 +207,19 @@ def dns_sync(settings: Settings, leadership: Leadership | None = None) -> DnsSyn
         return None
     from passerelle.dnssync.rfc2136 import Rfc2136Provider  # dnspython: only where DNS sync runs
 
+    if not sync.nodeName and not os.environ.get("NODE_NAME"):
+        log.warning(
+            "dns: this node's name is the host name %r (no dnsSync.nodeName, no $NODE_NAME): in a pod that "
+            "is the pod's name, and a drain would not find its node; set NODE_NAME from spec.nodeName",
+            sync.node_name(),
+        )
     return DnsSync(
         options=sync.plan_options(),
         provider=Rfc2136Provider(sync.provider.rfc2136.options()),
         leadership=leadership or AlwaysLeader(),
         interval=sync.interval,
         node_name=sync.node_name(),
+        settle=sync.settleTime,
     )
 
 

@@ -155,9 +155,13 @@ def explain(
     envvar="PASSERELLE_CONFIG", show_default=True, help="Static configuration file (with dnsSync).",
 )  # fmt: skip
 @click.option("--dry-run", is_flag=True, help="Read the zones and print the plan; change nothing.")
-def dnssync(config: Path, dry_run: bool) -> None:
+@click.option(
+    "--force", is_flag=True, help="Apply deletions past dnsSync.maxDeletePercent (after reading the plan)."
+)
+def dnssync(config: Path, dry_run: bool, force: bool) -> None:
     """Reconcile DNS once from the manifests (print the plan with --dry-run); exit 1 on errors."""
     import asyncio
+    import dataclasses
 
     from passerelle.app import dns_sync
     from passerelle.dnssync.plan import describe
@@ -172,6 +176,8 @@ def dnssync(config: Path, dry_run: bool) -> None:
         _fail(str(e))
     if sync is None or settings.providers.manifests is None:
         _fail(f"{config}: needs dnsSync and providers.manifests")
+    if force:
+        sync.options = dataclasses.replace(sync.options, force=True)
     loaded = ManifestsProvider(Path(settings.providers.manifests.directory), watch=False).load()
     sync.observe(loaded.snapshot)
     sync.serve(translate(loaded.snapshot, settings.ingress_options())[0])
@@ -196,11 +202,15 @@ def dnssync(config: Path, dry_run: bool) -> None:
     "--wait/--no-wait", default=True, show_default=True, help="Follow the drain until the router exits."
 )
 def drain(config: Path, wait: bool) -> None:
-    """Drain the running router: out of DNS, wait the TTL, /ping 503, then stop (docs/dns-sync.md)."""
+    """Drain the running router: out of DNS, wait the TTL, /ping 503, then stop (docs/dns-sync.md).
+
+    With --wait, exits 1 when the node could not be taken out of DNS (unknown node name, timeout)
+    and 3 when it stayed in DNS as the last eligible node."""
     import http.client
     import json
-    import threading
+    import time
 
+    from passerelle.api.server import ACTION_HEADER
     from passerelle.settings import SettingsError, load_settings, split_address
 
     try:
@@ -212,7 +222,7 @@ def drain(config: Path, wait: bool) -> None:
     def call(method: str) -> dict[str, object]:
         connection = http.client.HTTPConnection(host, port, timeout=5)
         try:
-            connection.request(method, "/api/drain")
+            connection.request(method, "/api/drain", headers={ACTION_HEADER: "1"} if method == "POST" else {})
             response = connection.getresponse()
             body = response.read()
             if response.status not in (200, 202):
@@ -231,21 +241,25 @@ def drain(config: Path, wait: bool) -> None:
     if not wait:
         return
     shown: set[str] = set()
-    pause = threading.Event()
+    dns = ""
+    failed = False
     while True:
         since = status.get("since")
         entered = sorted(since.items(), key=lambda item: item[1]) if isinstance(since, dict) else []
         for phase, _ in entered:  # every phase entered, in order, even the short ones between two polls
             if phase not in shown:
                 shown.add(phase)
-                dns = status.get("dns") if phase == "waiting-ttl" else ""
-                click.echo(f"drain: {phase}{f' ({dns})' if dns else ''}")
-        pause.wait(0.2)  # a command-line loop, no event loop to block
+                click.echo(f"drain: {phase}")
+            if phase == "leaving-dns" and not dns and status.get("dns"):
+                dns, failed = str(status["dns"]), bool(status.get("dnsFailed"))
+                label = "FAILED" if failed else "KEPT IN DNS" if dns == "kept" else "ok"
+                click.echo(f"drain: dns {label} ({dns}): {status.get('dnsDetail', '')}", err=failed)
+        time.sleep(0.2)  # noqa: TID251 -- a command-line loop in its own process: no event loop to block
         try:
             status = call("GET")
         except OSError:
             click.echo("drain: router stopped")
-            return
+            sys.exit(1 if failed else 3 if dns == "kept" else 0)
 
 
 @main.command()

@@ -20,8 +20,10 @@ Which requests are answered at all (the loopback Host check against DNS rebindin
 the connection limit) is admission.py's.
 
 Actions (POST, such as `/api/drain`) change the process's state, so they are answered only to a
-peer on this host (admission.from_this_host) and never to a browser (a request with an `Origin`
-header: a page could otherwise post a form to 127.0.0.1).
+peer on this host (admission.from_this_host) that sends the header `X-Passerelle-Action: 1`,
+and never to a browser (a request with an `Origin` header: a page could otherwise post a form to
+127.0.0.1; a form cannot set a custom header, and a script that does needs a CORS preflight this
+server never grants).
 """
 
 from __future__ import annotations
@@ -53,6 +55,7 @@ IDLE_TIMEOUT = 30.0  # seconds a connection may go without completing a request
 _SLICE = 8192  # bytes fed to the parser at a time: the head is measured to within this
 LINGER = 2.0  # seconds a refused request's connection stays half-open, reading what is still sent
 LINGER_BYTES = 1 << 20  # bytes read and dropped in that time, at most
+ACTION_HEADER = "X-Passerelle-Action"  # must be "1" on a POST action
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +67,7 @@ class _Asked:
     host: bytes
     hosts: int  # Host header lines
     origin: bool  # an Origin header: a browser sent it
+    action_header: bool  # X-Passerelle-Action: 1
     keep_alive: bool
     http10: bool
 
@@ -83,6 +87,7 @@ class ApiProtocol(asyncio.Protocol):
         self._loopback_only = loopback_only
         self._slots = slots
         self._counted = False
+        self._action_header = False
         self._parser = HttpRequestParser(self)
         self._url = b""
         self._in_head = False  # from message begin to headers complete
@@ -163,7 +168,7 @@ class ApiProtocol(asyncio.Protocol):
         self._in_head = True
         self._head_bytes = self._header_bytes = self._body_bytes = self._hosts = 0
         self._host = b""
-        self._origin = False
+        self._origin = self._action_header = False
 
     def on_url(self, url: bytes) -> None:
         self._url += url
@@ -179,6 +184,8 @@ class ApiProtocol(asyncio.Protocol):
             self._hosts += 1
         elif name.lower() == b"origin":
             self._origin = True
+        elif name.lower() == ACTION_HEADER.lower().encode() and value.strip() == b"1":
+            self._action_header = True
 
     def on_headers_complete(self) -> None:
         self._in_head = False
@@ -200,6 +207,7 @@ class ApiProtocol(asyncio.Protocol):
                 self._host,
                 self._hosts,
                 self._origin,
+                self._action_header,
                 keep_alive,
                 http10,
             )
@@ -282,6 +290,8 @@ class ApiProtocol(asyncio.Protocol):
         if asked.method == b"POST" and action is not None:
             if asked.origin or self.transport is None or not from_this_host(self.transport):
                 return Answer(403, b"actions are taken only from this host, and not from a browser\n")
+            if not asked.action_header:
+                return Answer(403, f"an action needs the header {ACTION_HEADER}: 1\n".encode())
             return action(Request(method="POST", path=raw_path))
         handler, tail = self._routes.get(raw_path), ""
         if handler is None:

@@ -13,21 +13,30 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from enum import StrEnum
+from types import MappingProxyType
 
 from passerelle.control.leadership import Leadership
 from passerelle.control.watcher import Version
-from passerelle.dnssync.plan import Plan, PlanOptions, node_verdicts, plan
+from passerelle.dnssync.plan import Plan, PlanOptions, node_verdicts, plan, settling
 from passerelle.dnssync.provider import Conflict, DnsProvider, ProviderError
-from passerelle.dnssync.records import ADDRESS_TYPES, ZoneState, owner_of, ownership_name
+from passerelle.dnssync.records import ADDRESS_RRTYPES, Change, RRset, ZoneState, owner_of, ownership_name
 from passerelle.kube.snapshot import ClusterSnapshot
 from passerelle.model import DynamicConfig, Problem
 
 log = logging.getLogger("passerelle.dnssync")
 
-FIRST_RETRY = 1.0  # seconds; doubles on each consecutive failure, up to the interval
-COALESCE = 0.1  # after a wake-up, let a burst of snapshots settle
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Backoff:
+    first_retry: float = 1.0  # seconds; doubles on each consecutive failure, up to the interval
+    coalesce: float = 0.1  # after a wake-up, let a burst of snapshots settle
+
+    def retry(self, attempt: int, limit: float) -> float:
+        """The pause before retry `attempt` (1, 2, ...)."""
+        return min(limit, self.first_retry * 2.0 ** min(attempt - 1, 30))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -49,14 +58,33 @@ class Health:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Outcome:
     plan: Plan | None = None  # None: not ready (no snapshot or configuration yet)
-    applied: int = 0  # changes applied (0 when not the leader)
+    applied: int = 0  # changes applied (0 when not the leader), those of a failed apply included
+    messages: int = 0  # messages/calls the successful applies took
     errors: tuple[str, ...] = ()
     conflict: bool = False  # the zone moved under the plan: re-read soon
-    states: dict[str, ZoneState] = field(default_factory=dict)
+    states: Mapping[str, ZoneState] = field(default_factory=lambda: MappingProxyType({}))
 
     @property
     def ok(self) -> bool:
         return not self.errors
+
+
+class DrainResult(StrEnum):
+    REMOVED = "removed"  # this node's addresses are out of every owned name (or never were in)
+    NOT_IN_DNS = "not-in-dns"  # fixed targets: DNS never named this node
+    KEPT = "kept"  # the last eligible node: its addresses stay (not removed, by design)
+    UNKNOWN_NODE = "unknown-node"  # failure: no selected Node has this process's node name
+    TIMEOUT = "timeout"  # failure: not confirmed before the drain's timeout
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DrainReport:
+    result: DrainResult
+    detail: str
+
+    @property
+    def failed(self) -> bool:
+        return self.result in (DrainResult.UNKNOWN_NODE, DrainResult.TIMEOUT)
 
 
 class DnsSync:
@@ -68,6 +96,8 @@ class DnsSync:
         leadership: Leadership,
         interval: float,
         node_name: str = "",
+        settle: float = 0.0,
+        backoff: Backoff = Backoff(),
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.options = options
@@ -75,7 +105,11 @@ class DnsSync:
         self.leadership = leadership
         self.interval = interval
         self.node_name = node_name
+        self.settle = settle
+        self.backoff = backoff
         self._clock = clock
+        self._eligible_since: dict[str, float] = {}  # node -> when it last became eligible
+        self._settled_at: float | None = None  # clock() when the next held node's settle ends
         self._snapshot: ClusterSnapshot | None = None
         self._config: DynamicConfig | None = None
         self._draining: frozenset[str] = frozenset()
@@ -119,17 +153,19 @@ class DnsSync:
             outcome = await self.reconcile()
             failures = self._health.consecutive_failures
             if outcome.conflict and failures <= 1:
-                delay = COALESCE  # re-read at once: the first conflict is someone else's write
+                delay = self.backoff.coalesce  # re-read at once: the first conflict is someone else's write
             elif failures:
-                delay = min(self.interval, FIRST_RETRY * 2 ** (failures - 1))
+                delay = self.backoff.retry(failures, self.interval)
             else:
                 delay = self.interval
+                if self._settled_at is not None:  # a held node joins when its settle time ends
+                    delay = max(self.backoff.coalesce, min(delay, self._settled_at - self._clock()))
             if failures:
                 await asyncio.sleep(delay)  # not cut short by wake-ups: back off from a sick server
             else:
                 try:
                     await asyncio.wait_for(self._wake.wait(), delay)
-                    await asyncio.sleep(COALESCE)
+                    await asyncio.sleep(self.backoff.coalesce)
                 except TimeoutError:
                     pass
             self._wake.clear()
@@ -159,24 +195,38 @@ class DnsSync:
                 states[zone] = await self.provider.read(zone)
             except ProviderError as e:
                 errors.append(str(e))
-        result = plan(config, snapshot, states, self.options, draining=self._draining)
-        applied, conflict = 0, False
+        held = self._hold(snapshot, states)
+        result = await asyncio.to_thread(  # pure, on immutable inputs; thousands of names take a while
+            plan, config, snapshot, states, self.options, draining=self._draining, held=held
+        )
+        applied, messages, conflict = 0, 0, False
         if write and result.changes and self.leadership.is_leader():
             for zone in self.options.zones:
                 changes = [c for c in result.changes if c.zone == zone]
                 if not changes:
                     continue
+                done: Sequence[Change] = changes
                 try:
-                    await self.provider.apply(zone, changes)
-                    applied += len(changes)
-                    for change in changes:
-                        log.info("dns: %s", change)
-                except Conflict as e:
-                    conflict = True
-                    errors.append(str(e))
+                    messages += await self.provider.apply(zone, changes)
                 except ProviderError as e:
-                    errors.append(str(e))
-        return Outcome(plan=result, applied=applied, errors=tuple(errors), conflict=conflict, states=states)
+                    done = e.applied
+                    conflict = conflict or isinstance(e, Conflict)
+                    errors.append(
+                        f"{e} ({len(e.applied)} of {len(changes)} changes were applied before)"
+                        if e.applied
+                        else str(e)
+                    )
+                applied += len(done)
+                for change in done:
+                    log.info("dns: %s", change)
+        return Outcome(
+            plan=result,
+            applied=applied,
+            messages=messages,
+            errors=tuple(errors),
+            conflict=conflict,
+            states=states,
+        )
 
     def _record(self, outcome: Outcome) -> None:
         h = replace(self._health, leader=self.leadership.is_leader())
@@ -218,13 +268,34 @@ class DnsSync:
         self._health = h
         self._problems = tuple(problems)
 
-    async def drain_node(self, timeout: float) -> bool:
-        """Take this node out of DNS; True once no owned name holds its addresses (or when there
-        is nothing to remove). Retries with backoff until `timeout`; False when it ran out."""
+    def _hold(self, snapshot: ClusterSnapshot, states: Mapping[str, ZoneState]) -> frozenset[str]:
+        """Nodes eligible again too recently (a flapping node): out of DNS until they settle."""
+        now = self._clock()
+        verdicts = node_verdicts(snapshot, self.options, self._draining)
+        eligible = {v.name for v in verdicts if not v.excluded}
+        for name in list(self._eligible_since):
+            if name not in eligible:
+                del self._eligible_since[name]  # leaving is immediate, and restarts the clock
+        for name in eligible:
+            self._eligible_since.setdefault(name, now)
+        if self.options.targets or self.settle <= 0:
+            self._settled_at = None
+            return frozenset()
+        published = frozenset(
+            a for state in states.values() for a in _owned_addresses(state, self.options.owner)
+        )
+        held = settling(verdicts, self._eligible_since, now, self.settle, published)
+        self._settled_at = min(held.values(), default=None)
+        return frozenset(held)
+
+    async def drain_node(self, timeout: float) -> DrainReport:
+        """Take this node out of DNS, retrying with backoff until `timeout`. REMOVED once no owned
+        name holds its addresses (or none did); KEPT when it is the last eligible node (its
+        addresses stay: see plan.py); UNKNOWN_NODE when the selector picks no node of this name
+        (a wrong nodeName: the host name of a pod is not its node's); TIMEOUT when it ran out."""
         self._draining = self._draining | {self.node_name}
         if self.options.targets:
-            return True  # fixed VIP addresses: this node is not in DNS
-        addresses = self._own_addresses()
+            return DrainReport(result=DrainResult.NOT_IN_DNS, detail="fixed targets: this node is not in DNS")
         deadline = asyncio.get_running_loop().time() + timeout
         attempt = 0
         while True:
@@ -233,37 +304,50 @@ class DnsSync:
                 outcome = await self.reconcile(write=False)  # a standby: watch the leader remove us
             if outcome.ok and outcome.applied and asyncio.get_running_loop().time() < deadline:
                 continue  # read back at once: the states of this outcome are from before the write
+            if outcome.plan is not None and not any(v.name == self.node_name for v in outcome.plan.nodes):
+                return DrainReport(
+                    result=DrainResult.UNKNOWN_NODE,
+                    detail=(
+                        f"no Node {self.node_name!r} matches nodeSelector {self.options.node_selector}: "
+                        f"set dnsSync.nodeName, or NODE_NAME from the pod's spec.nodeName (the host "
+                        f"name of a pod is the pod's name, not its node's)"
+                    ),
+                )
             if outcome.ok and outcome.plan is not None:
-                left = _published(outcome.states, self.options.owner, addresses)
-                if not left:
-                    return True
+                addresses = next(v.addresses for v in outcome.plan.nodes if v.name == self.node_name)
+                if not _published(outcome.states, self.options.owner, addresses):
+                    return DrainReport(
+                        result=DrainResult.REMOVED, detail=f"node {self.node_name} is out of DNS"
+                    )
                 if self.leadership.is_leader() and set(addresses) >= set(outcome.plan.addresses):
                     log.warning(
                         "dns: %s is the last eligible node: its addresses stay in DNS", self.node_name
                     )
-                    return True
+                    return DrainReport(
+                        result=DrainResult.KEPT,
+                        detail=f"node {self.node_name} is the last eligible node: its addresses stay in DNS",
+                    )
             attempt += 1
             remaining = deadline - asyncio.get_running_loop().time()
             if remaining <= 0:
-                return False
-            await asyncio.sleep(min(remaining, FIRST_RETRY * 2 ** min(attempt - 1, 5)))
-
-    def _own_addresses(self) -> tuple[str, ...]:
-        if self._snapshot is None:
-            return ()
-        for verdict in node_verdicts(self._snapshot, self.options):
-            if verdict.name == self.node_name:
-                return verdict.addresses
-        return ()
+                why = "; ".join(outcome.errors) or "its addresses are still published"
+                return DrainReport(
+                    result=DrainResult.TIMEOUT, detail=f"not confirmed out of DNS within {timeout:g}s: {why}"
+                )
+            await asyncio.sleep(min(remaining, self.backoff.retry(attempt, self.backoff.first_retry * 32)))
 
 
-def _published(states: dict[str, ZoneState], owner: str, addresses: tuple[str, ...]) -> list[str]:
+def _owned(state: ZoneState, owner: str) -> list[RRset]:
+    """The A/AAAA sets of the names `owner` owns."""
+    owned = {r.name for r in state.rrsets if r.type == "TXT" and owner in map(owner_of, r.values)}
+    return [r for r in state.rrsets if r.type in ADDRESS_RRTYPES and ownership_name(r.name) in owned]
+
+
+def _owned_addresses(state: ZoneState, owner: str) -> set[str]:
+    return {a for r in _owned(state, owner) for a in r.values}
+
+
+def _published(states: Mapping[str, ZoneState], owner: str, addresses: tuple[str, ...]) -> list[str]:
     """The owned names that still hold any of `addresses`."""
     wanted = set(addresses)
-    out = []
-    for state in states.values():
-        owned = {r.name for r in state.rrsets if r.type == "TXT" and owner in map(owner_of, r.values)}
-        for r in state.rrsets:
-            if r.type in ADDRESS_TYPES and wanted & set(r.values) and ownership_name(r.name) in owned:
-                out.append(r.name)
-    return out
+    return [r.name for state in states.values() for r in _owned(state, owner) if wanted & set(r.values)]

@@ -8,6 +8,11 @@ answers 503, so load balancers and the kubelet stop sending; 4. after `accept_gr
 listeners close and in-flight requests get the usual `graceTimeout`. Without DNS sync, steps 1
 and 2 are skipped. `request()` starts a drain (from `passerelle drain` or SIGTERM); a second
 request changes nothing.
+
+Step 1's result (a DrainResult) is in `status()`: `removed`, `not-in-dns` (fixed targets), `kept`
+(the last eligible node keeps its addresses: a warning), or a failure, `unknown-node` (no selected
+Node has this process's node name) or `timeout`. A failure does not stop the drain (the node is
+going away regardless) but is logged as an error and makes `passerelle drain` exit 1.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from collections.abc import Callable
 from enum import StrEnum
 from typing import Any
 
-from passerelle.dnssync.controller import DnsSync
+from passerelle.dnssync.controller import DnsSync, DrainReport, DrainResult
 
 log = logging.getLogger("passerelle.drain")
 
@@ -50,7 +55,7 @@ class Drain:
         self._requested = asyncio.Event()
         self.phase = Phase.SERVING
         self._since: dict[str, float] = {}
-        self._dns_result = ""
+        self._dns_report: DrainReport | None = None
 
     @property
     def refusing(self) -> bool:
@@ -62,21 +67,30 @@ class Drain:
         self._requested.set()
 
     def status(self) -> dict[str, Any]:
-        return {"phase": str(self.phase), "since": self._since, "dns": self._dns_result}
+        """`dns`: "" until DNS is done, then a DrainResult; `dnsFailed` for unknown-node/timeout."""
+        report = self._dns_report
+        return {
+            "phase": str(self.phase),
+            "since": self._since,
+            "dns": str(report.result) if report else "",
+            "dnsDetail": report.detail if report else "",
+            "dnsFailed": bool(report and report.failed),
+        }
 
     async def run(self) -> None:
         await self._requested.wait()
         if self._dns is not None:
             self._enter(Phase.LEAVING_DNS)
-            removed = await self._dns.drain_node(self._timeout)
-            self._dns_result = "removed" if removed else f"not confirmed within {self._timeout:g}s"
-            if removed:
-                log.info(
-                    "drain: node %s is out of DNS; waiting %gs (TTL)", self._dns.node_name, self._dns_wait
-                )
+            report = await self._dns.drain_node(self._timeout)
+            self._dns_report = report
+            if report.failed:
+                log.error("drain: DNS %s: %s; going on", report.result, report.detail)
+            elif report.result is DrainResult.KEPT:
+                log.warning("drain: DNS %s: %s; going on", report.result, report.detail)
             else:
-                log.error("drain: could not take node %s out of DNS within %gs; going on", self._dns.node_name, self._timeout)  # fmt: skip
-            if not self._dns.options.targets:  # fixed VIP addresses: this node was never in DNS
+                log.info("drain: DNS %s: %s", report.result, report.detail)
+            if report.result is not DrainResult.NOT_IN_DNS:  # fixed VIPs: nothing for caches to forget
+                log.info("drain: waiting %gs (TTL) before /ping answers 503", self._dns_wait)
                 self._enter(Phase.WAITING_TTL)
                 await asyncio.sleep(self._dns_wait)
         self._enter(Phase.REFUSING)

@@ -8,9 +8,14 @@ has an address of the configured type and, unless pods are not required, runs a 
 pod. Then, per managed name: names owned by someone else are left alone and reported on the
 objects that claim them; owned names are created, updated or (policy `sync`) deleted.
 
-Two safety rules: a zone that could not be read is not planned at all (no change computed from
-an unknown state), and when no node is eligible the published addresses are kept, not emptied
-(a snapshot with no healthy node is more often a broken input than a cluster-wide outage).
+Safety rules: a zone that could not be read is not planned at all (no change computed from an
+unknown state; a name counts in its most specific managed zone, so a parent zone's transfer does
+not stand in for an unread child); when no node is eligible the published addresses are kept, not
+emptied (a snapshot with no healthy node is more often a broken input than a cluster-wide outage);
+a name whose TXT names another owner besides us is never deleted; and, as octoDNS's "unsafe
+plan", a reconcile that would delete more than `max_delete_percent` of the owned names (of at
+least MIN_OWNED_FOR_GUARD) deletes none of them until forced (an empty or truncated configuration
+must not empty the zone).
 """
 
 from __future__ import annotations
@@ -21,16 +26,17 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from passerelle.dnssync.records import (
-    ADDRESS_TYPES,
+    ADDRESS_RRTYPES,
     OCCUPYING_TYPES,
     Change,
     RRset,
     ZoneState,
     in_zone,
+    malformed,
     owned_host,
     owner_of,
     ownership_name,
-    ownership_text,
+    ownership_value,
     rrset,
 )
 from passerelle.dnssync.selector import Selector
@@ -42,6 +48,7 @@ from passerelle.model import DynamicConfig, ObjectRef, Problem, Severity
 OPT_OUT = "passerelle.io/dns-sync"  # "false" on an Ingress: its hosts are not published
 DRAINING = "passerelle.io/draining"  # "true" on a passerelle Pod: its node leaves DNS
 EXCLUDE_FROM_LB = "node.kubernetes.io/exclude-from-external-load-balancers"
+MIN_OWNED_FOR_GUARD = 10  # below this many owned names, deletions are never withheld (as octoDNS)
 
 
 class Policy(StrEnum):
@@ -60,6 +67,10 @@ class PlanOptions:
     pod_selector: Selector | None = None  # None: a node needs no passerelle pod
     pod_namespace: str = ""  # "": pods of any namespace
     targets: tuple[str, ...] = ()  # fixed addresses (a VIP); empty: the eligible nodes'
+    # octoDNS's "unsafe plan" guard: deleting more than this share of the owned names at once
+    # (when there are at least MIN_OWNED_FOR_GUARD) is withheld unless `force`; 100 disables it.
+    max_delete_percent: int = 30
+    force: bool = False  # let one reconcile delete past max_delete_percent (`dnssync --force`)
 
     @property
     def ref(self) -> ObjectRef:
@@ -123,7 +134,10 @@ def host_claims(config: DynamicConfig, snapshot: ClusterSnapshot) -> list[HostCl
 
 
 def node_verdicts(
-    snapshot: ClusterSnapshot, options: PlanOptions, draining: frozenset[str] = frozenset()
+    snapshot: ClusterSnapshot,
+    options: PlanOptions,
+    draining: frozenset[str] = frozenset(),
+    held: frozenset[str] = frozenset(),
 ) -> tuple[NodeVerdict, ...]:
     """The nodes the selector picks, each with its addresses and why it is out of DNS, if it is."""
     pods: dict[str, list[PodInfo]] = {}
@@ -152,10 +166,31 @@ def node_verdicts(
             NodeVerdict(
                 name=node.name,
                 addresses=addresses,
-                excluded=_excluded(node, addresses, pods, options, draining),
+                excluded=_excluded(node, addresses, pods, options, draining, held),
             )
         )
     return tuple(out)
+
+
+def settling(
+    verdicts: tuple[NodeVerdict, ...],
+    since: Mapping[str, float],
+    now: float,
+    settle: float,
+    published: frozenset[str],
+) -> dict[str, float]:
+    """The eligible nodes held out of DNS, each with the time its hold ends: those eligible for
+    less than `settle` seconds (`since`: when each became eligible) whose addresses are not
+    published yet. A node already in DNS is never held (a restarted controller keeps what is
+    there), and leaving is never delayed (an ineligible node is not in `verdicts`' eligible)."""
+    out = {}
+    for verdict in verdicts:
+        if verdict.excluded or published.intersection(verdict.addresses):
+            continue
+        until = since.get(verdict.name, now) + settle
+        if until > now:
+            out[verdict.name] = until
+    return out
 
 
 def _excluded(
@@ -164,6 +199,7 @@ def _excluded(
     pods: Mapping[str, list[PodInfo]],
     options: PlanOptions,
     draining: frozenset[str],
+    held: frozenset[str] = frozenset(),
 ) -> str:
     if not node.ready:
         return "NotReady"
@@ -181,23 +217,24 @@ def _excluded(
             return f"its passerelle pod is draining ({DRAINING})"
     if not addresses:
         return f"no {options.address_type} address"
+    if node.name in held:
+        return "settling (eligible again only recently: dnsSync.settleTime)"
     return ""
 
 
 def wanted(claims: list[HostClaim], addresses: tuple[str, ...], options: PlanOptions) -> tuple[Wanted, ...]:
     """The managed names: hosts inside a zone (the most specific zone), with their claimants."""
-    zones = sorted(options.zones, key=len, reverse=True)
     refs: dict[str, list[ObjectRef]] = {}
-    zone_of: dict[str, str] = {}
+    zones: dict[str, str] = {}
     for claim in claims:
-        zone = next((z for z in zones if in_zone(claim.host, z)), None)
+        zone = zone_of(claim.host, options.zones)
         if zone is None:
             continue
-        zone_of[claim.host] = zone
+        zones[claim.host] = zone
         if claim.ref not in refs.setdefault(claim.host, []):
             refs[claim.host].append(claim.ref)
     return tuple(
-        Wanted(name=host, zone=zone_of[host], addresses=addresses, refs=tuple(refs[host]))
+        Wanted(name=host, zone=zones[host], addresses=addresses, refs=tuple(refs[host]))
         for host in sorted(refs)
     )
 
@@ -209,14 +246,16 @@ def plan(
     options: PlanOptions,
     *,
     draining: frozenset[str] = frozenset(),
+    held: frozenset[str] = frozenset(),
 ) -> Plan:
-    """`states`: the zones read, by name; a managed zone missing from it is left unchanged."""
+    """`states`: the zones read, by name; a managed zone missing from it is left unchanged.
+    `draining` and `held` (settling, see `settling`): nodes kept out of DNS."""
     problems: list[Problem] = []
     nodes: tuple[NodeVerdict, ...] = ()
     if options.targets:
         addresses = options.targets
     else:
-        nodes = node_verdicts(snapshot, options, draining)
+        nodes = node_verdicts(snapshot, options, draining, held)
         addresses = tuple(sorted({a for n in nodes if not n.excluded for a in n.addresses}, key=_address_key))
         if not addresses:
             why = "; ".join(str(n) for n in nodes) or f"no node matches nodeSelector {options.node_selector}"
@@ -242,22 +281,32 @@ def plan(
 def diff(
     names: tuple[Wanted, ...], states: Mapping[str, ZoneState], options: PlanOptions, problems: list[Problem]
 ) -> tuple[Change, ...]:
-    actual = {(r.name, r.type): r for state in states.values() for r in state.rrsets}
+    # Each record counts in the most specific managed zone holding it: a parent zone's transfer
+    # may list names of a child zone, which belong to (and are planned from) the child's read.
+    actual = {
+        (r.name, r.type): r
+        for zone, state in states.items()
+        for r in state.rrsets
+        if zone_of(owned_host(r.name) or r.name, options.zones) == zone
+    }
     changes: list[Change] = []
     planned: set[str] = set()
     for want in names:
+        planned.add(want.name)  # even when its zone is unread: never deleted through another zone
         if want.zone not in states:
             continue
-        planned.add(want.name)
         registry = ownership_name(want.name)
         txt = actual.get((registry, "TXT"))
         owners = {o for o in map(owner_of, txt.values if txt else ()) if o is not None}
         others = owners - {options.owner}
         occupied = sorted(t for t in OCCUPYING_TYPES if (want.name, t) in actual)
-        if others or (options.owner not in owners and occupied):
+        bad = [v for v in (txt.values if txt else ()) if malformed(v)]
+        if others or bad or (options.owner not in owners and occupied):
             why = (
                 f"the name is owned by passerelle owner {', '.join(sorted(others))!r} (TXT {registry})"
                 if others
+                else f"its TXT {registry} holds a malformed passerelle ownership record {bad[0]!r}"
+                if bad
                 else f"the name already has {'/'.join(occupied)} records that passerelle does not own (no TXT {registry})"
             )
             for ref in want.refs:
@@ -271,39 +320,96 @@ def diff(
             continue
         if options.owner not in owners and not want.addresses:
             continue  # nothing to publish yet; the plan's problem says why
-        text = ownership_text(options.owner, _resource(want.refs[0]))
+        text = ownership_value(options.owner, _resource(want.refs[0]))
         foreign = [v for v in (txt.values if txt else ()) if owner_of(v) is None]
         _replace(changes, want.zone, actual, rrset(registry, "TXT", options.ttl, [text, *foreign]), options)
         if not want.addresses:
             continue  # keep what is published (no eligible node)
-        for rtype in ADDRESS_TYPES:
+        for rtype in ADDRESS_RRTYPES:
             family = [a for a in want.addresses if (":" in a) == (rtype == "AAAA")]
             after = rrset(want.name, rtype, options.ttl, family) if family else None
-            _replace(changes, want.zone, actual, after, options, name=want.name, rtype=rtype)
+            _replace(changes, want.zone, actual, after, options, name=want.name, rtype=rtype, guard=txt)
     if options.policy is Policy.SYNC:
-        for (name, rtype), txt in actual.items():
-            host = owned_host(name)
-            if (
-                rtype != "TXT"
-                or host is None
-                or host in planned
-                or options.owner not in map(owner_of, txt.values)
-            ):
-                continue
-            zone = next(z for z, s in states.items() if txt in s.rrsets)
-            for address_type in ADDRESS_TYPES:
-                _replace(changes, zone, actual, None, options, name=host, rtype=address_type)
-            rest = [v for v in txt.values if owner_of(v) != options.owner]
-            _replace(
-                changes,
-                zone,
-                actual,
-                rrset(name, "TXT", txt.ttl, rest) if rest else None,
-                options,
-                name=name,
-                rtype="TXT",
+        deletions = _deletions(actual, planned, states, options, problems)
+        owned = sum(
+            1
+            for (name, rtype), r in actual.items()
+            if rtype == "TXT" and owned_host(name) and options.owner in map(owner_of, r.values)
+        )
+        removed = {c.host for c in deletions}
+        if (
+            not options.force
+            and owned >= MIN_OWNED_FOR_GUARD
+            and len(removed) * 100 > owned * options.max_delete_percent
+        ):
+            problems.append(
+                Problem(
+                    ref=options.ref,
+                    message=(
+                        f"deleting {len(removed)} of the {owned} owned names at once exceeds maxDeletePercent "
+                        f"({options.max_delete_percent}%): deletions withheld (an empty or truncated "
+                        f"configuration?); confirm with `passerelle dnssync --force` or raise maxDeletePercent"
+                    ),
+                )
             )
+        else:
+            changes.extend(deletions)
     return tuple(sorted(changes))
+
+
+def _deletions(
+    actual: Mapping[tuple[str, str], RRset],
+    planned: set[str],
+    states: Mapping[str, ZoneState],
+    options: PlanOptions,
+    problems: list[Problem],
+) -> list[Change]:
+    """Policy sync: the owned names nobody claims any more, with their ownership TXT."""
+    changes: list[Change] = []
+    for (name, rtype), txt in sorted(actual.items()):
+        host = owned_host(name)
+        if rtype != "TXT" or host is None or host in planned:
+            continue
+        owners = {o for o in map(owner_of, txt.values) if o is not None}
+        if options.owner not in owners:
+            continue
+        zone = zone_of(host, options.zones)
+        if zone is None or zone not in states:
+            continue  # its zone was not read: its state is unknown
+        others = owners - {options.owner}
+        bad = [v for v in txt.values if malformed(v)]
+        if others or bad:
+            why = (
+                f"names passerelle owner {', '.join(sorted(others))!r} as well as {options.owner!r}"
+                if others
+                else f"also holds a malformed passerelle ownership record {bad[0]!r}"
+            )
+            problems.append(
+                Problem(
+                    ref=options.ref,
+                    message=f"{host} is not deleted: its TXT {name} {why}",
+                    severity=Severity.WARNING,
+                )
+            )
+            continue
+        for address_type in ADDRESS_RRTYPES:
+            _replace(changes, zone, actual, None, options, name=host, rtype=address_type)
+        rest = [v for v in txt.values if owner_of(v) != options.owner]
+        _replace(
+            changes,
+            zone,
+            actual,
+            rrset(name, "TXT", txt.ttl, rest) if rest else None,
+            options,
+            name=name,
+            rtype="TXT",
+        )
+    return changes
+
+
+def zone_of(name: str, zones: tuple[str, ...]) -> str | None:
+    """The most specific of `zones` that `name` is in."""
+    return max((z for z in zones if in_zone(name, z)), key=len, default=None)
 
 
 def _replace(
@@ -315,12 +421,13 @@ def _replace(
     *,
     name: str = "",
     rtype: str = "",
+    guard: RRset | None = None,
 ) -> None:
     key = (after.name, after.type) if after is not None else (name, rtype)
     before = actual.get(key)
     if before == after or (after is None and options.policy is Policy.UPSERT_ONLY):
         return
-    changes.append(Change(zone=zone, name=key[0], type=key[1], before=before, after=after))
+    changes.append(Change(zone=zone, name=key[0], type=key[1], before=before, after=after, guard=guard))
 
 
 def _resource(ref: ObjectRef) -> str:

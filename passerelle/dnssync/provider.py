@@ -9,10 +9,12 @@ move as one). Everything else a provider does is its own business: `rfc2136.py` 
 to an authoritative server; a LanDB or external-dns-webhook provider would map the same two calls
 onto `landb-alias` metadata or `GET/POST /records`.
 
-Failures are one small tree, mapped at the provider's boundary: `Unreachable` (retried, nothing
-changed), `Refused` (the server said no: credentials or permissions; retried, the operator must
-act), `Conflict` (the zone moved under the plan: re-read and re-plan). Messages are for the
-operator and name the server and the zone.
+Failures are one small tree, mapped at the provider's boundary: `Unreachable` (retried),
+`Refused` (the server said no: credentials or permissions; retried, the operator must act),
+`Conflict` (the zone moved under the plan: re-read and re-plan). An `apply` is atomic per name,
+not per call: the error's `applied` lists the changes made before it failed (the next reconcile
+re-reads, so nothing is applied twice). Messages are for the operator and name the server and
+the zone.
 """
 
 from __future__ import annotations
@@ -24,7 +26,15 @@ from passerelle.dnssync.records import Change, ZoneState
 
 
 class ProviderError(Exception):
-    """DNS sync could not read or change a zone; nothing was changed by the failed call."""
+    """DNS sync could not read or change a zone.
+
+    `applied`: the changes the failed `apply` did make before it failed (a provider that sends
+    several messages may lose the server after some were applied); empty for a read.
+    """
+
+    def __init__(self, message: str, *, applied: tuple[Change, ...] = ()) -> None:
+        super().__init__(message)
+        self.applied = applied
 
 
 class Unreachable(ProviderError):

@@ -4,21 +4,23 @@
 TXT sets. `apply` sends UPDATE messages over TCP: each change carries its prerequisite (§2.4.2
 "RRset exists, value dependent" with the `before` records, or §2.4.3 "RRset does not exist"), then
 deletes the set and adds the new records, so a message either applies whole or not at all
-(§3.2, §3.4). Changes are grouped by name and names packed into messages of up to `batch_size`
-changes; when a batch is refused on a prerequisite, its names are retried one message each so one
-moved name does not hold back the others, and the moved names are reported as a Conflict.
+(§3.2, §3.4). An address change also requires the name's ownership TXT as read (present, value
+dependent), so a name taken over by another owner since the read is not overwritten. Changes are
+grouped by name and names packed into messages of up to `batch_size` changes and
+MAX_MESSAGE_BYTES bytes; when a batch is refused on a prerequisite, its names are retried one
+message each so one moved name does not hold back the others, and the moved names are reported
+as a Conflict. Messages are sent one after the other: when one fails, those before it stay
+applied, and the error carries them (`ProviderError.applied`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import ipaddress
 import socket
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import groupby
 
 import dns.asyncquery
@@ -36,7 +38,17 @@ import dns.xfr
 import dns.zone
 
 from passerelle.dnssync.provider import Conflict, ProviderError, Refused, Unreachable
-from passerelle.dnssync.records import Change, RRset, ZoneState, rrset
+from passerelle.dnssync.records import (
+    ADDRESS_RRTYPES,
+    Change,
+    RRset,
+    ZoneState,
+    rrset,
+    txt_strings,
+    txt_value,
+)
+from passerelle.dnssync.tsig import ALGORITHMS as ALGORITHM_NAMES
+from passerelle.dnssync.tsig import secret_error
 
 ALGORITHMS = {
     "hmac-sha256": dns.tsig.HMAC_SHA256,
@@ -46,11 +58,15 @@ ALGORITHMS = {
     "hmac-sha1": dns.tsig.HMAC_SHA1,
     "hmac-md5": dns.tsig.HMAC_MD5,
 }
+assert set(ALGORITHMS) == set(ALGORITHM_NAMES)
 KEPT_TYPES = frozenset({"A", "AAAA", "CNAME", "TXT"})
 # Rcodes that mean "a prerequisite failed" (RFC 2136 §2.2, §3.2.1).
 _PREREQUISITE_RCODES = frozenset(
     {dns.rcode.YXDOMAIN, dns.rcode.YXRRSET, dns.rcode.NXDOMAIN, dns.rcode.NXRRSET}
 )
+# An UPDATE's records are kept under this many bytes: TCP's length prefix allows 65535, and the
+# header, zone section and TSIG signature need room too.
+MAX_MESSAGE_BYTES = 32768
 _TSIG_ERRORS = (
     dns.tsig.PeerBadKey,
     dns.tsig.PeerBadSignature,
@@ -64,7 +80,7 @@ class Rfc2136Options:
     server: str
     port: int = 53
     key_name: str = ""  # "": unsigned (a server that allows updates by address)
-    secret: str = ""  # base64, as in BIND's `key { secret "..." }`
+    secret: str = field(default="", repr=False)  # base64, as in BIND's `key { secret "..." }`
     algorithm: str = "hmac-sha256"
     timeout: float = 5.0
     batch_size: int = 50
@@ -72,13 +88,8 @@ class Rfc2136Options:
     def __post_init__(self) -> None:
         if self.algorithm not in ALGORITHMS:
             raise ValueError(f"TSIG algorithm {self.algorithm!r} is not one of {', '.join(ALGORITHMS)}")
-        if self.key_name:
-            try:
-                base64.b64decode(self.secret, validate=True)
-            except binascii.Error:
-                raise ValueError("the TSIG secret is not base64") from None
-            if not self.secret:
-                raise ValueError(f"TSIG key {self.key_name!r} has no secret")
+        if error := secret_error(self.key_name, self.secret):
+            raise ValueError(error)
 
 
 class Rfc2136Provider:
@@ -111,53 +122,44 @@ class Rfc2136Provider:
                 await self._where(), transferred, query, port=self.options.port, timeout=self.options.timeout,
                 lifetime=self.options.timeout * 6,
             )  # fmt: skip
-        out = []
-        for name, rdataset in transferred.iterate_rdatasets():
-            rtype = dns.rdatatype.to_text(rdataset.rdtype)
-            if rtype not in KEPT_TYPES:
-                continue
-            absolute = name.derelativize(origin).to_text(omit_final_dot=True).lower()
-            out.append(rrset(absolute, rtype, rdataset.ttl, [_value(rtype, rd) for rd in rdataset]))
-        return ZoneState(zone=zone, rrsets=tuple(sorted(out)))
+        return await asyncio.to_thread(_state, zone, origin, transferred)  # a large zone: off the event loop
 
     async def apply(self, zone: str, changes: Sequence[Change]) -> int:
         names = by_host(changes)
         sent = 0
         moved: list[str] = []
-        for batch in _batches(names, self.options.batch_size):
-            sent += 1
-            if await self._send(zone, [c for group in batch for c in group]):
-                continue
-            if len(batch) == 1:
-                moved.append(batch[0][0].host)
-                continue
-            for group in batch:  # isolate the names whose state moved
+        applied: list[Change] = []
+        try:
+            for batch in _batches(
+                names, self.options.batch_size, MAX_MESSAGE_BYTES, lambda g: _size(zone, g)
+            ):
                 sent += 1
-                if not await self._send(zone, group):
-                    moved.append(group[0].host)
+                flat = [c for group in batch for c in group]
+                if await self._send(zone, flat):
+                    applied.extend(flat)
+                    continue
+                if len(batch) == 1:
+                    moved.append(batch[0][0].host)
+                    continue
+                for group in batch:  # isolate the names whose state moved
+                    sent += 1
+                    if await self._send(zone, group):
+                        applied.extend(group)
+                    else:
+                        moved.append(group[0].host)
+        except ProviderError as e:
+            e.applied = tuple(applied)  # the messages before the failure did change the zone
+            raise
         if moved:
             raise Conflict(
-                f"zone {zone} changed since it was read ({', '.join(moved)}); it will be read again"
+                f"zone {zone} changed since it was read ({', '.join(moved)}); it will be read again",
+                applied=tuple(applied),
             )
         return sent
 
     async def _send(self, zone: str, changes: list[Change]) -> bool:
         """One UPDATE message; False when a prerequisite failed."""
-        update = dns.update.UpdateMessage(
-            zone,
-            keyring=self._keyring,
-            keyname=self._keyname,
-            keyalgorithm=ALGORITHMS[self.options.algorithm],
-        )
-        for change in changes:
-            name = dns.name.from_text(change.name)
-            if change.before is None:
-                update.absent(name, change.type)
-            else:
-                update.present(name, *_rdatas(change.before))
-                update.delete(name, change.type)
-            if change.after is not None:
-                update.add(name, change.after.ttl, *_rdatas(change.after))
+        update = _message(zone, changes, self._keyring, self._keyname, ALGORITHMS[self.options.algorithm])
         with self._errors(f"update of zone {zone}"):
             response = await dns.asyncquery.tcp(
                 update, await self._where(), timeout=self.options.timeout, port=self.options.port
@@ -201,6 +203,11 @@ class Rfc2136Provider:
             yield
         except ProviderError:
             raise
+        except dns.tsig.PeerBadTime:
+            raise Refused(
+                f"{what}: {where} rejected the TSIG signature's time (BadTime): this host's clock and the "
+                f"server's differ by more than the allowed fudge (300 s): check NTP on both"
+            ) from None
         except _TSIG_ERRORS as e:
             name = type(e).__name__.removeprefix("Peer")
             raise Refused(
@@ -218,6 +225,17 @@ class Rfc2136Provider:
             raise Refused(f"{what}: {where}: {e}") from None
 
 
+def _state(zone: str, origin: dns.name.Name, transferred: dns.zone.Zone) -> ZoneState:
+    out = []
+    for name, rdataset in transferred.iterate_rdatasets():
+        rtype = dns.rdatatype.to_text(rdataset.rdtype)
+        if rtype not in KEPT_TYPES:
+            continue
+        absolute = name.derelativize(origin).to_text(omit_final_dot=True).lower()
+        out.append(rrset(absolute, rtype, rdataset.ttl, [_value(rtype, rd) for rd in rdataset]))
+    return ZoneState(zone=zone, rrsets=tuple(sorted(out)))
+
+
 def by_host(changes: Sequence[Change]) -> list[list[Change]]:
     """Changes grouped by name, a name's ownership TXT with it: they go in one message, so an
     address is never published without its owner, nor an owner left without its addresses."""
@@ -225,15 +243,53 @@ def by_host(changes: Sequence[Change]) -> list[list[Change]]:
     return [list(group) for _, group in groupby(ordered, key=lambda c: c.host)]
 
 
-def _batches(names: list[list[Change]], size: int) -> Iterator[list[list[Change]]]:
+def _message(
+    zone: str,
+    changes: Sequence[Change],
+    keyring: dict[dns.name.Name, dns.tsig.Key] | None = None,
+    keyname: dns.name.Name | None = None,
+    algorithm: dns.name.Name = dns.tsig.HMAC_SHA256,
+) -> dns.update.UpdateMessage:
+    """The UPDATE for `changes`: prerequisites (§2.4), then deletes and adds (§2.5)."""
+    update = dns.update.UpdateMessage(zone, keyring=keyring, keyname=keyname, keyalgorithm=algorithm)
+    own = {c.name for c in changes}
+    guards = {c.guard for c in changes if c.guard is not None and c.guard.name not in own}
+    for guard in sorted(guards):  # the name is still ours (its TXT unchanged since the read)
+        update.present(dns.name.from_text(guard.name), *_rdatas(guard))
+    for change in changes:
+        name = dns.name.from_text(change.name)
+        if change.before is None:
+            update.absent(name, change.type)
+            if change.type in ADDRESS_RRTYPES:  # a CNAME would make the server ignore the add (§3.4.2.2)
+                update.absent(name, "CNAME")
+        else:
+            update.present(name, *_rdatas(change.before))
+            update.delete(name, change.type)
+        if change.after is not None:
+            update.add(name, change.after.ttl, *_rdatas(change.after))
+    return update
+
+
+def _size(zone: str, group: Sequence[Change]) -> int:
+    """What `group` adds to an UPDATE's wire size, at most (names not compressed against others)."""
+    return len(_message(zone, group).to_wire()) - len(_message(zone, ()).to_wire())
+
+
+def _batches(
+    names: list[list[Change]], size: int, max_bytes: int, measure: Callable[[list[Change]], int]
+) -> Iterator[list[list[Change]]]:
+    """Names packed into messages of at most `size` changes and `max_bytes` bytes of records (a
+    name too large alone goes alone)."""
     batch: list[list[Change]] = []
-    count = 0
+    count = used = 0
     for group in names:
-        if batch and count + len(group) > size:
+        need = measure(group)
+        if batch and (count + len(group) > size or used + need > max_bytes):
             yield batch
-            batch, count = [], 0
+            batch, count, used = [], 0, 0
         batch.append(group)
         count += len(group)
+        used += need
     if batch:
         yield batch
 
@@ -242,18 +298,12 @@ def _value(rtype: str, rdata: dns.rdata.Rdata) -> str:
     if rtype in ("A", "AAAA"):
         return ipaddress.ip_address(rdata.to_text()).compressed
     if rtype == "TXT":
-        return b"".join(rdata.strings).decode("utf-8", "replace")  # type: ignore[attr-defined]
+        return txt_value(rdata.strings)  # type: ignore[attr-defined]
     return rdata.to_text().lower().rstrip(".") if rtype == "CNAME" else rdata.to_text()
 
 
 def _rdatas(records: RRset) -> list[dns.rdata.Rdata]:
     rdtype = dns.rdatatype.from_text(records.type)
     if records.type == "TXT":
-        return [dns.rdtypes.ANY.TXT.TXT(dns.rdataclass.IN, rdtype, _chunk(v)) for v in records.values]
+        return [dns.rdtypes.ANY.TXT.TXT(dns.rdataclass.IN, rdtype, txt_strings(v)) for v in records.values]
     return [dns.rdata.from_text(dns.rdataclass.IN, rdtype, v) for v in records.values]
-
-
-def _chunk(text: str) -> list[bytes]:
-    """A TXT value as strings of at most 255 bytes (RFC 1035 §3.3.14)."""
-    data = text.encode()
-    return [data[i : i + 255] for i in range(0, len(data), 255)] or [b""]

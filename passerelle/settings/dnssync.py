@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import ipaddress
 import os
 import re
@@ -15,6 +13,8 @@ from pydantic import Field, field_validator, model_validator
 
 from passerelle.dnssync.plan import PlanOptions, Policy
 from passerelle.dnssync.selector import parse_selector
+from passerelle.dnssync.tsig import ALGORITHMS as TSIG_ALGORITHMS
+from passerelle.dnssync.tsig import secret_error
 from passerelle.settings.base import Duration, SettingsError, StrictModel
 
 if TYPE_CHECKING:
@@ -23,9 +23,6 @@ if TYPE_CHECKING:
 _OWNER = re.compile(r"^[A-Za-z0-9][-A-Za-z0-9_.]{0,62}$")
 _ZONE = re.compile(r"^([a-z0-9]([-a-z0-9_]*[a-z0-9])?\.)*[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 Selector = str | dict[str, str]
-# The TSIG algorithms rfc2136.py maps to dnspython's (not imported here: settings load in every
-# process, dnspython only where DNS sync runs).
-TSIG_ALGORITHMS = ("hmac-sha256", "hmac-sha384", "hmac-sha512", "hmac-sha224", "hmac-sha1", "hmac-md5")
 
 
 class Rfc2136(StrictModel):
@@ -51,10 +48,8 @@ class Rfc2136(StrictModel):
             raise ValueError("set tsigSecret or tsigSecretFile, not both")
         if self.tsigKeyName and not (self.tsigSecret or self.tsigSecretFile):
             raise ValueError("tsigKeyName needs tsigSecret or tsigSecretFile")
-        try:
-            base64.b64decode(self.tsigSecret, validate=True)
-        except binascii.Error:
-            raise ValueError("tsigSecret is not base64 (as in BIND's key clause)") from None
+        if self.tsigSecret and (error := secret_error(self.tsigKeyName or "-", self.tsigSecret)):
+            raise ValueError(f"tsigSecret: {error}")
         return self
 
     def options(self) -> Rfc2136Options:
@@ -92,7 +87,10 @@ class Drain(StrictModel):
     onSigterm: bool = False  # SIGTERM drains as `passerelle drain` does (set it in the DaemonSet)
     dnsWait: Duration | None = None  # after leaving DNS, before /ping turns 503; default: the ttl
     timeout: Duration = 60.0  # give up on leaving DNS (server down) after this, and go on
-    acceptGrace: Duration = 0.0  # keep serving with /ping at 503 this long before closing listeners
+    # Keep serving with /ping at 503 this long before closing listeners: at least the readiness
+    # probe's periodSeconds x failureThreshold (10 s = the DaemonSet's 5 s x 2), so the kubelet and
+    # load balancers see the 503 and stop sending before the listeners close.
+    acceptGrace: Duration = 10.0
 
 
 class DnsSync(StrictModel):
@@ -109,6 +107,12 @@ class DnsSync(StrictModel):
     podSelector: Selector = "app.kubernetes.io/name=passerelle"
     podNamespace: str = ""
     nodeName: str = ""  # this process's node; default $NODE_NAME, else the host name
+    # A node eligible again (Ready, uncordoned, ...) joins DNS only after this long (a flapping
+    # node is not added and removed each time); leaving DNS is immediate. 0: no wait.
+    settleTime: Duration = 30.0
+    # Deleting more than this share of the owned names in one reconcile (with 10 or more owned)
+    # is withheld until `passerelle dnssync --force` (octoDNS's unsafe-plan guard); 100: off.
+    maxDeletePercent: Annotated[int, Field(ge=1, le=100)] = 30
     drain: Drain = Drain()
 
     @field_validator("zones")
@@ -156,6 +160,7 @@ class DnsSync(StrictModel):
             pod_selector=parse_selector(self.podSelector) if self.requirePod else None,
             pod_namespace=self.podNamespace,
             targets=tuple(self.target) if isinstance(self.target, list) else (),
+            max_delete_percent=self.maxDeletePercent,
         )
 
     def node_name(self) -> str:

@@ -38,6 +38,7 @@ class Bind:
         *,
         extra_records: str = "",
         algorithm: str = "hmac-sha256",
+        update_policy: str = "",  # BIND update-policy rules instead of allow-update (the key)
     ) -> None:
         self.dir = workdir
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -64,7 +65,7 @@ key "{KEY_NAME}" {{ algorithm {algorithm}; secret "{self.secret}"; }};
 zone "{zone}" {{
   type primary;
   file "{zone}.db";
-  allow-update {{ key "{KEY_NAME}"; }};
+  {f"update-policy {{ {update_policy} }};" if update_policy else f'allow-update {{ key "{KEY_NAME}"; }};'}
   allow-transfer {{ key "{KEY_NAME}"; }};
 }};
 """

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from passerelle.control.leadership import AlwaysLeader, Leadership
-from passerelle.dnssync.controller import DnsSync, Outcome
+from passerelle.dnssync.controller import Backoff, DnsSync, Outcome
 from passerelle.dnssync.rfc2136 import Rfc2136Provider
 from passerelle.kube.ingress import translate
 from passerelle.kube.manifests import ManifestsProvider
@@ -59,6 +61,7 @@ def dns_settings(bind: Bind, **overrides: Any) -> dict[str, Any]:
         "zones": [bind.zone],
         "ownerId": "cluster-a",
         "ttl": 30,
+        "settleTime": 0,  # nodes join at once; test_dnssync.py's settle test sets it
         "provider": bind.settings(),
     }
     settings.update(overrides)
@@ -69,7 +72,14 @@ class Cluster:
     """A manifests directory and a DnsSync fed from it, in this process (always the leader)."""
 
     def __init__(
-        self, workdir: Path, bind: Bind, *, leadership: Leadership | None = None, **settings: Any
+        self,
+        workdir: Path,
+        bind: Bind,
+        *,
+        leadership: Leadership | None = None,
+        backoff: Backoff | None = None,
+        clock: Callable[[], float] = time.time,
+        **settings: Any,
     ) -> None:
         self.dir = workdir / "manifests"
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -82,6 +92,9 @@ class Cluster:
             leadership=leadership or AlwaysLeader(),
             interval=self.settings.interval,
             node_name="n1",
+            settle=self.settings.settleTime,
+            backoff=backoff or Backoff(),
+            clock=clock,
         )
         self.provider = ManifestsProvider(self.dir, watch=False)
 

@@ -15,7 +15,9 @@ import pytest
 import yaml
 
 from passerelle.dnssync import controller
+from passerelle.dnssync.controller import DrainResult
 from passerelle.dnssync.provider import Conflict
+from passerelle.dnssync.records import ownership_text
 from tests.integration.bind import Bind
 from tests.integration.dnsfixtures import Cluster, dns_settings, host_ingress, node, pod
 
@@ -87,6 +89,37 @@ async def test_nodes_join_and_leave(tmp_path: Path, bind: Bind) -> None:
         outcome = await cluster.reconcile()
         assert outcome.ok, (what, outcome.errors)
         assert bind.addresses(HOST) == expected, what
+
+
+async def test_a_node_back_ready_joins_after_the_settle_time(tmp_path: Path, bind: Bind) -> None:
+    """A flapping node: leaving DNS is immediate, coming back waits settleTime."""
+    now = [1000.0]
+    cluster = Cluster(tmp_path, bind, clock=lambda: now[0], settleTime="30s")
+    cluster.write("app.yaml", [host_ingress("app", HOST)])
+    two = nodes(node("n1", "10.0.0.1"), node("n2", "10.0.0.2"))
+    cluster.write("nodes.yaml", two)
+    assert (await cluster.reconcile()).ok
+    assert bind.addresses(HOST) == set()  # a fresh start: nodes not in DNS wait too
+    now[0] += 31
+    assert (await cluster.reconcile()).ok
+    assert bind.addresses(HOST) == {"10.0.0.1", "10.0.0.2"}
+    cluster.write("nodes.yaml", nodes(node("n1", "10.0.0.1"), node("n2", "10.0.0.2", ready=False)))
+    assert (await cluster.reconcile()).ok
+    assert bind.addresses(HOST) == {"10.0.0.1"}  # out at once
+    now[0] += 5
+    cluster.write("nodes.yaml", two)
+    outcome = await cluster.reconcile()
+    assert outcome.ok and outcome.applied == 0 and bind.addresses(HOST) == {"10.0.0.1"}  # held
+    assert outcome.plan is not None and "n2: settling" in str(outcome.plan.nodes[1])
+    now[0] += 29
+    assert (await cluster.reconcile()).ok and bind.addresses(HOST) == {"10.0.0.1"}  # 29 s < 30 s
+    now[0] += 2
+    assert (await cluster.reconcile()).ok and bind.addresses(HOST) == {"10.0.0.1", "10.0.0.2"}
+    restarted = Cluster(tmp_path / "again", bind, clock=lambda: now[0], settleTime="30s")
+    restarted.write("app.yaml", [host_ingress("app", HOST)])
+    restarted.write("nodes.yaml", two)
+    outcome = await restarted.reconcile()  # a new controller keeps the nodes already in DNS
+    assert outcome.ok and outcome.applied == 0 and bind.addresses(HOST) == {"10.0.0.1", "10.0.0.2"}
 
 
 async def test_no_eligible_node_keeps_the_published_addresses(tmp_path: Path, bind: Bind) -> None:
@@ -178,8 +211,7 @@ async def test_wrong_tsig_key_is_a_clear_error(tmp_path: Path, bind: Bind) -> No
 
 
 async def test_server_down_then_back(tmp_path: Path, bind: Bind, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(controller, "FIRST_RETRY", 0.2)
-    cluster = Cluster(tmp_path, bind)
+    cluster = Cluster(tmp_path, bind, backoff=controller.Backoff(first_retry=0.2))
     cluster.write("nodes.yaml", nodes(node("n1", "10.0.0.1"), node("n2", "10.0.0.2")))
     cluster.write("app.yaml", [host_ingress("app", HOST)])
     cluster.load()
@@ -303,6 +335,7 @@ async def test_large_changes_are_batched(tmp_path: Path, bind: Bind) -> None:
     cluster.write("app.yaml", [host_ingress("app", *hosts)])
     outcome = await cluster.reconcile()
     assert outcome.ok and outcome.applied == 120  # A, AAAA and TXT for each
+    assert outcome.messages == 20  # 2 names (6 changes) per message of at most 7
     for host in hosts:
         assert bind.addresses(host) == {"10.0.0.1", "fd00::2"}, host
     state = await cluster.sync.provider.read(bind.zone)
@@ -337,6 +370,79 @@ async def test_a_name_changed_under_the_plan_is_refused_alone(tmp_path: Path, bi
     assert bind.addresses("b.example.test") == {"10.0.0.1", "10.0.0.2"}
 
 
+async def test_a_name_taken_over_since_the_read_keeps_its_new_owner(tmp_path: Path, bind: Bind) -> None:
+    """An address update whose TXT does not change still requires the TXT as read: a name another
+    owner took between the read and the write is not given our addresses."""
+    cluster = Cluster(tmp_path, bind)
+    cluster.write("nodes.yaml", nodes(node("n1", "10.0.0.1")))
+    cluster.write("app.yaml", [host_ingress("app", HOST)])
+    assert (await cluster.reconcile()).ok
+    cluster.write("nodes.yaml", nodes(node("n1", "10.0.0.1"), node("n2", "10.0.0.2")))
+    cluster.load()
+    state = await cluster.sync.provider.read(bind.zone)
+    from passerelle.dnssync.plan import plan
+    from passerelle.kube.ingress import translate
+
+    loaded = cluster.provider.load()
+    result = plan(translate(loaded.snapshot)[0], loaded.snapshot, {bind.zone: state}, cluster.sync.options)
+    assert [c.type for c in result.changes] == ["A"]  # the TXT is unchanged
+    theirs = ownership_text("cluster-b", "ingress/default/app")
+    update = dns.update.UpdateMessage(bind.zone, keyring=bind.keyring())
+    update.replace(f"_passerelle.{HOST}.", 30, "TXT", f'"{theirs}"')
+    assert dns.query.tcp(update, "127.0.0.1", port=bind.port, timeout=2).rcode() == dns.rcode.NOERROR
+    with pytest.raises(Conflict):
+        await cluster.sync.provider.apply(bind.zone, result.changes)
+    assert bind.addresses(HOST) == {"10.0.0.1"} and bind.txt(f"_passerelle.{HOST}") == {theirs}
+
+
+async def test_a_cname_made_since_the_read_refuses_the_create(tmp_path: Path, bind: Bind) -> None:
+    """RFC 2136 §3.4.2.2: the server silently ignores an A added beside a CNAME; the create's
+    prerequisite makes that a refusal the controller sees, instead of a lost write."""
+    cluster = Cluster(tmp_path, bind)
+    cluster.write("nodes.yaml", nodes(node("n1", "10.0.0.1")))
+    cluster.write("app.yaml", [host_ingress("app", HOST)])
+    cluster.load()
+    state = await cluster.sync.provider.read(bind.zone)
+    from passerelle.dnssync.plan import plan
+    from passerelle.kube.ingress import translate
+
+    loaded = cluster.provider.load()
+    result = plan(translate(loaded.snapshot)[0], loaded.snapshot, {bind.zone: state}, cluster.sync.options)
+    update = dns.update.UpdateMessage(bind.zone, keyring=bind.keyring())
+    update.replace(f"{HOST}.", 30, "CNAME", "legacy.example.test.")
+    assert dns.query.tcp(update, "127.0.0.1", port=bind.port, timeout=2).rcode() == dns.rcode.NOERROR
+    with pytest.raises(Conflict, match=HOST):
+        await cluster.sync.provider.apply(bind.zone, result.changes)
+    assert bind.txt(f"_passerelle.{HOST}") == set()  # the name's TXT did not go in without its A
+    outcome = await cluster.reconcile()  # read again: the CNAME is someone else's
+    assert outcome.ok and outcome.applied == 0
+    assert any("already has CNAME records" in p.message for p in cluster.sync.problems())
+
+
+async def test_a_refused_update_mid_apply_reports_what_was_applied(tmp_path: Path) -> None:
+    """The server refuses the second message (its update-policy denies one name): the first
+    message's changes stay applied, are counted, and the error says so."""
+    key = '"passerelle-key"'
+    server = Bind(
+        tmp_path / "bind",
+        update_policy=f"deny {key} name z.example.test. ANY; grant {key} subdomain example.test. ANY;",
+    )
+    server.start()
+    try:
+        rfc2136: dict[str, object] = {**server.settings()["rfc2136"], "batchSize": 2}  # type: ignore[dict-item]
+        cluster = Cluster(tmp_path, server, provider={"rfc2136": rfc2136})
+        cluster.write("nodes.yaml", nodes(node("n1", "10.0.0.1")))
+        cluster.write("app.yaml", [host_ingress("app", "a.example.test", "z.example.test")])
+        outcome = await cluster.reconcile()
+        assert not outcome.ok and outcome.applied == 2, outcome
+        assert "answered REFUSED" in outcome.errors[0] and "2 of 4 changes were applied" in outcome.errors[0]
+        assert cluster.sync.health().changes_total == 2
+        assert server.addresses("a.example.test") == {"10.0.0.1"}
+        assert server.addresses("z.example.test") == set()
+    finally:
+        server.stop()
+
+
 def test_only_dns_sync_loads_dnspython() -> None:
     """Settings and the wiring load in every process; dnspython only where DNS sync runs."""
     code = "import sys, passerelle.settings, passerelle.app; print(any(m.startswith('dns.') for m in sys.modules))"
@@ -348,18 +454,39 @@ def test_only_dns_sync_loads_dnspython() -> None:
 async def test_drain_gives_up_when_the_server_stays_down(
     tmp_path: Path, bind: Bind, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(controller, "FIRST_RETRY", 0.1)
-    cluster = Cluster(tmp_path, bind)  # this process is node n1
+    cluster = Cluster(tmp_path, bind, backoff=controller.Backoff(first_retry=0.1))  # this process is node n1
     cluster.write("nodes.yaml", nodes(node("n1", "10.0.0.1"), node("n2", "10.0.0.2")))
     cluster.write("app.yaml", [host_ingress("app", HOST)])
     assert (await cluster.reconcile()).ok
     bind.stop()
-    assert await cluster.sync.drain_node(timeout=0.5) is False  # not confirmed: the drain goes on
+    report = await cluster.sync.drain_node(timeout=0.5)  # not confirmed: the drain goes on
+    assert report.result is DrainResult.TIMEOUT and report.failed and "Connect call failed" in report.detail
     bind.start()
-    assert await cluster.sync.drain_node(timeout=5) is True
+    assert (await cluster.sync.drain_node(timeout=5)).result is DrainResult.REMOVED
     assert bind.addresses(HOST) == {"10.0.0.2"}
     cluster.load()
     assert (await cluster.sync.reconcile()).applied == 0  # stays out while this process drains
+
+
+async def test_drain_of_the_last_node_keeps_it_and_says_so(tmp_path: Path, bind: Bind) -> None:
+    cluster = Cluster(tmp_path, bind)  # this process is node n1
+    cluster.write("nodes.yaml", nodes(node("n1", "10.0.0.1")))
+    cluster.write("app.yaml", [host_ingress("app", HOST)])
+    assert (await cluster.reconcile()).ok
+    report = await cluster.sync.drain_node(timeout=5)
+    assert report.result is DrainResult.KEPT and not report.failed, report
+    assert bind.addresses(HOST) == {"10.0.0.1"}
+
+
+async def test_drain_of_an_unknown_node_fails(tmp_path: Path, bind: Bind) -> None:
+    cluster = Cluster(tmp_path, bind)
+    cluster.sync.node_name = "passerelle-7d9f-abcde"  # a pod's host name, not a node's
+    cluster.write("nodes.yaml", nodes(node("n1", "10.0.0.1"), node("n2", "10.0.0.2")))
+    cluster.write("app.yaml", [host_ingress("app", HOST)])
+    assert (await cluster.reconcile()).ok
+    report = await cluster.sync.drain_node(timeout=5)
+    assert report.result is DrainResult.UNKNOWN_NODE and report.failed, report
+    assert bind.addresses(HOST) == {"10.0.0.1", "10.0.0.2"}
 
 
 @pytest.mark.parametrize("algorithm", ["hmac-sha512", "hmac-sha384", "hmac-sha224", "hmac-sha1", "hmac-md5"])
@@ -384,3 +511,63 @@ async def test_an_algorithm_the_server_does_not_use_for_the_key_is_refused(
     cluster.write("nodes.yaml", nodes(node("n1", "10.0.0.1")))
     outcome = await cluster.reconcile()
     assert not outcome.ok and "rejected the TSIG signature" in outcome.errors[0], outcome.errors
+
+
+async def test_a_skewed_clock_is_named_as_such(
+    tmp_path: Path, bind: Bind, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """BIND answers BADTIME to a signature an hour off: the error points at the clocks, not the key."""
+    import time
+    import types
+
+    import dns.message
+    import dns.renderer
+
+    skewed = types.SimpleNamespace(time=lambda: time.time() + 3600)
+    monkeypatch.setattr(dns.renderer, "time", skewed)
+    monkeypatch.setattr(dns.message, "time", skewed)
+    cluster = Cluster(tmp_path, bind)
+    cluster.write("nodes.yaml", nodes(node("n1", "10.0.0.1")))
+    cluster.write("app.yaml", [host_ingress("app", HOST)])
+    outcome = await cluster.reconcile()
+    assert not outcome.ok and "(BadTime)" in outcome.errors[0] and "check NTP" in outcome.errors[0], (
+        outcome.errors
+    )
+
+
+async def test_a_multi_string_non_utf8_txt_beside_ours_is_kept_as_is(tmp_path: Path) -> None:
+    """A foreign TXT value at the ownership name, two strings and a byte that is not UTF-8: the
+    plan compares and rewrites it as the strings it is (the prerequisite matches; nothing is
+    flattened or re-encoded)."""
+    server = Bind(tmp_path / "bind", extra_records='_passerelle.app IN TXT "v=x " "\\255end"\n').start()
+    try:
+        cluster = Cluster(tmp_path, server)
+        cluster.write("nodes.yaml", nodes(node("n1", "10.0.0.1")))
+        cluster.write("app.yaml", [host_ingress("app", HOST)])
+        outcome = await cluster.reconcile()
+        assert outcome.ok and outcome.applied == 2, outcome.errors
+        answer = server.query(f"_passerelle.{HOST}", "TXT").answer
+        strings = sorted(tuple(rd.strings) for rrset in answer for rd in rrset)
+        assert strings == [
+            (b"heritage=passerelle,passerelle/owner=cluster-a,passerelle/resource=ingress/default/app",),
+            (b"v=x ", b"\xffend"),
+        ]
+        assert (await cluster.reconcile()).applied == 0  # read back equal: in sync
+    finally:
+        server.stop()
+
+
+async def test_a_co_owned_name_is_not_deleted(tmp_path: Path, bind: Bind) -> None:
+    """A TXT naming us and another owner: our Ingress gone, the name stays, with a warning."""
+    cluster = Cluster(tmp_path, bind)
+    cluster.write("nodes.yaml", nodes(node("n1", "10.0.0.1")))
+    cluster.write("app.yaml", [host_ingress("app", HOST)])
+    assert (await cluster.reconcile()).ok
+    update = dns.update.UpdateMessage(bind.zone, keyring=bind.keyring())
+    update.add(f"_passerelle.{HOST}.", 30, "TXT", f'"{ownership_text("cluster-b", "ingress/default/app")}"')
+    assert dns.query.tcp(update, "127.0.0.1", port=bind.port, timeout=2).rcode() == dns.rcode.NOERROR
+    cluster.remove("app.yaml")
+    outcome = await cluster.reconcile()
+    assert outcome.ok and outcome.applied == 0
+    assert bind.addresses(HOST) == {"10.0.0.1"} and len(bind.txt(f"_passerelle.{HOST}")) == 2
+    assert any("as well as 'cluster-a'" in p.message for p in cluster.sync.problems())

@@ -54,6 +54,7 @@ def test_records_follow_the_manifests(
     router = start(make_router, backends, bind)
     router.write("app.yaml", [host_ingress("app", HOST), host_ingress("legacy", "legacy.example.test")])
     wait_for(lambda: bind.addresses(HOST) == {"10.0.0.1", "10.0.0.2"})
+    assert "assumes it is the only writer for ownerId 'cluster-a' in zones example.test" in router.log()
     health = router.api("/api/dnssync")
     assert health["leader"] and health["healthy"] and health["names"] == 2
     router.wait_problem("Ingress default/legacy", "is not published in DNS: the name already has A records")
@@ -157,8 +158,32 @@ def test_passerelle_drain_orders_dns_ping_and_close(
     assert router.process is not None and router.process.returncode == 0, router.log()
     phases = [line.removeprefix("drain: ").split(" ")[0] for line in output.splitlines()]
     assert phases[0] == "requested" and phases[-1] == "router", output  # "router stopped"
-    assert phases[1:4] == ["leaving-dns", "waiting-ttl", "refusing"], output
-    assert "waiting-ttl (removed)" in output
+    assert phases[1:5] == ["leaving-dns", "dns", "waiting-ttl", "refusing"], output
+    assert "drain: dns ok (removed): node n1 is out of DNS" in output
+
+
+def test_passerelle_drain_fails_when_its_node_is_unknown(
+    make_router: Callable[..., Router], backends: Backends, bind: Bind
+) -> None:
+    """No Node has this process's node name (the host name of a pod is the pod's): the drain goes
+    on, and says it failed."""
+    port = backends.whoami("app")
+    sync = dns_settings(bind, ttl=TTL, nodeName="passerelle-7d9f-abcde", drain={"acceptGrace": "0s"})
+    objects = [node("n1", "10.0.0.1"), pod("n1"), service("web"), endpoint_slice("web", [port])]
+    router = make_router(objects, config={"dnsSync": sync, "graceTimeout": "1s"})
+    router.write("app.yaml", [host_ingress("app", HOST)])
+    wait_for(lambda: bind.addresses(HOST) == {"10.0.0.1"})
+    done = subprocess.run(
+        [sys.executable, "-m", "passerelle", "drain", "-c", str(router.config_path)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert done.returncode == 1, (done.stdout, done.stderr)
+    assert "drain: dns FAILED (unknown-node): no Node 'passerelle-7d9f-abcde' matches" in done.stderr
+    assert done.stdout.splitlines()[-1] == "drain: router stopped", done.stdout
+    assert router.process is not None and router.process.wait(timeout=10) == 0, router.log()
+    assert bind.addresses(HOST) == {"10.0.0.1"}  # nothing removed: the node was not found
 
 
 def test_sigterm_drains_when_configured(

@@ -42,14 +42,24 @@ async def ask(peer: str, method: str, local: str, headers: str = "") -> tuple[by
     return transport.written.split(b"\r\n", 1)[0], calls
 
 
+ACT = "X-Passerelle-Action: 1\r\n"
 CASES = [
-    ("127.0.0.1", "POST", "127.0.0.1", "", b"202 Accepted", True),
-    ("::1", "POST", "::1", "", b"202 Accepted", True),
-    ("::ffff:127.0.0.1", "POST", "::", "", b"202 Accepted", True),
-    ("10.1.2.4", "POST", "10.1.2.4", "", b"202 Accepted", True),  # this host, to its own address
-    ("10.1.2.3", "POST", "10.1.2.4", "", b"403 Forbidden", False),
-    ("2001:db8::1", "POST", "::", "", b"403 Forbidden", False),
-    ("127.0.0.1", "POST", "127.0.0.1", "Origin: http://evil.example\r\n", b"403 Forbidden", False),  # a page
+    ("127.0.0.1", "POST", "127.0.0.1", ACT, b"202 Accepted", True),
+    ("::1", "POST", "::1", ACT, b"202 Accepted", True),
+    ("::ffff:127.0.0.1", "POST", "::", ACT, b"202 Accepted", True),
+    ("10.1.2.4", "POST", "10.1.2.4", ACT, b"202 Accepted", True),  # this host, to its own address
+    ("10.1.2.3", "POST", "10.1.2.4", ACT, b"403 Forbidden", False),
+    ("2001:db8::1", "POST", "::", ACT, b"403 Forbidden", False),
+    (
+        "127.0.0.1",
+        "POST",
+        "127.0.0.1",
+        "Origin: http://evil.example\r\n" + ACT,
+        b"403 Forbidden",
+        False,
+    ),  # a page
+    ("127.0.0.1", "POST", "127.0.0.1", "", b"403 Forbidden", False),  # no action header (a plain form)
+    ("127.0.0.1", "POST", "127.0.0.1", "X-Passerelle-Action: yes\r\n", b"403 Forbidden", False),
     ("127.0.0.1", "GET", "127.0.0.1", "", b"200 OK", False),
     ("127.0.0.1", "PUT", "127.0.0.1", "", b"405 Method Not Allowed", False),
 ]

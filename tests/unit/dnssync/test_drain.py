@@ -35,4 +35,5 @@ async def test_fixed_targets_have_no_node_to_remove_nor_ttl_to_wait() -> None:
     )
     drain = Drain(dns=sync, dns_wait=30, timeout=60, accept_grace=0, stop=lambda: stopped.append("stop"))
     assert await run(drain, stopped) == ["leaving-dns", "refusing", "stopping"]
-    assert drain.status()["dns"] == "removed" and sync.draining == {"n1"}
+    assert drain.status()["dns"] == "not-in-dns" and not drain.status()["dnsFailed"]
+    assert sync.draining == {"n1"}

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from passerelle.dnssync.plan import PlanOptions, Policy, plan
-from passerelle.dnssync.records import RRset, ZoneState, ownership_name, ownership_text, rrset
+from passerelle.dnssync.records import RRset, ZoneState, ownership_name, ownership_value, rrset, txt_value
 from passerelle.dnssync.selector import parse_selector
 from passerelle.kube.ingress import translate
 from passerelle.kube.snapshot import ClusterSnapshot
@@ -74,7 +74,7 @@ def ingress(name: str, *hosts: str, opt_out: bool = False, namespace: str = "def
 
 
 def txt(host: str, owner: str = "cluster-a", resource: str = "ingress/default/app") -> RRset:
-    return rrset(ownership_name(host), "TXT", 30, [ownership_text(owner, resource)])
+    return rrset(ownership_name(host), "TXT", 30, [ownership_value(owner, resource)])
 
 
 def a(host: str, *addresses: str, ttl: int = 30) -> RRset:
@@ -310,7 +310,7 @@ CASES: list[tuple[str, list[dict[str, Any]], list[RRset], dict[str, Any], set[st
         set(),
         [
             "update app.example.test 30 A 10.0.0.1, 10.0.0.2 -> 60 A 10.0.0.1, 10.0.0.2",
-            'update _passerelle.app.example.test 30 TXT "heritage=passerelle,passerelle/owner=cluster-a,passerelle/resource=ingress/default/app" -> 60 TXT heritage=passerelle,passerelle/owner=cluster-a,passerelle/resource=ingress/default/other',
+            'update _passerelle.app.example.test 30 TXT "heritage=passerelle,passerelle/owner=cluster-a,passerelle/resource=ingress/default/app" -> 60 TXT "heritage=passerelle,passerelle/owner=cluster-a,passerelle/resource=ingress/default/other"',
         ],
         [],
     ),
@@ -371,11 +371,113 @@ def test_plan(
 
 
 def test_unread_zone_is_not_planned() -> None:
-    """A zone whose state could not be read gets no change, not a delete-everything."""
+    """A zone whose state could not be read gets no change, not a delete-everything: the owned,
+    unclaimed names of the zone that was read are deleted, those of the unread one are not."""
     snapshot = ClusterSnapshot.of([*TWO_NODES])
     config, _ = translate(snapshot)
-    result = plan(config, snapshot, {}, OPTIONS)
-    assert result.changes == () and result.unread == (ZONE,)
+    options = dataclasses.replace(OPTIONS, zones=(ZONE, "other.test"))
+    states = {ZONE: ZoneState(zone=ZONE, rrsets=tuple(PUBLISHED))}
+    result = plan(config, snapshot, states, options)
+    assert result.unread == ("other.test",)
+    assert {c.name for c in result.changes} == {"app.example.test", "_passerelle.app.example.test"}
+    assert all(c.zone == ZONE for c in result.changes)
+
+
+SUB = "sub.example.test"
+NESTED = dataclasses.replace(OPTIONS, zones=(ZONE, SUB))
+IN_SUB = [txt("x.sub.example.test"), a("x.sub.example.test", "10.0.0.1")]
+
+
+@pytest.mark.parametrize("claimed", [True, False], ids=["claimed", "unclaimed"])
+def test_unread_child_zone_keeps_its_names_though_the_parent_lists_them(claimed: bool) -> None:
+    """Zones example.test and sub.example.test, sub unreadable: its records, seen in the parent's
+    transfer, are neither deleted nor updated through the parent."""
+    objects = [*TWO_NODES, *([ingress("app", "x.sub.example.test")] if claimed else [])]
+    snapshot = ClusterSnapshot.of(objects)
+    config, _ = translate(snapshot)
+    states = {ZONE: ZoneState(zone=ZONE, rrsets=tuple(IN_SUB))}
+    result = plan(config, snapshot, states, NESTED)
+    assert result.changes == () and result.unread == (SUB,)
+
+
+def test_nested_zones_read_records_count_in_the_child() -> None:
+    snapshot = ClusterSnapshot.of([*TWO_NODES])
+    config, _ = translate(snapshot)
+    states = {
+        ZONE: ZoneState(zone=ZONE, rrsets=tuple(IN_SUB)),
+        SUB: ZoneState(zone=SUB, rrsets=tuple(IN_SUB)),
+    }
+    result = plan(config, snapshot, states, NESTED)
+    assert {(c.zone, c.name, c.action) for c in result.changes} == {
+        (SUB, "x.sub.example.test", "delete"),
+        (SUB, "_passerelle.x.sub.example.test", "delete"),
+    }
+
+
+def test_co_owned_name_is_not_deleted() -> None:
+    """A TXT naming our owner and another one is a conflict for deletion as for an update."""
+    both = rrset(
+        ownership_name("app.example.test"),
+        "TXT",
+        30,
+        [
+            ownership_value("cluster-a", "ingress/default/app"),
+            ownership_value("cluster-b", "ingress/default/app"),
+        ],
+    )
+    snapshot = ClusterSnapshot.of([*TWO_NODES])
+    config, _ = translate(snapshot)
+    states = {ZONE: ZoneState(zone=ZONE, rrsets=(both, a("app.example.test", "10.0.0.1")))}
+    result = plan(config, snapshot, states, OPTIONS)
+    assert result.changes == ()
+    assert any("'cluster-b' as well as 'cluster-a'" in p.message for p in result.problems), result.problems
+
+
+BAD = txt_value(
+    [b"heritage=passerelle,passerelle/owner=cluster-a,passerelle/owner=cluster-b,passerelle/resource=x"]
+)
+
+
+@pytest.mark.parametrize("claimed", [True, False], ids=["claimed", "unclaimed"])
+def test_a_malformed_ownership_txt_makes_the_name_untouchable(claimed: bool) -> None:
+    snapshot = ClusterSnapshot.of([*TWO_NODES, *([ingress("app", "app.example.test")] if claimed else [])])
+    config, _ = translate(snapshot)
+    registry = ownership_name("app.example.test")
+    theirs = rrset(registry, "TXT", 30, [BAD, ownership_value("cluster-a", "ingress/default/app")])
+    states = {ZONE: ZoneState(zone=ZONE, rrsets=(theirs, a("app.example.test", "10.0.0.1")))}
+    result = plan(config, snapshot, states, OPTIONS)
+    assert result.changes == ()
+    assert any("malformed passerelle ownership record" in p.message for p in result.problems), result.problems
+
+
+def owned(count: int) -> list[RRset]:
+    return [r for i in range(count) for r in (txt(f"h{i}.example.test"), a(f"h{i}.example.test", "10.0.0.1"))]
+
+
+@pytest.mark.parametrize(
+    "owned_names, kept, force, percent, deleted",
+    [
+        (20, 0, False, 30, 0),  # empty configuration: nothing deleted, a problem
+        (20, 13, False, 30, 0),  # 7 of 20 (35%) > 30%: withheld
+        (20, 14, False, 30, 6),  # 6 of 20 (30%): allowed
+        (20, 0, True, 30, 20),  # forced once
+        (20, 0, False, 100, 20),  # guard off
+        (9, 0, False, 30, 9),  # too few names for the guard
+    ],
+)
+def test_mass_deletion_is_withheld(
+    owned_names: int, kept: int, force: bool, percent: int, deleted: int
+) -> None:
+    snapshot = ClusterSnapshot.of([*TWO_NODES, ingress("app", *(f"h{i}.example.test" for i in range(kept)))])
+    config, _ = translate(snapshot)
+    records = [*owned(owned_names)]
+    options = dataclasses.replace(OPTIONS, force=force, max_delete_percent=percent)
+    result = plan(config, snapshot, {ZONE: ZoneState(zone=ZONE, rrsets=tuple(records))}, options)
+    updates = [c for c in result.changes if c.action != "delete"]
+    assert len({c.host for c in result.changes if c.action == "delete"}) == deleted
+    assert len(updates) == kept  # A 10.0.0.1 -> 10.0.0.1, 10.0.0.2 goes ahead regardless
+    withheld = [p for p in result.problems if "maxDeletePercent" in p.message]
+    assert bool(withheld) == (deleted == 0 and owned_names - kept > 0 and owned_names >= 10), withheld
 
 
 def test_most_specific_zone_wins() -> None:
@@ -385,3 +487,34 @@ def test_most_specific_zone_wins() -> None:
     states = {z: ZoneState(zone=z, rrsets=()) for z in options.zones}
     result = plan(config, snapshot, states, options)
     assert {c.zone for c in result.changes} == {"sub.example.test"}
+
+
+@pytest.mark.parametrize(
+    "excluded, since, published, held",
+    [
+        ("", 100.0, set(), {"n2": 130.0}),  # eligible 10 s ago, not in DNS: held until 130
+        ("", 70.0, set(), {}),  # eligible for 40 s: settled
+        ("", 100.0, {"10.0.0.2"}, {}),  # already in DNS (a restarted controller): kept, not held
+        ("NotReady", 100.0, set(), {}),  # ineligible: out anyway, nothing to hold
+        ("", None, set(), {"n2": 140.0}),  # first seen now: held the whole settle time
+    ],
+    ids=["recent", "settled", "published", "ineligible", "new"],
+)
+def test_settling(excluded: str, since: float | None, published: set[str], held: dict[str, float]) -> None:
+    from passerelle.dnssync.plan import NodeVerdict, settling
+
+    verdicts = (
+        NodeVerdict(name="n1", addresses=("10.0.0.1",)),
+        NodeVerdict(name="n2", addresses=("10.0.0.2",), excluded=excluded),
+    )
+    times = {"n1": 0.0, **({"n2": since} if since is not None else {})}
+    assert settling(verdicts, times, 110.0, 30.0, frozenset({"10.0.0.1", *published})) == held
+
+
+def test_a_held_node_stays_out_of_the_plan() -> None:
+    snapshot = ClusterSnapshot.of([*TWO_NODES, ingress("app", "app.example.test")])
+    config, _ = translate(snapshot)
+    states = {ZONE: ZoneState(zone=ZONE, rrsets=(txt("app.example.test"), a("app.example.test", "10.0.0.1")))}
+    result = plan(config, snapshot, states, OPTIONS, held=frozenset({"n2"}))
+    assert result.changes == () and result.addresses == ("10.0.0.1",)
+    assert "n2: settling" in str(result.nodes[1])
