@@ -44,7 +44,7 @@ from h2.events import (
 )
 from h2.exceptions import H2Error, ProtocolError
 from h2.settings import SettingCodes, Settings
-from hyperframe.frame import Frame, GoAwayFrame
+from hyperframe.frame import Frame, GoAwayFrame, WindowUpdateFrame
 
 from passerelle.model import Server
 from passerelle.proxy.deadlines import Deadlines
@@ -65,26 +65,47 @@ def _retrieved(task: asyncio.Task[H2cConnection]) -> None:
 
 
 class _ClientState(H2State):
-    """h2's client state machine, but a graceful GOAWAY leaves the connection open.
+    """h2's client state machine, with two changes that reach into its private parts (h2 is
+    pinned to the tested range in pyproject.toml; tests/unit/proxy/test_h2c.py checks they exist).
 
-    RFC 9113 §6.8: streams up to the GOAWAY's last_stream_id may still complete; that is how a
-    server shuts down gracefully (gRPC servers do on every pod termination). The library takes
-    any received GOAWAY as the end of the connection and refuses the frames that follow it, even
-    in the same read; after a NO_ERROR one the state is put back to open for them. H2cConnection
-    opens no new stream on it (`retiring`).
+    A graceful GOAWAY leaves the connection open. RFC 9113 §6.8: streams up to the GOAWAY's
+    last_stream_id may still complete; that is how a server shuts down gracefully (gRPC servers
+    do on every pod termination). The library takes any received GOAWAY as the end of the
+    connection, refuses the frames that follow it, even in the same read, and drops what it had
+    queued to send (a SETTINGS or PING ACK among them). After a NO_ERROR GOAWAY on an open
+    connection, the state is put back to open and the queued bytes are kept. H2cConnection opens
+    no new stream on it (`retiring`).
+
+    Received DATA is acknowledged in two halves: the connection's window at once, the stream's
+    when its owner reads (h2's acknowledge_received_data does both together).
     """
 
     def _receive_goaway_frame(self, frame: GoAwayFrame) -> tuple[list[Frame], list[Event]]:
+        was = self.state_machine.state
+        queued = bytes(self._data_to_send)
         frames, events = super()._receive_goaway_frame(frame)
-        if frame.error_code == ErrorCodes.NO_ERROR:
+        if frame.error_code == ErrorCodes.NO_ERROR and was == ConnectionState.CLIENT_OPEN:
             self.state_machine.state = ConnectionState.CLIENT_OPEN
+            self._data_to_send = bytearray(queued) + self._data_to_send
         return frames, events
+
+    def acknowledge_connection_data(self, size: int) -> None:
+        increment = self._inbound_flow_control_window_manager.process_bytes(size)
+        if increment:
+            update = WindowUpdateFrame(0)
+            update.window_increment = increment
+            self._prepare_for_sending([update])
+
+    def acknowledge_stream_data(self, size: int, stream_id: int) -> None:
+        stream = self.streams.get(stream_id)
+        if stream is not None and stream.open:
+            self._prepare_for_sending(stream.acknowledge_received_data(size))
 
 
 class H2cPool(Pool):
     """A server's h2c connections. `acquire` and `connect` give a new H2cStream on one of them."""
 
-    __slots__ = ("conns", "_opening")
+    __slots__ = ("conns", "_opening", "authority")
     scheme = "h2c"
 
     def __init__(
@@ -97,6 +118,8 @@ class H2cPool(Pool):
         super().__init__(server, loop, options, deadlines)
         self.conns: list[H2cConnection] = []
         self._opening: asyncio.Task[H2cConnection] | None = None  # one connect at a time, shared
+        host = f"[{server.host}]" if ":" in server.host else server.host
+        self.authority = f"{host}:{server.port}".encode()  # :authority of a request without Host
 
     def acquire(self) -> H2cStream | None:
         for conn in self.conns:
@@ -190,6 +213,16 @@ class H2cConnection(asyncio.Protocol):
             RemoteSettingsChanged: self._on_settings,
             ConnectionTerminated: self._on_goaway,
         }
+
+    def full(self) -> None:
+        """h2 refused a stream (TooManyStreamsError): the server allows fewer than were guessed."""
+        self.settled = True  # has_room goes by the server's limit, which h2 has by now
+
+    def compressor_broken(self) -> None:
+        """h2 refused a header block it may have half-encoded: no more HEADERS on this connection."""
+        self.retiring = self.refusing = True
+        self.pool.forgotten(self)
+        self.stream_closed()
 
     def has_room(self) -> bool:
         if self.retiring or self.closed:

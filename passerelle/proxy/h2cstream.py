@@ -5,7 +5,12 @@ upstream to `StreamTransport`: the head becomes HEADERS (http/h2c.py), the body 
 passerelle's chunked framing or counted against Content-Length, END_STREAM at its end. DATA waits
 for the server's windows; past PENDING_HIGH waiting the owner is paused. Response events from the
 connection go to the owner through the `upstream_*` calls; response DATA is acknowledged as it is
-handed over, or held while the owner has paused reading (`pause_reading` on the transport).
+handed over; while the owner has paused reading (`pause_reading` on the transport) only the
+stream's window is held back, the connection's is given back at once, so that slow clients do
+not stall the other streams on the connection.
+
+A head that does not go (a field HTTP/2 cannot carry, an Upgrade, a connection that went) leaves
+the stream `dead`: what the owner writes after it is dropped, never read as another head.
 """
 
 from __future__ import annotations
@@ -17,9 +22,9 @@ from typing import TYPE_CHECKING
 
 from h2.connection import ConnectionState
 from h2.errors import ErrorCodes
-from h2.exceptions import H2Error
+from h2.exceptions import H2Error, TooManyStreamsError
 
-from passerelle.http.h2c import ChunkReader, response_fields, trailer_fields, upstream_request
+from passerelle.http.h2c import BadField, ChunkReader, status_and_fields, trailer_fields, upstream_request
 from passerelle.proxy.upstream import ExchangeOwner, UpstreamConnection
 
 if TYPE_CHECKING:
@@ -37,7 +42,7 @@ class H2cStream(UpstreamConnection):
     """
 
     __slots__ = (
-        "conn", "id", "ends_with_head", "finished", "_chunks", "_left", "_pending", "_pending_bytes",
+        "conn", "id", "ends_with_head", "finished", "dead", "_chunks", "_left", "_pending", "_pending_bytes",
         "_ending", "_holding", "_held", "_owner_paused",
     )  # fmt: skip
 
@@ -56,6 +61,7 @@ class H2cStream(UpstreamConnection):
         self.id = 0  # the HTTP/2 stream id, once the head has gone
         self.ends_with_head = False
         self.finished = False
+        self.dead = False  # the head did not go: everything written after it is dropped
         self._chunks: ChunkReader | None = None
         self._left = 0  # request body bytes still to come (Content-Length)
         self._pending: deque[memoryview] = deque()  # request body waiting for the server's window
@@ -91,7 +97,7 @@ class H2cStream(UpstreamConnection):
 
     # -- request side: what the owner writes (StreamTransport) -----------------------------------
     def send(self, data: bytes) -> None:
-        if self.finished or self.client is None:
+        if self.finished or self.dead or self.client is None:
             return
         if not self.id:
             self._send_head(data)
@@ -109,8 +115,13 @@ class H2cStream(UpstreamConnection):
                 self._end_request()
 
     def _send_head(self, head: bytes) -> None:
+        self.dead = True  # until the HEADERS have gone: a failed head takes nothing after it
         conn = self.conn
-        request = upstream_request(head)
+        try:
+            request = upstream_request(head, self.pool.authority)
+        except BadField as e:
+            self._fail_soon(f"the request cannot go to upstream {self.pool.server} over HTTP/2: {e}")
+            return
         if request.upgrade:
             self._fail_soon(
                 f"upstream {self.pool.server} is HTTP/2 (h2c): it cannot take an Upgrade (WebSocket)"
@@ -119,20 +130,34 @@ class H2cStream(UpstreamConnection):
         if conn.closed or conn.refusing or conn.state.state_machine.state == ConnectionState.CLOSED:
             # the connection went, or the server's GOAWAY came, between acquire and this write:
             # nothing was sent, so the owner may send it again elsewhere
-            self.reused = True
-            conn.loop.call_soon(self._lost_soon)
+            self._not_sent()
             return
         ended = not request.chunked and not request.length
         stream_id = conn.state.get_next_available_stream_id()
         try:
             conn.state.send_headers(stream_id, request.fields, end_stream=ended)
-        except H2Error as e:  # a field HTTP/1.1 allows and HTTP/2 does not
+        except TooManyStreamsError:
+            # the server's SETTINGS allow fewer streams than were guessed: nothing went, and this
+            # connection takes no more until one ends; another connection takes the request
+            conn.full()
+            self._not_sent()
+            return
+        except H2Error as e:
+            # Fields are checked before (http/h2c.py), so this should not happen; if it does, h2
+            # may have updated its HPACK table for a block the server never saw: no more HEADERS
+            # may go on this connection. Streams in flight finish; unsent ones go elsewhere.
+            conn.compressor_broken()
             self._fail_soon(f"the request cannot go to upstream {self.pool.server} over HTTP/2: {e}")
             return
+        self.dead = False
         self.id = stream_id
         conn.streams[stream_id] = self
         self._chunks = ChunkReader() if request.chunked else None
         self._left = request.length
+
+    def _not_sent(self) -> None:
+        self.reused = True  # nothing reached the server: the owner may send it again
+        self.conn.loop.call_soon(self._lost_soon)
 
     def _queue(self, data: bytes) -> None:
         if data:
@@ -184,7 +209,7 @@ class H2cStream(UpstreamConnection):
         client = self.client
         if client is None:
             return
-        status, fields = response_fields(headers)
+        status, fields = status_and_fields(headers)
         self.deadline = 0.0
         self.ends_with_head = ended
         self.conn.touched.append(self)
@@ -194,7 +219,7 @@ class H2cStream(UpstreamConnection):
 
     def interim(self, headers: list[tuple[bytes, bytes]]) -> None:
         if self.client is not None:
-            status, fields = response_fields(headers)
+            status, fields = status_and_fields(headers)
             self.conn.touched.append(self)
             self.client.upstream_head(self, status, fields)
 
@@ -202,10 +227,13 @@ class H2cStream(UpstreamConnection):
         if self.client is not None and data:
             self.conn.touched.append(self)
             self.client.upstream_body(data)
-        if self._holding:
-            self._held += size
-        elif size:
-            self.conn.state.acknowledge_received_data(size, self.id)
+        if size:
+            state = self.conn.state
+            state.acknowledge_connection_data(size)  # at once: the bytes are out of the shared window
+            if self._holding:
+                self._held += size  # the stream's window waits for the owner: at most STREAM_WINDOW held
+            else:
+                state.acknowledge_stream_data(size, self.id)
 
     def trailers(self, headers: list[tuple[bytes, bytes]]) -> None:
         if self.client is not None:
@@ -262,10 +290,7 @@ class H2cStream(UpstreamConnection):
         self._holding = False
         held, self._held = self._held, 0
         if held and not self.conn.closed:
-            try:
-                self.conn.state.acknowledge_received_data(held, self.id)
-            except H2Error:
-                pass  # the connection's state machine has closed
+            self.conn.state.acknowledge_stream_data(held, self.id)
             self.conn.flush()
 
     def cancel(self) -> None:
