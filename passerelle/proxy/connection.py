@@ -650,7 +650,7 @@ class ClientConnection(asyncio.Protocol):
             else:
                 self.transport.close()  # truncated: the client must see it as such
             return
-        if stale and not ex.body_sent and not ex.retried_stale and ex.method in _IDEMPOTENT:
+        if stale and not ex.body_sent and not ex.retried_stale and (conn.refused or ex.method in _IDEMPOTENT):
             # A pooled connection the server had closed as we reused it: nothing was processed,
             # so the request goes again, once, on a fresh connection.
             assert ex.pool is not None

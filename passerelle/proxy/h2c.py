@@ -266,7 +266,7 @@ class H2cConnection(asyncio.Protocol):
             # HTTP/1.1 connection, streams not answered yet may not have been processed either.
             for stream in list(self.streams.values()):
                 if stream.exchange is not None and not stream.exchange.response_started:
-                    stream.unprocessed()
+                    stream.unprocessed(certain=False)
         self._fail_streams(self._why(why))
 
     def pause_writing(self) -> None:
@@ -340,7 +340,7 @@ class H2cConnection(asyncio.Protocol):
         last = event.last_stream_id if event.last_stream_id is not None else 0
         for stream_id, stream in list(self.streams.items()):
             if stream_id > last:
-                stream.unprocessed()
+                stream.unprocessed(certain=True)
         if event.error_code != ErrorCodes.NO_ERROR:
             self._fail_streams(f"upstream {self.pool.server} ended the connection ({event.error_code!r})")
             self.close()

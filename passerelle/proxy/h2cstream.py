@@ -24,7 +24,14 @@ from h2.connection import ConnectionState
 from h2.errors import ErrorCodes
 from h2.exceptions import H2Error, TooManyStreamsError
 
-from passerelle.http.h2c import BadField, ChunkReader, status_and_fields, trailer_fields, upstream_request
+from passerelle.http.h2c import (
+    BadField,
+    ChunkReader,
+    UpstreamRequest,
+    status_and_fields,
+    trailer_fields,
+    upstream_request,
+)
 from passerelle.proxy.upstream import ExchangeOwner, UpstreamConnection
 
 if TYPE_CHECKING:
@@ -32,6 +39,7 @@ if TYPE_CHECKING:
     from passerelle.proxy.h2c import H2cConnection
 
 PENDING_HIGH = 64 * 1024  # request bytes waiting for the server's window before the owner pauses
+RESEND_BODY = 64 * 1024  # request bodies up to this size are kept, to go again if the stream is refused
 
 
 class H2cStream(UpstreamConnection):
@@ -42,7 +50,7 @@ class H2cStream(UpstreamConnection):
     """
 
     __slots__ = (
-        "conn", "id", "ends_with_head", "finished", "dead", "_chunks", "_left", "_pending", "_pending_bytes",
+        "conn", "id", "ends_with_head", "finished", "dead", "refused", "_kept", "_kept_bytes", "_chunks", "_left", "_pending", "_pending_bytes",
         "_ending", "_holding", "_held", "_owner_paused",
     )  # fmt: skip
 
@@ -62,6 +70,9 @@ class H2cStream(UpstreamConnection):
         self.ends_with_head = False
         self.finished = False
         self.dead = False  # the head did not go: everything written after it is dropped
+        self.refused = False  # certainly not processed (RFC 9113 §8.7): any method may go again
+        self._kept: list[bytes] | None = []  # the request body so far, while it is small enough to resend
+        self._kept_bytes = 0
         self._chunks: ChunkReader | None = None
         self._left = 0  # request body bytes still to come (Content-Length)
         self._pending: deque[memoryview] = deque()  # request body waiting for the server's window
@@ -99,7 +110,7 @@ class H2cStream(UpstreamConnection):
     def send(self, data: bytes) -> None:
         if self.finished or self.dead or self.client is None:
             return
-        if not self.id:
+        if not self.id and not self.refused:
             self._send_head(data)
             return
         if self._chunks is not None:
@@ -118,7 +129,7 @@ class H2cStream(UpstreamConnection):
         self.dead = True  # until the HEADERS have gone: a failed head takes nothing after it
         conn = self.conn
         try:
-            request = upstream_request(head, self.pool.authority)
+            request = upstream_request(head, self.conn.pool.authority)
         except BadField as e:
             self._fail_soon(f"the request cannot go to upstream {self.pool.server} over HTTP/2: {e}")
             return
@@ -130,7 +141,7 @@ class H2cStream(UpstreamConnection):
         if conn.closed or conn.refusing or conn.state.state_machine.state == ConnectionState.CLOSED:
             # the connection went, or the server's GOAWAY came, between acquire and this write:
             # nothing was sent, so the owner may send it again elsewhere
-            self._not_sent()
+            self._not_sent(request)
             return
         ended = not request.chunked and not request.length
         stream_id = conn.state.get_next_available_stream_id()
@@ -140,7 +151,7 @@ class H2cStream(UpstreamConnection):
             # the server's SETTINGS allow fewer streams than were guessed: nothing went, and this
             # connection takes no more until one ends; another connection takes the request
             conn.full()
-            self._not_sent()
+            self._not_sent(request)
             return
         except H2Error as e:
             # Fields are checked before (http/h2c.py), so this should not happen; if it does, h2
@@ -155,17 +166,31 @@ class H2cStream(UpstreamConnection):
         self._chunks = ChunkReader() if request.chunked else None
         self._left = request.length
 
-    def _not_sent(self) -> None:
-        self.reused = True  # nothing reached the server: the owner may send it again
+    def _not_sent(self, request: UpstreamRequest) -> None:
+        """Nothing reached the server: the owner may send it again, body and all. What it writes
+        of the body meanwhile (in this same call, usually) is kept, not sent (`refused`)."""
+        self.dead = False
+        self.refused = True
+        self._chunks = ChunkReader() if request.chunked else None
+        self._left = request.length
         self.conn.loop.call_soon(self._lost_soon)
 
     def _queue(self, data: bytes) -> None:
-        if data:
+        kept = self._kept
+        if kept is not None and data:
+            self._kept_bytes += len(data)
+            if self._kept_bytes > RESEND_BODY:
+                self._kept = None  # too big to keep: a refused stream with this body is a 502
+            else:
+                kept.append(data)
+        if data and not self.refused:
             self._pending.append(memoryview(data))
             self._pending_bytes += len(data)
             self.push()
 
     def _end_request(self) -> None:
+        if self.refused:
+            return
         self._ending = True
         self.push()
 
@@ -251,19 +276,32 @@ class H2cStream(UpstreamConnection):
     def reset_by_server(self, code: int) -> None:
         self.conn.streams.pop(self.id, None)
         if code == ErrorCodes.REFUSED_STREAM:
-            self.unprocessed()
+            self.unprocessed(certain=True)
             return
         name = code.name if isinstance(code, ErrorCodes) else str(code)
         self.failed(f"upstream {self.pool.server} reset the stream ({name})")
 
-    def unprocessed(self) -> None:
-        """Not processed by the server (RFC 9113 §8.7): the owner may send the request again."""
+    def unprocessed(self, *, certain: bool) -> None:
+        """Not processed by the server: the owner may send the request again.
+
+        `certain` (REFUSED_STREAM, after a GOAWAY's last stream, never sent; RFC 9113 §8.7): any
+        method, with the body kept so far put back to go again. Otherwise (the connection closed
+        without GOAWAY) only what the owner would repeat on a stale HTTP/1.1 connection.
+        """
         self.conn.streams.pop(self.id, None)
         client = self.client
-        if client is None or (self.exchange is not None and self.exchange.response_started):
+        ex = self.exchange
+        if client is None or (ex is not None and ex.response_started):
             self.failed(f"upstream {self.pool.server} did not process the stream")
             return
         self.reused = True
+        if certain:
+            self.refused = True
+            if ex is not None and ex.body_sent and self._kept is not None:
+                ex.body[:0] = self._kept  # un-framed: request_parts frames it again
+                ex.buffered += self._kept_bytes
+                ex.body_sent = False
+                self._kept = None
         client.upstream_lost(self)  # a retry, or 502; either way it detaches this stream
         self.finish()
 
@@ -278,9 +316,8 @@ class H2cStream(UpstreamConnection):
         self.conn.loop.call_soon(lambda: self.failed(detail) if not self.finished else None)
 
     def _lost_soon(self) -> None:
-        if self.client is not None:
-            self.client.upstream_lost(self)
-        self.finish()
+        if not self.finished:
+            self.unprocessed(certain=True)
 
     # -- the end of the stream, and reading pace ----------------------------------------------------
     def hold_reading(self) -> None:

@@ -108,6 +108,9 @@ class UpstreamConnection(asyncio.Protocol):
     # An h2c.H2cStream, the other kind of upstream, sets it when the response head was the whole
     # response (HTTP/2 HEADERS with END_STREAM: a gRPC "trailers-only" answer); HTTP/1.1 never does.
     ends_with_head = False
+    # ... and this when the server certainly did not process the request (RFC 9113 §8.7: refused,
+    # or after a GOAWAY's last stream), so that any method may go again; HTTP/1.1 never does.
+    refused = False
     __slots__ = (
         "pool",
         "transport",

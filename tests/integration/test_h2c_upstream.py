@@ -412,6 +412,16 @@ def test_a_refused_stream_and_an_unprocessed_one_are_sent_again(site: Site) -> N
         assert [r["path"] for r in site.script.requests].count(path) == 2
 
 
+@pytest.mark.parametrize("path", ["/refuse-once?post", "/goaway-once?post"])
+def test_a_post_the_server_did_not_process_is_sent_again_with_its_body(site: Site, path: str) -> None:
+    """RFC 9113 §8.7: REFUSED_STREAM, or a stream after a GOAWAY's last, is safe to retry (gRPC)."""
+    get(site, "/echo")
+    head, body = post(site, path, b"grpc-ish body")
+    assert head.startswith(b"HTTP/1.1 200 "), head + body
+    assert json.loads(dechunk(body)[0])["body"] == "grpc-ish body"
+    assert path in site.script.once  # the first stream was sent away; the answer is the second's
+
+
 def test_a_post_is_not_sent_again_after_the_connection_drops(site: Site) -> None:
     """The server may have processed it: as Go's transport, passerelle does not repeat it."""
     get(site, "/echo")  # a pooled connection that has carried a response
