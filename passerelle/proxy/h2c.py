@@ -10,14 +10,16 @@ The response comes back through the same `upstream_*` calls; trailers through `u
 
 Flow control, both ways. Request DATA goes as far as the upstream's windows allow; past 64 KiB
 waiting, the owner is paused (`pause_for_upstream`) as by a full socket buffer. Response DATA is
-acknowledged (WINDOW_UPDATE) once handed to the owner, except while the owner has paused reading
-(its client is slow): then the server can have no more than a stream window in flight.
+acknowledged (WINDOW_UPDATE) at connection level on receipt, and at stream level once handed to
+the owner, except while the owner has paused reading (its client is slow): then that stream can
+have no more than a stream window in flight, and the others are not held up.
 
 Errors as on HTTP/1.1: connect refused or timed out 502, no response head within
 `response_header_timeout` 504, RST_STREAM or a lost connection 502 (a cut response once it has
 started), a server that does not answer in HTTP/2 502 saying so. Streams the server did not
-process (REFUSED_STREAM, or after the last stream a GOAWAY names) are retried once, as a stale
-pooled HTTP/1.1 connection is (idempotent requests whose body has not gone).
+process (REFUSED_STREAM, after the last stream a GOAWAY names, or never sent) are retried once
+whatever the method, their body kept up to 64 KiB (RFC 9113 §8.7); those cut by a connection
+that closed without GOAWAY only as a stale pooled HTTP/1.1 connection's are (idempotent, no body).
 """
 
 from __future__ import annotations
