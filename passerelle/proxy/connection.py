@@ -587,10 +587,12 @@ class ClientConnection(asyncio.Protocol):
             self._out.append(body)
 
     def upstream_trailers(self, conn: UpstreamConnection, trailers: list[tuple[bytes, bytes]]) -> None:
-        """Response trailers (from h2c upstreams): the chunked body ends with them when the client
+        """Response trailers (h2c or HTTP/1.1 upstreams): the chunked body ends with them when the client
         said it takes them (`TE: trailers`, RFC 9110 §10.1.4); otherwise they are dropped."""
         ex = conn.exchange
-        if ex is not None and ex.response_chunked and trailers and TE_TRAILERS in ex.head:
+        # A line of its own: only passerelle writes a `TE:` line (a client's TE is rewritten), and
+        # no field value holds a CRLF, so no other header's value can match (unlike a bare substring).
+        if ex is not None and ex.response_chunked and trailers and _CRLF + TE_TRAILERS in ex.head:
             self._out.append(last_chunk(trailers))
             ex.response_chunked = False  # the last chunk is out: upstream_done must not add one
 
@@ -648,7 +650,7 @@ class ClientConnection(asyncio.Protocol):
             else:
                 self.transport.close()  # truncated: the client must see it as such
             return
-        if stale and not ex.body_sent and not ex.retried_stale and ex.method in _IDEMPOTENT:
+        if stale and not ex.body_sent and not ex.retried_stale and (conn.refused or ex.method in _IDEMPOTENT):
             # A pooled connection the server had closed as we reused it: nothing was processed,
             # so the request goes again, once, on a fresh connection.
             assert ex.pool is not None

@@ -339,7 +339,9 @@ class Stream:
                 self._end()  # a close-delimited body ends here (RFC 9112 §6.3 item 8)
             else:
                 self._abort(ErrorCodes.INTERNAL_ERROR)  # truncated: the client must see it as such
-        elif stale and not ex.body_sent and not ex.retried_stale and ex.method in _IDEMPOTENT:
+        elif (
+            stale and not ex.body_sent and not ex.retried_stale and (conn.refused or ex.method in _IDEMPOTENT)
+        ):
             assert ex.pool is not None
             ex.retried_stale = True
             ex.connecting = self.conn.loop.create_task(self._connect(ex.pool))

@@ -10,14 +10,16 @@ The response comes back through the same `upstream_*` calls; trailers through `u
 
 Flow control, both ways. Request DATA goes as far as the upstream's windows allow; past 64 KiB
 waiting, the owner is paused (`pause_for_upstream`) as by a full socket buffer. Response DATA is
-acknowledged (WINDOW_UPDATE) once handed to the owner, except while the owner has paused reading
-(its client is slow): then the server can have no more than a stream window in flight.
+acknowledged (WINDOW_UPDATE) at connection level on receipt, and at stream level once handed to
+the owner, except while the owner has paused reading (its client is slow): then that stream can
+have no more than a stream window in flight, and the others are not held up.
 
 Errors as on HTTP/1.1: connect refused or timed out 502, no response head within
 `response_header_timeout` 504, RST_STREAM or a lost connection 502 (a cut response once it has
 started), a server that does not answer in HTTP/2 502 saying so. Streams the server did not
-process (REFUSED_STREAM, or after the last stream a GOAWAY names) are retried once, as a stale
-pooled HTTP/1.1 connection is (idempotent requests whose body has not gone).
+process (REFUSED_STREAM, after the last stream a GOAWAY names, or never sent) are retried once
+whatever the method, their body kept up to 64 KiB (RFC 9113 §8.7); those cut by a connection
+that closed without GOAWAY only as a stale pooled HTTP/1.1 connection's are (idempotent, no body).
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ from h2.events import (
 )
 from h2.exceptions import H2Error, ProtocolError
 from h2.settings import SettingCodes, Settings
-from hyperframe.frame import Frame, GoAwayFrame
+from hyperframe.frame import Frame, GoAwayFrame, WindowUpdateFrame
 
 from passerelle.model import Server
 from passerelle.proxy.deadlines import Deadlines
@@ -65,26 +67,47 @@ def _retrieved(task: asyncio.Task[H2cConnection]) -> None:
 
 
 class _ClientState(H2State):
-    """h2's client state machine, but a graceful GOAWAY leaves the connection open.
+    """h2's client state machine, with two changes that reach into its private parts (h2 is
+    pinned to the tested range in pyproject.toml; tests/unit/proxy/test_h2c.py checks they exist).
 
-    RFC 9113 §6.8: streams up to the GOAWAY's last_stream_id may still complete; that is how a
-    server shuts down gracefully (gRPC servers do on every pod termination). The library takes
-    any received GOAWAY as the end of the connection and refuses the frames that follow it, even
-    in the same read; after a NO_ERROR one the state is put back to open for them. H2cConnection
-    opens no new stream on it (`retiring`).
+    A graceful GOAWAY leaves the connection open. RFC 9113 §6.8: streams up to the GOAWAY's
+    last_stream_id may still complete; that is how a server shuts down gracefully (gRPC servers
+    do on every pod termination). The library takes any received GOAWAY as the end of the
+    connection, refuses the frames that follow it, even in the same read, and drops what it had
+    queued to send (a SETTINGS or PING ACK among them). After a NO_ERROR GOAWAY on an open
+    connection, the state is put back to open and the queued bytes are kept. H2cConnection opens
+    no new stream on it (`retiring`).
+
+    Received DATA is acknowledged in two halves: the connection's window at once, the stream's
+    when its owner reads (h2's acknowledge_received_data does both together).
     """
 
     def _receive_goaway_frame(self, frame: GoAwayFrame) -> tuple[list[Frame], list[Event]]:
+        was = self.state_machine.state
+        queued = bytes(self._data_to_send)
         frames, events = super()._receive_goaway_frame(frame)
-        if frame.error_code == ErrorCodes.NO_ERROR:
+        if frame.error_code == ErrorCodes.NO_ERROR and was == ConnectionState.CLIENT_OPEN:
             self.state_machine.state = ConnectionState.CLIENT_OPEN
+            self._data_to_send = bytearray(queued) + self._data_to_send
         return frames, events
+
+    def acknowledge_connection_data(self, size: int) -> None:
+        increment = self._inbound_flow_control_window_manager.process_bytes(size)
+        if increment:
+            update = WindowUpdateFrame(0)
+            update.window_increment = increment
+            self._prepare_for_sending([update])
+
+    def acknowledge_stream_data(self, size: int, stream_id: int) -> None:
+        stream = self.streams.get(stream_id)
+        if stream is not None and stream.open:
+            self._prepare_for_sending(stream.acknowledge_received_data(size))
 
 
 class H2cPool(Pool):
     """A server's h2c connections. `acquire` and `connect` give a new H2cStream on one of them."""
 
-    __slots__ = ("conns", "_opening")
+    __slots__ = ("conns", "_opening", "authority")
     scheme = "h2c"
 
     def __init__(
@@ -97,6 +120,8 @@ class H2cPool(Pool):
         super().__init__(server, loop, options, deadlines)
         self.conns: list[H2cConnection] = []
         self._opening: asyncio.Task[H2cConnection] | None = None  # one connect at a time, shared
+        host = f"[{server.host}]" if ":" in server.host else server.host
+        self.authority = f"{host}:{server.port}".encode()  # :authority of a request without Host
 
     def acquire(self) -> H2cStream | None:
         for conn in self.conns:
@@ -191,6 +216,16 @@ class H2cConnection(asyncio.Protocol):
             ConnectionTerminated: self._on_goaway,
         }
 
+    def full(self) -> None:
+        """h2 refused a stream (TooManyStreamsError): the server allows fewer than were guessed."""
+        self.settled = True  # has_room goes by the server's limit, which h2 has by now
+
+    def compressor_broken(self) -> None:
+        """h2 refused a header block it may have half-encoded: no more HEADERS on this connection."""
+        self.retiring = self.refusing = True
+        self.pool.forgotten(self)
+        self.stream_closed()
+
     def has_room(self) -> bool:
         if self.retiring or self.closed:
             return False
@@ -233,7 +268,7 @@ class H2cConnection(asyncio.Protocol):
             # HTTP/1.1 connection, streams not answered yet may not have been processed either.
             for stream in list(self.streams.values()):
                 if stream.exchange is not None and not stream.exchange.response_started:
-                    stream.unprocessed()
+                    stream.unprocessed(certain=False)
         self._fail_streams(self._why(why))
 
     def pause_writing(self) -> None:
@@ -307,7 +342,7 @@ class H2cConnection(asyncio.Protocol):
         last = event.last_stream_id if event.last_stream_id is not None else 0
         for stream_id, stream in list(self.streams.items()):
             if stream_id > last:
-                stream.unprocessed()
+                stream.unprocessed(certain=True)
         if event.error_code != ErrorCodes.NO_ERROR:
             self._fail_streams(f"upstream {self.pool.server} ended the connection ({event.error_code!r})")
             self.close()

@@ -5,7 +5,12 @@ upstream to `StreamTransport`: the head becomes HEADERS (http/h2c.py), the body 
 passerelle's chunked framing or counted against Content-Length, END_STREAM at its end. DATA waits
 for the server's windows; past PENDING_HIGH waiting the owner is paused. Response events from the
 connection go to the owner through the `upstream_*` calls; response DATA is acknowledged as it is
-handed over, or held while the owner has paused reading (`pause_reading` on the transport).
+handed over; while the owner has paused reading (`pause_reading` on the transport) only the
+stream's window is held back, the connection's is given back at once, so that slow clients do
+not stall the other streams on the connection.
+
+A head that does not go (a field HTTP/2 cannot carry, an Upgrade, a connection that went) leaves
+the stream `dead`: what the owner writes after it is dropped, never read as another head.
 """
 
 from __future__ import annotations
@@ -17,9 +22,16 @@ from typing import TYPE_CHECKING
 
 from h2.connection import ConnectionState
 from h2.errors import ErrorCodes
-from h2.exceptions import H2Error
+from h2.exceptions import H2Error, TooManyStreamsError
 
-from passerelle.http.h2c import ChunkReader, response_fields, trailer_fields, upstream_request
+from passerelle.http.h2c import (
+    BadField,
+    ChunkReader,
+    UpstreamRequest,
+    status_and_fields,
+    trailer_fields,
+    upstream_request,
+)
 from passerelle.proxy.upstream import ExchangeOwner, UpstreamConnection
 
 if TYPE_CHECKING:
@@ -27,6 +39,7 @@ if TYPE_CHECKING:
     from passerelle.proxy.h2c import H2cConnection
 
 PENDING_HIGH = 64 * 1024  # request bytes waiting for the server's window before the owner pauses
+RESEND_BODY = 64 * 1024  # request bodies up to this size are kept, to go again if the stream is refused
 
 
 class H2cStream(UpstreamConnection):
@@ -37,7 +50,7 @@ class H2cStream(UpstreamConnection):
     """
 
     __slots__ = (
-        "conn", "id", "ends_with_head", "finished", "_chunks", "_left", "_pending", "_pending_bytes",
+        "conn", "id", "ends_with_head", "finished", "dead", "refused", "_kept", "_kept_bytes", "_chunks", "_left", "_pending", "_pending_bytes",
         "_ending", "_holding", "_held", "_owner_paused",
     )  # fmt: skip
 
@@ -56,6 +69,10 @@ class H2cStream(UpstreamConnection):
         self.id = 0  # the HTTP/2 stream id, once the head has gone
         self.ends_with_head = False
         self.finished = False
+        self.dead = False  # the head did not go: everything written after it is dropped
+        self.refused = False  # certainly not processed (RFC 9113 §8.7): any method may go again
+        self._kept: list[bytes] | None = []  # the request body so far, while it is small enough to resend
+        self._kept_bytes = 0
         self._chunks: ChunkReader | None = None
         self._left = 0  # request body bytes still to come (Content-Length)
         self._pending: deque[memoryview] = deque()  # request body waiting for the server's window
@@ -91,9 +108,9 @@ class H2cStream(UpstreamConnection):
 
     # -- request side: what the owner writes (StreamTransport) -----------------------------------
     def send(self, data: bytes) -> None:
-        if self.finished or self.client is None:
+        if self.finished or self.dead or self.client is None:
             return
-        if not self.id:
+        if not self.id and not self.refused:
             self._send_head(data)
             return
         if self._chunks is not None:
@@ -109,8 +126,13 @@ class H2cStream(UpstreamConnection):
                 self._end_request()
 
     def _send_head(self, head: bytes) -> None:
+        self.dead = True  # until the HEADERS have gone: a failed head takes nothing after it
         conn = self.conn
-        request = upstream_request(head)
+        try:
+            request = upstream_request(head, self.conn.pool.authority)
+        except BadField as e:
+            self._fail_soon(f"the request cannot go to upstream {self.pool.server} over HTTP/2: {e}")
+            return
         if request.upgrade:
             self._fail_soon(
                 f"upstream {self.pool.server} is HTTP/2 (h2c): it cannot take an Upgrade (WebSocket)"
@@ -119,28 +141,56 @@ class H2cStream(UpstreamConnection):
         if conn.closed or conn.refusing or conn.state.state_machine.state == ConnectionState.CLOSED:
             # the connection went, or the server's GOAWAY came, between acquire and this write:
             # nothing was sent, so the owner may send it again elsewhere
-            self.reused = True
-            conn.loop.call_soon(self._lost_soon)
+            self._not_sent(request)
             return
         ended = not request.chunked and not request.length
         stream_id = conn.state.get_next_available_stream_id()
         try:
             conn.state.send_headers(stream_id, request.fields, end_stream=ended)
-        except H2Error as e:  # a field HTTP/1.1 allows and HTTP/2 does not
+        except TooManyStreamsError:
+            # the server's SETTINGS allow fewer streams than were guessed: nothing went, and this
+            # connection takes no more until one ends; another connection takes the request
+            conn.full()
+            self._not_sent(request)
+            return
+        except H2Error as e:
+            # Fields are checked before (http/h2c.py), so this should not happen; if it does, h2
+            # may have updated its HPACK table for a block the server never saw: no more HEADERS
+            # may go on this connection. Streams in flight finish; unsent ones go elsewhere.
+            conn.compressor_broken()
             self._fail_soon(f"the request cannot go to upstream {self.pool.server} over HTTP/2: {e}")
             return
+        self.dead = False
         self.id = stream_id
         conn.streams[stream_id] = self
         self._chunks = ChunkReader() if request.chunked else None
         self._left = request.length
 
+    def _not_sent(self, request: UpstreamRequest) -> None:
+        """Nothing reached the server: the owner may send it again, body and all. What it writes
+        of the body meanwhile (in this same call, usually) is kept, not sent (`refused`)."""
+        self.dead = False
+        self.refused = True
+        self._chunks = ChunkReader() if request.chunked else None
+        self._left = request.length
+        self.conn.loop.call_soon(self._lost_soon)
+
     def _queue(self, data: bytes) -> None:
-        if data:
+        kept = self._kept
+        if kept is not None and data:
+            self._kept_bytes += len(data)
+            if self._kept_bytes > RESEND_BODY:
+                self._kept = None  # too big to keep: a refused stream with this body is a 502
+            else:
+                kept.append(data)
+        if data and not self.refused:
             self._pending.append(memoryview(data))
             self._pending_bytes += len(data)
             self.push()
 
     def _end_request(self) -> None:
+        if self.refused:
+            return
         self._ending = True
         self.push()
 
@@ -184,7 +234,7 @@ class H2cStream(UpstreamConnection):
         client = self.client
         if client is None:
             return
-        status, fields = response_fields(headers)
+        status, fields = status_and_fields(headers)
         self.deadline = 0.0
         self.ends_with_head = ended
         self.conn.touched.append(self)
@@ -194,7 +244,7 @@ class H2cStream(UpstreamConnection):
 
     def interim(self, headers: list[tuple[bytes, bytes]]) -> None:
         if self.client is not None:
-            status, fields = response_fields(headers)
+            status, fields = status_and_fields(headers)
             self.conn.touched.append(self)
             self.client.upstream_head(self, status, fields)
 
@@ -202,10 +252,13 @@ class H2cStream(UpstreamConnection):
         if self.client is not None and data:
             self.conn.touched.append(self)
             self.client.upstream_body(data)
-        if self._holding:
-            self._held += size
-        elif size:
-            self.conn.state.acknowledge_received_data(size, self.id)
+        if size:
+            state = self.conn.state
+            state.acknowledge_connection_data(size)  # at once: the bytes are out of the shared window
+            if self._holding:
+                self._held += size  # the stream's window waits for the owner: at most STREAM_WINDOW held
+            else:
+                state.acknowledge_stream_data(size, self.id)
 
     def trailers(self, headers: list[tuple[bytes, bytes]]) -> None:
         if self.client is not None:
@@ -223,19 +276,32 @@ class H2cStream(UpstreamConnection):
     def reset_by_server(self, code: int) -> None:
         self.conn.streams.pop(self.id, None)
         if code == ErrorCodes.REFUSED_STREAM:
-            self.unprocessed()
+            self.unprocessed(certain=True)
             return
         name = code.name if isinstance(code, ErrorCodes) else str(code)
         self.failed(f"upstream {self.pool.server} reset the stream ({name})")
 
-    def unprocessed(self) -> None:
-        """Not processed by the server (RFC 9113 §8.7): the owner may send the request again."""
+    def unprocessed(self, *, certain: bool) -> None:
+        """Not processed by the server: the owner may send the request again.
+
+        `certain` (REFUSED_STREAM, after a GOAWAY's last stream, never sent; RFC 9113 §8.7): any
+        method, with the body kept so far put back to go again. Otherwise (the connection closed
+        without GOAWAY) only what the owner would repeat on a stale HTTP/1.1 connection.
+        """
         self.conn.streams.pop(self.id, None)
         client = self.client
-        if client is None or (self.exchange is not None and self.exchange.response_started):
+        ex = self.exchange
+        if client is None or (ex is not None and ex.response_started):
             self.failed(f"upstream {self.pool.server} did not process the stream")
             return
         self.reused = True
+        if certain:
+            self.refused = True
+            if ex is not None and ex.body_sent and self._kept is not None:
+                ex.body[:0] = self._kept  # un-framed: request_parts frames it again
+                ex.buffered += self._kept_bytes
+                ex.body_sent = False
+                self._kept = None
         client.upstream_lost(self)  # a retry, or 502; either way it detaches this stream
         self.finish()
 
@@ -250,9 +316,8 @@ class H2cStream(UpstreamConnection):
         self.conn.loop.call_soon(lambda: self.failed(detail) if not self.finished else None)
 
     def _lost_soon(self) -> None:
-        if self.client is not None:
-            self.client.upstream_lost(self)
-        self.finish()
+        if not self.finished:
+            self.unprocessed(certain=True)
 
     # -- the end of the stream, and reading pace ----------------------------------------------------
     def hold_reading(self) -> None:
@@ -262,10 +327,7 @@ class H2cStream(UpstreamConnection):
         self._holding = False
         held, self._held = self._held, 0
         if held and not self.conn.closed:
-            try:
-                self.conn.state.acknowledge_received_data(held, self.id)
-            except H2Error:
-                pass  # the connection's state machine has closed
+            self.conn.state.acknowledge_stream_data(held, self.id)
             self.conn.flush()
 
     def cancel(self) -> None:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Protocol
 from httptools import HttpParserCallbackError, HttpParserError, HttpParserUpgrade, HttpResponseParser
 
 from passerelle.http.fasthead import MessageEnd, simple_response
+from passerelle.http.h2c import trailer_fields
 from passerelle.model import Server
 from passerelle.proxy.deadlines import Deadlines
 from passerelle.proxy.options import ForwardingOptions
@@ -107,6 +108,9 @@ class UpstreamConnection(asyncio.Protocol):
     # An h2c.H2cStream, the other kind of upstream, sets it when the response head was the whole
     # response (HTTP/2 HEADERS with END_STREAM: a gRPC "trailers-only" answer); HTTP/1.1 never does.
     ends_with_head = False
+    # ... and this when the server certainly did not process the request (RFC 9113 §8.7: refused,
+    # or after a GOAWAY's last stream), so that any method may go again; HTTP/1.1 never does.
+    refused = False
     __slots__ = (
         "pool",
         "transport",
@@ -280,8 +284,13 @@ class UpstreamConnection(asyncio.Protocol):
             self.client.upstream_body(body)
 
     def on_message_complete(self) -> None:
-        self._headers = []  # trailers arrive through on_header too: never carry them to the next response
         self._fresh = True
+        trailers = self._headers  # what on_header gave after the head: a chunked body's trailers
+        if trailers:
+            self._headers = []  # never carried to the next response
+            if self.client is not None and self._status >= 200:
+                # passed on as h2c's are: a client that sent `TE: trailers` was promised them
+                self.client.upstream_trailers(self, trailer_fields(trailers))
         if self._status < 200 or self.client is None:
             return  # an interim response (100 Continue, 103) or a 101 about to become a tunnel
         self.client.upstream_done(self, keep_alive=self.parser.should_keep_alive())

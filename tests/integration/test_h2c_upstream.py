@@ -36,6 +36,7 @@ class Script:
     requests: list[dict[str, Any]] = field(default_factory=list)
     once: set[str] = field(default_factory=set)  # paths already refused / sent away once
     held: list[Callable[[], None]] = field(default_factory=list)  # answers of /held, to let go
+    errors: list[str] = field(default_factory=list)  # HTTP/2 errors the servers saw: none, ever
 
 
 class Scripted(asyncio.Protocol):
@@ -75,7 +76,8 @@ class Scripted(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         try:
             events = self.conn.receive_data(data)
-        except h2.exceptions.ProtocolError:
+        except h2.exceptions.ProtocolError as e:  # passerelle broke HTTP/2 (its HPACK state, ...)
+            self.script.errors.append(f"{self.port}: {e!r}")
             return
         for event in events:
             if isinstance(event, h2.events.RequestReceived):
@@ -99,13 +101,14 @@ class Scripted(asyncio.Protocol):
         frame.error_code = code
         self.transport.write(frame.serialize())  # raw: the library would stop sending after it
 
-    def started(self, sid: int, path: str) -> None:
+    def started(self, sid: int, target: str) -> None:
         assert self.transport is not None
+        path = target.partition("?")[0]
         if path == "/reset":
             self.reset.add(sid)
             self.conn.reset_stream(sid, ErrorCodes.INTERNAL_ERROR)
-        elif path in ("/refuse-once", "/goaway-once", "/drop-once") and path not in self.script.once:
-            self.script.once.add(path)
+        elif path in ("/refuse-once", "/goaway-once", "/drop-once") and target not in self.script.once:
+            self.script.once.add(target)
             if path == "/refuse-once":
                 self.reset.add(sid)
                 self.conn.reset_stream(sid, ErrorCodes.REFUSED_STREAM)
@@ -181,12 +184,38 @@ class Scripted(asyncio.Protocol):
         self.flush()
 
 
+class Http11Trailers(asyncio.Protocol):
+    """An HTTP/1.1 server answering every request with a chunked body and trailers."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        if b"\r\n\r\n" in data:
+            te = b"\r\nTE: trailers\r\n" in data
+            self.transport.write(  # type: ignore[attr-defined]
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: x-sum\r\n\r\n"
+                b"2\r\nok\r\n0\r\nX-Sum: 42\r\nX-Te: %s\r\nCache-Control: no-store\r\n\r\n"
+                % (b"yes" if te else b"no")
+            )
+
+
 def scripted_server(backends: Backends, script: Script) -> int:
     port = free_port()
 
     async def start() -> asyncio.AbstractServer:
         loop = asyncio.get_running_loop()
         return await loop.create_server(lambda: Scripted(script, port), "127.0.0.1", port)
+
+    backends.serve(start)
+    return port
+
+
+def http11_trailers(backends: Backends) -> int:
+    port = free_port()
+
+    async def start() -> asyncio.AbstractServer:
+        return await asyncio.get_running_loop().create_server(Http11Trailers, "127.0.0.1", port)
 
     backends.serve(start)
     return port
@@ -219,12 +248,16 @@ def site(backends: Backends, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         endpoint_slice("h2c-plain", [plain]),  # an HTTP/1.1 server
         h2c_service("h2c-dead"),
         endpoint_slice("h2c-dead", [free_port()]),  # nothing listens
+        service("h1-trailers"),
+        endpoint_slice("h1-trailers", [http11_trailers(backends)]),
         ingress(
             "h2c",
             [
                 rule("h2c.test", ("/", "Prefix", "h2c-app")),
                 rule("plain.test", ("/", "Prefix", "h2c-plain")),
                 rule("dead.test", ("/", "Prefix", "h2c-dead")),
+                rule("h1.test", ("/", "Prefix", "h1-trailers")),
+                rule(None, ("/", "Prefix", "h2c-app")),  # requests without a Host come here
             ],
         ),
     ]
@@ -236,6 +269,7 @@ def site(backends: Backends, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         release()
     assert router.stop() == 0, router.log()
     assert "Traceback" not in router.log(), router.log()
+    assert script.errors == []
 
 
 def raw(port: int, request: bytes) -> bytes:
@@ -253,6 +287,17 @@ def get(site: Site, path: str, host: str = "h2c.test", extra: bytes = b"") -> tu
     request = b"GET %s HTTP/1.1\r\nHost: %s\r\n%s%s\r\n" % (path.encode(), host.encode(), close, extra)
     head, _, body = raw(site.router.port, request).partition(b"\r\n\r\n")
     return head, body
+
+
+def post(site: Site, path: str, body: bytes, host: str = "h2c.test") -> tuple[bytes, bytes]:
+    request = b"POST %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\nContent-Length: %d\r\n\r\n%s" % (
+        path.encode(),
+        host.encode(),
+        len(body),
+        body,
+    )
+    head, _, out = raw(site.router.port, request).partition(b"\r\n\r\n")
+    return head, out
 
 
 def dechunk(body: bytes) -> tuple[bytes, bytes]:
@@ -305,6 +350,16 @@ def test_http11_trailers_only_when_the_client_said_te_trailers(site: Site) -> No
     assert trailers == b"\r\n"
 
 
+def test_http11_upstream_trailers_reach_a_client_that_sent_te_trailers(site: Site) -> None:
+    """RFC 9110 §10.1.4: passerelle sends `TE: trailers` on, so it must not drop the trailers."""
+    head, body = get(site, "/", host="h1.test", extra=b"TE: trailers\r\n")
+    data, trailers = dechunk(body)
+    assert data == b"ok"
+    assert trailers == b"x-sum: 42\r\nx-te: yes\r\n\r\n"  # Cache-Control is not a trailer
+    head, body = get(site, "/", host="h1.test")  # a client that did not ask: none
+    assert dechunk(body) == (b"ok", b"\r\n")
+
+
 def test_request_bodies_chunked_and_with_length(site: Site) -> None:
     chunked = raw(
         site.router.port,
@@ -355,6 +410,52 @@ def test_a_refused_stream_and_an_unprocessed_one_are_sent_again(site: Site) -> N
         head, body = get(site, path)
         assert head.startswith(b"HTTP/1.1 200 "), (path, head, body)
         assert [r["path"] for r in site.script.requests].count(path) == 2
+
+
+@pytest.mark.parametrize("path", ["/refuse-once?post", "/goaway-once?post"])
+def test_a_post_the_server_did_not_process_is_sent_again_with_its_body(site: Site, path: str) -> None:
+    """RFC 9113 §8.7: REFUSED_STREAM, or a stream after a GOAWAY's last, is safe to retry (gRPC)."""
+    get(site, "/echo")
+    head, body = post(site, path, b"grpc-ish body")
+    assert head.startswith(b"HTTP/1.1 200 "), head + body
+    assert json.loads(dechunk(body)[0])["body"] == "grpc-ish body"
+    assert path in site.script.once  # the first stream was sent away; the answer is the second's
+
+
+def test_a_post_is_not_sent_again_after_the_connection_drops(site: Site) -> None:
+    """The server may have processed it: as Go's transport, passerelle does not repeat it."""
+    get(site, "/echo")  # a pooled connection that has carried a response
+    head, body = post(site, "/drop-once?post", b"pay once")
+    assert head.startswith(b"HTTP/1.1 502 "), head + body
+    assert "/drop-once?post" in site.script.once  # it reached the server; a second try would be a 200
+
+
+# -- requests without a Host: the smuggling the review found ---------------------------------------
+SMUGGLED = b"GET /smuggled HTTP/1.1\r\nHost: h2c.test\r\nX-Forwarded-For: 6.6.6.6\r\n\r\n"
+
+
+@pytest.mark.parametrize(
+    "request_",
+    [
+        b"POST /echo HTTP/1.0\r\nContent-Length: %d\r\n\r\n%s" % (len(SMUGGLED), SMUGGLED),
+        b"POST /echo HTTP/1.1\r\nHost: \r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"%x\r\n%s\r\n0\r\n\r\n" % (len(SMUGGLED), SMUGGLED),
+    ],
+    ids=["http10-no-host", "empty-host-chunked"],
+)
+def test_a_request_without_host_goes_with_the_servers_authority_and_its_body_stays_a_body(
+    site: Site, request_: bytes
+) -> None:
+    head, _, body = raw(site.router.port, request_).partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1."), head
+    assert b" 200 " in head.split(b"\r\n")[0], head + body
+    seen = [r for r in site.script.requests if r["body"] == SMUGGLED.decode()]
+    assert seen and seen[-1]["path"] == "/echo"
+    assert seen[-1]["headers"][":authority"] == f"127.0.0.1:{site.a}"  # as Go: the server's host:port
+    assert "/smuggled" not in [r["path"] for r in site.script.requests]
+    head, _ = get(site, "/echo")  # the shared connection's HPACK state is still right
+    assert head.startswith(b"HTTP/1.1 200 "), head
+    assert site.script.errors == []
 
 
 def test_after_a_graceful_goaway_the_stream_completes(site: Site) -> None:

@@ -13,12 +13,14 @@ import h2.connection
 import h2.events
 import h2.settings
 from h2.config import H2Configuration
+from h2.connection import ConnectionState, H2Connection
 from h2.errors import ErrorCodes
+from hyperframe.frame import GoAwayFrame
 
 from passerelle.model import DynamicConfig, PathMatch, PathType, Router, Server, Service
 from passerelle.proxy.connection import ClientConnection
 from passerelle.proxy.dataplane import Dataplane
-from passerelle.proxy.h2c import STREAM_WINDOW, H2cConnection, H2cPool
+from passerelle.proxy.h2c import CONNECTION_WINDOW, STREAM_WINDOW, H2cConnection, H2cPool
 from passerelle.proxy.h2cstream import PENDING_HIGH
 from passerelle.proxy.options import EntryPointOptions, ForwardingOptions
 from tests.unit.proxy.test_h2 import Transport
@@ -191,3 +193,71 @@ def test_a_connection_takes_no_more_streams_than_the_server_allows() -> None:
         pool.release(first)  # done with (never sent)
         second = pool.acquire()
         assert second is not None and second.conn is pair.conn
+
+
+def test_slow_clients_hold_their_stream_windows_but_not_the_connections() -> None:
+    """16 paused clients, each sent a full stream window: the connection still has room for a 17th."""
+    with wired() as pair:
+        entry = pair.client.entry
+        streams = []
+        for n in range(CONNECTION_WINDOW // STREAM_WINDOW):
+            client = ClientConnection(entry)
+            client.connection_made(Transport())
+            client.data_received(b"GET /slow/%d HTTP/1.1\r\nHost: a.example\r\n\r\n" % n)
+            client.pause_writing()  # its socket is full: its stream's window is held
+            streams += [e.stream_id for e in pair.exchange() if isinstance(e, h2.events.RequestReceived)]
+        for stream_id in streams:
+            respond(pair, stream_id, b"s" * STREAM_WINDOW, trailers=False)
+            pair.to_server()
+        assert all(pair.server.local_flow_control_window(s) == 0 for s in streams)  # held, each
+        assert pair.server.outbound_flow_control_window >= CONNECTION_WINDOW // 2  # given back
+
+
+def test_a_graceful_goaway_keeps_the_connection_and_the_acks_queued_with_it() -> None:
+    with wired() as pair:
+        pair.client.data_received(b"GET /g HTTP/1.1\r\nHost: a.example\r\n\r\n")
+        stream_id = next(e.stream_id for e in pair.exchange() if isinstance(e, h2.events.RequestReceived))
+        pair.server.ping(b"12345678")
+        goaway = GoAwayFrame(0)
+        goaway.last_stream_id = stream_id
+        pair.conn.data_received(pair.server.data_to_send() + goaway.serialize())
+        assert any(isinstance(e, h2.events.PingAckReceived) for e in pair.to_server())  # not dropped
+        respond(pair, stream_id, b"done")
+        assert bytes(pair.client_side.data).startswith(b"HTTP/1.1 200 ")
+        assert pair.conn.retiring and pair.conn.closed  # no new streams; closed after the last
+
+
+def test_a_goaway_after_our_own_close_does_not_reopen_the_connection() -> None:
+    with wired() as pair:
+        pair.conn.state.close_connection()
+        goaway = GoAwayFrame(0)
+        goaway.last_stream_id = 0
+        pair.conn.state.receive_data(goaway.serialize())
+        assert pair.conn.state.state_machine.state == ConnectionState.CLOSED
+
+
+def test_the_parts_of_h2_passerelle_reaches_into_are_there() -> None:
+    """_ClientState overrides and uses h2 internals: an h2 upgrade that moves them fails here."""
+    assert callable(vars(H2Connection).get("_receive_goaway_frame"))
+    assert callable(vars(H2Connection).get("_prepare_for_sending"))
+    state = H2Connection(H2Configuration(client_side=True))
+    assert isinstance(state._data_to_send, bytearray)
+    assert callable(state._inbound_flow_control_window_manager.process_bytes)
+
+
+def test_a_stream_refused_for_too_many_streams_goes_on_another_connection() -> None:
+    with wired() as pair:
+        pair.server.update_settings({h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: 1})
+        pair.server.data_to_send()  # the server's SETTINGS are lost in transit: h2 still guesses
+        pair.conn.state.remote_settings.update({h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: 1})
+        pair.conn.state.remote_settings.acknowledge()
+        pair.conn.settled = False  # passerelle's own guess (FIRST_STREAMS) still holds
+        first = ClientConnection(pair.client.entry)
+        first.connection_made(Transport())
+        first.data_received(b"GET /one HTTP/1.1\r\nHost: a.example\r\n\r\n")
+        pair.client.data_received(b"GET /two HTTP/1.1\r\nHost: a.example\r\n\r\n")
+        loop = pair.conn.loop
+        loop.run_until_complete(asyncio.sleep(0))  # the refused stream's retry is scheduled
+        assert not pair.client_side.data.startswith(b"HTTP/1.1 502")
+        assert pair.conn.settled  # has_room now goes by the server's limit
+        assert pair.conn.reserved == 1
