@@ -204,6 +204,7 @@ class UpstreamConnection(asyncio.Protocol):
             if left >= 0:  # not more than the response: nothing else is in flight
                 self.deadline = 0.0
                 ex.response_started = True
+                ex.status, ex.sent = checker.get_status_code(), simple.length  # for metrics, access log
                 client.transport.write(simple.forward(data))
                 if left:
                     self._body_left = left

@@ -9,6 +9,8 @@ decoded frame by frame and compiled in slices, with the event loop serving reque
 reload of 20,000 routers never stops traffic for more than a slice. It drains and
 exits on a `drain` message, on SIGTERM, or when the channel closes (the control plane is gone).
 SIGINT is ignored: a Ctrl-C reaches the control plane too, which drains the workers in order.
+With metrics on, the worker sends its counts since the last `metrics` message every
+REPORT_SECONDS, when asked (`report`, at a scrape), and once more after draining.
 """
 
 from __future__ import annotations
@@ -23,13 +25,30 @@ from typing import Any
 
 from passerelle.memory import gc_paused
 from passerelle.model import Certificate, DynamicConfig, Middleware, Router, Service, TlsConfig, codec
+from passerelle.observability.accesslog import AccessLog, kept_fields
 from passerelle.observability.logging import configure
+from passerelle.observability.recorder import Recorder
+from passerelle.observability.writer import LineWriter
 from passerelle.proxy.channel import Channel, Message
 from passerelle.proxy.dataplane import Dataplane
 from passerelle.proxy.options import EntryPointOptions, ForwardingOptions
 from passerelle.tls.contexts import TlsStatic
 
 log = logging.getLogger("passerelle.worker")
+REPORT_SECONDS = 1.0  # what a worker killed outright loses of its counts, at most
+
+
+def recorder_of(settings: dict[str, Any], loop: asyncio.AbstractEventLoop) -> Recorder | None:
+    """The worker's Recorder from the init message's `observability` part; None when all is off."""
+    buckets, access = settings.get("buckets"), settings.get("accessLog")
+    if buckets is None and access is None:
+        return None
+    access_log = None
+    if access is not None:
+        writer = LineWriter(access["filePath"], buffering=access["bufferingSize"], loop=loop)
+        kept = kept_fields(access["fields"]["defaultMode"], access["fields"]["names"])
+        access_log = AccessLog(writer, format=access["format"], kept=kept)
+    return Recorder(buckets or (), counting=buckets is not None, log=access_log)
 
 
 async def serve(init: dict[str, Any]) -> None:
@@ -38,10 +57,27 @@ async def serve(init: dict[str, Any]) -> None:
     done = asyncio.Event()
     inbox: asyncio.Queue[Message] = asyncio.Queue()
     static: asyncio.Future[Message] = loop.create_future()
+    observability = init.get("observability", {})
+    recorder = recorder_of(observability, loop)
+    counting = recorder is not None and recorder.requests is not None
+    dataplane: Dataplane | None = None
+
+    def report(request: int | None = None) -> None:
+        message: Message = {"type": "metrics", "id": request}
+        if recorder is not None and dataplane is not None:
+            message.update(recorder.report(), connections=dataplane.open_connections())
+        channel.send(message)
+
+    async def report_regularly() -> None:
+        while True:
+            await asyncio.sleep(REPORT_SECONDS)
+            report()
 
     def on_message(message: Message) -> None:
         nonlocal grace
-        if message["type"] == "static":
+        if message["type"] == "report":
+            report(message.get("id"))
+        elif message["type"] == "static":
             if not static.done():
                 static.set_result(message)
         elif message["type"] == "drain":
@@ -51,6 +87,7 @@ async def serve(init: dict[str, Any]) -> None:
             inbox.put_nowait(message)  # decoded and applied by `receive`, between requests
 
     async def receive() -> None:
+        assert dataplane is not None
         while True:
             begin = await inbox.get()
             if begin["type"] != "begin":
@@ -83,13 +120,19 @@ async def serve(init: dict[str, Any]) -> None:
     }
     tls_state = static.result()["tls"]
     tls = TlsStatic.from_dict(tls_state) if tls_state else None
-    dataplane = Dataplane(entrypoints, ForwardingOptions(**init["forwarding"]), loop, tls)
+    dataplane = Dataplane(entrypoints, ForwardingOptions(**init["forwarding"]), loop, tls, recorder)
     await dataplane.start(sockets=sockets)
     receiver = loop.create_task(receive())
+    reporter = loop.create_task(report_regularly()) if counting else None
     channel.send({"type": "ready"})
     await done.wait()
     receiver.cancel()
     await dataplane.stop(grace=grace)
+    if reporter is not None:
+        reporter.cancel()
+        report()  # the last counts: the control plane reads them before it closes its end
+    if recorder is not None and recorder.log is not None:
+        recorder.log.close()
     channel.close()
 
 
@@ -146,7 +189,7 @@ def main() -> None:
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     init = json.loads(sys.argv[1])
-    configure(init["log_level"])
+    configure(init["log_level"], init.get("log_format", "text"))
     uvloop.run(serve(init))
 
 
