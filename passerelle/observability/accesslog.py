@@ -19,9 +19,9 @@ from typing import TYPE_CHECKING, Any
 from passerelle.observability.recorder import NO_ROUTE
 
 if TYPE_CHECKING:
+    from passerelle.observability.recorder import Connection
     from passerelle.observability.writer import LineWriter
     from passerelle.proxy.connection import Exchange
-    from passerelle.proxy.dataplane import EntryPoint
 
 FIELDS = (
     "time", "StartUTC", "Duration", "ClientAddr", "ClientHost", "RequestMethod", "RequestHost", "RequestPath",
@@ -85,22 +85,14 @@ class AccessLog:
         self._prefix = os.urandom(4).hex()
         self.count = 0
 
-    def record(
-        self,
-        ex: Exchange,
-        entry: EntryPoint,
-        conn: Any,
-        protocol: str,
-        status: int,
-        sent: int,
-        duration: float,
-    ) -> None:
+    def record(self, ex: Exchange, conn: Connection, status: int, sent: int, duration: float) -> None:
         self.count += 1
         end = time.time()
         route = ex.route
         router, service, namespace, ingress = route.labels if route is not None else NO_ROUTE
-        client, client_host = _address(getattr(conn, "client", None))
-        peer = getattr(conn, "peer", None)
+        client, client_host = _address(conn.client)
+        peer = conn.peer
+        protocol = conn.protocol if ex.http11 else "HTTP/1.0"
         fields = {
             "time": rfc3339(end),
             "StartUTC": rfc3339(end - duration),
@@ -114,7 +106,7 @@ class AccessLog:
             "DownstreamStatus": status,
             "DownstreamContentSize": sent,
             "RequestContentSize": ex.received,
-            "EntryPointName": entry.options.name,
+            "EntryPointName": conn.entry.options.name,
             "RouterName": router,
             "ServiceName": service,
             "ServiceAddr": str(ex.pool.server) if ex.pool is not None else "",

@@ -54,7 +54,6 @@ _PAUSE_UPSTREAM = 1  # the upstream's write buffer is full
 _PAUSE_QUEUE = 2  # pipelined requests are waiting
 _PAUSE_BUFFER = 4  # body bytes are buffered while connecting
 _BUFFER_LIMIT = 256 * 1024
-_HTTP11, _HTTP10 = "HTTP/1.1", "HTTP/1.0"  # the access log's RequestProtocol
 
 
 class _Reject(Exception):
@@ -90,15 +89,24 @@ class Exchange:
         "connecting",
         "plain",
         "start",
-        "status",
-        "sent",
         "received",
         "host",
         "target",
+        "status",
+        "sent",
     )
+    status: int  # the response's, set with its head: unset while none began
+    sent: int  # response body bytes, from the head on
 
     def __init__(
-        self, method: bytes, head: bytes, route: Route | None, keep_alive: bool, http11: bool
+        self,
+        method: bytes,
+        head: bytes,
+        route: Route | None,
+        keep_alive: bool,
+        http11: bool,
+        host: bytes = b"",
+        target: bytes = b"",
     ) -> None:
         self.method = method
         self.head = head
@@ -121,17 +129,18 @@ class Exchange:
         self.retried_stale = False
         self.connecting: asyncio.Task[None] | None = None
         self.plain = False  # its response may be passed on as it comes (no re-framing, no added lines)
-        # For metrics and the access log (observability/recorder.py): when the head was complete,
-        # the response's status and body bytes sent, request body bytes received, Host, target.
-        self.start = perf_counter()
-        self.status = 0
-        self.sent = 0
+        # For metrics and the access log (observability/recorder.py): when the head was complete
+        # (set only when something observes exchanges: a clock read costs), request body bytes
+        # received, Host, target; and `status` and `sent` (response body bytes), set with the
+        # response head, so unset when no response began.
+        self.start = 0.0
         self.received = 0
-        self.host = b""
-        self.target = b""
+        self.host = host
+        self.target = target
 
 
 class ClientConnection(asyncio.Protocol):
+    protocol = "HTTP/1.1"  # of its exchanges, for the access log (HTTP/1.0 when Exchange.http11 is False)
     __slots__ = (
         "entry",
         "transport",
@@ -156,10 +165,12 @@ class ClientConnection(asyncio.Protocol):
         "_out",
         "peer",
         "client",
+        "observer",
     )
 
     def __init__(self, entry: EntryPoint) -> None:
         self.entry = entry
+        self.observer = entry.observer  # metrics and the access log (observability/recorder.py)
         self._loop = entry.loop
         self.parser = HttpRequestParser(self)
         self._end = MessageEnd()
@@ -260,7 +271,7 @@ class ClientConnection(asyncio.Protocol):
         self.entry.connection_closed(self)
         cut = self._active
         if cut is not None and self.entry.observer is not None:  # cut short, or a tunnel's end
-            self.entry.observer.exchange(cut, self.entry, self, _HTTP11 if cut.http11 else _HTTP10)
+            self.entry.observer.exchange(cut, self)
         if self.tunnel is not None:
             self.tunnel.close()  # flushes what the client sent last, then closes
             return
@@ -407,11 +418,11 @@ class ClientConnection(asyncio.Protocol):
     ) -> Exchange:
         """Route a request whose head is complete; decide here whether passerelle answers it itself."""
         route, head, local = dispatch(self.entry, self.peer, method, target, host, head)
-        ex = Exchange(method, head, route, keep_alive, http11)
+        ex = Exchange(method, head, route, keep_alive, http11, host, target)
+        if self.observer is not None:
+            ex.start = perf_counter()
         ex.upgrade = upgrade
         ex.local = local
-        ex.host = host
-        ex.target = target
         if ex.local is not None and (has_body or upgrade):
             ex.keep_alive = False  # answer now without reading the body, then close (RFC 9112 §9.6)
         ex.plain = http11 and ex.keep_alive and not upgrade and method != b"HEAD"
@@ -520,9 +531,8 @@ class ClientConnection(asyncio.Protocol):
         A loop, not recursion: thousands of pipelined requests answered locally finish in turn.
         """
         while True:
-            observer = self.entry.observer
-            if observer is not None:
-                observer.exchange(ex, self.entry, self, _HTTP11 if ex.http11 else _HTTP10)
+            if self.observer is not None:
+                self.observer.exchange(ex, self)
             self._active = None
             if not ex.keep_alive or self._closed:
                 self.transport.close()
@@ -552,7 +562,7 @@ class ClientConnection(asyncio.Protocol):
         if self._active is None:
             self.transport.write(canned(status, detail, close=True))
             if self.entry.observer is not None:
-                self.entry.observer.rejected(self.entry, status)
+                self.entry.observer.rejected(status)
         self.transport.close()
 
     def _pause(self, reason: int) -> None:
@@ -584,6 +594,7 @@ class ClientConnection(asyncio.Protocol):
         ex = conn.exchange
         assert ex is not None
         ex.status = status
+        ex.sent = 0
         # An unknown code gets an empty reason phrase, which RFC 9112 §4 allows.
         head = [STATUS_LINES.get(status) or b"HTTP/1.1 %d \r\n" % status]
         kept, length_known, chunked, upgrade = response_fields(headers)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from functools import partial
 from typing import Any
 
@@ -222,7 +222,7 @@ class Dataplane:
         forwarding: ForwardingOptions,
         loop: asyncio.AbstractEventLoop,
         tls: TlsStatic | None = None,
-        observer: Recorder | None = None,
+        observers: Mapping[str, Recorder] | None = None,
     ) -> None:
         self._loop = loop
         self._forwarding = forwarding
@@ -240,7 +240,7 @@ class Dataplane:
                 loop,
                 self.deadlines,
                 Dispatcher(tls, self.sni, ep.tls_options) if ep.tls and tls and self.sni else None,
-                observer,
+                (observers or {}).get(ep.name),
             )
             for ep in entrypoints
         }

@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from collections.abc import Callable
+from time import perf_counter
 from typing import TYPE_CHECKING
 
 from h2.config import H2Configuration
@@ -296,6 +297,7 @@ class Stream:
     ) -> None:
         ex = self.exchange
         ex.status = status
+        ex.sent = 0
         if status == 101:
             return  # upstream_upgraded follows, and refuses it
         head = response_head(status, headers, head_request=ex.method == b"HEAD")
@@ -376,6 +378,8 @@ class Stream:
 
 class H2Connection(asyncio.Protocol):
     """An HTTP/2 client connection: the h2 state machine, its streams, and the socket's pacing."""
+
+    protocol = "HTTP/2.0"  # for the access log
 
     __slots__ = (
         "entry", "loop", "transport", "state", "streams", "deadline", "peer", "write_paused", "client",
@@ -495,18 +499,19 @@ class H2Connection(asyncio.Protocol):
             )
         except Refused as refused:
             method = next((v for n, v in event.headers or () if n == b":method"), b"")
-            ex = Exchange(method, b"", None, True, True)
+            path = next((v for n, v in event.headers or () if n == b":path"), b"")
+            ex = Exchange(method, b"", None, True, True, b"", path)
+            ex.start = perf_counter()
             ex.request_done = ended
-            ex.target = next((v for n, v in event.headers or () if n == b":path"), b"")
             ex.local = canned(refused.status, refused.detail, head=method == b"HEAD")
             stream = self.streams[stream_id] = Stream(self, stream_id, ex)
             stream.answer(ex.local)
             return
         method, target, host = request.method, request.target, request.host
         route, head, local = dispatch(self.entry, self.peer, method, target, host, request.head)
-        ex = Exchange(method, head, route, True, True)
-        ex.host = host
-        ex.target = target
+        ex = Exchange(method, head, route, True, True, host, target)
+        if self.entry.observer is not None:
+            ex.start = perf_counter()
         ex.chunked = request.chunked
         ex.request_done = ended
         ex.local = local
@@ -577,7 +582,7 @@ class H2Connection(asyncio.Protocol):
         """A stream is over (answered, failed or reset): metrics and the access log hear of it."""
         observer = self.entry.observer
         if observer is not None:
-            observer.exchange(stream.exchange, self.entry, self, "HTTP/2.0")
+            observer.exchange(stream.exchange, self)
 
     def flush(self) -> None:
         """Write what the state machine has queued, in one write."""

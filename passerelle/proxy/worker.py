@@ -27,7 +27,7 @@ from passerelle.memory import gc_paused
 from passerelle.model import Certificate, DynamicConfig, Middleware, Router, Service, TlsConfig, codec
 from passerelle.observability.accesslog import AccessLog, kept_fields
 from passerelle.observability.logging import configure
-from passerelle.observability.recorder import Recorder
+from passerelle.observability.recorder import LoggingRecorder, Recorder
 from passerelle.observability.writer import LineWriter
 from passerelle.proxy.channel import Channel, Message
 from passerelle.proxy.dataplane import Dataplane
@@ -38,17 +38,21 @@ log = logging.getLogger("passerelle.worker")
 REPORT_SECONDS = 1.0  # what a worker killed outright loses of its counts, at most
 
 
-def recorder_of(settings: dict[str, Any], loop: asyncio.AbstractEventLoop) -> Recorder | None:
-    """The worker's Recorder from the init message's `observability` part; None when all is off."""
+def recorders_of(
+    settings: dict[str, Any], entrypoints: list[str], loop: asyncio.AbstractEventLoop
+) -> tuple[dict[str, Recorder], AccessLog | None]:
+    """Each entry point's Recorder, from the init message's `observability` part (none when
+    metrics and the access log are off), and the access log they share."""
     buckets, access = settings.get("buckets"), settings.get("accessLog")
-    if buckets is None and access is None:
-        return None
-    access_log = None
-    if access is not None:
-        writer = LineWriter(access["filePath"], buffering=access["bufferingSize"], loop=loop)
-        kept = kept_fields(access["fields"]["defaultMode"], access["fields"]["names"])
-        access_log = AccessLog(writer, format=access["format"], kept=kept)
-    return Recorder(buckets or (), counting=buckets is not None, log=access_log)
+    if access is None:
+        return ({name: Recorder(name, buckets) for name in entrypoints} if buckets is not None else {}), None
+    writer = LineWriter(access["filePath"], buffering=access["bufferingSize"], loop=loop)
+    kept = kept_fields(access["fields"]["defaultMode"], access["fields"]["names"])
+    log = AccessLog(writer, format=access["format"], kept=kept)
+    counting = buckets is not None
+    return {
+        name: LoggingRecorder(name, buckets or (), counting=counting, log=log) for name in entrypoints
+    }, log
 
 
 async def serve(init: dict[str, Any]) -> None:
@@ -57,15 +61,18 @@ async def serve(init: dict[str, Any]) -> None:
     done = asyncio.Event()
     inbox: asyncio.Queue[Message] = asyncio.Queue()
     static: asyncio.Future[Message] = loop.create_future()
-    observability = init.get("observability", {})
-    recorder = recorder_of(observability, loop)
-    counting = recorder is not None and recorder.requests is not None
+    names = [ep["options"]["name"] for ep in init["entrypoints"]]
+    recorders, access_log = recorders_of(init.get("observability", {}), names, loop)
+    counting = any(r.counting for r in recorders.values())
     dataplane: Dataplane | None = None
 
     def report(request: int | None = None) -> None:
         message: Message = {"type": "metrics", "id": request}
-        if recorder is not None and dataplane is not None:
-            message.update(recorder.report(), connections=dataplane.open_connections())
+        if counting and dataplane is not None:
+            reports = [r.report() for r in recorders.values()]
+            message["requests"] = [row for r in reports for row in r["requests"]]
+            message["upstream"] = [row for r in reports for row in r["upstream"]]
+            message["connections"] = dataplane.open_connections()
         channel.send(message)
 
     async def report_regularly() -> None:
@@ -120,7 +127,7 @@ async def serve(init: dict[str, Any]) -> None:
     }
     tls_state = static.result()["tls"]
     tls = TlsStatic.from_dict(tls_state) if tls_state else None
-    dataplane = Dataplane(entrypoints, ForwardingOptions(**init["forwarding"]), loop, tls, recorder)
+    dataplane = Dataplane(entrypoints, ForwardingOptions(**init["forwarding"]), loop, tls, recorders)
     await dataplane.start(sockets=sockets)
     receiver = loop.create_task(receive())
     reporter = loop.create_task(report_regularly()) if counting else None
@@ -131,8 +138,8 @@ async def serve(init: dict[str, Any]) -> None:
     if reporter is not None:
         reporter.cancel()
         report()  # the last counts: the control plane reads them before it closes its end
-    if recorder is not None and recorder.log is not None:
-        recorder.log.close()
+    if access_log is not None:
+        access_log.close()
     channel.close()
 
 
