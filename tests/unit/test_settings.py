@@ -308,6 +308,8 @@ def test_tsig_algorithms_are_the_providers() -> None:
     from passerelle.settings.dnssync import TSIG_ALGORITHMS
 
     assert set(TSIG_ALGORITHMS) == set(ALGORITHMS)
+
+
 def test_observability_settings() -> None:
     from passerelle.settings.observability import DEFAULT_BUCKETS, worker_settings
 
