@@ -110,14 +110,24 @@ def keep_mask(*, entrypoints: bool, routers: bool, services: bool) -> tuple[bool
 
 
 def provider_health(provider: object) -> dict[str, float]:
-    """A provider's `health` (attribute or method): a mapping with `errors` (a count that only
-    grows: unreadable files, failed API calls) and/or `up` (bool). Without one, nothing is reported."""
+    """A provider's `health` (attribute or method): `errors` (a count that only grows: unreadable
+    files, failed API calls) and `up`, from a mapping with those keys (the manifests provider) or an
+    object with `errors_total` and `connected` (kube/reflector.py Health). Without one: nothing."""
     health = getattr(provider, "health", None)
     if callable(health):
         health = health()
-    if not isinstance(health, Mapping):
+    if health is None:
         return {}
-    return {k: float(v) for k, v in health.items() if k in ("errors", "up") and v is not None}
+    if isinstance(health, Mapping):
+        errors, up = health.get("errors"), health.get("up")
+    else:
+        errors, up = getattr(health, "errors_total", None), getattr(health, "connected", None)
+    out = {}
+    if isinstance(errors, int | float):
+        out["errors"] = float(errors)
+    if isinstance(up, bool | int):
+        out["up"] = float(up)
+    return out
 
 
 def expiry(certificate: Certificate) -> float | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from passerelle.kube.reflector import Health
 from passerelle.model import Certificate, ObjectRef, Problem, Severity, TlsConfig
 from passerelle.observability.aggregate import Totals
 from passerelle.observability.metrics import (
@@ -102,5 +103,7 @@ def test_provider_health_reads_an_attribute_or_a_method() -> None:
             return {"errors": 1, "up": True, "other": "x"}
 
     assert provider_health(Method()) == {"errors": 1.0, "up": 1.0}
+    kubernetes = type("P", (), {"health": Health(errors_total=4, connected=True)})()
+    assert provider_health(kubernetes) == {"errors": 4.0, "up": 1.0}
     assert provider_health(Provider()) == {"errors": 3.0, "up": 0.0}
     assert provider_health(object()) == {}
