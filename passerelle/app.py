@@ -72,6 +72,14 @@ async def serve(settings: Settings) -> None:
             dns.options.owner,
             ", ".join(dns.options.zones),
         )
+    access_log = settings.accessLog
+    if access_log is not None and access_log.filePath:
+        try:  # here, with a clear message, rather than in workers that would crash in a loop
+            open(access_log.filePath, "ab").close()
+        except OSError as e:
+            raise StartupError(
+                f"accessLog.filePath: cannot write {access_log.filePath}: {e.strerror}"
+            ) from None
     prometheus = settings.metrics.prometheus
     totals = Totals(prometheus.buckets) if prometheus is not None else None
     reloads = metrics.Reloads()

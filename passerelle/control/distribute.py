@@ -247,7 +247,10 @@ class WorkerPool:
                 self._send(worker, config_frames(self.latest.number, self.latest.config, with_routers=True))
         elif kind == "metrics":
             if self.totals is not None:
-                self.totals.add(worker.index, message)
+                try:
+                    self.totals.add(worker.index, message)
+                except (ValueError, TypeError, KeyError) as e:  # a worker of another layout: say so, go on
+                    log.error("worker %d sent a metrics report that does not fit: %s", worker.index, e)
             if message.get("id") is not None:
                 self._reported(worker.index, int(message["id"]))
         elif kind == "applied":

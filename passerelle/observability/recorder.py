@@ -1,9 +1,10 @@
 """What a worker counts about its exchanges, and the report it ships to the control plane.
 
 Each entry point of a worker has its Recorder. The hot path is `Recorder.exchange`, called once
-when an exchange is over: three chained dict subscripts (route, then method bytes, then status
-int: keys whose hashes are identity-based or cached, ~190 instructions each under callgrind,
-where a tuple key costs ~750 to build, hash and compare), the duration appended to that cell's
+when an exchange is over: chained dict subscripts (route, then method bytes, then status int:
+keys whose hashes are identity-based or cached, ~190 instructions each under callgrind, where a
+tuple key costs ~750 to build, hash and compare; GET, most requests, skips the method's level,
+whose bytes are a fresh object each time and hashed anew), the duration appended to that cell's
 list and the byte counts added. Buckets, sums and labels are not made per request: `report()`
 counts each list into the buckets (`buckets`), turns the keys into label values, and hands over
 the counts since the previous report (deltas), starting afresh, so the control plane only ever

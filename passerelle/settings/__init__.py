@@ -270,6 +270,11 @@ def parse_settings(text: str, *, source: str = "<config>", base: Path | None = N
         )
     if base is not None:
         settings = settings.model_copy(update={"tls": resolve_tls_paths(settings.tls, base)})
+    if base is not None and settings.accessLog is not None and settings.accessLog.filePath:
+        log_path = str(base / settings.accessLog.filePath)  # an absolute filePath stays as it is
+        settings = settings.model_copy(
+            update={"accessLog": settings.accessLog.model_copy(update={"filePath": log_path})}
+        )
     if base is not None and settings.dnsSync is not None:
         settings = settings.model_copy(update={"dnsSync": resolve_dnssync_paths(settings.dnsSync, base)})
     return settings

@@ -350,3 +350,10 @@ def test_observability_errors(text: str, message: str) -> None:
     with pytest.raises(SettingsError) as error:
         parse_settings(text)
     assert message in str(error.value)
+
+
+def test_a_relative_access_log_path_is_relative_to_the_config_file(tmp_path: Path) -> None:
+    settings = parse_settings("accessLog: {filePath: logs/access.log}\n", base=tmp_path)
+    assert settings.accessLog is not None and settings.accessLog.filePath == str(tmp_path / "logs/access.log")
+    settings = parse_settings("accessLog: {filePath: /var/log/a.log}\n", base=tmp_path)
+    assert settings.accessLog is not None and settings.accessLog.filePath == "/var/log/a.log"
