@@ -27,8 +27,11 @@ from passerelle.kube.lease import Leadership
 from passerelle.kube.manifests import Loaded, ManifestsProvider
 from passerelle.kube.status import EndpointPolicy, StatusWriter, parse_selector
 from passerelle.kube.watch import KubernetesProvider, WatchOptions
+from passerelle.observability import metrics
+from passerelle.observability.aggregate import Totals
 from passerelle.proxy.listeners import ListenError
 from passerelle.settings import Settings, SettingsError, split_address
+from passerelle.settings.observability import worker_settings
 from passerelle.tls import openssl
 
 log = logging.getLogger("passerelle")
@@ -69,6 +72,17 @@ async def serve(settings: Settings) -> None:
             dns.options.owner,
             ", ".join(dns.options.zones),
         )
+    access_log = settings.accessLog
+    if access_log is not None and access_log.filePath:
+        try:  # here, with a clear message, rather than in workers that would crash in a loop
+            open(access_log.filePath, "ab").close()
+        except OSError as e:
+            raise StartupError(
+                f"accessLog.filePath: cannot write {access_log.filePath}: {e.strerror}"
+            ) from None
+    prometheus = settings.metrics.prometheus
+    totals = Totals(prometheus.buckets) if prometheus is not None else None
+    reloads = metrics.Reloads()
     workers = WorkerPool(
         count=settings.worker_count(),
         entrypoints=settings.entrypoint_options(),
@@ -76,6 +90,10 @@ async def serve(settings: Settings) -> None:
         grace=settings.graceTimeout,
         log_level=settings.log.level,
         tls=tls,
+        log_format=settings.log.format,
+        observability=worker_settings(settings.metrics, settings.accessLog),
+        totals=totals,
+        reloads=reloads,
     )
     try:
         ports = workers.bind()
@@ -104,6 +122,28 @@ async def serve(settings: Settings) -> None:
         dashboard=settings.api.dashboard,
     )
     actions = drain_routes(routes, drain, dns)
+    if prometheus is not None and totals is not None:
+        routes["/metrics"] = metrics_route(
+            metrics.Sources(
+                totals=totals,
+                reloads=reloads,
+                keep=metrics.keep_mask(
+                    entrypoints=prometheus.addEntryPointsLabels,
+                    routers=prometheus.addRoutersLabels,
+                    services=prometheus.addServicesLabels,
+                ),
+                problems=lambda: watcher.current.problems if watcher.current else (),
+                certificates=lambda: metrics.served_certificates(
+                    workers.applied.config.tls if workers.applied else None, tls
+                ),
+                providers=lambda: {
+                    "kubernetes" if isinstance(provider, KubernetesProvider) else "manifests": provider
+                },
+                workers=workers.status,
+                extra=(metrics.ProcessCollector(registry=None),),
+            ),
+            workers,
+        )
     try:
         api = await serve_api(api_host, api_port, routes, actions)
     except OSError as e:
@@ -173,6 +213,17 @@ async def serve(settings: Settings) -> None:
     if client is not None:
         await client.aclose()  # after every task that used it has finished
     await workers.stop()
+
+
+def metrics_route(sources: metrics.Sources, workers: WorkerPool) -> Handler:
+    """`/metrics`: every worker's counts up to now (asked for first), then the whole registry."""
+    registry = metrics.registry_of(sources)
+
+    async def scrape() -> Answer:
+        await workers.collect()
+        return Answer(200, metrics.render(registry), metrics.CONTENT_TYPE)
+
+    return lambda request: Answer.after(scrape())
 
 
 def drain_routes(routes: dict[str, Handler], drain: Drain, dns: DnsSync | None) -> dict[str, Handler]:

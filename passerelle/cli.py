@@ -38,7 +38,7 @@ def run(config: Path, log_level: str | None) -> None:
 
     try:
         settings = load_settings(config)
-        configure((log_level or settings.log.level).upper())
+        configure((log_level or settings.log.level).upper(), settings.log.format)
         run_app(settings)
     except (StartupError, SettingsError) as e:
         _fail(str(e))

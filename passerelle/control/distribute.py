@@ -8,7 +8,9 @@ world-readable in /proc and limited to 128 KiB an argument, and the TLS state ho
 certificate's private key and the CA bundles. A version counts as applied when every live worker has said so;
 `/ping` and `/api/rawdata` report that, not what was merely translated. A worker that dies is
 restarted on the same sockets and handed the latest version (its in-flight requests are the only
-ones lost); a worker that keeps dying is restarted with a growing delay.
+ones lost); a worker that keeps dying is restarted with a growing delay. Workers' `metrics`
+messages go to `Totals` (observability/aggregate.py); `collect()` asks every worker for its latest
+counts before a scrape, and a dead worker's channel is read to its end before it is let go.
 """
 
 from __future__ import annotations
@@ -18,10 +20,13 @@ import json
 import logging
 import socket
 import sys
+import time
 from dataclasses import asdict
 from typing import Any
 
 from passerelle.control.watcher import Version, changes
+from passerelle.observability.aggregate import Totals
+from passerelle.observability.metrics import Reloads
 from passerelle.proxy.channel import Channel, Message, config_frames
 from passerelle.proxy.listeners import bind, port_of
 from passerelle.proxy.options import EntryPointOptions, ForwardingOptions
@@ -45,6 +50,7 @@ class _Worker:
         self.applied = 0  # the newest version this worker acknowledged
         self.has_routers = False  # it holds the routers of the latest version sent
         self.restarts = 0
+        self.closed = asyncio.Event()  # its channel reached its end
 
 
 class WorkerPool:
@@ -57,7 +63,18 @@ class WorkerPool:
         grace: float,
         log_level: str,
         tls: TlsStatic | None = None,
+        log_format: str = "text",
+        observability: dict[str, Any] | None = None,
+        totals: Totals | None = None,
+        reloads: Reloads | None = None,
     ) -> None:
+        self._log_format = log_format
+        self._observability = observability or {}
+        self.totals = totals
+        self.reloads = reloads
+        self._report = 0  # the latest report id asked for
+        self._waiting: list[tuple[int, set[int], asyncio.Future[None]]] = []  # id, workers, done
+        self._failed = 0  # the newest version a worker rejected
         self._entrypoints = entrypoints
         self._tls = tls
         self._forwarding = forwarding
@@ -115,6 +132,36 @@ class WorkerPool:
                 )
             self._send(worker, frames[key])
 
+    async def collect(self, timeout: float = 1.0) -> None:
+        """Ask every live worker for its counts and wait (up to `timeout`) until all have sent them."""
+        self._report += 1
+        wanted = {
+            w.index
+            for w in self._workers
+            if w.channel is not None
+            and w.ready.is_set()
+            and w.channel.send({"type": "report", "id": self._report})
+        }
+        if not wanted:
+            return
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        entry = (self._report, wanted, done)
+        self._waiting.append(entry)
+        try:
+            async with asyncio.timeout(timeout):
+                await done
+        except TimeoutError:
+            log.warning("workers %s did not report their counts within %gs", sorted(wanted), timeout)
+        finally:
+            self._waiting.remove(entry)
+
+    def _reported(self, index: int, report: int) -> None:
+        for wanted, workers, done in self._waiting:
+            if report >= wanted:
+                workers.discard(index)
+            if not workers and not done.done():
+                done.set_result(None)
+
     def status(self) -> list[dict[str, Any]]:
         return [
             {
@@ -167,9 +214,12 @@ class WorkerPool:
             "forwarding": asdict(self._forwarding),
             "grace": self._grace,
             "log_level": self._log_level,
+            "log_format": self._log_format,
+            "observability": self._observability,
         }
         fds = [child.fileno()] + [s.fileno() for group in sockets.values() for s in group]
         worker.ready = asyncio.Event()
+        worker.closed = closed = asyncio.Event()
         worker.applied = 0
         worker.has_routers = False
         try:
@@ -182,7 +232,7 @@ class WorkerPool:
         finally:
             child.close()
         _, worker.channel = await loop.connect_accepted_socket(
-            lambda: Channel(lambda m: self._on_message(worker, m), lambda: None), parent
+            lambda: Channel(lambda m: self._on_message(worker, m), closed.set), parent
         )
         worker.channel.send(static_message(self._tls))
         task = loop.create_task(self._supervise(worker, worker.process))
@@ -195,11 +245,22 @@ class WorkerPool:
             worker.ready.set()
             if self.latest is not None:
                 self._send(worker, config_frames(self.latest.number, self.latest.config, with_routers=True))
+        elif kind == "metrics":
+            if self.totals is not None:
+                try:
+                    self.totals.add(worker.index, message)
+                except (ValueError, TypeError, KeyError) as e:  # a worker of another layout: say so, go on
+                    log.error("worker %d sent a metrics report that does not fit: %s", worker.index, e)
+            if message.get("id") is not None:
+                self._reported(worker.index, int(message["id"]))
         elif kind == "applied":
             worker.applied = max(worker.applied, int(message["version"]))
             self._update_applied()
         elif kind == "rejected":
             worker.has_routers = False  # its routers may not be the latest: send them whole next time
+            if self.reloads is not None and int(message["version"]) > self._failed:
+                self._failed = int(message["version"])
+                self.reloads.failure(time.time())
             log.error(
                 "worker %d rejected configuration v%s: %s; it keeps serving v%d",
                 worker.index, message["version"], message.get("error"), worker.applied,
@@ -215,13 +276,24 @@ class WorkerPool:
     def _update_applied(self) -> None:
         floor = min(w.applied for w in self._workers)
         if floor in self._versions:
+            newer = self.applied is None or floor > self.applied.number
             self.applied = self._versions[floor]
+            if newer and self.reloads is not None:
+                self.reloads.success(time.time())
 
     async def _supervise(self, worker: _Worker, process: asyncio.subprocess.Process) -> None:
         code = await process.wait()
+        try:  # what it sent last (its final counts) may still be unread
+            async with asyncio.timeout(1.0):
+                await worker.closed.wait()
+        except TimeoutError:
+            pass
         if worker.channel is not None:
             worker.channel.close()
             worker.channel = None
+        if self.totals is not None:
+            self.totals.worker_gone(worker.index)
+        self._reported(worker.index, self._report)  # nobody waits for a dead worker's report
         if self._stopping:
             return
         worker.restarts += 1

@@ -58,6 +58,11 @@ class ManifestsProvider:
         self._valid: dict[Key, dict[str, Any]] = {}  # last valid version of each object
         self._file_problems: dict[Path, Problem] = {}
         self._missing = False
+        self._unreadable = 0  # times a file failed to parse (observability/metrics.py provider_health)
+
+    @property
+    def health(self) -> dict[str, float]:
+        return {"errors": self._unreadable, "up": not self._missing}
 
     def load(self) -> Loaded:
         """Read what changed since the last call and build the whole snapshot."""
@@ -93,6 +98,7 @@ class ManifestsProvider:
             try:
                 objects = parse_documents(path.read_text(encoding="utf-8"))
             except (yaml.YAMLError, UnicodeDecodeError, OSError) as e:
+                self._unreadable += 1
                 self._file_problems[path] = Problem(ref=self._file_ref(path), message=_yaml_message(e))
                 # keep the last good objects of this file, and retry when the file changes again
                 self._files[path] = _FileState(signature, state.objects if state else [])

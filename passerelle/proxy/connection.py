@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
+from time import perf_counter
 from typing import TYPE_CHECKING
 
 from httptools import HttpParserCallbackError, HttpParserError, HttpParserUpgrade, HttpRequestParser
@@ -87,10 +88,25 @@ class Exchange:
         "retried_stale",
         "connecting",
         "plain",
+        "start",
+        "received",
+        "host",
+        "target",
+        "status",
+        "sent",
     )
+    status: int  # the response's, set with its head: unset while none began
+    sent: int  # response body bytes, from the head on
 
     def __init__(
-        self, method: bytes, head: bytes, route: Route | None, keep_alive: bool, http11: bool
+        self,
+        method: bytes,
+        head: bytes,
+        route: Route | None,
+        keep_alive: bool,
+        http11: bool,
+        host: bytes = b"",
+        target: bytes = b"",
     ) -> None:
         self.method = method
         self.head = head
@@ -113,9 +129,18 @@ class Exchange:
         self.retried_stale = False
         self.connecting: asyncio.Task[None] | None = None
         self.plain = False  # its response may be passed on as it comes (no re-framing, no added lines)
+        # For metrics and the access log (observability/recorder.py): when the head was complete
+        # (set only when something observes exchanges: a clock read costs), request body bytes
+        # received, Host, target; and `status` and `sent` (response body bytes), set with the
+        # response head, so unset when no response began.
+        self.start = 0.0
+        self.received = 0
+        self.host = host
+        self.target = target
 
 
 class ClientConnection(asyncio.Protocol):
+    protocol = "HTTP/1.1"  # of its exchanges, for the access log (HTTP/1.0 when Exchange.http11 is False)
     __slots__ = (
         "entry",
         "transport",
@@ -139,10 +164,13 @@ class ClientConnection(asyncio.Protocol):
         "_closed",
         "_out",
         "peer",
+        "client",
+        "observer",
     )
 
     def __init__(self, entry: EntryPoint) -> None:
         self.entry = entry
+        self.observer = entry.observer  # metrics and the access log (observability/recorder.py)
         self._loop = entry.loop
         self.parser = HttpRequestParser(self)
         self._end = MessageEnd()
@@ -167,6 +195,7 @@ class ClientConnection(asyncio.Protocol):
         self.transport: asyncio.Transport = transport  # type: ignore[assignment]
         peer = transport.get_extra_info("peername")
         client_ip = (peer[0] if isinstance(peer, tuple) else "").encode()
+        self.client = peer  # for the access log
         self._forwarded = forwarded_static(client_ip, self.entry.scheme)
         self.deadline = self._loop.time() + self.entry.options.header_timeout
         self.peer: TlsPeer | None = None  # what the TLS handshake settled (proxy/dispatch.py)
@@ -240,6 +269,9 @@ class ClientConnection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._closed = True
         self.entry.connection_closed(self)
+        cut = self._active
+        if cut is not None and self.entry.observer is not None:  # cut short, or a tunnel's end
+            self.entry.observer.exchange(cut, self)
         if self.tunnel is not None:
             self.tunnel.close()  # flushes what the client sent last, then closes
             return
@@ -386,7 +418,9 @@ class ClientConnection(asyncio.Protocol):
     ) -> Exchange:
         """Route a request whose head is complete; decide here whether passerelle answers it itself."""
         route, head, local = dispatch(self.entry, self.peer, method, target, host, head)
-        ex = Exchange(method, head, route, keep_alive, http11)
+        ex = Exchange(method, head, route, keep_alive, http11, host, target)
+        if self.observer is not None:
+            ex.start = perf_counter()
         ex.upgrade = upgrade
         ex.local = local
         if ex.local is not None and (has_body or upgrade):
@@ -396,7 +430,10 @@ class ClientConnection(asyncio.Protocol):
 
     def on_body(self, body: bytes) -> None:
         ex = self._current
-        if ex is None or ex.local is not None:
+        if ex is None:
+            return
+        ex.received += len(body)
+        if ex.local is not None:
             return
         upstream = ex.upstream
         if upstream is not None:
@@ -458,8 +495,13 @@ class ClientConnection(asyncio.Protocol):
                 return
             ex.tries += 1
             assert ex.route is not None
+            observer = self.entry.observer
+            if observer is not None:
+                observer.connect_failed(ex.route)
             retry = ex.route.upstream.pools.pick(avoid=pool) if ex.tries < 2 else None
             if retry is not None:
+                if observer is not None:
+                    observer.retried(ex.route)
                 ex.pool = retry
                 ex.connecting = self._loop.create_task(self._connect(ex, retry))
                 return
@@ -489,6 +531,8 @@ class ClientConnection(asyncio.Protocol):
         A loop, not recursion: thousands of pipelined requests answered locally finish in turn.
         """
         while True:
+            if self.observer is not None:
+                self.observer.exchange(ex, self)
             self._active = None
             if not ex.keep_alive or self._closed:
                 self.transport.close()
@@ -508,7 +552,8 @@ class ClientConnection(asyncio.Protocol):
             return
         ex.response_started = True
         ex.keep_alive = ex.keep_alive and ex.request_done and not ex.upgrade
-        self.transport.write(canned(status, detail, close=not ex.keep_alive, head=ex.method == b"HEAD"))
+        ex.local = canned(status, detail, close=not ex.keep_alive, head=ex.method == b"HEAD")
+        self.transport.write(ex.local)
         self._finish(ex)  # complete, or (keep_alive False) the connection closes
 
     def _reject(self, status: int, detail: str) -> None:
@@ -516,6 +561,8 @@ class ClientConnection(asyncio.Protocol):
         self._in_head = False
         if self._active is None:
             self.transport.write(canned(status, detail, close=True))
+            if self.entry.observer is not None:
+                self.entry.observer.rejected(status)
         self.transport.close()
 
     def _pause(self, reason: int) -> None:
@@ -546,6 +593,8 @@ class ClientConnection(asyncio.Protocol):
     ) -> None:
         ex = conn.exchange
         assert ex is not None
+        ex.status = status
+        ex.sent = 0
         # An unknown code gets an empty reason phrase, which RFC 9112 §4 allows.
         head = [STATUS_LINES.get(status) or b"HTTP/1.1 %d \r\n" % status]
         kept, length_known, chunked, upgrade = response_fields(headers)
@@ -581,6 +630,8 @@ class ClientConnection(asyncio.Protocol):
 
     def upstream_body(self, body: bytes) -> None:
         ex = self._active
+        if ex is not None:
+            ex.sent += len(body)
         if ex is not None and ex.response_chunked:
             self._out += (b"%x\r\n" % len(body), body, _CRLF)
         else:
@@ -655,6 +706,8 @@ class ClientConnection(asyncio.Protocol):
             # so the request goes again, once, on a fresh connection.
             assert ex.pool is not None
             ex.retried_stale = True
+            if self.entry.observer is not None:
+                self.entry.observer.retried(ex.route)
             ex.connecting = self._loop.create_task(self._connect(ex, ex.pool))
             return
         self._fail(ex, 502, f"upstream {conn.pool.server} closed the connection before answering")

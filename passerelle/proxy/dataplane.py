@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from functools import partial
 from typing import Any
 
@@ -23,6 +23,7 @@ from passerelle.http.redirect import Redirect
 from passerelle.middlewares.pass_tls_client_cert import PassTLSClientCert
 from passerelle.middlewares.redirect_scheme import RedirectScheme
 from passerelle.model import DynamicConfig, Router, Server, Service
+from passerelle.observability.recorder import Recorder
 from passerelle.proxy.balancer import RoundRobin
 from passerelle.proxy.connection import ClientConnection
 from passerelle.proxy.deadlines import Deadlines
@@ -68,7 +69,7 @@ class Route:
     with it and never reaches the service (Traefik's redirect middleware ends the chain).
     """
 
-    __slots__ = ("name", "upstream", "redirect", "client_cert")
+    __slots__ = ("name", "upstream", "redirect", "client_cert", "labels")
 
     def __init__(
         self,
@@ -76,11 +77,17 @@ class Route:
         upstream: Upstream,
         redirect: Redirect | None = None,
         client_cert: ClientCertSpec | None = None,
+        source: str = "",
     ) -> None:
         self.name = name
         self.upstream = upstream
         self.redirect = redirect
         self.client_cert = client_cert  # passTLSClientCert: headers about the client's certificate
+        # router, service, and the namespace and name of the Ingress it came from ("Ingress ns/name"):
+        # the metrics' and the access log's labels, made once per version, not per request
+        kind, _, where = source.partition(" ")
+        namespace, _, ingress = where.partition("/") if kind == "Ingress" else ("", "", "")
+        self.labels = (name, upstream.service, namespace, ingress)
 
 
 def route_of(
@@ -100,7 +107,7 @@ def route_of(
                     scheme=spec.scheme, port=spec.port, permanent=spec.permanent, host=spec.host
                 )
             break  # the redirect answers: nothing after it in the chain runs
-    return Route(router.name, upstreams[router.service], redirect, client_cert)
+    return Route(router.name, upstreams[router.service], redirect, client_cert, router.source)
 
 
 def _table_of(entry: EntryPoint) -> RouteTable[Route]:
@@ -166,7 +173,7 @@ def redirect_all_route(options: EntryPointOptions) -> Route | None:
 class EntryPoint:
     __slots__ = (
         "options", "loop", "table", "redirect_all", "scheme", "default_port", "connections", "deadlines", "servers",
-        "tls",
+        "tls", "observer",
     )  # fmt: skip
 
     def __init__(
@@ -175,9 +182,11 @@ class EntryPoint:
         loop: asyncio.AbstractEventLoop,
         deadlines: Deadlines,
         tls: Dispatcher | None = None,
+        observer: Recorder | None = None,
     ) -> None:
         self.options = options
         self.loop = loop
+        self.observer = observer  # metrics and the access log; None: both off
         self.redirect_all = redirect_all_route(options)
         self.table: RouteTable[Route] | RedirectAll
         self.set_table(RouteTable())
@@ -213,6 +222,7 @@ class Dataplane:
         forwarding: ForwardingOptions,
         loop: asyncio.AbstractEventLoop,
         tls: TlsStatic | None = None,
+        observers: Mapping[str, Recorder] | None = None,
     ) -> None:
         self._loop = loop
         self._forwarding = forwarding
@@ -230,6 +240,7 @@ class Dataplane:
                 loop,
                 self.deadlines,
                 Dispatcher(tls, self.sni, ep.tls_options) if ep.tls and tls and self.sni else None,
+                (observers or {}).get(ep.name),
             )
             for ep in entrypoints
         }
@@ -256,6 +267,14 @@ class Dataplane:
     @property
     def config(self) -> DynamicConfig | None:
         return self._config
+
+    def open_connections(self) -> dict[str, dict[str, int]]:
+        """Client connections open now, by entry point and protocol (a metrics gauge)."""
+        out = {}
+        for name, entry in self.entrypoints.items():
+            h2 = sum(1 for c in entry.connections if isinstance(c, H2Connection))
+            out[name] = {"http/1.1": len(entry.connections) - h2, "h2": h2}
+        return out
 
     def apply(self, config: DynamicConfig, *, routers_changed: bool | None = None) -> None:
         for _ in self.apply_steps(config, routers_changed=routers_changed):

@@ -17,7 +17,7 @@ from passerelle.http.errors import NOT_FOUND as NOT_FOUND_ANSWER
 from passerelle.http.errors import canned
 from passerelle.tls.certinfo import client_cert_headers
 from passerelle.tls.clientcert import ClientCertSpec
-from passerelle.tls.contexts import verifies_clients
+from passerelle.tls.contexts import SERVER_NAME, verifies_clients
 
 if TYPE_CHECKING:
     from passerelle.proxy.dataplane import EntryPoint, Route
@@ -30,12 +30,15 @@ class TlsPeer:
     """A TLS connection's SNI-chosen context and the client's certificate (the leaf: Python's ssl
     gives no chain), verified against CAs unless the option's clientAuthType takes any."""
 
-    __slots__ = ("context", "cert", "verified", "_lines")
+    __slots__ = ("context", "cert", "verified", "_lines", "version", "server_name")
 
     def __init__(self, ssl_object: ssl.SSLObject) -> None:
         self.context = ssl_object.context
         self.cert = ssl_object.getpeercert(binary_form=True)
         self.verified = self.cert is not None and verifies_clients(self.context)
+        # For the access log: "1.3" as Traefik writes TLSVersion, and the SNI name the client sent.
+        self.version = (ssl_object.version() or "").removeprefix("TLSv")
+        self.server_name: str = getattr(ssl_object, SERVER_NAME, None) or ""
         self._lines: dict[ClientCertSpec, bytes] = {}
 
     def cert_lines(self, spec: ClientCertSpec) -> bytes:

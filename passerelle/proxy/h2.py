@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from collections.abc import Callable
+from time import perf_counter
 from typing import TYPE_CHECKING
 
 from h2.config import H2Configuration
@@ -114,8 +115,13 @@ class Stream:
                 return
             ex.tries += 1
             assert ex.route is not None
+            observer = self.conn.entry.observer
+            if observer is not None:
+                observer.connect_failed(ex.route)
             retry = ex.route.upstream.pools.pick(avoid=pool) if ex.tries < 2 else None
             if retry is not None:
+                if observer is not None:
+                    observer.retried(ex.route)
                 ex.pool = retry
                 ex.connecting = self.conn.loop.create_task(self._connect(retry))
                 return
@@ -141,6 +147,7 @@ class Stream:
     def data(self, data: bytes, flow_controlled: int) -> None:
         """Request body bytes (`flow_controlled` counts padding too)."""
         ex = self.exchange
+        ex.received += len(data)
         if ex.local is not None:
             self.conn.state.acknowledge_received_data(flow_controlled, self.id)  # not read: discarded
             return
@@ -245,6 +252,7 @@ class Stream:
         conn = self.conn
         if conn.streams.pop(self.id, None) is None:
             return
+        conn.observe(self)
         state = conn.state
         if not self.end_sent:
             try:
@@ -274,6 +282,7 @@ class Stream:
         conn = self.conn
         if conn.streams.pop(self.id, None) is None:
             return
+        conn.observe(self)
         self.reset()
         self.pending.clear()
         conn.reset(self.id, code)
@@ -287,6 +296,8 @@ class Stream:
         self, conn: UpstreamConnection, status: int, headers: list[tuple[bytes, bytes]]
     ) -> None:
         ex = self.exchange
+        ex.status = status
+        ex.sent = 0
         if status == 101:
             return  # upstream_upgraded follows, and refuses it
         head = response_head(status, headers, head_request=ex.method == b"HEAD")
@@ -299,6 +310,7 @@ class Stream:
         self.conn.state.send_headers(self.id, head.fields, end_stream=ended)
 
     def upstream_body(self, body: bytes) -> None:
+        self.exchange.sent += len(body)
         if self.conn.streams.get(self.id) is self:
             self._queue(memoryview(body))
             if self.pending:
@@ -344,6 +356,8 @@ class Stream:
         ):
             assert ex.pool is not None
             ex.retried_stale = True
+            if self.conn.entry.observer is not None:
+                self.conn.entry.observer.retried(ex.route)
             ex.connecting = self.conn.loop.create_task(self._connect(ex.pool))
         else:
             self._fail(502, f"upstream {conn.pool.server} closed the connection before answering")
@@ -365,8 +379,10 @@ class Stream:
 class H2Connection(asyncio.Protocol):
     """An HTTP/2 client connection: the h2 state machine, its streams, and the socket's pacing."""
 
+    protocol = "HTTP/2.0"  # for the access log
+
     __slots__ = (
-        "entry", "loop", "transport", "state", "streams", "deadline", "peer", "write_paused",
+        "entry", "loop", "transport", "state", "streams", "deadline", "peer", "write_paused", "client",
         "_forwarded", "_closed", "_last_accepted", "_draining", "_handlers", "_accepted", "_cancelled",
     )  # fmt: skip
 
@@ -405,6 +421,7 @@ class H2Connection(asyncio.Protocol):
     # -- asyncio callbacks ---------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport: asyncio.Transport = transport  # type: ignore[assignment]
+        self.client = transport.get_extra_info("peername")  # for the access log
         self.state.initiate_connection()
         self.state.increment_flow_control_window(WINDOW - 65535)  # the connection's starts at 65535
         self.deadline = self.loop.time() + self.entry.options.header_timeout
@@ -440,6 +457,7 @@ class H2Connection(asyncio.Protocol):
         self._closed = True
         streams, self.streams = self.streams, {}
         for stream in streams.values():
+            self.observe(stream)
             stream.reset()
         self.transport.close()
 
@@ -481,7 +499,9 @@ class H2Connection(asyncio.Protocol):
             )
         except Refused as refused:
             method = next((v for n, v in event.headers or () if n == b":method"), b"")
-            ex = Exchange(method, b"", None, True, True)
+            path = next((v for n, v in event.headers or () if n == b":path"), b"")
+            ex = Exchange(method, b"", None, True, True, b"", path)
+            ex.start = perf_counter()
             ex.request_done = ended
             ex.local = canned(refused.status, refused.detail, head=method == b"HEAD")
             stream = self.streams[stream_id] = Stream(self, stream_id, ex)
@@ -489,7 +509,9 @@ class H2Connection(asyncio.Protocol):
             return
         method, target, host = request.method, request.target, request.host
         route, head, local = dispatch(self.entry, self.peer, method, target, host, request.head)
-        ex = Exchange(method, head, route, True, True)
+        ex = Exchange(method, head, route, True, True, host, target)
+        if self.entry.observer is not None:
+            ex.start = perf_counter()
         ex.chunked = request.chunked
         ex.request_done = ended
         ex.local = local
@@ -513,6 +535,7 @@ class H2Connection(asyncio.Protocol):
     def _on_stream_reset(self, event: StreamReset) -> None:
         stream = self.streams.pop(event.stream_id, None)
         if stream is not None:
+            self.observe(stream)
             stream.reset()
             if stream.unacked:
                 self.state.acknowledge_received_data(stream.unacked, stream.id)
@@ -554,6 +577,12 @@ class H2Connection(asyncio.Protocol):
             self.state.reset_stream(stream_id, code)
         except (StreamClosedError, StreamIDTooLowError):
             pass
+
+    def observe(self, stream: Stream) -> None:
+        """A stream is over (answered, failed or reset): metrics and the access log hear of it."""
+        observer = self.entry.observer
+        if observer is not None:
+            observer.exchange(stream.exchange, self)
 
     def flush(self) -> None:
         """Write what the state machine has queued, in one write."""

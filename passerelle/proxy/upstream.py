@@ -197,13 +197,14 @@ class UpstreamConnection(asyncio.Protocol):
         except (HttpParserError, HttpParserUpgrade):
             simple = None
         else:
-            simple = simple_response(data, checker.get_status_code())
+            simple = simple_response(data, status := checker.get_status_code())
         complete, end.complete = end.complete, 0
         if simple is not None and complete <= 1:
             left = simple.length - (len(data) - simple.body_at)
             if left >= 0:  # not more than the response: nothing else is in flight
                 self.deadline = 0.0
                 ex.response_started = True
+                ex.status, ex.sent = status, simple.length  # for metrics and the access log
                 client.transport.write(simple.forward(data))
                 if left:
                     self._body_left = left

@@ -9,6 +9,8 @@ decoded frame by frame and compiled in slices, with the event loop serving reque
 reload of 20,000 routers never stops traffic for more than a slice. It drains and
 exits on a `drain` message, on SIGTERM, or when the channel closes (the control plane is gone).
 SIGINT is ignored: a Ctrl-C reaches the control plane too, which drains the workers in order.
+With metrics on, the worker sends its counts since the last `metrics` message every
+REPORT_SECONDS, when asked (`report`, at a scrape), and once more after draining.
 """
 
 from __future__ import annotations
@@ -23,13 +25,34 @@ from typing import Any
 
 from passerelle.memory import gc_paused
 from passerelle.model import Certificate, DynamicConfig, Middleware, Router, Service, TlsConfig, codec
+from passerelle.observability.accesslog import AccessLog, kept_fields
 from passerelle.observability.logging import configure
+from passerelle.observability.recorder import LoggingRecorder, Recorder
+from passerelle.observability.writer import LineWriter
 from passerelle.proxy.channel import Channel, Message
 from passerelle.proxy.dataplane import Dataplane
 from passerelle.proxy.options import EntryPointOptions, ForwardingOptions
 from passerelle.tls.contexts import TlsStatic
 
 log = logging.getLogger("passerelle.worker")
+REPORT_SECONDS = 1.0  # what a worker killed outright loses of its counts, at most
+
+
+def recorders_of(
+    settings: dict[str, Any], entrypoints: list[str], loop: asyncio.AbstractEventLoop
+) -> tuple[dict[str, Recorder], AccessLog | None]:
+    """Each entry point's Recorder, from the init message's `observability` part (none when
+    metrics and the access log are off), and the access log they share."""
+    buckets, access = settings.get("buckets"), settings.get("accessLog")
+    if access is None:
+        return ({name: Recorder(name, buckets) for name in entrypoints} if buckets is not None else {}), None
+    writer = LineWriter(access["filePath"], buffering=access["bufferingSize"], loop=loop)
+    kept = kept_fields(access["fields"]["defaultMode"], access["fields"]["names"])
+    log = AccessLog(writer, format=access["format"], kept=kept)
+    counting = buckets is not None
+    return {
+        name: LoggingRecorder(name, buckets or (), counting=counting, log=log) for name in entrypoints
+    }, log
 
 
 async def serve(init: dict[str, Any]) -> None:
@@ -38,10 +61,30 @@ async def serve(init: dict[str, Any]) -> None:
     done = asyncio.Event()
     inbox: asyncio.Queue[Message] = asyncio.Queue()
     static: asyncio.Future[Message] = loop.create_future()
+    names = [ep["options"]["name"] for ep in init["entrypoints"]]
+    recorders, access_log = recorders_of(init.get("observability", {}), names, loop)
+    counting = any(r.counting for r in recorders.values())
+    dataplane: Dataplane | None = None
+
+    def report(request: int | None = None) -> None:
+        message: Message = {"type": "metrics", "id": request}
+        if counting and dataplane is not None:
+            reports = [r.report() for r in recorders.values()]
+            message["requests"] = [row for r in reports for row in r["requests"]]
+            message["upstream"] = [row for r in reports for row in r["upstream"]]
+            message["connections"] = dataplane.open_connections()
+        channel.send(message)
+
+    async def report_regularly() -> None:
+        while True:
+            await asyncio.sleep(REPORT_SECONDS)
+            report()
 
     def on_message(message: Message) -> None:
         nonlocal grace
-        if message["type"] == "static":
+        if message["type"] == "report":
+            report(message.get("id"))
+        elif message["type"] == "static":
             if not static.done():
                 static.set_result(message)
         elif message["type"] == "drain":
@@ -51,6 +94,7 @@ async def serve(init: dict[str, Any]) -> None:
             inbox.put_nowait(message)  # decoded and applied by `receive`, between requests
 
     async def receive() -> None:
+        assert dataplane is not None
         while True:
             begin = await inbox.get()
             if begin["type"] != "begin":
@@ -83,13 +127,19 @@ async def serve(init: dict[str, Any]) -> None:
     }
     tls_state = static.result()["tls"]
     tls = TlsStatic.from_dict(tls_state) if tls_state else None
-    dataplane = Dataplane(entrypoints, ForwardingOptions(**init["forwarding"]), loop, tls)
+    dataplane = Dataplane(entrypoints, ForwardingOptions(**init["forwarding"]), loop, tls, recorders)
     await dataplane.start(sockets=sockets)
     receiver = loop.create_task(receive())
+    reporter = loop.create_task(report_regularly()) if counting else None
     channel.send({"type": "ready"})
     await done.wait()
     receiver.cancel()
     await dataplane.stop(grace=grace)
+    if reporter is not None:
+        reporter.cancel()
+        report()  # the last counts: the control plane reads them before it closes its end
+    if access_log is not None:
+        access_log.close()
     channel.close()
 
 
@@ -146,7 +196,7 @@ def main() -> None:
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     init = json.loads(sys.argv[1])
-    configure(init["log_level"])
+    configure(init["log_level"], init.get("log_format", "text"))
     uvloop.run(serve(init))
 
 

@@ -26,6 +26,7 @@ from passerelle.settings.api import Api
 from passerelle.settings.base import Duration, SettingsError, StrictModel, reason, split_address
 from passerelle.settings.dnssync import DnsSync, resolve_dnssync_paths
 from passerelle.settings.entrypoints import EntryPoint
+from passerelle.settings.observability import AccessLog, Metrics
 from passerelle.settings.providers import Providers
 from passerelle.settings.tls import Tls, TlsOption, resolve_tls_paths
 from passerelle.tls.contexts import TlsStatic
@@ -48,6 +49,7 @@ class ServersTransport(StrictModel):
 
 class Log(StrictModel):
     level: Annotated[str, Field(pattern="^(DEBUG|INFO|WARNING|ERROR)$")] = "INFO"
+    format: Literal["text", "json"] = "text"
 
 
 class Settings(StrictModel):
@@ -56,6 +58,8 @@ class Settings(StrictModel):
     api: Api = Api()
     serversTransport: ServersTransport = ServersTransport()
     log: Log = Log()
+    metrics: Metrics = Metrics()
+    accessLog: AccessLog | None = None
     tls: Tls = Tls()
     graceTimeout: Duration = 10.0
     workers: Literal["auto"] | Annotated[int, Field(ge=1, le=256)] = "auto"
@@ -266,6 +270,11 @@ def parse_settings(text: str, *, source: str = "<config>", base: Path | None = N
         )
     if base is not None:
         settings = settings.model_copy(update={"tls": resolve_tls_paths(settings.tls, base)})
+    if base is not None and settings.accessLog is not None and settings.accessLog.filePath:
+        log_path = str(base / settings.accessLog.filePath)  # an absolute filePath stays as it is
+        settings = settings.model_copy(
+            update={"accessLog": settings.accessLog.model_copy(update={"filePath": log_path})}
+        )
     if base is not None and settings.dnsSync is not None:
         settings = settings.model_copy(update={"dnsSync": resolve_dnssync_paths(settings.dnsSync, base)})
     return settings

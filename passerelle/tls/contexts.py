@@ -270,6 +270,7 @@ class Dispatcher:
     def _on_server_name(
         self, ssl_object: ssl.SSLObject, server_name: str | None, _: ssl.SSLContext
     ) -> int | None:
+        setattr(ssl_object, SERVER_NAME, server_name)  # noqa: B010 -- SSLObject declares no such attribute
         try:
             choice = self._state.table.choose(
                 None if server_name is None else server_name.lower(), self.entry_options
@@ -288,6 +289,11 @@ def host_option(hosts: NameIndex[str], host: bytes, entry_options: str) -> str:
     """The TLS option a request's Host header asks for: its host's, else the entry point's."""
     name = (host.partition(b":")[0] if host[:1] != b"[" else host).decode("latin-1").lower()
     return hosts.get(name) or entry_options
+
+
+# The attribute of an SSLObject holding the SNI name its client sent: Python's ssl keeps it only on the
+# client side (`server_hostname`), and the access log wants it (proxy/dispatch.py TlsPeer).
+SERVER_NAME = "passerelle_server_name"
 
 
 class ServerContext(ssl.SSLContext):

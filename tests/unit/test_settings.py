@@ -308,3 +308,52 @@ def test_tsig_algorithms_are_the_providers() -> None:
     from passerelle.settings.dnssync import TSIG_ALGORITHMS
 
     assert set(TSIG_ALGORITHMS) == set(ALGORITHMS)
+
+
+def test_observability_settings() -> None:
+    from passerelle.settings.observability import DEFAULT_BUCKETS, worker_settings
+
+    settings = parse_settings("providers: {manifests: {directory: /m}}\n")
+    assert settings.metrics.prometheus is not None and settings.metrics.prometheus.buckets == DEFAULT_BUCKETS
+    assert settings.accessLog is None and settings.log.format == "text"
+    assert worker_settings(settings.metrics, settings.accessLog) == {
+        "buckets": list(DEFAULT_BUCKETS),
+        "accessLog": None,
+    }
+    off = parse_settings(
+        "metrics: {prometheus: false}\naccessLog: {path: /var/log/a.log, format: common}\nlog: {format: json}\n"
+    )
+    assert off.metrics.prometheus is None and off.log.format == "json"
+    assert off.accessLog is not None and (off.accessLog.filePath, off.accessLog.format) == (
+        "/var/log/a.log",
+        "common",
+    )
+    assert worker_settings(off.metrics, off.accessLog)["buckets"] is None
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "metrics: {prometheus: {buckets: [1, 0.5]}}\n",
+            "metrics.prometheus.buckets: Value error, buckets must be positive and strictly increasing",
+        ),
+        (
+            "accessLog: {fields: {names: {RequestPth: drop}}}\n",
+            "accessLog.fields.names: Value error, unknown fields RequestPth",
+        ),
+        ("accessLog: {format: xml}\n", "<config>:1: accessLog.format"),
+        ("log: {format: yaml}\n", "<config>:1: log.format"),
+    ],
+)
+def test_observability_errors(text: str, message: str) -> None:
+    with pytest.raises(SettingsError) as error:
+        parse_settings(text)
+    assert message in str(error.value)
+
+
+def test_a_relative_access_log_path_is_relative_to_the_config_file(tmp_path: Path) -> None:
+    settings = parse_settings("accessLog: {filePath: logs/access.log}\n", base=tmp_path)
+    assert settings.accessLog is not None and settings.accessLog.filePath == str(tmp_path / "logs/access.log")
+    settings = parse_settings("accessLog: {filePath: /var/log/a.log}\n", base=tmp_path)
+    assert settings.accessLog is not None and settings.accessLog.filePath == "/var/log/a.log"

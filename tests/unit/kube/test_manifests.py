@@ -81,3 +81,17 @@ def test_an_unchanged_directory_is_not_rebuilt(tmp_path: Path) -> None:
     tmp_path.rmdir()
     assert provider._scan() is True  # the directory went away
     assert "manifests directory not found" in provider._assemble().problems[0].message
+
+
+def test_health_counts_unreadable_files_and_a_missing_directory(tmp_path: Path) -> None:
+    provider = ManifestsProvider(tmp_path / "m")
+    provider.load()
+    assert provider.health == {"errors": 0, "up": False}
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "a.yaml").write_text("kind: [\n")
+    provider.load()
+    assert provider.health == {"errors": 1, "up": True}
+    provider.load()  # unchanged: not read again, not counted again
+    (tmp_path / "m" / "a.yaml").write_text("kind: [[\n")
+    provider.load()
+    assert provider.health == {"errors": 2, "up": True}

@@ -1,0 +1,255 @@
+"""Every Prometheus metric passerelle exposes, defined here, and the collector that renders them.
+
+The data plane's counts arrive as worker reports summed in `Totals` (aggregate.py); the rest is
+read from the control plane's own state at scrape time: reloads, providers, the applied
+configuration's problems and certificates, the workers. `MetricsCollector` is a prometheus_client
+custom collector over those, registered in a registry of the app's own (never the global one), so
+one scrape reads one state. Names follow Traefik's where it has one (`traefik_` -> `passerelle_`).
+Request families carry the labels entrypoint, router, service, namespace, ingress, method, code:
+namespace and ingress are those of the Ingress the router came from, so a dashboard can sum by them.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from prometheus_client import CollectorRegistry, ProcessCollector, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from passerelle.model import Certificate, Problem, TlsConfig
+from passerelle.observability.aggregate import LABELS, Totals
+from passerelle.tls.contexts import TlsStatic
+
+__all__ = ["METRICS", "MetricsCollector", "ProcessCollector", "Reloads", "Sources", "registry_of", "render"]
+
+log = logging.getLogger("passerelle.metrics")
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+REQUEST_LABELS = ("entrypoint", "router", "service", "namespace", "ingress", "method", "code")
+UPSTREAM_LABELS = ("router", "service", "namespace", "ingress")
+CERT_LABELS = ("cn", "sans", "namespace", "secret", "fingerprint")
+
+# name: (help, kind). Kind: counter, gauge or histogram. Request families first, in label order above.
+METRICS: dict[str, tuple[str, str]] = {
+    "passerelle_requests": (
+        "HTTP requests answered, by the router and service that handled them.",
+        "counter",
+    ),
+    "passerelle_request_duration_seconds": (
+        "Time from request head to the end of the response.",
+        "histogram",
+    ),
+    "passerelle_requests_bytes": ("Request body bytes received from clients.", "counter"),
+    "passerelle_responses_bytes": ("Response body bytes sent to clients.", "counter"),
+    "passerelle_open_connections": ("Client connections open now, by entry point and protocol.", "gauge"),
+    "passerelle_upstream_connect_errors": ("Failed connection attempts to a service's servers.", "counter"),
+    "passerelle_upstream_retries": (
+        "Requests sent again to another server, or on a fresh connection.",
+        "counter",
+    ),
+    "passerelle_config_reloads": ("Configuration versions applied by every worker.", "counter"),
+    "passerelle_config_reloads_failure": ("Configuration versions a worker rejected.", "counter"),
+    "passerelle_config_last_reload_success": (
+        "Unix time of the last version applied by every worker.",
+        "gauge",
+    ),
+    "passerelle_config_last_reload_failure": ("Unix time of the last version a worker rejected.", "gauge"),
+    "passerelle_config_problems": (
+        "Problems of the current configuration, by object namespace and kind.",
+        "gauge",
+    ),
+    "passerelle_provider_errors": ("Errors a provider met (unreadable files, API failures).", "counter"),
+    "passerelle_provider_up": ("1 when the provider's source is reachable and read, else 0.", "gauge"),
+    "passerelle_tls_certs_not_after": ("Expiry (unix time) of each certificate passerelle serves.", "gauge"),
+    "passerelle_worker_restarts": ("Times a data-plane worker was restarted after it died.", "counter"),
+}
+
+
+class Reloads:
+    """What the worker pool tells about configuration versions (control/distribute.py)."""
+
+    __slots__ = ("succeeded", "failed", "last_success", "last_failure")
+
+    def __init__(self) -> None:
+        self.succeeded = 0
+        self.failed = 0
+        self.last_success = 0.0
+        self.last_failure = 0.0
+
+    def success(self, when: float) -> None:
+        self.succeeded += 1
+        self.last_success = when
+
+    def failure(self, when: float) -> None:
+        self.failed += 1
+        self.last_failure = when
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Sources:
+    """What the collector reads at scrape time, each a callable so it sees the current state."""
+
+    totals: Totals
+    reloads: Reloads
+    keep: tuple[bool, ...] = (True,) * LABELS  # request labels kept (metrics.prometheus.add*Labels)
+    problems: Callable[[], Iterable[Problem]] = tuple
+    certificates: Callable[[], Iterable[Certificate]] = tuple
+    providers: Callable[[], Mapping[str, object]] = dict
+    workers: Callable[[], Iterable[Mapping[str, Any]]] = tuple
+    extra: tuple[Collector, ...] = field(default=())
+
+
+def keep_mask(*, entrypoints: bool, routers: bool, services: bool) -> tuple[bool, ...]:
+    """Which of REQUEST_LABELS stay, from Traefik's addEntryPointsLabels/addRoutersLabels/addServicesLabels."""
+    return (entrypoints, routers, services, routers, routers, True, True)
+
+
+def provider_health(provider: object) -> dict[str, float]:
+    """A provider's `health` (attribute or method): `errors` (a count that only grows: unreadable
+    files, failed API calls) and `up`, from a mapping with those keys (the manifests provider) or an
+    object with `errors_total` and `connected` (kube/reflector.py Health). Without one: nothing."""
+    health = getattr(provider, "health", None)
+    if callable(health):
+        health = health()
+    if health is None:
+        return {}
+    if isinstance(health, Mapping):
+        errors, up = health.get("errors"), health.get("up")
+    else:
+        errors, up = getattr(health, "errors_total", None), getattr(health, "connected", None)
+    out = {}
+    if isinstance(errors, int | float):
+        out["errors"] = float(errors)
+    if isinstance(up, bool | int):
+        out["up"] = float(up)
+    return out
+
+
+def expiry(certificate: Certificate) -> float | None:
+    try:
+        when = datetime.datetime.strptime(certificate.not_after, "%Y-%m-%dT%H:%M:%SZ")
+    except ValueError:
+        return None
+    return when.replace(tzinfo=datetime.UTC).timestamp()
+
+
+def served_certificates(tls: TlsConfig | None, static: TlsStatic | None) -> list[Certificate]:
+    """The applied version's certificates, and the static default one unless a Secret replaces it."""
+    certificates = list(tls.certificates) if tls is not None else []
+    if static is not None and not any(c.default for c in certificates):
+        certificates.append(static.default_certificate)
+    return certificates
+
+
+def certificate_labels(certificate: Certificate) -> tuple[str, str, str, str, str]:
+    kind, _, where = certificate.source.partition(" ")
+    namespace, _, secret = where.partition("/") if kind == "Secret" else ("", "", "")
+    cn = certificate.names[0] if certificate.names else ""
+    return (cn, ",".join(certificate.names), namespace, secret, certificate.fingerprint)
+
+
+def _counter(name: str, labels: Iterable[str]) -> CounterMetricFamily:
+    return CounterMetricFamily(name, METRICS[name][0], labels=list(labels))
+
+
+def _gauge(name: str, labels: Iterable[str]) -> GaugeMetricFamily:
+    return GaugeMetricFamily(name, METRICS[name][0], labels=list(labels))
+
+
+def _histogram(name: str, labels: Iterable[str]) -> HistogramMetricFamily:
+    return HistogramMetricFamily(name, METRICS[name][0], labels=list(labels))
+
+
+class MetricsCollector(Collector):
+    def __init__(self, sources: Sources) -> None:
+        self.sources = sources
+
+    def collect(self) -> Iterator[Metric]:
+        s = self.sources
+        yield from self._requests()
+        connections = _gauge("passerelle_open_connections", ("entrypoint", "protocol"))
+        for (entry, protocol), n in sorted(s.totals.open_connections().items()):
+            connections.add_metric([entry, protocol], n)
+        yield connections
+        errors = _counter("passerelle_upstream_connect_errors", UPSTREAM_LABELS)
+        retries = _counter("passerelle_upstream_retries", UPSTREAM_LABELS)
+        for labels, (failed, retried) in sorted(s.totals.upstream.items()):
+            errors.add_metric(list(labels), failed)
+            retries.add_metric(list(labels), retried)
+        yield from (errors, retries)
+        yield from self._config()
+        yield from self._providers()
+        certs = _gauge("passerelle_tls_certs_not_after", CERT_LABELS)
+        for certificate in s.certificates():
+            when = expiry(certificate)
+            if when is not None:
+                certs.add_metric(list(certificate_labels(certificate)), when)
+        yield certs
+        restarts = _counter("passerelle_worker_restarts", ("worker",))
+        for worker in s.workers():
+            restarts.add_metric([str(worker["index"])], worker["restarts"])
+        yield restarts
+
+    def _requests(self) -> Iterator[Metric]:
+        s = self.sources
+        labels = [name for name, kept in zip(REQUEST_LABELS, s.keep, strict=True) if kept]
+        count = _counter("passerelle_requests", labels)
+        duration = _histogram("passerelle_request_duration_seconds", labels)
+        bytes_in = _counter("passerelle_requests_bytes", labels)
+        bytes_out = _counter("passerelle_responses_bytes", labels)
+        bounds = [repr(float(b)) for b in s.totals.bounds] + ["+Inf"]
+        for key, h in sorted(s.totals.histograms(s.keep).items()):
+            values = list(key)
+            count.add_metric(values, h.count)
+            duration.add_metric(values, list(zip(bounds, h.cumulative, strict=True)), h.seconds)
+            bytes_in.add_metric(values, h.bytes_in)
+            bytes_out.add_metric(values, h.bytes_out)
+        yield from (count, duration, bytes_in, bytes_out)
+
+    def _config(self) -> Iterator[Metric]:
+        reloads = self.sources.reloads
+        for name, value in (
+            ("passerelle_config_reloads", reloads.succeeded),
+            ("passerelle_config_reloads_failure", reloads.failed),
+            ("passerelle_config_last_reload_success", reloads.last_success),
+            ("passerelle_config_last_reload_failure", reloads.last_failure),
+        ):
+            family = _counter(name, ()) if METRICS[name][1] == "counter" else _gauge(name, ())
+            family.add_metric([], value)
+            yield family
+        problems: dict[tuple[str, str, str], int] = {}
+        for problem in self.sources.problems():
+            key = (problem.ref.namespace, problem.ref.kind, str(problem.severity))
+            problems[key] = problems.get(key, 0) + 1
+        family = _gauge("passerelle_config_problems", ("namespace", "kind", "severity"))
+        for key, n in sorted(problems.items()):
+            family.add_metric(list(key), n)
+        yield family
+
+    def _providers(self) -> Iterator[Metric]:
+        errors = _counter("passerelle_provider_errors", ("provider",))
+        up = _gauge("passerelle_provider_up", ("provider",))
+        for name, provider in sorted(self.sources.providers().items()):
+            health = provider_health(provider)
+            if "errors" in health:
+                errors.add_metric([name], health["errors"])
+            if "up" in health:
+                up.add_metric([name], 1.0 if health["up"] else 0.0)
+        yield from (errors, up)
+
+
+def registry_of(sources: Sources) -> CollectorRegistry:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(MetricsCollector(sources))
+    for collector in sources.extra:
+        registry.register(collector)
+    return registry
+
+
+def render(registry: CollectorRegistry) -> bytes:
+    return generate_latest(registry)

@@ -1,0 +1,215 @@
+"""What a worker counts about its exchanges, and the report it ships to the control plane.
+
+Each entry point of a worker has its Recorder. The hot path is `Recorder.exchange`, called once
+when an exchange is over: chained dict subscripts (route, then method bytes, then status int:
+keys whose hashes are identity-based or cached, ~190 instructions each under callgrind, where a
+tuple key costs ~750 to build, hash and compare; GET, most requests, skips the method's level,
+whose bytes are a fresh object each time and hashed anew), the duration appended to that cell's
+list and the byte counts added. Buckets, sums and labels are not made per request: `report()`
+counts each list into the buckets (`buckets`), turns the keys into label values, and hands over
+the counts since the previous report (deltas), starting afresh, so the control plane only ever
+adds (observability/aggregate.py) and what it holds survives this process. The measurements are
+in docs/observability.md.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+from collections.abc import Iterator, Sequence
+from time import perf_counter
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from passerelle.proxy.connection import Exchange
+    from passerelle.proxy.dataplane import EntryPoint, Route
+    from passerelle.proxy.dispatch import TlsPeer
+
+# llhttp knows ~35 methods and an HTTP/2 `:method` may be anything: the label takes these, or OTHER.
+METHODS = frozenset({b"GET", b"HEAD", b"POST", b"PUT", b"DELETE", b"CONNECT", b"OPTIONS", b"TRACE", b"PATCH"})
+CLIENT_CLOSED = 499  # nginx's code for an exchange the client gave up before a response began
+NO_ROUTE = ("", "", "", "")  # router, service, namespace, ingress of a request no router took
+# A report's request row: labels, then these, then the bucket counts (the last one +Inf, not cumulative).
+COUNT, SUM, BYTES_IN, BYTES_OUT, BUCKETS = 0, 1, 2, 3, 4
+
+
+class Connection(Protocol):
+    """A client connection as the recorder sees it (proxy/connection.py, proxy/h2.py)."""
+
+    entry: EntryPoint
+    peer: TlsPeer | None
+    client: Any  # the peername
+    protocol: str  # of its exchanges: HTTP/1.1 (HTTP/1.0 when Exchange.http11 is False) or HTTP/2.0
+
+
+class ExchangeLog(Protocol):
+    """The access log as the recorder sees it (observability/accesslog.py)."""
+
+    def record(self, ex: Exchange, conn: Connection, status: int, sent: int, duration: float) -> None: ...
+    def close(self) -> None: ...
+
+
+def method_label(method: bytes) -> str:
+    return method.decode("latin-1") if method in METHODS else "OTHER"
+
+
+def local_status(answer: bytes) -> tuple[int, int]:
+    """(status, body length) of a response passerelle wrote itself (`HTTP/1.1 404 ...`)."""
+    return int(answer[9:12]), len(answer) - answer.find(b"\r\n\r\n") - 4
+
+
+def outcome(ex: Exchange) -> tuple[int, int]:
+    """(status, response body bytes) of an exchange that is over; status 0 if no response began."""
+    if ex.local is not None:
+        return local_status(ex.local)
+    try:
+        return ex.status, ex.sent
+    except AttributeError:  # no response began: the client gave up first (CLIENT_CLOSED)
+        return 0, 0
+
+
+class Recorder:
+    """A worker's counters: what `exchange` adds up for every exchange, until `report` takes them.
+
+    A cell is [durations (seconds, a list), response body bytes, request body bytes]. This class
+    counts only (the default: metrics on, access log off), with nothing on its way that it does
+    not need; `LoggingRecorder` adds the access log.
+    """
+
+    __slots__ = ("entry", "_bounds", "counting", "requests", "gets", "upstream", "log")
+
+    def __init__(self, entry: str, buckets: Sequence[float], *, counting: bool = True) -> None:
+        self.entry = entry  # the entry point's name
+        self._bounds = tuple(buckets)
+        self.counting = counting
+        self.requests: dict[Route | None, dict[bytes, dict[int, list[Any]]]] = {}
+        self.gets: dict[Route | None, dict[int, list[Any]]] = {}
+        self.upstream: dict[Route, list[int]] = {}  # errors, retries
+        self.log: ExchangeLog | None = None
+
+    # -- hot path ------------------------------------------------------------------------------
+    def exchange(self, ex: Exchange, conn: Connection) -> None:
+        duration = perf_counter() - ex.start
+        if ex.local is None:
+            try:  # free in Python 3.11 unless raised
+                status = ex.status
+                sent = ex.sent
+            except AttributeError:  # no response began: the client gave up first (CLIENT_CLOSED)
+                status = sent = 0
+        else:
+            status, sent = local_status(ex.local)
+        try:  # subscripts, not .get(): cheaper, and the keys are nearly always there
+            method = ex.method
+            cell = (
+                self.gets[ex.route][status] if method == b"GET" else self.requests[ex.route][method][status]
+            )
+        except KeyError:
+            cell = self._cell(ex, status)
+        cell[0].append(duration)
+        cell[1] += sent
+        if ex.received:
+            cell[2] += ex.received
+
+    def _cell(self, ex: Exchange, status: int) -> list[Any]:
+        if ex.method == b"GET":
+            return self.gets.setdefault(ex.route, {}).setdefault(status, [[], 0, 0])
+        by_status = self.requests.setdefault(ex.route, {}).setdefault(ex.method, {})
+        return by_status.setdefault(status, [[], 0, 0])
+
+    def count(self, ex: Exchange, conn: Connection, status: int, sent: int, duration: float) -> None:
+        """What `exchange` does, for LoggingRecorder."""
+        cell = self._cell(ex, status)
+        cell[0].append(duration)
+        cell[1] += sent
+        cell[2] += ex.received
+
+    # -- cold paths ----------------------------------------------------------------------------
+    def rejected(self, status: int) -> None:
+        """A request refused before it was one (malformed, too large, too slow): counted, no router."""
+        if self.counting:
+            self.requests.setdefault(None, {}).setdefault(b"", {}).setdefault(status, [[], 0, 0])[0].append(
+                0.0
+            )
+
+    def connect_failed(self, route: Route | None) -> None:
+        if route is not None and self.counting:
+            self.upstream.setdefault(route, [0, 0])[0] += 1
+
+    def retried(self, route: Route | None) -> None:
+        if route is not None and self.counting:
+            self.upstream.setdefault(route, [0, 0])[1] += 1
+
+    def report(self) -> dict[str, Any]:
+        """The counts since the last report, as label values and numbers; counting starts afresh.
+
+        A request row: entrypoint, router, service, namespace, ingress, method, code, then count,
+        seconds, request bytes, response bytes, and one count per bucket (not cumulative; +Inf last).
+        """
+        requests, upstream = self.requests, self.upstream
+        for route, by_status in self.gets.items():
+            requests.setdefault(route, {})[b"GET"] = by_status
+        self.requests, self.gets, self.upstream = {}, {}, {}
+        rows = []
+        for route, method, status, (durations, sent, received) in _cells(requests):
+            labels = route.labels if route is not None else NO_ROUTE
+            rows.append(
+                [
+                    self.entry,
+                    *labels,
+                    method_label(method) if method else "",
+                    str(status or CLIENT_CLOSED),
+                    len(durations),
+                    sum(durations),
+                    received,
+                    sent,
+                    *buckets(durations, self._bounds),
+                ]
+            )
+        failures = [[*route.labels, *counts] for route, counts in upstream.items()]
+        return {"requests": rows, "upstream": failures}
+
+
+def _cells(
+    requests: dict[Route | None, dict[bytes, dict[int, list[Any]]]],
+) -> Iterator[tuple[Route | None, bytes, int, list[Any]]]:
+    for route, by_method in requests.items():
+        for method, by_status in by_method.items():
+            for status, cell in by_status.items():
+                yield route, method, status, cell
+
+
+def buckets(durations: list[float], bounds: Sequence[float]) -> list[int]:
+    """How many of `durations` fall in each bucket: <= each bound, then +Inf (the last).
+
+    Nearly all of a router's durations are under the first bound: those are counted in C
+    (`map` of the bound's `__ge__`, ~60 instructions each, where a sort costs several hundred);
+    only the others are placed one by one.
+    """
+    out = [0] * (len(bounds) + 1)
+    if not bounds:
+        out[0] = len(durations)
+        return out
+    first = bounds[0]
+    out[0] = sum(map(first.__ge__, durations))
+    if out[0] < len(durations):
+        for duration in durations:
+            if duration > first:
+                out[bisect_left(bounds, duration)] += 1
+    return out
+
+
+class LoggingRecorder(Recorder):
+    """A Recorder that also writes each exchange to the access log (and counts, if `counting`)."""
+
+    __slots__ = ()
+
+    def __init__(self, entry: str, buckets: Sequence[float], *, counting: bool, log: ExchangeLog) -> None:
+        super().__init__(entry, buckets, counting=counting)
+        self.log = log
+
+    def exchange(self, ex: Exchange, conn: Connection) -> None:
+        duration = perf_counter() - ex.start
+        status, sent = outcome(ex)
+        if self.counting:
+            self.count(ex, conn, status, sent, duration)
+        assert self.log is not None
+        self.log.record(ex, conn, status or CLIENT_CLOSED, sent, duration)

@@ -1,0 +1,109 @@
+"""Lines written in batches by a thread of their own, so the event loop never waits on a disk or a pipe.
+
+The event loop appends lines to a list (no system call); the batch goes to the writer thread when
+`buffering` lines are held, on a timer (`FLUSH_SECONDS`), and at close. The thread writes whole
+lines only. Several workers write to the same file or pipe, so no line of one may land inside a line
+of another: a regular file is opened with O_APPEND, whose writes the kernel serialises, and a pipe
+(stdout under a container runtime) gets writes of at most PIPE_BUF bytes, which POSIX makes atomic;
+only a single line longer than that can be split by another process's write. When the thread falls
+behind by more than `MAX_PENDING` bytes (a stalled disk), new batches are dropped and counted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import queue
+import stat
+import threading
+from collections.abc import Iterator
+
+log = logging.getLogger("passerelle.accesslog")
+
+FLUSH_SECONDS = 1.0
+MAX_PENDING = 64 * 1024 * 1024
+PIPE_BUF = 4096  # Linux's: select.PIPE_BUF
+
+
+def chunks(data: bytes, *, limit: int) -> Iterator[bytes]:
+    """`data` (whole lines) cut into pieces of whole lines of at most `limit` bytes where possible."""
+    start = 0
+    while len(data) - start > limit:
+        cut = data.rfind(b"\n", start, start + limit) + 1
+        if cut <= start:  # one line longer than the limit: it goes whole, alone
+            cut = data.find(b"\n", start + limit) + 1 or len(data)
+        yield data[start:cut]
+        start = cut
+    if start < len(data):
+        yield data[start:]
+
+
+class LineWriter:
+    def __init__(self, path: str, *, buffering: int, loop: asyncio.AbstractEventLoop) -> None:
+        if path:
+            self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            self._owned = True
+        else:
+            self._fd = 1  # stdout, shared with the other workers
+            self._owned = False
+        self._limit = 1 << 20 if stat.S_ISREG(os.fstat(self._fd).st_mode) else PIPE_BUF
+        self._buffering = buffering
+        self._lines: list[bytes] = []
+        self._queue: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
+        self._pending = 0  # bytes handed to the thread and not yet written (approximate: no lock)
+        self.dropped = 0  # lines
+        self._thread = threading.Thread(target=self._run, name="accesslog", daemon=True)
+        self._thread.start()
+        self._loop = loop
+        self._timer: asyncio.TimerHandle | None = loop.call_later(FLUSH_SECONDS, self._tick)
+
+    def append(self, line: bytes) -> None:
+        """One line, newline included."""
+        lines = self._lines
+        lines.append(line)
+        if len(lines) >= self._buffering:
+            self.flush()
+
+    def flush(self) -> None:
+        lines = self._lines
+        if not lines:
+            return
+        self._lines = []
+        if self._pending > MAX_PENDING:
+            self.dropped += len(lines)
+            return
+        data = b"".join(lines)
+        self._pending += len(data)
+        self._queue.put(data)
+
+    def _tick(self) -> None:
+        self.flush()
+        self._timer = self._loop.call_later(FLUSH_SECONDS, self._tick)
+
+    def close(self) -> None:
+        """Write what is held and wait for the thread (at most a few seconds)."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self.flush()
+        self._queue.put(None)
+        self._thread.join(timeout=5)
+        if self._owned:
+            os.close(self._fd)
+        if self.dropped:
+            log.warning("access log: %d lines dropped, the output could not keep up", self.dropped)
+
+    def _run(self) -> None:
+        while True:
+            data = self._queue.get()
+            if data is None:
+                return
+            try:
+                for piece in chunks(data, limit=self._limit):
+                    view = memoryview(piece)
+                    while view:
+                        view = view[os.write(self._fd, view) :]
+            except OSError as e:
+                log.error("access log: cannot write: %s", e.strerror)
+            self._pending -= len(data)

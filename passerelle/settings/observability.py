@@ -1,0 +1,74 @@
+"""Observability: Prometheus metrics (`metrics.prometheus`) and the access log (`accessLog`).
+
+Key names are Traefik's (`metrics.prometheus.buckets`, `accessLog.filePath`, `accessLog.fields`).
+Metrics are on by default and served on the api address at `/metrics`; `metrics.prometheus: false`
+turns them off (the workers then count nothing). The access log is off unless `accessLog` is given.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import AliasChoices, BeforeValidator, Field, field_validator
+
+from passerelle.observability.accesslog import FIELDS
+from passerelle.settings.base import StrictModel
+
+# prometheus_client's defaults (seconds): ingress-nginx uses them; Traefik's [0.1, 0.3, 1.2, 5] cannot
+# tell a 1 ms answer from a 90 ms one, and most of what a router forwards is well under 100 ms.
+DEFAULT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0)
+
+
+class Prometheus(StrictModel):
+    buckets: tuple[float, ...] = DEFAULT_BUCKETS
+    addEntryPointsLabels: bool = True
+    addRoutersLabels: bool = True  # router, and the namespace and ingress it came from
+    addServicesLabels: bool = True
+
+    @field_validator("buckets")
+    @classmethod
+    def _increasing(cls, value: tuple[float, ...]) -> tuple[float, ...]:
+        if not value or any(b <= a for a, b in zip(value, value[1:], strict=False)) or value[0] <= 0:
+            raise ValueError("buckets must be positive and strictly increasing")
+        return value
+
+
+def _off(value: Any) -> Any:
+    return None if value is False else value
+
+
+class Metrics(StrictModel):
+    prometheus: Annotated[Prometheus | None, BeforeValidator(_off)] = Prometheus()
+
+
+FieldMode = Literal["keep", "drop"]
+
+
+class AccessLogFields(StrictModel):
+    defaultMode: FieldMode = "keep"
+    names: dict[str, FieldMode] = {}
+
+    @field_validator("names")
+    @classmethod
+    def _known(cls, value: dict[str, FieldMode]) -> dict[str, FieldMode]:
+        unknown = sorted(set(value) - set(FIELDS))
+        if unknown:
+            raise ValueError(f"unknown fields {', '.join(unknown)}; the fields are {', '.join(FIELDS)}")
+        return value
+
+
+class AccessLog(StrictModel):
+    filePath: str = Field(default="", validation_alias=AliasChoices("filePath", "path"))
+    format: Literal["json", "common"] = "json"
+    bufferingSize: Annotated[int, Field(ge=1, le=1_000_000)] = 1000  # lines held before a write
+    fields: AccessLogFields = AccessLogFields()
+
+
+def worker_settings(metrics: Metrics, access_log: AccessLog | None) -> dict[str, Any]:
+    """What a worker needs of these (proxy/worker.py recorder_of): buckets (None: not counting),
+    the access log's settings (None: off). Small and public: it travels on the command line."""
+    prometheus = metrics.prometheus
+    return {
+        "buckets": list(prometheus.buckets) if prometheus is not None else None,
+        "accessLog": access_log.model_dump() if access_log is not None else None,
+    }

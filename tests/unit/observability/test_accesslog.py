@@ -1,0 +1,79 @@
+"""Access log lines: Traefik's JSON field names, kept or dropped by name; the common log format."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from passerelle.observability.accesslog import FIELDS, common_line, json_line, kept_fields, rfc3339
+from passerelle.observability.writer import chunks
+
+FIELDS_OF_A_404: dict[str, Any] = dict.fromkeys(FIELDS, "") | {
+    "StartUTC": "2026-12-01T10:00:00.250Z",
+    "Duration": 1_500_000,
+    "ClientHost": "10.0.0.1",
+    "RequestMethod": "GET",
+    "RequestPath": "/x?y=1",
+    "RequestProtocol": "HTTP/1.1",
+    "DownstreamStatus": 404,
+    "DownstreamContentSize": 19,
+}
+
+
+def test_rfc3339_in_utc_with_milliseconds() -> None:
+    assert rfc3339(0.5) == "1970-01-01T00:00:00.500Z"
+    assert rfc3339(1796126400.0421) == "2026-12-01T12:00:00.042Z"
+
+
+@pytest.mark.parametrize(
+    ("mode", "names", "kept"),
+    [
+        ("keep", {}, FIELDS),
+        (
+            "keep",
+            {"ClientAddr": "drop", "ClientHost": "drop"},
+            tuple(f for f in FIELDS if not f.startswith("Client")),
+        ),
+        ("drop", {"DownstreamStatus": "keep", "RequestPath": "keep"}, ("RequestPath", "DownstreamStatus")),
+    ],
+)
+def test_fields_kept_by_name(mode: str, names: dict[str, str], kept: tuple[str, ...]) -> None:
+    assert kept_fields(mode, names) == kept
+    line = json_line(FIELDS_OF_A_404, kept)
+    assert line.endswith(b"\n") and line.count(b"\n") == 1
+    assert list(json.loads(line)) == list(kept)
+
+
+def test_an_unknown_field_name_is_an_error() -> None:
+    with pytest.raises(ValueError, match="RequestPth"):
+        kept_fields("keep", {"RequestPth": "drop"})
+
+
+def test_json_keeps_what_a_client_sent_on_one_line() -> None:
+    line = json_line(FIELDS_OF_A_404 | {"RequestPath": '/"\n\u00e9'}, FIELDS)
+    assert line.count(b"\n") == 1 and json.loads(line)["RequestPath"] == '/"\n\u00e9'
+
+
+def test_common_log_format_is_traefiks() -> None:
+    line = common_line(FIELDS_OF_A_404, 7)
+    assert (
+        line
+        == b'10.0.0.1 - - [01/Dec/2026:10:00:00 +0000] "GET /x?y=1 HTTP/1.1" 404 19 "-" "-" 7 "-" "-" 1ms\n'
+    )
+    routed = common_line(FIELDS_OF_A_404 | {"RouterName": "r", "ServiceAddr": "10.1.0.5:8080"}, 8)
+    assert routed.endswith(b' 8 "r" "http://10.1.0.5:8080" 1ms\n')
+
+
+@pytest.mark.parametrize(
+    ("data", "limit", "pieces"),
+    [
+        (b"a\nb\nc\n", 4, [b"a\nb\n", b"c\n"]),
+        (b"aaaaaa\nb\n", 4, [b"aaaaaa\n", b"b\n"]),  # a line longer than the limit goes whole, alone
+        (b"a\n", 4, [b"a\n"]),
+        (b"", 4, []),
+    ],
+)
+def test_writes_are_whole_lines_of_at_most_the_limit(data: bytes, limit: int, pieces: list[bytes]) -> None:
+    assert list(chunks(data, limit=limit)) == pieces

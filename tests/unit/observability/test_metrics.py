@@ -1,0 +1,109 @@
+"""The collector renders every family from the sums and the control plane's state."""
+
+from __future__ import annotations
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from passerelle.kube.reflector import Health
+from passerelle.model import Certificate, ObjectRef, Problem, Severity, TlsConfig
+from passerelle.observability.aggregate import Totals
+from passerelle.observability.metrics import (
+    METRICS,
+    Reloads,
+    Sources,
+    keep_mask,
+    provider_health,
+    registry_of,
+    render,
+    served_certificates,
+)
+
+
+def certificate(source: str, default: bool = False) -> Certificate:
+    return Certificate(
+        cert_pem="", key_pem="", names=("a.test", "b.test"), fingerprint="ff", not_after="2027-01-01T00:00:00Z",
+        default=default, source=source,
+    )  # fmt: skip
+
+
+class Provider:
+    health = {"errors": 3, "up": False}
+
+
+def families(sources: Sources) -> dict[str, list[tuple[dict[str, str], float]]]:
+    text = render(registry_of(sources)).decode()
+    return {f.name: [(s.labels, s.value) for s in f.samples] for f in text_string_to_metric_families(text)}
+
+
+def test_every_family_is_rendered_with_its_values() -> None:
+    totals = Totals((0.1,))
+    totals.add(0, {"requests": [["web", "r", "s", "ns", "ing", "GET", "200", 3, 0.2, 5, 60, 2, 1]],
+                   "upstream": [["r", "s", "ns", "ing", 2, 1]], "connections": {"web": {"h2": 4}}})  # fmt: skip
+    reloads = Reloads()
+    reloads.success(100.0)
+    reloads.failure(200.0)
+    problems = [
+        Problem(
+            ref=ObjectRef(kind="Ingress", namespace="ns", name="x"), message="m", severity=Severity.WARNING
+        )
+    ]
+    out = families(
+        Sources(
+            totals=totals, reloads=reloads, problems=lambda: problems,
+            certificates=lambda: [certificate("Secret ns/tls")], providers=lambda: {"manifests": Provider()},
+            workers=lambda: [{"index": 0, "restarts": 2}],
+        )
+    )  # fmt: skip
+    assert {name for name in METRICS} == set(out)
+    request = {"entrypoint": "web", "router": "r", "service": "s", "namespace": "ns", "ingress": "ing",
+               "method": "GET", "code": "200"}  # fmt: skip
+    assert out["passerelle_requests"] == [(request, 3)]
+    assert (request | {"le": "0.1"}, 2) in out["passerelle_request_duration_seconds"]
+    assert (request | {"le": "+Inf"}, 3) in out["passerelle_request_duration_seconds"]
+    assert out["passerelle_requests_bytes"] == [(request, 5)]
+    assert out["passerelle_responses_bytes"] == [(request, 60)]
+    assert out["passerelle_open_connections"] == [({"entrypoint": "web", "protocol": "h2"}, 4)]
+    upstream = {"router": "r", "service": "s", "namespace": "ns", "ingress": "ing"}
+    assert out["passerelle_upstream_connect_errors"] == [(upstream, 2)]
+    assert out["passerelle_upstream_retries"] == [(upstream, 1)]
+    assert out["passerelle_config_reloads"] == [({}, 1)]
+    assert out["passerelle_config_last_reload_failure"] == [({}, 200.0)]
+    assert out["passerelle_config_problems"] == [
+        ({"namespace": "ns", "kind": "Ingress", "severity": "warning"}, 1)
+    ]
+    assert out["passerelle_provider_errors"] == [({"provider": "manifests"}, 3)]
+    assert out["passerelle_provider_up"] == [({"provider": "manifests"}, 0)]
+    cert = {"cn": "a.test", "sans": "a.test,b.test", "namespace": "ns", "secret": "tls", "fingerprint": "ff"}
+    assert out["passerelle_tls_certs_not_after"] == [(cert, 1798761600.0)]
+    assert out["passerelle_worker_restarts"] == [({"worker": "0"}, 2)]
+
+
+def test_labels_dropped_by_the_add_labels_options() -> None:
+    totals = Totals(())
+    totals.add(0, {"requests": [["web", "r", "s", "ns", "ing", "GET", "200", 1, 0.2, 0, 0, 1]]})
+    keep = keep_mask(entrypoints=False, routers=False, services=True)
+    out = families(Sources(totals=totals, reloads=Reloads(), keep=keep))
+    assert out["passerelle_requests"] == [({"service": "s", "method": "GET", "code": "200"}, 1)]
+
+
+def test_the_static_default_certificate_counts_unless_a_secret_replaces_it() -> None:
+    static = type("Static", (), {"default_certificate": certificate("generated", default=True)})()
+    from_secret = certificate("Secret ns/default", default=True)
+    assert (
+        served_certificates(TlsConfig(certificates=(certificate("Secret ns/a"),)), static)[-1].source
+        == "generated"
+    )  # type: ignore[arg-type]
+    assert served_certificates(TlsConfig(certificates=(from_secret,)), static) == [from_secret]  # type: ignore[arg-type]
+    assert served_certificates(None, None) == []
+
+
+def test_provider_health_reads_an_attribute_or_a_method() -> None:
+    class Method:
+        def health(self) -> dict[str, object]:
+            return {"errors": 1, "up": True, "other": "x"}
+
+    assert provider_health(Method()) == {"errors": 1.0, "up": 1.0}
+    kubernetes = type("P", (), {"health": Health(errors_total=4, connected=True)})()
+    assert provider_health(kubernetes) == {"errors": 4.0, "up": 1.0}
+    assert provider_health(Provider()) == {"errors": 3.0, "up": 0.0}
+    assert provider_health(object()) == {}
