@@ -52,6 +52,15 @@ def json_line(fields: Mapping[str, Any], kept: tuple[str, ...]) -> bytes:
     return json.dumps(fields, separators=(",", ":"), ensure_ascii=False).encode() + b"\n"
 
 
+# Quoted CLF fields hold what a client sent (method, path) or a user wrote (router names): a quote
+# or a newline there would forge fields or whole lines. Escaped as nginx does (`\xHH`).
+_CLF_ESCAPES = {c: f"\\x{c:02X}" for c in (*range(0x20), 0x22, 0x5C, 0x7F)}
+
+
+def _clf(value: object) -> str:
+    return str(value).translate(_CLF_ESCAPES)
+
+
 def common_line(fields: Mapping[str, Any], count: int) -> bytes:
     """Traefik's CLF: `host - - [time] "METHOD path PROTO" status size "referer" "agent" count
     "router" "server" Nms`; passerelle keeps no Referer or User-Agent, so those are "-"."""
@@ -59,10 +68,11 @@ def common_line(fields: Mapping[str, Any], count: int) -> bytes:
     stamp = time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.strptime(start[:19], "%Y-%m-%dT%H:%M:%S"))
     service = f"http://{fields['ServiceAddr']}" if fields["ServiceAddr"] else "-"
     return (
-        f'{fields["ClientHost"] or "-"} - - [{stamp}] "{fields["RequestMethod"]} {fields["RequestPath"]} '
-        f'{fields["RequestProtocol"]}" {fields["DownstreamStatus"]} {fields["DownstreamContentSize"]} "-" "-" '
-        f'{count} "{fields["RouterName"] or "-"}" "{service}" {fields["Duration"] // 1_000_000}ms\n'
-    ).encode()
+        f'{fields["ClientHost"] or "-"} - - [{stamp}] "{_clf(fields["RequestMethod"])} '
+        f'{_clf(fields["RequestPath"])} {_clf(fields["RequestProtocol"])}" {fields["DownstreamStatus"]} '
+        f'{fields["DownstreamContentSize"]} "-" "-" {count} "{_clf(fields["RouterName"] or "-")}" '
+        f'"{_clf(service)}" {fields["Duration"] // 1_000_000}ms\n'
+    ).encode("utf-8", "backslashreplace")
 
 
 def _address(peer: object) -> tuple[str, str]:

@@ -185,10 +185,14 @@ class MetricsCollector(Collector):
         yield from self._config()
         yield from self._providers()
         certs = _gauge("passerelle_tls_certs_not_after", CERT_LABELS)
+        seen: set[tuple[str, ...]] = (
+            set()
+        )  # one Secret listed twice would repeat a series, and Prometheus refuses the scrape
         for certificate in s.certificates():
-            when = expiry(certificate)
-            if when is not None:
-                certs.add_metric(list(certificate_labels(certificate)), when)
+            when, labels = expiry(certificate), certificate_labels(certificate)
+            if when is not None and labels not in seen:
+                seen.add(labels)
+                certs.add_metric(list(labels), when)
         yield certs
         restarts = _counter("passerelle_worker_restarts", ("worker",))
         for worker in s.workers():

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from collections.abc import Iterator, Sequence
+from http import HTTPStatus
 from time import perf_counter
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
 # llhttp knows ~35 methods and an HTTP/2 `:method` may be anything: the label takes these, or OTHER.
 METHODS = frozenset({b"GET", b"HEAD", b"POST", b"PUT", b"DELETE", b"CONNECT", b"OPTIONS", b"TRACE", b"PATCH"})
 CLIENT_CLOSED = 499  # nginx's code for an exchange the client gave up before a response began
+STATUS_CODES = frozenset(s.value for s in HTTPStatus)
 NO_ROUTE = ("", "", "", "")  # router, service, namespace, ingress of a request no router took
 # A report's request row: labels, then these, then the bucket counts (the last one +Inf, not cumulative).
 COUNT, SUM, BYTES_IN, BYTES_OUT, BUCKETS = 0, 1, 2, 3, 4
@@ -50,6 +52,14 @@ class ExchangeLog(Protocol):
 
 def method_label(method: bytes) -> str:
     return method.decode("latin-1") if method in METHODS else "OTHER"
+
+
+def status_label(status: int) -> str:
+    """The code as Traefik labels it, but only codes HTTP defines: an upstream chooses the
+    status, and each made-up code would be a series forever. Others are their class ("5xx")."""
+    if not status:
+        return str(CLIENT_CLOSED)
+    return str(status) if status in STATUS_CODES or status == CLIENT_CLOSED else f"{status // 100}xx"
 
 
 def local_status(answer: bytes) -> tuple[int, int]:
@@ -112,7 +122,10 @@ class Recorder:
     def _cell(self, ex: Exchange, status: int) -> list[Any]:
         if ex.method == b"GET":
             return self.gets.setdefault(ex.route, {}).setdefault(status, [[], 0, 0])
-        by_status = self.requests.setdefault(ex.route, {}).setdefault(ex.method, {})
+        # A client chooses the method (HTTP/2 barely restricts it): one cell for all unknown ones,
+        # or every new spelling would be a new table entry until the next report.
+        method = ex.method if ex.method in METHODS else b"OTHER"
+        by_status = self.requests.setdefault(ex.route, {}).setdefault(method, {})
         return by_status.setdefault(status, [[], 0, 0])
 
     def count(self, ex: Exchange, conn: Connection, status: int, sent: int, duration: float) -> None:
@@ -156,7 +169,7 @@ class Recorder:
                     self.entry,
                     *labels,
                     method_label(method) if method else "",
-                    str(status or CLIENT_CLOSED),
+                    status_label(status),
                     len(durations),
                     sum(durations),
                     received,

@@ -51,7 +51,8 @@ class LineWriter:
         self._buffering = buffering
         self._lines: list[bytes] = []
         self._queue: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
-        self._pending = 0  # bytes handed to the thread and not yet written (approximate: no lock)
+        self._pending = 0  # bytes handed to the thread and not yet written
+        self._pending_lock = threading.Lock()
         self.dropped = 0  # lines
         self._thread = threading.Thread(target=self._run, name="accesslog", daemon=True)
         self._thread.start()
@@ -74,7 +75,8 @@ class LineWriter:
             self.dropped += len(lines)
             return
         data = b"".join(lines)
-        self._pending += len(data)
+        with self._pending_lock:  # `-=` on the writer thread: a read-modify-write each, not atomic
+            self._pending += len(data)
         self._queue.put(data)
 
     def _tick(self) -> None:
@@ -106,4 +108,5 @@ class LineWriter:
                         view = view[os.write(self._fd, view) :]
             except OSError as e:
                 log.error("access log: cannot write: %s", e.strerror)
-            self._pending -= len(data)
+            with self._pending_lock:
+                self._pending -= len(data)

@@ -66,6 +66,14 @@ def test_common_log_format_is_traefiks() -> None:
     assert routed.endswith(b' 8 "r" "http://10.1.0.5:8080" 1ms\n')
 
 
+def test_common_log_format_cannot_be_forged_by_a_quote_or_newline() -> None:
+    forged = '/a" 200 0 "x\n1.1.1.1 - - [forged]'
+    line = common_line(FIELDS_OF_A_404 | {"RequestPath": forged, "RequestMethod": 'G"ET\\'}, 1)
+    assert line.count(b"\n") == 1
+    assert b'"G\\x22ET\\x5C /a\\x22 200 0 \\x22x\\x0A1.1.1.1 - - [forged] HTTP/1.1" 404' in line
+    assert line.count(b'"') == 10  # the five quoted fields of the format, none of the client's
+
+
 @pytest.mark.parametrize(
     ("data", "limit", "pieces"),
     [

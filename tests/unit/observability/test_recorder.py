@@ -7,7 +7,14 @@ from types import SimpleNamespace
 import pytest
 
 from passerelle.http.errors import NOT_FOUND
-from passerelle.observability.recorder import Recorder, buckets, local_status, method_label, outcome
+from passerelle.observability.recorder import (
+    Recorder,
+    buckets,
+    local_status,
+    method_label,
+    outcome,
+    status_label,
+)
 from passerelle.proxy.connection import Exchange
 from passerelle.proxy.dataplane import Route, Upstream
 
@@ -92,3 +99,24 @@ def test_local_status_and_method_labels() -> None:
         0,
     )
     assert [method_label(m) for m in (b"GET", b"PATCH", b"PROPFIND")] == ["GET", "PATCH", "OTHER"]
+
+
+def test_methods_a_client_makes_up_share_one_cell() -> None:
+    recorder = Recorder("web", BOUNDS)
+    for i in range(100):
+        recorder.exchange(exchange(method=b"X%d" % i), CONN)  # type: ignore[arg-type]
+    assert list(recorder.requests[ROUTE]) == [b"OTHER"]
+    rows = recorder.report()["requests"]
+    assert [(row[5], row[6], row[7]) for row in rows] == [("OTHER", "200", 100)]
+
+
+def test_status_labels_are_codes_http_defines_else_their_class() -> None:
+    assert [status_label(s) for s in (200, 404, 499, 0, 599, 299, 103)] == [
+        "200",
+        "404",
+        "499",
+        "499",
+        "5xx",
+        "2xx",
+        "103",
+    ]
