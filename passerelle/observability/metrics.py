@@ -185,14 +185,13 @@ class MetricsCollector(Collector):
         yield from self._config()
         yield from self._providers()
         certs = _gauge("passerelle_tls_certs_not_after", CERT_LABELS)
-        seen: set[tuple[str, ...]] = (
-            set()
-        )  # one Secret listed twice would repeat a series, and Prometheus refuses the scrape
+        # One Secret listed twice would repeat a series, and Prometheus refuses the whole scrape.
+        seen: set[tuple[str, ...]] = set()
         for certificate in s.certificates():
-            when, labels = expiry(certificate), certificate_labels(certificate)
-            if when is not None and labels not in seen:
-                seen.add(labels)
-                certs.add_metric(list(labels), when)
+            when, cert = expiry(certificate), certificate_labels(certificate)
+            if when is not None and cert not in seen:
+                seen.add(cert)
+                certs.add_metric(list(cert), when)
         yield certs
         restarts = _counter("passerelle_worker_restarts", ("worker",))
         for worker in s.workers():
