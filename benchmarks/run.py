@@ -179,7 +179,7 @@ api: {address: "127.0.0.1:$api"}
 log: {level: WARNING}
 workers: $workers
 graceTimeout: 2s
-"""
+$metrics"""
 PASSERELLE_TLS_ENTRY = """
   websecure: {address: "127.0.0.1:$tls_port", tls: {}}"""
 PASSERELLE_TLS_CONF = """tls:
@@ -340,6 +340,7 @@ def passerelle_spec(t: Target, backend: int, tls: TLS | None):
         workers=t.workers,
         tls_entry=Template(PASSERELLE_TLS_ENTRY).substitute(tls_port=t.tls_port) if tls else "",
         tls_conf=PASSERELLE_TLS_CONF if tls else "",
+        metrics="metrics: {prometheus: false}" if t.name == NO_METRICS else "",
     )
     return [str(PASSERELLE), "run", "-c", conf], None, f"http://127.0.0.1:{api}"
 
@@ -389,12 +390,14 @@ def caddy_spec(t: Target, backend: int, tls: TLS | None):
 TARGETS = [
     ("backend", "nginx", backend_spec),
     ("passerelle", str(PASSERELLE), passerelle_spec),
+    ("passerelle-nometrics", str(PASSERELLE), passerelle_spec),  # only with --metrics-off
     ("nginx", "nginx", nginx_spec),
     ("haproxy", "haproxy", haproxy_spec),
     ("caddy", "caddy", caddy_spec),
 ]
 SPECS = {name: spec for name, _, spec in TARGETS}
 REFERENCES = ("nginx", "caddy")  # ratios of req/s are computed against these, when present
+NO_METRICS = "passerelle-nometrics"  # passerelle with `metrics: {prometheus: false}`: what metrics cost
 
 
 def plan(tmp: Path, args) -> list[Target]:
@@ -405,8 +408,10 @@ def plan(tmp: Path, args) -> list[Target]:
         if not shutil.which(binary):
             print(f"note: {binary} not found, skipping {name}")
             continue
+        if name == NO_METRICS and not args.metrics_off:
+            continue
         for workers in args.workers:
-            for routes in args.routes if name == "passerelle" else [None]:
+            for routes in args.routes if name.startswith("passerelle") else [None]:
                 host = host_of(routes) if routes else base_host
                 suffix = f"-r{routes}" if routes else ""
                 targets.append(Target(name, workers, routes, host, tmp / f"{name}-w{workers}{suffix}"))
@@ -642,7 +647,7 @@ def busy_pct(before: dict, after: dict) -> dict[str, float]:
 
 def reload_step(t: Target) -> Callable[[int], None] | None:
     """One configuration reload of t (the n-th), or None for a target the reload scenario skips."""
-    if t.name == "passerelle":  # add, then remove, an Ingress: every write is a new configuration
+    if t.name.startswith("passerelle"):  # add, then remove, an Ingress: every write is a new configuration
         path = t.dir / "manifests" / "reload.yaml"
         return lambda n: write_atomic(path, "" if n % 2 else EXTRA_INGRESS)
     if t.name == "nginx":  # nginx -s reload: new workers, the old ones finish their requests and exit
@@ -872,6 +877,8 @@ def summarize(runs: list[dict], targets: list[Target], scenarios: list[str]) -> 
             for ref in REFERENCES:
                 if ref_runs := select(runs, scenario, ref, t.workers, None):
                     row[f"vs_{ref}"] = ratio(mine, ref_runs, "rps")
+            if t.name == "passerelle" and (off := select(runs, scenario, NO_METRICS, t.workers, t.routes)):
+                row["vs_nometrics"] = ratio(mine, off, "rps")
             if t.routes and t.routes != fewest:
                 row[f"vs_r{fewest}"] = ratio(mine, select(runs, scenario, t.name, t.workers, fewest), "rps")
             if scenario == "reload":
@@ -884,7 +891,7 @@ COLUMNS = [  # (heading, key, alignment and width, number format)
     ("scenario", "scenario", "<8", ""),
     ("W", "workers", ">2", ""),
     ("routes", "routes", ">6", ""),
-    ("target", "target", "<10", ""),
+    ("target", "target", "<20", ""),
     ("req/s", "rps", ">9", ".0f"),
     ("p50 ms", "p50_ms", ">7", ".3f"),
     ("p99 ms", "p99_ms", ">7", ".3f"),
@@ -902,7 +909,7 @@ RELOAD_COLUMNS = [
     ("reload", "scenario", "<8", ""),
     ("W", "workers", ">2", ""),
     ("routes", "routes", ">6", ""),
-    ("target", "target", "<10", ""),
+    ("target", "target", "<20", ""),
     ("reloads", "reloads", ">7", ""),
     ("versions", "versions", ">8", ""),
     ("non-2xx", "non2xx", ">7", ""),
@@ -979,6 +986,11 @@ def parse_args() -> argparse.Namespace:
         "--routes", default="10", help="passerelle's numbers of Ingresses, comma-separated (default 10)"
     )
     p.add_argument("--reload", action="store_true", help="add the reload scenario (and small, its baseline)")
+    p.add_argument(
+        "--metrics-off",
+        action="store_true",
+        help="also run passerelle with metrics off (target passerelle-nometrics; column vs_nometrics)",
+    )
     p.add_argument("--quick", action="store_true", help="smoke test: 2 s runs, 1 round")
     args = p.parse_args()
     if args.quick:
