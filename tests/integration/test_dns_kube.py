@@ -1,0 +1,150 @@
+"""DNS sync under the Kubernetes provider, end to end: two `passerelle run` replicas read Nodes, their
+own Pods and an Ingress from the test API server and share one Lease; only the holder writes to a
+real BIND, and the other takes over (and catches up at once) when the holder is killed."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.integration.bind import Bind
+from tests.integration.dnsfixtures import dns_settings, host_ingress, node
+from tests.integration.harness import Backends, Router, service
+from tests.integration.test_kube_status import LEASE, pod
+from tests.integration.test_kubernetes import slice_for, wait_for, with_ns
+from tests.kubeapi import KubeAPI
+
+HOST = "app.example.test"
+COORDINATION = "coordination.k8s.io/v1"
+
+
+@pytest.fixture
+def bind(tmp_path: Path) -> Iterator[Bind]:
+    server = Bind(tmp_path / "bind")
+    server.start()
+    yield server
+    server.stop()
+
+
+def holder(api: KubeAPI) -> str:
+    lease = api.get(COORDINATION, "Lease", "default", "passerelle") or {}
+    return str((lease.get("spec") or {}).get("holderIdentity") or "")
+
+
+def own_pod(on: str) -> dict[str, Any]:
+    """The router's own pod on node `on`, Running and Ready (what DNS sync requires by default)."""
+    obj = pod(f"passerelle-{on}", on)
+    obj["status"]["phase"] = "Running"
+    return obj
+
+
+def set_ready(api: KubeAPI, name: str, ready: bool) -> None:
+    status = {"conditions": [{"type": "Ready", "status": "True" if ready else "False"}]}
+    api.patch("v1", "Node", "", name, {"status": status}, status=True)
+
+
+def cluster(api: KubeAPI, backends: Backends) -> None:
+    """Three ingress nodes with a ready router pod each, a worker node, and two Ingresses."""
+    for name, address in (("n1", "10.0.0.1"), ("n2", "10.0.0.2"), ("n3", "10.0.0.3")):
+        api.create(node(name, address))
+        api.create(own_pod(name))
+    api.create(node("w1", "10.0.0.9", role="worker"))  # not selected: never in DNS
+    api.create(own_pod("w1"))
+    api.create(with_ns(service("web")))
+    api.create(slice_for("web", backends.whoami("dns")))
+    api.create(with_ns(host_ingress("app", HOST)))
+    api.create(with_ns(host_ingress("elsewhere", "app.other.test")))  # not in a managed zone
+
+
+def replica(api: KubeAPI, bind: Bind, tmp_path: Path, n: int) -> Router:
+    """`passerelle run` with the Kubernetes provider (token tN, identity replica-N) and dnsSync."""
+    kube = {
+        "kubeconfig": str(api.kubeconfig(tmp_path / f"kubeconfig{n}", token=f"t{n}")),
+        "throttle": "0.1s",
+        "leaderElection": {"identity": f"replica-{n}", **LEASE},
+        # A fixed status: a new leader's status writer changes no Ingress (which would wake DNS
+        # sync by itself), so only the Lease can make DNS sync catch up at once.
+        "ingressEndpoint": {"ip": ["192.0.2.10"]},
+    }
+    config: dict[str, Any] = {
+        "providers": {"kubernetes": kube},
+        "dnsSync": dns_settings(bind, ttl=5, nodeName=f"n{n}"),
+    }
+    return Router(tmp_path / f"r{n}", config=config)
+
+
+def test_only_the_lease_holder_writes_dns_and_the_other_takes_over(
+    backends: Backends, kubeapi: Callable[..., KubeAPI], bind: Bind, tmp_path: Path
+) -> None:
+    api = kubeapi(tokens={"t1": "replica-1", "t2": "replica-2"})
+    cluster(api, backends)
+    routers: dict[str, Router] = {}
+    try:
+        for n in (1, 2):
+            routers[f"replica-{n}"] = replica(api, bind, tmp_path, n).start()
+        wait_for(lambda: bind.addresses(HOST) == {"10.0.0.1", "10.0.0.2", "10.0.0.3"}, "the nodes in DNS")
+        assert bind.addresses("app.other.test") == set()
+        leader = holder(api)
+        [standby] = set(routers) - {leader}
+        wait_for(lambda: routers[leader].api("/api/dnssync")["leader"], "the holder knows it leads")
+        led = routers[leader].api("/api/dnssync")
+        assert led["healthy"] and led["changes_total"] >= 2 and led["names"] == 1  # the A set and its TXT
+        assert led["addresses"] == ["10.0.0.1", "10.0.0.2", "10.0.0.3"]
+        waiting = routers[standby].api("/api/dnssync")
+        assert not waiting["leader"] and waiting["reconciles_total"] == 0 and waiting["changes_total"] == 0
+
+        set_ready(api, "n3", False)  # a node made NotReady leaves DNS
+        wait_for(lambda: bind.addresses(HOST) == {"10.0.0.1", "10.0.0.2"}, "a NotReady node leaves DNS")
+        assert routers[standby].api("/api/dnssync")["changes_total"] == 0  # still only the holder writes
+
+        dead = routers.pop(leader)
+        assert dead.process is not None
+        dead.process.kill()  # no clean stop: the Lease is not released, it must expire
+        dead.process.wait()
+        dead.stop()
+        set_ready(api, "n3", True)  # while nobody leads: the standby sees it but must not write
+        time.sleep(0.5)
+        seen, standby_changes = bind.addresses(HOST), routers[standby].api("/api/dnssync")["changes_total"]
+        assert holder(api) == leader  # read after DNS: the 3 s Lease had not expired when DNS was read
+        assert seen == {"10.0.0.1", "10.0.0.2"} and standby_changes == 0
+        wait_for(lambda: holder(api) == standby, "the standby takes the Lease", timeout=15)
+        # It reconciles on gaining the Lease (leadership.on_change), not at its 60 s interval.
+        wait_for(
+            lambda: bind.addresses(HOST) == {"10.0.0.1", "10.0.0.2", "10.0.0.3"}, "the new leader writes"
+        )
+
+        api.patch("v1", "Node", "", "n2", {"spec": {"unschedulable": True}})  # kubectl cordon n2
+        wait_for(lambda: bind.addresses(HOST) == {"10.0.0.1", "10.0.0.3"}, "a cordoned node leaves DNS")
+        took = routers[standby].api("/api/dnssync")
+        assert took["leader"] and took["healthy"] and took["changes_total"] >= 2
+    finally:
+        codes = [router.stop() for router in routers.values()]
+    assert codes == [0]
+    assert holder(api) == ""  # the survivor released the Lease on a clean stop
+
+
+def test_a_leader_that_cannot_renew_the_lease_stops_writing_dns(
+    backends: Backends, kubeapi: Callable[..., KubeAPI], bind: Bind, tmp_path: Path
+) -> None:
+    api = kubeapi(tokens={"t1": "replica-1"})
+    cluster(api, backends)
+    router = replica(api, bind, tmp_path, 1).start()
+    try:
+        wait_for(lambda: bind.addresses(HOST) == {"10.0.0.1", "10.0.0.2", "10.0.0.3"}, "the nodes in DNS")
+        assert router.api("/api/dnssync")["leader"]
+        api.inject(500, verb="update", resource="leases", times=10_000)  # the Lease cannot be renewed
+        # Losing the Lease wakes DNS sync too (on_change), so its health says so within the deadline.
+        wait_for(lambda: not router.api("/api/dnssync")["leader"], "DNS sync knows it no longer leads")
+        changes = router.api("/api/dnssync")["changes_total"]
+        set_ready(api, "n3", False)
+        time.sleep(1.5)  # the watch event, the 0.1 s throttle and coalesce, a reconcile, many times over
+        assert bind.addresses(HOST) == {"10.0.0.1", "10.0.0.2", "10.0.0.3"}  # not the leader: no write
+        assert router.api("/api/dnssync")["changes_total"] == changes
+        api._run(api._injected.clear)  # the API accepts Lease writes again
+        wait_for(lambda: bind.addresses(HOST) == {"10.0.0.1", "10.0.0.2"}, "the leader again catches up")
+    finally:
+        assert router.stop() == 0
