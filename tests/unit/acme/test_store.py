@@ -1,0 +1,70 @@
+"""FileStorage: records round-trip, challenges any replica sees, one lock holder per certificate."""
+
+from __future__ import annotations
+
+import stat
+from pathlib import Path
+
+import trustme
+
+from passerelle.acme.records import HTTP_01, TLS_ALPN_01, Account, Challenge, StoredCertificate
+from passerelle.acme.store import FileStorage
+
+
+def test_records_round_trip_and_files_are_private(tmp_path: Path) -> None:
+    one, two = FileStorage(tmp_path / "s"), FileStorage(tmp_path / "s")  # two replicas
+    assert one.load_account("le") is None
+    one.save_account(
+        "le", Account(ca_server="https://ca/dir", uri="https://ca/acct/1", key_json="{}", email="a@b")
+    )
+    assert two.load_account("le") == Account(
+        ca_server="https://ca/dir", uri="https://ca/acct/1", key_json="{}", email="a@b"
+    )
+    leaf = trustme.CA().issue_cert("a.example.com", "b.example.com")
+    cert = StoredCertificate.from_pem(
+        resolver="le",
+        names=("a.example.com", "b.example.com"),
+        cert_pem=leaf.cert_chain_pems[0].bytes().decode(),
+        key_pem=leaf.private_key_pem.bytes().decode(),
+    )
+    one.save_certificate(cert)
+    assert two.certificates("le") == [cert]
+    assert two.certificates("other") == []
+    assert cert.served().names == ("a.example.com", "b.example.com")
+    for path in (tmp_path / "s").rglob("*.json"):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_IMODE((tmp_path / "s").stat().st_mode) == 0o700
+
+
+def test_challenges_are_seen_by_every_replica_until_withdrawn(tmp_path: Path) -> None:
+    one, two = FileStorage(tmp_path), FileStorage(tmp_path)
+    http = Challenge(type=HTTP_01, token="tok-1", key_authorization="tok-1.thumb")
+    alpn = Challenge(type=TLS_ALPN_01, name="a.example.com", cert_pem="C", key_pem="K")
+    one.publish(http)
+    one.publish(alpn)
+    assert sorted(two.challenges()) == sorted([http, alpn])
+    one.withdraw(http)
+    assert two.challenges() == [alpn]
+    one.withdraw(http)  # twice is fine
+
+
+def test_only_one_replica_holds_a_certificate_lock(tmp_path: Path) -> None:
+    one, two = FileStorage(tmp_path), FileStorage(tmp_path)
+    held = one.try_lock("le", "a-123")
+    assert held is not None
+    assert two.try_lock("le", "a-123") is None
+    other = two.try_lock("le", "b-456")  # another certificate: free
+    assert other is not None
+    held.release()
+    again = two.try_lock("le", "a-123")
+    assert again is not None
+    again.release()
+    other.release()
+
+
+def test_an_unreadable_record_is_skipped(tmp_path: Path) -> None:
+    storage = FileStorage(tmp_path)
+    folder = tmp_path / "certificates" / "le"
+    folder.mkdir()
+    (folder / "half.json").write_text('{"resolver": "le", "na')
+    assert storage.certificates("le") == []
