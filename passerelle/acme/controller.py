@@ -14,79 +14,24 @@ certificate, and a count in `status()`; the certificate already served, if any, 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from passerelle.acme import plan as planning
-from passerelle.acme.protocol import AcmeError, ClientOptions, Session
+from passerelle.acme.protocol import AcmeError, Session
 from passerelle.acme.records import HTTP_01, TLS_ALPN_01, Challenge, StoredCertificate, certificate_id
-from passerelle.acme.store import FileStorage, Storage, StorageError
+from passerelle.acme.resolver import Resolver, ca_bundle, client_options
+from passerelle.acme.store import FileStorage, StorageError
 from passerelle.control.watcher import Version
 from passerelle.model import Certificate, CertificateRequest, Problem, Severity
 from passerelle.settings.acme import Acme
 
 log = logging.getLogger("passerelle.acme")
 POLL = 1.0  # seconds between readings of the storage (challenges, other replicas' certificates)
-
-
-@dataclass(slots=True, kw_only=True)
-class Health:
-    """Counters for the API and metrics: monotonic, per resolver."""
-
-    orders: int = 0
-    issued: int = 0
-    renewed: int = 0
-    failures: int = 0
-    last_error: str = ""
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "orders": self.orders,
-            "issued": self.issued,
-            "renewed": self.renewed,
-            "failures": self.failures,
-            "lastError": self.last_error,
-        }
-
-
-@dataclass(slots=True, kw_only=True)
-class Resolver:
-    name: str
-    settings: Acme
-    storage: Storage
-    options: ClientOptions
-    policy: planning.RenewPolicy
-    session: Session | None = None
-    health: Health = field(default_factory=Health)
-
-
-def client_options(settings: Acme, bundle: str | bool) -> ClientOptions:
-    return ClientOptions(
-        ca_server=settings.caServer,
-        email=settings.email,
-        ca_bundle=bundle,
-        eab_kid=settings.eab.kid if settings.eab else "",
-        eab_hmac=settings.eab.hmacEncoded if settings.eab else "",
-        key_type=settings.keyType,
-        preferred_chain=settings.preferredChain,
-        timeout=settings.clientTimeout,
-        http01=settings.httpChallenge is not None,
-        tlsalpn01=settings.tlsChallenge is not None,
-    )
-
-
-def ca_bundle(settings: Acme) -> str | bool:
-    """caCertificates, concatenated into one file in the storage (requests takes one path)."""
-    if not settings.caCertificates:
-        return True
-    text = "".join(Path(p).read_text() for p in settings.caCertificates)
-    path = Path(settings.storage) / "ca-bundle.pem"
-    path.write_text(text)
-    return str(path)
 
 
 class AcmeController:
@@ -216,6 +161,10 @@ class AcmeController:
             current[key] = certificate
             served.append(certificate)
         self._served = current
+        wanted = {planning.key_of(r) for r in self._requests}
+        for stale in [k for k in self._problems if k not in wanted]:  # its Ingress went, or changed names
+            del self._problems[stale]
+            self._failures.pop(stale, None)
         problems = tuple(p for ps in self._problems.values() for p in ps)
         self._contribute(tuple(served), problems)
 
@@ -245,6 +194,9 @@ class AcmeController:
             if plan.orders:
                 await self._order(plan.orders[0])
                 await asyncio.sleep(0)  # whatever happened, let the watch loop and the API run
+                continue
+            if await self._renewal_info():
+                self._refresh_certificates()
                 continue
             timeout = POLL * 5
             if plan.wake is not None:
@@ -327,16 +279,53 @@ class AcmeController:
             self._refresh_challenges()
 
     async def _session(self, resolver: Resolver) -> Session:
+        """Connected to the CA with the resolver's account, registered once for all replicas: the
+        account lock makes a second replica wait and then find the first one's account."""
         if resolver.session is None:
-            session = Session(resolver.options, resolver.storage.load_account(resolver.name))
-            account = await asyncio.to_thread(session.connect)
-            if account != resolver.storage.load_account(resolver.name):
-                resolver.storage.save_account(resolver.name, account)
-                log.info(
-                    "%s: ACME account %s registered at %s", resolver.name, account.uri, account.ca_server
-                )
+            lock = resolver.storage.try_lock(resolver.name, "account")
+            while lock is None:
+                await asyncio.sleep(POLL / 4)
+                lock = resolver.storage.try_lock(resolver.name, "account")
+            try:
+                stored = resolver.storage.load_account(resolver.name)
+                session = Session(resolver.options, stored)
+                account = await asyncio.to_thread(session.connect)
+                if account != stored:
+                    resolver.storage.save_account(resolver.name, account)
+                    log.info(
+                        "%s: ACME account %s registered at %s", resolver.name, account.uri, account.ca_server
+                    )
+            finally:
+                lock.release()
             resolver.session = session
         return resolver.session
+
+    async def _renewal_info(self) -> bool:
+        """Ask the CA's renewalInfo (ARI, RFC 9773) about one wanted certificate whose answer is
+        due; True if one was asked. Without ARI the library says when to look again (6 h)."""
+        now = self._now()
+        wanted = {planning.key_of(r) for r in self._requests}
+        for resolver in self._resolvers.values():
+            if resolver.ari_retry_at > now:
+                continue
+            for cert in self._stored(resolver):
+                if cert.key not in wanted or cert.not_after <= now or (cert.ari_next and cert.ari_next > now):
+                    continue
+                try:
+                    session = await self._session(resolver)
+                    renew_at, again = await asyncio.to_thread(session.renewal_info, cert.cert_pem)
+                    resolver.storage.save_certificate(
+                        dataclasses.replace(cert, renew_at=renew_at, ari_next=again)
+                    )
+                except (AcmeError, StorageError) as e:
+                    log.warning("%s: renewal information for %s: %s", resolver.name, ", ".join(cert.names), e)
+                    resolver.ari_retry_at = now + datetime.timedelta(
+                        seconds=resolver.settings.retry.initialInterval
+                    )
+                    if isinstance(e, AcmeError) and e.kind == "unreachable":
+                        resolver.session = None
+                return True
+        return False
 
     def _delay(self, resolver: Resolver, challenges: tuple[Challenge, ...]) -> float:
         http, tls = resolver.settings.httpChallenge, resolver.settings.tlsChallenge

@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
@@ -47,6 +48,7 @@ class Site:
         challenge: str = "http",
         objects: list[dict[str, Any]] | None = None,
         delay: str = "0.3s",
+        redirect: bool = False,
     ) -> Router:
         acme: dict[str, Any] = {
             "email": "ops@example.test",
@@ -61,7 +63,8 @@ class Site:
             acme["tlsChallenge"] = {"delay": delay}
         config = {
             "entryPoints": {
-                "web": {"address": f"127.0.0.1:{web}"},
+                "web": {"address": f"127.0.0.1:{web}"}
+                | ({"http": {"redirections": {"entryPoint": {"to": "websecure"}}}} if redirect else {}),
                 "websecure": {"address": f"127.0.0.1:{secure}", "tls": {}},
             },
             "certificatesResolvers": {"pebble": {"acme": acme}},
@@ -142,7 +145,8 @@ def test_http01_issuance_is_served_and_a_restart_orders_nothing(site: Site, back
     pebble = site.pebble(http_port=web, tls_port=secure).start()
     host = "shop.example.test"
     objects = app(backends, host, {"traefik.ingress.kubernetes.io/router.tls.certresolver": "pebble"})
-    router = site.router(pebble, web=web, secure=secure, objects=objects).start()
+    # web redirects every request to https: the challenge is answered before that redirect.
+    router = site.router(pebble, web=web, secure=secure, objects=objects, redirect=True).start()
     root = pebble.root()
     with pytest.raises(ssl.SSLCertVerificationError):
         served_certificate(secure, host, root)  # the default certificate, until the CA has issued
@@ -153,7 +157,9 @@ def test_http01_issuance_is_served_and_a_restart_orders_nothing(site: Site, back
     status = acme_status(router)
     assert status["orders"] == 1 and status["issued"] == 1 and status["failures"] == 0
     assert [c["names"] for c in status["certificates"]] == [[host]]
-    # The challenge is gone once the order is done: the token path routes like any other now.
+    # Tokens are answered only while pending: the path is redirected like any other now.
+    gone = httpx.get(f"http://127.0.0.1:{web}/.well-known/acme-challenge/anything", headers={"Host": host})
+    assert gone.status_code == 301
     fingerprint = leaf.fingerprint(hashes.SHA256())
     router.stop()
 
