@@ -69,7 +69,7 @@ class Retry(StrictModel):
 class Acme(StrictModel):
     email: str = ""
     caServer: str = LETS_ENCRYPT
-    caCertificates: list[str] = []  # PEM files trusted for caServer's HTTPS (besides the system's)
+    caCertificates: list[str] = []  # PEM files trusted for caServer's HTTPS, instead of the system's
     eab: Eab | None = None
     keyType: Literal["EC256", "EC384", "RSA2048", "RSA4096"] = "EC256"
     httpChallenge: HttpChallenge | None = None
