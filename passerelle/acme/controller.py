@@ -42,7 +42,10 @@ class AcmeController:
         contribute: Callable[[tuple[Certificate, ...], tuple[Problem, ...]], object],
         challenges: Callable[[dict[str, Any]], None],
         now: Callable[[], datetime.datetime] = lambda: datetime.datetime.now(datetime.UTC),
+        alpn_seam: bool = True,
     ) -> None:
+        """alpn_seam: workers may use tls/openssl.py to see ALPN offers (the probe passed)."""
+        self._alpn_seam = alpn_seam
         self._contribute = contribute
         self._send_challenges = challenges
         self._now = now
@@ -175,6 +178,7 @@ class AcmeController:
                 found[f"{c.type}/{c.token or c.name}"] = c
         message: dict[str, Any] = {
             "type": "challenges",
+            "alpnSeam": self._alpn_seam,
             "entrypoints": self._http_entrypoints,
             "http": {c.token: c.key_authorization for c in found.values() if c.type == HTTP_01},
             "tlsAlpn": [

@@ -225,7 +225,7 @@ class Session:
                 when, again = acme.renewal_time(cert_pem.encode())
             except errors.ARIError as e:
                 when, again = None, e.retry_after
-            return when, again.replace(tzinfo=datetime.UTC) if again.tzinfo is None else again
+            return when, again.astimezone(datetime.UTC)  # the library's is naive local time
 
     def _connected(self) -> tuple[client.ClientV2, JWKEC]:
         if self._client is None or self._key is None:

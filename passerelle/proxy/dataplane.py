@@ -291,7 +291,7 @@ class Dataplane:
             if contexts:
                 for entry in self.entrypoints.values():
                     if entry.tls is not None:
-                        entry.tls.watch_acme_alpn()
+                        entry.tls.watch_acme_alpn(seam=bool(message.get("alpnSeam", True)))
             self.sni.challenges = contexts
 
     def apply(self, config: DynamicConfig, *, routers_changed: bool | None = None) -> None:

@@ -263,10 +263,15 @@ class Dispatcher:
         # the ctypes seam is unusable, and a pending name's challenge goes to every handshake.
         self._alpn: openssl.AlpnWatch | bool | None = None
 
-    def watch_acme_alpn(self) -> None:
-        """TLS-ALPN-01 challenges are pending: from now on, note handshakes offering acme-tls/1."""
+    def watch_acme_alpn(self, *, seam: bool = True) -> None:
+        """TLS-ALPN-01 challenges are pending: from now on, note handshakes offering acme-tls/1.
+
+        seam False: the control plane's probe found the ctypes seam unusable (openssl.probe)."""
         if self._alpn is None:
             try:
+                if not seam:
+                    raise openssl.OpenSSLBindingError("the OpenSSL binding check failed in the control plane")
+                openssl.check()
                 self._alpn = openssl.AlpnWatch(self.context, b"acme-tls/1")
             except openssl.OpenSSLBindingError as e:
                 self._alpn = False
