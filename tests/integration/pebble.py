@@ -73,10 +73,10 @@ class Pebble:
     def directory(self) -> str:
         return f"https://127.0.0.1:{self.port}/dir"
 
-    def start(self) -> Pebble:
+    def start(self, timeout: float = 30.0) -> Pebble:
         with (self.workdir / "pebble.log").open("ab") as log:
             self._spawn(log)
-        deadline = time.monotonic() + 15
+        deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:
                 if self._client.get(self.directory).status_code == 200:

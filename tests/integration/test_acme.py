@@ -19,6 +19,8 @@ from cryptography.hazmat.primitives import hashes
 from tests.integration.harness import Backends, Router, endpoint_slice, free_port, ingress, rule, service
 from tests.integration.pebble import Pebble
 
+STARTUP = 45.0  # seconds for a router (control plane and two workers) to answer /ping on a loaded machine
+
 
 class Site:
     """Ports and storage for one test; replicas made with `router` share the storage."""
@@ -142,11 +144,13 @@ def acme_status(router: Router) -> dict[str, Any]:
 
 def test_http01_issuance_is_served_and_a_restart_orders_nothing(site: Site, backends: Backends) -> None:
     web, secure = free_port(), free_port()
-    pebble = site.pebble(http_port=web, tls_port=secure).start()
+    pebble = site.pebble(http_port=web, tls_port=secure).start(timeout=STARTUP)
     host = "shop.example.test"
     objects = app(backends, host, {"traefik.ingress.kubernetes.io/router.tls.certresolver": "pebble"})
     # web redirects every request to https: the challenge is answered before that redirect.
-    router = site.router(pebble, web=web, secure=secure, objects=objects, redirect=True).start()
+    router = site.router(pebble, web=web, secure=secure, objects=objects, redirect=True).start(
+        timeout=STARTUP
+    )
     root = pebble.root()
     with pytest.raises(ssl.SSLCertVerificationError):
         served_certificate(secure, host, root)  # the default certificate, until the CA has issued
@@ -163,7 +167,7 @@ def test_http01_issuance_is_served_and_a_restart_orders_nothing(site: Site, back
     fingerprint = leaf.fingerprint(hashes.SHA256())
     router.stop()
 
-    again = site.router(pebble, web=web, secure=secure, objects=objects).start()
+    again = site.router(pebble, web=web, secure=secure, objects=objects).start(timeout=STARTUP)
     assert served_certificate(secure, host, root).fingerprint(hashes.SHA256()) == fingerprint
     time.sleep(2)  # several plans and storage readings later
     status = acme_status(again)
@@ -176,7 +180,9 @@ def test_tls_alpn01_issuance(site: Site, backends: Backends) -> None:
     pebble = site.pebble(http_port=free_port(), tls_port=secure).start()  # HTTP-01 would fail
     host = "alpn.example.test"
     objects = app(backends, host, {"passerelle.io/cert-resolver": "pebble"})
-    router = site.router(pebble, web=web, secure=secure, challenge="tls", objects=objects).start()
+    router = site.router(pebble, web=web, secure=secure, challenge="tls", objects=objects).start(
+        timeout=STARTUP
+    )
     root = pebble.root()
     wait_for("issuance over TLS-ALPN-01", issued(secure, host, root), 30, router)
     assert acme_status(router)["failures"] == 0
@@ -193,10 +199,10 @@ def test_tls_alpn01_issuance(site: Site, backends: Backends) -> None:
 
 def test_short_lived_certificates_are_renewed(site: Site, backends: Backends) -> None:
     web, secure = free_port(), free_port()
-    pebble = site.pebble(http_port=web, tls_port=secure, validity=9).start()
+    pebble = site.pebble(http_port=web, tls_port=secure, validity=9).start(timeout=STARTUP)
     host = "short.example.test"
     objects = app(backends, host, {"passerelle.io/cert-resolver": "pebble"})
-    router = site.router(pebble, web=web, secure=secure, objects=objects).start()
+    router = site.router(pebble, web=web, secure=secure, objects=objects).start(timeout=STARTUP)
     root = pebble.root()
     first = wait_for("issuance", issued(secure, host, root), 30, router)
     lifetime = first.not_valid_after_utc - first.not_valid_before_utc
@@ -214,12 +220,12 @@ def test_short_lived_certificates_are_renewed(site: Site, backends: Backends) ->
 def test_two_replicas_share_storage_and_tokens(site: Site, backends: Backends) -> None:
     web_a, secure_a, web_b, secure_b = free_port(), free_port(), free_port(), free_port()
     # Pebble validates on replica B's port; replica A is the only one that wants the certificate.
-    pebble = site.pebble(http_port=web_b, tls_port=secure_b).start()
+    pebble = site.pebble(http_port=web_b, tls_port=secure_b).start(timeout=STARTUP)
     host = "shared.example.test"
     objects = app(backends, host, {"passerelle.io/cert-resolver": "pebble"})
     # A's challenge delay (above the storage poll, 1 s) lets B read the token before the CA asks.
-    b = site.router(pebble, web=web_b, secure=secure_b).start()
-    a = site.router(pebble, web=web_a, secure=secure_a, objects=objects, delay="1.5s").start()
+    b = site.router(pebble, web=web_b, secure=secure_b).start(timeout=STARTUP)
+    a = site.router(pebble, web=web_a, secure=secure_a, objects=objects, delay="1.5s").start(timeout=STARTUP)
     root = pebble.root()
     leaf = wait_for("issuance through replica B", issued(secure_a, host, root), 30, a)
     assert acme_status(a)["orders"] == 1 and acme_status(b)["orders"] == 0
@@ -233,15 +239,15 @@ def test_two_replicas_share_storage_and_tokens(site: Site, backends: Backends) -
 
 def test_one_replica_orders_a_certificate_both_want(site: Site, backends: Backends) -> None:
     web_a, secure_a, web_b, secure_b = free_port(), free_port(), free_port(), free_port()
-    pebble = site.pebble(http_port=web_b, tls_port=secure_b).start()
+    pebble = site.pebble(http_port=web_b, tls_port=secure_b).start(timeout=STARTUP)
     host = "both.example.test"
     objects = app(backends, host, {"passerelle.io/cert-resolver": "pebble"})
     # Started together; the challenge delay gives B time to come up should A order.
     a = site.router(pebble, web=web_a, secure=secure_a, objects=objects, delay="2s")
     b = site.router(pebble, web=web_b, secure=secure_b, objects=objects, delay="2s")
-    starting = threading.Thread(target=a.start)
+    starting = threading.Thread(target=a.start, kwargs={"timeout": STARTUP})
     starting.start()
-    b.start()
+    b.start(timeout=STARTUP)
     starting.join()
     root = pebble.root()
     wait_for("issuance", issued(secure_a, host, root), 30, a)
@@ -256,11 +262,11 @@ def test_ca_down_then_back(site: Site, backends: Backends) -> None:
     pebble = site.pebble(http_port=web, tls_port=secure)  # not started yet
     host = "later.example.test"
     objects = app(backends, host, {"passerelle.io/cert-resolver": "pebble"})
-    router = site.router(pebble, web=web, secure=secure, objects=objects).start()
+    router = site.router(pebble, web=web, secure=secure, objects=objects).start(timeout=STARTUP)
     router.wait_problem("Ingress default/app", "the CA cannot be reached", timeout=15)
     assert acme_status(router)["failures"] >= 1
     served_certificate(secure, host, None)  # still served, with the default certificate
-    pebble.start()
+    pebble.start(timeout=STARTUP)
     wait_for("issuance once the CA is back", issued(secure, host, pebble.root()), 30, router)
     wait_for(
         "the problem to go",
@@ -275,7 +281,7 @@ def test_failed_challenge_is_a_problem(site: Site, backends: Backends) -> None:
     pebble = site.pebble(http_port=free_port(), tls_port=free_port()).start()  # nothing answers there
     host = "fails.example.test"
     objects = app(backends, host, {"passerelle.io/cert-resolver": "pebble"})
-    router = site.router(pebble, web=web, secure=secure, objects=objects).start()
+    router = site.router(pebble, web=web, secure=secure, objects=objects).start(timeout=STARTUP)
     router.wait_problem("Ingress default/app", "validation failed", timeout=30)
     status = acme_status(router)
     assert status["failures"] >= 1 and status["issued"] == 0
