@@ -5,7 +5,7 @@ HTTP-01 on `http_port` and TLS-ALPN-01 on `tls_port`: the ports of the passerell
 under test. Pebble's own HTTPS certificate is made with trustme; `ca_file` is the file to trust.
 `root()` is the root that signs issued certificates, from Pebble's management endpoint.
 PEBBLE_VA_NOSLEEP skips Pebble's random validation delay, PEBBLE_WFE_NONCEREJECT=0 its random
-badNonce refusals, and PEBBLE_AUTHZREUSE=0 its reuse of valid authorizations (each order is
+badNonce refusals, PEBBLE_ALTERNATE_ROOTS the alternate chains it offers, and PEBBLE_AUTHZREUSE=0 its reuse of valid authorizations (each order is
 validated again, so renewals and replicas are really exercised).
 """
 
@@ -34,7 +34,18 @@ def free_udp_port() -> int:
 
 
 class Pebble:
-    def __init__(self, workdir: Path, *, http_port: int, tls_port: int, validity: int | None = None) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        *,
+        http_port: int,
+        tls_port: int,
+        validity: int | None = None,
+        eab: dict[str, str] | None = None,
+        alternate_roots: int = 0,
+    ) -> None:
+        """eab: kid -> base64url HMAC key, and accounts must be bound to one; alternate_roots: how
+        many more chains (to other roots) Pebble offers besides the default one."""
         for binary in ("pebble", "pebble-challtestsrv"):
             if shutil.which(binary) is None:
                 raise RuntimeError(
@@ -60,8 +71,10 @@ class Pebble:
             "httpPort": http_port,
             "tlsPort": tls_port,
             "ocspResponderURL": "",
-            "externalAccountBindingRequired": False,
+            "externalAccountBindingRequired": bool(eab),
+            "externalAccountMACKeys": eab or {},
         }
+        self._alternate_roots = alternate_roots
         if validity is not None:
             config["certificateValidityPeriod"] = validity
         self.config = workdir / "pebble-config.json"
@@ -105,6 +118,7 @@ class Pebble:
             "PEBBLE_VA_NOSLEEP": "1",
             "PEBBLE_WFE_NONCEREJECT": "0",
             "PEBBLE_AUTHZREUSE": "0",
+            "PEBBLE_ALTERNATE_ROOTS": str(self._alternate_roots),
         }
         self._processes.append(
             subprocess.Popen(
@@ -115,9 +129,9 @@ class Pebble:
             )
         )
 
-    def root(self) -> str:
-        """The PEM root that issued certificates chain to."""
-        response = self._client.get(f"https://127.0.0.1:{self.management}/roots/0")
+    def root(self, index: int = 0) -> str:
+        """The PEM root that issued certificates chain to (`index` > 0: an alternate root)."""
+        response = self._client.get(f"https://127.0.0.1:{self.management}/roots/{index}")
         response.raise_for_status()
         return response.text
 

@@ -15,6 +15,8 @@ import httpx
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import NameOID
 
 from tests.integration.harness import Backends, Router, endpoint_slice, free_port, ingress, rule, service
 from tests.integration.pebble import Pebble
@@ -31,12 +33,9 @@ class Site:
         self.routers: list[Router] = []
         self.pebbles: list[Pebble] = []
 
-    def pebble(self, *, http_port: int, tls_port: int, validity: int | None = None) -> Pebble:
+    def pebble(self, *, http_port: int, tls_port: int, **options: Any) -> Pebble:
         pebble = Pebble(
-            self.workdir / f"pebble{len(self.pebbles)}",
-            http_port=http_port,
-            tls_port=tls_port,
-            validity=validity,
+            self.workdir / f"pebble{len(self.pebbles)}", http_port=http_port, tls_port=tls_port, **options
         )
         self.pebbles.append(pebble)
         return pebble
@@ -51,6 +50,7 @@ class Site:
         objects: list[dict[str, Any]] | None = None,
         delay: str = "0.3s",
         redirect: bool = False,
+        extra: dict[str, Any] | None = None,
     ) -> Router:
         acme: dict[str, Any] = {
             "email": "ops@example.test",
@@ -58,6 +58,7 @@ class Site:
             "caCertificates": [str(pebble.ca_file)],
             "storage": str(self.storage),
             "retry": {"initialInterval": "1s", "maxInterval": "2s"},
+            **(extra or {}),
         }
         if challenge == "http":
             acme["httpChallenge"] = {"entryPoint": "web", "delay": delay}
@@ -286,3 +287,33 @@ def test_failed_challenge_is_a_problem(site: Site, backends: Backends) -> None:
     status = acme_status(router)
     assert status["failures"] >= 1 and status["issued"] == 0
     assert status["failing"][0]["names"] == [host]
+
+
+def test_external_account_binding_rsa_keys_and_a_preferred_chain(site: Site, backends: Backends) -> None:
+    web, secure = free_port(), free_port()
+    hmac = "zWNDZM6eQGHWpSRTPal5eIUYFTu7EajVIoguysqZ9wG44nMEtx3MUAsUDkMTQ12W"  # base64url
+    pebble = site.pebble(http_port=web, tls_port=secure, eab={"kid-1": hmac}, alternate_roots=1)
+    pebble.start(timeout=STARTUP)
+    alternate = x509.load_pem_x509_certificate(pebble.root(1).encode())
+    alternate_cn = alternate.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value
+    host = "bound.example.test"
+    objects = app(backends, host, {"passerelle.io/cert-resolver": "pebble"})
+    extra = {
+        "eab": {"kid": "kid-1", "hmacEncoded": hmac},
+        "keyType": "RSA2048",
+        "preferredChain": alternate_cn,
+    }
+    router = site.router(pebble, web=web, secure=secure, objects=objects, extra=extra).start(timeout=STARTUP)
+    leaf = wait_for("issuance with EAB", issued(secure, host, pebble.root(1)), 30, router)
+    assert isinstance(leaf.public_key(), rsa.RSAPublicKey) and leaf.public_key().key_size == 2048
+    with pytest.raises(ssl.SSLCertVerificationError):  # the default chain's root does not verify it
+        served_certificate(secure, host, pebble.root(0))
+
+
+def test_without_external_account_binding_the_ca_refuses(site: Site, backends: Backends) -> None:
+    web, secure = free_port(), free_port()
+    pebble = site.pebble(http_port=web, tls_port=secure, eab={"kid-1": "c2VjcmV0"}).start(timeout=STARTUP)
+    objects = app(backends, "unbound.example.test", {"passerelle.io/cert-resolver": "pebble"})
+    router = site.router(pebble, web=web, secure=secure, objects=objects).start(timeout=STARTUP)
+    router.wait_problem("Ingress default/app", "the CA refused", timeout=30)
+    assert acme_status(router)["issued"] == 0
