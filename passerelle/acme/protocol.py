@@ -263,7 +263,7 @@ class _ErrorMap:
     def __exit__(self, _kind: type[BaseException] | None, error: BaseException | None, _: object) -> None:
         if error is None or isinstance(error, AcmeError) or not isinstance(error, Exception):
             return
-        retry_after = _retry_after(self._net.last if self._net is not None else None)
+        retry_after = retry_after_seconds(self._net.last if self._net is not None else None)
         if isinstance(error, requests.RequestException):
             raise AcmeError(
                 "unreachable", f"the CA cannot be reached: {_short(error)}", retry_after
@@ -295,7 +295,7 @@ def _validation_failures(error: errors.ValidationError) -> str:
     return "validation failed: " + ("; ".join(parts) or "no detail from the CA")
 
 
-def _retry_after(response: requests.Response | None) -> float:
+def retry_after_seconds(response: requests.Response | None) -> float:
     value = response.headers.get("Retry-After") if response is not None else None
     if not value:
         return 0.0

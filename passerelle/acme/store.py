@@ -21,10 +21,13 @@ import contextlib
 import fcntl
 import json
 import os
+import time
 from pathlib import Path
 from typing import Any, Protocol
 
 from passerelle.acme.records import HTTP_01, TLS_ALPN_01, Account, Challenge, StoredCertificate
+
+CHALLENGE_MAX_AGE = 3600.0  # seconds; an order takes at most acme.clientTimeout (2 min by default)
 
 
 class StorageError(Exception):
@@ -113,12 +116,26 @@ class FileStorage:
 
     # -- challenges ----------------------------------------------------------------------------
     def challenges(self) -> list[Challenge]:
+        """Every replica's pending challenges. One older than CHALLENGE_MAX_AGE was left by a
+        replica that died mid-order (its lock went with it): whoever reads it removes it."""
         out = []
+        now = time.time()
         for kind in (HTTP_01, TLS_ALPN_01):
-            for path in sorted((self.root / "challenges" / kind).glob("*.json")):
+            folder = self.root / "challenges" / kind
+            seen = set()
+            for path in sorted(folder.glob("*.json")):
+                try:
+                    if now - path.stat().st_mtime > CHALLENGE_MAX_AGE:
+                        path.unlink()
+                        continue
+                except FileNotFoundError:
+                    continue
+                seen.add(path)
                 challenge = self._read(path, Challenge.from_dict)
                 if challenge is not None:
                     out.append(challenge)
+            for gone in [p for p in self._cache if p.parent == folder and p not in seen]:
+                del self._cache[gone]
         return out
 
     def publish(self, challenge: Challenge) -> None:

@@ -6,12 +6,19 @@ import datetime
 import hashlib
 
 import pytest
+import requests
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
-from passerelle.acme.protocol import ACME_IDENTIFIER, alpn_certificate, new_certificate_key, pick_chain
+from passerelle.acme.protocol import (
+    ACME_IDENTIFIER,
+    alpn_certificate,
+    new_certificate_key,
+    pick_chain,
+    retry_after_seconds,
+)
 
 
 def test_the_alpn_certificate_carries_the_key_authorization_digest() -> None:
@@ -47,3 +54,21 @@ def test_the_preferred_chain_is_chosen_by_its_top_issuer() -> None:
 def test_certificate_keys(key_type: str, kind: type, size: int) -> None:
     key = serialization.load_pem_private_key(new_certificate_key(key_type).encode(), password=None)
     assert isinstance(key, kind) and key.key_size == size
+
+
+@pytest.mark.parametrize(
+    ("header", "seconds"),
+    [(None, 0.0), ("120", 120.0), ("soon", 0.0), ("Wed, 21 Oct 2015 07:28:00 GMT", 0.0)],
+)
+def test_retry_after(header: str | None, seconds: float) -> None:
+    response = requests.Response()
+    if header is not None:
+        response.headers["Retry-After"] = header
+    assert retry_after_seconds(response) == seconds
+
+
+def test_retry_after_as_a_date_in_the_future() -> None:
+    response = requests.Response()
+    later = datetime.datetime.now(datetime.UTC) + datetime.timedelta(hours=1)
+    response.headers["Retry-After"] = later.strftime("%a, %d %b %Y %H:%M:%S GMT")
+    assert 3500 < retry_after_seconds(response) <= 3600

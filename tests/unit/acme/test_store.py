@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import os
 import stat
+import time
 from pathlib import Path
 
 import trustme
 
 from passerelle.acme.records import HTTP_01, TLS_ALPN_01, Account, Challenge, StoredCertificate
-from passerelle.acme.store import FileStorage
+from passerelle.acme.store import CHALLENGE_MAX_AGE, FileStorage
 
 
 def test_records_round_trip_and_files_are_private(tmp_path: Path) -> None:
@@ -68,3 +70,15 @@ def test_an_unreadable_record_is_skipped(tmp_path: Path) -> None:
     folder.mkdir()
     (folder / "half.json").write_text('{"resolver": "le", "na')
     assert storage.certificates("le") == []
+
+
+def test_a_challenge_left_by_a_replica_that_died_is_removed(tmp_path: Path) -> None:
+    storage = FileStorage(tmp_path)
+    fresh = Challenge(type=HTTP_01, token="fresh", key_authorization="fresh.k")
+    stale = Challenge(type=HTTP_01, token="stale", key_authorization="stale.k")
+    storage.publish(fresh)
+    storage.publish(stale)
+    old = time.time() - CHALLENGE_MAX_AGE - 60
+    os.utime(tmp_path / "challenges" / HTTP_01 / "stale.json", (old, old))
+    assert storage.challenges() == [fresh]
+    assert not (tmp_path / "challenges" / HTTP_01 / "stale.json").exists()
