@@ -71,7 +71,7 @@ class AcmeController:
         self._served: dict[tuple[str, str, datetime.datetime], Certificate] = {}
         self._last_challenges: dict[str, Any] | None = None
         self._wake = asyncio.Event()
-        self.pending: tuple[Challenge, ...] = ()  # this replica's, for the API
+        self.pending: tuple[Challenge, ...] = ()  # this replica's, being validated
 
     # -- inputs ------------------------------------------------------------------------------
     def on_version(self, version: Version) -> None:
@@ -97,6 +97,7 @@ class AcmeController:
             name: {
                 **r.health.to_dict(),
                 "caServer": r.settings.caServer,
+                "pendingChallenges": len(self.pending),
                 "certificates": [
                     {
                         "names": list(c.names),
@@ -168,6 +169,8 @@ class AcmeController:
         for stale in [k for k in self._problems if k not in wanted]:  # its Ingress went, or changed names
             del self._problems[stale]
             self._failures.pop(stale, None)
+        for stale in [k for k in self._held_elsewhere if k not in wanted]:
+            del self._held_elsewhere[stale]
         problems = tuple(p for ps in self._problems.values() for p in ps)
         self._contribute(tuple(served), problems)
 
@@ -250,13 +253,7 @@ class AcmeController:
             stored = StoredCertificate.from_pem(
                 resolver=resolver.name, names=request.names, cert_pem=chain, key_pem=key_pem
             )
-            if session.offers_renewal_info:
-                renew_at, again = await asyncio.to_thread(session.renewal_info, chain)
-                stored = StoredCertificate.from_pem(
-                    resolver=resolver.name, names=request.names, cert_pem=chain, key_pem=key_pem,
-                    renew_at=renew_at, ari_next=again,
-                )  # fmt: skip
-            resolver.storage.save_certificate(stored)
+            resolver.storage.save_certificate(stored)  # first: the certificate is never lost to ARI
         except (AcmeError, StorageError) as e:
             self._failed(resolver, request, e)
         except Exception as e:  # a bug or a library surprise must cost this order, not the controller
