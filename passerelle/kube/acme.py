@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from passerelle.kube.objects import IngressSpec
 from passerelle.model import CertificateRequest, ObjectRef, Problem, Router, Severity
 
+_EVERY = "*"  # a router on every entry point
 RESOLVER_ANNOTATIONS = (
     "passerelle.io/cert-resolver",
     "traefik.ingress.kubernetes.io/router.tls.certresolver",
@@ -55,9 +56,8 @@ def certificate_requests(
     """`specs` oldest first; `without_certificate[(ns, name)]`: its spec.tls indexes with no usable
     Secret; `routers`: the version's, to know where each Ingress is served."""
     served: dict[str, set[str]] = {}
-    every = [name for name, _ in options.entrypoints]
-    for router in routers:
-        served.setdefault(router.source, set()).update(router.entrypoints or every)
+    for router in routers:  # `()` is every entry point
+        served.setdefault(router.source, set()).update(router.entrypoints or (_EVERY,))
     defaults = [(name, resolver) for name, resolver in options.entrypoints if resolver]
     wanted: dict[tuple[str, tuple[str, ...]], list[ObjectRef]] = {}
     for spec in specs:
@@ -69,7 +69,7 @@ def certificate_requests(
         if warning:
             problems.append(Problem(ref=ref, message=warning, severity=Severity.WARNING))
         if not resolver:
-            resolver = next((r for name, r in defaults if name in where), "")
+            resolver = next((r for name, r in defaults if name in where or _EVERY in where), "")
             if not resolver:
                 continue
         elif options.resolvers is not None and resolver not in options.resolvers:
