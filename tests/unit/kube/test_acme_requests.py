@@ -109,3 +109,19 @@ def test_certificate_requests(
         assert any(fragment in m for m in messages), messages
     if not problems:
         assert not [m for m in messages if "certificate" in m or "resolver" in m], messages
+
+
+def test_without_static_configuration_any_resolver_name_is_accepted() -> None:
+    """`passerelle check` without a config: IngressOptions() knows no resolvers and no entry point
+    defaults; the annotation's request is still made (and its wildcard still reported)."""
+    objects = [
+        ingress(
+            "a",
+            ["a.example.com"],
+            annotations={OURS: "whatever"},
+            tls=[{"hosts": ["a.example.com", "*.w.com"]}],
+        )
+    ]
+    config, found = translate(ClusterSnapshot.of(objects), IngressOptions())
+    assert [(r.resolver, r.names) for r in config.tls.requests] == [("whatever", ("a.example.com",))]
+    assert any("a wildcard needs" in p.message for p in found)
