@@ -1,20 +1,35 @@
-"""FileStorage: records round-trip, challenges any replica sees, one lock holder per certificate."""
+"""Storage: records round-trip, challenges any replica sees, one lock holder per certificate.
+
+The tests of the interface take `replicas`, two handles on one shared storage, so that a
+Kubernetes store (Secrets and Leases) joins by adding itself to REPLICAS; the last tests are the
+file store's own (file modes, stale files)."""
 
 from __future__ import annotations
 
 import os
 import stat
 import time
+from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 import trustme
 
 from passerelle.acme.records import HTTP_01, TLS_ALPN_01, Account, Challenge, StoredCertificate
-from passerelle.acme.store import CHALLENGE_MAX_AGE, FileStorage
+from passerelle.acme.store import CHALLENGE_MAX_AGE, FileStorage, Storage
+
+REPLICAS: dict[str, Callable[[Path], tuple[Storage, Storage]]] = {
+    "file": lambda root: (FileStorage(root / "s"), FileStorage(root / "s")),
+}
 
 
-def test_records_round_trip_and_files_are_private(tmp_path: Path) -> None:
-    one, two = FileStorage(tmp_path / "s"), FileStorage(tmp_path / "s")  # two replicas
+@pytest.fixture(params=sorted(REPLICAS))
+def replicas(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[Storage, Storage]:
+    return REPLICAS[request.param](tmp_path)
+
+
+def test_records_round_trip(replicas: tuple[Storage, Storage]) -> None:
+    one, two = replicas
     assert one.load_account("le") is None
     one.save_account(
         "le", Account(ca_server="https://ca/dir", uri="https://ca/acct/1", key_json="{}", email="a@b")
@@ -33,13 +48,10 @@ def test_records_round_trip_and_files_are_private(tmp_path: Path) -> None:
     assert two.certificates("le") == [cert]
     assert two.certificates("other") == []
     assert cert.served().names == ("a.example.com", "b.example.com")
-    for path in (tmp_path / "s").rglob("*.json"):
-        assert stat.S_IMODE(path.stat().st_mode) == 0o600
-    assert stat.S_IMODE((tmp_path / "s").stat().st_mode) == 0o700
 
 
-def test_challenges_are_seen_by_every_replica_until_withdrawn(tmp_path: Path) -> None:
-    one, two = FileStorage(tmp_path), FileStorage(tmp_path)
+def test_challenges_are_seen_by_every_replica_until_withdrawn(replicas: tuple[Storage, Storage]) -> None:
+    one, two = replicas
     http = Challenge(type=HTTP_01, token="tok-1", key_authorization="tok-1.thumb")
     alpn = Challenge(type=TLS_ALPN_01, name="a.example.com", cert_pem="C", key_pem="K")
     one.publish(http)
@@ -50,8 +62,8 @@ def test_challenges_are_seen_by_every_replica_until_withdrawn(tmp_path: Path) ->
     one.withdraw(http)  # twice is fine
 
 
-def test_only_one_replica_holds_a_certificate_lock(tmp_path: Path) -> None:
-    one, two = FileStorage(tmp_path), FileStorage(tmp_path)
+def test_only_one_replica_holds_a_certificate_lock(replicas: tuple[Storage, Storage]) -> None:
+    one, two = replicas
     held = one.try_lock("le", "a-123")
     assert held is not None
     assert two.try_lock("le", "a-123") is None
@@ -62,6 +74,15 @@ def test_only_one_replica_holds_a_certificate_lock(tmp_path: Path) -> None:
     assert again is not None
     again.release()
     other.release()
+
+
+def test_files_are_private(tmp_path: Path) -> None:
+    storage = FileStorage(tmp_path / "s")
+    storage.save_account("le", Account(ca_server="https://ca/dir", uri="u", key_json="{}"))
+    storage.publish(Challenge(type=HTTP_01, token="t", key_authorization="t.k"))
+    for path in (tmp_path / "s").rglob("*.json"):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_IMODE((tmp_path / "s").stat().st_mode) == 0o700
 
 
 def test_an_unreadable_record_is_skipped(tmp_path: Path) -> None:
