@@ -3,6 +3,7 @@ restart, two replicas sharing storage, CA down then back, a failed challenge."""
 
 from __future__ import annotations
 
+import datetime
 import socket
 import ssl
 import threading
@@ -317,3 +318,20 @@ def test_without_external_account_binding_the_ca_refuses(site: Site, backends: B
     router = site.router(pebble, web=web, secure=secure, objects=objects).start(timeout=STARTUP)
     router.wait_problem("Ingress default/app", "the CA refused", timeout=30)
     assert acme_status(router)["issued"] == 0
+
+
+def test_a_failed_renewal_keeps_the_working_certificate(site: Site, backends: Backends) -> None:
+    web, secure = free_port(), free_port()
+    pebble = site.pebble(http_port=web, tls_port=secure, validity=24).start(timeout=STARTUP)
+    host = "keep.example.test"
+    objects = app(backends, host, {"passerelle.io/cert-resolver": "pebble"})
+    router = site.router(pebble, web=web, secure=secure, objects=objects).start(timeout=STARTUP)
+    root = pebble.root()
+    first = wait_for("issuance", issued(secure, host, root), 30, router)
+    pebble.stop()  # the renewal, due a third of the lifetime before expiry, cannot reach the CA
+    router.wait_problem("Ingress default/app", "the CA cannot be reached", timeout=30)
+    problem = next(p for p in router.problems() if "cannot be reached" in p["message"])
+    assert problem["severity"] == "warning"  # a certificate still serves
+    still = served_certificate(secure, host, root)
+    assert still.fingerprint(hashes.SHA256()) == first.fingerprint(hashes.SHA256())
+    assert still.not_valid_after_utc > datetime.datetime.now(datetime.UTC)
