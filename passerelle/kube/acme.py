@@ -6,7 +6,8 @@ are on whose `tls.certResolver` names one (Traefik's `http.tls.certResolver`, 1.
 With a resolver, each `spec.tls` entry without a usable Secret (none named, missing, or bad) is one
 SAN certificate for the entry's hosts (all the rule hosts when the entry lists none); an Ingress
 without `spec.tls` gets one certificate per rule host, as Traefik makes one per router. An entry
-whose Secret is usable is served from the Secret and never ordered. Wildcards need DNS-01, which
+whose Secret is usable is served from the Secret and never ordered, and neither is a name that any
+usable Secret's certificate covers (exactly or by wildcard). Wildcards need DNS-01, which
 passerelle does not do: they are a Problem, and the entry's other names are still ordered.
 Requests for the same (resolver, names) from several Ingresses are one request.
 """
@@ -18,7 +19,8 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from passerelle.kube.objects import IngressSpec
-from passerelle.model import CertificateRequest, ObjectRef, Problem, Router, Severity
+from passerelle.model import Certificate, CertificateRequest, ObjectRef, Problem, Router, Severity
+from passerelle.tls.store import certificate_index
 
 _EVERY = "*"  # a router on every entry point
 RESOLVER_ANNOTATIONS = (
@@ -52,9 +54,12 @@ def certificate_requests(
     routers: Iterable[Router],
     options: AcmeTranslation,
     problems: list[Problem],
+    secrets: Iterable[Certificate] = (),
 ) -> tuple[CertificateRequest, ...]:
     """`specs` oldest first; `without_certificate[(ns, name)]`: its spec.tls indexes with no usable
-    Secret; `routers`: the version's, to know where each Ingress is served."""
+    Secret; `routers`: the version's, to know where each Ingress is served; `secrets`: the
+    certificates from Secrets, whose names are never ordered (SNI would serve the Secret's)."""
+    covered = certificate_index(secrets)
     served: dict[str, set[str]] = {}
     for router in routers:  # `()` is every entry point
         served.setdefault(router.source, set()).update(router.entrypoints or (_EVERY,))
@@ -77,7 +82,7 @@ def certificate_requests(
             problems.append(Problem(ref=ref, message=message))
             continue
         for names in _blocks(spec, without_certificate.get((spec.namespace, spec.name), ())):
-            kept = _orderable(names, ref, problems)
+            kept = tuple(n for n in _orderable(names, ref, problems) if covered.get(n) is None)
             if kept:
                 wanted.setdefault((resolver, kept), []).append(ref)
     return tuple(

@@ -106,7 +106,12 @@ class TlsTranslator:
         client_cas = builder.client_cas()
         self._parsed = builder.seen  # forget Secrets that left
         requests = certificate_requests(
-            specs, builder.without_certificate, routers, self._options.acme, problems
+            specs,
+            builder.without_certificate,
+            routers,
+            self._options.acme,
+            problems,
+            secrets=builder.certificates.values(),
         )
         return TlsConfig(
             certificates=tuple(builder.certificates.values()),
