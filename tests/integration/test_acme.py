@@ -335,3 +335,22 @@ def test_a_failed_renewal_keeps_the_working_certificate(site: Site, backends: Ba
     still = served_certificate(secure, host, root)
     assert still.fingerprint(hashes.SHA256()) == first.fingerprint(hashes.SHA256())
     assert still.not_valid_after_utc > datetime.datetime.now(datetime.UTC)
+
+
+def test_a_replica_that_dies_while_ordering_leaves_the_order_to_another(
+    site: Site, backends: Backends
+) -> None:
+    web_a, secure_a, web_b, secure_b = free_port(), free_port(), free_port(), free_port()
+    pebble = site.pebble(http_port=web_b, tls_port=secure_b).start(timeout=STARTUP)
+    host = "orphan.example.test"
+    objects = app(backends, host, {"passerelle.io/cert-resolver": "pebble"})
+    # A takes the certificate's lock and then waits a long challenge delay...
+    a = site.router(pebble, web=web_a, secure=secure_a, objects=objects, delay="60s").start(timeout=STARTUP)
+    wait_for("A ordering", lambda: "ordering a certificate" in a.log(), 30, a)
+    b = site.router(pebble, web=web_b, secure=secure_b, objects=objects).start(timeout=STARTUP)
+    wait_for("B waiting for A", lambda: "another replica is ordering" in b.log(), 15, b)
+    assert a.process is not None
+    a.process.kill()  # ...and dies: its flock goes with it
+    a.process.wait()
+    wait_for("B ordering instead", issued(secure_b, host, pebble.root()), 30, b)
+    assert acme_status(b)["orders"] == 1
