@@ -24,7 +24,7 @@ from typing import Any
 from passerelle.acme import plan as planning
 from passerelle.acme.protocol import AcmeError, Session
 from passerelle.acme.records import HTTP_01, TLS_ALPN_01, Challenge, StoredCertificate, certificate_id
-from passerelle.acme.resolver import Resolver, ca_bundle, client_options
+from passerelle.acme.resolver import Health, Resolver, ca_bundle, client_options
 from passerelle.acme.store import FileStorage, StorageError
 from passerelle.control.watcher import Version
 from passerelle.model import Certificate, CertificateRequest, Problem, Severity
@@ -90,6 +90,11 @@ class AcmeController:
         async with asyncio.TaskGroup() as tasks:
             tasks.create_task(self._watch())
             tasks.create_task(self._order_loop())
+
+    @property
+    def health(self) -> dict[str, Health]:
+        """Per resolver, the monotonic counters (orders, issued, renewed, failures): for metrics."""
+        return {name: r.health for name, r in self._resolvers.items()}
 
     def status(self) -> dict[str, Any]:
         now = self._now()

@@ -175,6 +175,7 @@ def test_http01_issuance_is_served_and_a_restart_orders_nothing(site: Site, back
     status = acme_status(again)
     assert status["orders"] == 0, again.log()
     assert "ordering" not in again.log()
+    assert "registered" not in again.log()  # the stored account is the one it uses (ARI lookups)
 
 
 def test_tls_alpn01_issuance(site: Site, backends: Backends) -> None:
