@@ -60,7 +60,8 @@ class TlsChallenge(StrictModel):
 class Retry(StrictModel):
     """After a failed attempt: wait initialInterval, doubling up to maxInterval, with jitter.
 
-    5 minutes first keeps a failing name under Let's Encrypt's 5 failed validations an hour."""
+    5 minutes first keeps a failing name within Let's Encrypt's 5 failed validations an hour (with
+    the jitter, attempts come at least 2.5, 5, 10, 20 minutes apart)."""
 
     initialInterval: Annotated[Duration, Field(gt=0)] = 300.0
     maxInterval: Annotated[Duration, Field(gt=0)] = 86400.0
