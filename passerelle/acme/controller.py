@@ -65,6 +65,7 @@ class AcmeController:
             {s.httpChallenge.entryPoint for s in resolvers.values() if s.httpChallenge is not None}
         )
         self._requests: tuple[CertificateRequest, ...] = ()
+        self._seen_version = False
         self._failures: dict[planning.Key, planning.Failure] = {}
         self._problems: dict[planning.Key, tuple[Problem, ...]] = {}
         self._held_elsewhere: dict[planning.Key, datetime.datetime] = {}
@@ -77,6 +78,7 @@ class AcmeController:
     def on_version(self, version: Version) -> None:
         """The watcher's listener: what the cluster wants now."""
         requests = tuple(r for r in version.config.tls.requests if r.resolver in self._resolvers)
+        self._seen_version = True
         if requests != self._requests:
             self._requests = requests
             self._wake.set()
@@ -156,7 +158,12 @@ class AcmeController:
     def _refresh_certificates(self) -> None:
         served = []
         current: dict[tuple[str, str, datetime.datetime], Certificate] = {}
-        for cert in self._plan().served:
+        plan = self._plan()
+        if self._seen_version:  # before the first version, every certificate looks unwanted
+            for gone in plan.forget:
+                log.info("%s: forgetting expired certificate %s, which nobody wants", gone.resolver, gone.id)
+                self._resolvers[gone.resolver].storage.delete_certificate(gone)
+        for cert in plan.served:
             key = (cert.resolver, cert.id, cert.not_after)
             certificate = self._served.get(key)
             if certificate is None:

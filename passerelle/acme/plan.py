@@ -8,7 +8,8 @@ shrink to 45 and 6 days). A due certificate whose last attempt failed waits for 
 Due orders are sorted by urgency: expired first, then ones with no certificate yet, then renewals
 by how soon they expire; the controller takes them one at a time. Served: every stored
 certificate that has not expired, newest first — a failure or a vanished Ingress never takes a
-working certificate away (ones nobody wants any more are just not renewed).
+working certificate away (ones nobody wants any more are not renewed, and are forgotten once
+they have expired).
 """
 
 from __future__ import annotations
@@ -70,6 +71,7 @@ class Plan:
     orders: tuple[Order, ...]  # due now, most urgent first
     served: tuple[StoredCertificate, ...]
     wake: datetime.datetime | None  # the next renewal time or end of a backoff; None: nothing ahead
+    forget: tuple[StoredCertificate, ...] = ()  # expired, and nobody wants them: to delete
 
 
 def key_of(request: CertificateRequest) -> Key:
@@ -90,7 +92,8 @@ def plan(
             newest[one.key] = one
     orders: list[tuple[tuple[int, datetime.datetime], Order]] = []
     wakes: list[datetime.datetime] = []
-    for request in dict.fromkeys(requests):
+    wanted_once = tuple(dict.fromkeys(requests))
+    for request in wanted_once:
         key = key_of(request)
         cert = newest.get(key)
         if cert is None:
@@ -110,11 +113,15 @@ def plan(
         order = Order(request=request, reason=reason, expires=cert.not_after if cert else None)
         orders.append((urgency, order))
     orders.sort(key=lambda item: item[0])
+    wanted = {key_of(r) for r in wanted_once}
+    forget = tuple(c for c in newest.values() if c.not_after <= now and c.key not in wanted)
     served = sorted(
         (c for c in newest.values() if c.not_after > now), key=lambda c: c.not_before, reverse=True
     )
     wakes += (c.not_after for c in served)  # an expiry changes what is served
-    return Plan(orders=tuple(o for _, o in orders), served=tuple(served), wake=min(wakes, default=None))
+    return Plan(
+        orders=tuple(o for _, o in orders), served=tuple(served), wake=min(wakes, default=None), forget=forget
+    )
 
 
 def backoff(

@@ -101,3 +101,14 @@ def test_backoff_doubles_with_jitter_up_to_the_maximum_and_honours_retry_after()
         assert base / 2 <= wait <= base
     assert len(set(waits)) == len(waits)  # jittered
     assert backoff(1, initial=300, maximum=3600, retry_after=7200, rand=rand) == 7200
+
+
+def test_expired_certificates_nobody_wants_are_forgotten() -> None:
+    wanted_expired, unwanted_expired, unwanted_valid = (
+        stored("a", issued=91),
+        stored("b", issued=91),
+        stored("c", issued=1),
+    )
+    result = plan([request("a")], [wanted_expired, unwanted_expired, unwanted_valid], {}, NOW, {})
+    assert [c.names for c in result.forget] == [("b",)]  # "a" is renewed, "c" still serves
+    assert [o.request.names for o in result.orders] == [("a",)]

@@ -48,6 +48,8 @@ def test_records_round_trip(replicas: tuple[Storage, Storage]) -> None:
     assert two.certificates("le") == [cert]
     assert two.certificates("other") == []
     assert cert.served().names == ("a.example.com", "b.example.com")
+    two.delete_certificate(cert)
+    assert one.certificates("le") == []
 
 
 def test_challenges_are_seen_by_every_replica_until_withdrawn(replicas: tuple[Storage, Storage]) -> None:
