@@ -3,9 +3,8 @@
 Traefik decodes these keys case-insensitively into its router configuration
 (`pkg/provider/kubernetes/ingress/annotations.go`). Honoured: `router.entrypoints`, `router.tls`,
 `router.middlewares`, `router.tls.options` (read by kube/tls.py) and `router.tls.certresolver`
-(kube/acme.py). Any `router.tls.*` key gives
-the router a TLS section, which in Traefik makes it a TLS router just as `router.tls: "true"`
-does, unless `router.tls` itself says false. The other router keys, and the `service.*` keys
+(kube/acme.py). Any `router.tls.*` key gives the router a TLS section, which in Traefik makes it
+a TLS router just as `router.tls: "true"` does, unless `router.tls` itself says false. The other router keys, and the `service.*` keys
 (read from the Service in Traefik 2/3), are recognised and reported as ignored.
 """
 
