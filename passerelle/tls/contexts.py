@@ -6,7 +6,9 @@ certificate (store.py's rules) and TLS option (the host's `HostOptions`, else th
 option, else `default`). OpenSSL keeps some settings of the context a connection started with, so
 the callback also applies the chosen verify mode (openssl.adopt_verify), and refuses a protocol
 version outside the chosen option's range (the version is negotiated before SNI is seen). The
-cipher list, ALPN, certificate and CA store do follow the switch.
+cipher list, ALPN, certificate and CA store do follow the switch. While an ACME TLS-ALPN-01
+challenge is pending for a name, a handshake for it that offers ALPN acme-tls/1 is switched to the
+challenge's context instead (`SniState.challenges`, docs/acme.md).
 
 On reload `compile_steps` builds the next table beside the live one, reusing the context of every
 (certificate, option, CA) it already has — building one costs about a millisecond — and the
