@@ -226,9 +226,9 @@ def test_two_replicas_share_storage_and_tokens(site: Site, backends: Backends) -
     pebble = site.pebble(http_port=web_b, tls_port=secure_b).start(timeout=STARTUP)
     host = "shared.example.test"
     objects = app(backends, host, {"passerelle.io/cert-resolver": "pebble"})
-    # A's challenge delay (above the storage poll, 1 s) lets B read the token before the CA asks.
+    # A's challenge delay (well above the storage poll, 1 s, on a loaded machine) lets B read the token before the CA asks.
     b = site.router(pebble, web=web_b, secure=secure_b).start(timeout=STARTUP)
-    a = site.router(pebble, web=web_a, secure=secure_a, objects=objects, delay="1.5s").start(timeout=STARTUP)
+    a = site.router(pebble, web=web_a, secure=secure_a, objects=objects, delay="3s").start(timeout=STARTUP)
     root = pebble.root()
     leaf = wait_for("issuance through replica B", issued(secure_a, host, root), 30, a)
     assert acme_status(a)["orders"] == 1 and acme_status(b)["orders"] == 0
@@ -246,8 +246,8 @@ def test_one_replica_orders_a_certificate_both_want(site: Site, backends: Backen
     host = "both.example.test"
     objects = app(backends, host, {"passerelle.io/cert-resolver": "pebble"})
     # Started together; the challenge delay gives B time to come up should A order.
-    a = site.router(pebble, web=web_a, secure=secure_a, objects=objects, delay="2s")
-    b = site.router(pebble, web=web_b, secure=secure_b, objects=objects, delay="2s")
+    a = site.router(pebble, web=web_a, secure=secure_a, objects=objects, delay="3s")
+    b = site.router(pebble, web=web_b, secure=secure_b, objects=objects, delay="3s")
     starting = threading.Thread(target=a.start, kwargs={"timeout": STARTUP})
     starting.start()
     b.start(timeout=STARTUP)
