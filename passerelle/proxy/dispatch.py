@@ -1,8 +1,9 @@
 """What a request whose head is complete gets, whichever protocol brought it (HTTP/1.1 or a stream).
 
 `dispatch` answers a pending ACME HTTP-01 token's request first (proxy/acme.py), then routes it,
-and `decide` (pure, asked by explain too) says whether passerelle answers it itself: 421 when its Host has other TLS options than the connection's handshake, 404 without a
-route, the route's redirect, 503 for a service without servers. Otherwise dispatch returns the
+and `decide` (pure, asked by explain too) says whether passerelle answers it itself: 421 when its
+Host has other TLS options than the connection's handshake, 404 without a route, the route's
+redirect, 503 for a service without servers. Otherwise dispatch returns the
 upstream head, with the client-certificate lines the route asks for. `TlsPeer` is what one TLS
 connection's handshake settled, read once.
 """
