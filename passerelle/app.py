@@ -10,7 +10,9 @@ import os
 import signal
 import socket
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from passerelle.acme.store import StorageError
 from passerelle.api.context import Context
 from passerelle.api.routes import api_routes
 from passerelle.api.server import Answer, Handler, Request, is_loopback_address, serve_api
@@ -33,6 +35,9 @@ from passerelle.proxy.listeners import ListenError
 from passerelle.settings import Settings, SettingsError, split_address
 from passerelle.settings.observability import worker_settings
 from passerelle.tls import openssl
+
+if TYPE_CHECKING:
+    from passerelle.acme.controller import AcmeController
 
 log = logging.getLogger("passerelle")
 
@@ -61,6 +66,7 @@ async def serve(settings: Settings) -> None:
             await asyncio.to_thread(openssl.probe)  # here, not in workers that would crash in a loop
         except openssl.OpenSSLBindingError as e:
             raise StartupError(str(e)) from None
+    alpn_seam = await acme_alpn_seam(settings, probed=tls is not None and tls.needs_openssl)
     leadership = _leadership(settings, client) if client is not None else None
     dns = dns_sync(settings, leadership)  # reads the TSIG secret file: before any socket is bound
     if dns is not None and leadership is not None:
@@ -104,6 +110,25 @@ async def serve(settings: Settings) -> None:
     if dns is not None:
         listeners.append(dns.served)
     watcher = ConfigWatcher(settings.ingress_options(), listeners)
+    acme: AcmeController | None = None
+    if settings.certificatesResolvers:
+        # Imported only when used: the ACME client pulls in requests and pyOpenSSL (startup time).
+        from passerelle.acme.controller import AcmeController
+
+        try:
+            acme = AcmeController(
+                {name: r.acme for name, r in settings.certificatesResolvers.items()},
+                contribute=lambda certs, problems: watcher.contribute(
+                    "acme", certificates=certs, problems=problems
+                ),
+                challenges=workers.set_challenges,
+                alpn_seam=alpn_seam,
+            )
+            acme.load()  # stored certificates are in the first version: a restart orders nothing
+        except (StorageError, OSError) as e:
+            workers.close_sockets()
+            raise StartupError(f"certificatesResolvers: {e}") from None
+        listeners.append(acme.on_version)
     stop = asyncio.Event()
     sync = settings.dnsSync
     drain = Drain(
@@ -122,6 +147,7 @@ async def serve(settings: Settings) -> None:
         dashboard=settings.api.dashboard,
     )
     actions = drain_routes(routes, drain, dns)
+    routes["/api/acme"] = lambda _: Answer.json(acme.status() if acme is not None else {})
     if prometheus is not None and totals is not None:
         routes["/metrics"] = metrics_route(
             metrics.Sources(
@@ -204,6 +230,8 @@ async def serve(settings: Settings) -> None:
         ]
         if dns is not None:
             background.append(tasks.create_task(dns.run()))
+        if acme is not None:
+            background.append(tasks.create_task(acme.run()))
         background += [tasks.create_task(s.run()) for s in status]
         await stop.wait()
         log.info("stopping: draining in-flight requests for up to %gs", settings.graceTimeout)
@@ -248,6 +276,21 @@ def drain_routes(routes: dict[str, Handler], drain: Drain, dns: DnsSync | None) 
     routes["/api/drain"] = lambda _: Answer.json(drain.status())
     routes["/api/dnssync"] = lambda _: Answer.json(dataclasses.asdict(dns.health()) if dns else {})
     return {"/api/drain": start_drain}
+
+
+async def acme_alpn_seam(settings: Settings, *, probed: bool) -> bool:
+    """Whether workers may see ALPN offers through the ctypes seam (TLS-ALPN-01, docs/acme.md):
+    probed already for TLS options, or now in a child process; without it, a documented fallback."""
+    if probed:
+        return True
+    if not any(r.acme.tlsChallenge is not None for r in settings.certificatesResolvers.values()):
+        return False
+    try:
+        await asyncio.to_thread(openssl.probe)
+    except openssl.OpenSSLBindingError as e:
+        log.warning("TLS-ALPN-01: %s; challenge certificates go to every handshake of a pending name", e)
+        return False
+    return True
 
 
 def dns_sync(settings: Settings, leadership: Leadership | None = None) -> DnsSync | None:

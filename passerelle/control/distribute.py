@@ -87,6 +87,7 @@ class WorkerPool:
         self.applied: Version | None = None
         self._stopping = False
         self._tasks: set[asyncio.Task[None]] = set()
+        self._challenges: Message | None = None  # the pending ACME challenges (acme/controller.py)
 
     def bind(self) -> dict[str, int]:
         """Bind every entry point for every worker; returns the port of each entry point."""
@@ -161,6 +162,14 @@ class WorkerPool:
                 workers.discard(index)
             if not workers and not done.done():
                 done.set_result(None)
+
+    def set_challenges(self, message: Message) -> None:
+        """Send every worker the pending ACME challenges (a whole `challenges` message); a worker
+        started later gets them when it is ready."""
+        self._challenges = message
+        for worker in self._workers:
+            if worker.channel is not None:
+                worker.channel.send(message)
 
     def status(self) -> list[dict[str, Any]]:
         return [
@@ -243,6 +252,8 @@ class WorkerPool:
         kind = message["type"]
         if kind == "ready":
             worker.ready.set()
+            if self._challenges is not None and worker.channel is not None:
+                worker.channel.send(self._challenges)
             if self.latest is not None:
                 self._send(worker, config_frames(self.latest.number, self.latest.config, with_routers=True))
         elif kind == "metrics":

@@ -9,6 +9,7 @@ requests' latency. A version then takes longer to arrive under load; traffic doe
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import os
 import threading
@@ -18,7 +19,7 @@ from dataclasses import dataclass, fields
 from passerelle.kube.ingress import IngressOptions, Translator
 from passerelle.kube.manifests import Loaded
 from passerelle.memory import gc_paused
-from passerelle.model import DynamicConfig, Problem
+from passerelle.model import Certificate, DynamicConfig, Problem
 
 log = logging.getLogger("passerelle.watcher")
 
@@ -48,6 +49,8 @@ def changes(before: DynamicConfig | None, after: DynamicConfig) -> frozenset[str
 
 
 Listener = Callable[[Version], None]
+# (raw translation, merged with contributions, problems, version compared with, changed, generation)
+_Translated = tuple[DynamicConfig, DynamicConfig, list[Problem], Version | None, frozenset[str], int]
 
 
 class ConfigWatcher:
@@ -59,6 +62,10 @@ class ConfigWatcher:
         self._wake = asyncio.Event()
         self.current: Version | None = None
         self._reported: set[Problem] = set()
+        # Other sources' certificates and Problems (the ACME controller), merged into every version.
+        self._extra: dict[str, tuple[tuple[Certificate, ...], tuple[Problem, ...]]] = {}
+        self._generation = 0  # of _extra: a translation merged with older extras is merged again
+        self._raw: tuple[Loaded, DynamicConfig, list[Problem]] | None = None
         # Relative to this (the event loop's) thread; absolute, so a pooled thread is not lowered twice.
         self._niceness = min(19, os.getpriority(os.PRIO_PROCESS, 0) + TRANSLATION_NICENESS)
 
@@ -81,16 +88,53 @@ class ConfigWatcher:
         """Translate and publish in the caller's thread (what `run` does, for tests and tools)."""
         return self._publish(loaded, *self._translate(loaded, self.current))
 
-    def _translate(
-        self, loaded: Loaded, current: Version | None
-    ) -> tuple[DynamicConfig, list[Problem], Version | None, frozenset[str]]:
-        with gc_paused():
-            config, problems = self._translator.translate(loaded.snapshot)
-            return config, problems, current, changes(current.config if current else None, config)
+    def contribute(
+        self, name: str, *, certificates: tuple[Certificate, ...] = (), problems: tuple[Problem, ...] = ()
+    ) -> Version | None:
+        """Set source `name`'s certificates (served after the cluster's: a Secret's wins for a name)
+        and Problems, and publish them with the last translation; the new Version if one was made."""
+        if self._extra.get(name) == (certificates, problems):
+            return None
+        self._extra[name] = (certificates, problems)
+        self._generation += 1
+        if self._raw is None:
+            return None
+        loaded, raw, found = self._raw
+        config = self._merged(raw)
+        current = self.current
+        return self._publish(
+            loaded,
+            raw,
+            config,
+            found,
+            current,
+            changes(current.config if current else None, config),
+            self._generation,
+        )
 
-    def _translate_yielding(
-        self, loaded: Loaded, current: Version | None
-    ) -> tuple[DynamicConfig, list[Problem], Version | None, frozenset[str]]:
+    def _merged(self, raw: DynamicConfig) -> DynamicConfig:
+        extra = tuple(c for certificates, _ in self._extra.values() for c in certificates)
+        if not extra:
+            return raw
+        return dataclasses.replace(
+            raw, tls=dataclasses.replace(raw.tls, certificates=raw.tls.certificates + extra)
+        )
+
+    def _translate(self, loaded: Loaded, current: Version | None) -> _Translated:
+        with gc_paused():
+            generation = self._generation
+            raw, problems = self._translator.translate(loaded.snapshot)
+            config = self._merged(raw)
+            return (
+                raw,
+                config,
+                problems,
+                current,
+                changes(current.config if current else None, config),
+                generation,
+            )
+
+    def _translate_yielding(self, loaded: Loaded, current: Version | None) -> _Translated:
         try:
             os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), self._niceness)
         except OSError:  # a sandbox that forbids it: translate at normal priority
@@ -100,14 +144,20 @@ class ConfigWatcher:
     def _publish(
         self,
         loaded: Loaded,
+        raw: DynamicConfig,
         config: DynamicConfig,
         problems: list[Problem],
         compared: Version | None,
         changed: frozenset[str],
+        generation: int,
     ) -> Version | None:
-        problems = loaded.problems + problems
+        self._raw = (loaded, raw, problems)
+        if generation != self._generation:  # contributions changed while this was translated
+            config = self._merged(raw)
+            compared = None
+        problems = loaded.problems + problems + [p for _, extra in self._extra.values() for p in extra]
         self._log_problems(problems, loaded.origins)
-        if compared is not self.current:  # published meanwhile (apply() from another caller)
+        if compared is not self.current or compared is None:  # published meanwhile, or re-merged
             changed = changes(self.current.config if self.current else None, config)
         if self.current is not None and not changed:
             self.current = Version(

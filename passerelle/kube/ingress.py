@@ -119,7 +119,7 @@ class Translator:
             builder.add(spec)
         self._placed = builder.placed
         self._backends = backends.memo_next
-        tls = self._tls.translate(snapshot, specs, problems)
+        tls = self._tls.translate(snapshot, specs, problems, builder.routers)
         return builder.config(tls), problems
 
 
@@ -347,6 +347,10 @@ class _Builder:
                     source=source,
                 )
             )
+
+    @property
+    def routers(self) -> list[Router]:
+        return self._routers
 
     def config(self, tls: TlsConfig) -> DynamicConfig:
         return DynamicConfig(

@@ -22,9 +22,19 @@ import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from passerelle.kube.acme import AcmeTranslation, certificate_requests
 from passerelle.kube.objects import IngressSpec, IngressTLS
 from passerelle.kube.snapshot import ClusterSnapshot, Object
-from passerelle.model import Certificate, ClientCA, HostOptions, ObjectRef, Problem, Severity, TlsConfig
+from passerelle.model import (
+    Certificate,
+    ClientCA,
+    HostOptions,
+    ObjectRef,
+    Problem,
+    Router,
+    Severity,
+    TlsConfig,
+)
 from passerelle.tls.options import options_reference
 from passerelle.tls.store import CertificateError, Parsed, parse_ca_bundle, parse_pair
 
@@ -40,11 +50,13 @@ class TlsTranslation:
         (`passerelle check` without a static configuration).
     ca_secrets: (option, "namespace/name") for options whose clientAuth.caSecret names a Secret.
     default_secret: "namespace/name" of tls.defaultCertificate.secret, or "".
+    acme: certificate resolvers and entry point defaults (kube/acme.py).
     """
 
     options: frozenset[str] | None = None
     ca_secrets: tuple[tuple[str, str], ...] = ()
     default_secret: str = ""
+    acme: AcmeTranslation = AcmeTranslation()
 
 
 def tls_options_of(annotations: Mapping[str, str]) -> tuple[str | None, str | None]:
@@ -80,19 +92,32 @@ class TlsTranslator:
         self._parsed: dict[int, tuple[Object, Parsed | str]] = {}
 
     def translate(
-        self, snapshot: ClusterSnapshot, specs: list[IngressSpec], problems: list[Problem]
+        self,
+        snapshot: ClusterSnapshot,
+        specs: list[IngressSpec],
+        problems: list[Problem],
+        routers: tuple[Router, ...] | list[Router] = (),
     ) -> TlsConfig:
-        """`specs` oldest first; problems are appended."""
+        """`specs` oldest first; problems are appended; `routers` say where Ingresses are served."""
         builder = _Builder(snapshot, self._options, self._parsed, problems)
         builder.default_certificate()
         for spec in specs:
             builder.add(spec)
         client_cas = builder.client_cas()
         self._parsed = builder.seen  # forget Secrets that left
+        requests = certificate_requests(
+            specs,
+            builder.without_certificate,
+            routers,
+            self._options.acme,
+            problems,
+            secrets=builder.certificates.values(),
+        )
         return TlsConfig(
             certificates=tuple(builder.certificates.values()),
             hosts=tuple(sorted(builder.claims.values())),
             client_cas=client_cas,
+            requests=requests,
         )
 
 
@@ -112,6 +137,8 @@ class _Builder:
         self.seen: dict[int, tuple[Object, Parsed | str]] = {}
         self.certificates: dict[str, Certificate] = {}  # by fingerprint: one Secret named twice is one
         self.claims: dict[str, HostOptions] = {}
+        # (namespace, name) -> indexes of its spec.tls entries that have no usable Secret
+        self.without_certificate: dict[tuple[str, str], list[int]] = {}
 
     def default_certificate(self) -> None:
         if not self._options.default_secret:
@@ -133,20 +160,22 @@ class _Builder:
     def add(self, spec: IngressSpec) -> None:
         ref = ObjectRef(kind="Ingress", namespace=spec.namespace, name=spec.name)
         for i, entry in enumerate(spec.tls):
-            if entry.secret_name:  # no Secret: those hosts get the default certificate, as ingress-nginx
-                self._spec_tls(ref, spec.namespace, f"spec.tls[{i}]", entry)
+            # No Secret: those hosts get the default certificate, as ingress-nginx, or ACME's.
+            if not entry.secret_name or not self._spec_tls(ref, spec.namespace, f"spec.tls[{i}]", entry):
+                self.without_certificate.setdefault((spec.namespace, spec.name), []).append(i)
         option, warning = tls_options_of(spec.annotations)
         if warning:
             self._problem(ref, warning, Severity.WARNING)
         if option is not None:
             self._claim(ref, spec, option)
 
-    def _spec_tls(self, ref: ObjectRef, namespace: str, where: str, entry: IngressTLS) -> None:
+    def _spec_tls(self, ref: ObjectRef, namespace: str, where: str, entry: IngressTLS) -> bool:
+        """Whether the entry's Secret is usable (an expired certificate is: it is served)."""
         parsed, error = self._certificate(namespace, entry.secret_name)
         if parsed is None:
             hosts = ", ".join(entry.hosts) or "its hosts"
             self._problem(ref, f"{where}: {error}; the default certificate is served for {hosts}")
-            return
+            return False
         c = parsed.certificate
         if parsed.expired:
             self._problem(
@@ -158,6 +187,7 @@ class _Builder:
                 message = f"{where}: the certificate in {c.source} ({names}) does not cover {host}"
                 self._problem(ref, message, Severity.WARNING)
         self.certificates.setdefault(c.fingerprint, c)
+        return True
 
     def _claim(self, ref: ObjectRef, spec: IngressSpec, option: str) -> None:
         if unknown_tls_option(spec.annotations, self._options.options) is not None:

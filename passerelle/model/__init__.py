@@ -8,10 +8,11 @@ comparable, so the watcher can skip a version equal to the live one, and JSON-se
 
 from passerelle.model.config import DynamicConfig, Middleware, PathMatch, PathType, Router, Server, Service
 from passerelle.model.problem import ObjectRef, Problem, Severity
-from passerelle.model.tls import Certificate, ClientCA, HostOptions, TlsConfig
+from passerelle.model.tls import Certificate, CertificateRequest, ClientCA, HostOptions, TlsConfig
 
 __all__ = [
     "Certificate",
+    "CertificateRequest",
     "ClientCA",
     "HostOptions",
     "TlsConfig",

@@ -35,6 +35,10 @@ def dump_tls(tls: TlsConfig, *, with_keys: bool = False) -> dict[str, Any]:
         "certificates": [dump_certificate(c, with_keys=with_keys) for c in tls.certificates],
         "hosts": [{"host": h.host, "options": h.options, "source": h.source} for h in tls.hosts],
         "clientCAs": [{"options": c.options, "pem": c.pem, "source": c.source} for c in tls.client_cas],
+        "requests": [
+            {"resolver": r.resolver, "names": list(r.names), "sources": [str(s) for s in r.sources]}
+            for r in tls.requests
+        ],
     }
 
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from passerelle.model.problem import ObjectRef
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Certificate:
@@ -53,8 +55,24 @@ class ClientCA:
     source: str = ""
 
 
+@dataclass(frozen=True, slots=True, kw_only=True, order=True)
+class CertificateRequest:
+    """One SAN certificate that Ingresses want from the ACME resolver `resolver` (acme/).
+
+    names: lower-case DNS names, the first is the subject's CN; never wildcards.
+    sources: the Ingresses asking, oldest first; failures are Problems on them.
+    """
+
+    resolver: str
+    names: tuple[str, ...]
+    sources: tuple[ObjectRef, ...] = ()
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class TlsConfig:
+    """`requests` stay in the control plane: workers get certificates, not the wish for them."""
+
     certificates: tuple[Certificate, ...] = ()
     hosts: tuple[HostOptions, ...] = ()
     client_cas: tuple[ClientCA, ...] = ()
+    requests: tuple[CertificateRequest, ...] = ()

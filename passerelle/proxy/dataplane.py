@@ -24,6 +24,7 @@ from passerelle.middlewares.pass_tls_client_cert import PassTLSClientCert
 from passerelle.middlewares.redirect_scheme import RedirectScheme
 from passerelle.model import DynamicConfig, Router, Server, Service
 from passerelle.observability.recorder import Recorder
+from passerelle.proxy import acme
 from passerelle.proxy.balancer import RoundRobin
 from passerelle.proxy.connection import ClientConnection
 from passerelle.proxy.deadlines import Deadlines
@@ -173,7 +174,7 @@ def redirect_all_route(options: EntryPointOptions) -> Route | None:
 class EntryPoint:
     __slots__ = (
         "options", "loop", "table", "redirect_all", "scheme", "default_port", "connections", "deadlines", "servers",
-        "tls", "observer",
+        "tls", "observer", "challenges",
     )  # fmt: skip
 
     def __init__(
@@ -196,6 +197,8 @@ class EntryPoint:
         self.connections: set[ClientConnection | H2Connection] = set()
         self.deadlines = deadlines
         self.servers: list[asyncio.Server] = []
+        # ACME HTTP-01: request-target -> answer, while tokens are pending here (proxy/acme.py)
+        self.challenges: dict[bytes, bytes] | None = None
 
     def set_table(self, table: RouteTable[Route]) -> None:
         self.table = table if self.redirect_all is None else RedirectAll(self.redirect_all, table)
@@ -275,6 +278,21 @@ class Dataplane:
             h2 = sum(1 for c in entry.connections if isinstance(c, H2Connection))
             out[name] = {"http/1.1": len(entry.connections) - h2, "h2": h2}
         return out
+
+    def set_challenges(self, message: dict[str, Any]) -> None:
+        """The pending ACME challenges, whole (a `challenges` message; proxy/acme.py)."""
+        answers = acme.http_answers(message.get("http", {})) or None
+        wanted = set(message.get("entrypoints", ()))
+        for name, entry in self.entrypoints.items():
+            if entry.tls is None:
+                entry.challenges = answers if name in wanted else None
+        if self.sni is not None:
+            contexts = acme.alpn_contexts(message.get("tlsAlpn", ()))
+            if contexts:
+                for entry in self.entrypoints.values():
+                    if entry.tls is not None:
+                        entry.tls.watch_acme_alpn(seam=bool(message.get("alpnSeam", True)))
+            self.sni.challenges = contexts
 
     def apply(self, config: DynamicConfig, *, routers_changed: bool | None = None) -> None:
         for _ in self.apply_steps(config, routers_changed=routers_changed):

@@ -1,8 +1,9 @@
 """What a request whose head is complete gets, whichever protocol brought it (HTTP/1.1 or a stream).
 
-`dispatch` routes it, and `decide` (pure, asked by explain too) says whether passerelle answers it
-itself: 421 when its Host has other TLS options than the connection's handshake, 404 without a
-route, the route's redirect, 503 for a service without servers. Otherwise dispatch returns the
+`dispatch` answers a pending ACME HTTP-01 token's request first (proxy/acme.py), then routes it,
+and `decide` (pure, asked by explain too) says whether passerelle answers it itself: 421 when its
+Host has other TLS options than the connection's handshake, 404 without a route, the route's
+redirect, 503 for a service without servers. Otherwise dispatch returns the
 upstream head, with the client-certificate lines the route asks for. `TlsPeer` is what one TLS
 connection's handshake settled, read once.
 """
@@ -91,6 +92,11 @@ def dispatch(
     entry: EntryPoint, peer: TlsPeer | None, method: bytes, target: bytes, host: bytes, head: bytes
 ) -> tuple[Route | None, bytes, bytes | None]:
     """(route, the head to send upstream, or the answer passerelle gives itself)."""
+    challenges = entry.challenges  # ACME HTTP-01 tokens pending: before any route (proxy/acme.py)
+    if challenges is not None and method == b"GET":
+        answer = challenges.get(target)
+        if answer is not None:
+            return None, head, answer
     route = entry.table.match(host, target)
     action = decide(
         route, peer is not None and entry.tls is not None and entry.tls.misdirected(peer.context, host)

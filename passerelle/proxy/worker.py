@@ -80,9 +80,16 @@ async def serve(init: dict[str, Any]) -> None:
             await asyncio.sleep(REPORT_SECONDS)
             report()
 
+    challenges: Message | None = None  # the latest, until the data plane exists
+
     def on_message(message: Message) -> None:
-        nonlocal grace
-        if message["type"] == "report":
+        nonlocal grace, challenges
+        if message["type"] == "challenges":  # small, and urgent: applied at once (proxy/acme.py)
+            if dataplane is not None:
+                dataplane.set_challenges(message)
+            else:
+                challenges = message
+        elif message["type"] == "report":
             report(message.get("id"))
         elif message["type"] == "static":
             if not static.done():
@@ -128,6 +135,8 @@ async def serve(init: dict[str, Any]) -> None:
     tls_state = static.result()["tls"]
     tls = TlsStatic.from_dict(tls_state) if tls_state else None
     dataplane = Dataplane(entrypoints, ForwardingOptions(**init["forwarding"]), loop, tls, recorders)
+    if challenges is not None:
+        dataplane.set_challenges(challenges)
     await dataplane.start(sockets=sockets)
     receiver = loop.create_task(receive())
     reporter = loop.create_task(report_regularly()) if counting else None

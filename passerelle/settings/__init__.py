@@ -18,10 +18,12 @@ from typing import Annotated, Literal
 import yaml
 from pydantic import Field, ValidationError
 
+from passerelle.kube.acme import AcmeTranslation
 from passerelle.kube.ingress import IngressOptions
 from passerelle.kube.placement import EntryPointInfo
 from passerelle.kube.tls import TlsTranslation
 from passerelle.proxy.options import EntryPointOptions, ForwardingOptions
+from passerelle.settings.acme import CertificatesResolver, resolve_acme_paths
 from passerelle.settings.api import Api
 from passerelle.settings.base import Duration, SettingsError, StrictModel, reason, split_address
 from passerelle.settings.dnssync import DnsSync, resolve_dnssync_paths
@@ -61,6 +63,7 @@ class Settings(StrictModel):
     metrics: Metrics = Metrics()
     accessLog: AccessLog | None = None
     tls: Tls = Tls()
+    certificatesResolvers: dict[str, CertificatesResolver] = {}
     graceTimeout: Duration = 10.0
     workers: Literal["auto"] | Annotated[int, Field(ge=1, le=256)] = "auto"
     dnsSync: DnsSync | None = None
@@ -155,6 +158,13 @@ class Settings(StrictModel):
                 (name, o.clientAuth.caSecret) for name, o in self.tls.options.items() if o.clientAuth.caSecret
             ),
             default_secret=default.secret if default is not None else "",
+            acme=AcmeTranslation(
+                resolvers=frozenset(self.certificatesResolvers),
+                entrypoints=tuple(
+                    (name, ep.tls.certResolver if ep.tls is not None else "")
+                    for name, ep in self.entryPoints.items()
+                ),
+            ),
         )
 
     def configured_secrets(self) -> tuple[str, ...]:
@@ -258,6 +268,7 @@ def parse_settings(text: str, *, source: str = "<config>", base: Path | None = N
         settings = settings.model_copy(
             update={"providers": settings.providers.model_copy(update={"kubernetes": resolved_kube})}
         )
+    _check_resolvers(settings, source)
     manifests = settings.providers.manifests
     if manifests is not None and base is not None and not Path(manifests.directory).is_absolute():
         resolved = (base / manifests.directory).resolve()
@@ -270,6 +281,9 @@ def parse_settings(text: str, *, source: str = "<config>", base: Path | None = N
         )
     if base is not None:
         settings = settings.model_copy(update={"tls": resolve_tls_paths(settings.tls, base)})
+        settings = settings.model_copy(
+            update={"certificatesResolvers": resolve_acme_paths(settings.certificatesResolvers, base)}
+        )
     if base is not None and settings.accessLog is not None and settings.accessLog.filePath:
         log_path = str(base / settings.accessLog.filePath)  # an absolute filePath stays as it is
         settings = settings.model_copy(
@@ -278,6 +292,38 @@ def parse_settings(text: str, *, source: str = "<config>", base: Path | None = N
     if base is not None and settings.dnsSync is not None:
         settings = settings.model_copy(update={"dnsSync": resolve_dnssync_paths(settings.dnsSync, base)})
     return settings
+
+
+def _check_resolvers(settings: Settings, source: str) -> None:
+    """Resolvers name entry points that exist, of the right kind; entry points name resolvers."""
+    eps = settings.entryPoints
+    for name, resolver in settings.certificatesResolvers.items():
+        acme, where = resolver.acme, f"{source}: certificatesResolvers.{name}.acme"
+        if acme.httpChallenge is None and acme.tlsChallenge is None:
+            raise SettingsError(f"{where}: needs httpChallenge or tlsChallenge (DNS-01 is not supported)")
+        if acme.httpChallenge is not None:
+            ep = eps.get(acme.httpChallenge.entryPoint)
+            if ep is None:
+                raise SettingsError(
+                    f"{where}.httpChallenge.entryPoint: no entry point named {acme.httpChallenge.entryPoint!r}"
+                )
+            if ep.tls is not None:
+                raise SettingsError(
+                    f"{where}.httpChallenge.entryPoint: {acme.httpChallenge.entryPoint} terminates TLS; "
+                    "HTTP-01 is plain HTTP (port 80)"
+                )
+        if acme.tlsChallenge is not None and not any(ep.tls is not None for ep in eps.values()):
+            raise SettingsError(f"{where}.tlsChallenge: no entry point terminates TLS")
+    for name, ep in eps.items():
+        if (
+            ep.tls is not None
+            and ep.tls.certResolver
+            and ep.tls.certResolver not in settings.certificatesResolvers
+        ):
+            raise SettingsError(
+                f"{source}: entryPoints.{name}.tls.certResolver: no resolver named {ep.tls.certResolver!r} "
+                "in certificatesResolvers"
+            )
 
 
 def _line_of(node: yaml.Node | None, loc: list[str]) -> int:

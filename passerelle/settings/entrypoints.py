@@ -44,6 +44,9 @@ class EntryPointHttp(StrictModel):
 
 class EntryPointTls(StrictModel):
     options: str = DEFAULT
+    # Every Ingress served here gets certificates from this resolver (Traefik's
+    # `http.tls.certResolver`; 1.7's `acme.onHostRule`), unless its annotations name another.
+    certResolver: str = ""
 
 
 class EntryPoint(StrictModel):

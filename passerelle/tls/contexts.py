@@ -6,7 +6,9 @@ certificate (store.py's rules) and TLS option (the host's `HostOptions`, else th
 option, else `default`). OpenSSL keeps some settings of the context a connection started with, so
 the callback also applies the chosen verify mode (openssl.adopt_verify), and refuses a protocol
 version outside the chosen option's range (the version is negotiated before SNI is seen). The
-cipher list, ALPN, certificate and CA store do follow the switch.
+cipher list, ALPN, certificate and CA store do follow the switch. While an ACME TLS-ALPN-01
+challenge is pending for a name, a handshake for it that offers ALPN acme-tls/1 is switched to the
+challenge's context instead (`SniState.challenges`, docs/acme.md).
 
 On reload `compile_steps` builds the next table beside the live one, reusing the context of every
 (certificate, option, CA) it already has — building one costs about a millisecond — and the
@@ -228,18 +230,22 @@ def compile_table(static: TlsStatic, tls: TlsConfig, entry_options: Iterable[str
 
 
 class SniState:
-    """The live table, rebound whole on reload; shared by a worker's TLS entry points."""
+    """The live table, rebound whole on reload; shared by a worker's TLS entry points.
 
-    __slots__ = ("table",)
+    challenges: SNI name -> the TLS-ALPN-01 validation context (RFC 8737), while one is pending;
+    given only to handshakes that offer ALPN acme-tls/1 (Dispatcher, proxy/acme.py)."""
+
+    __slots__ = ("table", "challenges")
 
     def __init__(self, table: SniTable) -> None:
         self.table = table
+        self.challenges: dict[str, ssl.SSLContext] = {}
 
 
 class Dispatcher:
     """A TLS entry point's listening context and its SNI callback."""
 
-    __slots__ = ("context", "entry_options", "_state", "_verify")
+    __slots__ = ("context", "entry_options", "_state", "_verify", "_alpn")
 
     def __init__(self, static: TlsStatic, state: SniState, entry_options: str) -> None:
         if static.needs_openssl:
@@ -255,6 +261,36 @@ class Dispatcher:
         )
         self.context.sni_callback = self._on_server_name
         self._verify = openssl.verify_of(self.context) if static.switches_verify else openssl.NO_VERIFY
+        # Which handshakes offer acme-tls/1, set up with the first TLS-ALPN-01 challenge. False:
+        # the ctypes seam is unusable, and a pending name's challenge goes to every handshake.
+        self._alpn: openssl.AlpnWatch | bool | None = None
+
+    def watch_acme_alpn(self, *, seam: bool = True) -> None:
+        """TLS-ALPN-01 challenges are pending: from now on, note handshakes offering acme-tls/1.
+
+        seam False: the control plane's probe found the ctypes seam unusable (openssl.probe)."""
+        if self._alpn is None:
+            try:
+                if not seam:
+                    raise openssl.OpenSSLBindingError("the OpenSSL binding check failed in the control plane")
+                openssl.check()
+                self._alpn = openssl.AlpnWatch(self.context, b"acme-tls/1")
+            except openssl.OpenSSLBindingError as e:
+                self._alpn = False
+                log.warning(
+                    "%s; while a TLS-ALPN-01 challenge is pending for a name, every handshake for it "
+                    "gets the challenge certificate",
+                    e,
+                )
+
+    def _challenge(self, ssl_object: ssl.SSLObject, server_name: str) -> ssl.SSLContext | None:
+        context = self._state.challenges.get(server_name.lower())
+        if context is None:
+            return None
+        alpn = self._alpn
+        if alpn is False or (isinstance(alpn, openssl.AlpnWatch) and alpn.offered(ssl_object)):
+            return context
+        return None
 
     def misdirected(self, context: ssl.SSLContext, host: bytes) -> bool:
         """Whether a request for `host` came on a connection whose handshake ran under another TLS
@@ -272,6 +308,13 @@ class Dispatcher:
     ) -> int | None:
         setattr(ssl_object, SERVER_NAME, server_name)  # noqa: B010 -- SSLObject declares no such attribute
         try:
+            if self._state.challenges and server_name is not None:
+                challenge = self._challenge(ssl_object, server_name)
+                if challenge is not None:
+                    ssl_object.context = challenge
+                    if self._verify != openssl.NO_VERIFY:
+                        openssl.adopt_verify(ssl_object, openssl.NO_VERIFY)
+                    return None
             choice = self._state.table.choose(
                 None if server_name is None else server_name.lower(), self.entry_options
             )

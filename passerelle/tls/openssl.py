@@ -9,6 +9,10 @@
    (measured; nginx's SNI callback calls SSL_set_verify for the same reason).
 3. Reading the protocol version already negotiated when the SNI callback runs, and turning off the
    server session cache (see contexts.py on resumption).
+4. Seeing whether a ClientHello offers ALPN `acme-tls/1` before the SNI callback chooses a
+   certificate (`AlpnWatch`, for TLS-ALPN-01, RFC 8737): Python's SNI callback cannot see the
+   offer, and OpenSSL has consumed the extension by then, so a ClientHello callback
+   (`SSL_CTX_set_client_hello_cb`, which runs first) notes the handshakes that offer it.
 
 Python objects are reached through CPython's struct layout: `PySSLContext` starts with the
 `SSL_CTX *`, `PySSLSocket` with a weakref and then the `SSL *`, right after the object header
@@ -63,7 +67,7 @@ def _accept_any(preverify_ok: int, store: int | None) -> int:
 class _Binding:
     """libssl's functions as CPython's _ssl module links them, and the accept-any callback."""
 
-    __slots__ = ("lib", "accept_any", "_callback", "c_void_p")
+    __slots__ = ("lib", "accept_any", "_callback", "c_void_p", "ctypes")
 
     def __init__(self) -> None:
         import _ssl
@@ -79,6 +83,17 @@ class _Binding:
             ("SSL_get_SSL_CTX", [ctypes.c_void_p], ctypes.c_void_p),
             ("SSL_version", [ctypes.c_void_p], ctypes.c_int),
             ("SSL_CTX_ctrl", [ctypes.c_void_p, ctypes.c_int, ctypes.c_long, ctypes.c_void_p], ctypes.c_long),
+            (
+                "SSL_client_hello_get0_ext",
+                [
+                    ctypes.c_void_p,
+                    ctypes.c_uint,
+                    ctypes.POINTER(ctypes.c_void_p),
+                    ctypes.POINTER(ctypes.c_size_t),
+                ],
+                ctypes.c_int,
+            ),
+            ("SSL_CTX_set_client_hello_cb", [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p], None),
         ):
             fn = getattr(self.lib, name)
             fn.argtypes = args
@@ -87,6 +102,7 @@ class _Binding:
         self._callback = callback_type(_accept_any)  # kept as long as the binding: OpenSSL holds it
         self.accept_any = ctypes.cast(self._callback, ctypes.c_void_p).value
         self.c_void_p = ctypes.c_void_p
+        self.ctypes = ctypes
 
 
 @functools.cache  # successes only: a failure is raised again, with its message, on every call
@@ -189,3 +205,67 @@ def disable_session_cache(context: ssl.SSLContext) -> None:
     _binding().lib.SSL_CTX_ctrl(
         context_pointer(context), _SSL_CTRL_SET_SESS_CACHE_MODE, _SSL_SESS_CACHE_OFF, None
     )
+
+
+_TLSEXT_ALPN = 16  # RFC 7301 §3.1
+_HELLO_SUCCESS = 1  # SSL_CLIENT_HELLO_SUCCESS
+_WATCHED_MAX = 1024  # handshakes noted but never reaching the SNI callback (no SNI) are forgotten
+
+
+class AlpnWatch:
+    """Notes the handshakes on `context` whose ClientHello offers ALPN `protocol`.
+
+    The ClientHello callback runs before the SNI callback; `offered(ssl_object)` there says
+    whether this handshake's ClientHello had the protocol (and forgets it). Only connections that
+    offer it are noted: for acme-tls/1, the CA's validation requests."""
+
+    __slots__ = ("_protocol", "_noted", "_callback")
+
+    def __init__(self, context: ssl.SSLContext, protocol: bytes) -> None:
+        binding = _binding()
+        ctypes = binding.ctypes
+        self._protocol = protocol
+        self._noted: set[int] = set()
+        callback_type = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p)
+        self._callback = callback_type(self._on_hello)  # OpenSSL holds it as long as the context
+        pointer = ctypes.cast(self._callback, ctypes.c_void_p).value
+        binding.lib.SSL_CTX_set_client_hello_cb(context_pointer(context), pointer, None)
+
+    def _on_hello(self, ssl_pointer: int, _alert: int | None, _arg: int | None) -> int:
+        try:
+            if self._protocol in _alpn_offer(ssl_pointer):
+                if len(self._noted) >= _WATCHED_MAX:
+                    self._noted.clear()
+                self._noted.add(ssl_pointer)
+            else:  # a new connection where a noted one that never reached SNI was
+                self._noted.discard(ssl_pointer)
+        except Exception:  # never fail a handshake for this: it then just gets no challenge
+            pass
+        return _HELLO_SUCCESS
+
+    def offered(self, ssl_object: ssl.SSLObject) -> bool:
+        if not self._noted:
+            return False
+        pointer = connection_pointer(ssl_object)
+        if pointer in self._noted:
+            self._noted.discard(pointer)
+            return True
+        return False
+
+
+def _alpn_offer(ssl_pointer: int) -> list[bytes]:
+    """The protocol names of the ClientHello's ALPN extension (in the ClientHello callback only)."""
+    binding = _binding()
+    ctypes = binding.ctypes
+    out, length = ctypes.c_void_p(), ctypes.c_size_t()
+    if not binding.lib.SSL_client_hello_get0_ext(
+        ssl_pointer, _TLSEXT_ALPN, ctypes.byref(out), ctypes.byref(length)
+    ):
+        return []
+    data = ctypes.string_at(out.value, length.value) if out.value else b""
+    names, i = [], 2  # a 2-byte list length, then 1-byte-length-prefixed names
+    while i < len(data):
+        size = data[i]
+        names.append(data[i + 1 : i + 1 + size])
+        i += 1 + size
+    return names

@@ -173,7 +173,7 @@ class Router:
         tmp.write_text(text)
         tmp.rename(self.manifests / name)
 
-    def start(self) -> Router:
+    def start(self, timeout: float = 15.0) -> Router:
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "passerelle", "run", "-c", str(self.config_path)],
@@ -181,7 +181,7 @@ class Router:
                 stderr=subprocess.STDOUT,
                 env={**os.environ, "PYTHONUNBUFFERED": "1"},
             )
-        deadline = time.monotonic() + 15
+        deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"passerelle exited with {self.process.returncode}:\n{self.log()}")
@@ -191,7 +191,7 @@ class Router:
             except httpx.TransportError:
                 pass
             time.sleep(0.05)
-        raise RuntimeError(f"passerelle did not answer /ping within 15s:\n{self.log()}")
+        raise RuntimeError(f"passerelle did not answer /ping within {timeout:g}s:\n{self.log()}")
 
     def api(self, path: str) -> Any:
         return self._api.get(path).json()

@@ -5,8 +5,9 @@ points, before any Traefik key. `passerelle.io/ssl-redirect: "true"` serves the 
 entry points and answers plain HTTP with a permanent redirect to https (301 for GET, 308 for other
 methods), as ingress-nginx does for an Ingress with TLS. `passerelle.io/tls-options` names the TLS
 option of the Ingress's hosts (read by kube/tls.py); like `spec.tls`, it places an Ingress that
-names no entry points on the TLS ones. `passerelle.io/client-cert-headers` and
-`passerelle.io/client-cert-fields` (docs/client-certificates.md) are read by tls/clientcert.py.
+names no entry points on the TLS ones, and so does `passerelle.io/cert-resolver` (kube/acme.py).
+`passerelle.io/client-cert-headers` and `passerelle.io/client-cert-fields`
+(docs/client-certificates.md) are read by tls/clientcert.py.
 """
 
 from __future__ import annotations
@@ -46,8 +47,8 @@ def parse(annotations: Mapping[str, str]) -> Passerelle:
                 )
                 continue
             ssl_redirect = parsed
-        elif name == "tls-options":
-            tls_options = True  # its value is read and checked with the TLS state (kube/tls.py)
+        elif name in ("tls-options", "cert-resolver"):
+            tls_options = True  # its value is read and checked with the TLS state (kube/tls.py, acme.py)
         elif name in ("client-cert-headers", "client-cert-fields"):
             pass  # read by tls/clientcert.py (`from_annotations`), whose errors are Problems
         else:

@@ -2,9 +2,9 @@
 
 Traefik decodes these keys case-insensitively into its router configuration
 (`pkg/provider/kubernetes/ingress/annotations.go`). Honoured: `router.entrypoints`, `router.tls`,
-`router.middlewares`, and `router.tls.options` (read by kube/tls.py). Any `router.tls.*` key gives
-the router a TLS section, which in Traefik makes it a TLS router just as `router.tls: "true"`
-does, unless `router.tls` itself says false. The other router keys, and the `service.*` keys
+`router.middlewares`, `router.tls.options` (read by kube/tls.py) and `router.tls.certresolver`
+(kube/acme.py). Any `router.tls.*` key gives the router a TLS section, which in Traefik makes it
+a TLS router just as `router.tls: "true"` does, unless `router.tls` itself says false. The other router keys, and the `service.*` keys
 (read from the Service in Traefik 2/3), are recognised and reported as ignored.
 """
 
@@ -17,10 +17,18 @@ from passerelle.kube.annotations.report import KeyReport, KeyStatus, parse_bool,
 
 PREFIX = "traefik.ingress.kubernetes.io/"
 
-HONOURED = frozenset({"router.entrypoints", "router.tls", "router.middlewares", "router.tls.options"})
+HONOURED = frozenset(
+    {
+        "router.entrypoints",
+        "router.tls",
+        "router.middlewares",
+        "router.tls.options",
+        "router.tls.certresolver",
+    }
+)
 NOT_YET = frozenset(
     {
-        "router.priority", "router.pathmatcher", "router.rulesyntax", "router.tls.certresolver",
+        "router.priority", "router.pathmatcher", "router.rulesyntax",
         "router.observability.accesslogs", "router.observability.metrics",
         "router.observability.tracing", "router.observability.traceverbosity",
     }
@@ -54,8 +62,8 @@ def parse(annotations: Mapping[str, str]) -> Traefik:
             continue  # a 1.7 key
         value = annotations[key]
         tls_section |= name.startswith("router.tls.")
-        if name == "router.tls.options":
-            pass  # its value is read and checked with the TLS state (kube/tls.py)
+        if name in ("router.tls.options", "router.tls.certresolver"):
+            pass  # its value is read and checked with the TLS state (kube/tls.py, kube/acme.py)
         elif name == "router.entrypoints":
             entrypoints = parse_list(value)
         elif name == "router.tls":

@@ -89,3 +89,25 @@ def test_a_version_says_which_parts_changed_since_its_base() -> None:
         {"path": "/", "pathType": "Prefix", "backend": {"service": {"name": "s", "port": {"number": 80}}}}]}}]}}  # fmt: skip
     routed = watcher.apply(loaded(INGRESS, other, service, endpoints("10.0.0.2")))
     assert routed is not None and routed.changed == {"routers"}
+
+
+def test_contributed_certificates_and_problems_join_every_version() -> None:
+    from passerelle.model import ObjectRef, Problem
+    from passerelle.tls.store import generate_default
+
+    applied: list[Version] = []
+    watcher = ConfigWatcher(IngressOptions(), [applied.append])
+    cert = generate_default()
+    problem = Problem(ref=ObjectRef(kind="Ingress", namespace="default", name="i"), message="acme failed")
+    assert watcher.contribute("acme", certificates=(cert,)) is None  # nothing translated yet: kept
+    first = watcher.apply(loaded(INGRESS))
+    assert first is not None and first.config.tls.certificates == (cert,)
+    assert watcher.contribute("acme", certificates=(cert,)) is None  # the same: no new version
+    without = watcher.contribute("acme", problems=(problem,))
+    assert without is not None and without.changed == frozenset({"tls"})
+    assert without.config.tls.certificates == () and problem in without.problems
+    assert without.config.routers == first.config.routers  # the translation is reused, not redone
+    other = {**INGRESS, "metadata": {"name": "j"}}
+    again = watcher.apply(loaded(other))
+    assert again is not None and problem in again.problems
+    assert [v.number for v in applied] == [1, 2, 3]

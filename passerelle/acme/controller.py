@@ -1,0 +1,379 @@
+"""The ACME controller: wanted certificates in, stored certificates and challenges out.
+
+It listens to configuration versions (their `tls.requests`) and runs two loops. `_watch` reads
+the storage every POLL seconds: stored certificates (any replica's) go to the watcher, which
+serves them in the next version; pending challenges (any replica's) go to this replica's
+workers. `_order` plans (plan.py) and takes the most urgent due order, one at a time: it locks the
+certificate in the storage (another replica holding the lock orders it; this one reads the result
+later), checks the storage again, orders, publishes the challenges, waits the challenge `delay`
+so that every replica has read them, lets the CA validate, stores the certificate. A failure is
+a backoff with jitter (at least the CA's Retry-After), a Problem on the Ingresses that want the
+certificate, and a count in `status()`; the certificate already served, if any, stays.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import datetime
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from passerelle.acme import plan as planning
+from passerelle.acme.protocol import AcmeError, Session
+from passerelle.acme.records import HTTP_01, TLS_ALPN_01, Challenge, StoredCertificate, certificate_id
+from passerelle.acme.resolver import Health, Resolver, ca_bundle, client_options
+from passerelle.acme.store import FileStorage, StorageError
+from passerelle.control.watcher import Version
+from passerelle.model import Certificate, CertificateRequest, Problem, Severity
+from passerelle.settings.acme import Acme
+
+log = logging.getLogger("passerelle.acme")
+POLL = 1.0  # seconds between readings of the storage (challenges, other replicas' certificates)
+
+
+class AcmeController:
+    def __init__(
+        self,
+        resolvers: dict[str, Acme],
+        *,
+        contribute: Callable[[tuple[Certificate, ...], tuple[Problem, ...]], object],
+        challenges: Callable[[dict[str, Any]], None],
+        now: Callable[[], datetime.datetime] = lambda: datetime.datetime.now(datetime.UTC),
+        alpn_seam: bool = True,
+    ) -> None:
+        """alpn_seam: workers may use tls/openssl.py to see ALPN offers (the probe passed)."""
+        self._alpn_seam = alpn_seam
+        self._contribute = contribute
+        self._send_challenges = challenges
+        self._now = now
+        stores: dict[str, FileStorage] = {}
+        self._resolvers: dict[str, Resolver] = {}
+        for name, settings in resolvers.items():
+            storage = stores.setdefault(settings.storage, FileStorage(Path(settings.storage)))
+            before = settings.renewBefore
+            self._resolvers[name] = Resolver(
+                name=name,
+                settings=settings,
+                storage=storage,
+                options=client_options(settings, ca_bundle(settings)),
+                policy=planning.RenewPolicy(fraction=before.fraction or 1 / 3, seconds=before.duration),
+            )
+        self._http_entrypoints = sorted(
+            {s.httpChallenge.entryPoint for s in resolvers.values() if s.httpChallenge is not None}
+        )
+        self._requests: tuple[CertificateRequest, ...] = ()
+        self._seen_version = False
+        self._failures: dict[planning.Key, planning.Failure] = {}
+        self._problems: dict[planning.Key, tuple[Problem, ...]] = {}
+        self._held_elsewhere: dict[planning.Key, datetime.datetime] = {}
+        self._served: dict[tuple[str, str, datetime.datetime], Certificate] = {}
+        self._last_challenges: dict[str, Any] | None = None
+        self._wake = asyncio.Event()
+        self.pending: tuple[Challenge, ...] = ()  # this replica's, being validated
+
+    # -- inputs ------------------------------------------------------------------------------
+    def on_version(self, version: Version) -> None:
+        """The watcher's listener: what the cluster wants now."""
+        requests = tuple(r for r in version.config.tls.requests if r.resolver in self._resolvers)
+        self._seen_version = True
+        if requests != self._requests:
+            self._requests = requests
+            self._wake.set()
+
+    def load(self) -> None:
+        """Read the storage once (at start, before the first version: nothing is ordered then)."""
+        self._refresh_certificates()
+        self._refresh_challenges()
+
+    async def run(self) -> None:
+        async with asyncio.TaskGroup() as tasks:
+            tasks.create_task(self._watch())
+            tasks.create_task(self._order_loop())
+
+    @property
+    def health(self) -> dict[str, Health]:
+        """Per resolver, the monotonic counters (orders, issued, renewed, failures): for metrics."""
+        return {name: r.health for name, r in self._resolvers.items()}
+
+    def status(self) -> dict[str, Any]:
+        now = self._now()
+        return {
+            name: {
+                **r.health.to_dict(),
+                "caServer": r.settings.caServer,
+                "pendingChallenges": len(self.pending),
+                "certificates": [
+                    {
+                        "names": list(c.names),
+                        "notAfter": c.not_after.isoformat(),
+                        "renewAt": r.policy.renewal_time(c).isoformat(),
+                    }
+                    for c in self._stored(r)
+                    if c.not_after > now
+                ],
+                "failing": [
+                    {
+                        "names": sorted(key[1]),
+                        "failures": f.count,
+                        "retryAt": f.retry_at.isoformat(),
+                        "error": f.error,
+                    }
+                    for key, f in self._failures.items()
+                    if key[0] == name
+                ],
+            }
+            for name, r in self._resolvers.items()
+        }
+
+    # -- reading the storage -------------------------------------------------------------------
+    async def _watch(self) -> None:
+        while True:
+            await asyncio.sleep(POLL)
+            try:
+                self._refresh_certificates()
+                self._refresh_challenges()
+            except StorageError as e:
+                log.error("%s", e)
+
+    def _stored(self, resolver: Resolver) -> list[StoredCertificate]:
+        try:
+            return resolver.storage.certificates(resolver.name)
+        except StorageError as e:
+            log.error("%s", e)
+            return []
+
+    def _plan(self) -> planning.Plan:
+        stored = [c for r in self._resolvers.values() for c in self._stored(r)]
+        policies = {name: r.policy for name, r in self._resolvers.items()}
+        failures = dict(self._failures)
+        for key, until in self._held_elsewhere.items():  # another replica orders it: look later
+            failure = failures.get(key)
+            if failure is None or failure.retry_at < until:
+                failures[key] = planning.Failure(count=0, retry_at=until, error="")
+        return planning.plan(self._requests, stored, failures, self._now(), policies)
+
+    def _refresh_certificates(self) -> None:
+        served = []
+        current: dict[tuple[str, str, datetime.datetime], Certificate] = {}
+        plan = self._plan()
+        if self._seen_version:  # before the first version, every certificate looks unwanted
+            for gone in plan.forget:
+                log.info("%s: forgetting expired certificate %s, which nobody wants", gone.resolver, gone.id)
+                self._resolvers[gone.resolver].storage.delete_certificate(gone)
+        for cert in plan.served:
+            key = (cert.resolver, cert.id, cert.not_after)
+            certificate = self._served.get(key)
+            if certificate is None:
+                try:
+                    certificate = cert.served()
+                except ValueError as e:
+                    log.error(
+                        "stored certificate %s of resolver %s is unusable: %s", cert.id, cert.resolver, e
+                    )
+                    continue
+            current[key] = certificate
+            served.append(certificate)
+        self._served = current
+        wanted = {planning.key_of(r) for r in self._requests}
+        for stale in [k for k in self._problems if k not in wanted]:  # its Ingress went, or changed names
+            del self._problems[stale]
+            self._failures.pop(stale, None)
+        for stale in [k for k in self._held_elsewhere if k not in wanted]:
+            del self._held_elsewhere[stale]
+        problems = tuple(p for ps in self._problems.values() for p in ps)
+        self._contribute(tuple(served), problems)
+
+    def _refresh_challenges(self) -> None:
+        found: dict[str, Challenge] = {}
+        for resolver in self._resolvers.values():
+            for c in resolver.storage.challenges():
+                found[f"{c.type}/{c.token or c.name}"] = c
+        message: dict[str, Any] = {
+            "type": "challenges",
+            "alpnSeam": self._alpn_seam,
+            "entrypoints": self._http_entrypoints,
+            "http": {c.token: c.key_authorization for c in found.values() if c.type == HTTP_01},
+            "tlsAlpn": [
+                {"name": c.name, "certPem": c.cert_pem, "keyPem": c.key_pem}
+                for c in found.values()
+                if c.type == TLS_ALPN_01
+            ],
+        }
+        if message != self._last_challenges:
+            self._last_challenges = message
+            self._send_challenges(message)
+
+    # -- ordering ----------------------------------------------------------------------------
+    async def _order_loop(self) -> None:
+        while True:
+            plan = self._plan()
+            if plan.orders:
+                await self._order(plan.orders[0])
+                await asyncio.sleep(0)  # whatever happened, let the watch loop and the API run
+                continue
+            if await self._renewal_info():
+                self._refresh_certificates()
+                continue
+            timeout = POLL * 5
+            if plan.wake is not None:
+                timeout = min(timeout, max(0.05, (plan.wake - self._now()).total_seconds()))
+            self._wake.clear()
+            try:
+                async with asyncio.timeout(timeout):
+                    await self._wake.wait()
+            except TimeoutError:
+                pass
+
+    async def _order(self, order: planning.Order) -> None:
+        request = order.request
+        resolver = self._resolvers[request.resolver]
+        key = planning.key_of(request)
+        lock = resolver.storage.try_lock(resolver.name, certificate_id(request.names))
+        if lock is None:
+            log.info(
+                "%s: another replica is ordering %s; reading its result",
+                resolver.name,
+                ", ".join(request.names),
+            )
+            self._held_elsewhere[key] = self._now() + datetime.timedelta(seconds=POLL * 2)
+            return
+        self._held_elsewhere.pop(key, None)
+        challenges: tuple[Challenge, ...] = ()
+        try:
+            if order not in self._plan().orders:  # it was stored meanwhile, by a replica that held the lock
+                return
+            resolver.health.orders += 1
+            log.info(
+                "%s: ordering a certificate for %s (%s)",
+                resolver.name,
+                ", ".join(request.names),
+                order.reason,
+            )
+            session = await self._session(resolver)
+            pending = await asyncio.to_thread(session.begin, request.names)
+            challenges = pending.challenges
+            for challenge in challenges:
+                resolver.storage.publish(challenge)
+            self.pending = self.pending + challenges
+            self._refresh_challenges()
+            if challenges:
+                await asyncio.sleep(self._delay(resolver, challenges))
+            chain, key_pem = await asyncio.to_thread(session.complete, pending)
+            stored = StoredCertificate.from_pem(
+                resolver=resolver.name, names=request.names, cert_pem=chain, key_pem=key_pem
+            )
+            resolver.storage.save_certificate(stored)  # first: the certificate is never lost to ARI
+        except (AcmeError, StorageError) as e:
+            self._failed(resolver, request, e)
+        except Exception as e:  # a bug or a library surprise must cost this order, not the controller
+            log.exception("%s: ordering %s failed", resolver.name, ", ".join(request.names))
+            self._failed(resolver, request, AcmeError("ca", f"{type(e).__name__}: {e}"))
+        else:
+            self._failures.pop(key, None)
+            self._problems.pop(key, None)
+            resolver.health.issued += 1
+            if order.reason is not planning.Reason.NEW:
+                resolver.health.renewed += 1
+            log.info(
+                "%s: certificate for %s issued, valid until %s",
+                resolver.name,
+                ", ".join(request.names),
+                stored.not_after,
+            )
+        finally:
+            for challenge in challenges:
+                resolver.storage.withdraw(challenge)
+            self.pending = tuple(c for c in self.pending if c not in challenges)
+            lock.release()
+            self._refresh_certificates()
+            self._refresh_challenges()
+
+    async def _session(self, resolver: Resolver) -> Session:
+        """Connected to the CA with the resolver's account, registered once for all replicas: the
+        account lock makes a second replica wait and then find the first one's account."""
+        if resolver.session is None:
+            lock = resolver.storage.try_lock(resolver.name, "account")
+            while lock is None:
+                await asyncio.sleep(POLL / 4)
+                lock = resolver.storage.try_lock(resolver.name, "account")
+            try:
+                stored = resolver.storage.load_account(resolver.name)
+                session = Session(resolver.options, stored)
+                account = await asyncio.to_thread(session.connect)
+                if account != stored:
+                    resolver.storage.save_account(resolver.name, account)
+                    log.info(
+                        "%s: ACME account %s registered at %s", resolver.name, account.uri, account.ca_server
+                    )
+            finally:
+                lock.release()
+            resolver.session = session
+        return resolver.session
+
+    async def _renewal_info(self) -> bool:
+        """Ask the CA's renewalInfo (ARI, RFC 9773) about one wanted certificate whose answer is
+        due; True if one was asked. Without ARI the library says when to look again (6 h)."""
+        now = self._now()
+        wanted = {planning.key_of(r) for r in self._requests}
+        for resolver in self._resolvers.values():
+            if resolver.ari_retry_at > now:
+                continue
+            for cert in self._stored(resolver):
+                if cert.key not in wanted or cert.not_after <= now or (cert.ari_next and cert.ari_next > now):
+                    continue
+                try:
+                    session = await self._session(resolver)
+                    renew_at, again = await asyncio.to_thread(session.renewal_info, cert.cert_pem)
+                    resolver.storage.save_certificate(
+                        dataclasses.replace(cert, renew_at=renew_at, ari_next=again)
+                    )
+                except (AcmeError, StorageError) as e:
+                    log.warning("%s: renewal information for %s: %s", resolver.name, ", ".join(cert.names), e)
+                    resolver.ari_retry_at = now + datetime.timedelta(
+                        seconds=resolver.settings.retry.initialInterval
+                    )
+                    if isinstance(e, AcmeError) and e.kind == "unreachable":
+                        resolver.session = None
+                return True
+        return False
+
+    def _delay(self, resolver: Resolver, challenges: tuple[Challenge, ...]) -> float:
+        http, tls = resolver.settings.httpChallenge, resolver.settings.tlsChallenge
+        if any(c.type == HTTP_01 for c in challenges) and http is not None:
+            return http.delay
+        return tls.delay if tls is not None else 0.0
+
+    def _failed(self, resolver: Resolver, request: CertificateRequest, error: Exception) -> None:
+        key = planning.key_of(request)
+        if isinstance(error, AcmeError) and error.kind == "unreachable":
+            resolver.session = None  # connect again (and find the account again) next time
+        before = self._failures.get(key)
+        count = (before.count if before else 0) + 1
+        retry = resolver.settings.retry
+        wait = planning.backoff(
+            count,
+            initial=retry.initialInterval,
+            maximum=retry.maxInterval,
+            retry_after=error.retry_after if isinstance(error, AcmeError) else 0.0,
+        )
+        retry_at = self._now() + datetime.timedelta(seconds=wait)
+        self._failures[key] = planning.Failure(count=count, retry_at=retry_at, error=str(error))
+        resolver.health.failures += 1
+        resolver.health.last_error = str(error)
+        names = ", ".join(request.names)
+        message = (
+            f"certificate for {names} from resolver {resolver.name} failed ({count} in a row): {error}; "
+            f"retrying in {wait:.0f}s"
+        )
+        log.warning("%s", message)
+        severity = Severity.ERROR if not self._has_certificate(resolver, key) else Severity.WARNING
+        self._problems[key] = tuple(
+            Problem(ref=ref, message=message, severity=severity) for ref in request.sources
+        )
+
+    def _has_certificate(self, resolver: Resolver, key: planning.Key) -> bool:
+        now = self._now()
+        return any(c.key == key and c.not_after > now for c in self._stored(resolver))

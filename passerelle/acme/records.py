@@ -1,0 +1,144 @@
+"""What the storage holds: an account, an issued certificate, a pending challenge (values)."""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any
+
+from cryptography import x509
+
+from passerelle.model import Certificate
+from passerelle.tls.store import parse_pair
+
+HTTP_01 = "http-01"
+TLS_ALPN_01 = "tls-alpn-01"
+
+
+def certificate_id(names: tuple[str, ...]) -> str:
+    """A file- and Secret-name-safe identity for a set of names: the first name and a digest."""
+    digest = hashlib.sha256(",".join(sorted(names)).encode()).hexdigest()[:12]
+    first = "".join(c if c.isalnum() or c in ".-" else "-" for c in names[0])[:60] if names else "none"
+    return f"{first}-{digest}"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Account:
+    """An ACME account at `ca_server`: its URL and its key (a JWK, JSON text)."""
+
+    ca_server: str
+    uri: str
+    key_json: str = field(repr=False)
+    email: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StoredCertificate:
+    """An issued certificate as stored; `renew_at`/`ari_next` come from the CA's renewalInfo (ARI)."""
+
+    resolver: str
+    names: tuple[str, ...]
+    cert_pem: str
+    key_pem: str = field(repr=False)
+    not_before: datetime.datetime
+    not_after: datetime.datetime
+    renew_at: datetime.datetime | None = None
+    ari_next: datetime.datetime | None = None
+
+    @property
+    def key(self) -> tuple[str, frozenset[str]]:
+        return (self.resolver, frozenset(self.names))
+
+    @property
+    def id(self) -> str:
+        return certificate_id(self.names)
+
+    def served(self) -> Certificate:
+        return parse_pair(self.cert_pem, self.key_pem, source=f"ACME resolver {self.resolver}").certificate
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "resolver": self.resolver,
+            "names": list(self.names),
+            "certPem": self.cert_pem,
+            "keyPem": self.key_pem,
+            "renewAt": _time(self.renew_at),
+            "ariNext": _time(self.ari_next),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> StoredCertificate:
+        return cls.from_pem(
+            resolver=data["resolver"],
+            names=tuple(data["names"]),
+            cert_pem=data["certPem"],
+            key_pem=data["keyPem"],
+            renew_at=_parse_time(data.get("renewAt")),
+            ari_next=_parse_time(data.get("ariNext")),
+        )
+
+    @classmethod
+    def from_pem(
+        cls,
+        *,
+        resolver: str,
+        names: tuple[str, ...],
+        cert_pem: str,
+        key_pem: str,
+        renew_at: datetime.datetime | None = None,
+        ari_next: datetime.datetime | None = None,
+    ) -> StoredCertificate:
+        leaf = x509.load_pem_x509_certificate(cert_pem.encode())
+        return cls(
+            resolver=resolver,
+            names=names,
+            cert_pem=cert_pem,
+            key_pem=key_pem,
+            not_before=leaf.not_valid_before_utc,
+            not_after=leaf.not_valid_after_utc,
+            renew_at=renew_at,
+            ari_next=ari_next,
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True, order=True)
+class Challenge:
+    """A challenge some replica is answering: HTTP-01 (`token` -> `key_authorization`) or
+    TLS-ALPN-01 (`name` -> the acmeIdentifier certificate, RFC 8737 §3)."""
+
+    type: str
+    token: str = ""
+    key_authorization: str = field(default="", repr=False)
+    name: str = ""
+    cert_pem: str = field(default="", repr=False)
+    key_pem: str = field(default="", repr=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "type": self.type,
+            "token": self.token,
+            "keyAuthorization": self.key_authorization,
+            "name": self.name,
+            "certPem": self.cert_pem,
+            "keyPem": self.key_pem,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Challenge:
+        return cls(
+            type=data["type"],
+            token=data.get("token", ""),
+            key_authorization=data.get("keyAuthorization", ""),
+            name=data.get("name", ""),
+            cert_pem=data.get("certPem", ""),
+            key_pem=data.get("keyPem", ""),
+        )
+
+
+def _time(value: datetime.datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+def _parse_time(value: str | None) -> datetime.datetime | None:
+    return None if not value else datetime.datetime.fromisoformat(value)

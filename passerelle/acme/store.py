@@ -1,0 +1,200 @@
+"""Where ACME state lives so that every replica sees it: the Storage interface, and a directory.
+
+`Storage` is what the controller needs; `FileStorage` implements it on a directory that replicas
+share (a volume, NFS with working flock, or one host's several processes):
+
+    <storage>/accounts/<resolver>.json               account URL, key (JWK), CA, e-mail
+    <storage>/certificates/<resolver>/<id>.json      names, chain, key, ARI renewal time
+    <storage>/challenges/http-01/<token>.json        pending HTTP-01 tokens, any replica's
+    <storage>/challenges/tls-alpn-01/<name>.json     pending TLS-ALPN-01 certificates
+    <storage>/locks/<resolver>-<id>.lock             flock()ed by the replica ordering <id>
+
+Files are written whole (temporary file, fsync, rename) with mode 0600 in 0700 directories.
+Reads are cached by (mtime, size), so polling every second costs a directory listing.
+The Kubernetes store (next step, docs/acme.md) keeps the same records in Secrets and replaces
+flock with a coordination.k8s.io Lease per certificate.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any, Protocol
+
+from passerelle.acme.records import HTTP_01, TLS_ALPN_01, Account, Challenge, StoredCertificate
+
+CHALLENGE_MAX_AGE = 3600.0  # seconds; an order takes at most acme.clientTimeout (2 min by default)
+
+
+class StorageError(Exception):
+    """The storage cannot be read or written; the message names the path and why."""
+
+
+class Lock(Protocol):
+    def release(self) -> None: ...
+
+
+class Storage(Protocol):
+    def load_account(self, resolver: str) -> Account | None: ...
+    def save_account(self, resolver: str, account: Account) -> None: ...
+    def certificates(self, resolver: str) -> list[StoredCertificate]: ...
+    def save_certificate(self, cert: StoredCertificate) -> None: ...
+    def delete_certificate(self, cert: StoredCertificate) -> None: ...
+    def challenges(self) -> list[Challenge]: ...
+    def publish(self, challenge: Challenge) -> None: ...
+    def withdraw(self, challenge: Challenge) -> None: ...
+    def try_lock(self, resolver: str, cert_id: str) -> Lock | None:
+        """The right to order `cert_id` until released, or None while another replica has it."""
+        ...
+
+
+class _FileLock:
+    __slots__ = ("_fd",)
+
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
+
+    def release(self) -> None:
+        if self._fd >= 0:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = -1
+
+
+class FileStorage:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._cache: dict[Path, tuple[tuple[int, int], Any]] = {}
+        try:
+            for sub in (
+                "accounts",
+                "certificates",
+                f"challenges/{HTTP_01}",
+                f"challenges/{TLS_ALPN_01}",
+                "locks",
+            ):
+                (root / sub).mkdir(parents=True, exist_ok=True, mode=0o700)
+            root.chmod(0o700)
+        except OSError as e:
+            raise StorageError(f"ACME storage {root}: {e.strerror}") from None
+
+    # -- accounts ------------------------------------------------------------------------------
+    def load_account(self, resolver: str) -> Account | None:
+        data = self._read(self.root / "accounts" / f"{resolver}.json")
+        if data is None:
+            return None
+        return Account(
+            ca_server=data["caServer"], uri=data["uri"], key_json=data["key"], email=data.get("email", "")
+        )
+
+    def save_account(self, resolver: str, account: Account) -> None:
+        record = {
+            "caServer": account.ca_server,
+            "uri": account.uri,
+            "key": account.key_json,
+            "email": account.email,
+        }
+        self._write(self.root / "accounts" / f"{resolver}.json", record)
+
+    # -- certificates --------------------------------------------------------------------------
+    def certificates(self, resolver: str) -> list[StoredCertificate]:
+        folder = self.root / "certificates" / resolver
+        out = []
+        for path in sorted(folder.glob("*.json")) if folder.is_dir() else ():
+            cert = self._read(path, StoredCertificate.from_dict)
+            if cert is not None:
+                out.append(cert)
+        return out
+
+    def save_certificate(self, cert: StoredCertificate) -> None:
+        folder = self.root / "certificates" / cert.resolver
+        folder.mkdir(exist_ok=True, mode=0o700)
+        self._write(folder / f"{cert.id}.json", cert.to_dict())
+
+    def delete_certificate(self, cert: StoredCertificate) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            (self.root / "certificates" / cert.resolver / f"{cert.id}.json").unlink()
+
+    # -- challenges ----------------------------------------------------------------------------
+    def challenges(self) -> list[Challenge]:
+        """Every replica's pending challenges. One older than CHALLENGE_MAX_AGE was left by a
+        replica that died mid-order (its lock went with it): whoever reads it removes it."""
+        out = []
+        now = time.time()
+        for kind in (HTTP_01, TLS_ALPN_01):
+            folder = self.root / "challenges" / kind
+            seen = set()
+            for path in sorted(folder.glob("*.json")):
+                try:
+                    if now - path.stat().st_mtime > CHALLENGE_MAX_AGE:
+                        path.unlink()
+                        continue
+                except FileNotFoundError:
+                    continue
+                seen.add(path)
+                challenge = self._read(path, Challenge.from_dict)
+                if challenge is not None:
+                    out.append(challenge)
+            for gone in [p for p in self._cache if p.parent == folder and p not in seen]:
+                del self._cache[gone]
+        return out
+
+    def publish(self, challenge: Challenge) -> None:
+        self._write(self._challenge_path(challenge), challenge.to_dict())
+
+    def withdraw(self, challenge: Challenge) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self._challenge_path(challenge).unlink()
+
+    def _challenge_path(self, challenge: Challenge) -> Path:
+        name = challenge.token if challenge.type == HTTP_01 else challenge.name
+        if not name or "/" in name or name.startswith("."):
+            raise StorageError(f"unsafe challenge file name {name!r}")
+        return self.root / "challenges" / challenge.type / f"{name}.json"
+
+    # -- locks ---------------------------------------------------------------------------------
+    def try_lock(self, resolver: str, cert_id: str) -> _FileLock | None:
+        path = self.root / "locks" / f"{resolver}-{cert_id}.lock"
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return None
+        return _FileLock(fd)
+
+    # -- files ---------------------------------------------------------------------------------
+    def _read(self, path: Path, parse: Any = None) -> Any:
+        """The parsed file (cached while unchanged); None when missing or unreadable (a half-copied
+        file from an operator, a record of an older layout: skipped, the rest still served)."""
+        try:
+            st = path.stat()
+            stamp = (st.st_mtime_ns, st.st_size)
+            cached = self._cache.get(path)
+            if cached is not None and cached[0] == stamp:
+                return cached[1]
+            data = json.loads(path.read_text())
+            value = parse(data) if parse is not None else data
+        except FileNotFoundError:
+            self._cache.pop(path, None)
+            return None
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+        self._cache[path] = (stamp, value)
+        return value
+
+    def _write(self, path: Path, data: dict[str, Any]) -> None:
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+            with os.fdopen(fd, "w") as f:
+                json.dump(data, f)
+                f.flush()
+                os.fsync(f.fileno())
+            tmp.rename(path)
+        except OSError as e:
+            raise StorageError(f"ACME storage {path}: {e.strerror}") from None
