@@ -111,7 +111,7 @@ async def test_every_kind_is_listed_then_watched_and_list_items_get_their_kind(
     kube.create(obj("v1", "Service", "web", spec={"ports": [{"port": 80}]}))
     kube.create(obj("discovery.k8s.io/v1", "EndpointSlice", "web-1", addressType="IPv4", endpoints=[]))
     kube.create(tls_secret("cert"))
-    kube.create(tls_secret("opaque", "Opaque"))  # named by the Ingress: watched alone
+    kube.create(tls_secret("opaque", "Opaque"))  # named by the Ingress: read alone (GET)
     kube.create(obj("v1", "Secret", "unrelated", type="Opaque"))  # never read
     kube.create(obj("v1", "Node", "node-1", None))
     kube.create(obj("traefik.io/v1alpha1", "Middleware", "mw", spec={"redirectScheme": {"scheme": "https"}}))
@@ -124,8 +124,12 @@ async def test_every_kind_is_listed_then_watched_and_list_items_get_their_kind(
         assert first.snapshot.get("Ingress", "default", "web")["apiVersion"] == "networking.k8s.io/v1"  # type: ignore[index]
         secret_lists = [r.query for r in kube.requests() if r.resource == "secrets" and r.verb == "list"]
         assert secret_lists and all("fieldSelector" in q for q in secret_lists)  # never every Secret
-        singles = sorted(unquote(q) for q in secret_lists if "metadata.name" in unquote(q))
-        assert singles == ["fieldSelector=metadata.name=opaque&limit=500"]  # the TLS one is held already
+        assert not any("metadata.name" in unquote(q) for q in secret_lists)  # no list per Secret
+        assert not any(
+            r.verb == "watch" and "metadata.name" in unquote(r.query) for r in kube.requests()
+        )  # nor a watch per Secret: a GET (the TLS one is held already)
+        singles = [r.path for r in kube.requests() if r.resource == "secrets" and r.verb == "get"]
+        assert singles == ["/api/v1/namespaces/default/secrets/opaque"]
         kube.patch("v1", "Service", "default", "web", {"spec": {"ports": [{"port": 81}]}})
         changed = await published.until(
             lambda s: s.snapshot.get("Service", "default", "web")["spec"]["ports"][0]["port"] == 81
@@ -339,3 +343,22 @@ async def test_the_routers_own_pods_are_in_the_snapshot_for_status_and_dns(
         assert [
             (o["metadata"]["namespace"], o["metadata"]["name"]) for o in first.snapshot.of_kind("Pod")
         ] == [("ingress", "r1")]
+
+
+async def test_a_named_secret_that_is_not_tls_is_read_again_every_period(
+    kube: KubeAPI, tmp_path: Path
+) -> None:
+    ingress = obj("networking.k8s.io/v1", "Ingress", "web", spec={"tls": [{"secretName": "later"}]})
+    kube.create(ingress)
+    options = WatchOptions(throttle=0.05, backoff=Backoff(base=0.05, cap=0.2), secret_period=0.3)
+    async with running(kube, tmp_path, options) as (provider, published):
+        first = await published.next()
+        assert names(first, "Secret") == []  # missing (404): published without it
+        kube.create(tls_secret("later", "Opaque"))
+        await published.until(lambda s: names(s, "Secret") == ["later"])  # the next round's GET
+        kube.delete("v1", "Secret", "default", "later")
+        await published.until(lambda s: names(s, "Secret") == [])
+        kube.create(tls_secret("later"))  # now a TLS Secret: the TLS watch has it
+        await published.until(lambda s: names(s, "Secret") == ["later"])
+        watches = [r for r in kube.requests() if r.resource == "secrets" and r.verb == "watch"]
+        assert all("metadata.name" not in unquote(r.query) for r in watches)

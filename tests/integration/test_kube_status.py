@@ -216,3 +216,44 @@ def test_problems_become_events_on_their_objects_once_under_the_deployed_rbac(
         assert not denied, denied[:5]  # the code uses nothing deploy/10-rbac.yaml does not grant
     finally:
         assert router.stop() == 0
+
+
+def test_ingresses_naming_many_missing_secrets_never_starve_the_lease(
+    backends: Backends, kubeapi: Callable[..., KubeAPI], tmp_path: Path
+) -> None:
+    """A watch per missing Secret once filled the 100-connection pool and the Lease GETs timed
+    out: now those Secrets are read by GET and the Lease has a pool of its own."""
+    api = kubeapi()
+    api.create(node("n1", "192.0.2.1"))
+    api.create(pod("p1", "n1"))
+    api.create(with_ns(service("app")))
+    api.create(slice_for("app", backends.whoami("many")))
+    count = 120
+    for i in range(count):
+        body = ingress(f"app{i}", [rule(f"app{i}.test", ("/", "Prefix", "app"))])
+        body["spec"]["tls"] = [{"hosts": [f"app{i}.test"], "secretName": f"missing{i}"}]
+        api.create(with_ns(body))
+    settings = {
+        "kubeconfig": str(api.kubeconfig(tmp_path / "kubeconfig")),
+        "throttle": "0.1s",
+        "leaderElection": {"identity": "only", **LEASE},
+    }
+    router = Router(tmp_path / "r", config={"providers": {"kubernetes": settings}}).start()
+    lease = lambda: api.get("coordination.k8s.io/v1", "Lease", "default", "passerelle") or {}  # noqa: E731
+    try:
+        wait_for(lambda: lease().get("spec", {}).get("holderIdentity") == "only", "leads", timeout=20)
+        wait_for(lambda: published(api, f"app{count - 1}") == ["192.0.2.1"], "status written", timeout=30)
+        renewals, deadline = set(), time.monotonic() + 5  # 10 retry periods, 2.5 renew deadlines
+        while time.monotonic() < deadline:
+            spec = lease()["spec"]
+            assert spec["holderIdentity"] == "only"
+            renewals.add(spec["renewTime"])
+            time.sleep(0.1)
+        assert len(renewals) >= 5, renewals  # renewed all along (every 0.5s when nothing waits)
+        failed = [r for r in api.requests() if r.resource == "leases" and r.status >= 400 and r.status != 404]
+        assert not failed, failed[:3]
+        gets = {r.path for r in api.requests() if r.resource == "secrets" and r.verb == "get"}
+        assert len(gets) == count  # each missing Secret read alone...
+        assert not [r for r in api.requests() if r.verb == "watch" and "metadata.name" in r.query]
+    finally:
+        assert router.stop() == 0
