@@ -257,3 +257,75 @@ def test_ingresses_naming_many_missing_secrets_never_starve_the_lease(
         assert not [r for r in api.requests() if r.verb == "watch" and "metadata.name" in r.query]
     finally:
         assert router.stop() == 0
+
+
+def test_a_new_leader_bumps_the_event_an_earlier_one_left_and_status_is_only_for_our_classes(
+    backends: Backends, kubeapi: Callable[..., KubeAPI], tmp_path: Path
+) -> None:
+    api = kubeapi(rules={"tester": deploy_rules()})
+    api.create(node("n1", "192.0.2.1"))
+    api.create(pod("p1", "n1"))
+    api.create(with_ns(service("app")))
+    api.create(slice_for("app", backends.whoami("classes")))
+    for name, controller in (
+        ("passerelle", "passerelle.io/ingress-controller"),
+        ("traefik", "traefik.io/ingress-controller"),
+    ):
+        api.create(
+            {
+                "apiVersion": NET,
+                "kind": "IngressClass",
+                "metadata": {"name": name},
+                "spec": {"controller": controller},
+            }
+        )
+    mine = with_ns(
+        ingress("mine", [rule("mine.test", ("/", "Prefix", "app"))], ingressClassName="passerelle")
+    )
+    theirs = with_ns(
+        ingress("theirs", [rule("theirs.test", ("/", "Prefix", "app"))], ingressClassName="traefik")
+    )
+    api.create(mine)
+    api.create(theirs)  # served (ingressClasses has "traefik") but Traefik's to write status on
+    api.create(
+        with_ns(ingress("bad", [rule("bad.test", ("/", "Prefix", "missing"))], ingressClassName="passerelle"))
+    )
+    settings = {
+        "kubeconfig": str(api.kubeconfig(tmp_path / "kubeconfig")),
+        "throttle": "0.1s",
+        "leaderElection": LEASE,
+    }  # fmt: skip
+
+    def events_on(name: str) -> list[dict[str, Any]]:
+        return [e for e in api.objects("v1", "Event") if e["involvedObject"]["name"] == name]
+
+    first = Router(tmp_path / "r1", config={"providers": {"kubernetes": settings}}).start()
+    try:
+        wait_for(lambda: published(api, "mine") == ["192.0.2.1"], "status on our class's Ingress")
+        wait_for(lambda: bool(events_on("bad")), "an Event on the Ingress with a problem")
+        api.replace(
+            pod("p1", "n1", ready=False) | {"metadata": api.get("v1", "Pod", "default", "p1")["metadata"]},
+            status=True,
+        )  # type: ignore[index]
+        time.sleep(0.3)
+        api.replace(
+            pod("p1", "n1") | {"metadata": api.get("v1", "Pod", "default", "p1")["metadata"]}, status=True
+        )  # type: ignore[index]
+        time.sleep(3)  # longer than the settle time: the flap settled back where it was
+    finally:
+        assert first.stop() == 0
+    assert published(api, "theirs") == []  # served, but its status left alone
+    writes = [r for r in api.requests() if r.resource == "ingresses/status"]
+    assert sorted(r.path.split("/")[-2] for r in writes) == [
+        "bad",
+        "mine",
+    ]  # once each: the flap wrote nothing
+    [event] = events_on("bad")
+    assert event["count"] == 1
+    second = Router(tmp_path / "r2", config={"providers": {"kubernetes": settings}}).start()
+    try:  # a new leader starts fresh: its create is a 409 (same name), so it bumps the Event
+        wait_for(lambda: events_on("bad")[0]["count"] == 2, "the earlier leader's Event bumped")
+        assert len(events_on("bad")) == 1
+        assert not [r for r in api.requests() if r.status in (401, 403)]  # get on events is granted
+    finally:
+        assert second.stop() == 0
