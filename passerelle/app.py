@@ -180,6 +180,18 @@ async def serve(settings: Settings) -> None:
         workers.close_sockets()
         raise StartupError(f"cannot listen on {settings.api.address} (api): {e.strerror or e}") from None
 
+    ping = None
+    if settings.ping is not None:  # the probe's listener: only /ping, the API may stay on loopback
+        ping_host, ping_port = split_address(settings.ping.address)
+        try:
+            ping = await serve_api(ping_host, ping_port, {"/ping": routes["/ping"]})
+        except OSError as e:
+            api.close()
+            workers.close_sockets()
+            raise StartupError(
+                f"cannot listen on {settings.ping.address} (ping): {e.strerror or e}"
+            ) from None
+
     await workers.start()
     provider: ManifestsProvider | KubernetesProvider
     status: list[Leadership | StatusWriter | EventRecorder] = []
@@ -235,6 +247,8 @@ async def serve(settings: Settings) -> None:
         for task in background:
             task.cancel()
     api.close()
+    if ping is not None:
+        ping.close()
     for used in (client, reflecting):
         if used is not None:
             await used.aclose()  # after every task that used it has finished

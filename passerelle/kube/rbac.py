@@ -25,6 +25,18 @@ def cluster_access() -> Access:
     return {k: frozenset(v) for k, v in out.items()}
 
 
+def split_by_scope() -> tuple[Access, Access]:
+    """cluster_access() as (cluster-scoped kinds, namespaced ones): with `namespaces` set, the
+    namespaced part can be granted by a Role in each watched namespace instead of cluster-wide
+    (deploy/examples/rbac-namespaces.yaml). Events on cluster-scoped objects go to `default`."""
+    cluster_scoped = {(k.group, k.plural) for k in WATCHED if not k.namespaced}
+    access = cluster_access()
+    return (
+        {k: v for k, v in access.items() if k in cluster_scoped},
+        {k: v for k, v in access.items() if k not in cluster_scoped},
+    )
+
+
 def namespace_access() -> Access:
     return {
         (POD.group, POD.plural): READ,  # watch.py: which nodes run a ready router (status, DNS)
