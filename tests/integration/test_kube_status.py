@@ -4,15 +4,20 @@ another replica takes over when it dies or cannot renew."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 from passerelle.kube.client import ApiClient
+from passerelle.kube.ingress import IngressOptions
 from passerelle.kube.lease import Leadership
+from passerelle.kube.snapshot import ClusterSnapshot
+from passerelle.kube.status import EndpointPolicy, StatusWriter
 from tests.integration.harness import Backends, Router, ingress, rule, service
 from tests.integration.test_kubernetes import slice_for, wait_for, with_ns
 from tests.kubeapi import KubeAPI
@@ -142,7 +147,16 @@ async def test_a_leader_that_cannot_renew_stops_leading_before_another_takes_ove
         )
         for c, i in zip(clients, ("one", "two"), strict=True)
     )
+    both: list[float] = []  # moments when both thought they led: must stay empty
+
+    async def sample() -> None:
+        while True:
+            if one.is_leader() and two.is_leader():
+                both.append(asyncio.get_running_loop().time())
+            await asyncio.sleep(0.005)
+
     async with asyncio.TaskGroup() as tasks:
+        sampler = tasks.create_task(sample())
         first = tasks.create_task(one.run())
         async with asyncio.timeout(10):
             while not one.is_leader():
@@ -163,9 +177,12 @@ async def test_a_leader_that_cannot_renew_stops_leading_before_another_takes_ove
         async with asyncio.timeout(10):
             while not (one.is_leader() or two.is_leader()):
                 await asyncio.sleep(0.05)
+        await asyncio.sleep(2.0)  # the winner renews, the other watches: still never both
         assert not (one.is_leader() and two.is_leader())
         first.cancel()
         second.cancel()
+        sampler.cancel()
+    assert not both, f"both led at {both[:3]}"
     for c in clients:
         await c.aclose()
     lease = api.get("coordination.k8s.io/v1", "Lease", "default", "test")
@@ -329,3 +346,71 @@ def test_a_new_leader_bumps_the_event_an_earlier_one_left_and_status_is_only_for
         assert not [r for r in api.requests() if r.status in (401, 403)]  # get on events is granted
     finally:
         assert second.stop() == 0
+
+
+class _Snapshots:
+    def __init__(self, snapshot: ClusterSnapshot) -> None:
+        self.latest = snapshot
+
+    def subscribe(self) -> asyncio.Event:
+        event = asyncio.Event()
+        event.set()
+        return event
+
+
+async def test_a_status_write_gives_up_when_leadership_would_end(
+    kubeapi: Callable[..., KubeAPI], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A PATCH the API is slow to answer is abandoned at the renew deadline, not left to land
+    after another replica may lead."""
+    caplog.set_level(logging.WARNING, "passerelle.status")
+    api = kubeapi()
+    objects = [
+        node("n1", "192.0.2.1"),
+        pod("p1", "n1"),
+        with_ns(ingress("app", [rule("app.test", ("/", "Prefix", "app"))])),
+    ]
+    for o in objects:
+        api.create(o)
+    client = ApiClient.connect(str(api.kubeconfig(tmp_path / "k")))
+    leadership = Leadership(
+        client,
+        namespace="default",
+        name="t",
+        identity="one",
+        lease_duration=1.5,
+        renew_deadline=1.0,
+        retry_period=0.2,
+    )
+    writer = StatusWriter(
+        client,
+        snapshots=_Snapshots(ClusterSnapshot.of(objects)),
+        leadership=leadership,
+        policy=EndpointPolicy(),
+        options=IngressOptions(),
+        settle=0.0,
+    )
+    try:
+        async with asyncio.TaskGroup() as tasks:
+            campaign = tasks.create_task(leadership.run())
+            async with asyncio.timeout(10):
+                while not leadership.is_leader():
+                    await asyncio.sleep(0.02)
+            api.stall(30, verb="patch", resource="ingresses/status", times=100)  # answers far too late
+            api.inject(500, verb="update", resource="leases", times=1000)  # and the Lease cannot be renewed
+            started = time.time()
+            writing = tasks.create_task(writer.run())
+            async with asyncio.timeout(10):
+                while leadership.is_leader():
+                    await asyncio.sleep(0.01)
+            lost = time.time()
+            async with asyncio.timeout(5):
+                while "status not written" not in caplog.text:
+                    await asyncio.sleep(0.01)
+            [record] = [r for r in caplog.records if "status not written" in r.getMessage()]
+            assert started < record.created <= lost + 0.25  # given up by the deadline, not 30 s later
+            assert writer.writes == 0
+            writing.cancel()
+            campaign.cancel()
+    finally:
+        await client.aclose()
