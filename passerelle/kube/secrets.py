@@ -42,6 +42,7 @@ class SecretPoller:
     ) -> None:
         self.objects: dict[Key, Obj] = {}
         self.gets = 0  # requests made, for tests and metrics
+        self.version = 0  # bumped whenever `objects` changes
         self._client = client
         self._health = health
         self._on_change = on_change
@@ -58,7 +59,8 @@ class SecretPoller:
         dropped = self._wanted - wanted
         self._wanted = wanted
         self._read -= dropped
-        if any(self.objects.pop(k, None) is not None for k in dropped):
+        if any([self.objects.pop(k, None) is not None for k in dropped]):
+            self.version += 1
             self._on_change()
         if wanted - self._read:
             self._wake.set()  # read the new ones now, not at the next round
@@ -120,6 +122,7 @@ class SecretPoller:
             changed = previous is None or _version(previous) != _version(obj)
             if changed:  # else keep the very same dict, for translation's memo
                 self.objects[key] = obj
+        self.version += changed
         if changed or first:
             self._on_change()
         return True

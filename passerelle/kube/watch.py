@@ -5,9 +5,10 @@ the cluster serves, then runs one `Reflector` per kind (per namespace when `name
 and a `SecretPoller` (secrets.py) that GETs, now and every `secret_period` seconds, each Secret an
 Ingress or the static configuration names that is not a `kubernetes.io/tls` Secret already
 watched: no watch per Secret, so the reflectors hold a bounded number of connections
-(`connections_needed`), which the router's pool for them is sized to. Any change marks the state dirty; `throttle` seconds later the whole snapshot is built
-from the reflectors' objects (unchanged objects are the same dicts, which translation's memo
-relies on) and published as the same `Loaded` the manifests provider sends. A burst of changes
+(`connections_needed`), which the router's pool for them is sized to. Any change marks the
+state dirty; `throttle` seconds later the snapshot is built from one part per reflector, only
+the parts whose reflector changed being indexed again (unchanged objects are the same dicts,
+which translation's memo relies on) and published as the same `Loaded` the manifests provider sends. A burst of changes
 is one snapshot. Nothing is published until every reflector, referenced Secrets included, has
 listed once; after that an API that fails leaves the last snapshot in place (the reflectors
 retry with backoff, `health` says what is wrong). A bad kubeconfig fails at start.
@@ -16,7 +17,6 @@ retry with backoff, `health` says what is wrong). A bad kubeconfig fails at star
 from __future__ import annotations
 
 import asyncio
-import itertools
 import logging
 import random
 from collections.abc import Awaitable, Callable, Sequence
@@ -69,6 +69,7 @@ class KubernetesProvider:
         self._subscribers: list[asyncio.Event] = []
         self._kinds: dict[Kind, list[tuple[Reflector, asyncio.Task[None]]]] = {}
         self._dirty = asyncio.Event()
+        self._parts: dict[Reflector | SecretPoller, tuple[int, ClusterSnapshot]] = {}  # -> (version, part)
         self.secrets = SecretPoller(
             client,
             health=self.health,
@@ -174,12 +175,7 @@ class KubernetesProvider:
             everything = self._reflectors
             if not all(r.synced.is_set() for r in everything) or not self.secrets.synced():
                 continue  # their first list (or GET) sets dirty again
-            snapshot = ClusterSnapshot.of(
-                itertools.chain(
-                    itertools.chain.from_iterable(r.objects.values() for r in everything),
-                    self.secrets.objects.values(),
-                )
-            )
+            snapshot = self._snapshot([*everything, self.secrets])
             if not self.health.synced:
                 log.info("every kind listed: %d objects", len(snapshot))
             self.health.synced = True
@@ -188,6 +184,19 @@ class KubernetesProvider:
             for event in self._subscribers:
                 event.set()
             await publish(Loaded(snapshot, []))
+
+    def _snapshot(self, sources: Sequence[Reflector | SecretPoller]) -> ClusterSnapshot:
+        """Everything the sources hold; only the sources that changed since the last one are
+        indexed again (a part per source, cached by its version)."""
+        parts, kept = [], {}
+        for source in sources:
+            cached = self._parts.get(source)
+            if cached is None or cached[0] != source.version:
+                cached = (source.version, ClusterSnapshot.of(source.objects.values()))
+            kept[source] = cached
+            parts.append(cached[1])
+        self._parts = kept  # stopped sources are forgotten
+        return ClusterSnapshot.merged(parts)
 
     def _follow_secret_references(self) -> None:
         """Have the poller read each named Secret that is not a TLS Secret we already hold."""

@@ -134,6 +134,7 @@ async def test_every_kind_is_listed_then_watched_and_list_items_get_their_kind(
         changed = await published.until(
             lambda s: s.snapshot.get("Service", "default", "web")["spec"]["ports"][0]["port"] == 81
         )  # type: ignore[index]
+        assert changed.snapshot.of_kind("Node") is first.snapshot.of_kind("Node")  # not rebuilt
         kube.delete("v1", "Node", "", "node-1")
         kube.delete("traefik.io/v1alpha1", "Middleware", "default", "mw")
         gone = await published.until(lambda s: not names(s, "Node") and not names(s, "Middleware"))
