@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import httpx
 
 from tests.integration.harness import Router, free_port
+from tests.kubeapi import KubeAPI
 
 
 def test_the_ping_listener_serves_only_ping_with_the_apis_answers(make_router: Callable[..., Router]) -> None:
@@ -23,15 +26,36 @@ def test_the_ping_listener_serves_only_ping_with_the_apis_answers(make_router: C
         assert ping.post("/ping").status_code == 405
         assert ping.post("/api/drain").status_code == 404  # the drain action is not here
         assert router._api.get("/api/drain").json()["phase"] == "serving"
-        router._api.post("/api/drain")  # from loopback, on the API: drain (no DNS sync: refuse, stop)
-        statuses = set()
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                statuses.add(ping.get("/ping").status_code)
-            except httpx.TransportError:
-                break  # stopped
-            time.sleep(0.01)
-        assert 503 in statuses  # draining: 503, as the API's /ping
-    assert router.process is not None
-    assert router.process.wait(timeout=15) == 0  # the drain's own clean stop
+
+
+def test_the_ping_listener_answers_503_until_the_first_configuration(
+    kubeapi: Callable[..., KubeAPI], tmp_path: Path
+) -> None:
+    api = kubeapi()
+    api.inject(500, verb="list", resource="services", times=6)  # a few seconds of retries
+    port = free_port()
+    config = {
+        "providers": {"kubernetes": {"kubeconfig": str(api.kubeconfig(tmp_path / "kubeconfig"))}},
+        "ping": {"address": f"127.0.0.1:{port}"},
+    }
+    router = Router(tmp_path / "r", config=config)
+    starting = threading.Thread(target=router.start)  # returns once the API's /ping is 200
+    starting.start()
+    seen: list[int] = []
+    deadline = time.monotonic() + 30
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=2) as ping:
+            while starting.is_alive() or not seen or seen[-1] != 200:
+                try:
+                    seen.append(ping.get("/ping").status_code)
+                except httpx.TransportError:
+                    pass  # not listening yet
+                if time.monotonic() > deadline:
+                    break
+                time.sleep(0.02)
+        starting.join()
+        assert 503 in seen and seen[-1] == 200, seen[-5:]  # the same answers as the API's /ping
+        assert set(seen) == {503, 200}
+    finally:
+        starting.join()
+        assert router.stop() == 0
