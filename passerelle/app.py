@@ -23,12 +23,12 @@ from passerelle.control.watcher import ConfigWatcher, Listener
 from passerelle.dnssync.controller import DnsSync
 from passerelle.dnssync.drain import Drain
 from passerelle.dnssync.selector import parse_selector as parse_dns_selector
-from passerelle.kube.client import ApiClient, KubeConfigError
+from passerelle.kube.client import CONTROL_CONNECTIONS, ApiClient, KubeConfigError
 from passerelle.kube.events import EventRecorder
 from passerelle.kube.lease import Leadership
 from passerelle.kube.manifests import Loaded, ManifestsProvider
 from passerelle.kube.status import EndpointPolicy, StatusWriter, parse_selector
-from passerelle.kube.watch import KubernetesProvider, WatchOptions
+from passerelle.kube.watch import KubernetesProvider, WatchOptions, connections_needed
 from passerelle.observability import metrics
 from passerelle.observability.aggregate import Totals
 from passerelle.proxy.listeners import ListenError
@@ -53,10 +53,14 @@ async def serve(settings: Settings) -> None:
         raise StartupError(
             "no provider configured: set providers.manifests.directory or providers.kubernetes"
         )
-    client = None
+    client = reflecting = None
     if kube is not None:
         try:  # a kubeconfig that cannot be read is fatal; an API that does not answer is retried
-            client = ApiClient.connect(kube.kubeconfig, kube.context)
+            # two pools: Lease, status and Events must never wait behind the watches' connections
+            client = ApiClient.connect(kube.kubeconfig, kube.context, connections=CONTROL_CONNECTIONS)
+            reflecting = ApiClient.connect(
+                kube.kubeconfig, kube.context, connections=connections_needed(_watch_options(settings))
+            )
         except KubeConfigError as e:
             raise StartupError(str(e)) from None
 
@@ -176,18 +180,23 @@ async def serve(settings: Settings) -> None:
         workers.close_sockets()
         raise StartupError(f"cannot listen on {settings.api.address} (api): {e.strerror or e}") from None
 
+    ping = None
+    if settings.ping is not None:  # the probe's listener: only /ping, the API may stay on loopback
+        ping_host, ping_port = split_address(settings.ping.address)
+        try:
+            ping = await serve_api(ping_host, ping_port, {"/ping": routes["/ping"]})
+        except OSError as e:
+            api.close()
+            workers.close_sockets()
+            raise StartupError(
+                f"cannot listen on {settings.ping.address} (ping): {e.strerror or e}"
+            ) from None
+
     await workers.start()
     provider: ManifestsProvider | KubernetesProvider
     status: list[Leadership | StatusWriter | EventRecorder] = []
-    if client is not None and kube is not None:
-        options = WatchOptions(
-            namespaces=tuple(kube.namespaces),
-            label_selector=kube.labelSelector,
-            throttle=kube.throttle,
-            secrets=settings.configured_secrets(),
-            pods=_pods(settings, client),
-        )
-        provider = KubernetesProvider(client, options)
+    if client is not None and reflecting is not None and kube is not None:
+        provider = KubernetesProvider(reflecting, _watch_options(settings))
         source = f"Kubernetes API {client.server}"
         assert leadership is not None
         status = _writers(settings, client, provider, watcher, leadership)
@@ -238,8 +247,11 @@ async def serve(settings: Settings) -> None:
         for task in background:
             task.cancel()
     api.close()
-    if client is not None:
-        await client.aclose()  # after every task that used it has finished
+    if ping is not None:
+        ping.close()
+    for used in (client, reflecting):
+        if used is not None:
+            await used.aclose()  # after every task that used it has finished
     await workers.stop()
 
 
@@ -333,10 +345,23 @@ def _leadership(settings: Settings, client: ApiClient) -> Leadership:
     )
 
 
-def _pods(settings: Settings, client: ApiClient) -> tuple[tuple[str, str], ...]:
-    """(namespace, label selector) of the router's pods that Ingress status and DNS sync read."""
+def _watch_options(settings: Settings) -> WatchOptions:
+    kube = settings.providers.kubernetes
+    assert kube is not None
+    return WatchOptions(
+        namespaces=tuple(kube.namespaces),
+        label_selector=kube.labelSelector,
+        throttle=kube.throttle,
+        secrets=settings.configured_secrets(),
+        pods=_pods(settings),
+    )
+
+
+def _pods(settings: Settings) -> tuple[tuple[str, str], ...]:
+    """(namespace, label selector) of the router's pods that Ingress status and DNS sync read
+    ("" namespace: the client's, resolved by the provider)."""
     kube, sync = settings.providers.kubernetes, settings.dnsSync
-    own = os.environ.get("POD_NAMESPACE") or client.namespace
+    own = os.environ.get("POD_NAMESPACE") or ""
     out = []
     endpoint = kube.ingressEndpoint if kube is not None else None
     if endpoint is not None and not (endpoint.ip or endpoint.hostname or endpoint.publishedService):

@@ -7,6 +7,11 @@ over that client directly, as plain JSON: lightkube's own watch neither asks for
 lets a caller re-list on 410 Gone (it restarts the watch from "now" and so misses deletions),
 and its typed models would cost a copy of every object that translation reads as dicts anyway.
 
+Each `ApiClient` has its own connection pool with explicit limits. The router makes two: one
+for the reflectors (a long-lived connection per watch, sized for them, plus the lists and
+Secret reads), one small one for Lease, status and Event requests, so that no number of watches
+can ever make a Lease renewal wait for a connection (and leadership be lost).
+
 Errors are mapped once, here, to a small tree: `Unreachable` (no answer), `ApiStatusError` (an
 answer with a Status; `Gone` for 410), `KubeConfigError` (cannot even build the client).
 """
@@ -25,6 +30,7 @@ from lightkube.core.exceptions import ConfigError
 
 Obj = dict[str, Any]
 PAGE = 500  # items per list request, as client-go's pager
+CONTROL_CONNECTIONS = 8  # the router's pool of Lease, status and Event requests
 
 
 class KubeError(Exception):
@@ -80,13 +86,23 @@ class ApiClient:
         self.namespace = namespace  # the context's (or service account's) namespace
 
     @classmethod
-    def connect(cls, kubeconfig: str = "", context: str = "", *, timeout: float = 10.0) -> ApiClient:
+    def connect(
+        cls,
+        kubeconfig: str = "",
+        context: str = "",
+        *,
+        timeout: float = 10.0,
+        connections: int = 100,
+    ) -> ApiClient:
+        """A client whose pool holds at most `connections` connections (a request beyond them
+        waits up to `timeout` for one, then fails as Unreachable)."""
         config, _ = load_config(kubeconfig, context)
         try:
             single = config.get(context or None)
             assert single is not None
             params = client_adapter.ConnectionParams(timeout=httpx2.Timeout(timeout), trust_env=False)
-            http = client_adapter.AsyncClient(single, params)
+            limits = httpx2.Limits(max_connections=connections, max_keepalive_connections=connections)
+            http = httpx2.AsyncClient(limits=limits, **params.httpx_params(single))
         except (ConfigError, OSError, ValueError, KeyError, AssertionError) as e:
             raise KubeConfigError(f"cannot use the Kubernetes configuration: {e}") from None
         return cls(http, server=single.cluster.server, namespace=single.namespace)

@@ -6,6 +6,10 @@ same problem seen again (every configuration version repeats it) is not a new Ev
 `repeat` seconds it bumps the Event's `count` and `lastTimestamp`, as the kubelet aggregates.
 Writes are rate-limited (a token bucket: `burst`, then `rate` per second) so a bad rollout of
 a thousand Ingresses cannot flood the API. An object without problems gets no Event at all.
+An Event name is `<object name>.<digest>`, cut to stay a valid name (at most 253 characters).
+A create answered 409 (an earlier leader left an Event of that name) reads that Event and bumps
+its count instead. Each write is bounded by the time left before the Lease's renew deadline, so
+none lands after this replica has stopped leading.
 Problems on files, or on objects the snapshot does not hold, have no object to go on. Only the
 leader records (kube/lease.py); a new leader starts fresh and re-sends what is still wrong.
 """
@@ -20,7 +24,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from passerelle.kube.client import ApiClient, KubeError
+from passerelle.kube.bucket import TokenBucket
+from passerelle.kube.client import ApiClient, ApiStatusError, KubeError
 from passerelle.kube.lease import Leadership
 from passerelle.kube.snapshot import CLUSTER_SCOPED, ClusterSnapshot
 from passerelle.model import Problem, Severity
@@ -28,6 +33,7 @@ from passerelle.model import Problem, Severity
 log = logging.getLogger("passerelle.events")
 
 COMPONENT = "passerelle"
+NAME_MAX = 253  # a DNS subdomain, as every object name
 Key = tuple[str, str, str, str]  # (kind, namespace, name, message)
 
 
@@ -99,7 +105,7 @@ def plan(
         meta = obj.get("metadata") or {}
         namespace = ref.namespace if ref.kind not in CLUSTER_SCOPED and ref.namespace else "default"
         digest = hashlib.sha256("\0".join(key).encode()).hexdigest()[:10]
-        name = f"{ref.name}.{digest}"
+        name = event_name(ref.name, digest)
         body = {
             "apiVersion": "v1",
             "kind": "Event",
@@ -126,6 +132,13 @@ def plan(
     return actions, kept
 
 
+def event_name(object_name: str, digest: str) -> str:
+    """`<object>.<digest>`, the object's name cut (and a trailing dot or dash dropped) so the
+    whole stays at most NAME_MAX characters."""
+    head = object_name[: NAME_MAX - len(digest) - 1].rstrip(".-")
+    return f"{head}.{digest}"
+
+
 class EventRecorder:
     """Turns the watcher's current problems into Events while `leadership` says we lead."""
 
@@ -143,19 +156,16 @@ class EventRecorder:
         self._client = client
         self._problems = problems
         self._leadership = leadership
-        self._interval, self._repeat, self._burst, self._rate = interval, repeat, burst, rate
-        self._tokens = float(burst)
+        self._interval, self._repeat = interval, repeat
+        self._bucket = TokenBucket(burst, rate)
         self._sent: dict[Key, Sent] = {}
         self.written = 0
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
-        last = loop.time()
         while True:
             await asyncio.sleep(self._interval)
             now = loop.time()
-            self._tokens = min(float(self._burst), self._tokens + (now - last) * self._rate)
-            last = now
             if not self._leadership.is_leader():
                 self._sent.clear()  # a leader to be starts over: the Events may be another's
                 continue
@@ -164,34 +174,41 @@ class EventRecorder:
                 continue
             actions, self._sent = plan(
                 problems, snapshot, self._sent, now=now, wall=datetime.datetime.now(datetime.UTC),
-                repeat=self._repeat, budget=int(self._tokens), instance=self._leadership.identity,
+                repeat=self._repeat, budget=self._bucket.available(), instance=self._leadership.identity,
             )  # fmt: skip
             for action in actions:
                 if not self._leadership.is_leader():
                     break
-                self._tokens -= 1
+                self._bucket.take()
                 await self._write(action)
 
     async def _write(self, action: Create | Bump) -> None:
         try:
-            if isinstance(action, Create):
-                namespace = action.body["metadata"]["namespace"]
-                try:
-                    await self._client.request(
-                        "POST", f"/api/v1/namespaces/{namespace}/events", body=action.body
-                    )
-                except KubeError as e:
-                    if (
-                        getattr(e, "code", 0) != 409
-                    ):  # 409: it exists (an earlier leader's): bump it next time
-                        raise
-            else:
-                path = f"/api/v1/namespaces/{action.namespace}/events/{action.name}"
-                patch = {"count": action.count, "lastTimestamp": action.last}
-                await self._client.request(
-                    "PATCH", path, body=patch, content_type="application/merge-patch+json"
-                )
+            async with asyncio.timeout(self._leadership.time_left()):  # never after the lease is lost
+                if isinstance(action, Create):
+                    await self._create(action)
+                else:
+                    await self._bump(action.namespace, action.name, action.count, action.last)
             self.written += 1
-        except KubeError as e:
+        except (KubeError, TimeoutError) as e:
             self._sent.pop(action.key, None)  # try again on the next round
             log.debug("Event not written: %s", e)
+
+    async def _create(self, action: Create) -> None:
+        namespace, name = action.body["metadata"]["namespace"], action.body["metadata"]["name"]
+        try:
+            await self._client.request("POST", f"/api/v1/namespaces/{namespace}/events", body=action.body)
+        except ApiStatusError as e:
+            if e.code != 409:
+                raise
+            # an earlier leader's Event of the same name (same object, same problem): bump it
+            existing = await self._client.get(f"/api/v1/namespaces/{namespace}/events/{name}")
+            count = int(existing.get("count") or 1) + 1
+            if action.key in self._sent:
+                self._sent[action.key] = replace(self._sent[action.key], count=count)
+            await self._bump(namespace, name, count, action.body["lastTimestamp"])
+
+    async def _bump(self, namespace: str, name: str, count: int, last: str) -> None:
+        path = f"/api/v1/namespaces/{namespace}/events/{name}"
+        patch = {"count": count, "lastTimestamp": last}
+        await self._client.request("PATCH", path, body=patch, content_type="application/merge-patch+json")

@@ -170,6 +170,31 @@ def ours(snapshot: ClusterSnapshot, options: IngressOptions) -> list[Object]:
     return out
 
 
+def status_owned(snapshot: ClusterSnapshot, options: IngressOptions) -> list[Object]:
+    """The Ingresses whose status this controller writes: those whose class is an IngressClass
+    with passerelle's controller, and the class-less ones when passerelle's IngressClass is the
+    default, or `ingress_without_class` is set and no other controller's class is. A class only
+    named in `ingress_classes` (e.g. "traefik") is served but its status is left to whichever
+    controller owns it: two controllers writing one Ingress's status would undo each other (as
+    Traefik and ingress-nginx, which write status only for their own class)."""
+    owned, ours_default, others_default = set(), False, False
+    for ingress_class in snapshot.of_kind("IngressClass"):
+        meta = ingress_class.get("metadata") or {}
+        is_default = (meta.get("annotations") or {}).get(DEFAULT_CLASS_ANNOTATION) == "true"
+        if (ingress_class.get("spec") or {}).get("controller") == CONTROLLER:
+            owned.add(meta.get("name", ""))
+            ours_default |= is_default
+        else:
+            others_default |= is_default
+    unclassed = ours_default or (options.ingress_without_class and not others_default)
+    out = []
+    for obj in snapshot.of_kind("Ingress"):
+        class_name = _class_of(obj)
+        if (class_name in owned) if class_name else unclassed:
+            out.append(obj)
+    return out
+
+
 def _served_classes(snapshot: ClusterSnapshot, options: IngressOptions) -> tuple[set[str], bool]:
     served = set(options.ingress_classes)
     ours_default = others_default = False

@@ -2,7 +2,7 @@
 
 Every kind translation reads is here. Secrets are the exception to "watch the whole kind": only
 `kubernetes.io/tls` ones are watched across the cluster (a field selector), and each other Secret
-the configuration or an Ingress names is watched alone (`metadata.name=` in its namespace), so
+the configuration or an Ingress names is read alone by a periodic GET (secrets.py), so
 the provider never holds every Secret of a cluster in memory. Kinds whose CRDs may be missing
 (Gateway API, Traefik's two API groups) are watched only when discovery lists their group.
 """

@@ -135,6 +135,13 @@ class Leadership:
     def is_leader(self) -> bool:
         return self._renewed_at is not None and self._clock() - self._renewed_at < self._deadline
 
+    def time_left(self) -> float:
+        """Seconds until this replica stops leading unless it renews (0 when it does not lead):
+        a write bounded by it cannot land after leadership is lost."""
+        if self._renewed_at is None:
+            return 0.0
+        return max(0.0, self._deadline - (self._clock() - self._renewed_at))
+
     async def run(self) -> None:
         try:
             while True:

@@ -20,8 +20,21 @@ def cluster_access() -> Access:
     for kind in WATCHED:
         out.setdefault((kind.group, kind.plural), set()).update(READ)
     out[("networking.k8s.io", "ingresses/status")] = {"patch"}  # status.py: merge patch
-    out[("", "events")] = {"create", "patch"}  # events.py: create, then bump count
+    out[("", "secrets")].add("get")  # secrets.py: the named non-TLS Secrets, one GET each
+    out[("", "events")] = {"create", "get", "patch"}  # events.py: create, then bump count
     return {k: frozenset(v) for k, v in out.items()}
+
+
+def split_by_scope() -> tuple[Access, Access]:
+    """cluster_access() as (cluster-scoped kinds, namespaced ones): with `namespaces` set, the
+    namespaced part can be granted by a Role in each watched namespace instead of cluster-wide
+    (deploy/examples/rbac-namespaces.yaml). Events on cluster-scoped objects go to `default`."""
+    cluster_scoped = {(k.group, k.plural) for k in WATCHED if not k.namespaced}
+    access = cluster_access()
+    return (
+        {k: v for k, v in access.items() if k in cluster_scoped},
+        {k: v for k, v in access.items() if k not in cluster_scoped},
+    )
 
 
 def namespace_access() -> Access:

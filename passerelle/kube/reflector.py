@@ -101,6 +101,7 @@ class Reflector:
         self.objects: dict[tuple[str, str], Obj] = {}
         self.synced = asyncio.Event()
         self.resource_version = ""
+        self.version = 0  # bumped whenever `objects` changes (the provider's per-part cache)
         self._client = client
         self._health = health
         self._on_change = on_change
@@ -184,6 +185,7 @@ class Reflector:
             fresh[k] is not self.objects.get(k) for k in fresh
         )
         self.objects = fresh
+        self.version += changed
         self.resource_version = rv
         log.debug("%s: %d listed at resourceVersion %s", self._what, len(fresh), rv)
         first = not self.synced.is_set()
@@ -222,4 +224,5 @@ class Reflector:
                     self.objects.pop(key, None)
                 else:
                     continue
+                self.version += 1
                 self._on_change()

@@ -5,7 +5,12 @@ enters: configured addresses (`ingressEndpoint.ip`/`hostname`, the VIP case), or
 published Service's load balancer has, or else every node that matches the ingress node selector,
 is Ready and schedulable, and runs a ready passerelle pod (a node being drained, or whose router
 is not ready yet, is left out). Node addresses: ExternalIP if the node has one, else InternalIP.
-Only the leader (kube/lease.py) writes, with a merge patch on `/status`, and only what differs.
+Only the leader (kube/lease.py) writes, with a merge patch on `/status`, and only what differs,
+and only on the Ingresses whose class is passerelle's (`ingress.status_owned`: a class another
+controller owns is served but its status left alone). The address set must have stayed the same
+for `settle` seconds before it is written (a DaemonSet rollout flips every node out and back in:
+that is one write per Ingress, not 2N), writes take tokens from a bucket, and each is bounded by
+the time left before the Lease's renew deadline so none lands after leadership is lost.
 """
 
 from __future__ import annotations
@@ -16,8 +21,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from passerelle.kube.bucket import TokenBucket
 from passerelle.kube.client import ApiClient, KubeError
-from passerelle.kube.ingress import IngressOptions, ours
+from passerelle.kube.ingress import IngressOptions, status_owned
 from passerelle.kube.lease import Leadership
 from passerelle.kube.snapshot import ClusterSnapshot, Object
 
@@ -124,8 +130,15 @@ class StatusWriter:
         leadership: Leadership,
         policy: EndpointPolicy,
         options: IngressOptions,
+        settle: float = 2.0,
+        burst: int = 50,
+        rate: float = 10.0,
     ) -> None:
         self._client = client
+        self._settle = settle
+        self._bucket = TokenBucket(burst, rate)
+        self._pending: list[dict[str, str]] | None = None  # the address set last computed
+        self._since = 0.0  # when it became that
         self._snapshots = snapshots
         self._leadership = leadership
         self._policy = policy
@@ -145,12 +158,23 @@ class StatusWriter:
                 snapshot = self._snapshots.latest
                 if snapshot is None or not self._leadership.is_leader():
                     continue  # the provider's snapshots hold the router's pods, listed
-                await self._write(snapshot)
+                addresses = load_balancer(snapshot, snapshot.of_kind("Pod"), self._policy)
+                now = asyncio.get_running_loop().time()
+                if addresses != self._pending:
+                    self._pending, self._since = addresses, now
+                if now - self._since < self._settle:
+                    tasks.create_task(self._wake_in(self._since + self._settle - now))
+                    continue  # not stable yet
+                await self._write(snapshot, addresses)
 
     async def _tick(self) -> None:
         while True:  # a failed write is retried, and a status someone else changed is corrected
             await asyncio.sleep(RESYNC)
             self._wake.set()
+
+    async def _wake_in(self, delay: float) -> None:
+        await asyncio.sleep(delay)
+        self._wake.set()
 
     async def _relay(self, event: asyncio.Event) -> None:
         while True:
@@ -158,19 +182,20 @@ class StatusWriter:
             event.clear()
             self._wake.set()
 
-    async def _write(self, snapshot: ClusterSnapshot) -> None:
-        addresses = load_balancer(snapshot, snapshot.of_kind("Pod"), self._policy)
-        for namespace, name in status_updates(ours(snapshot, self._options), addresses):
+    async def _write(self, snapshot: ClusterSnapshot, addresses: list[dict[str, str]]) -> None:
+        for namespace, name in status_updates(status_owned(snapshot, self._options), addresses):
+            await self._bucket.acquire()
             if not self._leadership.is_leader():  # lost the lease meanwhile: stop at once
                 return
             path = f"/apis/networking.k8s.io/v1/namespaces/{namespace}/ingresses/{name}/status"
             try:
-                await self._client.request(
-                    "PATCH",
-                    path,
-                    body={"status": {"loadBalancer": {"ingress": addresses}}},
-                    content_type="application/merge-patch+json",
-                )
+                async with asyncio.timeout(self._leadership.time_left()):  # never after the lease
+                    await self._client.request(
+                        "PATCH",
+                        path,
+                        body={"status": {"loadBalancer": {"ingress": addresses}}},
+                        content_type="application/merge-patch+json",
+                    )
                 self.writes += 1
-            except KubeError as e:
-                log.warning("Ingress %s/%s: status not written: %s", namespace, name, e)
+            except (KubeError, TimeoutError) as e:
+                log.warning("Ingress %s/%s: status not written: %s", namespace, name, e or "renew deadline")

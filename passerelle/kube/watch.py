@@ -2,10 +2,13 @@
 
 At start (and every `rediscover` seconds) the provider asks discovery (`/apis`) which CRD groups
 the cluster serves, then runs one `Reflector` per kind (per namespace when `namespaces` is set)
-and one per Secret that an Ingress or the static configuration names and that is not a
-`kubernetes.io/tls` Secret already watched. Any change marks the state dirty; `throttle` seconds later the whole snapshot is built
-from the reflectors' objects (unchanged objects are the same dicts, which translation's memo
-relies on) and published as the same `Loaded` the manifests provider sends. A burst of changes
+and a `SecretPoller` (secrets.py) that GETs, now and every `secret_period` seconds, each Secret an
+Ingress or the static configuration names that is not a `kubernetes.io/tls` Secret already
+watched: no watch per Secret, so the reflectors hold a bounded number of connections
+(`connections_needed`), which the router's pool for them is sized to. Any change marks the
+state dirty; `throttle` seconds later the snapshot is built from one part per reflector, only
+the parts whose reflector changed being indexed again (unchanged objects are the same dicts,
+which translation's memo relies on) and published as the same `Loaded` the manifests provider sends. A burst of changes
 is one snapshot. Nothing is published until every reflector, referenced Secrets included, has
 listed once; after that an API that fails leaves the last snapshot in place (the reflectors
 retry with backoff, `health` says what is wrong). A bad kubeconfig fails at start.
@@ -14,15 +17,16 @@ retry with backoff, `health` says what is wrong). A bad kubeconfig fails at star
 from __future__ import annotations
 
 import asyncio
-import itertools
 import logging
+import random
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from passerelle.kube.client import ApiClient, KubeError
-from passerelle.kube.kinds import POD, SECRET, Kind, secret_references, served_group_versions, watched
+from passerelle.kube.kinds import POD, WATCHED, Kind, secret_references, served_group_versions, watched
 from passerelle.kube.manifests import Loaded
 from passerelle.kube.reflector import Backoff, Health, Reflector
+from passerelle.kube.secrets import CONCURRENCY, SecretPoller
 from passerelle.kube.snapshot import ClusterSnapshot
 
 log = logging.getLogger("passerelle.kubernetes")
@@ -41,7 +45,18 @@ class WatchOptions:
     backoff: Backoff = Backoff()
     watch_seconds: tuple[int, int] = (300, 600)
     rediscover: float = 60.0  # seconds between discovery calls (CRDs installed later)
-    pods: tuple[tuple[str, str], ...] = ()  # (namespace, label selector) of the router's own pods
+    pods: tuple[
+        tuple[str, str], ...
+    ] = ()  # (namespace or "" for the client's, label selector) of the router's pods
+    secret_period: float = 30.0  # seconds between GETs of the named non-TLS Secrets
+
+
+def connections_needed(options: WatchOptions) -> int:
+    """The connections the reflectors can hold at once: a watch per kind (per namespace for
+    namespaced kinds when `namespaces` is set) and per pod selector, the Secret GETs, discovery."""
+    spaces = max(1, len(options.namespaces))
+    watches = sum(spaces if k.namespaced else 1 for k in WATCHED) + len(set(options.pods))
+    return watches + CONCURRENCY + 1
 
 
 class KubernetesProvider:
@@ -53,9 +68,16 @@ class KubernetesProvider:
         self.latest: ClusterSnapshot | None = None  # the last one, for the status writer
         self._subscribers: list[asyncio.Event] = []
         self._kinds: dict[Kind, list[tuple[Reflector, asyncio.Task[None]]]] = {}
-        self._secrets: dict[tuple[str, str], tuple[Reflector, asyncio.Task[None]]] = {}
-        self._pods: list[Reflector] = []
         self._dirty = asyncio.Event()
+        self._parts: dict[Reflector | SecretPoller, tuple[int, ClusterSnapshot]] = {}  # -> (version, part)
+        self.secrets = SecretPoller(
+            client,
+            health=self.health,
+            on_change=self._dirty.set,
+            period=options.secret_period,
+            backoff=options.backoff,
+        )
+        self._pods: list[Reflector] = []
         self._tasks: asyncio.TaskGroup | None = None
 
     def subscribe(self) -> asyncio.Event:
@@ -74,10 +96,12 @@ class KubernetesProvider:
             async with asyncio.TaskGroup() as tasks:
                 self._tasks = tasks
                 self._watch_kinds(kinds)
-                for namespace, selector in dict.fromkeys(self.options.pods):
+                own = self.client.namespace  # "" in `pods`: the kubeconfig's (service account's)
+                for namespace, selector in dict.fromkeys((n or own, s) for n, s in self.options.pods):
                     self._pods.append(self._reflector(POD, namespace=namespace, label_selector=selector))
                     tasks.create_task(self._pods[-1].run())
                 tasks.create_task(self._rediscover())
+                tasks.create_task(self.secrets.run())
                 await self._publish_changes(publish)
         finally:
             self._tasks = None  # the client is the caller's to close: status and Events share it
@@ -137,7 +161,7 @@ class KubernetesProvider:
                 self.health.succeeded()
                 return watched(served)
             except KubeError as e:
-                delay = self.options.backoff.delay(attempt, 0.5)
+                delay = self.options.backoff.delay(attempt, random.random())
                 self.health.failed("discovery (/apis)", e, delay)
                 attempt += 1
                 await asyncio.sleep(delay)
@@ -148,12 +172,10 @@ class KubernetesProvider:
             await asyncio.sleep(self.options.throttle)
             self._dirty.clear()
             self._follow_secret_references()
-            everything = self._reflectors + [r for r, _ in self._secrets.values()]
-            if not all(r.synced.is_set() for r in everything):
-                continue  # their first list sets dirty again
-            snapshot = ClusterSnapshot.of(
-                itertools.chain.from_iterable(r.objects.values() for r in everything)
-            )
+            everything = self._reflectors
+            if not all(r.synced.is_set() for r in everything) or not self.secrets.synced():
+                continue  # their first list (or GET) sets dirty again
+            snapshot = self._snapshot([*everything, self.secrets])
             if not self.health.synced:
                 log.info("every kind listed: %d objects", len(snapshot))
             self.health.synced = True
@@ -163,18 +185,24 @@ class KubernetesProvider:
                 event.set()
             await publish(Loaded(snapshot, []))
 
+    def _snapshot(self, sources: Sequence[Reflector | SecretPoller]) -> ClusterSnapshot:
+        """Everything the sources hold; only the sources that changed since the last one are
+        indexed again (a part per source, cached by its version)."""
+        parts, kept = [], {}
+        for source in sources:
+            cached = self._parts.get(source)
+            if cached is None or cached[0] != source.version:
+                cached = (source.version, ClusterSnapshot.of(source.objects.values()))
+            kept[source] = cached
+            parts.append(cached[1])
+        self._parts = kept  # stopped sources are forgotten
+        return ClusterSnapshot.merged(parts)
+
     def _follow_secret_references(self) -> None:
-        """Start a single-Secret watch for each newly named Secret that is not a TLS Secret we
-        already hold, and stop those no longer named."""
-        assert self._tasks is not None
+        """Have the poller read each named Secret that is not a TLS Secret we already hold."""
         sources = [r for r in self._reflectors if r.kind.kind in ("Ingress", "Secret")]
         if not all(r.synced.is_set() for r in sources):
-            return  # before the TLS Secrets are listed every reference would look like it needs a watch
+            return  # before the TLS Secrets are listed every reference would look like it needs a GET
         ingresses = [o for r in self._reflectors if r.kind.kind == "Ingress" for o in r.objects.values()]
         tls = {key for r in self._reflectors if r.kind.kind == "Secret" for key in r.objects}
-        wanted = {ref for ref in secret_references(ingresses, self.options.secrets) if ref not in tls}
-        for ref in set(self._secrets) - wanted:
-            self._secrets.pop(ref)[1].cancel()
-        for namespace, name in wanted - set(self._secrets):
-            reflector = self._reflector(SECRET, namespace=namespace, name=name)
-            self._secrets[(namespace, name)] = (reflector, self._tasks.create_task(reflector.run()))
+        self.secrets.want(ref for ref in secret_references(ingresses, self.options.secrets) if ref not in tls)

@@ -29,6 +29,7 @@ from passerelle.settings.base import Duration, SettingsError, StrictModel, reaso
 from passerelle.settings.dnssync import DnsSync, resolve_dnssync_paths
 from passerelle.settings.entrypoints import EntryPoint
 from passerelle.settings.observability import AccessLog, Metrics
+from passerelle.settings.ping import Ping
 from passerelle.settings.providers import Providers
 from passerelle.settings.tls import Tls, TlsOption, resolve_tls_paths
 from passerelle.tls.contexts import TlsStatic
@@ -67,6 +68,7 @@ class Settings(StrictModel):
     graceTimeout: Duration = 10.0
     workers: Literal["auto"] | Annotated[int, Field(ge=1, le=256)] = "auto"
     dnsSync: DnsSync | None = None
+    ping: Ping | None = None  # a listener serving only /ping (settings/ping.py)
 
     def worker_count(self) -> int:
         """`auto`: one worker per CPU this process may run on."""
@@ -254,6 +256,8 @@ def parse_settings(text: str, *, source: str = "<config>", base: Path | None = N
                 f"defined in tls.options"
             )
     split_address(settings.api.address)
+    if settings.ping is not None:
+        split_address(settings.ping.address)
     if settings.providers.manifests is not None and settings.providers.kubernetes is not None:
         where = _line_of(node, ["providers", "kubernetes"])
         raise SettingsError(

@@ -12,11 +12,11 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote
+from urllib.parse import parse_qs, unquote
 
 import pytest
 
-from passerelle.kube.client import ApiClient, KubeConfigError
+from passerelle.kube.client import ApiClient, Gone, KubeConfigError
 from passerelle.kube.manifests import Loaded
 from passerelle.kube.reflector import Backoff
 from passerelle.kube.watch import KubernetesProvider, WatchOptions
@@ -111,7 +111,7 @@ async def test_every_kind_is_listed_then_watched_and_list_items_get_their_kind(
     kube.create(obj("v1", "Service", "web", spec={"ports": [{"port": 80}]}))
     kube.create(obj("discovery.k8s.io/v1", "EndpointSlice", "web-1", addressType="IPv4", endpoints=[]))
     kube.create(tls_secret("cert"))
-    kube.create(tls_secret("opaque", "Opaque"))  # named by the Ingress: watched alone
+    kube.create(tls_secret("opaque", "Opaque"))  # named by the Ingress: read alone (GET)
     kube.create(obj("v1", "Secret", "unrelated", type="Opaque"))  # never read
     kube.create(obj("v1", "Node", "node-1", None))
     kube.create(obj("traefik.io/v1alpha1", "Middleware", "mw", spec={"redirectScheme": {"scheme": "https"}}))
@@ -124,12 +124,17 @@ async def test_every_kind_is_listed_then_watched_and_list_items_get_their_kind(
         assert first.snapshot.get("Ingress", "default", "web")["apiVersion"] == "networking.k8s.io/v1"  # type: ignore[index]
         secret_lists = [r.query for r in kube.requests() if r.resource == "secrets" and r.verb == "list"]
         assert secret_lists and all("fieldSelector" in q for q in secret_lists)  # never every Secret
-        singles = sorted(unquote(q) for q in secret_lists if "metadata.name" in unquote(q))
-        assert singles == ["fieldSelector=metadata.name=opaque&limit=500"]  # the TLS one is held already
+        assert not any("metadata.name" in unquote(q) for q in secret_lists)  # no list per Secret
+        assert not any(
+            r.verb == "watch" and "metadata.name" in unquote(r.query) for r in kube.requests()
+        )  # nor a watch per Secret: a GET (the TLS one is held already)
+        singles = [r.path for r in kube.requests() if r.resource == "secrets" and r.verb == "get"]
+        assert singles == ["/api/v1/namespaces/default/secrets/opaque"]
         kube.patch("v1", "Service", "default", "web", {"spec": {"ports": [{"port": 81}]}})
         changed = await published.until(
             lambda s: s.snapshot.get("Service", "default", "web")["spec"]["ports"][0]["port"] == 81
         )  # type: ignore[index]
+        assert changed.snapshot.of_kind("Node") is first.snapshot.of_kind("Node")  # not rebuilt
         kube.delete("v1", "Node", "", "node-1")
         kube.delete("traefik.io/v1alpha1", "Middleware", "default", "mw")
         gone = await published.until(lambda s: not names(s, "Node") and not names(s, "Middleware"))
@@ -339,3 +344,75 @@ async def test_the_routers_own_pods_are_in_the_snapshot_for_status_and_dns(
         assert [
             (o["metadata"]["namespace"], o["metadata"]["name"]) for o in first.snapshot.of_kind("Pod")
         ] == [("ingress", "r1")]
+
+
+async def test_a_named_secret_that_is_not_tls_is_read_again_every_period(
+    kube: KubeAPI, tmp_path: Path
+) -> None:
+    ingress = obj("networking.k8s.io/v1", "Ingress", "web", spec={"tls": [{"secretName": "later"}]})
+    kube.create(ingress)
+    options = WatchOptions(throttle=0.05, backoff=Backoff(base=0.05, cap=0.2), secret_period=0.3)
+    async with running(kube, tmp_path, options) as (provider, published):
+        first = await published.next()
+        assert names(first, "Secret") == []  # missing (404): published without it
+        kube.create(tls_secret("later", "Opaque"))
+        await published.until(lambda s: names(s, "Secret") == ["later"])  # the next round's GET
+        kube.delete("v1", "Secret", "default", "later")
+        await published.until(lambda s: names(s, "Secret") == [])
+        kube.create(tls_secret("later"))  # now a TLS Secret: the TLS watch has it
+        await published.until(lambda s: names(s, "Secret") == ["later"])
+        watches = [r for r in kube.requests() if r.resource == "secrets" and r.verb == "watch"]
+        assert all("metadata.name" not in unquote(r.query) for r in watches)
+
+
+def _rv(query: str) -> int:
+    return int(parse_qs(query)["resourceVersion"][0])
+
+
+async def test_a_bookmark_moves_the_version_a_watch_resumes_from(kube: KubeAPI, tmp_path: Path) -> None:
+    kube.create(obj("v1", "Node", "n1", None))
+    async with running(kube, tmp_path) as (_, published):
+        await published.next()
+        node_watches = lambda: [r for r in kube.requests() if r.resource == "nodes" and r.verb == "watch"]  # noqa: E731
+        for i in range(3):  # the cluster's version moves on; nothing a Node watch selects changes
+            kube.create(obj("v1", "Service", f"s{i}"))
+        await asyncio.sleep(1.5)  # a BOOKMARK (every second) carries the new version
+        kube.stop()  # a watch is in the request log once it has ended
+        [first] = node_watches()
+        kube.start()
+        async with asyncio.timeout(10):
+            while kube.watches() < 8:  # every reflector is watching again (8 kinds)
+                await asyncio.sleep(0.05)
+        kube.stop()
+        kube.start()
+        assert _rv(node_watches()[1].query) > _rv(first.query)  # resumed from the bookmark's version
+        assert sum(1 for r in kube.requests() if r.resource == "nodes" and r.verb == "list") == 1
+
+
+async def test_an_http_410_on_a_watch_request_relists(kube: KubeAPI, tmp_path: Path) -> None:
+    kube.create(obj("v1", "Service", "a"))
+    async with running(kube, tmp_path) as (provider, published):
+        await published.next()
+        kube.stop()
+        kube.delete("v1", "Service", "default", "a")  # while the watch is down: only a list can tell
+        kube.inject(410, verb="watch", resource="services")  # the status line, not an ERROR event
+        kube.start()
+        await published.until(lambda s: names(s, "Service") == [])
+        watches = [r for r in kube.requests() if r.resource == "services" and r.verb == "watch"]
+        assert 410 in [r.status for r in watches] and provider.health.relists_total >= 1
+        assert sum(1 for r in kube.requests() if r.resource == "services" and r.verb == "list") == 2
+
+
+async def test_an_expired_continue_token_mid_list_is_gone(kube: KubeAPI, tmp_path: Path) -> None:
+    for name in ("a", "b", "c"):
+        kube.create(obj("v1", "Service", name))
+    client = ApiClient.connect(str(kube.kubeconfig(tmp_path / "kubeconfig")))
+    try:
+        page = await client.get("/api/v1/services", {"limit": "1"})
+        token = page["metadata"]["continue"]
+        kube.create(obj("v1", "Service", "d"))
+        kube.expire()  # compacted between two pages
+        with pytest.raises(Gone):  # the reflector lists again from the start (as on any 410)
+            await client.get("/api/v1/services", {"limit": "1", "continue": token})
+    finally:
+        await client.aclose()

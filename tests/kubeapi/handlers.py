@@ -37,6 +37,7 @@ class _Injected:
     times: int
     verb: str | None
     resource: str | None
+    delay: float = 0.0  # > 0: not an error, the request is answered this much later
 
 
 class Handlers:
@@ -62,6 +63,7 @@ class Handlers:
             verb = _verb(request, name)
             resource = f"{r.plural}/{sub}" if sub else r.plural
             self._authorize(user, verb, r, resource, namespace, name)
+            await self._maybe_stall(verb, resource)
             self._maybe_fail(verb, resource)
             if verb == "watch":
                 await self._watch(request, writer, r, namespace, name)
@@ -145,8 +147,19 @@ class Handlers:
             f'{r.qualified} is forbidden: User "{user}" cannot {verb} resource "{resource}" in API group "{r.group}" {scope}',
         )
 
+    async def _maybe_stall(self, verb: str, resource: str) -> None:
+        for injected in self._injected:
+            if injected.delay and injected.verb in (None, verb) and injected.resource in (None, resource):
+                injected.times -= 1
+                if injected.times <= 0:
+                    self._injected.remove(injected)
+                await asyncio.sleep(injected.delay)
+                return
+
     def _maybe_fail(self, verb: str, resource: str) -> None:
         for injected in self._injected:
+            if injected.delay:
+                continue
             if (injected.verb in (None, verb)) and (injected.resource in (None, resource)):
                 injected.times -= 1
                 if injected.times <= 0:

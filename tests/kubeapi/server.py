@@ -208,6 +208,12 @@ class KubeAPI(Handlers):
         """The next `times` matching requests are answered with `code` and a Status."""
         self._run(lambda: self._injected.append(_Injected(code, times, verb, resource)))
 
+    def stall(
+        self, seconds: float, *, times: int = 1, verb: str | None = None, resource: str | None = None
+    ) -> None:
+        """The next `times` matching requests are answered `seconds` late (then as usual)."""
+        self._run(lambda: self._injected.append(_Injected(0, times, verb, resource, seconds)))
+
     def watches(self) -> int:
         return self._run(lambda: len(self.store.watches))
 

@@ -59,8 +59,18 @@ def test_the_daemonset_matches_the_static_configuration() -> None:
     assert (ports["web"]["hostPort"], ports["websecure"]["hostPort"]) == (80, 443)
     for name in ("web", "websecure"):
         assert ports[name]["containerPort"] == split_address(settings.entryPoints[name].address)[1]
-    assert ports["api"]["containerPort"] == split_address(settings.api.address)[1]
-    assert container["readinessProbe"]["httpGet"] == {"path": "/ping", "port": "api"}
+    assert "api" not in ports and split_address(settings.api.address)[0] == "127.0.0.1"  # loopback only
+    assert (
+        settings.ping is not None
+        and ports["ping"]["containerPort"] == split_address(settings.ping.address)[1]
+    )
+    for probe in ("readinessProbe", "livenessProbe"):
+        assert container[probe]["httpGet"] == {"path": "/ping", "port": "ping"}
+    assert spec["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert container["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert container["resources"]["limits"]["memory"]
+    namespace = found[("Namespace", "passerelle")]["metadata"]["labels"]
+    assert namespace["pod-security.kubernetes.io/enforce"] == "privileged"  # hostPort needs it
     assert spec["terminationGracePeriodSeconds"] > settings.graceTimeout + 5  # + the preStop pause
     # the status writer finds the router's pods by this label
     assert pod["metadata"]["labels"]["app.kubernetes.io/name"] == "passerelle"
@@ -76,3 +86,22 @@ def test_the_daemonset_matches_the_static_configuration() -> None:
 
 def test_the_ingress_class_names_passerelle_as_its_controller() -> None:
     assert objects()[("IngressClass", "passerelle")]["spec"]["controller"] == CONTROLLER
+
+
+def test_the_per_namespace_rbac_example_grants_the_same_split_by_scope() -> None:
+    from passerelle.kube.rbac import split_by_scope
+
+    docs = list(yaml.safe_load_all((DEPLOY / "examples" / "rbac-namespaces.yaml").read_text()))
+    roles = {(d["kind"], d["metadata"]["name"]): d for d in docs}
+    cluster_scoped, namespaced = split_by_scope()
+    assert granted(roles[("ClusterRole", "passerelle-cluster-scoped")]["rules"]) == cluster_scoped
+    assert granted(roles[("ClusterRole", "passerelle-namespaced")]["rules"]) == namespaced
+    bound = sorted(
+        d["metadata"]["namespace"]
+        for d in docs
+        if d["kind"] == "RoleBinding" and d["roleRef"]["name"] == "passerelle-namespaced"
+    )
+    assert bound == ["team-a", "team-b"]
+    assert granted(roles[("Role", "passerelle-events")]["rules"]) == {
+        ("", "events"): namespaced[("", "events")]
+    }

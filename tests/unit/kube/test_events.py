@@ -77,3 +77,13 @@ def test_cluster_scoped_objects_get_their_events_in_default() -> None:
     actions, _ = plan([problem], ClusterSnapshot.of([ic]), {}, now=0, wall=WALL, repeat=600, budget=1)
     assert isinstance(actions[0], Create) and actions[0].body["metadata"]["namespace"] == "default"
     assert "namespace" not in actions[0].body["involvedObject"]
+
+
+def test_event_names_stay_valid_object_names() -> None:
+    from passerelle.kube.events import NAME_MAX, event_name
+
+    assert event_name("web", "0123456789") == "web.0123456789"
+    long = event_name("a" * 250, "0123456789")
+    assert len(long) == NAME_MAX and long.endswith(".0123456789")
+    cut_at_dot = event_name("a" * 241 + "." + "b" * 20, "0123456789")
+    assert len(cut_at_dot) <= NAME_MAX and ".." not in cut_at_dot

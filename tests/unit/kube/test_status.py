@@ -117,3 +117,55 @@ def test_parse_selector(text: str, expected: dict[str, str]) -> None:
 def test_parse_selector_refuses_what_it_cannot_match(text: str) -> None:
     with pytest.raises(ValueError):
         parse_selector(text)
+
+
+def _class(name: str, controller: str, default: bool = False) -> dict[str, Any]:
+    annotations = {"ingressclass.kubernetes.io/is-default-class": "true"} if default else {}
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "IngressClass",
+        "metadata": {"name": name, "annotations": annotations},
+        "spec": {"controller": controller},
+    }
+
+
+def _ingress(name: str, class_name: str | None = None, annotation: str | None = None) -> dict[str, Any]:
+    meta: dict[str, Any] = {"name": name, "namespace": "default"}
+    if annotation:
+        meta["annotations"] = {"kubernetes.io/ingress.class": annotation}
+    spec = {"ingressClassName": class_name} if class_name else {}
+    return {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": meta, "spec": spec}
+
+
+OURS, TRAEFIK = "passerelle.io/ingress-controller", "traefik.io/ingress-controller"
+INGRESSES = [
+    _ingress("mine", "passerelle"),
+    _ingress("legacy", annotation="passerelle"),
+    _ingress("traefik", "traefik"),
+    _ingress("none"),
+]
+
+
+@pytest.mark.parametrize(
+    ("classes", "without_class", "owned"),
+    [
+        # only an IngressClass with passerelle's controller makes a class ours for status
+        ([], True, ["none"]),
+        ([_class("passerelle", OURS)], True, ["legacy", "mine", "none"]),
+        # "traefik" is served (ingressClasses) but its status is Traefik's to write
+        ([_class("passerelle", OURS), _class("traefik", TRAEFIK)], True, ["legacy", "mine", "none"]),
+        ([_class("passerelle", OURS), _class("traefik", OURS)], True, ["legacy", "mine", "none", "traefik"]),
+        # class-less: not when another controller's class is the default, unless ours is too
+        ([_class("passerelle", OURS), _class("traefik", TRAEFIK, default=True)], True, ["legacy", "mine"]),
+        ([_class("passerelle", OURS, default=True), _class("traefik", TRAEFIK, default=True)], False, ["legacy", "mine", "none"]),
+        ([_class("passerelle", OURS)], False, ["legacy", "mine"]),
+    ],
+)  # fmt: skip
+def test_status_is_written_only_on_ingresses_of_passerelles_classes(
+    classes: list[dict[str, Any]], without_class: bool, owned: list[str]
+) -> None:
+    from passerelle.kube.ingress import IngressOptions, status_owned
+
+    snapshot = ClusterSnapshot.of([*classes, *INGRESSES])
+    options = IngressOptions(ingress_without_class=without_class)
+    assert sorted(o["metadata"]["name"] for o in status_owned(snapshot, options)) == owned
