@@ -64,8 +64,10 @@ def test_the_daemonset_matches_the_static_configuration() -> None:
         settings.ping is not None
         and ports["ping"]["containerPort"] == split_address(settings.ping.address)[1]
     )
-    for probe in ("readinessProbe", "livenessProbe"):
-        assert container[probe]["httpGet"] == {"path": "/ping", "port": "ping"}
+    assert container["readinessProbe"]["httpGet"] == {"path": "/ping", "port": "ping"}
+    # liveness must not follow /ping's 503 (draining, no configuration yet): a restart cures neither
+    assert container["livenessProbe"] == container["livenessProbe"] | {"tcpSocket": {"port": "ping"}}
+    assert "httpGet" not in container["livenessProbe"]
     assert spec["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
     assert container["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
     assert container["resources"]["limits"]["memory"]
