@@ -215,3 +215,30 @@ def test_a_draining_standby_annotates_its_pod_and_the_leader_takes_its_node_out_
     finally:
         codes = [router.stop() for router in routers.values()]
     assert codes == [0, 0]
+
+
+def test_a_pod_annotation_that_cannot_be_written_fails_the_drain(
+    backends: Backends, kubeapi: Callable[..., KubeAPI], bind: Bind, tmp_path: Path
+) -> None:
+    """The API refuses the patch: `passerelle drain` says so and exits 1; the drain still ends (a lone
+    replica leads, so it removes its own node)."""
+    api = kubeapi(tokens={"t1": "replica-1"})
+    cluster(api, backends)
+    router = replica(api, bind, tmp_path, 1, ttl=1, drain={"acceptGrace": "0s", "timeout": "10s"}).start()
+    try:
+        wait_for(lambda: bind.addresses(HOST) == {"10.0.0.1", "10.0.0.2", "10.0.0.3"}, "the nodes in DNS")
+        api.inject(403, verb="patch", resource="pods", times=10)
+        done = subprocess.run(
+            [sys.executable, "-m", "passerelle", "drain", "-c", str(router.config_path)],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert done.returncode == 1, done
+        assert "drain: pod annotation FAILED: annotating pod default/passerelle-n1" in done.stderr, done
+        assert done.stdout.splitlines()[-1] == "drain: router stopped", done.stdout
+        assert bind.addresses(HOST) == {"10.0.0.2", "10.0.0.3"}
+        own = api.get("v1", "Pod", "default", "passerelle-n1") or {}
+        assert "passerelle.io/draining" not in ((own.get("metadata") or {}).get("annotations") or {})
+    finally:
+        router.stop()
