@@ -24,6 +24,7 @@ from passerelle.dnssync.controller import DnsSync
 from passerelle.dnssync.drain import Drain
 from passerelle.dnssync.selector import parse_selector as parse_dns_selector
 from passerelle.kube.client import CONTROL_CONNECTIONS, ApiClient, KubeConfigError
+from passerelle.kube.draining import DrainMark, OwnPod
 from passerelle.kube.events import EventRecorder
 from passerelle.kube.lease import Leadership
 from passerelle.kube.manifests import Loaded, ManifestsProvider
@@ -141,6 +142,7 @@ async def serve(settings: Settings) -> None:
         timeout=sync.drain.timeout if sync else 0.0,
         accept_grace=sync.drain.acceptGrace if sync else 0.0,
         stop=stop.set,
+        mark=DrainMark(client, OwnPod.from_env(client.namespace)).write if dns and client else None,
     )
     api_host, api_port = split_address(settings.api.address)
     routes = api_routes(

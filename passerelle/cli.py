@@ -254,6 +254,11 @@ def drain(config: Path, wait: bool) -> None:
                 dns, failed = str(status["dns"]), bool(status.get("dnsFailed"))
                 label = "FAILED" if failed else "KEPT IN DNS" if dns == "kept" else "ok"
                 click.echo(f"drain: dns {label} ({dns}): {status.get('dnsDetail', '')}", err=failed)
+                if status.get("annotation") == "failed":
+                    failed = True
+                    click.echo(
+                        f"drain: pod annotation FAILED: {status.get('annotationDetail', '')}", err=True
+                    )
         time.sleep(0.2)  # noqa: TID251 -- a command-line loop in its own process: no event loop to block
         try:
             status = call("GET")

@@ -13,6 +13,11 @@ Step 1's result (a DrainResult) is in `status()`: `removed`, `not-in-dns` (fixed
 (the last eligible node keeps its addresses: a warning), or a failure, `unknown-node` (no selected
 Node has this process's node name) or `timeout`. A failure does not stop the drain (the node is
 going away regardless) but is logged as an error and makes `passerelle drain` exit 1.
+
+With the Kubernetes provider, step 1 starts with `mark` (kube/draining.py): this replica annotates
+its own Pod `passerelle.io/draining: "true"`, leader or not, so that the Lease holder drops its
+node (a standby cannot write DNS itself). Its outcome is `annotation` in `status()`: "written",
+or "failed" with `annotationDetail` (logged as an error; `passerelle drain` exits 1), "" without.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from enum import StrEnum
 from typing import Any
 
@@ -46,6 +51,7 @@ class Drain:
         timeout: float,
         accept_grace: float,
         stop: Callable[[], None],
+        mark: Callable[[], Awaitable[str]] | None = None,
     ) -> None:
         self._dns = dns
         self._dns_wait = dns_wait
@@ -56,6 +62,8 @@ class Drain:
         self.phase = Phase.SERVING
         self._since: dict[str, float] = {}
         self._dns_report: DrainReport | None = None
+        self._mark = mark
+        self._mark_error: str | None = None  # None: not attempted
 
     @property
     def refusing(self) -> bool:
@@ -75,12 +83,18 @@ class Drain:
             "dns": str(report.result) if report else "",
             "dnsDetail": report.detail if report else "",
             "dnsFailed": bool(report and report.failed),
+            "annotation": "" if self._mark_error is None else "failed" if self._mark_error else "written",
+            "annotationDetail": self._mark_error or "",
         }
 
     async def run(self) -> None:
         await self._requested.wait()
         if self._dns is not None:
             self._enter(Phase.LEAVING_DNS)
+            if self._mark is not None:
+                self._mark_error = await self._mark()
+                if self._mark_error:
+                    log.error("drain: %s; going on", self._mark_error)
             report = await self._dns.drain_node(self._timeout)
             self._dns_report = report
             if report.failed:

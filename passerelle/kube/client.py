@@ -146,6 +146,11 @@ class ApiClient:
     async def get(self, path: str, params: Mapping[str, str] | None = None) -> Obj:
         return await self.request("GET", path, params=params)
 
+    async def patch(self, path: str, body: Obj, *, strategic: bool = True) -> Obj:
+        """A strategic merge patch (built-in kinds), or a JSON merge patch (`strategic=False`)."""
+        kind = "strategic-merge-patch" if strategic else "merge-patch"
+        return await self.request("PATCH", path, body=body, content_type=f"application/{kind}+json")
+
     async def list(self, path: str, params: Mapping[str, str] | None = None) -> tuple[list[Obj], str]:
         """Every item of a collection, a page at a time, and the list's resourceVersion."""
         items: list[Obj] = []

@@ -3,7 +3,8 @@
 deploy/10-rbac.yaml must grant exactly this (tests/unit/test_deploy.py checks it, and the
 integration tests run the provider under those rules). Cluster-wide: reading what translation
 and status need, writing Ingress status and Events (on the objects' namespaces). In the
-router's own namespace only: its pods (status addresses) and the Lease (leader election).
+router's own namespace only: its pods (status addresses; a draining router
+annotates its own) and the Lease (leader election).
 """
 
 from __future__ import annotations
@@ -39,6 +40,8 @@ def split_by_scope() -> tuple[Access, Access]:
 
 def namespace_access() -> Access:
     return {
-        (POD.group, POD.plural): READ,  # watch.py: which nodes run a ready router (status, DNS)
+        # watch.py: which nodes run a ready router (status, DNS); patch: draining.py, a draining
+        # router annotates its own pod (resourceNames cannot name DaemonSet pods in advance)
+        (POD.group, POD.plural): READ | {"patch"},
         ("coordination.k8s.io", "leases"): frozenset({"get", "create", "update"}),  # lease.py
     }

@@ -136,8 +136,11 @@ def rule(host: str | None, *paths: tuple[str, str, str]) -> dict[str, Any]:
 class Router:
     """A passerelle process with its own config and manifests directory."""
 
-    def __init__(self, workdir: Path, *, config: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self, workdir: Path, *, config: dict[str, Any] | None = None, env: dict[str, str] | None = None
+    ) -> None:
         self.workdir = workdir
+        self.env = dict(env or {})  # extra environment of the process ($POD_NAME, ...)
         self.manifests = workdir / "manifests"
         self.manifests.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
@@ -179,7 +182,7 @@ class Router:
                 [sys.executable, "-m", "passerelle", "run", "-c", str(self.config_path)],
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                env={**os.environ, "PYTHONUNBUFFERED": "1", **self.env},
             )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

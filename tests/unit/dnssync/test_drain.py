@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from passerelle.control.leadership import AlwaysLeader
 from passerelle.dnssync.controller import DnsSync
 from passerelle.dnssync.drain import Drain
@@ -37,3 +39,38 @@ async def test_fixed_targets_have_no_node_to_remove_nor_ttl_to_wait() -> None:
     assert await run(drain, stopped) == ["leaving-dns", "refusing", "stopping"]
     assert drain.status()["dns"] == "not-in-dns" and not drain.status()["dnsFailed"]
     assert sync.draining == {"n1"}
+
+
+@pytest.mark.parametrize(
+    ("error", "annotation"), [("", "written"), ("403 Forbidden: pods is forbidden", "failed")]
+)
+async def test_the_pod_mark_comes_first_and_its_outcome_is_in_the_status(error: str, annotation: str) -> None:
+    """`mark` (kube/draining.py) runs before DNS; a failure is reported and the drain goes on."""
+    stopped: list[str] = []
+    sync = DnsSync(
+        options=PlanOptions(zones=("example.test",), owner="a", targets=("192.0.2.10",)),
+        provider=Rfc2136Provider(Rfc2136Options(server="192.0.2.53")),  # never asked
+        leadership=AlwaysLeader(),
+        interval=60,
+        node_name="n1",
+    )
+    order: list[str] = []
+
+    async def mark() -> str:
+        order.append(f"mark with {sync.draining or 'none'} draining")
+        return error
+
+    drain = Drain(
+        dns=sync, dns_wait=0, timeout=60, accept_grace=0, stop=lambda: stopped.append("stop"), mark=mark
+    )
+    assert await run(drain, stopped) == ["leaving-dns", "refusing", "stopping"]
+    status = drain.status()
+    assert order == ["mark with none draining"]  # before drain_node marks this node draining
+    assert (status["annotation"], status["annotationDetail"]) == (annotation, error)
+
+
+async def test_without_a_mark_the_annotation_is_not_reported() -> None:
+    stopped: list[str] = []
+    drain = Drain(dns=None, dns_wait=0, timeout=60, accept_grace=0, stop=lambda: stopped.append("stop"))
+    await run(drain, stopped)
+    assert drain.status()["annotation"] == "" and drain.status()["annotationDetail"] == ""
