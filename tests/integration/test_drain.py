@@ -49,7 +49,7 @@ def wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> None:
 
 
 def test_records_follow_the_manifests(
-    make_router: Callable[..., Router], backends: Backends, bind: Bind
+    bind: Bind, make_router: Callable[..., Router], backends: Backends
 ) -> None:
     router = start(make_router, backends, bind)
     router.write("app.yaml", [host_ingress("app", HOST), host_ingress("legacy", "legacy.example.test")])
@@ -134,7 +134,7 @@ def check_order(seen: Timeline, bind: Bind) -> None:
 
 
 def test_passerelle_drain_orders_dns_ping_and_close(
-    make_router: Callable[..., Router], backends: Backends, bind: Bind
+    bind: Bind, make_router: Callable[..., Router], backends: Backends
 ) -> None:
     router = start(make_router, backends, bind)
     router.write("app.yaml", [host_ingress("app", HOST)])
@@ -163,7 +163,7 @@ def test_passerelle_drain_orders_dns_ping_and_close(
 
 
 def test_passerelle_drain_fails_when_its_node_is_unknown(
-    make_router: Callable[..., Router], backends: Backends, bind: Bind
+    bind: Bind, make_router: Callable[..., Router], backends: Backends
 ) -> None:
     """No Node has this process's node name (the host name of a pod is the pod's): the drain goes
     on, and says it failed."""
@@ -187,7 +187,7 @@ def test_passerelle_drain_fails_when_its_node_is_unknown(
 
 
 def test_sigterm_drains_when_configured(
-    make_router: Callable[..., Router], backends: Backends, bind: Bind
+    bind: Bind, make_router: Callable[..., Router], backends: Backends
 ) -> None:
     router = start(make_router, backends, bind, onSigterm=True)
     router.write("app.yaml", [host_ingress("app", HOST)])
@@ -199,7 +199,7 @@ def test_sigterm_drains_when_configured(
     assert process.returncode == 0, router.log()
 
 
-def test_get_api_drain_only_reads(make_router: Callable[..., Router], backends: Backends, bind: Bind) -> None:
+def test_get_api_drain_only_reads(bind: Bind, make_router: Callable[..., Router], backends: Backends) -> None:
     router = start(make_router, backends, bind)
     with httpx.Client(base_url=f"http://127.0.0.1:{router.api_port}") as api:
         assert api.get("/api/drain").json()["phase"] == "serving"  # GET only reads
