@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from passerelle.acme.records import StoredCertificate
+from passerelle.backoff import Backoff
 from passerelle.model import CertificateRequest
 
 Key = tuple[str, frozenset[str]]  # (resolver, names): one certificate
@@ -127,9 +128,8 @@ def plan(
 def backoff(
     count: int, *, initial: float, maximum: float, retry_after: float = 0.0, rand: random.Random | None = None
 ) -> float:
-    """Seconds to wait after the `count`-th failure in a row: initial doubling up to maximum, with
-    "equal jitter" (half fixed, half random) so replicas and names do not retry in step; never
-    less than the CA's Retry-After."""
-    base = min(initial * float(2 ** max(count - 1, 0)), maximum)
-    jitter: float = (rand or random.Random()).uniform(0, base / 2)
-    return max(base / 2 + jitter, retry_after)
+    """Seconds to wait after the `count`-th failure in a row: passerelle's one retry policy
+    (`backoff.Backoff`: initial doubling up to maximum, equal jitter), never less than the CA's
+    Retry-After."""
+    draw = (rand or random.Random()).random()
+    return max(Backoff(base=initial, cap=maximum).delay(max(count - 1, 0), draw), retry_after)

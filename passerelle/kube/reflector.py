@@ -19,24 +19,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from passerelle.backoff import Backoff
 from passerelle.kube.client import ApiClient, ApiStatusError, Gone, KubeError, Obj
 from passerelle.kube.kinds import Kind
 
 log = logging.getLogger("passerelle.kubernetes")
 
 LOG_AGAIN = 600.0  # seconds before the same API error is logged again
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Backoff:
-    """Delays between retries: `base` doubling up to `cap` seconds, each drawn in [d/2, d]."""
-
-    base: float = 0.25
-    cap: float = 30.0
-
-    def delay(self, attempt: int, draw: float) -> float:
-        ceiling = min(self.cap, self.base * float(2 ** min(attempt, 30)))
-        return ceiling / 2 + ceiling / 2 * draw
 
 
 @dataclass(slots=True)

@@ -17,9 +17,10 @@ import logging
 import random
 from collections.abc import Callable, Iterable
 
+from passerelle.backoff import Backoff
 from passerelle.kube.client import ApiClient, ApiStatusError, KubeError, Obj
 from passerelle.kube.kinds import SECRET
-from passerelle.kube.reflector import Backoff, Health
+from passerelle.kube.reflector import Health
 
 log = logging.getLogger("passerelle.kubernetes")
 

@@ -22,10 +22,11 @@ import random
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
+from passerelle.backoff import Backoff
 from passerelle.kube.client import ApiClient, KubeError
 from passerelle.kube.kinds import POD, WATCHED, Kind, secret_references, served_group_versions, watched
 from passerelle.kube.manifests import Loaded
-from passerelle.kube.reflector import Backoff, Health, Reflector
+from passerelle.kube.reflector import Health, Reflector
 from passerelle.kube.secrets import CONCURRENCY, SecretPoller
 from passerelle.kube.snapshot import ClusterSnapshot
 

@@ -16,9 +16,9 @@ from urllib.parse import parse_qs, unquote
 
 import pytest
 
+from passerelle.backoff import Backoff
 from passerelle.kube.client import ApiClient, Gone, KubeConfigError
 from passerelle.kube.manifests import Loaded
-from passerelle.kube.reflector import Backoff
 from passerelle.kube.watch import KubernetesProvider, WatchOptions
 from tests.kubeapi import KubeAPI
 

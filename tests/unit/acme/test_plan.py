@@ -112,3 +112,8 @@ def test_expired_certificates_nobody_wants_are_forgotten() -> None:
     result = plan([request("a")], [wanted_expired, unwanted_expired, unwanted_valid], {}, NOW, {})
     assert [c.names for c in result.forget] == [("b",)]  # "a" is renewed, "c" still serves
     assert [o.request.names for o in result.orders] == [("a",)]
+
+
+def test_backoff_after_very_many_failures_stays_at_the_maximum() -> None:
+    rand = random.Random(3)
+    assert 1800 <= backoff(5000, initial=300, maximum=3600, rand=rand) <= 3600  # no OverflowError

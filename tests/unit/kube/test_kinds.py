@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from passerelle.backoff import Backoff
 from passerelle.kube.kinds import SECRET, WATCHED, secret_references, served_group_versions, watched
-from passerelle.kube.reflector import Backoff
 
 BY = {(k.kind, k.group): k for k in WATCHED}
 
