@@ -37,7 +37,7 @@ from passerelle.http.headers import (
     forwarded_static,
     response_fields,
 )
-from passerelle.proxy.dispatch import TlsPeer, dispatch
+from passerelle.proxy.dispatch import TlsPeer, connect_failure, connect_retry, dispatch, replays_stale
 from passerelle.proxy.upstream import Pool, UpstreamConnection
 
 if TYPE_CHECKING:
@@ -48,7 +48,6 @@ _CRLF = b"\r\n"
 _LAST_CHUNK = b"0\r\n\r\n"
 _NO_BODY_STATUS = frozenset({204, 304})
 # Re-sent after a stale pooled connection: the methods Go's transport (Traefik's) replays.
-_IDEMPOTENT = frozenset({b"GET", b"HEAD", b"OPTIONS", b"TRACE"})
 
 _PAUSE_UPSTREAM = 1  # the upstream's write buffer is full
 _PAUSE_QUEUE = 2  # pipelined requests are waiting
@@ -270,8 +269,8 @@ class ClientConnection(asyncio.Protocol):
         self._closed = True
         self.entry.connection_closed(self)
         cut = self._active
-        if cut is not None and self.entry.observer is not None:  # cut short, or a tunnel's end
-            self.entry.observer.exchange(cut, self)
+        if cut is not None and self.observer is not None:  # cut short, or a tunnel's end
+            self.observer.exchange(cut, self)
         if self.tunnel is not None:
             self.tunnel.close()  # flushes what the client sent last, then closes
             return
@@ -493,20 +492,11 @@ class ClientConnection(asyncio.Protocol):
             ex.connecting = None
             if self._closed:
                 return
-            ex.tries += 1
-            assert ex.route is not None
-            observer = self.entry.observer
-            if observer is not None:
-                observer.connect_failed(ex.route)
-            retry = ex.route.upstream.pools.pick(avoid=pool) if ex.tries < 2 else None
+            retry = connect_retry(ex, pool, self.observer)
             if retry is not None:
-                if observer is not None:
-                    observer.retried(ex.route)
-                ex.pool = retry
                 ex.connecting = self._loop.create_task(self._connect(ex, retry))
-                return
-            why = "timed out" if isinstance(e, TimeoutError) else (e.strerror or str(e))
-            self._fail(ex, 502, f"could not connect to upstream {pool.server}: {why}")
+            else:
+                self._fail(ex, 502, connect_failure(pool, e))
             return
         ex.connecting = None
         if self._closed or ex is not self._active:
@@ -561,8 +551,8 @@ class ClientConnection(asyncio.Protocol):
         self._in_head = False
         if self._active is None:
             self.transport.write(canned(status, detail, close=True))
-            if self.entry.observer is not None:
-                self.entry.observer.rejected(status)
+            if self.observer is not None:
+                self.observer.rejected(status)
         self.transport.close()
 
     def _pause(self, reason: int) -> None:
@@ -701,13 +691,8 @@ class ClientConnection(asyncio.Protocol):
             else:
                 self.transport.close()  # truncated: the client must see it as such
             return
-        if stale and not ex.body_sent and not ex.retried_stale and (conn.refused or ex.method in _IDEMPOTENT):
-            # A pooled connection the server had closed as we reused it: nothing was processed,
-            # so the request goes again, once, on a fresh connection.
+        if replays_stale(ex, conn, stale, self.observer):
             assert ex.pool is not None
-            ex.retried_stale = True
-            if self.entry.observer is not None:
-                self.entry.observer.retried(ex.route)
             ex.connecting = self._loop.create_task(self._connect(ex, ex.pool))
             return
         self._fail(ex, 502, f"upstream {conn.pool.server} closed the connection before answering")

@@ -21,10 +21,49 @@ from passerelle.tls.clientcert import ClientCertSpec
 from passerelle.tls.contexts import SERVER_NAME, verifies_clients
 
 if TYPE_CHECKING:
+    from passerelle.observability.recorder import Recorder
+    from passerelle.proxy.connection import Exchange
     from passerelle.proxy.dataplane import EntryPoint, Route
+    from passerelle.proxy.upstream import Pool, UpstreamConnection
 
 log = logging.getLogger("passerelle.proxy")
 _CRLF = b"\r\n"
+# Methods a request may be sent again with after a pooled connection failed under it (RFC 9110
+# §9.2.2); others only when the server said it did not process them (`UpstreamConnection.refused`).
+IDEMPOTENT = frozenset({b"GET", b"HEAD", b"OPTIONS", b"TRACE"})
+
+
+def connect_retry(ex: Exchange, pool: Pool, observer: Recorder | None) -> Pool | None:
+    """After `pool` failed to connect: the one other pool `ex` tries (then `ex.pool`), or None,
+    and the client gets a 502. Counted for metrics either way."""
+    ex.tries += 1
+    route = ex.route
+    assert route is not None
+    if observer is not None:
+        observer.connect_failed(route)
+    retry = route.upstream.pools.pick(avoid=pool) if ex.tries < 2 else None
+    if retry is not None:
+        if observer is not None:
+            observer.retried(route)
+        ex.pool = retry
+    return retry
+
+
+def connect_failure(pool: Pool, error: OSError | TimeoutError) -> str:
+    why = "timed out" if isinstance(error, TimeoutError) else (error.strerror or str(error))
+    return f"could not connect to upstream {pool.server}: {why}"
+
+
+def replays_stale(ex: Exchange, conn: UpstreamConnection, stale: bool, observer: Recorder | None) -> bool:
+    """True (and `ex` marked, the retry counted) when the upstream closed a pooled (`stale`)
+    connection as `ex` reused it, before any of its body went: nothing was processed, so the
+    request goes again, once, on a fresh connection."""
+    if not stale or ex.body_sent or ex.retried_stale or not (conn.refused or ex.method in IDEMPOTENT):
+        return False
+    ex.retried_stale = True
+    if observer is not None:
+        observer.retried(ex.route)
+    return True
 
 
 class TlsPeer:

@@ -47,7 +47,7 @@ from hyperframe.frame import GoAwayFrame
 from passerelle.http.errors import canned
 from passerelle.http.h2fields import Refused, local_answer, request_head, response_head
 from passerelle.proxy.connection import Exchange, request_parts
-from passerelle.proxy.dispatch import TlsPeer, dispatch
+from passerelle.proxy.dispatch import TlsPeer, connect_failure, connect_retry, dispatch, replays_stale
 from passerelle.proxy.upstream import Pool, UpstreamConnection
 
 if TYPE_CHECKING:
@@ -55,7 +55,6 @@ if TYPE_CHECKING:
 
 _CRLF = b"\r\n"
 _LAST_CHUNK = b"0\r\n\r\n"
-_IDEMPOTENT = frozenset({b"GET", b"HEAD", b"OPTIONS", b"TRACE"})  # as connection.py: replayed once
 WINDOW = 1024 * 1024  # per stream and per connection, as Go's http2 server (MaxUploadBufferPer*)
 MAX_STREAMS = 250  # concurrent streams a client may open (Go's default)
 RESET_BUDGET = 100  # cancelled streams a connection may have before more than half cancelled closes it
@@ -113,20 +112,11 @@ class Stream:
             ex.connecting = None
             if self.conn.streams.get(self.id) is not self:
                 return
-            ex.tries += 1
-            assert ex.route is not None
-            observer = self.conn.entry.observer
-            if observer is not None:
-                observer.connect_failed(ex.route)
-            retry = ex.route.upstream.pools.pick(avoid=pool) if ex.tries < 2 else None
+            retry = connect_retry(ex, pool, self.conn.entry.observer)
             if retry is not None:
-                if observer is not None:
-                    observer.retried(ex.route)
-                ex.pool = retry
                 ex.connecting = self.conn.loop.create_task(self._connect(retry))
                 return
-            why = "timed out" if isinstance(e, TimeoutError) else (e.strerror or str(e))
-            self._fail(502, f"could not connect to upstream {pool.server}: {why}")
+            self._fail(502, connect_failure(pool, e))
             self.conn.flush()
             return
         ex.connecting = None
@@ -351,13 +341,8 @@ class Stream:
                 self._end()  # a close-delimited body ends here (RFC 9112 §6.3 item 8)
             else:
                 self._abort(ErrorCodes.INTERNAL_ERROR)  # truncated: the client must see it as such
-        elif (
-            stale and not ex.body_sent and not ex.retried_stale and (conn.refused or ex.method in _IDEMPOTENT)
-        ):
+        elif replays_stale(ex, conn, stale, self.conn.entry.observer):
             assert ex.pool is not None
-            ex.retried_stale = True
-            if self.conn.entry.observer is not None:
-                self.conn.entry.observer.retried(ex.route)
             ex.connecting = self.conn.loop.create_task(self._connect(ex.pool))
         else:
             self._fail(502, f"upstream {conn.pool.server} closed the connection before answering")
