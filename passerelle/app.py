@@ -13,9 +13,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from passerelle.acme.store import StorageError
+from passerelle.api.admission import is_loopback_address
 from passerelle.api.context import Context
 from passerelle.api.routes import api_routes
-from passerelle.api.server import Answer, Handler, Request, is_loopback_address, serve_api
+from passerelle.api.server import Answer, Handler, Request, serve_api
 from passerelle.api.views import problem_json
 from passerelle.control.distribute import WorkerPool
 from passerelle.control.leadership import AlwaysLeader

@@ -164,15 +164,6 @@ class Session:
             )
             return self._account
 
-    @property
-    def offers_renewal_info(self) -> bool:
-        if self._client is None:
-            return False
-        try:
-            return bool(self._client.directory["renewalInfo"])
-        except KeyError:
-            return False
-
     def begin(self, names: tuple[str, ...]) -> Pending:
         acme, key = self._connected()
         with self._errors():

@@ -39,12 +39,7 @@ def loopback_host(host: bytes) -> bool:
         name = host[1 : host.find(b"]")].decode("latin-1")
     else:
         name = host.partition(b":")[0].decode("latin-1").lower().rstrip(".")
-    if name == "localhost" or name.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(name).is_loopback
-    except ValueError:
-        return False
+    return name.endswith(".localhost") or is_loopback_address(name)
 
 
 def is_loopback_address(host: str) -> bool:

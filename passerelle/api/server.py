@@ -39,8 +39,14 @@ from urllib.parse import parse_qs, unquote
 
 from httptools import HttpParserError, HttpParserUpgrade, HttpRequestParser, parse_url
 
-from passerelle.api.admission import MAX_CONNECTIONS, Slots, from_this_host, host_refusal, loopback_host
-from passerelle.api.admission import is_loopback_address as is_loopback_address  # app.py's
+from passerelle.api.admission import (
+    MAX_CONNECTIONS,
+    Slots,
+    from_this_host,
+    host_refusal,
+    is_loopback_address,
+    loopback_host,
+)
 from passerelle.api.messages import Answer as Answer
 from passerelle.api.messages import Handler as Handler
 from passerelle.api.messages import Request as Request
