@@ -30,6 +30,7 @@ from josepy.jwk import JWK, JWKEC
 
 from passerelle import __version__
 from passerelle.acme.records import HTTP_01, TLS_ALPN_01, Account, Challenge
+from passerelle.tls.store import self_signed
 
 ACME_IDENTIFIER = ObjectIdentifier("1.3.6.1.5.5.7.1.31")  # id-pe-acmeIdentifier, RFC 8737 §6.1
 ACME_TLS_ALPN = "acme-tls/1"
@@ -319,26 +320,16 @@ def _csr(key_pem: str, names: tuple[str, ...]) -> bytes:
 def alpn_certificate(name: str, key_authorization: str) -> tuple[str, str]:
     """The TLS-ALPN-01 validation certificate (RFC 8737 §3): self-signed, SAN `name`, and the
     critical acmeIdentifier extension holding SHA-256(key authorization) as an OCTET STRING."""
-    key = ec.generate_private_key(ec.SECP256R1())
     digest = hashlib.sha256(key_authorization.encode()).digest()
-    now = datetime.datetime.now(datetime.UTC)
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "passerelle ACME challenge")])
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=7))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
-        .add_extension(x509.UnrecognizedExtension(ACME_IDENTIFIER, b"\x04\x20" + digest), critical=True)
-        .sign(key, hashes.SHA256())
+    cert, key_pem = self_signed(
+        "passerelle ACME challenge",
+        days=7,
+        extensions=(
+            (x509.SubjectAlternativeName([x509.DNSName(name)]), False),
+            (x509.UnrecognizedExtension(ACME_IDENTIFIER, b"\x04\x20" + digest), True),
+        ),
     )
-    pkcs8 = serialization.PrivateFormat.PKCS8
-    return cert.public_bytes(_PEM).decode(), key.private_bytes(
-        _PEM, pkcs8, serialization.NoEncryption()
-    ).decode()
+    return cert.public_bytes(_PEM).decode(), key_pem
 
 
 def pick_chain(chains: list[str], preferred: str) -> str:

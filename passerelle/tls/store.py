@@ -100,12 +100,19 @@ def dns_names(cert: x509.Certificate) -> tuple[str, ...]:
     return tuple(dict.fromkeys(n.lower().rstrip(".") for n in names if n))
 
 
-def generate_default(*, days: int = 365, now: datetime.datetime | None = None) -> Certificate:
-    """A self-signed certificate saying it is passerelle's default (served when nothing matches)."""
+def self_signed(
+    common_name: str,
+    *,
+    days: int,
+    extensions: tuple[tuple[x509.ExtensionType, bool], ...] = (),
+    now: datetime.datetime | None = None,
+) -> tuple[x509.Certificate, str]:
+    """A self-signed P-256 certificate (valid from 5 minutes ago, for `days`) with `extensions`
+    ((extension, critical) pairs), and its key as PKCS#8 PEM."""
     now = now or datetime.datetime.now(datetime.UTC)
     key = ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, DEFAULT_SUBJECT)])
-    cert = (
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    builder = (
         x509.CertificateBuilder()
         .subject_name(subject)
         .issuer_name(subject)
@@ -113,13 +120,20 @@ def generate_default(*, days: int = 365, now: datetime.datetime | None = None) -
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - datetime.timedelta(minutes=5))
         .not_valid_after(now + datetime.timedelta(days=days))
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
     )
+    for extension, critical in extensions:
+        builder = builder.add_extension(extension, critical=critical)
     key_pem = key.private_bytes(_PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    return builder.sign(key, hashes.SHA256()), key_pem.decode()
+
+
+def generate_default(*, days: int = 365, now: datetime.datetime | None = None) -> Certificate:
+    """A self-signed certificate saying it is passerelle's default (served when nothing matches)."""
+    not_a_ca = (x509.BasicConstraints(ca=False, path_length=None), True)
+    cert, key_pem = self_signed(DEFAULT_SUBJECT, days=days, extensions=(not_a_ca,), now=now)
     return Certificate(
         cert_pem=cert.public_bytes(_PEM).decode(),
-        key_pem=key_pem.decode(),
+        key_pem=key_pem,
         names=(),
         fingerprint=cert.fingerprint(hashes.SHA256()).hex(),
         not_after=cert.not_valid_after_utc.strftime("%Y-%m-%dT%H:%M:%SZ"),
