@@ -7,6 +7,9 @@ from typing import Any
 import pytest
 
 from tests.integration.harness import Backends, Router
+from tests.kubeapi.fixtures import kubeapi
+
+__all__ = ["backends", "kubeapi", "make_router"]
 
 
 @pytest.fixture(scope="session")
@@ -32,20 +35,3 @@ def make_router(tmp_path: Path) -> Iterator[Callable[..., Router]]:
     for router in started:
         code = router.stop()
         assert code == 0, f"passerelle exited with {code} on SIGTERM:\n{router.log()}"
-
-
-@pytest.fixture
-def kubeapi() -> Iterator[Callable[..., Any]]:
-    """Start test Kubernetes API servers (tests/kubeapi); each is closed at teardown."""
-    from tests.kubeapi import KubeAPI
-
-    started: list[KubeAPI] = []
-
-    def make(**kwargs: Any) -> KubeAPI:
-        api = KubeAPI(**kwargs).start()
-        started.append(api)
-        return api
-
-    yield make
-    for api in started:
-        api.close()

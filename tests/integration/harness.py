@@ -259,3 +259,34 @@ def echo(response: httpx.Response) -> dict[str, Any]:
         return dict(json.loads(response.content))
     except ValueError:
         raise AssertionError(f"not an echo answer: {response.status_code} {response.text[:200]!r}") from None
+
+
+def raw(port: int, data: bytes, *, timeout: float = 5.0) -> bytes:
+    """Send bytes on a connection of their own, read until the server closes it."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+        sock.sendall(data)
+        out = b""
+        while chunk := sock.recv(65536):
+            out += chunk
+        return out
+
+
+def dechunk(body: bytes) -> tuple[bytes, bytes]:
+    """(data, trailer section) of a chunked body."""
+    data = b""
+    while True:
+        line, _, body = body.partition(b"\r\n")
+        size = int(line, 16)
+        if not size:
+            return data, body
+        data, body = data + body[:size], body[size + 2 :]
+
+
+def wait_for(check: Callable[[], bool], what: str, timeout: float = 5.0) -> None:
+    """Poll `check` until it holds; AssertionError naming `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"not within {timeout}s: {what}")

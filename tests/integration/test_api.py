@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -13,7 +12,7 @@ from urllib.parse import quote, urlsplit
 import httpx
 import pytest
 
-from tests.integration.harness import Backends, Router, endpoint_slice, free_port, ingress, rule, service
+from tests.integration.harness import Backends, Router, endpoint_slice, free_port, ingress, raw, rule, service
 from tests.integration.scene import Scene, fetch, start
 
 
@@ -147,24 +146,14 @@ def test_explain_refuses_bad_questions(scene: Scene) -> None:
     assert httpx.get(base, params={"url": "http://x/", "entrypoint": "nope"}).status_code == 400
 
 
-def raw_exchange(port: int, data: bytes) -> bytes:
-    """Send `data`, read until the server closes (the last request asks it to, or it refuses)."""
-    with socket.create_connection(("127.0.0.1", port), timeout=5) as conn:
-        conn.sendall(data)
-        got = b""
-        while chunk := conn.recv(65536):
-            got += chunk
-        return got
-
-
 def test_the_server_keeps_alive_pipelines_and_refuses_politely(scene: Scene) -> None:
     port = scene.router.api_port
     ping = b"GET /ping HTTP/1.1\r\nHost: localhost\r\n"
-    three = raw_exchange(port, ping + b"\r\n" + ping + b"\r\n" + ping + b"Connection: close\r\n\r\n")
+    three = raw(port, ping + b"\r\n" + ping + b"\r\n" + ping + b"Connection: close\r\n\r\n")
     assert three.count(b"HTTP/1.1 200 OK") == 3
     assert httpx.post(f"http://127.0.0.1:{port}/api/overview").status_code == 405
     assert httpx.head(f"http://127.0.0.1:{port}/api/overview").status_code == 200
-    assert b"HTTP/1.1 400" in raw_exchange(port, b"NOT HTTP\r\n\r\n")
+    assert b"HTTP/1.1 400" in raw(port, b"NOT HTTP\r\n\r\n")
     rebinding = httpx.get(f"http://127.0.0.1:{port}/api/overview", headers={"Host": "attacker.example"})
     assert rebinding.status_code == 421
     with httpx.Client(base_url=f"http://127.0.0.1:{port}") as client:  # one connection, many requests

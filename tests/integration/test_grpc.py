@@ -25,7 +25,7 @@ import grpc
 import pytest
 import trustme
 
-from tests.integration.harness import Router, endpoint_slice, free_port, ingress, rule, service
+from tests.integration.harness import Router, dechunk, endpoint_slice, free_port, ingress, rule, service
 
 CA = trustme.CA(organization_name="passerelle grpc test CA")
 CERT = CA.issue_cert("grpc.test")
@@ -258,17 +258,6 @@ def http11(port: int, request: bytes, *, tls: bool = False) -> bytes:
         while chunk := sock.recv(65536):
             out += chunk
         return out
-
-
-def dechunk(body: bytes) -> tuple[bytes, bytes]:
-    """(data, trailer section) of a chunked body."""
-    data = b""
-    while True:
-        line, _, body = body.partition(b"\r\n")
-        size = int(line, 16)
-        if not size:
-            return data, body
-        data, body = data + body[:size], body[size + 2 :]
 
 
 def grpc_post(*, te: bool) -> bytes:

@@ -41,6 +41,7 @@ from tests.integration.harness import (
     ingress,
     rule,
     service,
+    wait_for,
 )
 
 CA = trustme.CA(organization_name="passerelle h2 test CA")
@@ -112,15 +113,6 @@ class Tapped(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.tap.lost[self.index] = True
-
-
-def wait_for(check: Callable[[], bool], what: str, timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.02)
-    raise AssertionError(f"not within {timeout}s: {what}")
 
 
 # -- the router ------------------------------------------------------------------------------------

@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import threading
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,7 +22,18 @@ import pytest
 from h2.errors import ErrorCodes
 from hyperframe.frame import GoAwayFrame
 
-from tests.integration.harness import Backends, Router, endpoint_slice, free_port, ingress, rule, service
+from tests.integration.harness import (
+    Backends,
+    Router,
+    dechunk,
+    endpoint_slice,
+    free_port,
+    ingress,
+    raw,
+    rule,
+    service,
+    wait_for,
+)
 
 
 @dataclass
@@ -272,20 +281,10 @@ def site(backends: Backends, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     assert script.errors == []
 
 
-def raw(port: int, request: bytes) -> bytes:
-    """One request (with `Connection: close`) on its own connection: everything until the close."""
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
-        sock.sendall(request)
-        out = b""
-        while chunk := sock.recv(65536):
-            out += chunk
-        return out
-
-
 def get(site: Site, path: str, host: str = "h2c.test", extra: bytes = b"") -> tuple[bytes, bytes]:
     close = b"" if b"Connection:" in extra else b"Connection: close\r\n"
     request = b"GET %s HTTP/1.1\r\nHost: %s\r\n%s%s\r\n" % (path.encode(), host.encode(), close, extra)
-    head, _, body = raw(site.router.port, request).partition(b"\r\n\r\n")
+    head, _, body = raw(site.router.port, request, timeout=10).partition(b"\r\n\r\n")
     return head, body
 
 
@@ -296,27 +295,8 @@ def post(site: Site, path: str, body: bytes, host: str = "h2c.test") -> tuple[by
         len(body),
         body,
     )
-    head, _, out = raw(site.router.port, request).partition(b"\r\n\r\n")
+    head, _, out = raw(site.router.port, request, timeout=10).partition(b"\r\n\r\n")
     return head, out
-
-
-def dechunk(body: bytes) -> tuple[bytes, bytes]:
-    data = b""
-    while True:
-        line, _, body = body.partition(b"\r\n")
-        size = int(line, 16)
-        if not size:
-            return data, body
-        data, body = data + body[:size], body[size + 2 :]
-
-
-def wait_for(check: Callable[[], bool], what: str, timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.02)
-    raise AssertionError(f"not within {timeout}s: {what}")
 
 
 # -- translation of the request, and trailers --------------------------------------------------
@@ -365,6 +345,7 @@ def test_request_bodies_chunked_and_with_length(site: Site) -> None:
         site.router.port,
         b"POST /echo HTTP/1.1\r\nHost: h2c.test\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n"
         b"5\r\nhello\r\n7\r\n, world\r\n0\r\n\r\n",
+        timeout=10,
     )
     data, _ = dechunk(chunked.partition(b"\r\n\r\n")[2])
     seen = json.loads(data)
@@ -374,6 +355,7 @@ def test_request_bodies_chunked_and_with_length(site: Site) -> None:
         site.router.port,
         b"PUT /echo HTTP/1.1\r\nHost: h2c.test\r\nConnection: close\r\nContent-Length: 300000\r\n\r\n"
         + b"x" * 300000,
+        timeout=10,
     )
     seen = json.loads(dechunk(sized.partition(b"\r\n\r\n")[2])[0])
     assert seen["body"] == "x" * 300000 and seen["headers"]["content-length"] == "300000"
@@ -446,7 +428,7 @@ SMUGGLED = b"GET /smuggled HTTP/1.1\r\nHost: h2c.test\r\nX-Forwarded-For: 6.6.6.
 def test_a_request_without_host_goes_with_the_servers_authority_and_its_body_stays_a_body(
     site: Site, request_: bytes
 ) -> None:
-    head, _, body = raw(site.router.port, request_).partition(b"\r\n\r\n")
+    head, _, body = raw(site.router.port, request_, timeout=10).partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1."), head
     assert b" 200 " in head.split(b"\r\n")[0], head + body
     seen = [r for r in site.script.requests if r["body"] == SMUGGLED.decode()]
@@ -480,12 +462,12 @@ def test_no_answer_in_time_is_504(backends: Backends, make_router: Callable[...,
         ],
         config=config,
     )
-    answer = raw(router.port, b"GET /slow HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    answer = raw(router.port, b"GET /slow HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", timeout=10)
     assert answer.startswith(b"HTTP/1.1 504 "), answer
     assert b"did not answer within 1s" in answer
-    head, _, _ = raw(router.port, b"GET /echo HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").partition(
-        b"\r\n\r\n"
-    )
+    head, _, _ = raw(
+        router.port, b"GET /echo HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", timeout=10
+    ).partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 200 ")  # the connection is still good: only the stream went
     assert script.connections == [port]
 

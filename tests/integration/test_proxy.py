@@ -17,19 +17,10 @@ from tests.integration.harness import (
     endpoint_slice,
     free_port,
     ingress,
+    raw,
     rule,
     service,
 )
-
-
-def raw(port: int, data: bytes, *, timeout: float = 5.0) -> bytes:
-    """Send bytes, read until the server closes the connection."""
-    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
-        s.sendall(data)
-        out = b""
-        while chunk := s.recv(65536):
-            out += chunk
-        return out
 
 
 class Conn:
