@@ -23,13 +23,13 @@ from passerelle.control.leadership import AlwaysLeader
 from passerelle.control.watcher import ConfigWatcher, Listener
 from passerelle.dnssync.controller import DnsSync
 from passerelle.dnssync.drain import Drain
-from passerelle.dnssync.selector import parse_selector as parse_dns_selector
 from passerelle.kube.client import CONTROL_CONNECTIONS, ApiClient, KubeConfigError
 from passerelle.kube.draining import DrainMark, OwnPod
 from passerelle.kube.events import EventRecorder
 from passerelle.kube.lease import Leadership
 from passerelle.kube.manifests import Loaded, ManifestsProvider
-from passerelle.kube.status import EndpointPolicy, StatusWriter, parse_selector
+from passerelle.kube.selector import parse_selector
+from passerelle.kube.status import EndpointPolicy, StatusWriter
 from passerelle.kube.watch import KubernetesProvider, WatchOptions, connections_needed
 from passerelle.observability import metrics
 from passerelle.observability.aggregate import Totals
@@ -370,7 +370,7 @@ def _pods(settings: Settings) -> tuple[tuple[str, str], ...]:
     if endpoint is not None and not (endpoint.ip or endpoint.hostname or endpoint.publishedService):
         out.append((own, endpoint.podSelector))
     if sync is not None and sync.requirePod:
-        out.append((sync.podNamespace or own, parse_dns_selector(sync.podSelector).text))
+        out.append((sync.podNamespace or own, parse_selector(sync.podSelector).text))
     return tuple(out)
 
 

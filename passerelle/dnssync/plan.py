@@ -39,15 +39,20 @@ from passerelle.dnssync.records import (
     ownership_value,
     rrset,
 )
-from passerelle.dnssync.selector import Selector
-from passerelle.kube.nodes import NodeInfo, PodInfo, read_node, read_pod
+from passerelle.kube.nodes import (
+    NodeInfo,
+    PodInfo,
+    node_out_of_service,
+    pods_out_of_service,
+    read_node,
+    read_pod,
+)
 from passerelle.kube.objects import InvalidObject
+from passerelle.kube.selector import Selector
 from passerelle.kube.snapshot import ClusterSnapshot
 from passerelle.model import DynamicConfig, ObjectRef, Problem, Severity
 
 OPT_OUT = "passerelle.io/dns-sync"  # "false" on an Ingress: its hosts are not published
-DRAINING = "passerelle.io/draining"  # "true" on a passerelle Pod: its node leaves DNS
-EXCLUDE_FROM_LB = "node.kubernetes.io/exclude-from-external-load-balancers"
 MIN_OWNED_FOR_GUARD = 10  # below this many owned names, deletions are never withheld (as octoDNS)
 
 
@@ -201,20 +206,14 @@ def _excluded(
     draining: frozenset[str],
     held: frozenset[str] = frozenset(),
 ) -> str:
-    if not node.ready:
-        return "NotReady"
-    if node.unschedulable:
-        return "cordoned (spec.unschedulable)"
-    if EXCLUDE_FROM_LB in node.labels:
-        return f"labelled {EXCLUDE_FROM_LB}"
+    if why := node_out_of_service(node):
+        return why
     if node.name in draining:
         return "draining"
-    if options.pod_selector is not None:
-        ready = [p for p in pods.get(node.name, ()) if p.running and p.ready and not p.deleting]
-        if not ready:
-            return f"no ready passerelle pod ({options.pod_selector})"
-        if all(p.annotations.get(DRAINING, "").lower() == "true" for p in ready):
-            return f"its passerelle pod is draining ({DRAINING})"
+    if options.pod_selector is not None and (
+        why := pods_out_of_service(pods.get(node.name, ()), options.pod_selector)
+    ):
+        return why
     if not addresses:
         return f"no {options.address_type} address"
     if node.name in held:

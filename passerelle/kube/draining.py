@@ -15,8 +15,8 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from passerelle.dnssync.plan import DRAINING
 from passerelle.kube.client import ApiClient, KubeError
+from passerelle.kube.nodes import DRAINING
 
 log = logging.getLogger("passerelle.drain")
 

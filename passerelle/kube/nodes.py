@@ -9,7 +9,7 @@ manifests provider keeps its last valid version (a typo must not drop a node fro
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,6 +17,8 @@ from passerelle.kube.objects import InvalidObject
 from passerelle.kube.snapshot import Object, key_of
 
 ADDRESS_TYPES = frozenset({"InternalIP", "ExternalIP", "Hostname", "InternalDNS", "ExternalDNS"})
+DRAINING = "passerelle.io/draining"  # "true" on a passerelle Pod: its node stops getting traffic
+EXCLUDE_FROM_LB = "node.kubernetes.io/exclude-from-external-load-balancers"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -105,6 +107,29 @@ def read_pod(obj: Object) -> PodInfo:
         ready=ready,
         deleting=bool(meta.get("deletionTimestamp")),
     )
+
+
+def node_out_of_service(node: NodeInfo) -> str:
+    """Why a node must not get traffic, from the Node alone ("" when it may): NotReady, cordoned,
+    or labelled out of load balancers. One rule for DNS sync and Ingress status alike."""
+    if not node.ready:
+        return "NotReady"
+    if node.unschedulable:
+        return "cordoned (spec.unschedulable)"
+    if EXCLUDE_FROM_LB in node.labels:
+        return f"labelled {EXCLUDE_FROM_LB}"
+    return ""
+
+
+def pods_out_of_service(pods: Iterable[PodInfo], selector: object) -> str:
+    """Why a node's passerelle pods (those `selector`, shown in the reason, picked) serve nothing
+    ("" when one does): none Running, Ready and not terminating, or every such one draining."""
+    ready = [p for p in pods if p.running and p.ready and not p.deleting]
+    if not ready:
+        return f"no ready passerelle pod ({selector})"
+    if all(p.annotations.get(DRAINING, "").lower() == "true" for p in ready):
+        return f"its passerelle pod is draining ({DRAINING})"
+    return ""
 
 
 def _sections(

@@ -4,7 +4,7 @@
 enters: configured addresses (`ingressEndpoint.ip`/`hostname`, the VIP case), or the addresses a
 published Service's load balancer has, or else every node that matches the ingress node selector,
 is Ready and schedulable, and runs a ready passerelle pod (a node being drained, or whose router
-is not ready yet, is left out). Node addresses: ExternalIP if the node has one, else InternalIP.
+is not ready yet, is left out: kube/nodes.py's rule, the one DNS sync follows). Node addresses: ExternalIP if the node has one, else InternalIP.
 Only the leader (kube/lease.py) writes, with a merge patch on `/status`, and only what differs,
 and only on the Ingresses whose class is passerelle's (`ingress.status_owned`: a class another
 controller owns is served but its status left alone). The address set must have stayed the same
@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,6 +25,9 @@ from passerelle.kube.bucket import TokenBucket
 from passerelle.kube.client import ApiClient, KubeError
 from passerelle.kube.ingress import IngressOptions, status_owned
 from passerelle.kube.lease import Leadership
+from passerelle.kube.nodes import PodInfo, node_out_of_service, pods_out_of_service, read_node, read_pod
+from passerelle.kube.objects import InvalidObject
+from passerelle.kube.selector import Selector, parse_selector
 from passerelle.kube.snapshot import ClusterSnapshot, Object
 
 log = logging.getLogger("passerelle.status")
@@ -37,53 +40,37 @@ class EndpointPolicy:
     ips: tuple[str, ...] = ()
     hostname: str = ""
     published_service: str = ""  # namespace/name
-    node_selector: Mapping[str, str] = field(default_factory=lambda: {"role": "ingress"})
-    pod_selector: Mapping[str, str] = field(default_factory=lambda: {"app.kubernetes.io/name": "passerelle"})
-
-
-def parse_selector(text: str) -> dict[str, str]:
-    """`k=v,k2=v2` (equality only) -> mapping; raises ValueError otherwise."""
-    out = {}
-    for term in filter(None, (t.strip() for t in text.split(","))):
-        key, sep, value = term.partition("=")
-        if not sep or not key.strip() or "!" in key or "=" in value:
-            raise ValueError(f"{term!r} is not key=value")
-        out[key.strip()] = value.strip()
-    return out
-
-
-def _matches(obj: Object, selector: Mapping[str, str]) -> bool:
-    labels = (obj.get("metadata") or {}).get("labels") or {}
-    return all(labels.get(k) == v for k, v in selector.items())
-
-
-def _ready(obj: Object) -> bool:
-    conditions = (obj.get("status") or {}).get("conditions") or []
-    return any(
-        c.get("type") == "Ready" and c.get("status") == "True" for c in conditions if isinstance(c, dict)
+    node_selector: Selector = field(default_factory=lambda: parse_selector("role=ingress"))
+    pod_selector: Selector = field(
+        default_factory=lambda: parse_selector("app.kubernetes.io/name=passerelle")
     )
 
 
 def node_addresses(
     nodes: Iterable[Object], pods: Iterable[Object], policy: EndpointPolicy
 ) -> list[dict[str, str]]:
-    serving = {
-        (p.get("spec") or {}).get("nodeName")
-        for p in pods
-        if _matches(p, policy.pod_selector)
-        and _ready(p)
-        and not (p.get("metadata") or {}).get("deletionTimestamp")
-    }
+    """The nodes that get traffic by the rule DNS sync follows too (kube/nodes.py: Ready, not
+    cordoned or labelled out, with a Running, Ready passerelle pod that is not draining);
+    malformed objects are left out."""
+    by_node: dict[str, list[PodInfo]] = {}
+    for obj in pods:
+        try:
+            pod = read_pod(obj)
+        except InvalidObject:
+            continue
+        if policy.pod_selector.matches(pod.labels):
+            by_node.setdefault(pod.node_name, []).append(pod)
     out = set()
-    for node in nodes:
-        meta = node.get("metadata") or {}
-        if meta.get("name") not in serving or not _matches(node, policy.node_selector) or not _ready(node):
+    for obj in nodes:
+        try:
+            node = read_node(obj)
+        except InvalidObject:
             continue
-        if (node.get("spec") or {}).get("unschedulable"):
+        if not policy.node_selector.matches(node.labels) or node_out_of_service(node):
             continue
-        addresses = {
-            a.get("type"): a.get("address") for a in (node.get("status") or {}).get("addresses") or []
-        }
+        if pods_out_of_service(by_node.get(node.name, ()), policy.pod_selector):
+            continue
+        addresses = dict(node.addresses)
         address = addresses.get("ExternalIP") or addresses.get("InternalIP")
         if address:
             out.add(address)

@@ -12,9 +12,9 @@ from typing import TYPE_CHECKING, Annotated, Literal
 from pydantic import Field, field_validator, model_validator
 
 from passerelle.dnssync.plan import PlanOptions, Policy
-from passerelle.dnssync.selector import parse_selector
 from passerelle.dnssync.tsig import ALGORITHMS as TSIG_ALGORITHMS
 from passerelle.dnssync.tsig import secret_error
+from passerelle.kube.selector import parse_selector
 from passerelle.settings.base import Duration, SettingsError, StrictModel
 
 if TYPE_CHECKING:

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, model_validator
 
-from passerelle.kube.status import parse_selector
+from passerelle.kube.selector import parse_selector
 from passerelle.settings.base import Duration, StrictModel, namespaced
 
 

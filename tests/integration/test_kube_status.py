@@ -48,7 +48,10 @@ def pod(name: str, on: str, ready: bool = True) -> dict[str, Any]:
             "labels": {"app.kubernetes.io/name": "passerelle"},
         },
         "spec": {"nodeName": on},
-        "status": {"conditions": [{"type": "Ready", "status": "True" if ready else "False"}]},
+        "status": {
+            "phase": "Running",  # a pod the kubelet runs; status, like DNS sync, asks for it
+            "conditions": [{"type": "Ready", "status": "True" if ready else "False"}],
+        },
     }
 
 

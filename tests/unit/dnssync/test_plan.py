@@ -9,8 +9,8 @@ import pytest
 
 from passerelle.dnssync.plan import PlanOptions, Policy, plan
 from passerelle.dnssync.records import RRset, ZoneState, ownership_name, ownership_value, rrset, txt_value
-from passerelle.dnssync.selector import parse_selector
 from passerelle.kube.ingress import translate
+from passerelle.kube.selector import parse_selector
 from passerelle.kube.snapshot import ClusterSnapshot
 
 ZONE = "example.test"

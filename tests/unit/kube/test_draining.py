@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from passerelle.dnssync.plan import DRAINING
 from passerelle.kube.draining import OwnPod, draining_patch
+from passerelle.kube.nodes import DRAINING
 
 
 @pytest.mark.parametrize(

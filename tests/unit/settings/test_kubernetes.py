@@ -60,7 +60,10 @@ def test_ingress_endpoint_null_disables_status() -> None:
             "providers:\n  kubernetes: {leaderElection: {leaseDuration: 5s, renewDeadline: 10s}}\n",
             "retryPeriod < renewDeadline < leaseDuration",
         ),
-        ("providers:\n  kubernetes: {ingressEndpoint: {nodeSelector: 'role in (a)'}}\n", "is not key=value"),
+        (
+            "providers:\n  kubernetes: {ingressEndpoint: {nodeSelector: 'role in x'}}\n",
+            "is not a label requirement",
+        ),
         ("providers:\n  kubernetes: {ingressEndpoint: {publishedService: lb}}\n", "must be namespace/name"),
     ],
 )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from passerelle.dnssync.selector import parse_selector
+from passerelle.kube.selector import parse_selector
 
 LABELS = {"role": "ingress", "zone": "a", "gpu": ""}
 
