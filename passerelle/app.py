@@ -181,6 +181,7 @@ async def serve(settings: Settings) -> None:
                     "kubernetes" if isinstance(provider, KubernetesProvider) else "manifests": provider
                 },
                 workers=workers.status,
+                acme=acme.metrics if acme is not None else dict,
                 extra=(metrics.ProcessCollector(registry=None),),
             ),
             workers,
