@@ -85,7 +85,7 @@ class SecretStorage:
             client,
             ACME_SECRETS,
             health=self.health,
-            on_change=lambda: self._changed(),
+            on_change=self._watched,
             namespace=namespace,
             label_selector=layout.KIND,
             backoff=backoff,
@@ -118,6 +118,19 @@ class SecretStorage:
     def _objects(self) -> dict[str, Obj]:
         """The watch's Secrets, with this replica's own reads and writes over them until it catches up."""
         current = {name: obj for (_, name), obj in self._reflector.objects.items()}
+        self._settle(current)
+        for name, (_, obj, _) in self._overlay.items():
+            if obj is None:
+                current.pop(name, None)
+            else:
+                current[name] = obj
+        return current
+
+    def _settle(self, current: dict[str, Obj] | None = None) -> None:
+        """Drop what the watch has caught up with. Run on every watch event too: an overlay entry
+        kept past the event that matched it would hide a later deletion by another replica."""
+        if current is None:
+            current = {name: obj for (_, name), obj in self._reflector.objects.items()}
         now = time.monotonic()
         for name, (rv, obj, when) in list(self._overlay.items()):
             seen = current.get(name)
@@ -127,11 +140,11 @@ class SecretStorage:
                 caught_up = seen is None or _rv(seen) > rv
             if caught_up or now - when > OVERLAY_SECONDS:
                 del self._overlay[name]
-            elif obj is None:
-                current.pop(name, None)
-            else:
-                current[name] = obj
-        return current
+
+    def _watched(self) -> None:
+        if self._overlay:
+            self._settle()
+        self._changed()
 
     def _records(self, kind: str, parse: Callable[[Obj], Any]) -> list[tuple[Obj, Any]]:
         """(Secret, record) for each readable Secret of `kind`; parsed once per resourceVersion."""
