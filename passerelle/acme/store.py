@@ -12,8 +12,8 @@ on a directory that replicas share (a volume, NFS with working flock, or one hos
 
 Files are written whole (temporary file, fsync, rename) with mode 0600 in 0700 directories.
 Reads are cached by (mtime, size), so polling every second costs a directory listing.
-kube/acme_secrets.py keeps the same records in Secrets, followed by a watch, and replaces flock
-with a coordination.k8s.io Lease per certificate.
+kube/acme_store.py keeps the same records in Secrets (layout: kube/acme_secrets.py), followed by
+a watch, and replaces flock with a coordination.k8s.io Lease per certificate.
 """
 
 from __future__ import annotations
@@ -69,7 +69,10 @@ class Storage(Protocol):
         """Store `cert`, unless the storage already holds a later one for the same names."""
         ...
 
-    async def delete_certificate(self, cert: StoredCertificate) -> None: ...
+    async def delete_certificate(self, cert: StoredCertificate) -> None:
+        """Delete `cert`, only if it is still the one stored (a replacement stays)."""
+        ...
+
     def challenges(self) -> list[Challenge]: ...
     async def publish(self, challenge: Challenge) -> None: ...
     async def withdraw(self, challenge: Challenge) -> None: ...
@@ -181,8 +184,12 @@ class FileStorage:
         self._write(folder / f"{cert.id}.json", cert.to_dict())
 
     async def delete_certificate(self, cert: StoredCertificate) -> None:
+        path = self.root / "certificates" / cert.resolver / f"{cert.id}.json"
+        held = self._read(path, StoredCertificate.from_dict)
+        if held is None or held.cert_pem != cert.cert_pem:
+            return  # gone already, or replaced by a later one: that one stays
         with contextlib.suppress(FileNotFoundError):
-            (self.root / "certificates" / cert.resolver / f"{cert.id}.json").unlink()
+            path.unlink()
 
     # -- challenges ----------------------------------------------------------------------------
     def challenges(self) -> list[Challenge]:

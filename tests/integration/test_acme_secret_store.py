@@ -29,6 +29,7 @@ from tests.unit.acme.test_store import (  # noqa: F401  (run here on Secrets)
     eventually,
     test_a_stale_write_never_puts_an_older_certificate_back,
     test_challenges_are_seen_by_every_replica_until_withdrawn,
+    test_deleting_an_expired_certificate_leaves_its_replacement,
     test_only_one_replica_holds_a_certificate_lock,
     test_records_round_trip,
     test_work_runs_while_the_lock_is_held,

@@ -157,3 +157,17 @@ async def test_a_challenge_left_by_a_replica_that_died_is_removed(tmp_path: Path
     os.utime(tmp_path / "challenges" / HTTP_01 / "stale.json", (old, old))
     assert storage.challenges() == [fresh]
     assert not (tmp_path / "challenges" / HTTP_01 / "stale.json").exists()
+
+
+async def test_deleting_an_expired_certificate_leaves_its_replacement(
+    replicas: tuple[Storage, Storage],
+) -> None:
+    one, two = replicas
+    old, new = certificate("a.example.com", days=1), certificate("a.example.com", days=90)
+    await one.save_certificate(old)
+    await eventually(lambda: two.certificates("le") == [old])
+    await two.save_certificate(new)
+    await eventually(lambda: one.certificates("le") == [new])
+    await one.delete_certificate(old)  # what it planned to forget is not what is stored any more
+    assert one.certificates("le") == [new]
+    await eventually(lambda: two.certificates("le") == [new])
