@@ -266,3 +266,27 @@ def test_api_errors_and_a_conflict_while_storing_do_not_lose_the_certificate(clu
     served = served_certificate(cluster.secure(a), host, root)
     assert served.fingerprint(hashes.SHA256()) == leaf.fingerprint(hashes.SHA256())
     assert acme_status(a)["orders"] == 1  # not ordered again
+
+
+def test_a_replica_that_loses_the_lease_mid_order_stops_and_the_other_finishes(cluster: Cluster) -> None:
+    web_a, web_b = free_port(), free_port()
+    pebble = cluster.start_pebble(http_port=web_b)
+    host = "lost.example.test"
+    cluster.app(host)
+    a = cluster.router("a", web=web_a, delay="30s").start(timeout=STARTUP)
+    wait_for("A ordering", lambda: "ordering a certificate" in a.log(), 30, a)
+    b = cluster.router("b", web=web_b).start(timeout=STARTUP)
+    wait_for("B waiting for A", lambda: "another replica is ordering" in b.log(), 15, b)
+    # A can no longer renew its Leases (its RBAC changed): it must give the order up by itself
+    no_leases = [r for r in deploy_rules() if "coordination.k8s.io" not in r["apiGroups"]]
+    cluster.api._run(lambda: cluster.api.rules.__setitem__("a", no_leases))  # type: ignore[union-attr]
+    wait_for("A stopping", lambda: "while ordering it; stopped" in a.log(), 15, a)
+    leaf = wait_for("B ordering instead", issued(cluster.secure(b), host, pebble.root()), 40, b)
+    status_a, status_b = acme_status(a), acme_status(b)
+    assert status_a["issued"] == 0 and status_a["failuresByReason"] == {"leaseLost": 1}, a.log()
+    assert status_b["orders"] == 1 and status_b["issued"] == 1
+    secret = cluster.certificate_secret(host)
+    assert secret is not None
+    assert secret["metadata"]["annotations"][
+        "passerelle.io/acme-not-after"
+    ] == leaf.not_valid_after_utc.strftime("%Y-%m-%dT%H:%M:%SZ")
