@@ -19,7 +19,7 @@ import pytest
 from passerelle.acme.records import HTTP_01, Challenge
 from passerelle.acme.store import StorageError
 from passerelle.backoff import Backoff
-from passerelle.kube.acme_secrets import certificate_secret, challenge_to_secret
+from passerelle.kube.acme_secrets import certificate_secret, challenge_secret, challenge_to_secret
 from passerelle.kube.acme_store import LeaseTiming, SecretStorage
 from passerelle.kube.client import ApiClient
 from passerelle.kube.rbac import acme_access
@@ -225,3 +225,27 @@ async def test_under_the_role_only_the_storage_namespace_is_writable(
             await other.save_certificate(certificate("b.example.com"))
     finally:
         await cluster.close()
+
+
+async def test_a_challenge_left_by_a_replica_that_died_is_ignored_then_deleted(
+    cluster: Cluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    left = Challenge(type=HTTP_01, token="left", key_authorization="left.k")
+    body = challenge_to_secret(left)
+    body["metadata"]["namespace"] = NS
+    cluster.api.create(body)
+    name = body["metadata"]["name"]
+
+    def backdate() -> None:  # as if created two hours ago (the server sets creationTimestamp itself)
+        cluster.api.store.objects[("secrets", NS, name)]["metadata"]["creationTimestamp"] = (
+            "2000-01-01T00:00:00Z"
+        )
+
+    cluster.api._run(backdate)
+    monkeypatch.setattr("passerelle.kube.acme_store.SWEEP", 0.05)
+    one = await cluster.storage("one")
+    fresh = Challenge(type=HTTP_01, token="fresh", key_authorization="fresh.k")
+    await one.publish(fresh)
+    assert one.challenges() == [fresh]  # the old one is not answered
+    await eventually(lambda: cluster.api.get("v1", "Secret", NS, name) is None)  # and run() deleted it
+    assert cluster.api.get("v1", "Secret", NS, challenge_secret(fresh)) is not None
