@@ -5,7 +5,7 @@ private or test CA's ACME endpoint), `renewBefore` (a duration or a fraction of 
 own lifetime; Traefik derives its window from a configured duration), `retry` (the backoff after a
 failure) and `storage` as a directory or Kubernetes Secrets that several replicas share (Traefik's
 is one `acme.json`): a string is a directory, `{file: DIR}` the same, `{secret: {namespace: NS}}`
-Secrets and Leases in NS (kube/acme_secrets.py).
+Secrets and Leases in NS (kube/acme_store.py).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from pydantic import BeforeValidator, Field, field_validator, model_validator
 
 from passerelle.settings.base import Duration, SettingsError, StrictModel
 
+_NAMESPACE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 _LABEL_SAFE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,38}[a-z0-9])?$")
 LETS_ENCRYPT = "https://acme-v02.api.letsencrypt.org/directory"
 KEY_TYPES = ("EC256", "EC384", "RSA2048", "RSA4096")
@@ -52,6 +53,15 @@ class SecretStorage(StrictModel):
     """Secrets and Leases in `namespace`; "" for $POD_NAMESPACE, then the kubeconfig's namespace."""
 
     namespace: str = ""
+
+    @field_validator("namespace")
+    @classmethod
+    def _label(cls, value: str) -> str:
+        if value and not _NAMESPACE.match(value):
+            raise ValueError(
+                f"{value!r} is not a namespace name (lower-case letters, digits, '-', at most 63)"
+            )
+        return value
 
 
 class Storage(StrictModel):

@@ -56,6 +56,10 @@ def test_renew_before(value: str, fraction: float | None, duration: float | None
         ("      tlsChallenge: {}\n      storage: {}\n", "exactly one of file"),
         ("      tlsChallenge: {}\n      storage: {file: a, secret: {}}\n", "exactly one of file"),
         ("      tlsChallenge: {}\n      storage: {secret: {name: x}}\n", "unknown key"),
+        (
+            "      tlsChallenge: {}\n      storage: {secret: {namespace: Kube_System}}\n",
+            "not a namespace name",
+        ),
     ],
 )
 def test_mistakes_are_refused(extra: str, message: str) -> None:
