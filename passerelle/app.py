@@ -23,6 +23,8 @@ from passerelle.control.leadership import AlwaysLeader
 from passerelle.control.watcher import ConfigWatcher, Listener
 from passerelle.dnssync.controller import DnsSync
 from passerelle.dnssync.drain import Drain
+from passerelle.kube.acme_store import CONNECTIONS as ACME_CONNECTIONS
+from passerelle.kube.acme_store import LeaseTiming, storage_factory
 from passerelle.kube.client import CONTROL_CONNECTIONS, ApiClient, KubeConfigError
 from passerelle.kube.draining import DrainMark, OwnPod
 from passerelle.kube.events import EventRecorder
@@ -65,6 +67,7 @@ async def serve(settings: Settings) -> None:
             )
         except KubeConfigError as e:
             raise StartupError(str(e)) from None
+    acme_client = _acme_client(settings)
 
     tls = settings.tls_static()  # the default certificate is made here, once, for every worker
     if tls is not None and tls.needs_openssl:
@@ -129,8 +132,13 @@ async def serve(settings: Settings) -> None:
                 ),
                 challenges=workers.set_challenges,
                 alpn_seam=alpn_seam,
+                storage=storage_factory(
+                    acme_client,
+                    namespace=os.environ.get("POD_NAMESPACE") or (client.namespace if client else ""),
+                    lease=_acme_leases(settings),
+                ),
             )
-            acme.load()  # stored certificates are in the first version: a restart orders nothing
+            await acme.load()  # stored certificates are in the first version: a restart orders nothing
         except (StorageError, OSError) as e:
             workers.close_sockets()
             raise StartupError(f"certificatesResolvers: {e}") from None
@@ -173,6 +181,7 @@ async def serve(settings: Settings) -> None:
                     "kubernetes" if isinstance(provider, KubernetesProvider) else "manifests": provider
                 },
                 workers=workers.status,
+                acme=acme.metrics if acme is not None else dict,
                 extra=(metrics.ProcessCollector(registry=None),),
             ),
             workers,
@@ -252,7 +261,7 @@ async def serve(settings: Settings) -> None:
     api.close()
     if ping is not None:
         ping.close()
-    for used in (client, reflecting):
+    for used in (client, reflecting, acme_client):
         if used is not None:
             await used.aclose()  # after every task that used it has finished
     await workers.stop()
@@ -332,6 +341,40 @@ def dns_sync(settings: Settings, leadership: Leadership | None = None) -> DnsSyn
     )
 
 
+def _identity(settings: Settings) -> str:
+    """This replica's name in Leases: leaderElection.identity, $POD_NAME, the host name."""
+    kube = settings.providers.kubernetes
+    return (
+        (kube.leaderElection.identity if kube else "") or os.environ.get("POD_NAME") or socket.gethostname()
+    )
+
+
+def _acme_client(settings: Settings) -> ApiClient | None:
+    """ACME's own pool to the API (its watch, Leases, writes), when a resolver keeps Secrets."""
+    kube = settings.providers.kubernetes
+    resolvers = settings.certificatesResolvers.values()
+    if kube is None or not any(r.acme.storage.secret is not None for r in resolvers):
+        return None
+    try:
+        return ApiClient.connect(kube.kubeconfig, kube.context, connections=ACME_CONNECTIONS)
+    except KubeConfigError as e:
+        raise StartupError(str(e)) from None
+
+
+def _acme_leases(settings: Settings) -> LeaseTiming:
+    """The certificate Leases take the leader election's identity and timings."""
+    kube = settings.providers.kubernetes
+    if kube is None:
+        return LeaseTiming(identity=_identity(settings))
+    election = kube.leaderElection
+    return LeaseTiming(
+        identity=_identity(settings),
+        duration=election.leaseDuration,
+        renew_deadline=election.renewDeadline,
+        retry_period=election.retryPeriod,
+    )
+
+
 def _leadership(settings: Settings, client: ApiClient) -> Leadership:
     """The Lease campaign (status, Events and DNS sync write only while it leads)."""
     kube = settings.providers.kubernetes
@@ -341,7 +384,7 @@ def _leadership(settings: Settings, client: ApiClient) -> Leadership:
         client,
         namespace=election.leaseNamespace or os.environ.get("POD_NAMESPACE") or client.namespace,
         name=election.leaseName,
-        identity=election.identity or os.environ.get("POD_NAME") or socket.gethostname(),
+        identity=_identity(settings),
         lease_duration=election.leaseDuration,
         renew_deadline=election.renewDeadline,
         retry_period=election.retryPeriod,

@@ -1,14 +1,17 @@
 """The ACME controller: wanted certificates in, stored certificates and challenges out.
 
 It listens to configuration versions (their `tls.requests`) and runs two loops. `_watch` reads
-the storage every POLL seconds: stored certificates (any replica's) go to the watcher, which
-serves them in the next version; pending challenges (any replica's) go to this replica's
-workers. `_order` plans (plan.py) and takes the most urgent due order, one at a time: it locks the
+the storage whenever it says it changed (Secrets: a watch event) and at least every POLL seconds:
+stored certificates (any replica's) go to the watcher, which serves them in the next version;
+pending challenges (any replica's) go to this replica's workers. `_order` plans (plan.py) and
+takes the most urgent due order, one at a time, once the storage has been read: it locks the
 certificate in the storage (another replica holding the lock orders it; this one reads the result
 later), checks the storage again, orders, publishes the challenges, waits the challenge `delay`
-so that every replica has read them, lets the CA validate, stores the certificate. A failure is
-a backoff with jitter (at least the CA's Retry-After), a Problem on the Ingresses that want the
-certificate, and a count in `status()`; the certificate already served, if any, stays.
+so that every replica has read them, lets the CA validate, stores the certificate. The lock is
+renewed meanwhile; once lost (a Lease nobody could renew), the order stops. A failure is a backoff
+with jitter (at least the CA's Retry-After), a Problem on the Ingresses that want the certificate,
+and a count in `status()`; the certificate already served, if any, stays. An issued certificate
+the storage refuses is served from memory and stored again every round until it is.
 """
 
 from __future__ import annotations
@@ -18,17 +21,17 @@ import dataclasses
 import datetime
 import logging
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from passerelle.acme import plan as planning
 from passerelle.acme.protocol import AcmeError, Session
 from passerelle.acme.records import HTTP_01, TLS_ALPN_01, Challenge, StoredCertificate, certificate_id
-from passerelle.acme.resolver import Health, Resolver, ca_bundle, client_options
-from passerelle.acme.store import FileStorage, StorageError
+from passerelle.acme.resolver import Resolver, ca_bundle, client_options
+from passerelle.acme.store import Storage, StorageError, file_storage, while_held
 from passerelle.control.watcher import Version
 from passerelle.model import Certificate, CertificateRequest, Problem, Severity
 from passerelle.settings.acme import Acme
+from passerelle.settings.acme import Storage as StorageSettings
 
 log = logging.getLogger("passerelle.acme")
 POLL = 1.0  # seconds between readings of the storage (challenges, other replicas' certificates)
@@ -43,21 +46,24 @@ class AcmeController:
         challenges: Callable[[dict[str, Any]], None],
         now: Callable[[], datetime.datetime] = lambda: datetime.datetime.now(datetime.UTC),
         alpn_seam: bool = True,
+        storage: Callable[[StorageSettings], Storage] = file_storage,
     ) -> None:
-        """alpn_seam: workers may use tls/openssl.py to see ALPN offers (the probe passed)."""
+        """alpn_seam: workers may use tls/openssl.py to see ALPN offers (the probe passed).
+        storage: makes the Storage for a resolver's `storage` (one per distinct setting)."""
         self._alpn_seam = alpn_seam
         self._contribute = contribute
         self._send_challenges = challenges
         self._now = now
-        stores: dict[str, FileStorage] = {}
+        self._storages: dict[StorageSettings, Storage] = {}
         self._resolvers: dict[str, Resolver] = {}
         for name, settings in resolvers.items():
-            storage = stores.setdefault(settings.storage, FileStorage(Path(settings.storage)))
+            if settings.storage not in self._storages:
+                self._storages[settings.storage] = storage(settings.storage)
             before = settings.renewBefore
             self._resolvers[name] = Resolver(
                 name=name,
                 settings=settings,
-                storage=storage,
+                storage=self._storages[settings.storage],
                 options=client_options(settings, ca_bundle(settings)),
                 policy=planning.RenewPolicy(fraction=before.fraction or 1 / 3, seconds=before.duration),
             )
@@ -71,7 +77,9 @@ class AcmeController:
         self._held_elsewhere: dict[planning.Key, datetime.datetime] = {}
         self._served: dict[tuple[str, str, datetime.datetime], Certificate] = {}
         self._last_challenges: dict[str, Any] | None = None
+        self._unsaved: dict[planning.Key, StoredCertificate] = {}  # issued, refused by the storage
         self._wake = asyncio.Event()
+        self._changed = asyncio.Event()
         self.pending: tuple[Challenge, ...] = ()  # this replica's, being validated
 
     # -- inputs ------------------------------------------------------------------------------
@@ -83,20 +91,38 @@ class AcmeController:
             self._requests = requests
             self._wake.set()
 
-    def load(self) -> None:
+    async def load(self) -> None:
         """Read the storage once (at start, before the first version: nothing is ordered then)."""
-        self._refresh_certificates()
+        for storage in self._storages.values():
+            await storage.open()
+        await self._refresh_certificates()
         self._refresh_challenges()
 
     async def run(self) -> None:
         async with asyncio.TaskGroup() as tasks:
+            for storage in self._storages.values():
+                tasks.create_task(storage.run(self._changed.set))
             tasks.create_task(self._watch())
             tasks.create_task(self._order_loop())
 
-    @property
-    def health(self) -> dict[str, Health]:
-        """Per resolver, the monotonic counters (orders, issued, renewed, failures): for metrics."""
-        return {name: r.health for name, r in self._resolvers.items()}
+    def metrics(self) -> dict[str, dict[str, Any]]:
+        """Per resolver, what observability/metrics.py exports: the counters, failures by reason,
+        and (names, unix time) of the next renewal of each certificate it holds."""
+        now = self._now()
+        out = {}
+        for name, r in self._resolvers.items():
+            newest: dict[planning.Key, StoredCertificate] = {}
+            for c in self._stored(r):
+                if c.not_after > now and (c.key not in newest or c.not_after > newest[c.key].not_after):
+                    newest[c.key] = c
+            out[name] = {
+                "orders": r.health.orders,
+                "issued": r.health.issued,
+                "renewed": r.health.renewed,
+                "failures": dict(r.health.failures_by),
+                "renewals": [(c.names, r.policy.renewal_time(c).timestamp()) for c in newest.values()],
+            }
+        return out
 
     def status(self) -> dict[str, Any]:
         now = self._now()
@@ -131,19 +157,47 @@ class AcmeController:
     # -- reading the storage -------------------------------------------------------------------
     async def _watch(self) -> None:
         while True:
-            await asyncio.sleep(POLL)
             try:
-                self._refresh_certificates()
+                async with asyncio.timeout(POLL):
+                    await self._changed.wait()
+            except TimeoutError:
+                pass
+            self._changed.clear()
+            try:
+                await self._store_unsaved()
+                await self._refresh_certificates()
                 self._refresh_challenges()
             except StorageError as e:
                 log.error("%s", e)
 
     def _stored(self, resolver: Resolver) -> list[StoredCertificate]:
+        unsaved = [c for c in self._unsaved.values() if c.resolver == resolver.name]
         try:
-            return resolver.storage.certificates(resolver.name)
+            return resolver.storage.certificates(resolver.name) + unsaved
         except StorageError as e:
             log.error("%s", e)
-            return []
+            return unsaved
+
+    async def _save(self, resolver: Resolver, cert: StoredCertificate) -> None:
+        """Store `cert`; if the storage refuses, serve it from memory and try again every round."""
+        try:
+            await resolver.storage.save_certificate(cert)
+        except StorageError as e:
+            if cert.key not in self._unsaved:
+                log.error(
+                    "%s: the certificate for %s could not be stored (%s); it is served from memory and "
+                    "stored as soon as the storage takes it",
+                    resolver.name,
+                    ", ".join(cert.names),
+                    e,
+                )
+            self._unsaved[cert.key] = cert
+        else:
+            self._unsaved.pop(cert.key, None)
+
+    async def _store_unsaved(self) -> None:
+        for cert in list(self._unsaved.values()):
+            await self._save(self._resolvers[cert.resolver], cert)
 
     def _plan(self) -> planning.Plan:
         stored = [c for r in self._resolvers.values() for c in self._stored(r)]
@@ -155,14 +209,15 @@ class AcmeController:
                 failures[key] = planning.Failure(count=0, retry_at=until, error="")
         return planning.plan(self._requests, stored, failures, self._now(), policies)
 
-    def _refresh_certificates(self) -> None:
+    async def _refresh_certificates(self) -> None:
         served = []
         current: dict[tuple[str, str, datetime.datetime], Certificate] = {}
         plan = self._plan()
         if self._seen_version:  # before the first version, every certificate looks unwanted
             for gone in plan.forget:
                 log.info("%s: forgetting expired certificate %s, which nobody wants", gone.resolver, gone.id)
-                self._resolvers[gone.resolver].storage.delete_certificate(gone)
+                self._unsaved.pop(gone.key, None)
+                await self._resolvers[gone.resolver].storage.delete_certificate(gone)
         for cert in plan.served:
             key = (cert.resolver, cert.id, cert.not_after)
             certificate = self._served.get(key)
@@ -208,6 +263,8 @@ class AcmeController:
 
     # -- ordering ----------------------------------------------------------------------------
     async def _order_loop(self) -> None:
+        while not all(s.ready() for s in self._storages.values()):
+            await asyncio.sleep(POLL / 4)  # unread storage: every certificate would look missing
         while True:
             plan = self._plan()
             if plan.orders:
@@ -215,7 +272,7 @@ class AcmeController:
                 await asyncio.sleep(0)  # whatever happened, let the watch loop and the API run
                 continue
             if await self._renewal_info():
-                self._refresh_certificates()
+                await self._refresh_certificates()
                 continue
             timeout = POLL * 5
             if plan.wake is not None:
@@ -231,45 +288,34 @@ class AcmeController:
         request = order.request
         resolver = self._resolvers[request.resolver]
         key = planning.key_of(request)
-        lock = resolver.storage.try_lock(resolver.name, certificate_id(request.names))
+        names = ", ".join(request.names)
+        try:
+            lock = await resolver.storage.try_lock(resolver.name, certificate_id(request.names))
+        except StorageError as e:
+            self._failed(resolver, request, e)
+            return
         if lock is None:
-            log.info(
-                "%s: another replica is ordering %s; reading its result",
-                resolver.name,
-                ", ".join(request.names),
-            )
+            log.info("%s: another replica is ordering %s; reading its result", resolver.name, names)
             self._held_elsewhere[key] = self._now() + datetime.timedelta(seconds=POLL * 2)
             return
         self._held_elsewhere.pop(key, None)
-        challenges: tuple[Challenge, ...] = ()
+        challenges: list[Challenge] = []
         try:
             if order not in self._plan().orders:  # it was stored meanwhile, by a replica that held the lock
                 return
             resolver.health.orders += 1
-            log.info(
-                "%s: ordering a certificate for %s (%s)",
-                resolver.name,
-                ", ".join(request.names),
-                order.reason,
-            )
-            session = await self._session(resolver)
-            pending = await asyncio.to_thread(session.begin, request.names)
-            challenges = pending.challenges
-            for challenge in challenges:
-                resolver.storage.publish(challenge)
-            self.pending = self.pending + challenges
-            self._refresh_challenges()
-            if challenges:
-                await asyncio.sleep(self._delay(resolver, challenges))
-            chain, key_pem = await asyncio.to_thread(session.complete, pending)
-            stored = StoredCertificate.from_pem(
-                resolver=resolver.name, names=request.names, cert_pem=chain, key_pem=key_pem
-            )
-            resolver.storage.save_certificate(stored)  # first: the certificate is never lost to ARI
+            log.info("%s: ordering a certificate for %s (%s)", resolver.name, names, order.reason)
+            held, issued = await while_held(lock, self._issue(resolver, request, challenges))
+            if not held or issued is None:
+                resolver.health.count_failure("leaseLost")
+                log.warning("%s: lost the lock on %s while ordering it; stopped", resolver.name, names)
+                self._held_elsewhere[key] = self._now() + datetime.timedelta(seconds=POLL * 2)
+                return
+            await self._save(resolver, issued)  # with or without the lock: a save never loses a later one
         except (AcmeError, StorageError) as e:
             self._failed(resolver, request, e)
         except Exception as e:  # a bug or a library surprise must cost this order, not the controller
-            log.exception("%s: ordering %s failed", resolver.name, ", ".join(request.names))
+            log.exception("%s: ordering %s failed", resolver.name, names)
             self._failed(resolver, request, AcmeError("ca", f"{type(e).__name__}: {e}"))
         else:
             self._failures.pop(key, None)
@@ -277,45 +323,65 @@ class AcmeController:
             resolver.health.issued += 1
             if order.reason is not planning.Reason.NEW:
                 resolver.health.renewed += 1
-            log.info(
-                "%s: certificate for %s issued, valid until %s",
-                resolver.name,
-                ", ".join(request.names),
-                stored.not_after,
-            )
+            log.info("%s: certificate for %s issued, valid until %s", resolver.name, names, issued.not_after)
         finally:
             for challenge in challenges:
-                resolver.storage.withdraw(challenge)
+                try:
+                    await resolver.storage.withdraw(challenge)
+                except StorageError as e:  # left behind: ignored after CHALLENGE_MAX_AGE, then deleted
+                    log.warning("%s", e)
             self.pending = tuple(c for c in self.pending if c not in challenges)
-            lock.release()
-            self._refresh_certificates()
+            await lock.release()
+            await self._refresh_certificates()
             self._refresh_challenges()
+
+    async def _issue(
+        self, resolver: Resolver, request: CertificateRequest, challenges: list[Challenge]
+    ) -> StoredCertificate:
+        """Order, answer and download one certificate (`challenges`: what was published, to withdraw)."""
+        session = await self._session(resolver)
+        pending = await asyncio.to_thread(session.begin, request.names)
+        for challenge in pending.challenges:
+            await resolver.storage.publish(challenge)
+            challenges.append(challenge)
+        self.pending = self.pending + pending.challenges
+        self._refresh_challenges()
+        if pending.challenges:
+            await asyncio.sleep(self._delay(resolver, pending.challenges))
+        chain, key_pem = await asyncio.to_thread(session.complete, pending)
+        return StoredCertificate.from_pem(
+            resolver=resolver.name, names=request.names, cert_pem=chain, key_pem=key_pem
+        )
 
     async def _session(self, resolver: Resolver) -> Session:
         """Connected to the CA with the resolver's account, registered once for all replicas: the
         account lock makes a second replica wait and then find the first one's account."""
         if resolver.session is None:
-            lock = resolver.storage.try_lock(resolver.name, "account")
+            lock = await resolver.storage.try_lock(resolver.name, "account")
             while lock is None:
                 await asyncio.sleep(POLL / 4)
-                lock = resolver.storage.try_lock(resolver.name, "account")
+                lock = await resolver.storage.try_lock(resolver.name, "account")
             try:
-                stored = resolver.storage.load_account(resolver.name)
-                session = Session(resolver.options, stored)
-                account = await asyncio.to_thread(session.connect)
-                if account != stored:
-                    resolver.storage.save_account(resolver.name, account)
-                    log.info(
-                        "%s: ACME account %s registered at %s", resolver.name, account.uri, account.ca_server
-                    )
+                held, session = await while_held(lock, self._connect(resolver))
             finally:
-                lock.release()
+                await lock.release()
+            if not held or session is None:
+                raise StorageError(f"{resolver.name}: lost the account lock while connecting to the CA")
             resolver.session = session
         return resolver.session
 
+    async def _connect(self, resolver: Resolver) -> Session:
+        stored = resolver.storage.load_account(resolver.name)
+        session = Session(resolver.options, stored)
+        account = await asyncio.to_thread(session.connect)
+        if account != stored:
+            await resolver.storage.save_account(resolver.name, account)
+            log.info("%s: ACME account %s registered at %s", resolver.name, account.uri, account.ca_server)
+        return session
+
     async def _renewal_info(self) -> bool:
         """Ask the CA's renewalInfo (ARI, RFC 9773) about one wanted certificate whose answer is
-        due; True if one was asked. Without ARI the library says when to look again (6 h)."""
+        due; True if one was asked. Without ARI, look again in 6 hours (ari.DEFAULT_RETRY)."""
         now = self._now()
         wanted = {planning.key_of(r) for r in self._requests}
         for resolver in self._resolvers.values():
@@ -327,9 +393,7 @@ class AcmeController:
                 try:
                     session = await self._session(resolver)
                     renew_at, again = await asyncio.to_thread(session.renewal_info, cert.cert_pem)
-                    resolver.storage.save_certificate(
-                        dataclasses.replace(cert, renew_at=renew_at, ari_next=again)
-                    )
+                    await self._save(resolver, dataclasses.replace(cert, renew_at=renew_at, ari_next=again))
                 except (AcmeError, StorageError) as e:
                     log.warning("%s: renewal information for %s: %s", resolver.name, ", ".join(cert.names), e)
                     resolver.ari_retry_at = now + datetime.timedelta(
@@ -361,7 +425,7 @@ class AcmeController:
         )
         retry_at = self._now() + datetime.timedelta(seconds=wait)
         self._failures[key] = planning.Failure(count=count, retry_at=retry_at, error=str(error))
-        resolver.health.failures += 1
+        resolver.health.count_failure(error.kind if isinstance(error, AcmeError) else "storage")
         resolver.health.last_error = str(error)
         names = ", ".join(request.names)
         message = (

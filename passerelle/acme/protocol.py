@@ -12,8 +12,10 @@ certbot 3, so its challenge type is registered here: the response is an empty ob
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import hashlib
+import random
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -29,6 +31,7 @@ from josepy.jwa import ES256
 from josepy.jwk import JWK, JWKEC
 
 from passerelle import __version__
+from passerelle.acme import ari
 from passerelle.acme.records import HTTP_01, TLS_ALPN_01, Account, Challenge
 from passerelle.tls.store import self_signed
 
@@ -138,7 +141,9 @@ class Session:
             if self._account is not None:
                 regr = messages.RegistrationResource(uri=self._account.uri, body=messages.Registration())
                 try:
-                    net.account = acme._get_v2_account(regr)  # onlyReturnExisting (RFC 8555 §7.3.1)
+                    found = acme.query_registration(regr)  # onlyReturnExisting (RFC 8555 §7.3.1)
+                    if found.uri != self._account.uri:  # the CA moved it: store where it is now
+                        self._account = dataclasses.replace(self._account, uri=found.uri)
                     return self._account
                 except messages.Error as e:
                     if e.code != "accountDoesNotExist":
@@ -210,14 +215,27 @@ class Session:
             return pick_chain(chains, self._options.preferred_chain), pending.key_pem
 
     def renewal_info(self, cert_pem: str) -> tuple[datetime.datetime | None, datetime.datetime]:
-        """ARI: (a time inside the CA's suggested window or None without ARI, when to ask again)."""
+        """ARI (RFC 9773, ari.py): (a time inside the CA's suggested window, or None when its
+        directory offers no renewalInfo; when to ask again)."""
         acme, _ = self._connected()
+        now = datetime.datetime.now(datetime.UTC)
         with self._errors():
             try:
-                when, again = acme.renewal_time(cert_pem.encode())
-            except errors.ARIError as e:
-                when, again = None, e.retry_after
-            return when, again.astimezone(datetime.UTC)  # the library's is naive local time
+                base = str(acme.directory["renewalInfo"])
+            except KeyError:
+                return None, now + datetime.timedelta(seconds=ari.DEFAULT_RETRY)
+            cert = x509.load_pem_x509_certificate(cert_pem.encode())
+            response = acme.net.get(
+                f"{base.rstrip('/')}/{ari.certificate_id(cert)}", content_type="application/json"
+            )
+            window = ari.suggested_window(response.json())
+            retry = response.headers.get("Retry-After")
+            return ari.schedule(
+                window,
+                now,
+                retry_after=retry_after_seconds(response) if retry else None,
+                draw=random.random(),
+            )
 
     def _connected(self) -> tuple[client.ClientV2, JWKEC]:
         if self._client is None or self._key is None:

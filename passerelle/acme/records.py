@@ -54,6 +54,11 @@ class StoredCertificate:
     def id(self) -> str:
         return certificate_id(self.names)
 
+    def replaces(self, held: StoredCertificate) -> bool:
+        """Whether storing this over `held` loses nothing: the same certificate (new ARI times),
+        or one that lasts longer. A stale write never puts an older certificate back."""
+        return self.cert_pem == held.cert_pem or self.not_after > held.not_after
+
     def served(self) -> Certificate:
         return parse_pair(self.cert_pem, self.key_pem, source=f"ACME resolver {self.resolver}").certificate
 

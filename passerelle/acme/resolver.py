@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,13 +16,19 @@ from passerelle.settings.acme import Acme
 
 @dataclass(slots=True, kw_only=True)
 class Health:
-    """Counters for the API and metrics: monotonic, per resolver."""
+    """Counters for the API and metrics: monotonic, per resolver. failures_by: by reason, an
+    AcmeError kind (unreachable, rateLimited, challenge, ca), "storage", or "leaseLost"."""
 
     orders: int = 0
     issued: int = 0
     renewed: int = 0
     failures: int = 0
+    failures_by: dict[str, int] = field(default_factory=dict)
     last_error: str = ""
+
+    def count_failure(self, reason: str) -> None:
+        self.failures += 1
+        self.failures_by[reason] = self.failures_by.get(reason, 0) + 1
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -29,6 +36,7 @@ class Health:
             "issued": self.issued,
             "renewed": self.renewed,
             "failures": self.failures,
+            "failuresByReason": dict(sorted(self.failures_by.items())),
             "lastError": self.last_error,
         }
 
@@ -61,10 +69,14 @@ def client_options(settings: Acme, bundle: str | bool) -> ClientOptions:
 
 
 def ca_bundle(settings: Acme) -> str | bool:
-    """caCertificates, concatenated into one file in the storage (requests takes one path)."""
+    """caCertificates as one file (requests takes one path): the file itself when there is one,
+    else them concatenated in the storage directory (a private temporary one for Secrets)."""
     if not settings.caCertificates:
         return True
+    if len(settings.caCertificates) == 1:
+        return settings.caCertificates[0]
     text = "".join(Path(p).read_text() for p in settings.caCertificates)
-    path = Path(settings.storage) / "ca-bundle.pem"
+    folder = settings.storage.file or tempfile.mkdtemp(prefix="passerelle-acme-")
+    path = Path(folder) / "ca-bundle.pem"
     path.write_text(text)
     return str(path)

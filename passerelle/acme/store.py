@@ -1,7 +1,8 @@
 """Where ACME state lives so that every replica sees it: the Storage interface, and a directory.
 
-`Storage` is what the controller needs; `FileStorage` implements it on a directory that replicas
-share (a volume, NFS with working flock, or one host's several processes):
+`Storage` is what the controller needs: reads answer from what the storage last read (no I/O, so
+the controller may read every plan), writes and locks are coroutines. `FileStorage` implements it
+on a directory that replicas share (a volume, NFS with working flock, or one host's processes):
 
     <storage>/accounts/<resolver>.json               account URL, key (JWK), CA, e-mail
     <storage>/certificates/<resolver>/<id>.json      names, chain, key, ARI renewal time
@@ -11,22 +12,26 @@ share (a volume, NFS with working flock, or one host's several processes):
 
 Files are written whole (temporary file, fsync, rename) with mode 0600 in 0700 directories.
 Reads are cached by (mtime, size), so polling every second costs a directory listing.
-The Kubernetes store (next step, docs/acme.md) keeps the same records in Secrets and replaces
-flock with a coordination.k8s.io Lease per certificate.
+kube/acme_store.py keeps the same records in Secrets (layout: kube/acme_secrets.py), followed by
+a watch, and replaces flock with a coordination.k8s.io Lease per certificate.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import fcntl
 import json
 import os
 import time
+from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from passerelle.acme.records import HTTP_01, TLS_ALPN_01, Account, Challenge, StoredCertificate
+from passerelle.settings.acme import Storage as StorageSettings
 
+T = TypeVar("T")
 CHALLENGE_MAX_AGE = 3600.0  # seconds; an order takes at most acme.clientTimeout (2 min by default)
 
 
@@ -35,21 +40,66 @@ class StorageError(Exception):
 
 
 class Lock(Protocol):
-    def release(self) -> None: ...
+    async def keep(self) -> None:
+        """Renew the lock; return only once it is lost (a file lock never is)."""
+        ...
+
+    def held(self) -> bool: ...
+    async def release(self) -> None: ...
 
 
 class Storage(Protocol):
-    def load_account(self, resolver: str) -> Account | None: ...
-    def save_account(self, resolver: str, account: Account) -> None: ...
-    def certificates(self, resolver: str) -> list[StoredCertificate]: ...
-    def save_certificate(self, cert: StoredCertificate) -> None: ...
-    def delete_certificate(self, cert: StoredCertificate) -> None: ...
-    def challenges(self) -> list[Challenge]: ...
-    def publish(self, challenge: Challenge) -> None: ...
-    def withdraw(self, challenge: Challenge) -> None: ...
-    def try_lock(self, resolver: str, cert_id: str) -> Lock | None:
-        """The right to order `cert_id` until released, or None while another replica has it."""
+    def ready(self) -> bool:
+        """Read at least once: before that, every certificate looks missing and nothing is ordered."""
         ...
+
+    async def open(self) -> None:
+        """Read the storage once, at start (before the first configuration is served)."""
+        ...
+
+    async def run(self, changed: Callable[[], None]) -> None:
+        """Follow the storage until cancelled, calling `changed` when another replica wrote
+        (a storage that cannot tell returns at once; the controller reads it every POLL)."""
+        ...
+
+    def load_account(self, resolver: str) -> Account | None: ...
+    async def save_account(self, resolver: str, account: Account) -> None: ...
+    def certificates(self, resolver: str) -> list[StoredCertificate]: ...
+    async def save_certificate(self, cert: StoredCertificate) -> None:
+        """Store `cert`, unless the storage already holds a later one for the same names."""
+        ...
+
+    async def delete_certificate(self, cert: StoredCertificate) -> None:
+        """Delete `cert`, only if it is still the one stored (a replacement stays)."""
+        ...
+
+    def challenges(self) -> list[Challenge]: ...
+    async def publish(self, challenge: Challenge) -> None: ...
+    async def withdraw(self, challenge: Challenge) -> None: ...
+    async def try_lock(self, resolver: str, cert_id: str) -> Lock | None:
+        """The right to order `cert_id` until released or lost, or None while another replica has it."""
+        ...
+
+
+async def while_held(lock: Lock, work: Coroutine[Any, Any, T]) -> tuple[bool, T | None]:
+    """Run `work` while `lock.keep()` renews the lock: (True, its result), or (False, None) when
+    the lock was lost first and `work` was cancelled. `work`'s exceptions are raised as they are."""
+    done: list[T] = []
+    failed: list[Exception] = []
+
+    async def job() -> None:
+        try:
+            done.append(await work)
+        except Exception as e:  # raised below, outside the task group (not as an ExceptionGroup)
+            failed.append(e)
+
+    async with asyncio.TaskGroup() as tasks:
+        keeper, worker = tasks.create_task(lock.keep()), tasks.create_task(job())
+        await asyncio.wait({keeper, worker}, return_when=asyncio.FIRST_COMPLETED)
+        (keeper if worker.done() else worker).cancel()
+    if failed:
+        raise failed[0]
+    return (True, done[0]) if done else (False, None)
 
 
 class _FileLock:
@@ -58,7 +108,13 @@ class _FileLock:
     def __init__(self, fd: int) -> None:
         self._fd = fd
 
-    def release(self) -> None:
+    async def keep(self) -> None:
+        await asyncio.Event().wait()  # flock() is held until released or the process ends
+
+    def held(self) -> bool:
+        return self._fd >= 0
+
+    async def release(self) -> None:
         if self._fd >= 0:
             fcntl.flock(self._fd, fcntl.LOCK_UN)
             os.close(self._fd)
@@ -82,6 +138,15 @@ class FileStorage:
         except OSError as e:
             raise StorageError(f"ACME storage {root}: {e.strerror}") from None
 
+    def ready(self) -> bool:
+        return True
+
+    async def open(self) -> None:
+        return None
+
+    async def run(self, changed: Callable[[], None]) -> None:
+        return None  # files say nothing when they change: the controller reads them every POLL
+
     # -- accounts ------------------------------------------------------------------------------
     def load_account(self, resolver: str) -> Account | None:
         data = self._read(self.root / "accounts" / f"{resolver}.json")
@@ -91,7 +156,7 @@ class FileStorage:
             ca_server=data["caServer"], uri=data["uri"], key_json=data["key"], email=data.get("email", "")
         )
 
-    def save_account(self, resolver: str, account: Account) -> None:
+    async def save_account(self, resolver: str, account: Account) -> None:
         record = {
             "caServer": account.ca_server,
             "uri": account.uri,
@@ -110,14 +175,21 @@ class FileStorage:
                 out.append(cert)
         return out
 
-    def save_certificate(self, cert: StoredCertificate) -> None:
+    async def save_certificate(self, cert: StoredCertificate) -> None:
         folder = self.root / "certificates" / cert.resolver
         folder.mkdir(exist_ok=True, mode=0o700)
+        held = self._read(folder / f"{cert.id}.json", StoredCertificate.from_dict)
+        if held is not None and not cert.replaces(held):
+            return  # another replica stored a later one meanwhile (only possible without the lock)
         self._write(folder / f"{cert.id}.json", cert.to_dict())
 
-    def delete_certificate(self, cert: StoredCertificate) -> None:
+    async def delete_certificate(self, cert: StoredCertificate) -> None:
+        path = self.root / "certificates" / cert.resolver / f"{cert.id}.json"
+        held = self._read(path, StoredCertificate.from_dict)
+        if held is None or held.cert_pem != cert.cert_pem:
+            return  # gone already, or replaced by a later one: that one stays
         with contextlib.suppress(FileNotFoundError):
-            (self.root / "certificates" / cert.resolver / f"{cert.id}.json").unlink()
+            path.unlink()
 
     # -- challenges ----------------------------------------------------------------------------
     def challenges(self) -> list[Challenge]:
@@ -143,10 +215,10 @@ class FileStorage:
                 del self._cache[gone]
         return out
 
-    def publish(self, challenge: Challenge) -> None:
+    async def publish(self, challenge: Challenge) -> None:
         self._write(self._challenge_path(challenge), challenge.to_dict())
 
-    def withdraw(self, challenge: Challenge) -> None:
+    async def withdraw(self, challenge: Challenge) -> None:
         with contextlib.suppress(FileNotFoundError):
             self._challenge_path(challenge).unlink()
 
@@ -157,7 +229,7 @@ class FileStorage:
         return self.root / "challenges" / challenge.type / f"{name}.json"
 
     # -- locks ---------------------------------------------------------------------------------
-    def try_lock(self, resolver: str, cert_id: str) -> _FileLock | None:
+    async def try_lock(self, resolver: str, cert_id: str) -> _FileLock | None:
         path = self.root / "locks" / f"{resolver}-{cert_id}.lock"
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         try:
@@ -198,3 +270,10 @@ class FileStorage:
             tmp.rename(path)
         except OSError as e:
             raise StorageError(f"ACME storage {path}: {e.strerror}") from None
+
+
+def file_storage(settings: StorageSettings) -> Storage:
+    """The Storage of a `storage.file` setting (the default outside Kubernetes)."""
+    if settings.file is None:
+        raise StorageError("storage.secret needs the Kubernetes provider")
+    return FileStorage(Path(settings.file))

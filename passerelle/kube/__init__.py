@@ -10,5 +10,6 @@ The live provider: `client.py` is the one seam to the API (lightkube's configura
 JSON over its HTTP client), `kinds.py` the table of what is watched, `reflector.py` one collection
 by list + watch, `watch.py` the provider that turns reflectors into snapshots. What writes back,
 only on the leader of `lease.py`: `status.py` (Ingress status) and `events.py` (Problems as
-Events); `rbac.py` lists every access, as deploy/10-rbac.yaml grants it.
+Events); `rbac.py` lists every access, as deploy/10-rbac.yaml grants it. ACME's storage in Secrets:
+`acme_secrets.py` (records <-> Secrets, pure) and `acme_store.py` (its watch, writes, Leases).
 """

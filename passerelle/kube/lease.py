@@ -145,13 +145,24 @@ class Leadership:
     async def run(self) -> None:
         try:
             while True:
-                await self._try()
-                self._notice()
-                await asyncio.sleep(self._until_next())
+                await self.attempt()
+                await asyncio.sleep(self.until_next())
         finally:
             await self._release()
 
-    def _until_next(self) -> float:
+    async def attempt(self) -> bool:
+        """One round of the campaign (read the Lease, take or renew it if the rules allow):
+        whether this replica leads now. ACME's per-certificate Leases are driven this way."""
+        await self._try()
+        self._notice()
+        return self.is_leader()
+
+    async def release(self) -> None:
+        """Give the Lease up now (empty holder), if this replica holds it."""
+        await self._release()
+
+    def until_next(self) -> float:
+        """Seconds until the next round is due (retryPeriod, or the renew deadline if sooner)."""
         if self._renewed_at is None:
             return self._retry
         # wake up to drop leadership exactly when the deadline passes, if renewing keeps failing

@@ -4,7 +4,8 @@ deploy/10-rbac.yaml must grant exactly this (tests/unit/test_deploy.py checks it
 integration tests run the provider under those rules). Cluster-wide: reading what translation
 and status need, writing Ingress status and Events (on the objects' namespaces). In the
 router's own namespace only: its pods (status addresses; a draining router
-annotates its own) and the Lease (leader election).
+annotates its own) and the Lease (leader election). In the ACME storage namespace only (a Role
+of its own, deploy/15-acme-rbac.yaml): ACME's Secrets and its certificate Leases.
 """
 
 from __future__ import annotations
@@ -44,4 +45,15 @@ def namespace_access() -> Access:
         # router annotates its own pod (resourceNames cannot name DaemonSet pods in advance)
         (POD.group, POD.plural): READ | {"patch"},
         ("coordination.k8s.io", "leases"): frozenset({"get", "create", "update"}),  # lease.py
+    }
+
+
+def acme_access() -> Access:
+    """`storage: {secret: ...}` (kube/acme_store.py), granted by a Role in the storage namespace:
+    its Secrets followed (list, watch), read after taking a Lease (get), written with
+    resourceVersion preconditions (create, update), challenges and expired certificates deleted;
+    a Lease per certificate and per account registration."""
+    return {
+        ("", "secrets"): frozenset({"get", "list", "watch", "create", "update", "delete"}),
+        ("coordination.k8s.io", "leases"): frozenset({"get", "create", "update"}),
     }

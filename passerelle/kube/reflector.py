@@ -155,6 +155,11 @@ class Reflector:
                 attempt += 1
                 await asyncio.sleep(delay)
 
+    async def prime(self) -> None:
+        """List now, for a caller that needs the collection before `run()` (which then watches
+        from this list's version). A failure raises the KubeError; `run()` lists again then."""
+        await self._list()
+
     async def _list(self) -> None:
         items, rv = await self._client.list(self._path, self._params)
         self._watched = False  # no watch event since this list yet

@@ -67,6 +67,20 @@ METRICS: dict[str, tuple[str, str]] = {
     "passerelle_provider_up": ("1 when the provider's source is reachable and read, else 0.", "gauge"),
     "passerelle_tls_certs_not_after": ("Expiry (unix time) of each certificate passerelle serves.", "gauge"),
     "passerelle_worker_restarts": ("Times a data-plane worker was restarted after it died.", "counter"),
+    "passerelle_acme_orders": ("ACME orders this replica started, by resolver.", "counter"),
+    "passerelle_acme_issued": (
+        "Certificates issued to this replica, by resolver (renewals included).",
+        "counter",
+    ),
+    "passerelle_acme_renewed": (
+        "Certificates issued to this replica that renewed one, by resolver.",
+        "counter",
+    ),
+    "passerelle_acme_failures": (
+        "Failed ACME attempts, by resolver and reason: unreachable, rateLimited, challenge, ca, storage, leaseLost.",
+        "counter",
+    ),
+    "passerelle_acme_renewal_time": ("Unix time each ACME certificate is due for renewal.", "gauge"),
 }
 
 
@@ -101,6 +115,9 @@ class Sources:
     certificates: Callable[[], Iterable[Certificate]] = tuple
     providers: Callable[[], Mapping[str, object]] = dict
     workers: Callable[[], Iterable[Mapping[str, Any]]] = tuple
+    # per resolver: orders, issued, renewed (counts), failures ({reason: count}), renewals
+    # ([(names, unix time)]): AcmeController.metrics()
+    acme: Callable[[], Mapping[str, Mapping[str, Any]]] = dict
     extra: tuple[Collector, ...] = field(default=())
 
 
@@ -197,6 +214,23 @@ class MetricsCollector(Collector):
         for worker in s.workers():
             restarts.add_metric([str(worker["index"])], worker["restarts"])
         yield restarts
+        yield from self._acme()
+
+    def _acme(self) -> Iterator[Metric]:
+        counts = {
+            n: _counter(n, ("resolver",))
+            for n in ("passerelle_acme_orders", "passerelle_acme_issued", "passerelle_acme_renewed")
+        }
+        failures = _counter("passerelle_acme_failures", ("resolver", "reason"))
+        renewals = _gauge("passerelle_acme_renewal_time", ("resolver", "cn", "sans"))
+        for resolver, sample in sorted(self.sources.acme().items()):
+            for name, family in counts.items():
+                family.add_metric([resolver], sample[name.removeprefix("passerelle_acme_")])
+            for reason, n in sorted(sample["failures"].items()):
+                failures.add_metric([resolver, reason], n)
+            for names, when in sorted(sample["renewals"]):
+                renewals.add_metric([resolver, names[0], ",".join(names)], when)
+        yield from (*counts.values(), failures, renewals)
 
     def _requests(self) -> Iterator[Metric]:
         s = self.sources

@@ -23,7 +23,7 @@ from passerelle.kube.ingress import IngressOptions
 from passerelle.kube.placement import EntryPointInfo
 from passerelle.kube.tls import TlsTranslation
 from passerelle.proxy.options import EntryPointOptions, ForwardingOptions
-from passerelle.settings.acme import CertificatesResolver, resolve_acme_paths
+from passerelle.settings.acme import CertificatesResolver, check_secret_storage, resolve_acme_paths
 from passerelle.settings.api import Api
 from passerelle.settings.base import Duration, SettingsError, StrictModel, reason, split_address
 from passerelle.settings.dnssync import DnsSync, resolve_dnssync_paths
@@ -318,6 +318,8 @@ def _check_resolvers(settings: Settings, source: str) -> None:
                 )
         if acme.tlsChallenge is not None and not any(ep.tls is not None for ep in eps.values()):
             raise SettingsError(f"{where}.tlsChallenge: no entry point terminates TLS")
+        if acme.storage.secret is not None:
+            check_secret_storage(name, where, kubernetes=settings.providers.kubernetes is not None)
     for name, ep in eps.items():
         if (
             ep.tls is not None

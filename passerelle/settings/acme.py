@@ -3,18 +3,23 @@
 Keys Traefik has keep Traefik's meaning; passerelle's additions are `caCertificates` (trust for a
 private or test CA's ACME endpoint), `renewBefore` (a duration or a fraction of the certificate's
 own lifetime; Traefik derives its window from a configured duration), `retry` (the backoff after a
-failure) and `storage` as a directory (several replicas share it; Traefik's is one `acme.json`).
+failure) and `storage` as a directory or Kubernetes Secrets that several replicas share (Traefik's
+is one `acme.json`): a string is a directory, `{file: DIR}` the same, `{secret: {namespace: NS}}`
+Secrets and Leases in NS (kube/acme_store.py).
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BeforeValidator, Field, field_validator
+from pydantic import BeforeValidator, Field, field_validator, model_validator
 
-from passerelle.settings.base import Duration, StrictModel
+from passerelle.settings.base import Duration, SettingsError, StrictModel
 
+_NAMESPACE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+_LABEL_SAFE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,38}[a-z0-9])?$")
 LETS_ENCRYPT = "https://acme-v02.api.letsencrypt.org/directory"
 KEY_TYPES = ("EC256", "EC384", "RSA2048", "RSA4096")
 
@@ -37,6 +42,39 @@ def _fraction_or_duration(value: object) -> object:
 class RenewBefore(StrictModel):
     fraction: Annotated[float, Field(gt=0, lt=1)] | None = None
     duration: Duration | None = None
+
+
+def _storage(value: object) -> object:
+    """`storage: DIR` is `storage: {file: DIR}` (the form every release before Secrets took)."""
+    return {"file": value} if isinstance(value, str) else value
+
+
+class SecretStorage(StrictModel):
+    """Secrets and Leases in `namespace`; "" for $POD_NAMESPACE, then the kubeconfig's namespace."""
+
+    namespace: str = ""
+
+    @field_validator("namespace")
+    @classmethod
+    def _label(cls, value: str) -> str:
+        if value and not _NAMESPACE.match(value):
+            raise ValueError(
+                f"{value!r} is not a namespace name (lower-case letters, digits, '-', at most 63)"
+            )
+        return value
+
+
+class Storage(StrictModel):
+    """Exactly one of `file` (a directory, created 0700 if missing) or `secret`."""
+
+    file: str | None = None
+    secret: SecretStorage | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> Storage:
+        if (self.file is None) == (self.secret is None):
+            raise ValueError("storage needs exactly one of file (a directory) or secret ({namespace: ...})")
+        return self
 
 
 class Eab(StrictModel):
@@ -75,7 +113,7 @@ class Acme(StrictModel):
     keyType: Literal["EC256", "EC384", "RSA2048", "RSA4096"] = "EC256"
     httpChallenge: HttpChallenge | None = None
     tlsChallenge: TlsChallenge | None = None
-    storage: str = "acme"  # a directory, created 0700 if missing
+    storage: Annotated[Storage, BeforeValidator(_storage)] = Storage(file="acme")
     renewBefore: Annotated[RenewBefore, BeforeValidator(_fraction_or_duration)] = RenewBefore(fraction=1 / 3)
     preferredChain: str = ""  # the common name of the root (or top issuer) of the chain to serve
     retry: Retry = Retry()
@@ -96,13 +134,30 @@ class CertificatesResolver(StrictModel):
 def resolve_acme_paths(
     resolvers: dict[str, CertificatesResolver], base: Path
 ) -> dict[str, CertificatesResolver]:
-    """`storage` and `caCertificates` relative to the config file's directory."""
+    """A `storage` directory and `caCertificates` relative to the config file's directory."""
     out = {}
     for name, resolver in resolvers.items():
         acme = resolver.acme
+        storage = acme.storage
+        if storage.file is not None:
+            storage = storage.model_copy(update={"file": str(base / storage.file)})
         update = {
-            "storage": str(base / acme.storage),
+            "storage": storage,
             "caCertificates": [str(base / path) for path in acme.caCertificates],
         }
         out[name] = resolver.model_copy(update={"acme": acme.model_copy(update=update)})
     return out
+
+
+def check_secret_storage(name: str, where: str, *, kubernetes: bool) -> None:
+    """Secret storage needs the Kubernetes provider's client, and a resolver name that can be a
+    label value and part of Secret and Lease names (docs/acme.md, "Secrets and Leases")."""
+    if not kubernetes:
+        raise SettingsError(
+            f"{where}.storage.secret: needs providers.kubernetes (use storage.file otherwise)"
+        )
+    if not _LABEL_SAFE.match(name):
+        raise SettingsError(
+            f"{where}.storage.secret: the resolver name {name!r} must be lower-case letters, digits and '-' "
+            "(at most 40), as it names Secrets and Leases"
+        )

@@ -15,7 +15,9 @@ from tests.kubeapi.resources import Resource
 from tests.kubeapi.selectors import SelectorError, field_selector, label_selector
 from tests.kubeapi.store import ApiError, Store, Watch
 
-Rule = dict[str, list[str]]  # an RBAC PolicyRule: apiGroups, resources, verbs[, resourceNames]
+# An RBAC PolicyRule: apiGroups, resources, verbs[, resourceNames]; `namespaces` (the test
+# server's own key) limits it to those namespaces, as a Role bound there by a RoleBinding does.
+Rule = dict[str, list[str]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,6 +140,7 @@ class Handlers:
                 and ("*" in rule.get("resources", []) or resource in rule.get("resources", []))
                 and ("*" in rule.get("verbs", []) or verb in rule.get("verbs", []))
                 and (not rule.get("resourceNames") or name in rule["resourceNames"])
+                and (not rule.get("namespaces") or namespace in rule["namespaces"])
             ):
                 return
         scope = f'in the namespace "{namespace}"' if namespace else "at the cluster scope"
@@ -218,7 +221,10 @@ class Handlers:
                 )
             return 200, store.patch(r, namespace, name, body, status=sub == "status")
         if verb == "delete":
-            return 200, store.delete(r, namespace, name)
+            preconditions = (body or {}).get("preconditions") or {} if isinstance(body, dict) else {}
+            return 200, store.delete(
+                r, namespace, name, resource_version=preconditions.get("resourceVersion")
+            )
         raise ApiError(405, "MethodNotAllowed", f"{request.method} is not supported here")
 
     async def _watch(

@@ -280,11 +280,13 @@ class Store:
         merged["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
         return self.replace(resource, namespace, name, merged, status=status)
 
-    def delete(self, resource: Resource, namespace: str, name: str) -> Obj:
+    def delete(self, resource: Resource, namespace: str, name: str, *, resource_version: Any = None) -> Obj:
+        """resource_version: DeleteOptions.preconditions.resourceVersion (409 when it is not current)."""
         key = (resource.qualified, namespace, name)
         current = self.objects.get(key)
         if current is None:
             raise not_found(resource, name)
+        self._precondition(resource, current, resource_version)
         self.rv += 1
         gone_as = copy.deepcopy(current)
         gone_as["metadata"]["resourceVersion"] = str(self.rv)

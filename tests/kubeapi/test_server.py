@@ -180,3 +180,26 @@ def test_restart_keeps_objects_and_injected_errors_answer_once(kubeapi: Callable
     assert [i["metadata"]["name"] for i in httpx.get(f"{api.url}{ING}", headers=AUTH).json()["items"]] == [
         "a"
     ]
+
+
+def test_delete_preconditions_and_rules_limited_to_namespaces(kubeapi: Callable[..., KubeAPI]) -> None:
+    role = {
+        "apiGroups": [""],
+        "resources": ["secrets"],
+        "verbs": ["create", "delete"],
+        "namespaces": ["mine"],
+    }
+    api = kubeapi(rules={"tester": [role]})
+    secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"}}
+    with httpx.Client(base_url=api.url, headers=AUTH) as c:
+        created = c.post("/api/v1/namespaces/mine/secrets", json=secret)
+        assert created.status_code == 201
+        assert c.post("/api/v1/namespaces/other/secrets", json=secret).status_code == 403  # a Role's reach
+        stale = {"apiVersion": "v1", "kind": "DeleteOptions", "preconditions": {"resourceVersion": "1"}}
+        refused = c.request("DELETE", "/api/v1/namespaces/mine/secrets/s", json=stale)
+        assert refused.status_code == 409 and refused.json()["reason"] == "Conflict"
+        current = {
+            **stale,
+            "preconditions": {"resourceVersion": created.json()["metadata"]["resourceVersion"]},
+        }
+        assert c.request("DELETE", "/api/v1/namespaces/mine/secrets/s", json=current).status_code == 200

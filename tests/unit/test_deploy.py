@@ -8,7 +8,7 @@ from typing import Any
 import yaml
 
 from passerelle.kube.ingress import CONTROLLER
-from passerelle.kube.rbac import cluster_access, namespace_access
+from passerelle.kube.rbac import acme_access, cluster_access, namespace_access
 from passerelle.settings import parse_settings, split_address
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
@@ -46,6 +46,26 @@ def test_rbac_grants_exactly_what_the_code_uses() -> None:
         assert binding["subjects"] == [
             {"kind": "ServiceAccount", "name": "passerelle", "namespace": "passerelle"}
         ]
+
+
+def test_acme_secret_storage_is_granted_by_a_role_in_the_router_namespace_only() -> None:
+    found = objects()
+    role = found[("Role", "passerelle-acme")]
+    assert role["metadata"]["namespace"] == "passerelle"
+    assert granted(role["rules"]) == acme_access()
+    binding = found[("RoleBinding", "passerelle-acme")]
+    assert binding["metadata"]["namespace"] == "passerelle"
+    assert binding["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "Role",
+        "name": "passerelle-acme",
+    }
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": "passerelle", "namespace": "passerelle"}
+    ]
+    # cluster-wide, Secrets are only read: no ClusterRole lets the router write one
+    cluster = granted(found[("ClusterRole", "passerelle")]["rules"])
+    assert cluster[("", "secrets")] <= {"get", "list", "watch"}
 
 
 def test_the_daemonset_matches_the_static_configuration() -> None:

@@ -24,7 +24,7 @@ def test_defaults_and_paths(tmp_path: Path) -> None:
     acme = settings.certificatesResolvers["le"].acme
     assert acme.caServer == LETS_ENCRYPT and acme.keyType == "EC256"
     assert acme.renewBefore.fraction == pytest.approx(1 / 3) and acme.renewBefore.duration is None
-    assert acme.storage == str(tmp_path / "acme")
+    assert acme.storage.file == str(tmp_path / "acme") and acme.storage.secret is None
     assert acme.httpChallenge is not None and acme.httpChallenge.delay == 2.0
     assert acme.retry.initialInterval == 300.0
     translation = settings.tls_translation().acme
@@ -49,6 +49,17 @@ def test_renew_before(value: str, fraction: float | None, duration: float | None
         ("      tlsChallenge: {}\n      keyType: RSA8192\n", "keyType"),
         ("      tlsChallenge: {}\n      caServer: ftp://x\n", r"is not an http\(s\) URL"),
         ("      tlsChallenge: {}\n      onHostRule: true\n", "unknown key"),
+        (
+            "      tlsChallenge: {}\n      storage: {secret: {}}\n",
+            "storage.secret: needs providers.kubernetes",
+        ),
+        ("      tlsChallenge: {}\n      storage: {}\n", "exactly one of file"),
+        ("      tlsChallenge: {}\n      storage: {file: a, secret: {}}\n", "exactly one of file"),
+        ("      tlsChallenge: {}\n      storage: {secret: {name: x}}\n", "unknown key"),
+        (
+            "      tlsChallenge: {}\n      storage: {secret: {namespace: Kube_System}}\n",
+            "not a namespace name",
+        ),
     ],
 )
 def test_mistakes_are_refused(extra: str, message: str) -> None:
@@ -60,3 +71,23 @@ def test_an_entry_point_must_name_a_defined_resolver() -> None:
     text = "entryPoints:\n  websecure: {address: ':443', tls: {certResolver: missing}}\n"
     with pytest.raises(SettingsError, match="no resolver named 'missing'"):
         parse_settings(text)
+
+
+@pytest.mark.parametrize(
+    ("value", "file", "namespace"),
+    [("certs", "certs", None), ("{file: certs}", "certs", None), ("{secret: {}}", None, ""),
+     ("{secret: {namespace: acme}}", None, "acme")],
+)  # fmt: skip
+def test_storage_forms(tmp_path: Path, value: str, file: str | None, namespace: str | None) -> None:
+    text = "providers: {kubernetes: {}}\n" + BASE + f"      tlsChallenge: {{}}\n      storage: {value}\n"
+    storage = parse_settings(text, base=tmp_path).certificatesResolvers["le"].acme.storage
+    assert storage.file == (str(tmp_path / file) if file else None)
+    assert (storage.secret.namespace if storage.secret else None) == namespace
+
+
+def test_secret_storage_needs_a_resolver_name_that_can_name_secrets() -> None:
+    text = "providers: {kubernetes: {}}\n" + BASE.replace("  le:", "  Let_Encrypt:").replace(
+        "certResolver: le", "certResolver: Let_Encrypt"
+    )
+    with pytest.raises(SettingsError, match="lower-case letters"):
+        parse_settings(text + "      tlsChallenge: {}\n      storage: {secret: {}}\n")

@@ -107,3 +107,21 @@ def test_provider_health_reads_an_attribute_or_a_method() -> None:
     assert provider_health(kubernetes) == {"errors": 4.0, "up": 1.0}
     assert provider_health(Provider()) == {"errors": 3.0, "up": 0.0}
     assert provider_health(object()) == {}
+
+
+def test_acme_counters_failures_by_reason_and_renewal_times() -> None:
+    sample = {
+        "orders": 3, "issued": 2, "renewed": 1, "failures": {"challenge": 1, "storage": 2},
+        "renewals": [(("b.test", "a.test"), 1800000000.0)],
+    }  # fmt: skip
+    out = families(Sources(totals=Totals((0.1,)), reloads=Reloads(), acme=lambda: {"le": sample}))
+    assert out["passerelle_acme_orders"] == [({"resolver": "le"}, 3)]
+    assert out["passerelle_acme_issued"] == [({"resolver": "le"}, 2)]
+    assert out["passerelle_acme_renewed"] == [({"resolver": "le"}, 1)]
+    assert sorted(out["passerelle_acme_failures"], key=lambda s: s[0]["reason"]) == [
+        ({"resolver": "le", "reason": "challenge"}, 1),
+        ({"resolver": "le", "reason": "storage"}, 2),
+    ]
+    assert out["passerelle_acme_renewal_time"] == [
+        ({"resolver": "le", "cn": "b.test", "sans": "b.test,a.test"}, 1800000000.0)
+    ]
