@@ -1,0 +1,215 @@
+"""CPU cost of a reload at N Ingresses, phase by phase: `python benchmarks/reload_cpu.py [-n 10000]`.
+
+Runs the real control plane (manifests provider, ConfigWatcher, WorkerPool framing) and the real
+worker code (frame decoding, Dataplane.apply_steps / patch_steps) in one process, without sockets or event-loop
+waits, and reports `time.process_time()` per phase: CPU time, which neighbours on a shared machine
+disturb far less than wall-clock time. The garbage collector is paused as passerelle pauses it in
+those phases (passerelle/memory.py).
+
+Scenarios, each repeated (`--repeat`) and reported as the median:
+  scratch   N Ingresses (each with a Service and an EndpointSlice) loaded and compiled from nothing;
+  ingress   one Ingress added to or removed from the N (what run.py's reload scenario writes);
+  endpoint  one EndpointSlice's address changed (one Service's servers).
+`--profile SCENARIO` prints cProfile's top functions for that scenario instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import gc
+import pstats
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from passerelle.control.distribute import WorkerPool
+from passerelle.control.watcher import ConfigWatcher
+from passerelle.kube.ingress import IngressOptions
+from passerelle.kube.manifests import ManifestsProvider
+from passerelle.proxy.channel import Channel, Message
+from passerelle.proxy.dataplane import Dataplane
+from passerelle.proxy.options import EntryPointOptions, ForwardingOptions
+from passerelle.proxy.worker import apply_version
+
+ROUTE = """apiVersion: v1
+kind: Service
+metadata: {{name: svc-{i}}}
+spec: {{ports: [{{name: http, port: 80}}]}}
+---
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: {{name: ing-{i}}}
+spec:
+  rules:
+  - host: h{i}.bench.local
+    http:
+      paths:
+      - {{path: /, pathType: Prefix, backend: {{service: {{name: svc-{i}, port: {{name: http}}}}}}}}
+"""
+SLICE = """apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {{name: svc-{i}-1, labels: {{kubernetes.io/service-name: svc-{i}}}}}
+addressType: IPv4
+ports: [{{name: http, port: {port}}}]
+endpoints: [{{addresses: ["127.0.0.1"]}}]
+"""
+EXTRA_INGRESS = """apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: {name: reload-extra}
+spec:
+  rules:
+  - host: reload.bench.local
+    http:
+      paths:
+      - {path: /, pathType: Prefix, backend: {service: {name: svc-0, port: {name: http}}}}
+"""
+
+
+class Wire:
+    """A channel transport that keeps what is written, for the worker side to read."""
+
+    def __init__(self) -> None:
+        self.data = bytearray()
+
+    def is_closing(self) -> bool:
+        return False
+
+    def write(self, data: bytes) -> None:
+        self.data += data
+
+
+class WorkerSide:
+    """One worker's receiving end: frames decoded and applied as proxy/worker.py does."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.inbox: asyncio.Queue[Message] = asyncio.Queue()
+        self.channel = Channel(self.inbox.put_nowait, lambda: None)
+        self.dataplane = Dataplane(
+            [EntryPointOptions(name="web", host="127.0.0.1", port=0)], ForwardingOptions(), loop
+        )
+        self.held = 0
+
+    def receive(self, wire: Wire) -> None:
+        data, wire.data = bytes(wire.data), bytearray()
+        self.channel.data_received(data)
+        self.loop.run_until_complete(self._apply())
+
+    async def _apply(self) -> None:
+        while not self.inbox.empty():
+            begin = await self.inbox.get()
+            self.held = await apply_version(self.inbox, begin, self.dataplane, self.held)
+
+
+class Bench:
+    def __init__(self, directory: Path, n: int) -> None:
+        self.directory = directory
+        self.n = n
+        self.loop = asyncio.new_event_loop()
+        self.provider = ManifestsProvider(directory, watch=False)
+        self.pool = WorkerPool(
+            count=1, entrypoints=[], forwarding=ForwardingOptions(), grace=1, log_level="INFO"
+        )
+        self.wire = Wire()
+        sender = Channel(lambda m: None, lambda: None)
+        sender.transport = self.wire  # type: ignore[assignment]
+        worker = self.pool._workers[0]
+        worker.channel = sender
+        self.watcher = ConfigWatcher(IngressOptions(), [self.pool.publish])
+        self.worker = WorkerSide(self.loop)
+        self.port = 9000
+
+    def write_base(self) -> None:
+        (self.directory / "routes.yaml").write_text("---\n".join(ROUTE.format(i=i) for i in range(self.n)))
+        slices = "---\n".join(SLICE.format(i=i, port=8080) for i in range(1, self.n))
+        (self.directory / "slices.yaml").write_text(slices)
+        self.write_endpoint()
+        (self.directory / "reload.yaml").write_text("")
+
+    def write_endpoint(self, _step: int = 0) -> None:
+        self.port += 1
+        (self.directory / "endpoint.yaml").write_text(SLICE.format(i=0, port=self.port))
+
+    def toggle_ingress(self, step: int) -> None:
+        # a different size each time, so the provider's (mtime, size) check always sees the change
+        text = EXTRA_INGRESS + "#" * (step % 7) if step % 2 == 0 else "#" * (step % 7 + 1)
+        (self.directory / "reload.yaml").write_text(text)
+
+    def reload(self) -> dict[str, float]:
+        """One reload, timed by phase (CPU seconds)."""
+        times: dict[str, float] = {}
+        t0 = time.process_time()
+        loaded = self.provider.load()
+        t1 = time.process_time()
+        version = self.watcher.apply(loaded)  # translation, change detection, framing for the worker
+        t2 = time.process_time()
+        self.worker.receive(self.wire)
+        t3 = time.process_time()
+        times["provider"] = t1 - t0
+        times["control plane (translate + frames)"] = t2 - t1
+        times["worker (decode + apply)"] = t3 - t2
+        times["total"] = t3 - t0
+        if version is None:
+            raise SystemExit("no new version: the change was not seen")
+        return times
+
+
+def median_times(runs: list[dict[str, float]]) -> dict[str, float]:
+    return {key: statistics.median(r[key] for r in runs) for key in runs[0]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("-n", type=int, default=10_000, help="Ingresses (default 10,000)")
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--profile", choices=("scratch", "ingress", "endpoint"))
+    args = parser.parse_args()
+    gc.disable()  # as passerelle does around each phase measured here
+    with tempfile.TemporaryDirectory() as tmp:
+        results: dict[str, list[dict[str, float]]] = {"scratch": [], "ingress": [], "endpoint": []}
+        for attempt in range(args.repeat if args.profile != "scratch" else 1):
+            bench = Bench(Path(tmp), args.n)
+            bench.write_base()
+            if args.profile == "scratch":
+                profile(bench.reload)
+                return
+            results["scratch"].append(bench.reload())
+            gc.collect()
+            if attempt == 0:
+                for step in range(args.repeat):
+                    for name, change in (
+                        ("ingress", bench.toggle_ingress),
+                        ("endpoint", bench.write_endpoint),
+                    ):
+                        change(step)
+                        if args.profile == name:
+                            profile(bench.reload)
+                            return
+                        results[name].append(bench.reload())
+                        gc.collect()
+    print(f"{args.n} Ingresses, CPU seconds (time.process_time), median of {args.repeat}")
+    phases = list(results["scratch"][0])
+    print(f"{'scenario':10} " + " ".join(f"{p:>36}" for p in phases))
+    for name, runs in results.items():
+        medians = median_times(runs)
+        print(f"{name:10} " + " ".join(f"{medians[p]:36.4f}" for p in phases))
+
+
+def profile(run: Callable[[], Any]) -> None:
+    profiler = cProfile.Profile()
+    profiler.enable()
+    run()
+    profiler.disable()
+    pstats.Stats(profiler, stream=sys.stdout).sort_stats("cumulative").print_stats(40)
+
+
+if __name__ == "__main__":
+    main()

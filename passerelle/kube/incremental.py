@@ -1,0 +1,520 @@
+"""Incremental Ingress translation: after a change, only the Ingresses it concerns are translated.
+
+`Translator.translate(snapshot)` returns exactly `ingress.translate(snapshot)`'s answer (a property
+test checks it over random sequences of changes) and sets `delta`: what changed since the previous
+call, by name, for the workers (control/distribute.py sends only that).
+
+Each valid Ingress of ours is a `Fragment`: its routers, the services and middlewares they use, its
+problems, made by ingress.py's builder for that Ingress alone. What an Ingress's part depends on in
+others is looked up in indexes of the other fragments, counting only older Ingresses, as the full
+translation (oldest first) sees them: who claims an (entry point, host, path) first, which router
+names are taken. Objects are compared by identity (providers never mutate an object they handed
+over), so a snapshot's changes cost a few set operations on ids. An Ingress is translated again when
+it changed, when a Service, EndpointSlice or Endpoints its backends name changed, or a Middleware
+when it names middlewares; then, oldest first, so are the younger Ingresses sharing a claim or a
+router name with one whose claims or names changed. An IngressClass change translates everything.
+The version is the fragments joined in age order; TLS is translated over the Ingresses that have
+spec.tls or TLS/ACME annotations (all of them when an entry point has a certificate resolver).
+"""
+
+from __future__ import annotations
+
+import bisect
+import heapq
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from itertools import chain
+from operator import attrgetter
+from typing import TypeVar
+
+from passerelle.kube.acme import RESOLVER_ANNOTATIONS
+from passerelle.kube.backends import Answer, Backends, Inputs, slice_owner
+from passerelle.kube.ingress import IngressOptions, _Builder, _class_of, _Placed, _served_classes
+from passerelle.kube.middlewares import LEGACY_GROUP, MiddlewareIndex
+from passerelle.kube.objects import BackendRef, IngressSpec, InvalidObject, read_ingress
+from passerelle.kube.snapshot import ClusterSnapshot, Key, Object, key_of
+from passerelle.kube.tls import OPTIONS_ANNOTATIONS, TlsTranslator
+from passerelle.model import DynamicConfig, Middleware, ObjectRef, PathType, Problem, Router, Service
+from passerelle.model.delta import Delta, HostKey, host_key
+
+IngressKey = tuple[str, str]  # (namespace, name)
+Age = tuple[str, str, str]  # IngressSpec.age_key: oldest first
+ClaimKey = tuple[str, str | None, PathType | None, str]  # (entry point, host, path type, path)
+TLS_ANNOTATIONS = (*OPTIONS_ANNOTATIONS, *RESOLVER_ANNOTATIONS)
+MIDDLEWARE_KINDS = ("Middleware", f"Middleware.{LEGACY_GROUP}")
+T = TypeVar("T")
+K = TypeVar("K")
+_ROUTERS = attrgetter("routers")
+_SERVICES = attrgetter("services")
+_PROBLEMS = attrgetter("problems")
+_NAME = attrgetter("name")
+_AGE = attrgetter("age")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Fragment:
+    """One Ingress's part of a translation, and what it read of the others'."""
+
+    key: IngressKey
+    age: Age
+    source: str  # "Ingress ns/name", as claims name their owner
+    spec: IngressSpec
+    placed: _Placed
+    routers: tuple[Router, ...]
+    services: tuple[Service, ...]
+    middlewares: tuple[Middleware, ...]
+    problems: tuple[Problem, ...]
+    claims: frozenset[ClaimKey]  # claimed, whether won or not
+    names: frozenset[str]  # router names held
+    tried: frozenset[str]  # router names asked for (held, or found taken)
+    backends: frozenset[tuple[str, str]]  # (namespace, Service) its backends name
+    hosts: frozenset[HostKey]
+    uses_middlewares: bool  # router.middlewares: depends on the snapshot's Middleware objects
+    tls: bool  # spec.tls, or an annotation the TLS translation reads
+
+
+class _Index:
+    """The live fragments and who claims, holds or asked for what."""
+
+    def __init__(self) -> None:
+        self.fragments: dict[IngressKey, Fragment] = {}
+        self.claims: dict[ClaimKey, set[IngressKey]] = {}
+        self.names: dict[str, set[IngressKey]] = {}
+        self.tried: dict[str, set[IngressKey]] = {}
+        self.backends: dict[tuple[str, str], set[IngressKey]] = {}
+        self.hosts: dict[HostKey, set[IngressKey]] = {}
+        self.with_middlewares: set[IngressKey] = set()
+
+    def owner(self, claim: ClaimKey, age: Age) -> str | None:
+        """The source of the oldest Ingress older than `age` that claims `claim`."""
+        best: Fragment | None = None
+        for key in self.claims.get(claim, ()):
+            fragment = self.fragments[key]
+            if fragment.age < age and (best is None or fragment.age < best.age):
+                best = fragment
+        return None if best is None else best.source
+
+    def held(self, name: str, age: Age) -> bool:
+        return any(self.fragments[key].age < age for key in self.names.get(name, ()))
+
+    def add(self, f: Fragment) -> None:
+        self.fragments[f.key] = f
+        _link(self.claims, f.claims, f.key)
+        _link(self.names, f.names, f.key)
+        _link(self.tried, f.tried, f.key)
+        _link(self.backends, f.backends, f.key)
+        _link(self.hosts, f.hosts, f.key)
+        if f.uses_middlewares:
+            self.with_middlewares.add(f.key)
+
+    def remove(self, f: Fragment) -> None:
+        del self.fragments[f.key]
+        _unlink(self.claims, f.claims, f.key)
+        _unlink(self.names, f.names, f.key)
+        _unlink(self.tried, f.tried, f.key)
+        _unlink(self.backends, f.backends, f.key)
+        _unlink(self.hosts, f.hosts, f.key)
+        self.with_middlewares.discard(f.key)
+
+    def sharers(self, f: Fragment) -> set[IngressKey]:
+        """The Ingresses that claim what `f` claims or asked for a name `f` holds."""
+        out: set[IngressKey] = set()
+        for claim in f.claims:
+            out.update(self.claims.get(claim, ()))
+        for name in f.names:
+            out.update(self.tried.get(name, ()))
+        return out
+
+
+def _link(table: dict[K, set[IngressKey]], items: Iterable[K], key: IngressKey) -> None:
+    for item in items:
+        table.setdefault(item, set()).add(key)
+
+
+def _unlink(table: dict[K, set[IngressKey]], items: Iterable[K], key: IngressKey) -> None:
+    for item in items:
+        holders = table[item]
+        holders.discard(key)
+        if not holders:
+            del table[item]
+
+
+class _Claims(dict[ClaimKey, str]):
+    """The builder's claims while it adds one Ingress: older Ingresses' claims come from the index."""
+
+    def __init__(self, index: _Index, age: Age) -> None:
+        super().__init__()
+        self._index, self._age = index, age
+
+    def setdefault(self, key: ClaimKey, default: str) -> str:
+        owner = self.get(key)
+        if owner is None:
+            owner = self[key] = self._index.owner(key, self._age) or default
+        return owner
+
+
+class _Names(set[str]):
+    """The builder's router names while it adds one Ingress: older Ingresses' from the index."""
+
+    def __init__(self, index: _Index, age: Age) -> None:
+        super().__init__()
+        self._index, self._age = index, age
+        self.tried: set[str] = set()
+
+    def __contains__(self, name: object) -> bool:
+        assert isinstance(name, str)
+        self.tried.add(name)
+        return set.__contains__(self, name) or self._index.held(name, self._age)
+
+
+class _FragmentBuilder(_Builder):
+    """ingress.py's builder for one Ingress, its view of the others given by the index."""
+
+    def fragment(self, spec: IngressSpec, index: _Index, placed: _Placed | None) -> Fragment:
+        age = spec.age_key
+        claims, names = _Claims(index, age), _Names(index, age)
+        self._claims, self._names = claims, names
+        if placed is not None:
+            self.placed_before = {id(spec): placed}
+        self.add(spec)
+        routers = tuple(self._routers)
+        refs = [path.backend for rule in spec.rules for path in rule.paths]
+        if spec.default_backend is not None:
+            refs.append(spec.default_backend)
+        annotations = spec.annotations
+        return Fragment(
+            key=(spec.namespace, spec.name),
+            age=age,
+            source=f"Ingress {spec.namespace}/{spec.name}",
+            spec=spec,
+            placed=self.placed[id(spec)],
+            routers=routers,
+            services=tuple(self._services.values()),
+            middlewares=tuple(self._middlewares.values()),
+            problems=tuple(self._problems),
+            claims=frozenset(claims),
+            names=frozenset(set.__iter__(names)),
+            tried=frozenset(names.tried),
+            backends=frozenset((spec.namespace, ref.service) for ref in refs),
+            hosts=frozenset(host_key(r) for r in routers),
+            uses_middlewares=bool(self.placed[id(spec)].annotations.traefik.middlewares),
+            tls=bool(spec.tls) or not annotations.keys().isdisjoint(TLS_ANNOTATIONS),
+        )
+
+
+@dataclass(slots=True)
+class _Seen:
+    """One Ingress object as read: whose it is, and its spec or why it is invalid."""
+
+    key: IngressKey
+    ours: bool
+    read: IngressSpec | InvalidObject | None  # None: not ours, not read
+
+
+class Translator:
+    """translate() with memory: only what a snapshot changed is translated again."""
+
+    def __init__(self, options: IngressOptions | None = None) -> None:
+        self._options = options = options or IngressOptions()
+        self._acme_defaults = any(resolver for _, resolver in options.tls.acme.entrypoints)
+        self.delta: Delta | None = None
+        self._reset()
+
+    def _reset(self) -> None:
+        self._served: tuple[set[str], bool] | None = None
+        self._ids: dict[str, dict[int, Object]] = {}  # per kind: id -> object, of the last snapshot
+        self._tuples: dict[str, tuple[Object, ...]] = {}  # per kind: the last snapshot's of_kind()
+        self._seen: dict[int, _Seen] = {}  # per Ingress object id
+        self._specs: dict[IngressKey, IngressSpec] = {}
+        self._invalid: dict[IngressKey, Problem] = {}
+        self._index = _Index()
+        self._ages: list[Age] = []  # of the fragments, oldest first
+        self._order: list[Fragment] = []  # the fragments in that order
+        self._slices: dict[tuple[str, str], dict[Key, Object]] = {}
+        self._slice_lists: dict[tuple[str, str], list[Object]] = {}
+        self._memo: dict[tuple[str, BackendRef], tuple[Inputs, Answer]] = {}
+        self._middleware_problems: list[Problem] = []
+        self._middleware_index: MiddlewareIndex | None = None
+        self._tls = TlsTranslator(self._options.tls)
+        self._routers: dict[str, Router] = {}
+        self._services: dict[str, Service] = {}
+        self._service_users: dict[str, int] = {}
+        self._config: DynamicConfig | None = None
+
+    def translate(self, snapshot: ClusterSnapshot) -> tuple[DynamicConfig, list[Problem]]:
+        served = _served_classes(snapshot, self._options)
+        if served != self._served:  # which Ingresses are ours may have changed: start again
+            self._reset()
+            self._served = served
+        first = self._config is None
+        dirty: dict[IngressKey, None] = {}  # ordered, so a run is the same every time
+        self._read_ingresses(snapshot, served, dirty)
+        self._backend_changes(snapshot, dirty)
+        middlewares = self._middlewares(snapshot)
+        if middlewares is not None:
+            dirty.update(dict.fromkeys(self._index.with_middlewares))
+        backends = Backends(snapshot, self._memo, self._slice_lists)
+        changed = self._rebuild(dirty, backends, middlewares or self._middleware_index)
+        self._memo.update(backends.memo_next)
+        config, problems = self._assemble(snapshot)
+        self.delta = self._delta(changed, config, first=first)
+        self._config = config
+        return config, problems
+
+    # -- what changed ------------------------------------------------------------------------
+    def _diff(self, snapshot: ClusterSnapshot, kind: str) -> tuple[list[Object], list[Object]]:
+        """(objects added, objects removed) of `kind` since the last snapshot, by identity."""
+        objects = snapshot.of_kind(kind)
+        if objects is self._tuples.get(kind):  # merged snapshots share an unchanged kind's tuple
+            return [], []
+        self._tuples[kind] = objects
+        before = self._ids.get(kind, {})
+        now = dict(zip(map(id, objects), objects, strict=True))
+        if now.keys() == before.keys():
+            return [], []
+        self._ids[kind] = now  # holds the objects: their ids cannot be reused meanwhile
+        return [now[i] for i in now.keys() - before.keys()], [before[i] for i in before.keys() - now.keys()]
+
+    def _read_ingresses(
+        self,
+        snapshot: ClusterSnapshot,
+        served: tuple[set[str], bool],
+        dirty: dict[IngressKey, None],
+    ) -> None:
+        added, removed = self._diff(snapshot, "Ingress")
+        classes, unclassed = served
+        for obj in removed:
+            seen = self._seen.pop(id(obj))
+            if not seen.ours:
+                continue
+            if isinstance(seen.read, IngressSpec):
+                del self._specs[seen.key]
+                dirty[seen.key] = None
+            else:
+                del self._invalid[seen.key]
+        for obj in added:
+            _, namespace, name = key_of(obj)
+            key = (namespace, name)
+            class_name = _class_of(obj)
+            seen = _Seen(key, (class_name in classes) if class_name else unclassed, None)
+            self._seen[id(obj)] = seen
+            if not seen.ours:  # another controller's Ingress, valid or not, is silently not ours
+                continue
+            try:
+                seen.read = spec = read_ingress(obj)
+            except InvalidObject as e:
+                seen.read = e
+                self._invalid[key] = Problem(
+                    ref=ObjectRef(kind="Ingress", namespace=namespace, name=name), message=f"not served: {e}"
+                )
+                continue
+            self._specs[key] = spec
+            dirty[key] = None
+
+    def _backend_changes(self, snapshot: ClusterSnapshot, dirty: dict[IngressKey, None]) -> None:
+        touched: set[tuple[str, str]] = set()
+        for kind in ("Service", "Endpoints"):
+            added, removed = self._diff(snapshot, kind)
+            touched.update((key_of(obj)[1], key_of(obj)[2]) for obj in chain(removed, added))
+        added, removed = self._diff(snapshot, "EndpointSlice")
+        for obj in removed:
+            owner = slice_owner(obj)
+            if owner is not None:
+                slices = self._slices.get(owner, {})
+                if slices.get(key_of(obj)) is obj:
+                    del slices[key_of(obj)]
+                touched.add(owner)
+        for obj in added:
+            owner = slice_owner(obj)
+            if owner is not None:
+                self._slices.setdefault(owner, {})[key_of(obj)] = obj
+                touched.add(owner)
+        for owner in touched:
+            dirty.update(dict.fromkeys(self._index.backends.get(owner, ())))
+            held = self._slices.get(owner)
+            if held:
+                self._slice_lists[owner] = [held[k] for k in sorted(held)]
+            else:
+                self._slices.pop(owner, None)
+                self._slice_lists.pop(owner, None)
+
+    def _middlewares(self, snapshot: ClusterSnapshot) -> MiddlewareIndex | None:
+        """A new index when Middleware objects changed (and on the first snapshot), else None."""
+        changes = [self._diff(snapshot, kind) for kind in MIDDLEWARE_KINDS]
+        if self._middleware_index is not None and not any(a or r for a, r in changes):
+            return None
+        self._middleware_problems = []
+        self._middleware_index = MiddlewareIndex(snapshot, self._middleware_problems)
+        return self._middleware_index
+
+    # -- translating -------------------------------------------------------------------------
+    def _rebuild(
+        self,
+        dirty: dict[IngressKey, None],
+        backends: Backends,
+        middlewares: MiddlewareIndex | None,
+    ) -> list[tuple[Fragment | None, Fragment | None]]:
+        """Translate the dirty Ingresses again, oldest first, and the younger ones their changes
+        concern; returns each changed Ingress's (fragment before, fragment now)."""
+        assert middlewares is not None
+        index = self._index
+        # (age, 0 = leaves that position / 1 = translated at it, key): an Ingress whose age changed
+        # leaves its old place before the Ingresses between its old and new ages are looked at.
+        events: list[tuple[Age, int, IngressKey]] = []
+        for key in dirty:
+            before = index.fragments.get(key)
+            spec = self._specs.get(key)
+            if before is not None and (spec is None or spec.age_key != before.age):
+                events.append((before.age, 0, key))
+            if spec is not None:
+                events.append((spec.age_key, 1, key))
+        events.sort(reverse=True)  # popped from the end; Ingresses found concerned go on a heap
+        pushed: list[tuple[Age, int, IngressKey]] = []
+        queued = {key for _, step, key in events if step == 1}
+        many = len(events) > len(self._order) // 8  # then the age order is sorted again at the end
+        alone = not index.fragments  # a first translation: no younger Ingress is ever concerned
+        old: dict[IngressKey, Fragment | None] = {}
+        while events or pushed:
+            if pushed and (not events or pushed[0] < events[-1]):
+                age, step, key = heapq.heappop(pushed)
+            else:
+                age, step, key = events.pop()
+            if step == 1:
+                queued.discard(key)
+            before = index.fragments.get(key)
+            if step == 0 and (before is None or before.age != age):
+                continue  # translated at its new age first, which let go of the old fragment
+            if key not in old:
+                old[key] = before
+            if before is not None:
+                index.remove(before)
+                if not many:
+                    self._unplace(before)
+            now = None
+            if step == 1:
+                builder = _FragmentBuilder(backends, middlewares, self._options, [])
+                now = builder.fragment(self._specs[key], index, before.placed if before else None)
+                index.add(now)
+                if not many:
+                    self._place(now)
+            if alone or (
+                before is not None
+                and now is not None
+                and (before.claims, before.names) == (now.claims, now.names)
+            ):
+                continue  # nothing younger saw anything else of it
+            for f in (before, now):
+                for other in index.sharers(f) if f is not None else ():
+                    fragment = index.fragments.get(other)
+                    if fragment is not None and fragment.age > age and other not in queued:
+                        heapq.heappush(pushed, (fragment.age, 1, other))
+                        queued.add(other)
+        if many:
+            self._order = sorted(index.fragments.values(), key=_AGE)
+            self._ages = [f.age for f in self._order]
+        return [(before, index.fragments.get(key)) for key, before in old.items()]
+
+    def _unplace(self, f: Fragment) -> None:
+        i = bisect.bisect_left(self._ages, f.age)
+        assert self._order[i] is f
+        del self._ages[i], self._order[i]
+
+    def _place(self, f: Fragment) -> None:
+        i = bisect.bisect_left(self._ages, f.age)
+        self._ages.insert(i, f.age)
+        self._order.insert(i, f)
+
+    def _assemble(self, snapshot: ClusterSnapshot) -> tuple[DynamicConfig, list[Problem]]:
+        order = self._order
+        problems = [self._invalid[key] for key in sorted(self._invalid)]
+        problems += self._middleware_problems
+        problems += dict.fromkeys(chain.from_iterable(map(_PROBLEMS, order)))  # the builder's, once each
+        services = list(chain.from_iterable(map(_SERVICES, order)))
+        middlewares: dict[str, Middleware] = {}
+        for fragment in order:
+            for middleware in fragment.middlewares:
+                middlewares.setdefault(middleware.name, middleware)
+        routers = tuple(chain.from_iterable(map(_ROUTERS, order)))
+        tls_part = order if self._acme_defaults else [f for f in order if f.tls]
+        tls = self._tls.translate(
+            snapshot,
+            [f.spec for f in tls_part],
+            problems,
+            routers if tls_part is order else list(chain.from_iterable(map(_ROUTERS, tls_part))),
+        )
+        config = DynamicConfig(
+            routers=routers,
+            # first use decides the order, and every use of a name is the same Service
+            services=tuple(dict(zip(map(_NAME, services), services, strict=True)).values()),
+            middlewares=tuple(middlewares.values()),
+            tls=tls,
+        )
+        return config, problems
+
+    # -- what changed, for the workers -------------------------------------------------------
+    def _delta(
+        self, changed: list[tuple[Fragment | None, Fragment | None]], config: DynamicConfig, *, first: bool
+    ) -> Delta | None:
+        """The Delta from the last translation to `config` (None for a first one), keeping the
+        routers and services by name up to date."""
+        routers, services = self._routers, self._services
+        if first:
+            for _, now in changed:
+                if now is not None:
+                    routers.update((r.name, r) for r in now.routers)
+                    _count(self._service_users, services, now.services, 1)
+            return None
+        names = {r.name for pair in changed for f in pair if f for r in f.routers}
+        service_names = {s.name for pair in changed for f in pair if f for s in f.services}
+        router_before = {name: routers.get(name) for name in names}
+        service_before = {name: services.get(name) for name in service_names}
+        hosts: set[HostKey] = set()
+        for before, _ in changed:
+            if before is not None:
+                for router in before.routers:
+                    if routers.get(router.name) is router:
+                        del routers[router.name]
+                _count(self._service_users, services, before.services, -1)
+        for _, now in changed:
+            if now is not None:
+                routers.update((r.name, r) for r in now.routers)
+                _count(self._service_users, services, now.services, 1)
+        upserted = _changed(router_before, routers)
+        removed = tuple(name for name, r in router_before.items() if r is not None and name not in routers)
+        for name in chain((r.name for r in upserted), removed):
+            hosts.update(host_key(r) for r in (router_before[name], routers.get(name)) if r is not None)
+        previous = self._config
+        return Delta(
+            routers=upserted,
+            removed_routers=removed,
+            services=_changed(service_before, services),
+            removed_services=tuple(
+                n for n, s in service_before.items() if s is not None and n not in services
+            ),
+            hosts={host: self._host_routers(host) for host in hosts},
+            middlewares=previous is None or previous.middlewares != config.middlewares,
+        )
+
+    def _host_routers(self, host: HostKey) -> tuple[str, ...]:
+        keys = self._index.hosts.get(host, ())
+        fragments = sorted((self._index.fragments[k] for k in keys), key=attrgetter("age"))
+        return tuple(r.name for f in fragments for r in f.routers if host_key(r) == host)
+
+
+def _changed(before: Mapping[str, T | None], now: Mapping[str, T]) -> tuple[T, ...]:
+    out = []
+    for name, old in before.items():
+        new = now.get(name)
+        if new is not None and new is not old and new != old:
+            out.append(new)
+    return tuple(out)
+
+
+def _count(users: dict[str, int], services: dict[str, Service], used: Iterable[Service], step: int) -> None:
+    for service in used:
+        n = users.get(service.name, 0) + step
+        if n:
+            users[service.name] = n
+            services[service.name] = service if step > 0 else services[service.name]
+        else:
+            del users[service.name], services[service.name]
