@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import bisect
 import heapq
+import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from itertools import chain
@@ -28,15 +29,25 @@ from operator import attrgetter
 from typing import TypeVar
 
 from passerelle.kube.acme import RESOLVER_ANNOTATIONS
-from passerelle.kube.backends import Answer, Backends, Inputs, slice_owner
+from passerelle.kube.backends import Answer, Backends, Inputs, slice_index, slice_owner
 from passerelle.kube.ingress import IngressOptions, _Builder, _class_of, _Placed, _served_classes
 from passerelle.kube.middlewares import LEGACY_GROUP, MiddlewareIndex
 from passerelle.kube.objects import BackendRef, IngressSpec, InvalidObject, read_ingress
-from passerelle.kube.snapshot import ClusterSnapshot, Key, Object, key_of
+from passerelle.kube.snapshot import ClusterSnapshot, Object, key_of
 from passerelle.kube.tls import OPTIONS_ANNOTATIONS, TlsTranslator
-from passerelle.model import DynamicConfig, Middleware, ObjectRef, PathType, Problem, Router, Service
+from passerelle.model import (
+    DynamicConfig,
+    Middleware,
+    ObjectRef,
+    PathType,
+    Problem,
+    Router,
+    Service,
+    TlsConfig,
+)
 from passerelle.model.delta import Delta, HostKey, host_key
 
+log = logging.getLogger("passerelle.translation")
 IngressKey = tuple[str, str]  # (namespace, name)
 Age = tuple[str, str, str]  # IngressSpec.age_key: oldest first
 ClaimKey = tuple[str, str | None, PathType | None, str]  # (entry point, host, path type, path)
@@ -230,18 +241,26 @@ class Translator:
         self._index = _Index()
         self._ages: list[Age] = []  # of the fragments, oldest first
         self._order: list[Fragment] = []  # the fragments in that order
-        self._slices: dict[tuple[str, str], dict[Key, Object]] = {}
-        self._slice_lists: dict[tuple[str, str], list[Object]] = {}
+        self._slices: dict[tuple[str, str], list[Object]] = {}  # EndpointSlices by Service, in key order
         self._memo: dict[tuple[str, BackendRef], tuple[Inputs, Answer]] = {}
         self._middleware_problems: list[Problem] = []
         self._middleware_index: MiddlewareIndex | None = None
         self._tls = TlsTranslator(self._options.tls)
+        self._tls_result: tuple[TlsConfig, list[Problem]] | None = None
         self._routers: dict[str, Router] = {}
         self._services: dict[str, Service] = {}
         self._service_users: dict[str, int] = {}
         self._config: DynamicConfig | None = None
 
     def translate(self, snapshot: ClusterSnapshot) -> tuple[DynamicConfig, list[Problem]]:
+        try:
+            return self._translate(snapshot)
+        except Exception:  # a fault in the bookkeeping must not stop translation: start again
+            log.exception("incremental translation failed; translating every Ingress again")
+            self._reset()
+            return self._translate(snapshot)
+
+    def _translate(self, snapshot: ClusterSnapshot) -> tuple[DynamicConfig, list[Problem]]:
         served = _served_classes(snapshot, self._options)
         if served != self._served:  # which Ingresses are ours may have changed: start again
             self._reset()
@@ -253,10 +272,15 @@ class Translator:
         middlewares = self._middlewares(snapshot)
         if middlewares is not None:
             dirty.update(dict.fromkeys(self._index.with_middlewares))
-        backends = Backends(snapshot, self._memo, self._slice_lists)
+        backends = Backends(snapshot, self._memo, self._slices)
         changed = self._rebuild(dirty, backends, middlewares or self._middleware_index)
         self._memo.update(backends.memo_next)
-        config, problems = self._assemble(snapshot)
+        secrets = self._diff(snapshot, "Secret")
+        # The TLS part reads only the Ingresses it is about (Fragment.tls), their routers, Secrets.
+        tls_again = (
+            self._acme_defaults or secrets != ([], []) or any(f.tls for pair in changed for f in pair if f)
+        )
+        config, problems = self._assemble(snapshot, tls_again=tls_again)
         self.delta = self._delta(changed, config, first=first)
         self._config = config
         return config, problems
@@ -317,26 +341,28 @@ class Translator:
             added, removed = self._diff(snapshot, kind)
             touched.update((key_of(obj)[1], key_of(obj)[2]) for obj in chain(removed, added))
         added, removed = self._diff(snapshot, "EndpointSlice")
-        for obj in removed:
+        if not self._index.fragments:  # nothing to make dirty, nor to keep: index them all at once
+            self._slices = slice_index(snapshot.of_kind("EndpointSlice"))  # in key order
+            return
+        changed: dict[tuple[str, str], list[Object]] = {}
+        for obj in chain(removed, added):
             owner = slice_owner(obj)
             if owner is not None:
-                slices = self._slices.get(owner, {})
-                if slices.get(key_of(obj)) is obj:
-                    del slices[key_of(obj)]
-                touched.add(owner)
+                changed.setdefault(owner, [])
+        gone = set(map(id, removed))
         for obj in added:
             owner = slice_owner(obj)
             if owner is not None:
-                self._slices.setdefault(owner, {})[key_of(obj)] = obj
-                touched.add(owner)
-        for owner in touched:
-            dirty.update(dict.fromkeys(self._index.backends.get(owner, ())))
-            held = self._slices.get(owner)
-            if held:
-                self._slice_lists[owner] = [held[k] for k in sorted(held)]
+                changed[owner].append(obj)
+        for owner, new in changed.items():
+            kept = [obj for obj in self._slices.get(owner, ()) if id(obj) not in gone]
+            if kept or new:
+                self._slices[owner] = sorted(kept + new, key=key_of)  # the snapshot's order
             else:
                 self._slices.pop(owner, None)
-                self._slice_lists.pop(owner, None)
+        touched.update(changed)
+        for owner in touched:
+            dirty.update(dict.fromkeys(self._index.backends.get(owner, ())))
 
     def _middlewares(self, snapshot: ClusterSnapshot) -> MiddlewareIndex | None:
         """A new index when Middleware objects changed (and on the first snapshot), else None."""
@@ -424,7 +450,9 @@ class Translator:
         self._ages.insert(i, f.age)
         self._order.insert(i, f)
 
-    def _assemble(self, snapshot: ClusterSnapshot) -> tuple[DynamicConfig, list[Problem]]:
+    def _assemble(self, snapshot: ClusterSnapshot, *, tls_again: bool) -> tuple[DynamicConfig, list[Problem]]:
+        """The version from the fragments, in age order; the TLS part is translated again only
+        when `tls_again` (else it is the last one's)."""
         order = self._order
         problems = [self._invalid[key] for key in sorted(self._invalid)]
         problems += self._middleware_problems
@@ -435,13 +463,18 @@ class Translator:
             for middleware in fragment.middlewares:
                 middlewares.setdefault(middleware.name, middleware)
         routers = tuple(chain.from_iterable(map(_ROUTERS, order)))
-        tls_part = order if self._acme_defaults else [f for f in order if f.tls]
-        tls = self._tls.translate(
-            snapshot,
-            [f.spec for f in tls_part],
-            problems,
-            routers if tls_part is order else list(chain.from_iterable(map(_ROUTERS, tls_part))),
-        )
+        if tls_again or self._tls_result is None:
+            tls_part = order if self._acme_defaults else [f for f in order if f.tls]
+            found: list[Problem] = []
+            tls = self._tls.translate(
+                snapshot,
+                [f.spec for f in tls_part],
+                found,
+                routers if tls_part is order else list(chain.from_iterable(map(_ROUTERS, tls_part))),
+            )
+            self._tls_result = (tls, found)
+        tls, found = self._tls_result
+        problems += found
         config = DynamicConfig(
             routers=routers,
             # first use decides the order, and every use of a name is the same Service

@@ -127,7 +127,17 @@ def classes() -> st.SearchStrategy[Obj]:
     )  # fmt: skip
 
 
-objects = st.one_of(ingresses(), ingresses(), ingresses(), services(), slices(), middlewares(), classes())
+def secrets() -> st.SearchStrategy[Obj]:
+    """The Secret Ingresses name in spec.tls: of the wrong type, or unreadable (each a Problem)."""
+    return st.tuples(st.sampled_from(NAMESPACES), st.sampled_from(("Opaque", "kubernetes.io/tls"))).map(
+        lambda t: {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "missing", "namespace": t[0]},
+                   "type": t[1], "data": {"tls.crt": "bm90IGEgY2VydA==", "tls.key": "bm8ga2V5"}}
+    )  # fmt: skip
+
+
+objects = st.one_of(
+    ingresses(), ingresses(), ingresses(), services(), slices(), middlewares(), classes(), secrets()
+)
 # a step puts an object (replacing the one with its key) or deletes the object with that key
 steps = st.lists(st.tuples(st.booleans(), objects), min_size=1, max_size=25)
 
@@ -151,7 +161,7 @@ def applied(before: DynamicConfig, delta: Delta, after: DynamicConfig) -> None:
         assert list(names) == on_host
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(steps)
 def test_incremental_translation_is_the_full_translation(changes: list[tuple[bool, Obj]]) -> None:
     translator = Translator(OPTIONS)
@@ -198,3 +208,17 @@ def test_one_ingress_more_among_many_translates_only_it() -> None:
     assert [r.name for r in delta.routers] == ["default-i1000-h1000-test"]
     assert [s.name for s in delta.services] == ["default/s1000:80"]
     assert delta.hosts == {"h1000.test": ("default-i1000-h1000-test",)}
+
+
+def test_a_fault_in_the_bookkeeping_translates_everything_again(caplog: Any) -> None:
+    def ingress(i: int) -> Obj:
+        return {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": {"name": f"i{i}"},
+                "spec": {"defaultBackend": backend("s", 80)}}  # fmt: skip
+
+    translator = Translator(OPTIONS)
+    translator.translate(ClusterSnapshot.of([ingress(1)]))
+    translator._index.fragments.clear()  # lose track of what was translated
+    snapshot = ClusterSnapshot.of([ingress(1), ingress(2)])
+    assert translator.translate(snapshot) == translate(snapshot, OPTIONS)
+    assert "translating every Ingress again" in caplog.text
+    assert translator.delta is None  # workers get the whole version
