@@ -28,6 +28,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from run import EXTRA_INGRESS  # run.py's reload: one Ingress more, or less (benchmarks/ is on sys.path)
+
 from passerelle.control.distribute import WorkerPool
 from passerelle.control.watcher import ConfigWatcher
 from passerelle.kube.ingress import IngressOptions
@@ -58,16 +60,6 @@ metadata: {{name: svc-{i}-1, labels: {{kubernetes.io/service-name: svc-{i}}}}}
 addressType: IPv4
 ports: [{{name: http, port: {port}}}]
 endpoints: [{{addresses: ["127.0.0.1"]}}]
-"""
-EXTRA_INGRESS = """apiVersion: networking.k8s.io/v1
-kind: Ingress
-metadata: {name: reload-extra}
-spec:
-  rules:
-  - host: reload.bench.local
-    http:
-      paths:
-      - {path: /, pathType: Prefix, backend: {service: {name: svc-0, port: {name: http}}}}
 """
 
 

@@ -22,8 +22,8 @@ from typing import Any, Protocol
 from passerelle.http.redirect import Redirect
 from passerelle.middlewares.pass_tls_client_cert import PassTLSClientCert
 from passerelle.middlewares.redirect_scheme import RedirectScheme
-from passerelle.model import DynamicConfig, Middleware, Router, Server, Service, TlsConfig
-from passerelle.model.delta import Delta, HostKey, host_key
+from passerelle.model import DynamicConfig, Middleware, Router, Service, TlsConfig
+from passerelle.model.delta import Delta
 from passerelle.observability.recorder import Recorder
 from passerelle.proxy import acme
 from passerelle.proxy.balancer import RoundRobin
@@ -32,6 +32,7 @@ from passerelle.proxy.deadlines import Deadlines
 from passerelle.proxy.dispatch import TlsPeer
 from passerelle.proxy.h2 import H2Connection
 from passerelle.proxy.h2c import H2cPool
+from passerelle.proxy.held import Held, PoolKey, pool_keys
 from passerelle.proxy.options import EntryPointOptions, ForwardingOptions
 from passerelle.proxy.upstream import Pool
 from passerelle.routing.table import RouteTable, compile_steps
@@ -41,7 +42,6 @@ from passerelle.tls.contexts import Dispatcher, SniState, TlsStatic
 
 log = logging.getLogger("passerelle.proxy")
 
-PoolKey = tuple[str, Server]  # (Pool.scheme, server)
 _STEP = 250  # routers or services per slice of a reload (well under a millisecond of work each)
 
 
@@ -257,7 +257,7 @@ class Dataplane:
         self._pools: dict[PoolKey, Pool] = {}
         self._upstreams: dict[str, Upstream] = {}
         self._config: DynamicConfig | None = None  # the last whole version (None after a Delta)
-        self._held = _Held()
+        self._held = Held()
 
     async def start(self, sockets: dict[str, list[socket.socket]]) -> None:
         """Serve each entry point on its listening sockets (see listeners.bind)."""
@@ -381,7 +381,7 @@ class Dataplane:
             garbage += (list(previous.routers), list(previous.services))
         del previous
         garbage.append(self._held.routers)
-        self._held = _Held.of(config)
+        self._held = Held.of(config)
         for i, pool in enumerate(leaving):  # after the swap: nothing routes to them any more
             pool.close()
             if i % _STEP == _STEP - 1:
@@ -453,23 +453,16 @@ class Dataplane:
 
     def _take(self, service: Service) -> list[Pool]:
         """A service's pools, counted as used by it: the live ones where they exist."""
-        members = []
-        kind = H2cPool if service.scheme == "h2c" else Pool
         users = self._held.pool_users
-        for server in service.servers:
-            key = (kind.scheme, server)
-            pool = self._pools.get(key)
-            if pool is None or pool.closed:
-                pool = self._pools[key] = kind(server, self._loop, self._forwarding, self.deadlines)
+        for key in pool_keys(service):
             users[key] = users.get(key, 0) + 1
-            members.append(pool)
-        return members
+        return self._pools_for(service, self._pools)
 
     def _release(self, service: Service) -> list[Pool]:
         """Count a service's pools as no longer used by it; the ones nothing uses now."""
         users = self._held.pool_users
         out = []
-        for key in _pool_keys(service):
+        for key in pool_keys(service):
             users[key] -= 1
             if not users[key]:
                 del users[key]
@@ -519,89 +512,3 @@ class Dataplane:
 
 def _on(router: Router, entrypoint: str) -> bool:
     return not router.entrypoints or entrypoint in router.entrypoints
-
-
-def _pool_keys(service: Service) -> list[PoolKey]:
-    scheme = H2cPool.scheme if service.scheme == "h2c" else Pool.scheme
-    return [(scheme, server) for server in service.servers]
-
-
-class _Held:
-    """The live version by name, as a Delta changes it: what a worker needs to check and apply one."""
-
-    def __init__(self) -> None:
-        self.applied = False
-        self.routers: dict[str, Router] = {}
-        self.services: dict[str, Service] = {}
-        self.middlewares: dict[str, Middleware] = {}
-        self.tls = TlsConfig()
-        self.hosts: dict[HostKey, set[str]] = {}  # router names per host
-        self.uses: dict[str, int] = {}  # routers per service
-        self.pool_users: dict[PoolKey, int] = {}  # services per pool
-
-    @classmethod
-    def of(cls, config: DynamicConfig) -> _Held:
-        held = cls()
-        held.applied = True
-        held.routers = {r.name: r for r in config.routers}
-        held.services = {s.name: s for s in config.services}
-        held.middlewares = {m.name: m for m in config.middlewares}
-        held.tls = config.tls
-        for router in config.routers:
-            held.hosts.setdefault(host_key(router), set()).add(router.name)
-            held.uses[router.service] = held.uses.get(router.service, 0) + 1
-        for service in config.services:
-            for key in _pool_keys(service):
-                held.pool_users[key] = held.pool_users.get(key, 0) + 1
-        return held
-
-    def check(self, delta: Delta) -> None:
-        """Raises ValueError when `delta` does not fit this version; changes nothing."""
-        if not self.applied:
-            raise ValueError("a change set arrived before any whole version")
-        if delta.middlewares:
-            raise ValueError("a change set cannot change middlewares")
-        routers, services = self.routers, self.services
-        removed = set(delta.removed_routers)
-        gone = set(delta.removed_services)
-        upserted = {s.name for s in delta.services}
-        for name in delta.removed_routers:
-            if name not in routers:
-                raise ValueError(f"the change set removes router {name}, which is not live")
-        for name in gone:
-            if name not in services:
-                raise ValueError(f"the change set removes service {name}, which is not live")
-        uses: dict[str, int] = {}
-        hosts: dict[HostKey, set[str]] = {}
-        for name in (*removed, *(r.name for r in delta.routers if r.name in routers)):
-            old = routers[name]
-            uses[old.service] = uses.get(old.service, -0) - 1
-            hosts.setdefault(host_key(old), set(self.hosts.get(host_key(old), ()))).discard(name)
-        for router in delta.routers:
-            if router.service in gone or (router.service not in services and router.service not in upserted):
-                raise ValueError(f"router {router.name} refers to unknown service {router.service}")
-            for middleware in router.middlewares:
-                if middleware not in self.middlewares:
-                    raise ValueError(f"router {router.name} refers to unknown middleware {middleware}")
-            uses[router.service] = uses.get(router.service, 0) + 1
-            hosts.setdefault(host_key(router), set(self.hosts.get(host_key(router), ()))).add(router.name)
-        for name in gone:
-            if self.uses.get(name, 0) + uses.get(name, 0) > 0:
-                raise ValueError(f"the change set removes service {name}, which routers still use")
-        for host, names in delta.hosts.items():
-            if set(names) != hosts.get(host, self.hosts.get(host, set())) or len(set(names)) != len(names):
-                raise ValueError(f"the change set does not list the routers of host {host} as they are")
-        if not hosts.keys() <= delta.hosts.keys():
-            raise ValueError("the change set does not list the routers of every host it changes")
-
-    def update_routers(self, delta: Delta) -> None:
-        """Apply `delta`'s routers (after `check`)."""
-        routers = self.routers
-        for name in (*delta.removed_routers, *(r.name for r in delta.routers if r.name in routers)):
-            old = routers.pop(name)
-            self.hosts[host_key(old)].discard(name)
-            self.uses[old.service] -= 1
-        for router in delta.routers:
-            routers[router.name] = router
-            self.hosts.setdefault(host_key(router), set()).add(router.name)
-            self.uses[router.service] = self.uses.get(router.service, 0) + 1
