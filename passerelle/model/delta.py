@@ -36,10 +36,6 @@ class Delta:
     middlewares: bool = False
 
     @property
-    def routes_changed(self) -> bool:
-        return bool(self.routers or self.removed_routers or self.middlewares)
-
-    @property
     def services_changed(self) -> bool:
         return bool(self.services or self.removed_services)
 

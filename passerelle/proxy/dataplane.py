@@ -423,7 +423,7 @@ class Dataplane:
         everywhere = all(not routers[name].entrypoints for name in routes)
         tables: dict[str, RouteTable[Route]] = {}
         shared: RouteTable[Route] | None = None
-        for ep, table in current.items():
+        for ep, table in current.items() if delta.hosts else ():
             if everywhere and len({id(t) for t in current.values()}) == 1:
                 shared = shared or table.patched(
                     {h: [(routers[n], routes[n]) for n in names] for h, names in delta.hosts.items()}
@@ -437,7 +437,8 @@ class Dataplane:
                     }
                 )
         for name, entry in self.entrypoints.items():
-            entry.set_table(tables[name])
+            if delta.hosts:  # else only services changed, in place: the tables stay
+                entry.set_table(tables[name])
         for name in delta.removed_services:  # nothing routes to them any more
             leaving += self._release(held.services.pop(name))
             del self._upstreams[name]

@@ -158,3 +158,16 @@ def test_a_change_set_leaves_the_other_hosts_routes_as_they_were(loop: asyncio.A
     assert isinstance(new, RouteTable) and new is dp.entrypoints["websecure"].table  # still one table
     assert new is not table and b"h0.test" not in new.hosts and b"new.test" in new.hosts
     assert all(new.hosts[k] is table.hosts[k] for k in new.hosts if k != b"new.test")  # shared
+
+
+def test_an_endpoint_change_keeps_the_tables(loop: asyncio.AbstractEventLoop) -> None:
+    prefix = PathMatch(type=PathType.PREFIX, value="/")
+    before = config(Router(name="a", service="s", host="a.test", path=prefix))
+    dp = dataplane(loop)
+    dp.apply(before)
+    table = dp.entrypoints["web"].table
+    moved = Service(name="s", servers=(Server(host="127.0.0.1", port=2),))
+    patch(dp, Delta(services=(moved,)))
+    assert dp.entrypoints["web"].table is table  # nothing recompiled, nothing copied
+    route = table.match(b"a.test", b"/")
+    assert route is not None and [p.server.port for p in route.upstream.pools.items] == [2]
