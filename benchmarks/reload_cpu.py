@@ -10,7 +10,9 @@ Scenarios, each repeated (`--repeat`) and reported as the median:
   scratch   N Ingresses (each with a Service and an EndpointSlice) loaded and compiled from nothing;
   ingress   one Ingress added to or removed from the N (what run.py's reload scenario writes);
   endpoint  one EndpointSlice's address changed (one Service's servers).
-`--profile SCENARIO` prints cProfile's top functions for that scenario instead.
+`--profile SCENARIO` prints cProfile's top functions for that scenario instead. `--live WRITES`
+runs `passerelle run` with 2 workers on the same manifests instead, rewrites reload.yaml WRITES
+times, 1.5 s apart, and reports the CPU seconds per write of each process (/proc/PID/stat).
 """
 
 from __future__ import annotations
@@ -19,16 +21,24 @@ import argparse
 import asyncio
 import cProfile
 import gc
+import json
+import os
 import pstats
+import socket
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from run import EXTRA_INGRESS  # run.py's reload: one Ingress more, or less (benchmarks/ is on sys.path)
+from run import (
+    EXTRA_INGRESS,
+    PASSERELLE,
+)  # run.py's reload: one Ingress more, or less (benchmarks/ is on sys.path)
 
 from passerelle.control.distribute import WorkerPool
 from passerelle.control.watcher import ConfigWatcher
@@ -164,6 +174,76 @@ class Bench:
         return times
 
 
+def live(n: int, writes: int) -> None:
+    """`passerelle run` (2 workers) on the same manifests, rewriting reload.yaml every 1.5 s as
+    run.py does; CPU seconds per write of the control plane and of each worker, from /proc."""
+    with tempfile.TemporaryDirectory() as tmp:
+        directory = Path(tmp)
+        manifests = directory / "manifests"
+        manifests.mkdir()
+        Bench(manifests, n).write_base()
+        port, api = free_port(), free_port()
+        config = directory / "passerelle.yaml"
+        config.write_text(
+            f"entryPoints:\n  web: {{address: '127.0.0.1:{port}'}}\n"
+            f"providers:\n  manifests: {{directory: {manifests}, watch: true}}\n"
+            f"api: {{address: '127.0.0.1:{api}'}}\nlog: {{level: WARNING}}\nworkers: 2\n"
+        )
+        process = subprocess.Popen([str(PASSERELLE), "run", "-c", str(config)])
+        try:
+            deadline = time.monotonic() + 120
+            while applied(api) < 1:
+                if time.monotonic() > deadline or process.poll() is not None:
+                    raise SystemExit("passerelle did not start")
+                time.sleep(0.5)  # noqa: TID251 (a script, not the event loop)
+            time.sleep(3)  # noqa: TID251
+            pids = [process.pid, *children(process.pid)]
+            before, first = [cpu_seconds(pid) for pid in pids], applied(api)
+            for step in range(writes):
+                temporary = manifests / ".reload.yaml.tmp"
+                temporary.write_text("" if step % 2 else EXTRA_INGRESS)
+                os.replace(temporary, manifests / "reload.yaml")
+                time.sleep(1.5)  # noqa: TID251
+            time.sleep(3)  # noqa: TID251
+            after, last = [cpu_seconds(pid) for pid in pids], applied(api)
+        finally:
+            process.terminate()
+            process.wait(30)
+    spent = [(a - b) / writes for a, b in zip(after, before, strict=True)]
+    print(f"{n} Ingresses, {writes} writes, {last - first} versions applied by every worker")
+    print(
+        f"CPU seconds per write: control plane {spent[0]:.4f}, workers "
+        + ", ".join(f"{w:.4f}" for w in spent[1:])
+    )
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def applied(api: int) -> int:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{api}/api/workers", timeout=5) as answer:
+            return min(int(w["applied"]) for w in json.load(answer))
+    except OSError:
+        return 0
+
+
+def children(pid: int) -> list[int]:
+    return [
+        int(c)
+        for task in os.listdir(f"/proc/{pid}/task")
+        for c in Path(f"/proc/{pid}/task/{task}/children").read_text().split()
+    ]
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+
 def median_times(runs: list[dict[str, float]]) -> dict[str, float]:
     return {key: statistics.median(r[key] for r in runs) for key in runs[0]}
 
@@ -175,7 +255,11 @@ def main() -> None:
     parser.add_argument("-n", type=int, default=10_000, help="Ingresses (default 10,000)")
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--profile", choices=("scratch", "ingress", "endpoint"))
+    parser.add_argument("--live", type=int, metavar="WRITES", help="measure a real passerelle instead")
     args = parser.parse_args()
+    if args.live:
+        live(args.n, args.live)
+        return
     gc.disable()  # as passerelle does around each phase measured here
     with tempfile.TemporaryDirectory() as tmp:
         results: dict[str, list[dict[str, float]]] = {"scratch": [], "ingress": [], "endpoint": []}
