@@ -13,6 +13,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
@@ -192,7 +193,6 @@ class ManifestsProvider:
         for part in parts:
             current.update(part.keyed)
             origins.update(part.origins)
-            problems += part.problems
         if len(current) != sum(len(part.keyed) for part in parts):
             return None  # a key in two files: which wins, and the Problem, the long way
         valid = self._valid
@@ -207,6 +207,7 @@ class ManifestsProvider:
                     valid[key] = obj
         for key in valid.keys() - current.keys():
             del valid[key]  # deleted from the files: gone for good
+        problems += chain.from_iterable(part.problems for part in parts)
         return Loaded(ClusterSnapshot.merged(part.snapshot for part in parts), problems, origins)
 
     def _part(self, path: Path, objects: list[tuple[dict[str, Any], int]]) -> _Part:
