@@ -206,6 +206,7 @@ def live(n: int, writes: int) -> None:
                 time.sleep(1.5)  # noqa: TID251
             time.sleep(3)  # noqa: TID251
             after, last = [cpu_seconds(pid) for pid in pids], applied(api)
+            rss = [rss_mib(pid) for pid in pids]
         finally:
             process.terminate()
             process.wait(30)
@@ -215,6 +216,7 @@ def live(n: int, writes: int) -> None:
         f"CPU seconds per write: control plane {spent[0]:.4f}, workers "
         + ", ".join(f"{w:.4f}" for w in spent[1:])
     )
+    print(f"RSS MiB: control plane {rss[0]:.0f}, workers " + ", ".join(f"{r:.0f}" for r in rss[1:]))
 
 
 def free_port() -> int:
@@ -237,6 +239,13 @@ def children(pid: int) -> list[int]:
         for task in os.listdir(f"/proc/{pid}/task")
         for c in Path(f"/proc/{pid}/task/{task}/children").read_text().split()
     ]
+
+
+def rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
 
 
 def cpu_seconds(pid: int) -> float:

@@ -13,8 +13,9 @@ over), so a snapshot's changes cost a few set operations on ids. An Ingress is t
 it changed, when a Service, EndpointSlice or Endpoints its backends name changed, or a Middleware
 when it names middlewares; then, oldest first, so are the younger Ingresses sharing a claim or a
 router name with one whose claims or names changed. An IngressClass change translates everything.
-The version is the fragments joined in age order; TLS is translated over the Ingresses that have
-spec.tls or TLS/ACME annotations (all of them when an entry point has a certificate resolver).
+The version is the fragments joined in age order. TLS is translated over the Ingresses that have
+spec.tls or TLS/ACME annotations (all of them when an entry point has a certificate resolver), and
+only when one of those changed, or a Secret did.
 """
 
 from __future__ import annotations
