@@ -70,7 +70,7 @@ class Held:
         hosts: dict[HostKey, set[str]] = {}
         for name in (*removed, *(r.name for r in delta.routers if r.name in routers)):
             old = routers[name]
-            uses[old.service] = uses.get(old.service, -0) - 1
+            uses[old.service] = uses.get(old.service, 0) - 1
             hosts.setdefault(host_key(old), set(self.hosts.get(host_key(old), ()))).discard(name)
         for router in delta.routers:
             if router.service in gone or (router.service not in services and router.service not in upserted):
