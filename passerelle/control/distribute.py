@@ -2,7 +2,9 @@
 
 The pool binds every entry point once per worker (SO_REUSEPORT, see proxy/listeners.py), starts
 `python -m passerelle.proxy.worker` with those sockets and one end of a socketpair, sends the static
-TLS state as the channel's first message, and then each new Version as a whole snapshot. The
+TLS state as the channel's first message, and then each new Version: as its change set (a Delta)
+to a worker that was sent the version it changes, otherwise whole; a worker that rejects a change
+set (it missed or rejected the version before) is sent the latest version whole at once. The
 command line carries only small, public things (descriptors, entry point options): it is
 world-readable in /proc and limited to 128 KiB an argument, and the TLS state holds the default
 certificate's private key and the CA bundles. A version counts as applied when every live worker has said so;
@@ -27,7 +29,7 @@ from typing import Any
 from passerelle.control.watcher import Version, changes
 from passerelle.observability.aggregate import Totals
 from passerelle.observability.metrics import Reloads
-from passerelle.proxy.channel import Channel, Message, config_frames
+from passerelle.proxy.channel import Channel, Message, config_frames, delta_frames
 from passerelle.proxy.listeners import bind, port_of
 from passerelle.proxy.options import EntryPointOptions, ForwardingOptions
 from passerelle.tls.contexts import TlsStatic
@@ -48,7 +50,12 @@ class _Worker:
         self.channel: Channel | None = None
         self.ready = asyncio.Event()
         self.applied = 0  # the newest version this worker acknowledged
-        self.has_routers = False  # it holds the routers of the latest version sent
+        # The newest version sent to it, in an unbroken chain of change sets from one sent whole
+        # (0: none, or broken by a rejection): a change set on it can follow; the newest sent
+        # whole; and the newest sent whole to repair a rejected change set.
+        self.sent = 0
+        self.whole = 0
+        self.repaired = 0
         self.restarts = 0
         self.closed = asyncio.Event()  # its channel reached its end
 
@@ -110,12 +117,15 @@ class WorkerPool:
         await asyncio.gather(*(w.ready.wait() for w in self._workers))
 
     def publish(self, version: Version) -> None:
-        """Send a new version to every worker (the watcher's listener)."""
+        """Send a new version to every worker (the watcher's listener): as a change set to the
+        workers that were sent the version it changes, whole to the others."""
         latest = self.latest
         changed = version.changed  # found by the watcher, off the event loop
         if changed is None or latest is None or version.base != latest.number:
             changed = changes(latest.config if latest is not None else None, version.config)
-        routers_changed = "routers" in changed or "middlewares" in changed  # they travel together
+        delta = version.delta
+        if latest is None or version.base != latest.number or (delta is not None and delta.middlewares):
+            delta = None
         tls_changed = "tls" in changed
         self.latest = version
         self._versions = {version.number: version}
@@ -125,13 +135,16 @@ class WorkerPool:
         for worker in self._workers:
             if worker.channel is None:
                 continue
-            full = routers_changed or not worker.has_routers
-            key = (full, tls_changed or not worker.has_routers)
+            chained = latest is not None and worker.sent == latest.number
+            key = (delta is not None and chained, tls_changed or not chained)
             if key not in frames:
-                frames[key] = config_frames(
-                    version.number, version.config, with_routers=key[0], with_tls=key[1]
+                tls = version.config.tls if key[1] else None
+                frames[key] = (
+                    delta_frames(version.number, version.base, delta, tls)
+                    if delta is not None and key[0]
+                    else config_frames(version.number, version.config, with_tls=key[1])
                 )
-            self._send(worker, frames[key])
+            self._send(worker, frames[key], whole=not key[0])
 
     async def collect(self, timeout: float = 1.0) -> None:
         """Ask every live worker for its counts and wait (up to `timeout`) until all have sent them."""
@@ -230,7 +243,7 @@ class WorkerPool:
         worker.ready = asyncio.Event()
         worker.closed = closed = asyncio.Event()
         worker.applied = 0
-        worker.has_routers = False
+        worker.sent = worker.whole = worker.repaired = 0
         try:
             worker.process = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "passerelle.proxy.worker", json.dumps(init), pass_fds=fds
@@ -255,7 +268,7 @@ class WorkerPool:
             if self._challenges is not None and worker.channel is not None:
                 worker.channel.send(self._challenges)
             if self.latest is not None:
-                self._send(worker, config_frames(self.latest.number, self.latest.config, with_routers=True))
+                self._send(worker, config_frames(self.latest.number, self.latest.config), whole=True)
         elif kind == "metrics":
             if self.totals is not None:
                 try:
@@ -268,7 +281,14 @@ class WorkerPool:
             worker.applied = max(worker.applied, int(message["version"]))
             self._update_applied()
         elif kind == "rejected":
-            worker.has_routers = False  # its routers may not be the latest: send them whole next time
+            rejected = int(message["version"])
+            latest = self.latest
+            if rejected == worker.whole:  # the latest it could have: the next version goes whole
+                worker.sent = 0
+            elif latest is not None and latest.number > worker.repaired:
+                # a change set (or a version after it) on a version it does not serve: repair it now
+                worker.repaired = latest.number
+                self._send(worker, config_frames(latest.number, latest.config), whole=True)
             if self.reloads is not None and int(message["version"]) > self._failed:
                 self._failed = int(message["version"])
                 self.reloads.failure(time.time())
@@ -277,12 +297,14 @@ class WorkerPool:
                 worker.index, message["version"], message.get("error"), worker.applied,
             )  # fmt: skip
 
-    def _send(self, worker: _Worker, frames: list[Message]) -> None:
+    def _send(self, worker: _Worker, frames: list[Message], *, whole: bool) -> None:
         if worker.channel is None:
             return
         for frame in frames:
             worker.channel.send(frame)
-        worker.has_routers = True
+        worker.sent = frames[0]["version"]
+        if whole:
+            worker.whole = worker.sent
 
     def _update_applied(self) -> None:
         floor = min(w.applied for w in self._workers)

@@ -16,10 +16,12 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 
-from passerelle.kube.ingress import IngressOptions, Translator
+from passerelle.kube.incremental import Translator
+from passerelle.kube.ingress import IngressOptions
 from passerelle.kube.manifests import Loaded
 from passerelle.memory import gc_paused
 from passerelle.model import Certificate, DynamicConfig, Problem
+from passerelle.model.delta import Delta, between
 
 log = logging.getLogger("passerelle.watcher")
 
@@ -38,6 +40,20 @@ class Version:
     # so that listeners need not compare 20,000 routers again. None: not known, compare.
     base: int = 0
     changed: frozenset[str] | None = None
+    # The routers and services that differ from version `base`, by name. None: not known.
+    delta: Delta | None = None
+
+
+def delta_changes(delta: Delta, before: DynamicConfig, after: DynamicConfig) -> frozenset[str]:
+    """changes(), knowing `delta`: only the TLS states are compared."""
+    names = {"routers"} if delta.routers or delta.removed_routers else set()
+    if delta.services_changed:
+        names.add("services")
+    if delta.middlewares:
+        names.add("middlewares")
+    if before.tls != after.tls:
+        names.add("tls")
+    return frozenset(names)
 
 
 def changes(before: DynamicConfig | None, after: DynamicConfig) -> frozenset[str]:
@@ -49,8 +65,11 @@ def changes(before: DynamicConfig | None, after: DynamicConfig) -> frozenset[str
 
 
 Listener = Callable[[Version], None]
-# (raw translation, merged with contributions, problems, version compared with, changed, generation)
-_Translated = tuple[DynamicConfig, DynamicConfig, list[Problem], Version | None, frozenset[str], int]
+# (raw translation, merged with contributions, problems, version compared with, changed, generation,
+# the change set from the previous raw translation to this one, or None)
+_Translated = tuple[
+    DynamicConfig, DynamicConfig, list[Problem], Version | None, frozenset[str], int, Delta | None
+]
 
 
 class ConfigWatcher:
@@ -66,6 +85,7 @@ class ConfigWatcher:
         self._extra: dict[str, tuple[tuple[Certificate, ...], tuple[Problem, ...]]] = {}
         self._generation = 0  # of _extra: a translation merged with older extras is merged again
         self._raw: tuple[Loaded, DynamicConfig, list[Problem]] | None = None
+        self._current_raw: DynamicConfig | None = None  # the raw translation `current` was made of
         # Relative to this (the event loop's) thread; absolute, so a pooled thread is not lowered twice.
         self._niceness = min(19, os.getpriority(os.PRIO_PROCESS, 0) + TRANSLATION_NICENESS)
 
@@ -102,15 +122,12 @@ class ConfigWatcher:
         loaded, raw, found = self._raw
         config = self._merged(raw)
         current = self.current
-        return self._publish(
-            loaded,
-            raw,
-            config,
-            found,
-            current,
-            changes(current.config if current else None, config),
-            self._generation,
-        )
+        if current is None:
+            return self._publish(loaded, raw, config, found, current, changes(None, config), self._generation)
+        # the same routers and services as what is live when it was made of this translation
+        delta = Delta() if raw is self._current_raw else between(current.config, config)
+        changed = delta_changes(delta, current.config, config)
+        return self._publish(loaded, raw, config, found, current, changed, self._generation, delta)
 
     def _merged(self, raw: DynamicConfig) -> DynamicConfig:
         extra = tuple(c for certificates, _ in self._extra.values() for c in certificates)
@@ -123,15 +140,22 @@ class ConfigWatcher:
     def _translate(self, loaded: Loaded, current: Version | None) -> _Translated:
         with gc_paused():
             generation = self._generation
+            before = self._raw[1] if self._raw is not None else None
             raw, problems = self._translator.translate(loaded.snapshot)
             config = self._merged(raw)
+            delta = self._translator.delta
+            if current is None:
+                return raw, config, problems, current, changes(None, config), generation, None
+            if delta is None or before is None or before is not self._current_raw:
+                delta = between(current.config, config)  # not a change of what is live: compare
             return (
                 raw,
                 config,
                 problems,
                 current,
-                changes(current.config if current else None, config),
+                delta_changes(delta, current.config, config),
                 generation,
+                delta,
             )
 
     def _translate_yielding(self, loaded: Loaded, current: Version | None) -> _Translated:
@@ -150,6 +174,7 @@ class ConfigWatcher:
         compared: Version | None,
         changed: frozenset[str],
         generation: int,
+        delta: Delta | None = None,
     ) -> Version | None:
         self._raw = (loaded, raw, problems)
         if generation != self._generation:  # contributions changed while this was translated
@@ -158,11 +183,17 @@ class ConfigWatcher:
         problems = loaded.problems + problems + [p for _, extra in self._extra.values() for p in extra]
         self._log_problems(problems, loaded.origins)
         if compared is not self.current or compared is None:  # published meanwhile, or re-merged
-            changed = changes(self.current.config if self.current else None, config)
+            current = self.current.config if self.current else None
+            if current is None:
+                changed, delta = changes(None, config), None
+            else:
+                delta = delta if delta is not None else between(current, config)
+                changed = delta_changes(delta, current, config)
         if self.current is not None and not changed:
             self.current = Version(
                 number=self.current.number, config=config, problems=tuple(problems), origins=loaded.origins
             )
+            self._current_raw = raw
             return None
         version = Version(
             number=(self.current.number + 1 if self.current else 1),
@@ -171,6 +202,7 @@ class ConfigWatcher:
             origins=loaded.origins,
             base=self.current.number if self.current else 0,
             changed=changed,
+            delta=delta,
         )
         for listener in self._listeners:
             try:
@@ -183,6 +215,7 @@ class ConfigWatcher:
                 )
                 return None
         self.current = version
+        self._current_raw = raw
         log.info(
             "configuration v%d applied: %d routers, %d services, %d problems",
             version.number, len(config.routers), len(config.services), len(problems),

@@ -4,7 +4,8 @@
 builds snapshots from a directory of YAML/JSON, the laptop and test mode. `objects.py` reads an
 Ingress of any served apiVersion into one normalized shape and applies the API server's validation,
 `backends.py` resolves a Service port to ready endpoints, and `ingress.py` is the pure translation
-`translate(snapshot, options) -> (DynamicConfig, problems)`.
+`translate(snapshot, options) -> (DynamicConfig, problems)`; `incremental.py` gives the same answer
+snapshot after snapshot, translating only the Ingresses a change concerns, and says what changed.
 
 The live provider: `client.py` is the one seam to the API (lightkube's configuration and auth,
 JSON over its HTTP client), `kinds.py` the table of what is watched, `reflector.py` one collection

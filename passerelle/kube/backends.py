@@ -8,7 +8,7 @@ Endpoints object when no slice exists. `ExternalName` Services are proxied to th
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from passerelle.kube.objects import BackendRef
@@ -49,14 +49,14 @@ class Backends:
         self,
         snapshot: ClusterSnapshot,
         memo: dict[tuple[str, BackendRef], tuple[Inputs, Answer]] | None = None,
+        slices: Mapping[tuple[str, str], Sequence[Mapping[str, Any]]] | None = None,
     ) -> None:
+        """`slices`: the snapshot's EndpointSlices by (namespace, Service), when the caller keeps
+        that index up to date itself (kube/incremental.py); otherwise it is built here."""
         self._snapshot = snapshot
-        self._slices: dict[tuple[str, str], list[Mapping[str, Any]]] = {}
-        for eps in snapshot.of_kind("EndpointSlice"):
-            meta = eps.get("metadata") or {}
-            owner = (meta.get("labels") or {}).get(SERVICE_NAME_LABEL)
-            if owner:
-                self._slices.setdefault((meta.get("namespace") or "default", owner), []).append(eps)
+        self._slices: Mapping[tuple[str, str], Sequence[Mapping[str, Any]]] = (
+            slice_index(snapshot.of_kind("EndpointSlice")) if slices is None else slices
+        )
         self._memo = memo or {}
         self.memo_next: dict[tuple[str, BackendRef], tuple[Inputs, Answer]] = {}
 
@@ -117,6 +117,23 @@ class Backends:
         except (TypeError, ValueError) as e:
             raise BackendError(f"endpoints of Service {namespace}/{ref.service} are malformed: {e}") from e
         return tuple(sorted(set(servers)))
+
+
+def slice_owner(eps: Mapping[str, Any]) -> tuple[str, str] | None:
+    """(namespace, Service name) of an EndpointSlice, from its kubernetes.io/service-name label."""
+    meta = eps.get("metadata") or {}
+    owner = (meta.get("labels") or {}).get(SERVICE_NAME_LABEL)
+    return (meta.get("namespace") or "default", owner) if owner else None
+
+
+def slice_index(slices: Iterable[Mapping[str, Any]]) -> dict[tuple[str, str], list[Mapping[str, Any]]]:
+    """EndpointSlices by (namespace, Service), each list in the order given."""
+    out: dict[tuple[str, str], list[Mapping[str, Any]]] = {}
+    for eps in slices:
+        owner = slice_owner(eps)
+        if owner is not None:
+            out.setdefault(owner, []).append(eps)
+    return out
 
 
 def _same(before: Inputs, now: Inputs) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from itertools import chain
 from types import MappingProxyType
 from typing import Any
 
@@ -34,15 +35,22 @@ def key_of(obj: Object) -> Key:
 class ClusterSnapshot:
     objects: Mapping[Key, Object] = field(default_factory=lambda: MappingProxyType({}))
     _by_kind: Mapping[str, tuple[Object, ...]] = field(default_factory=dict, compare=False, repr=False)
+    _keys: Mapping[str, tuple[Key, ...]] = field(
+        default_factory=dict, compare=False, repr=False
+    )  # same order
 
     @classmethod
     def of(cls, objects: Iterable[Object]) -> ClusterSnapshot:
         """Later objects with the same key replace earlier ones."""
         table = {key_of(o): o for o in objects}
-        by_kind: dict[str, list[Object]] = {}
+        keys: dict[str, list[Key]] = {}
         for key in sorted(table):
-            by_kind.setdefault(key[0], []).append(table[key])
-        return cls(MappingProxyType(table), {k: tuple(v) for k, v in by_kind.items()})
+            keys.setdefault(key[0], []).append(key)
+        return cls(
+            MappingProxyType(table),
+            {k: tuple(map(table.__getitem__, v)) for k, v in keys.items()},
+            {k: tuple(v) for k, v in keys.items()},
+        )
 
     @classmethod
     def merged(cls, parts: Iterable[ClusterSnapshot]) -> ClusterSnapshot:
@@ -50,18 +58,24 @@ class ClusterSnapshot:
         per-kind tuples where a kind comes from one part only: the live provider rebuilds only
         the parts (reflectors) that changed, not 30 000 objects on every publish."""
         table: dict[Key, Object] = {}
-        groups: dict[str, list[tuple[Object, ...]]] = {}
+        groups: dict[str, list[ClusterSnapshot]] = {}
+        size = 0
         for part in parts:
             table.update(part.objects)
-            for kind, objects in part._by_kind.items():
-                groups.setdefault(kind, []).append(objects)
-        by_kind = {}
+            size += len(part.objects)
+            for kind in part._by_kind:
+                groups.setdefault(kind, []).append(part)
+        by_kind, kind_keys = {}, {}
         for kind, found in groups.items():
             if len(found) == 1:
-                by_kind[kind] = found[0]
-            else:  # a kind from several parts (one reflector per namespace): sort its keys
-                by_kind[kind] = tuple(table[k] for k in sorted(k for k in table if k[0] == kind))
-        return cls(MappingProxyType(table), by_kind)
+                by_kind[kind], kind_keys[kind] = found[0]._by_kind[kind], found[0]._keys[kind]
+                continue
+            # a kind from several parts (one reflector per namespace, one file each): their keys,
+            # each part's sorted already, merged (sorted() merges such runs in linear time)
+            keys = chain.from_iterable(part._keys[kind] for part in found)
+            ordered = tuple(sorted(keys if size == len(table) else set(keys)))
+            by_kind[kind], kind_keys[kind] = tuple(map(table.__getitem__, ordered)), ordered
+        return cls(MappingProxyType(table), by_kind, kind_keys)
 
     def get(self, kind: str, namespace: str, name: str) -> Object | None:
         return self.objects.get((kind, namespace, name))

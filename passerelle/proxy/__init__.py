@@ -8,5 +8,6 @@ it. Back-pressure is transport pausing in both directions: a full write buffer o
 reading on the other. Timeouts are coarse deadlines swept by one timer per entry point
 (`deadlines.py`), so no request allocates a timer. `Dataplane` owns the listening sockets, the
 upstream pools and the live route tables; `apply()` compiles a configuration beside the live one
-and swaps it in one assignment, so in-flight exchanges keep the route objects they started with.
+and swaps it in one assignment, so in-flight exchanges keep the route objects they started with;
+`patch_steps()` does the same for a change set, rebuilding only the hosts it names.
 """

@@ -17,12 +17,13 @@ import logging
 import socket
 from collections.abc import Iterator, Mapping
 from functools import partial
-from typing import Any
+from typing import Any, Protocol
 
 from passerelle.http.redirect import Redirect
 from passerelle.middlewares.pass_tls_client_cert import PassTLSClientCert
 from passerelle.middlewares.redirect_scheme import RedirectScheme
-from passerelle.model import DynamicConfig, Router, Server, Service
+from passerelle.model import DynamicConfig, Middleware, Router, Service, TlsConfig
+from passerelle.model.delta import Delta
 from passerelle.observability.recorder import Recorder
 from passerelle.proxy import acme
 from passerelle.proxy.balancer import RoundRobin
@@ -31,6 +32,7 @@ from passerelle.proxy.deadlines import Deadlines
 from passerelle.proxy.dispatch import TlsPeer
 from passerelle.proxy.h2 import H2Connection
 from passerelle.proxy.h2c import H2cPool
+from passerelle.proxy.held import Held, PoolKey, pool_keys
 from passerelle.proxy.options import EntryPointOptions, ForwardingOptions
 from passerelle.proxy.upstream import Pool
 from passerelle.routing.table import RouteTable, compile_steps
@@ -40,7 +42,6 @@ from passerelle.tls.contexts import Dispatcher, SniState, TlsStatic
 
 log = logging.getLogger("passerelle.proxy")
 
-PoolKey = tuple[str, Server]  # (Pool.scheme, server)
 _STEP = 250  # routers or services per slice of a reload (well under a millisecond of work each)
 
 
@@ -91,8 +92,14 @@ class Route:
         self.labels = (name, upstream.service, namespace, ingress)
 
 
+class Middlewares(Protocol):
+    """Where route_of finds a router's middlewares by name (a DynamicConfig, or the Dataplane)."""
+
+    def middleware(self, name: str) -> Middleware: ...
+
+
 def route_of(
-    router: Router, config: DynamicConfig, upstreams: dict[str, Upstream], redirects: dict[str, Redirect]
+    router: Router, config: Middlewares, upstreams: dict[str, Upstream], redirects: dict[str, Redirect]
 ) -> Route:
     """The route of a router; `redirects` shares one compiled Redirect per middleware."""
     redirect = None
@@ -249,7 +256,8 @@ class Dataplane:
         }
         self._pools: dict[PoolKey, Pool] = {}
         self._upstreams: dict[str, Upstream] = {}
-        self._config: DynamicConfig | None = None
+        self._config: DynamicConfig | None = None  # the last whole version (None after a Delta)
+        self._held = Held()
 
     async def start(self, sockets: dict[str, list[socket.socket]]) -> None:
         """Serve each entry point on its listening sockets (see listeners.bind)."""
@@ -268,8 +276,17 @@ class Dataplane:
         self.deadlines.start()
 
     @property
-    def config(self) -> DynamicConfig | None:
-        return self._config
+    def holds(self) -> bool:
+        """Whether a version was applied (a Delta needs one to apply to)."""
+        return self._held.applied
+
+    @property
+    def tls_config(self) -> TlsConfig:
+        """The TLS state of the live version (a version that leaves it out keeps it)."""
+        return self._held.tls
+
+    def middleware(self, name: str) -> Middleware:
+        return self._held.middlewares[name]
 
     def open_connections(self) -> dict[str, dict[str, int]]:
         """Client connections open now, by entry point and protocol (a metrics gauge)."""
@@ -315,7 +332,7 @@ class Dataplane:
         if (
             self.sni is not None
             and self._tls is not None
-            and (previous is None or previous.tls != config.tls)
+            and (not self._held.applied or self._held.tls != config.tls)
         ):
             sni = yield from tls_contexts.compile_steps(
                 self._tls, config.tls, self._tls_entries, self.sni.table
@@ -363,11 +380,95 @@ class Dataplane:
         if previous is not None:  # the old routers may be the new ones: shared when left out
             garbage += (list(previous.routers), list(previous.services))
         del previous
+        garbage.append(self._held.routers)
+        self._held = Held.of(config)
         for i, pool in enumerate(leaving):  # after the swap: nothing routes to them any more
             pool.close()
             if i % _STEP == _STEP - 1:
                 yield
         yield from _let_go(garbage)
+
+    def patch_steps(self, delta: Delta, tls: TlsConfig | None = None) -> Iterator[None]:
+        """Make the live version plus `delta` live (and `tls`, unless None: unchanged).
+
+        The services named get new pools in place; the routes of the hosts `delta.hosts` names are
+        rebuilt, and every table is replaced by a copy holding them (RouteTable.patched), all
+        between two requests. Raises ValueError, with nothing changed, for a Delta that does not
+        fit the live version; only compiling TLS (SNI) state yields.
+        """
+        held = self._held
+        held.check(delta)
+        sni = None
+        if tls is not None and self.sni is not None and self._tls is not None and tls != held.tls:
+            sni = yield from tls_contexts.compile_steps(self._tls, tls, self._tls_entries, self.sni.table)
+        leaving: list[Pool] = []
+        for service in delta.services:  # first: the routes built below point at their Upstreams
+            upstream = self._upstreams.get(service.name)
+            if upstream is None:
+                upstream = self._upstreams[service.name] = Upstream(service.name)
+            before = held.services.get(service.name)
+            upstream.set(self._take(service), service.unavailable)  # taken before released: kept
+            if before is not None:
+                leaving += self._release(before)
+            held.services[service.name] = service
+        held.update_routers(delta)
+        redirects: dict[str, Redirect] = {}
+        routers = held.routers
+        routes = {
+            name: route_of(routers[name], self, self._upstreams, redirects)
+            for names in delta.hosts.values()
+            for name in names
+        }
+        current = {name: _table_of(entry) for name, entry in self.entrypoints.items()}
+        everywhere = all(not routers[name].entrypoints for name in routes)
+        tables: dict[str, RouteTable[Route]] = {}
+        shared: RouteTable[Route] | None = None
+        for ep, table in current.items() if delta.hosts else ():
+            if everywhere and len({id(t) for t in current.values()}) == 1:
+                shared = shared or table.patched(
+                    {h: [(routers[n], routes[n]) for n in names] for h, names in delta.hosts.items()}
+                )
+                tables[ep] = shared
+            else:
+                tables[ep] = table.patched(
+                    {
+                        h: [(routers[n], routes[n]) for n in names if _on(routers[n], ep)]
+                        for h, names in delta.hosts.items()
+                    }
+                )
+        for name, entry in self.entrypoints.items():
+            if delta.hosts:  # else only services changed, in place: the tables stay
+                entry.set_table(tables[name])
+        for name in delta.removed_services:  # nothing routes to them any more
+            leaving += self._release(held.services.pop(name))
+            del self._upstreams[name]
+        if sni is not None and self.sni is not None:
+            self.sni.table = sni
+        if tls is not None:
+            held.tls = tls
+        self._config = None  # the whole version is now only in `held`
+        for i, pool in enumerate(leaving):
+            pool.close()
+            if i % _STEP == _STEP - 1:
+                yield
+
+    def _take(self, service: Service) -> list[Pool]:
+        """A service's pools, counted as used by it: the live ones where they exist."""
+        users = self._held.pool_users
+        for key in pool_keys(service):
+            users[key] = users.get(key, 0) + 1
+        return self._pools_for(service, self._pools)
+
+    def _release(self, service: Service) -> list[Pool]:
+        """Count a service's pools as no longer used by it; the ones nothing uses now."""
+        users = self._held.pool_users
+        out = []
+        for key in pool_keys(service):
+            users[key] -= 1
+            if not users[key]:
+                del users[key]
+                out.append(self._pools.pop(key))
+        return out
 
     def _pools_for(self, service: Service, pools: dict[PoolKey, Pool]) -> list[Pool]:
         """The pools of a service's servers: the live ones where they exist, new ones otherwise.
@@ -408,3 +509,7 @@ class Dataplane:
         for pool in self._pools.values():
             pool.close()
         self.deadlines.stop()
+
+
+def _on(router: Router, entrypoint: str) -> bool:
+    return not router.entrypoints or entrypoint in router.entrypoints

@@ -6,7 +6,9 @@ state — keys and CA bundles stay off the command line, which /proc shows to ev
 worker serves the sockets, applies every configuration the
 channel brings and answers `applied` or `rejected`, and never talks to anything else. A version is
 decoded frame by frame and compiled in slices, with the event loop serving requests in between, so a
-reload of 20,000 routers never stops traffic for more than a slice. It drains and
+reload of 20,000 routers never stops traffic for more than a slice; a change set (a Delta on the
+version it serves) rebuilds only the hosts it names. A change set on another version is rejected:
+the control plane then sends the whole latest version. It drains and
 exits on a `drain` message, on SIGTERM, or when the channel closes (the control plane is gone).
 SIGINT is ignored: a Ctrl-C reaches the control plane too, which drains the workers in order.
 With metrics on, the worker sends its counts since the last `metrics` message every
@@ -25,6 +27,7 @@ from typing import Any
 
 from passerelle.memory import gc_paused
 from passerelle.model import Certificate, DynamicConfig, Middleware, Router, Service, TlsConfig, codec
+from passerelle.model.delta import Delta
 from passerelle.observability.accesslog import AccessLog, kept_fields
 from passerelle.observability.logging import configure
 from passerelle.observability.recorder import LoggingRecorder, Recorder
@@ -102,16 +105,15 @@ async def serve(init: dict[str, Any]) -> None:
 
     async def receive() -> None:
         assert dataplane is not None
+        held = 0  # the version this worker serves
         while True:
             begin = await inbox.get()
             if begin["type"] != "begin":
                 continue  # the tail of a version whose beginning was missed: wait for the next
-            version, with_routers = begin["version"], begin["routers"]
+            version = begin["version"]
             try:
                 with gc_paused():
-                    config = await _assemble(inbox, version, with_routers, dataplane, begin.get("tls", True))
-                    for _ in dataplane.apply_steps(config, routers_changed=with_routers):
-                        await asyncio.sleep(0)  # serve requests between slices of the reload
+                    held = await apply_version(inbox, begin, dataplane, held)
             except Exception as e:  # a bad snapshot must not take the worker down: keep the last one
                 log.exception("worker %d: configuration v%d rejected", init["index"], version)
                 channel.send({"type": "rejected", "version": version, "error": str(e)})
@@ -152,21 +154,37 @@ async def serve(init: dict[str, Any]) -> None:
     channel.close()
 
 
-async def _assemble(
-    inbox: asyncio.Queue[Message],
-    version: int,
-    with_routers: bool,
-    dataplane: Dataplane,
-    with_tls: bool = True,
-) -> DynamicConfig:
-    """Collect one version's frames into a DynamicConfig, yielding to requests after each frame.
+async def apply_version(
+    inbox: asyncio.Queue[Message], begin: Message, dataplane: Dataplane, held: int
+) -> int:
+    """Read the version `begin` starts and make it live, yielding to requests between slices;
+    returns its number. Raises, with the live version kept, when it cannot be applied."""
+    version, base = begin["version"], begin.get("base")
+    assembled = await _assemble(inbox, version, dataplane, begin.get("tls", True))
+    if isinstance(assembled, DynamicConfig):
+        steps = dataplane.apply_steps(assembled)
+    elif base != held:
+        raise ValueError(f"v{version} is a change set on v{base}, but this worker serves v{held}")
+    else:
+        steps = dataplane.patch_steps(*assembled)
+    for _ in steps:
+        await asyncio.sleep(0)  # serve requests between slices of the reload
+    return int(version)
 
-    Left-out parts (routers, TLS state) are the ones this worker holds."""
+
+async def _assemble(
+    inbox: asyncio.Queue[Message], version: int, dataplane: Dataplane, with_tls: bool = True
+) -> DynamicConfig | tuple[Delta, TlsConfig | None]:
+    """Collect one version's frames, yielding to requests after each frame: a whole version, or
+    a change set with the TLS state it brings (None: unchanged). TLS state left out of a whole
+    version is the one this worker holds."""
     routers: list[Router] = []
     services: list[Service] = []
     middlewares: list[Middleware] = []
     tls = TlsConfig()
     certificates: list[Certificate] = []
+    removed: Message | None = None
+    hosts: dict[str | None, tuple[str, ...]] = {}
     while True:
         frame = await inbox.get()
         if frame.get("version") != version:
@@ -182,21 +200,31 @@ async def _assemble(
             tls = codec.load_tls(frame["tls"])
         elif kind == "certificates":
             certificates.extend(codec.load_certificate(c) for c in frame["items"])
+        elif kind == "removed":
+            removed = frame
+        elif kind == "hosts":
+            hosts.update((host, tuple(names)) for host, names in frame["items"])
         elif kind == "commit":
             break
         await asyncio.sleep(0)
-    held = dataplane.config if dataplane is not None else None
-    if not (with_routers and with_tls) and held is None:
-        raise ValueError("routers or TLS state were left out, but this worker has none yet")
+    if with_tls:
+        tls = TlsConfig(certificates=tuple(certificates), hosts=tls.hosts, client_cas=tls.client_cas)
+    if removed is not None:
+        delta = Delta(
+            routers=tuple(routers),
+            removed_routers=tuple(removed["routers"]),
+            services=tuple(services),
+            removed_services=tuple(removed["services"]),
+            hosts=hosts,
+        )
+        return delta, tls if with_tls else None
+    if not with_tls and not dataplane.holds:
+        raise ValueError("the TLS state was left out, but this worker has none yet")
     return DynamicConfig(
-        routers=tuple(routers) if with_routers or held is None else held.routers,
+        routers=tuple(routers),
         services=tuple(services),
-        middlewares=tuple(middlewares) if with_routers or held is None else held.middlewares,
-        tls=(
-            TlsConfig(certificates=tuple(certificates), hosts=tls.hosts, client_cas=tls.client_cas)
-            if with_tls or held is None
-            else held.tls
-        ),
+        middlewares=tuple(middlewares),
+        tls=tls if with_tls else dataplane.tls_config,
     )
 
 

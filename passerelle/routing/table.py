@@ -1,12 +1,13 @@
 """Compiled route tables: the per-request lookup.
 
 Everything here works on bytes straight from the parser, so a request is routed without decoding.
-A table is built beside the live one and swapped whole; it is never mutated after `compile_tables`.
+A table is built beside the live one and swapped whole; it is never mutated after `compile_tables`
+(`patched` makes a new table that shares the routes of the hosts it leaves alone).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator, Iterable
+from collections.abc import Callable, Generator, Iterable, Mapping
 from typing import Generic, TypeVar
 
 from passerelle.model import DynamicConfig, PathType, Router
@@ -91,6 +92,23 @@ class RouteTable(Generic[T]):
             routes.exact.setdefault(router.path.value.encode(), target)
         else:
             routes.prefix.setdefault(router.path.value.rstrip("/").encode(), target)
+
+    def patched(self, hosts: Mapping[str | None, Iterable[tuple[Router, T]]]) -> RouteTable[T]:
+        """A copy whose routes for each host of `hosts` are exactly the ones given, in that order
+        (None: the host-less routes and the default). The other hosts' routes are shared."""
+        table: RouteTable[T] = RouteTable()
+        table.hosts, table.wildcards = dict(self.hosts), dict(self.wildcards)
+        table.any_host, table.default = self.any_host, self.default
+        for host, routes in hosts.items():
+            if host is None:
+                table.any_host = table.default = None
+            elif host.startswith("*."):
+                table.wildcards.pop(host[2:].lower().encode(), None)
+            else:
+                table.hosts.pop(host.lower().encode(), None)
+            for router, target in routes:
+                table.add(router, target)
+        return table
 
     def _routes_for(self, host: str | None) -> HostRoutes[T]:
         if host is None:

@@ -111,3 +111,34 @@ def test_contributed_certificates_and_problems_join_every_version() -> None:
     again = watcher.apply(loaded(other))
     assert again is not None and problem in again.problems
     assert [v.number for v in applied] == [1, 2, 3]
+
+
+def test_a_change_set_is_from_the_live_version_even_after_a_version_failed() -> None:
+    failing = [False]
+    applied: list[Version] = []
+
+    def listener(version: Version) -> None:
+        if failing[0]:
+            raise RuntimeError("compile failed")
+        applied.append(version)
+
+    def ingress(name: str) -> dict[str, object]:
+        return {**INGRESS, "metadata": {"name": name}, "spec": {"rules": [{"host": f"{name}.example", "http": {
+            "paths": [{"path": "/", "pathType": "Prefix", "backend": INGRESS["spec"]["defaultBackend"]}]}}]}}  # type: ignore[index]  # fmt: skip
+
+    watcher = ConfigWatcher(IngressOptions(), [listener])
+    first = watcher.apply(loaded(ingress("a")))
+    assert first is not None and first.delta is None  # nothing to change: sent whole
+    failing[0] = True
+    assert watcher.apply(loaded(ingress("a"), ingress("b"))) is None
+    failing[0] = False
+    third = watcher.apply(loaded(ingress("a"), ingress("b"), ingress("c")))
+    assert third is not None and third.base == first.number and third.delta is not None
+    assert sorted(r.host or "" for r in third.delta.routers) == ["b.example", "c.example"]
+    fourth = watcher.apply(loaded(ingress("a"), ingress("c")))
+    assert (
+        fourth is not None
+        and fourth.delta is not None
+        and fourth.delta.removed_routers == ("default-b-b-example",)
+    )
+    assert fourth.delta.hosts == {"b.example": ()}

@@ -95,3 +95,38 @@ def test_health_counts_unreadable_files_and_a_missing_directory(tmp_path: Path) 
     (tmp_path / "m" / "a.yaml").write_text("kind: [[\n")
     provider.load()
     assert provider.health == {"errors": 2, "up": True}
+
+
+BAD_INGRESS = INGRESS.replace("number: 80", "number: 80, name: x")  # both a number and a name
+STEPS: list[dict[str, str | None]] = [  # file -> its text (None: deleted), one reload per step
+    {"a.yaml": SERVICE, "b.yaml": INGRESS},
+    {"b.yaml": f"{INGRESS}---\n- not an object\n---\n{INGRESS}"},  # in-file duplicate, a bad document
+    {"c.yaml": INGRESS.replace("name: i}", "name: j}")},
+    {"c.yaml": SERVICE},  # the same key in two files: the later file wins, a Problem says so
+    {"c.yaml": None},
+    {"b.yaml": BAD_INGRESS},  # invalid: the last valid version keeps serving
+    {"b.yaml": INGRESS.replace("name: s,", "name: t,")},
+    {"a.yaml": None, "b.yaml": None},
+]
+
+
+def test_assembling_per_file_gives_what_assembling_everything_gives(tmp_path: Path) -> None:
+    fast, slow = tmp_path / "fast", tmp_path / "slow"
+    fast.mkdir(), slow.mkdir()
+    quick, long = ManifestsProvider(fast), ManifestsProvider(slow)
+    long._assemble_parts = lambda problems: None  # type: ignore[method-assign]  # always the long way
+    for step in STEPS:
+        for directory in (fast, slow):
+            for name, text in step.items():
+                if text is None:
+                    (directory / name).unlink()
+                else:
+                    (directory / name).write_text(text)
+        got, expected = quick.load(), long.load()
+        assert dict(got.snapshot.objects) == dict(expected.snapshot.objects)
+        for kind in ("Service", "Ingress"):
+            assert got.snapshot.of_kind(kind) == expected.snapshot.of_kind(kind)
+        assert [(str(p.ref), p.message.replace(str(slow), str(fast))) for p in expected.problems] == [
+            (str(p.ref), p.message) for p in got.problems
+        ]
+        assert got.origins == expected.origins

@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import json
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
-from passerelle.model import DynamicConfig, PathMatch, PathType, Router, Server, Service
-from passerelle.proxy.channel import FRAME_ITEMS, Channel, config_frames
+from passerelle.model import ClientCA, DynamicConfig, PathMatch, PathType, Router, Server, Service, TlsConfig
+from passerelle.model.delta import Delta
+from passerelle.proxy.channel import FRAME_ITEMS, Channel, config_frames, delta_frames
 from passerelle.proxy.worker import _assemble
 
 
@@ -25,20 +27,21 @@ def big_config(n: int, port: int = 80) -> DynamicConfig:
     )
 
 
-def assemble(frames: list[dict], holder: object = None) -> DynamicConfig:  # type: ignore[type-arg]
-    async def run() -> DynamicConfig:
+def assemble(frames: list[dict], holder: object = None) -> Any:  # type: ignore[type-arg]
+    async def run() -> Any:
         inbox: asyncio.Queue[dict] = asyncio.Queue()  # type: ignore[type-arg]
         for frame in frames[1:]:
             inbox.put_nowait(json.loads(json.dumps(frame)))  # as it crosses the socket
         begin = frames[0]
-        return await _assemble(inbox, begin["version"], begin["routers"], holder, begin["tls"])  # type: ignore[arg-type]
+        holder_ = holder or SimpleNamespace(holds=False, tls_config=TlsConfig())
+        return await _assemble(inbox, begin["version"], holder_, begin["tls"])  # type: ignore[arg-type]
 
     return asyncio.run(run())
 
 
 def test_a_version_is_split_into_small_frames_and_reassembled() -> None:
     config = big_config(2 * FRAME_ITEMS + 3)
-    frames = config_frames(5, config, with_routers=True)
+    frames = config_frames(5, config)
     assert [f["type"] for f in frames] == [
         "begin",
         "tls",
@@ -49,21 +52,40 @@ def test_a_version_is_split_into_small_frames_and_reassembled() -> None:
         "commit",
     ]
     assert all(len(f.get("items", ())) <= FRAME_ITEMS for f in frames)
+    assert frames[0]["base"] is None
     assert assemble(frames) == config
 
 
-def test_routers_left_out_are_taken_from_the_worker() -> None:
-    held = big_config(10)
-    new = big_config(10, port=81)  # same routers, other endpoints
-    frames = config_frames(6, new, with_routers=False)
-    assert "routers" not in [f["type"] for f in frames]
-    assert assemble(frames, SimpleNamespace(config=held)) == new
+def test_a_change_set_travels_as_what_changed() -> None:
+    new = big_config(FRAME_ITEMS + 10, port=81)
+    delta = Delta(
+        routers=new.routers[:3],
+        removed_routers=("gone",),
+        services=new.services[:1],
+        removed_services=("old",),
+        hosts={"h0.test": ("r0",), None: ()},
+    )
+    frames = delta_frames(6, 5, delta, None)
+    assert frames[0] == {"type": "begin", "version": 6, "base": 5, "tls": False}
+    assert [f["type"] for f in frames][1:] == ["routers", "services", "removed", "hosts", "commit"]
+    assert assemble(frames) == (delta, None)
+    tls = TlsConfig(client_cas=(ClientCA(options="mtls", pem="CA"),))
+    assert assemble(delta_frames(7, 6, delta, tls)) == (delta, tls)
+
+
+def test_tls_left_out_of_a_whole_version_is_the_one_held() -> None:
+    held = DynamicConfig(tls=TlsConfig(client_cas=(ClientCA(options="mtls", pem="CA"),)))
+    new = big_config(10, port=81)
+    frames = config_frames(6, new, with_tls=False)
+    assert "tls" not in [f["type"] for f in frames]
+    got = assemble(frames, SimpleNamespace(holds=True, tls_config=held.tls))
+    assert got == DynamicConfig(routers=new.routers, services=new.services, tls=held.tls)
     with pytest.raises(ValueError, match="has none yet"):
-        assemble(frames, SimpleNamespace(config=None))
+        assemble(frames)
 
 
 def test_a_frame_of_another_version_is_refused() -> None:
-    frames = config_frames(7, big_config(3), with_routers=True)
+    frames = config_frames(7, big_config(3))
     frames[2]["version"] = 8
     with pytest.raises(ValueError, match="frame of v8 inside v7"):
         assemble(frames)
@@ -74,7 +96,7 @@ def test_channel_framing_survives_arbitrary_splits() -> None:
     sender, receiver = Channel(received.append, lambda: None), Channel(received.append, lambda: None)
     wire = bytearray()
     sender.transport = SimpleNamespace(is_closing=lambda: False, write=wire.extend)  # type: ignore[assignment]
-    for frame in config_frames(1, big_config(FRAME_ITEMS + 50), with_routers=True):
+    for frame in config_frames(1, big_config(FRAME_ITEMS + 50)):
         assert sender.send(frame)
     for i in range(0, len(wire), 997):  # deliver in odd-sized pieces
         receiver.data_received(bytes(wire[i : i + 997]))
@@ -82,7 +104,7 @@ def test_channel_framing_survives_arbitrary_splits() -> None:
 
 
 def test_tls_state_travels_in_small_frames_only_when_asked() -> None:
-    from passerelle.model import Certificate, ClientCA, HostOptions, TlsConfig
+    from passerelle.model import Certificate, HostOptions
     from passerelle.proxy.channel import CERTIFICATE_ITEMS
 
     certificates = tuple(
@@ -96,9 +118,9 @@ def test_tls_state_travels_in_small_frames_only_when_asked() -> None:
     )
     base = big_config(3)
     config = DynamicConfig(routers=base.routers, services=base.services, tls=tls)
-    frames = config_frames(9, config, with_routers=True)
+    frames = config_frames(9, config)
     assert [f["type"] for f in frames][:4] == ["begin", "tls", "certificates", "certificates"]
     assert assemble(frames) == config
-    lean = config_frames(10, config, with_routers=False, with_tls=False)
-    assert {"tls", "certificates", "routers"}.isdisjoint(f["type"] for f in lean)
-    assert assemble(lean, SimpleNamespace(config=config)) == config
+    lean = config_frames(10, config, with_tls=False)
+    assert {"tls", "certificates"}.isdisjoint(f["type"] for f in lean)
+    assert assemble(lean, SimpleNamespace(holds=True, tls_config=tls)) == config
