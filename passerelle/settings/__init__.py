@@ -258,6 +258,8 @@ def parse_settings(text: str, *, source: str = "<config>", base: Path | None = N
     split_address(settings.api.address)
     if settings.ping is not None:
         split_address(settings.ping.address)
+    if settings.metrics.prometheus is not None and settings.metrics.prometheus.address:
+        split_address(settings.metrics.prometheus.address)
     if settings.providers.manifests is not None and settings.providers.kubernetes is not None:
         where = _line_of(node, ["providers", "kubernetes"])
         raise SettingsError(

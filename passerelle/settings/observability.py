@@ -1,8 +1,10 @@
 """Observability: Prometheus metrics (`metrics.prometheus`) and the access log (`accessLog`).
 
 Key names are Traefik's (`metrics.prometheus.buckets`, `accessLog.filePath`, `accessLog.fields`).
-Metrics are on by default and served on the api address at `/metrics`; `metrics.prometheus: false`
-turns them off (the workers then count nothing). The access log is off unless `accessLog` is given.
+Metrics are on by default and served on the api address at `/metrics`, and also on
+`metrics.prometheus.address` when set (a listener serving only `/metrics`, for Prometheus to scrape
+while the API stays on loopback); `metrics.prometheus: false` turns them off (the workers then
+count nothing). The access log is off unless `accessLog` is given.
 """
 
 from __future__ import annotations
@@ -19,7 +21,20 @@ from passerelle.settings.base import StrictModel
 DEFAULT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0)
 
 
+def _no_entry_point(value: Any) -> Any:
+    if isinstance(value, dict) and "entryPoint" in value:
+        raise ValueError(
+            "entryPoint: passerelle's entry points carry traffic in the workers; /metrics is served by "
+            "the control plane: set metrics.prometheus.address (`:9100`) instead (docs/observability.md)"
+        )
+    return value
+
+
 class Prometheus(StrictModel):
+    """address: `host:port` of a listener that serves only `/metrics` ("": none; `/metrics` is on
+    the api address either way). Traefik's `entryPoint` names a data-plane entry point instead."""
+
+    address: str = ""
     buckets: tuple[float, ...] = DEFAULT_BUCKETS
     addEntryPointsLabels: bool = True
     addRoutersLabels: bool = True  # router, and the namespace and ingress it came from
@@ -38,7 +53,9 @@ def _off(value: Any) -> Any:
 
 
 class Metrics(StrictModel):
-    prometheus: Annotated[Prometheus | None, BeforeValidator(_off)] = Prometheus()
+    prometheus: Annotated[Prometheus | None, BeforeValidator(_no_entry_point), BeforeValidator(_off)] = (
+        Prometheus()
+    )
 
 
 FieldMode = Literal["keep", "drop"]
