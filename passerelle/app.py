@@ -232,6 +232,7 @@ async def serve(settings: Settings) -> None:
 
     loop.add_signal_handler(signal.SIGINT, stop.set)
     loop.add_signal_handler(signal.SIGTERM, terminate)
+    loop.add_signal_handler(signal.SIGUSR1, lambda: reopen_logs(workers))
     for name, port in ports.items():
         log.info("entry point %s listening on port %d, %d workers", name, port, settings.worker_count())
     log.info("api listening on %s; %s", settings.api.address, source)
@@ -295,6 +296,16 @@ def side_listeners(settings: Settings, routes: Mapping[str, Handler]) -> dict[st
         address = names.setdefault(split_address(address), address)
         out.setdefault(address, {})[path] = routes[path]
     return out
+
+
+def reopen_logs(workers: WorkerPool) -> None:
+    """SIGUSR1 (logrotate's `postrotate`, as for Traefik): each worker reopens its access log file."""
+    for worker in workers.status():
+        if worker["pid"] is not None:
+            try:
+                os.kill(worker["pid"], signal.SIGUSR1)
+            except ProcessLookupError:  # it died just now; its successor opens the file afresh
+                pass
 
 
 def drain_routes(routes: dict[str, Handler], drain: Drain, dns: DnsSync | None) -> dict[str, Handler]:

@@ -4,17 +4,19 @@ Key names are Traefik's (`metrics.prometheus.buckets`, `accessLog.filePath`, `ac
 Metrics are on by default and served on the api address at `/metrics`, and also on
 `metrics.prometheus.address` when set (a listener serving only `/metrics`, for Prometheus to scrape
 while the API stays on loopback); `metrics.prometheus: false` turns them off (the workers then
-count nothing). The access log is off unless `accessLog` is given.
+count nothing). The access log is off unless `accessLog` is given. `requestId.generate` (on):
+make an X-Request-Id for requests that bring no valid one.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal
 
 from pydantic import AliasChoices, BeforeValidator, Field, field_validator
 
-from passerelle.observability.accesslog import FIELDS
-from passerelle.settings.base import StrictModel
+from passerelle.observability.accesslog import FIELDS, status_range
+from passerelle.settings.base import Duration, StrictModel
 
 # prometheus_client's defaults (seconds): ingress-nginx uses them; Traefik's [0.1, 0.3, 1.2, 5] cannot
 # tell a 1 ms answer from a 90 ms one, and most of what a router forwards is well under 100 ms.
@@ -59,11 +61,35 @@ class Metrics(StrictModel):
 
 
 FieldMode = Literal["keep", "drop"]
+HeaderMode = Literal["keep", "drop", "redact"]
+# RFC 9110 §5.1: a field name is a token
+_TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+
+
+class AccessLogHeaders(StrictModel):
+    """Request headers as `request_<Name>` fields: `defaultMode` for every header (Traefik's
+    default: drop), `names` by header name (any case): keep, drop, or redact (value `REDACTED`)."""
+
+    defaultMode: HeaderMode = "drop"
+    names: dict[str, HeaderMode] = {}
+
+    @field_validator("names")
+    @classmethod
+    def _tokens(cls, value: dict[str, HeaderMode]) -> dict[str, HeaderMode]:
+        bad = sorted(name for name in value if not _TOKEN.match(name))
+        if bad:
+            raise ValueError(f"not header names: {', '.join(map(repr, bad))}")
+        lowered = [name.lower() for name in value]
+        twice = sorted({name for name in lowered if lowered.count(name) > 1})
+        if twice:
+            raise ValueError(f"named twice (header names are case-insensitive): {', '.join(twice)}")
+        return value
 
 
 class AccessLogFields(StrictModel):
     defaultMode: FieldMode = "keep"
     names: dict[str, FieldMode] = {}
+    headers: AccessLogHeaders = AccessLogHeaders()
 
     @field_validator("names")
     @classmethod
@@ -74,11 +100,31 @@ class AccessLogFields(StrictModel):
         return value
 
 
+StatusRange = Annotated[tuple[int, int], BeforeValidator(status_range)]
+
+
+class AccessLogFilters(StrictModel):
+    """Traefik's `filters`: with any of them, a line is written only when one keeps it."""
+
+    statusCodes: tuple[StatusRange, ...] = ()  # `404`, `"500-599"`
+    retryAttempts: bool = False  # requests sent again (another server, a fresh connection)
+    minDuration: Duration = 0.0  # requests that took longer
+
+
 class AccessLog(StrictModel):
     filePath: str = Field(default="", validation_alias=AliasChoices("filePath", "path"))
     format: Literal["json", "common"] = "json"
     bufferingSize: Annotated[int, Field(ge=1, le=1_000_000)] = 1000  # lines held before a write
     fields: AccessLogFields = AccessLogFields()
+    filters: AccessLogFilters = AccessLogFilters()
+
+
+class RequestId(StrictModel):
+    """generate: make an X-Request-Id for each request that brings no valid one, send it upstream
+    and log it (ingress-nginx's `generate-request-id`, on by default there too; Traefik makes none).
+    A client's valid X-Request-Id is kept either way (docs/observability.md#request-ids)."""
+
+    generate: bool = True
 
 
 def worker_settings(metrics: Metrics, access_log: AccessLog | None) -> dict[str, Any]:
