@@ -8,7 +8,8 @@ written afresh, as Traefik does without `forwardedHeaders.trustedIPs`. So are th
 headers of every compatibility level (`passerelle.tls.certinfo.STRIPPED`), on every route, so that a
 backend can trust them whenever they arrive. Both sets are dropped in every spelling that mixes `-`
 and `_`, since CGI and WSGI servers fold both into one variable name (Traefik's `isManagedXHeader`
-compares names with `_` read as `-`).
+compares names with `_` read as `-`). X-Request-Id is taken out and written again, once, in one
+spelling: the client's if valid (`valid_request_id`), else one made here (`RequestIds`).
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -33,7 +33,6 @@ FIELDS = (
     "RouterName", "ServiceName", "ServiceAddr", "RetryAttempts", "TLSVersion", "TLSServerName",
     "KubernetesNamespace", "KubernetesIngress", "RequestID",
 )  # fmt: skip
-HEADER_MODES = ("keep", "drop", "redact")
 REDACTED = "REDACTED"  # Traefik's word for a redacted header's value
 
 
@@ -81,7 +80,7 @@ class Filters:
     min_duration: float = 0.0
 
     @property
-    def any(self) -> bool:
+    def active(self) -> bool:
         return bool(self.status_codes or self.retry_attempts or self.min_duration)
 
     def keeps(self, status: int, retries: int, duration: float) -> bool:
@@ -139,9 +138,12 @@ def rfc3339(seconds: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole)) + f".{int((seconds - whole) * 1000):03d}Z"
 
 
-def json_line(fields: Mapping[str, Any], kept: Sequence[str]) -> bytes:
-    if len(kept) != len(FIELDS):
-        fields = {k: fields[k] for k in kept}
+def json_line(
+    fields: Mapping[str, Any], kept: tuple[str, ...], extra: Mapping[str, str] | None = None
+) -> bytes:
+    """`fields` (those `kept`, in FIELDS order), then `extra` (header fields), as one JSON line."""
+    if len(kept) != len(FIELDS) or extra:
+        fields = {**{k: fields[k] for k in kept}, **(extra or {})}
     return json.dumps(fields, separators=(",", ":"), ensure_ascii=False).encode() + b"\n"
 
 
@@ -187,7 +189,7 @@ class AccessLog:
         self._shape = shape
         self._kept = shape.kept
         self._common = format == "common"
-        self._filters = shape.filters if shape.filters.any else None
+        self._filters = shape.filters if shape.filters.active else None
         self._headers = shape.logs_headers and not self._common  # CLF has no place for them
         self.count = 0
 
@@ -229,14 +231,9 @@ class AccessLog:
         if self._common:
             self._writer.append(common_line(fields, self.count))
             return
-        line: Mapping[str, Any] = fields
-        kept: Sequence[str] = self._kept
-        if self._headers:
-            shape = self._shape
-            extra = header_fields(ex.head, shape.headers_default, shape.headers)
-            line = {k: fields[k] for k in kept} | extra
-            kept = list(line)
-        self._writer.append(json_line(line, kept))
+        shape = self._shape
+        extra = header_fields(ex.head, shape.headers_default, shape.headers) if self._headers else None
+        self._writer.append(json_line(fields, self._kept, extra))
 
     def reopen(self) -> None:
         self._writer.reopen()

@@ -6,7 +6,8 @@ configuration's problems and certificates, the workers. `MetricsCollector` is a 
 custom collector over those, registered in a registry of the app's own (never the global one), so
 one scrape reads one state. A scrape (`scrape`) reads that state on the event loop (`Sources.read`:
 every callable once, the totals copied) and renders it in a thread, so a large registry never
-stalls the control plane's loop (the API, the workers' channels). Names follow Traefik's where it has one (`traefik_` -> `passerelle_`).
+stalls the control plane's loop (the API, the workers' channels). Names follow Traefik's where it
+has one (`traefik_` -> `passerelle_`).
 Request families carry the labels entrypoint, router, service, namespace, ingress, method, code:
 namespace and ingress are those of the Ingress the router came from, so a dashboard can sum by them.
 """

@@ -155,7 +155,7 @@ def test_request_headers_are_kept_dropped_or_redacted_by_name(
 def test_filters_keep_a_line_when_any_of_them_does(
     filters: Filters, status: int, retries: int, duration: float, kept: bool
 ) -> None:
-    assert (not filters.any or filters.keeps(status, retries, duration)) is kept
+    assert (not filters.active or filters.keeps(status, retries, duration)) is kept
 
 
 @pytest.mark.parametrize(
@@ -164,6 +164,11 @@ def test_filters_keep_a_line_when_any_of_them_does(
 )
 def test_status_ranges_are_traefiks(value: object, expected: tuple[int, int]) -> None:
     assert status_range(value) == expected
+
+
+def test_header_fields_follow_the_kept_fields() -> None:
+    line = json.loads(json_line(FIELDS_OF_A_404, ("DownstreamStatus",), {"request_User-Agent": "curl/8"}))
+    assert line == {"DownstreamStatus": 404, "request_User-Agent": "curl/8"}
 
 
 def test_header_names_are_written_as_go_writes_them() -> None:
