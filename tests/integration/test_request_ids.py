@@ -61,7 +61,7 @@ def test_ids_are_made_kept_or_replaced_and_logged(
     assert re.search(rb'"X-Request-Id": \["[0-9a-f]{32}"\]', answer), answer
     wait_for(lambda: access.exists() and len(access.read_text().splitlines()) == 7, "7 access log lines")
     logged = [json.loads(line)["RequestID"] for line in access.read_text().splitlines()]
-    assert logged[:3] == [first, second, "trace-4bf92f3577b34da6"]
+    assert {first, second, "trace-4bf92f3577b34da6"} <= set(logged)  # workers' lines interleave
     assert len(set(logged)) == 7
 
 
