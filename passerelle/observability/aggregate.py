@@ -50,6 +50,7 @@ class Totals:
         self.reports = 0
         self.live: Set[Pair] | None = None  # None: no configuration yet, every series stays
         self.scrapes = 0
+        self._retiring = False  # some series may be of a retired pair: `scraped` must look
 
     def add(self, worker: int, report: dict[str, Any]) -> None:
         """Add one worker report; a row of the wrong shape (another bucket layout) is an error."""
@@ -62,9 +63,15 @@ class Totals:
             key: RequestLabels = tuple(row[:LABELS])
             cell = self.requests.get(key)
             values = tuple(row[LABELS:])
-            self.requests[key] = values if cell is None else tuple(map(add, cell, values))
+            if cell is None:
+                self.requests[key] = values
+                self._retiring |= self._retired(key[1], key[2])
+            else:
+                self.requests[key] = tuple(map(add, cell, values))
         for row in report.get("upstream", ()):
             key4: UpstreamLabels = tuple(row[:4])
+            if key4 not in self.upstream:
+                self._retiring |= self._retired(key4[0], key4[1])
             failed, retried = self.upstream.get(key4, (0, 0))
             self.upstream[key4] = (failed + row[4], retried + row[5])
         if "connections" in report:
@@ -84,6 +91,7 @@ class Totals:
         """A new configuration with these (router, service) pairs: the series of others go after
         the next scrape (`scraped`); at once while nothing has ever scraped, to bound memory."""
         self.live = live
+        self._retiring = True
         if not self.scrapes:
             self._drop(None)
 
@@ -93,16 +101,27 @@ class Totals:
         self.scrapes += 1
         self._drop(shown)
 
+    def _retired(self, router: str, service: str) -> bool:
+        return self.live is not None and bool(router) and (router, service) not in self.live
+
     def _drop(self, shown: Totals | None) -> None:
+        """Drop retired series (those `shown` has as they are now); a scan of every series, made
+        only when a configuration or a new series may have retired some (`_retiring`)."""
         live = self.live
-        if live is None:
+        if live is None or not self._retiring:
             return
+        left = False
         for key in [k for k in self.requests if k[1] and (k[1], k[2]) not in live]:
             if shown is None or shown.requests.get(key) is self.requests[key]:
                 del self.requests[key]
+            else:
+                left = True
         for key4 in [k for k in self.upstream if (k[0], k[1]) not in live]:
             if shown is None or shown.upstream.get(key4) is self.upstream[key4]:
                 del self.upstream[key4]
+            else:
+                left = True
+        self._retiring = left
 
     def worker_gone(self, worker: int) -> None:
         """Its connections are gone; its counts stay."""

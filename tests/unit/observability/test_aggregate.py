@@ -107,3 +107,18 @@ def test_a_report_with_one_bad_row_adds_nothing() -> None:
     with pytest.raises(ValueError, match="expected"):
         totals.add(0, {"requests": [row(1, 0.1, [1, 0]), row(1, 0.1, [1])]})
     assert totals.requests == {}
+
+
+def test_a_late_report_for_a_retired_router_is_shown_once_more_then_dropped() -> None:
+    totals = two_routers()
+    totals.scraped(totals.copy())
+    totals.retire({("r", "s")})
+    totals.scraped(totals.copy())
+    assert tuple(GONE) not in totals.requests
+    totals.add(1, {"requests": [row(3, 0.1, [3, 0], GONE)]})  # in flight during the reload
+    shown = totals.copy()
+    assert shown.requests[tuple(GONE)][0] == 3  # the next scrape shows it
+    totals.scraped(shown)
+    assert tuple(GONE) not in totals.requests
+    totals.scraped(totals.copy())  # nothing retired is left: nothing changes
+    assert {k[1] for k in totals.requests} == {"r", ""}
