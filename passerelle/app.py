@@ -205,6 +205,7 @@ async def serve(settings: Settings) -> None:
             workers.close_sockets()
             what = " and ".join(p.removeprefix("/") for p in paths)
             raise StartupError(f"cannot listen on {address} ({what}): {e.strerror or e}") from None
+        log.info("%s listening on %s", " and ".join(paths), address)
 
     await workers.start()
     provider: ManifestsProvider | KubernetesProvider
