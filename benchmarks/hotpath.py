@@ -11,6 +11,7 @@ Instructions per request, exact and repeatable even on a busy machine (valgrind)
         python benchmarks/hotpath.py --once -n $n 2>&1 | grep Collected; done
 and divide the difference by 10,000. `--metrics` counts every exchange as a worker does with
 `metrics.prometheus` on (the default in passerelle); without it, nothing is counted.
+`--request-ids` makes an X-Request-Id per request (`requestId.generate`, the default in passerelle).
 """
 
 from __future__ import annotations
@@ -70,12 +71,13 @@ class MemoryTransport(asyncio.Transport):
         pass
 
 
-def setup(routes: int, metrics: bool = False) -> tuple[ClientConnection, UpstreamConnection, MemoryTransport]:
+def setup(
+    routes: int, metrics: bool = False, request_ids: bool = False
+) -> tuple[ClientConnection, UpstreamConnection, MemoryTransport]:
     loop = asyncio.new_event_loop()
     recorders = {"web": Recorder("web", DEFAULT_BUCKETS)} if metrics else None
-    dataplane = Dataplane(
-        [EntryPointOptions(name="web", host="", port=8080)], ForwardingOptions(), loop, observers=recorders
-    )
+    entry = EntryPointOptions(name="web", host="", port=8080, request_ids=request_ids)
+    dataplane = Dataplane([entry], ForwardingOptions(), loop, observers=recorders)
     prefix = PathMatch(type=PathType.PREFIX, value="/")
     routers = [Router(name="bench", service="backend", host="bench.local", path=prefix)]
     routers += [
@@ -118,10 +120,11 @@ def main() -> None:
     parser.add_argument("-n", type=int, default=200_000, help="requests")
     parser.add_argument("--routes", type=int, default=10)
     parser.add_argument("--metrics", action="store_true", help="count exchanges (metrics.prometheus on)")
+    parser.add_argument("--request-ids", action="store_true", help="make X-Request-Id (requestId.generate)")
     parser.add_argument("--profile", action="store_true", help="print a cProfile of the run")
     parser.add_argument("--once", action="store_true", help="run n requests once, untimed (for callgrind)")
     args = parser.parse_args()
-    client, upstream, transport = setup(args.routes, args.metrics)
+    client, upstream, transport = setup(args.routes, args.metrics, args.request_ids)
     client.data_received(REQUEST)
     upstream.data_received(RESPONSE)
     size = transport.written

@@ -9,6 +9,7 @@ import logging
 import os
 import signal
 import socket
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -116,6 +117,8 @@ async def serve(settings: Settings) -> None:
         raise StartupError(str(e.strerror)) from None
 
     listeners: list[Listener] = [workers.publish]
+    if totals is not None:
+        listeners.append(lambda version: totals.retire(metrics.live_pairs(version.config)))
     if dns is not None:
         listeners.append(dns.served)
     watcher = ConfigWatcher(settings.ingress_options(), listeners)
@@ -184,7 +187,7 @@ async def serve(settings: Settings) -> None:
                 acme=acme.metrics if acme is not None else dict,
                 extra=(metrics.ProcessCollector(registry=None),),
             ),
-            workers,
+            workers.collect,
         )
     try:
         api = await serve_api(api_host, api_port, routes, actions)
@@ -192,17 +195,17 @@ async def serve(settings: Settings) -> None:
         workers.close_sockets()
         raise StartupError(f"cannot listen on {settings.api.address} (api): {e.strerror or e}") from None
 
-    ping = None
-    if settings.ping is not None:  # the probe's listener: only /ping, the API may stay on loopback
-        ping_host, ping_port = split_address(settings.ping.address)
+    side = []  # listeners that serve one or two of the API's paths on an address of their own
+    for address, paths in side_listeners(settings, routes).items():
         try:
-            ping = await serve_api(ping_host, ping_port, {"/ping": routes["/ping"]})
+            side.append(await serve_api(*split_address(address), paths))
         except OSError as e:
-            api.close()
+            for server in (api, *side):
+                server.close()
             workers.close_sockets()
-            raise StartupError(
-                f"cannot listen on {settings.ping.address} (ping): {e.strerror or e}"
-            ) from None
+            what = " and ".join(p.removeprefix("/") for p in paths)
+            raise StartupError(f"cannot listen on {address} ({what}): {e.strerror or e}") from None
+        log.info("%s listening on %s", " and ".join(paths), address)
 
     await workers.start()
     provider: ManifestsProvider | KubernetesProvider
@@ -230,6 +233,7 @@ async def serve(settings: Settings) -> None:
 
     loop.add_signal_handler(signal.SIGINT, stop.set)
     loop.add_signal_handler(signal.SIGTERM, terminate)
+    loop.add_signal_handler(signal.SIGUSR1, lambda: reopen_logs(workers))
     for name, port in ports.items():
         log.info("entry point %s listening on port %d, %d workers", name, port, settings.worker_count())
     log.info("api listening on %s; %s", settings.api.address, source)
@@ -258,24 +262,51 @@ async def serve(settings: Settings) -> None:
         log.info("stopping: draining in-flight requests for up to %gs", settings.graceTimeout)
         for task in background:
             task.cancel()
-    api.close()
-    if ping is not None:
-        ping.close()
+    for server in (api, *side):
+        server.close()
     for used in (client, reflecting, acme_client):
         if used is not None:
             await used.aclose()  # after every task that used it has finished
     await workers.stop()
 
 
-def metrics_route(sources: metrics.Sources, workers: WorkerPool) -> Handler:
-    """`/metrics`: every worker's counts up to now (asked for first), then the whole registry."""
-    registry = metrics.registry_of(sources)
+def metrics_route(sources: metrics.Sources, collect: Callable[[], Awaitable[None]]) -> Handler:
+    """`/metrics`: every worker's counts up to now (`collect` asks for them), then the whole
+    registry, rendered off the event loop (metrics.scrape)."""
 
     async def scrape() -> Answer:
-        await workers.collect()
-        return Answer(200, metrics.render(registry), metrics.CONTENT_TYPE)
+        await collect()
+        return Answer(200, await metrics.scrape(sources), metrics.CONTENT_TYPE)
 
     return lambda request: Answer.after(scrape())
+
+
+def side_listeners(settings: Settings, routes: Mapping[str, Handler]) -> dict[str, dict[str, Handler]]:
+    """By address, the listeners beside the API that serve only `/ping` (`ping.address`, for the
+    kubelet) or only `/metrics` (`metrics.prometheus.address`, for Prometheus): one listener
+    serves both where the two addresses are the same, as Traefik's `traefik` entry point does."""
+    wanted = []
+    if settings.ping is not None:
+        wanted.append((settings.ping.address, "/ping"))
+    prometheus = settings.metrics.prometheus
+    if prometheus is not None and prometheus.address:
+        wanted.append((prometheus.address, "/metrics"))
+    out: dict[str, dict[str, Handler]] = {}
+    names: dict[tuple[str, int], str] = {}  # one spelling per (host, port)
+    for address, path in wanted:
+        address = names.setdefault(split_address(address), address)
+        out.setdefault(address, {})[path] = routes[path]
+    return out
+
+
+def reopen_logs(workers: WorkerPool) -> None:
+    """SIGUSR1 (logrotate's `postrotate`, as for Traefik): each worker reopens its access log file."""
+    for worker in workers.status():
+        if worker["pid"] is not None:
+            try:
+                os.kill(worker["pid"], signal.SIGUSR1)
+            except ProcessLookupError:  # it died just now; its successor opens the file afresh
+                pass
 
 
 def drain_routes(routes: dict[str, Handler], drain: Drain, dns: DnsSync | None) -> dict[str, Handler]:

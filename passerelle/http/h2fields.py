@@ -19,10 +19,15 @@ from passerelle.http.headers import (
     HOST,
     LENGTH,
     REQUEST_HEADERS,
+    REQUEST_ID,
+    REQUEST_ID_LINE,
+    ROLL,
     TE,
     TE_TRAILERS,
+    RequestIds,
     forwarded_port,
     response_fields,
+    valid_request_id,
 )
 
 Fields = list[tuple[bytes, bytes]]
@@ -63,14 +68,17 @@ def request_head(
     default_port: bytes,
     max_request_line: int,
     max_header_bytes: int,
+    request_ids: RequestIds | None = None,
 ) -> RequestHead:
     """The HTTP/1.1 head for a request's fields; `ended`: the request has no body (END_STREAM).
 
     `forwarded` is the connection's X-Forwarded-For/X-Real-Ip/X-Forwarded-Proto lines
     (headers.forwarded_static); X-Forwarded-Host and -Port are added from the authority, as
-    ClientConnection._forwarded_for does. Raises Refused for requests that get a local answer.
+    ClientConnection._forwarded_for does, and X-Request-Id: the first valid `x-request-id` field,
+    else one of `request_ids` (if given). Raises Refused for requests that get a local answer.
     """
     method = target = authority = host = None
+    request_id = b""
     lines: list[bytes] = []
     has_length = False
     size = 0
@@ -91,6 +99,10 @@ def request_head(
                 continue
             if kind == TE:  # the library lets `te: trailers` alone through (RFC 9113 §8.2.2)
                 lines.append(TE_TRAILERS)
+                continue
+            if kind == REQUEST_ID:
+                if not request_id and valid_request_id(value):
+                    request_id = value
                 continue
             if kind != LENGTH:
                 continue
@@ -119,11 +131,19 @@ def request_head(
     elif not has_length:
         chunked = True
         lines.append(b"Transfer-Encoding: chunked\r\n")
+    identified: tuple[bytes, ...] = ()
+    if request_id:
+        identified = (REQUEST_ID_LINE, request_id)
+    elif request_ids is not None:
+        low = next(request_ids.low)
+        if low is ROLL:
+            request_ids.roll()
+        identified = (request_ids.line, low)
     head = b"".join(
         (
             method, b" ", target, b" HTTP/1.1\r\nHost: ", host, _CRLF,
             *lines,
-            forwarded, b"X-Forwarded-Host: ", host, b"\r\nX-Forwarded-Port: ", port, _CRLF,
+            forwarded, b"X-Forwarded-Host: ", host, b"\r\nX-Forwarded-Port: ", port, *identified, _CRLF,
             _CRLF,
         )
     )  # fmt: skip

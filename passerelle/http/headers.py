@@ -8,12 +8,13 @@ written afresh, as Traefik does without `forwardedHeaders.trustedIPs`. So are th
 headers of every compatibility level (`passerelle.tls.certinfo.STRIPPED`), on every route, so that a
 backend can trust them whenever they arrive. Both sets are dropped in every spelling that mixes `-`
 and `_`, since CGI and WSGI servers fold both into one variable name (Traefik's `isManagedXHeader`
-compares names with `_` read as `-`).
+compares names with `_` read as `-`). X-Request-Id is taken out and written again, once, in one
+spelling: the client's if valid (`valid_request_id`), else one made here (`RequestIds`).
 """
 
 from __future__ import annotations
 
-from itertools import product
+from itertools import cycle, product
 
 from passerelle.tls.certinfo import STRIPPED as CLIENT_CERT
 
@@ -54,14 +55,22 @@ RESPONSE_DROP = HOP_BY_HOP
 
 # What the proxy does with a header, by lower-cased name: one dict lookup per header on the hot
 # path. Names absent from a table are forwarded as they are.
-DROP, HOST, LENGTH, CHUNKED, CONNECTION, UPGRADE, TE = range(7)
+DROP, HOST, LENGTH, CHUNKED, CONNECTION, UPGRADE, TE, REQUEST_ID = range(8)
 _SPECIAL = {
     b"connection": CONNECTION,
     b"transfer-encoding": CHUNKED,
     b"upgrade": UPGRADE,
     b"content-length": LENGTH,
 }
-REQUEST_HEADERS = {name: DROP for name in REQUEST_DROP} | _SPECIAL | {b"host": HOST, b"te": TE}
+REQUEST_HEADERS = (
+    {name: DROP for name in REQUEST_DROP}
+    | _SPECIAL
+    | {
+        b"host": HOST,
+        b"te": TE,
+        b"x-request-id": REQUEST_ID,
+    }
+)
 RESPONSE_HEADERS = {name: DROP for name in RESPONSE_DROP} | _SPECIAL
 
 # Connection tokens that name no extra header to drop: the common case costs one set lookup. `te`
@@ -147,3 +156,50 @@ def response_fields(headers: list[tuple[bytes, bytes]]) -> tuple[Kept, bool, boo
         if named:
             kept = [line for line in kept if line[1] not in named]
     return kept, length_known, chunked, upgrade
+
+
+# X-Request-Id (ingress-nginx's `$req_id`): a client's is kept when it is at most this long and
+# of these characters (UUIDs, hex, base64, Heroku's and AWS's forms), so no id can break a log
+# line or a header; any other is dropped, and one is made in its place when ids are generated.
+REQUEST_ID_MAX = 200
+_REQUEST_ID_CHARS = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.:+/=@~"
+
+
+def valid_request_id(value: bytes) -> bool:
+    return 0 < len(value) <= REQUEST_ID_MAX and not value.translate(None, _REQUEST_ID_CHARS)
+
+
+# The line passerelle writes, in this one spelling (a client's is dropped and written again), so
+# the access log finds it in the head it sent (`request_id_in`): no CRLF can be inside a value.
+REQUEST_ID_LINE = b"\r\nX-Request-Id: "
+_LOWS = tuple(b"%02x" % n for n in range(256))
+ROLL = _LOWS[0]  # the low part after which `RequestIds.roll` must be called
+
+
+class RequestIds:
+    """Made request ids: `line` (the X-Request-Id line's start: the random prefix and a counter of
+    14 hex digits) then the next of `low` (2 hex digits), 32 hex digits in all, nginx's
+    `$request_id` shape. A request takes two existing pieces, `line` and `next(low)`, and
+    allocates nothing (formatting bytes costs ~2,000 instructions); when `low` yields ROLL, the
+    caller calls `roll` first (every 256 ids)."""
+
+    __slots__ = ("line", "low", "_prefix", "_high")
+
+    def __init__(self, prefix: bytes) -> None:
+        self._prefix = prefix
+        self._high = 0
+        self.low = cycle(_LOWS)
+        self.line = b""  # the first `next(low)` is ROLL, which makes it
+
+    def roll(self) -> None:
+        self._high += 1
+        self.line = b"%s%s%014x" % (REQUEST_ID_LINE, self._prefix, self._high)
+
+
+def request_id_in(head: bytes) -> bytes:
+    """The X-Request-Id passerelle wrote in a request head it sent upstream; b"" if none."""
+    at = head.find(REQUEST_ID_LINE)
+    if at < 0:
+        return b""
+    start = at + len(REQUEST_ID_LINE)
+    return head[start : head.find(b"\r\n", start)]

@@ -5,12 +5,18 @@ the counts came from and whether it is still alive: a worker that dies and is re
 reported counts behind, and its successor's are added to them. Gauges (open connections) are the
 opposite: each worker's latest value, dropped when it dies, since its connections died with it.
 A scrape reads one `Totals` between two reports, so every family in it agrees with the others.
+
+Cells are tuples, replaced whole by `add`, never changed in place: `copy()` is a shallow copy that
+a scrape renders in another thread while reports keep arriving on the event loop. Series of a
+(router, service) pair that the configuration no longer has are dropped after a scrape has shown
+them (`retire`, then `scraped`), as Traefik does, so churning Ingresses do not grow the scrape.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Sequence, Set
 from dataclasses import dataclass
+from operator import add
 from typing import Any
 
 from passerelle.observability.recorder import BUCKETS
@@ -20,6 +26,7 @@ RequestLabels = tuple[
 ]  # entrypoint router service namespace ingress method code
 UpstreamLabels = tuple[str, str, str, str]  # router service namespace ingress
 LABELS = 7
+Pair = tuple[str, str]  # router, service: a series lives while the configuration has its pair
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -37,33 +44,84 @@ class Totals:
     def __init__(self, buckets: Sequence[float]) -> None:
         self.bounds = tuple(buckets)
         self._width = BUCKETS + len(self.bounds) + 1
-        self.requests: dict[RequestLabels, list[Any]] = {}
-        self.upstream: dict[UpstreamLabels, list[int]] = {}
+        self.requests: dict[RequestLabels, tuple[Any, ...]] = {}
+        self.upstream: dict[UpstreamLabels, tuple[int, int]] = {}
         self.connections: dict[int, dict[str, dict[str, int]]] = {}  # worker -> entrypoint -> protocol -> n
         self.reports = 0
+        self.live: Set[Pair] | None = None  # None: no configuration yet, every series stays
+        self.scrapes = 0
+        self._retiring = False  # some series may be of a retired pair: `scraped` must look
 
     def add(self, worker: int, report: dict[str, Any]) -> None:
         """Add one worker report; a row of the wrong shape (another bucket layout) is an error."""
         width = LABELS + self._width
-        for row in report.get("requests", ()):
+        requests = report.get("requests", ())
+        for row in requests:  # checked first: a report that does not fit adds nothing
             if len(row) != width:
                 raise ValueError(f"request row of {len(row)} fields, expected {width}")
+        for row in requests:
             key: RequestLabels = tuple(row[:LABELS])
             cell = self.requests.get(key)
-            values = row[LABELS:]
+            values = tuple(row[LABELS:])
             if cell is None:
-                self.requests[key] = list(values)
+                self.requests[key] = values
+                self._retiring |= self._retired(key[1], key[2])
             else:
-                for i, value in enumerate(values):
-                    cell[i] += value
+                self.requests[key] = tuple(map(add, cell, values))
         for row in report.get("upstream", ()):
             key4: UpstreamLabels = tuple(row[:4])
-            counts = self.upstream.setdefault(key4, [0, 0])
-            counts[0] += row[4]
-            counts[1] += row[5]
+            if key4 not in self.upstream:
+                self._retiring |= self._retired(key4[0], key4[1])
+            failed, retried = self.upstream.get(key4, (0, 0))
+            self.upstream[key4] = (failed + row[4], retried + row[5])
         if "connections" in report:
             self.connections[worker] = report["connections"]
         self.reports += 1
+
+    def copy(self) -> Totals:
+        """These sums as they are now, for a scrape rendered in another thread (cells are shared:
+        they are never changed in place)."""
+        out = Totals(self.bounds)
+        out.requests, out.upstream = dict(self.requests), dict(self.upstream)
+        out.connections = dict(self.connections)  # each worker's is replaced whole, per report
+        out.reports, out.live, out.scrapes = self.reports, self.live, self.scrapes
+        return out
+
+    def retire(self, live: Set[Pair]) -> None:
+        """A new configuration with these (router, service) pairs: the series of others go after
+        the next scrape (`scraped`); at once while nothing has ever scraped, to bound memory."""
+        self.live = live
+        self._retiring = True
+        if not self.scrapes:
+            self._drop(None)
+
+    def scraped(self, shown: Totals) -> None:
+        """`shown` (a `copy()`) was rendered: its series of retired pairs go, unless a report has
+        added to them since (the sums differ from `shown`'s): those go after the next scrape."""
+        self.scrapes += 1
+        self._drop(shown)
+
+    def _retired(self, router: str, service: str) -> bool:
+        return self.live is not None and bool(router) and (router, service) not in self.live
+
+    def _drop(self, shown: Totals | None) -> None:
+        """Drop retired series (those `shown` has as they are now); a scan of every series, made
+        only when a configuration or a new series may have retired some (`_retiring`)."""
+        live = self.live
+        if live is None or not self._retiring:
+            return
+        left = False
+        for key in [k for k in self.requests if k[1] and (k[1], k[2]) not in live]:
+            if shown is None or shown.requests.get(key) is self.requests[key]:
+                del self.requests[key]
+            else:
+                left = True
+        for key4 in [k for k in self.upstream if (k[0], k[1]) not in live]:
+            if shown is None or shown.upstream.get(key4) is self.upstream[key4]:
+                del self.upstream[key4]
+            else:
+                left = True
+        self._retiring = left
 
     def worker_gone(self, worker: int) -> None:
         """Its connections are gone; its counts stay."""
@@ -82,16 +140,16 @@ class Totals:
                 for i, value in enumerate(cell):
                     into[i] += value
         out = {}
-        for key, cell in cells.items():
+        for key, summed in cells.items():
             running, cumulative = 0, []
-            for n in cell[BUCKETS:]:
+            for n in summed[BUCKETS:]:
                 running += n
                 cumulative.append(running)
             out[key] = Histogram(
-                count=cell[0],
-                seconds=cell[1],
-                bytes_in=cell[2],
-                bytes_out=cell[3],
+                count=summed[0],
+                seconds=summed[1],
+                bytes_in=summed[2],
+                bytes_out=summed[3],
                 cumulative=tuple(cumulative),
             )
         return out

@@ -4,13 +4,19 @@ The data plane's counts arrive as worker reports summed in `Totals` (aggregate.p
 read from the control plane's own state at scrape time: reloads, providers, the applied
 configuration's problems and certificates, the workers. `MetricsCollector` is a prometheus_client
 custom collector over those, registered in a registry of the app's own (never the global one), so
-one scrape reads one state. Names follow Traefik's where it has one (`traefik_` -> `passerelle_`).
+one scrape reads one state. A scrape (`scrape`) reads that state on the event loop (`Sources.read`:
+every callable once, the totals copied) and renders it in a thread, so a large registry never
+stalls the control plane's loop (the API, the workers' channels). Names follow Traefik's where it
+has one (`traefik_` -> `passerelle_`).
 Request families carry the labels entrypoint, router, service, namespace, ingress, method, code:
 namespace and ingress are those of the Ingress the router came from, so a dashboard can sum by them.
 """
 
 from __future__ import annotations
 
+import asyncio
+import copy
+import dataclasses
 import datetime
 import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -21,11 +27,14 @@ from prometheus_client import CollectorRegistry, ProcessCollector, generate_late
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from passerelle.model import Certificate, Problem, TlsConfig
-from passerelle.observability.aggregate import LABELS, Totals
+from passerelle.model import Certificate, DynamicConfig, Problem, TlsConfig
+from passerelle.observability.aggregate import LABELS, Pair, Totals
 from passerelle.tls.contexts import TlsStatic
 
-__all__ = ["METRICS", "MetricsCollector", "ProcessCollector", "Reloads", "Sources", "registry_of", "render"]
+__all__ = [
+    "METRICS", "MetricsCollector", "ProcessCollector", "Reloads", "Sources", "live_pairs", "registry_of",
+    "render", "scrape",
+]  # fmt: skip
 
 log = logging.getLogger("passerelle.metrics")
 
@@ -119,6 +128,26 @@ class Sources:
     # ([(names, unix time)]): AcmeController.metrics()
     acme: Callable[[], Mapping[str, Mapping[str, Any]]] = dict
     extra: tuple[Collector, ...] = field(default=())
+
+    def read(self) -> Sources:
+        """These sources as they are now, for a render in another thread: read on the event loop
+        that changes them, each callable called once (a constant returns its value), the totals and
+        reloads copied. Only the providers' health (single counters) is read in the render itself."""
+        now: dict[str, Any] = {"totals": self.totals.copy(), "reloads": copy.copy(self.reloads)}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if f.name not in now and f.name != "extra" and callable(value):
+                now[f.name] = _constant(_materialised(value()))
+        return dataclasses.replace(self, **now)
+
+
+def _materialised(value: Any) -> Any:
+    """A value a callable returned, made safe to read later: iterators become tuples."""
+    return tuple(value) if isinstance(value, Iterator) else value
+
+
+def _constant(value: Any) -> Callable[[], Any]:
+    return lambda: value
 
 
 def keep_mask(*, entrypoints: bool, routers: bool, services: bool) -> tuple[bool, ...]:
@@ -290,3 +319,17 @@ def registry_of(sources: Sources) -> CollectorRegistry:
 
 def render(registry: CollectorRegistry) -> bytes:
     return generate_latest(registry)
+
+
+async def scrape(sources: Sources) -> bytes:
+    """The exposition of `sources` now: read here, rendered in a thread; then the series of retired
+    routers that this scrape showed are dropped (aggregate.Totals.scraped)."""
+    now = sources.read()
+    body = await asyncio.to_thread(render, registry_of(now))
+    sources.totals.scraped(now.totals)
+    return body
+
+
+def live_pairs(config: DynamicConfig) -> frozenset[Pair]:
+    """The (router, service) pairs a configuration has: series of other pairs are retired."""
+    return frozenset((router.name, router.service) for router in config.routers)

@@ -7,6 +7,8 @@ of another: a regular file is opened with O_APPEND, whose writes the kernel seri
 (stdout under a container runtime) gets writes of at most PIPE_BUF bytes, which POSIX makes atomic;
 only a single line longer than that can be split by another process's write. When the thread falls
 behind by more than `MAX_PENDING` bytes (a stalled disk), new batches are dropped and counted.
+`reopen` (SIGUSR1, for logrotate) makes the thread open the path anew after what it holds is
+written, and put it in place of the old file's descriptor (`dup2`): no line is lost or split.
 """
 
 from __future__ import annotations
@@ -39,10 +41,18 @@ def chunks(data: bytes, *, limit: int) -> Iterator[bytes]:
         yield data[start:]
 
 
+class _Reopen:
+    """Queued after the lines already handed over: the file is opened anew when they are written."""
+
+
+_OPEN_FLAGS = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC
+
+
 class LineWriter:
     def __init__(self, path: str, *, buffering: int, loop: asyncio.AbstractEventLoop) -> None:
+        self._path = path
         if path:
-            self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            self._fd = os.open(path, _OPEN_FLAGS, 0o644)
             self._owned = True
         else:
             self._fd = 1  # stdout, shared with the other workers
@@ -50,7 +60,7 @@ class LineWriter:
         self._limit = 1 << 20 if stat.S_ISREG(os.fstat(self._fd).st_mode) else PIPE_BUF
         self._buffering = buffering
         self._lines: list[bytes] = []
-        self._queue: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[bytes | _Reopen | None] = queue.SimpleQueue()
         self._pending = 0  # bytes handed to the thread and not yet written
         self._pending_lock = threading.Lock()
         self.dropped = 0  # lines
@@ -79,6 +89,12 @@ class LineWriter:
             self._pending += len(data)
         self._queue.put(data)
 
+    def reopen(self) -> None:
+        """Write what is held to the current file, then open the path again (a no-op on stdout)."""
+        if self._owned:
+            self.flush()
+            self._queue.put(_Reopen())
+
     def _tick(self) -> None:
         self.flush()
         self._timer = self._loop.call_later(FLUSH_SECONDS, self._tick)
@@ -101,6 +117,9 @@ class LineWriter:
             data = self._queue.get()
             if data is None:
                 return
+            if isinstance(data, _Reopen):
+                self._reopen()
+                continue
             try:
                 for piece in chunks(data, limit=self._limit):
                     view = memoryview(piece)
@@ -110,3 +129,12 @@ class LineWriter:
                 log.error("access log: cannot write: %s", e.strerror)
             with self._pending_lock:
                 self._pending -= len(data)
+
+    def _reopen(self) -> None:
+        try:
+            fresh = os.open(self._path, _OPEN_FLAGS, 0o644)
+        except OSError as e:  # keep writing to the old file rather than lose lines
+            log.error("access log: cannot reopen %s: %s", self._path, e.strerror)
+            return
+        os.dup2(fresh, self._fd, inheritable=False)
+        os.close(fresh)

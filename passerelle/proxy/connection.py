@@ -28,6 +28,9 @@ from passerelle.http.headers import (
     HOST,
     LENGTH,
     REQUEST_HEADERS,
+    REQUEST_ID,
+    REQUEST_ID_LINE,
+    ROLL,
     TE,
     TE_TRAILERS,
     UPGRADE,
@@ -36,6 +39,7 @@ from passerelle.http.headers import (
     forwarded_port,
     forwarded_static,
     response_fields,
+    valid_request_id,
 )
 from passerelle.proxy.dispatch import TlsPeer, connect_failure, connect_retry, dispatch, replays_stale
 from passerelle.proxy.upstream import Pool, UpstreamConnection
@@ -84,6 +88,7 @@ class Exchange:
         "upstream",
         "pool",
         "tries",
+        "retries",
         "retried_stale",
         "connecting",
         "plain",
@@ -125,6 +130,7 @@ class Exchange:
         self.upstream: UpstreamConnection | None = None
         self.pool: Pool | None = None
         self.tries = 0
+        self.retries = 0  # sent again: to another server, or on a fresh connection (the access log)
         self.retried_stale = False
         self.connecting: asyncio.Task[None] | None = None
         self.plain = False  # its response may be passed on as it comes (no re-framing, no added lines)
@@ -254,7 +260,8 @@ class ClientConnection(asyncio.Protocol):
             simple = simple_request(data, self.entry.options.max_request_line)
             if simple is not None:
                 method, target, host = simple
-                head = b"".join((data[:-2], *self._forwarded_for(host), _CRLF))
+                # a client's X-Request-Id takes the full way: none here
+                head = b"".join((data[:-2], *self._forwarded_for(host, b""), _CRLF))
                 ex = self._begin(method, target, host, head, True, True, False, False)
                 ex.request_done = True
                 self.deadline = 0.0
@@ -333,6 +340,7 @@ class ClientConnection(asyncio.Protocol):
         chunked = False
         upgrade = None
         has_length = False
+        request_id = b""
         for name, value in self._headers:
             lname = name.lower()
             if lname in REQUEST_HEADERS:  # `in` is one bytecode; most headers stop here
@@ -343,6 +351,10 @@ class ClientConnection(asyncio.Protocol):
                     host = value
                 elif kind == LENGTH:
                     has_length = value != b"0"
+                elif kind == REQUEST_ID:  # the first valid one is the id; it goes with X-Forwarded-*
+                    if not request_id and valid_request_id(value):
+                        request_id = value
+                    continue
                 else:
                     if kind == CHUNKED:
                         chunked = True  # llhttp has checked that chunked is the final coding
@@ -368,7 +380,7 @@ class ClientConnection(asyncio.Protocol):
             host = b""
         else:
             host = host.rstrip(b" \t")  # llhttp strips the leading whitespace only (RFC 9110 §5.5)
-        head += self._forwarded_for(host)
+        head += self._forwarded_for(host, request_id)
         is_upgrade = upgrade is not None and parser.should_upgrade()
         if is_upgrade:
             head += (b"Connection: Upgrade\r\nUpgrade: ", upgrade, _CRLF)  # type: ignore[arg-type]
@@ -398,10 +410,26 @@ class ClientConnection(asyncio.Protocol):
             self._queue.append(ex)
             self._pause(_PAUSE_QUEUE)
 
-    def _forwarded_for(self, host: bytes) -> tuple[bytes, ...]:
+    def _forwarded_for(self, host: bytes, request_id: bytes) -> tuple[bytes, ...]:
+        """The X-Forwarded-* lines, and X-Request-Id: `request_id` (the client's), else one made
+        here (two pieces, no allocation: headers.RequestIds), else none."""
         port = (
             self.entry.default_port if host.find(b":") < 0 else forwarded_port(host, self.entry.default_port)
         )
+        if request_id:
+            return (
+                self._forwarded, b"X-Forwarded-Host: ", host, b"\r\nX-Forwarded-Port: ", port,
+                REQUEST_ID_LINE, request_id, _CRLF,
+            )  # fmt: skip
+        ids = self.entry.request_ids
+        if ids is not None:
+            low = next(ids.low)
+            if low is ROLL:
+                ids.roll()
+            return (
+                self._forwarded, b"X-Forwarded-Host: ", host, b"\r\nX-Forwarded-Port: ", port,
+                ids.line, low, _CRLF,
+            )  # fmt: skip
         return (self._forwarded, b"X-Forwarded-Host: ", host, b"\r\nX-Forwarded-Port: ", port, _CRLF)
 
     def _begin(

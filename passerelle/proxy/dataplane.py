@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import socket
 from collections.abc import Iterator, Mapping
 from functools import partial
 from typing import Any, Protocol
 
+from passerelle.http.headers import RequestIds
 from passerelle.http.redirect import Redirect
 from passerelle.middlewares.pass_tls_client_cert import PassTLSClientCert
 from passerelle.middlewares.redirect_scheme import RedirectScheme
@@ -181,7 +183,7 @@ def redirect_all_route(options: EntryPointOptions) -> Route | None:
 class EntryPoint:
     __slots__ = (
         "options", "loop", "table", "redirect_all", "scheme", "default_port", "connections", "deadlines", "servers",
-        "tls", "observer", "challenges",
+        "tls", "observer", "challenges", "request_ids",
     )  # fmt: skip
 
     def __init__(
@@ -206,6 +208,8 @@ class EntryPoint:
         self.servers: list[asyncio.Server] = []
         # ACME HTTP-01: request-target -> answer, while tokens are pending here (proxy/acme.py)
         self.challenges: dict[bytes, bytes] | None = None
+        # X-Request-Id for requests that bring none: a random prefix per entry point and worker
+        self.request_ids = RequestIds(os.urandom(8).hex().encode()) if options.request_ids else None
 
     def set_table(self, table: RouteTable[Route]) -> None:
         self.table = table if self.redirect_all is None else RedirectAll(self.redirect_all, table)

@@ -43,6 +43,7 @@ def connect_retry(ex: Exchange, pool: Pool, observer: Recorder | None) -> Pool |
         observer.connect_failed(route)
     retry = route.upstream.pools.pick(avoid=pool) if ex.tries < 2 else None
     if retry is not None:
+        ex.retries += 1
         if observer is not None:
             observer.retried(route)
         ex.pool = retry
@@ -61,6 +62,7 @@ def replays_stale(ex: Exchange, conn: UpstreamConnection, stale: bool, observer:
     if not stale or ex.body_sent or ex.retried_stale or not (conn.refused or ex.method in IDEMPOTENT):
         return False
     ex.retried_stale = True
+    ex.retries += 1
     if observer is not None:
         observer.retried(ex.route)
     return True

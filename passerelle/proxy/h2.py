@@ -481,6 +481,7 @@ class H2Connection(asyncio.Protocol):
                 default_port=self.entry.default_port,
                 max_request_line=options.max_request_line,
                 max_header_bytes=options.max_header_bytes,
+                request_ids=self.entry.request_ids,
             )
         except Refused as refused:
             method = next((v for n, v in event.headers or () if n == b":method"), b"")

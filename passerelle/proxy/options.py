@@ -18,6 +18,7 @@ class EntryPointOptions:
         to ("" for no redirect); redirect_port the target port (None: the scheme's default) and
         redirect_permanent 301/308 instead of 302/307 (Traefik's default: permanent).
     tls: terminate TLS (entryPoints.<name>.tls present); tls_options: its TLS option's name.
+    request_ids: make an X-Request-Id for each request that brings no valid one (`requestId`).
     """
 
     name: str
@@ -32,6 +33,7 @@ class EntryPointOptions:
     redirect_permanent: bool = True
     tls: bool = False
     tls_options: str = ""
+    request_ids: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -28,7 +28,7 @@ from typing import Any
 from passerelle.memory import gc_paused
 from passerelle.model import Certificate, DynamicConfig, Middleware, Router, Service, TlsConfig, codec
 from passerelle.model.delta import Delta
-from passerelle.observability.accesslog import AccessLog, kept_fields
+from passerelle.observability.accesslog import AccessLog, Shape
 from passerelle.observability.logging import configure
 from passerelle.observability.recorder import LoggingRecorder, Recorder
 from passerelle.observability.writer import LineWriter
@@ -50,12 +50,15 @@ def recorders_of(
     if access is None:
         return ({name: Recorder(name, buckets) for name in entrypoints} if buckets is not None else {}), None
     writer = LineWriter(access["filePath"], buffering=access["bufferingSize"], loop=loop)
-    kept = kept_fields(access["fields"]["defaultMode"], access["fields"]["names"])
-    log = AccessLog(writer, format=access["format"], kept=kept)
+    log = AccessLog(writer, format=access["format"], shape=Shape.of(access))
     counting = buckets is not None
     return {
         name: LoggingRecorder(name, buckets or (), counting=counting, log=log) for name in entrypoints
     }, log
+
+
+def _ignored() -> None:
+    """SIGUSR1 with no access log file: nothing to reopen."""
 
 
 async def serve(init: dict[str, Any]) -> None:
@@ -66,6 +69,8 @@ async def serve(init: dict[str, Any]) -> None:
     static: asyncio.Future[Message] = loop.create_future()
     names = [ep["options"]["name"] for ep in init["entrypoints"]]
     recorders, access_log = recorders_of(init.get("observability", {}), names, loop)
+    # logrotate's SIGUSR1 (also forwarded by the control plane): without a handler it would kill us
+    loop.add_signal_handler(signal.SIGUSR1, access_log.reopen if access_log is not None else _ignored)
     counting = any(r.counting for r in recorders.values())
     dataplane: Dataplane | None = None
 

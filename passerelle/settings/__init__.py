@@ -28,7 +28,7 @@ from passerelle.settings.api import Api
 from passerelle.settings.base import Duration, SettingsError, StrictModel, reason, split_address
 from passerelle.settings.dnssync import DnsSync, resolve_dnssync_paths
 from passerelle.settings.entrypoints import EntryPoint
-from passerelle.settings.observability import AccessLog, Metrics
+from passerelle.settings.observability import AccessLog, Metrics, RequestId
 from passerelle.settings.ping import Ping
 from passerelle.settings.providers import Providers
 from passerelle.settings.tls import Tls, TlsOption, resolve_tls_paths
@@ -69,6 +69,7 @@ class Settings(StrictModel):
     workers: Literal["auto"] | Annotated[int, Field(ge=1, le=256)] = "auto"
     dnsSync: DnsSync | None = None
     ping: Ping | None = None  # a listener serving only /ping (settings/ping.py)
+    requestId: RequestId = RequestId()  # X-Request-Id (settings/observability.py)
 
     def worker_count(self) -> int:
         """`auto`: one worker per CPU this process may run on."""
@@ -95,6 +96,7 @@ class Settings(StrictModel):
                     redirect_permanent=redirect.permanent if redirect else True,
                     tls=ep.tls is not None,
                     tls_options=ep.tls.options if ep.tls is not None else "",
+                    request_ids=self.requestId.generate,
                 )
             )
         return out
@@ -258,6 +260,8 @@ def parse_settings(text: str, *, source: str = "<config>", base: Path | None = N
     split_address(settings.api.address)
     if settings.ping is not None:
         split_address(settings.ping.address)
+    if settings.metrics.prometheus is not None and settings.metrics.prometheus.address:
+        split_address(settings.metrics.prometheus.address)
     if settings.providers.manifests is not None and settings.providers.kubernetes is not None:
         where = _line_of(node, ["providers", "kubernetes"])
         raise SettingsError(

@@ -119,6 +119,15 @@ def test_the_image_runs_as_the_daemonset_says_and_serves_the_cluster(
         answer = httpx.get(f"http://127.0.0.1:{ports['web']}/", headers={"Host": HOST}, timeout=5)
         assert answer.status_code == 200 and answer.json()["pod"] == "app-pod"
 
+        def counted() -> bool:  # on Prometheus's port; a worker's report may come after a busy second
+            answer = httpx.get(f"http://127.0.0.1:{ports['metrics']}/metrics", timeout=5)
+            return any(
+                line.startswith("passerelle_requests_total{") and 'ingress="app"' in line
+                for line in answer.text.splitlines()
+            )
+
+        wait_for(counted, "the request in /metrics", timeout=10)
+
         def published() -> list[str]:
             status = (api.get("networking.k8s.io/v1", "Ingress", "default", "app") or {}).get("status") or {}
             return [e.get("ip", "") for e in (status.get("loadBalancer") or {}).get("ingress") or []]

@@ -85,6 +85,15 @@ def test_the_daemonset_matches_the_static_configuration() -> None:
         and ports["ping"]["containerPort"] == split_address(settings.ping.address)[1]
     )
     assert container["readinessProbe"]["httpGet"] == {"path": "/ping", "port": "ping"}
+    # Prometheus scrapes the metrics listener (only /metrics) where the annotations say
+    prometheus = settings.metrics.prometheus
+    assert prometheus is not None and prometheus.address
+    metrics_port = split_address(prometheus.address)[1]
+    assert ports["metrics"]["containerPort"] == metrics_port and "hostPort" not in ports["metrics"]
+    annotations = pod["metadata"]["annotations"]
+    assert annotations["prometheus.io/scrape"] == "true"
+    assert annotations["prometheus.io/port"] == str(metrics_port)
+    assert annotations["prometheus.io/path"] == "/metrics"
     # liveness must not follow /ping's 503 (draining, no configuration yet): a restart cures neither
     assert container["livenessProbe"] == container["livenessProbe"] | {"tcpSocket": {"port": "ping"}}
     assert "httpGet" not in container["livenessProbe"]

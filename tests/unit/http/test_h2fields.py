@@ -6,7 +6,7 @@ import pytest
 
 from passerelle.http.errors import NOT_FOUND, canned
 from passerelle.http.h2fields import Refused, local_answer, request_head, response_head
-from passerelle.http.headers import forwarded_static
+from passerelle.http.headers import RequestIds, forwarded_static, request_id_in
 from passerelle.http.redirect import Redirect
 
 FORWARDED = forwarded_static(b"192.0.2.7", b"https")
@@ -104,3 +104,28 @@ def test_local_answers_become_fields_and_a_body() -> None:
     assert all(name != b"connection" for name, _ in closing)
     moved, _ = local_answer(Redirect(scheme="https").response(b"h.test:80", b"/a?b", b"GET"))
     assert moved[0] == (b":status", b"302") and (b"location", b"https://h.test/a?b") in moved
+
+
+@pytest.mark.parametrize(
+    ("sent", "ids", "expected"),
+    [
+        ([], True, b"f" * 16 + b"%016x" % 0x100),  # none sent: the next one made
+        ([(b"x-request-id", b"trace.7")], True, b"trace.7"),  # a valid one is kept
+        ([(b"x-request-id", b"a b"), (b"x-request-id", b"ok")], True, b"ok"),  # the first valid one
+        ([(b"x-request-id", b"\x7f")], True, b"f" * 16 + b"%016x" % 0x100),  # an invalid one is replaced
+        ([(b"x-request-id", b"trace.7")], False, b"trace.7"),
+        ([], False, b""),  # none made: no header
+    ],
+)
+def test_the_request_id_is_the_clients_valid_one_or_the_next_made(
+    sent: list[tuple[bytes, bytes]], ids: bool, expected: bytes
+) -> None:
+    request = request_head(
+        [*base(), *sent], ended=True, forwarded=b"", default_port=b"443", max_request_line=99,
+        max_header_bytes=999, request_ids=RequestIds(b"f" * 16) if ids else None,
+    )  # fmt: skip
+    assert request_id_in(request.head) == expected
+    lines = [line for line in request.head.split(b"\r\n") if line.lower().startswith(b"x-request-id")]
+    assert lines == ([b"X-Request-Id: " + expected] if expected else [])
+    identified = b"X-Request-Id: " + expected + b"\r\n" if expected else b""
+    assert request.head.endswith(b"X-Forwarded-Port: 443\r\n" + identified + b"\r\n")

@@ -5,16 +5,27 @@ from __future__ import annotations
 from prometheus_client.parser import text_string_to_metric_families
 
 from passerelle.kube.reflector import Health
-from passerelle.model import Certificate, ObjectRef, Problem, Severity, TlsConfig
+from passerelle.model import (
+    Certificate,
+    DynamicConfig,
+    ObjectRef,
+    Problem,
+    Router,
+    Service,
+    Severity,
+    TlsConfig,
+)
 from passerelle.observability.aggregate import Totals
 from passerelle.observability.metrics import (
     METRICS,
     Reloads,
     Sources,
     keep_mask,
+    live_pairs,
     provider_health,
     registry_of,
     render,
+    scrape,
     served_certificates,
 )
 
@@ -125,3 +136,32 @@ def test_acme_counters_failures_by_reason_and_renewal_times() -> None:
     assert out["passerelle_acme_renewal_time"] == [
         ({"resolver": "le", "cn": "b.test", "sans": "b.test,a.test"}, 1800000000.0)
     ]
+
+
+def test_a_reading_is_the_state_at_that_moment() -> None:
+    totals = Totals(())
+    problems: list[Problem] = []
+    sources = Sources(totals=totals, reloads=Reloads(), problems=lambda: list(problems))
+    now = sources.read()
+    problems.append(Problem(ref=ObjectRef(kind="Ingress", namespace="ns", name="x"), message="m"))
+    totals.add(0, {"requests": [["web", "r", "s", "ns", "ing", "GET", "200", 1, 0.2, 0, 0, 1]]})
+    sources.reloads.success(1.0)
+    assert list(now.problems()) == [] and now.totals.requests == {} and now.reloads.succeeded == 0
+    assert families(now)["passerelle_requests"] == []
+    assert families(sources)["passerelle_requests"] != []  # the live sources see both
+
+
+async def test_a_scrape_shows_a_retired_routers_series_once_then_drops_them() -> None:
+    totals = Totals(())
+    totals.add(0, {"requests": [["web", "gone", "s", "ns", "old", "GET", "200", 1, 0.2, 0, 0, 1]]})
+    sources = Sources(totals=totals, reloads=Reloads())
+    assert b'router="gone"' in await scrape(sources)
+    totals.retire(live_pairs(DynamicConfig()))
+    assert b'router="gone"' in await scrape(sources)  # the last counts are shown once
+    assert b'router="gone"' not in await scrape(sources)
+
+
+def test_live_pairs_are_each_routers_router_and_service() -> None:
+    routers = (Router(name="a", service="s1", host="a.test"), Router(name="b", service="s2"))
+    config = DynamicConfig(routers=routers, services=(Service(name="s1"), Service(name="s2")))
+    assert live_pairs(config) == {("a", "s1"), ("b", "s2")}

@@ -70,12 +70,13 @@ def _config(hosts: tuple[str, ...]) -> DynamicConfig:
 
 
 @contextmanager
-def connected(hosts: tuple[str, ...] = ("a.example",)) -> Iterator[Pair]:
+def connected(hosts: tuple[str, ...] = ("a.example",), *, request_ids: bool = False) -> Iterator[Pair]:
     """A client connection on an entry point routing `hosts` to one server, whose pool holds one
     idle upstream connection, so a request is sent at once, without connecting."""
     loop = asyncio.new_event_loop()
     try:
-        dataplane = Dataplane([EntryPointOptions(name="web", host="", port=80)], ForwardingOptions(), loop)
+        options = EntryPointOptions(name="web", host="", port=80, request_ids=request_ids)
+        dataplane = Dataplane([options], ForwardingOptions(), loop)
         dataplane.apply(_config(hosts))
         entry = dataplane.entrypoints["web"]
         route = entry.table.match(hosts[0].encode(), b"/")

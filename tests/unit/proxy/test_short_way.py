@@ -20,7 +20,7 @@ _header_names = st.sampled_from(
         "Accept", "User-Agent", "Cookie", "X-Forwarded-Prefix", "X-Forwarded-For", "X-Real-Ip",
         "X-Forwarded-Proto", "Connection", "Keep-Alive", "TE", "Proxy-Authorization", "Trailer",
         "Content-Length", "Expect", "Host", "X-Custom", "connection", "CONTENT-length", "X_Forwarded-For",
-        "Ssl-Client-Verify",
+        "Ssl-Client-Verify", "X-Request-Id",
     ]
 )  # fmt: skip
 _values = st.sampled_from(["", "0", "1", "a", " spaced  ", "close", "keep-alive", "x-custom", "b.example"])
