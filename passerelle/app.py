@@ -32,6 +32,7 @@ from passerelle.kube.lease import Leadership
 from passerelle.kube.manifests import Loaded, ManifestsProvider
 from passerelle.kube.selector import parse_selector
 from passerelle.kube.status import EndpointPolicy, StatusWriter
+from passerelle.kube.termination import check_grace_period, stop_budget
 from passerelle.kube.watch import KubernetesProvider, WatchOptions, connections_needed
 from passerelle.observability import metrics
 from passerelle.observability.aggregate import Totals
@@ -222,8 +223,10 @@ async def serve(settings: Settings) -> None:
             dns.observe(loaded.snapshot)  # Nodes and Pods: they change DNS, not routing
         await watcher.publish(loaded)
 
+    drains_on_sigterm = sync is not None and sync.drain.on_sigterm(kubernetes=kube is not None)
+
     def terminate() -> None:  # SIGTERM drains when configured; a second one stops at once
-        if sync is not None and sync.drain.onSigterm and drain.phase == "serving":
+        if drains_on_sigterm and drain.phase == "serving":
             drain.request()
         else:
             stop.set()
@@ -254,6 +257,11 @@ async def serve(settings: Settings) -> None:
         if acme is not None:
             background.append(tasks.create_task(acme.run()))
         background += [tasks.create_task(s.run()) for s in status]
+        if client is not None:  # does a stop fit in the pod's terminationGracePeriodSeconds?
+            background.append(tasks.create_task(check_grace_period(
+                client, OwnPod.from_env(client.namespace), stop_budget(settings),
+                lambda problem: watcher.contribute("termination", problems=(problem,)),
+            )))  # fmt: skip
         await stop.wait()
         log.info("stopping: draining in-flight requests for up to %gs", settings.graceTimeout)
         for task in background:

@@ -292,17 +292,30 @@ class DnsSync:
         """Take this node out of DNS, retrying with backoff until `timeout`. REMOVED once no owned
         name holds its addresses (or none did); KEPT when it is the last eligible node (its
         addresses stay: see plan.py); UNKNOWN_NODE when the selector picks no node of this name
-        (a wrong nodeName: the host name of a pod is not its node's); TIMEOUT when it ran out."""
+        (a wrong nodeName: the host name of a pod is not its node's); TIMEOUT when it ran out.
+        `timeout` bounds the whole step, an attempt in flight included (a server that accepts and
+        never answers): the pod's grace period is sized on it (kube/termination.py)."""
         self._draining = self._draining | {self.node_name}
         if self.options.targets:
             return DrainReport(result=DrainResult.NOT_IN_DNS, detail="fixed targets: this node is not in DNS")
-        deadline = asyncio.get_running_loop().time() + timeout
+        errors: list[str] = []  # the last attempt's, for a timeout's detail
+        try:
+            async with asyncio.timeout(timeout):
+                return await self._leave(errors)
+        except TimeoutError:
+            why = "; ".join(errors) or "its addresses are still published"
+            return DrainReport(
+                result=DrainResult.TIMEOUT, detail=f"not confirmed out of DNS within {timeout:g}s: {why}"
+            )
+
+    async def _leave(self, errors: list[str]) -> DrainReport:
         attempt = 0
         while True:
             outcome = await self.reconcile(write=True)
             if outcome.plan is None and not self.leadership.is_leader():
                 outcome = await self.reconcile(write=False)  # a standby: watch the leader remove us
-            if outcome.ok and outcome.applied and asyncio.get_running_loop().time() < deadline:
+            errors[:] = outcome.errors
+            if outcome.ok and outcome.applied:
                 continue  # read back at once: the states of this outcome are from before the write
             if outcome.plan is not None and not any(v.name == self.node_name for v in outcome.plan.nodes):
                 return DrainReport(
@@ -328,13 +341,7 @@ class DnsSync:
                         detail=f"node {self.node_name} is the last eligible node: its addresses stay in DNS",
                     )
             attempt += 1
-            remaining = deadline - asyncio.get_running_loop().time()
-            if remaining <= 0:
-                why = "; ".join(outcome.errors) or "its addresses are still published"
-                return DrainReport(
-                    result=DrainResult.TIMEOUT, detail=f"not confirmed out of DNS within {timeout:g}s: {why}"
-                )
-            await asyncio.sleep(min(remaining, self.backoff.retry(attempt, self.backoff.first_retry * 32)))
+            await asyncio.sleep(self.backoff.retry(attempt, self.backoff.first_retry * 32))
 
 
 def _owned(state: ZoneState, owner: str) -> list[RRset]:
