@@ -34,6 +34,9 @@ class Rfc2136(StrictModel):
     tsigAlgorithm: str = "hmac-sha256"
     timeout: Duration = 5.0
     batchSize: Annotated[int, Field(ge=1, le=1000)] = 50
+    # A full zone transfer at least every this many reads; between them, a zone whose SOA serial
+    # is unchanged (and that passerelle did not write) is not transferred again. 1: every read.
+    fullTransferEvery: Annotated[int, Field(ge=1, le=1000)] = 10
 
     @field_validator("tsigAlgorithm")
     @classmethod
@@ -68,6 +71,7 @@ class Rfc2136(StrictModel):
             return Rfc2136Options(
                 server=self.server, port=self.port, key_name=self.tsigKeyName, secret=secret,
                 algorithm=self.tsigAlgorithm, timeout=self.timeout or 5.0, batch_size=self.batchSize,
+                full_transfer_every=self.fullTransferEvery,
             )  # fmt: skip
         except ValueError as e:
             raise SettingsError(f"dnsSync.provider.rfc2136: {e}") from None

@@ -284,6 +284,7 @@ def test_dnssync_defaults_and_paths(tmp_path: Path) -> None:
     assert sync.provider.rfc2136.tsigSecretFile == str(tmp_path / "secret")
     (tmp_path / "secret").write_text("c2VjcmV0\n")
     assert sync.provider.rfc2136.options().secret == "c2VjcmV0"
+    assert sync.provider.rfc2136.options().full_transfer_every == 10  # a full AXFR at least every 10 reads
 
 
 @pytest.mark.parametrize(
