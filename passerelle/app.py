@@ -9,8 +9,9 @@ import logging
 import os
 import signal
 import socket
+from collections.abc import Awaitable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from passerelle.acme.store import StorageError
 from passerelle.api.admission import is_loopback_address
@@ -21,6 +22,7 @@ from passerelle.api.views import problem_json
 from passerelle.control.distribute import WorkerPool
 from passerelle.control.leadership import AlwaysLeader
 from passerelle.control.watcher import ConfigWatcher, Listener
+from passerelle.dnssync import actions as dnssync_actions
 from passerelle.dnssync.controller import DnsSync
 from passerelle.dnssync.drain import Drain
 from passerelle.kube.acme_store import CONNECTIONS as ACME_CONNECTIONS
@@ -183,6 +185,7 @@ async def serve(settings: Settings) -> None:
                 },
                 workers=workers.status,
                 acme=acme.metrics if acme is not None else dict,
+                dnssync=lambda: dataclasses.asdict(dns.health()) if dns is not None else {},
                 extra=(metrics.ProcessCollector(registry=None),),
             ),
             workers,
@@ -307,7 +310,16 @@ def drain_routes(routes: dict[str, Handler], drain: Drain, dns: DnsSync | None) 
     routes["/api/problems"] = all_problems
     routes["/api/drain"] = lambda _: Answer.json(drain.status())
     routes["/api/dnssync"] = lambda _: Answer.json(dataclasses.asdict(dns.health()) if dns else {})
-    return {"/api/drain": start_drain}
+    actions: dict[str, Handler] = {"/api/drain": start_drain}
+    if dns is not None:  # `passerelle dnssync --force / --dry-run` in a cluster (dnssync/actions.py)
+
+        async def answer(work: Awaitable[tuple[int, dict[str, Any]]]) -> Answer:
+            status, body = await work
+            return Answer.json(body, status)
+
+        actions["/api/dnssync/force"] = lambda _: Answer.after(answer(dnssync_actions.force(dns)))
+        actions["/api/dnssync/plan"] = lambda _: Answer.after(answer(dnssync_actions.dry_run(dns)))
+    return actions
 
 
 async def acme_alpn_seam(settings: Settings, *, probed: bool) -> bool:
