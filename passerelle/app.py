@@ -49,6 +49,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("passerelle")
 
 
+STOP_STEP = 2.0  # seconds: a step of the stop that takes longer is logged (and API connections let go)
+
+
 class StartupError(Exception):
     """passerelle cannot start; the message is one line for the operator."""
 
@@ -251,31 +254,59 @@ async def serve(settings: Settings) -> None:
 
     async with asyncio.TaskGroup() as tasks:
         background = [
-            tasks.create_task(provider.run(publish)),
-            tasks.create_task(watcher.run()),
-            tasks.create_task(drain.run()),
+            tasks.create_task(provider.run(publish), name="provider"),
+            tasks.create_task(watcher.run(), name="watcher"),
+            tasks.create_task(drain.run(), name="drain"),
         ]
         if dns is not None:
-            background.append(tasks.create_task(dns.run()))
+            background.append(tasks.create_task(dns.run(), name="dns sync"))
         if acme is not None:
-            background.append(tasks.create_task(acme.run()))
-        background += [tasks.create_task(s.run()) for s in status]
+            background.append(tasks.create_task(acme.run(), name="acme"))
+        background += [tasks.create_task(s.run(), name=type(s).__name__) for s in status]
         if client is not None:  # does a stop fit in the pod's terminationGracePeriodSeconds?
             background.append(tasks.create_task(check_grace_period(
                 client, OwnPod.from_env(client.namespace), stop_budget(settings),
                 lambda problem: watcher.contribute("termination", problems=(problem,)),
-            )))  # fmt: skip
+            ), name="grace period check"))  # fmt: skip
         await stop.wait()
         log.info("stopping: draining in-flight requests for up to %gs", settings.graceTimeout)
+        stopping = loop.time()
         for task in background:
             task.cancel()
+        await _report_slow_tasks(background)
+    tasks_done = loop.time()
     api.close()
     if ping is not None:
         ping.close()
     for used in (client, reflecting, acme_client):
         if used is not None:
-            await used.aclose()  # after every task that used it has finished
+            try:  # after every task that used it has finished; a stuck connection must not hold the stop
+                async with asyncio.timeout(STOP_STEP):
+                    await used.aclose()
+            except TimeoutError:
+                log.warning(
+                    "stopping: closing the Kubernetes API connections took over %gs; going on", STOP_STEP
+                )
+    clients_closed = loop.time()
     await workers.stop()
+    log.info(
+        "stopped in %.2fs: background tasks %.2fs, API connections %.2fs, workers %.2fs",
+        loop.time() - stopping, tasks_done - stopping, clients_closed - tasks_done, loop.time() - clients_closed,
+    )  # fmt: skip
+
+
+async def _report_slow_tasks(tasks: list[asyncio.Task[None]]) -> None:
+    """Cancelled tasks normally end at once; name those that do not after STOP_STEP (and where they
+    wait), so that a slow stop says why. The TaskGroup still waits for them."""
+    _, pending = await asyncio.wait(tasks, timeout=STOP_STEP)
+    for task in pending:
+        where = "; ".join(f"{f.f_code.co_filename}:{f.f_lineno} {f.f_code.co_name}" for f in task.get_stack())
+        log.warning(
+            "stopping: task %s has not ended %gs after it was cancelled: at %s",
+            task.get_name(),
+            STOP_STEP,
+            where,
+        )
 
 
 def metrics_route(sources: metrics.Sources, workers: WorkerPool) -> Handler:

@@ -167,11 +167,16 @@ class DnsSync:
             if failures:
                 await asyncio.sleep(delay)  # not cut short by wake-ups: back off from a sick server
             else:
+                # asyncio.timeout, not wait_for: on Python 3.11, wait_for swallows a cancellation
+                # that comes as the event is set (a snapshot arriving as SIGTERM does), and the
+                # stop then waited for the next interval (gh-86296).
                 try:
-                    await asyncio.wait_for(self._wake.wait(), delay)
-                    await asyncio.sleep(self.backoff.coalesce)
+                    async with asyncio.timeout(delay):
+                        await self._wake.wait()
                 except TimeoutError:
                     pass
+                else:
+                    await asyncio.sleep(self.backoff.coalesce)
             self._wake.clear()
 
     async def reconcile(self, *, write: bool = True, force: bool = False) -> Outcome:

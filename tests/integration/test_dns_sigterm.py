@@ -92,6 +92,7 @@ def check(seen: Stop, address: str, router: Router) -> None:
     assert seen.out_of_dns <= seen.ping_503, seen
     assert seen.dns_at_503 and address not in seen.dns_at_503, seen  # out of DNS before the 503
     assert seen.in_flight == [200], seen
+    assert "INFO passerelle stopped in " in router.log()  # each step's time, for a slow stop
 
 
 def test_sigterm_drains_a_standby_then_the_leader_whose_lease_passes_on(
