@@ -3,7 +3,8 @@
 `read` transfers the whole zone over TCP, signed with the TSIG key, and keeps A, AAAA, CNAME and
 TXT sets. A zone whose SOA serial is the one its last transfer saw, with nothing written since, is
 not transferred again (the serial changes with every update, RFC 1035 §3.3.13, RFC 2136 §3.6),
-except every `full_transfer_every` reads, which catches edits that did not bump it. `apply` sends UPDATE messages over TCP: each change carries its prerequisite (§2.4.2
+except every `full_transfer_every` reads, which catches edits that did not bump it. `apply` sends
+UPDATE messages over TCP: each change carries its prerequisite (§2.4.2
 "RRset exists, value dependent" with the `before` records, or §2.4.3 "RRset does not exist"), then
 deletes the set and adds the new records, so a message either applies whole or not at all
 (§3.2, §3.4). An address change also requires the name's ownership TXT as read (present, value

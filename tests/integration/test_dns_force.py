@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
-import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.integration.bind import Bind
@@ -23,14 +22,6 @@ from tests.integration.test_kubernetes import slice_for, wait_for, with_ns
 from tests.kubeapi import KubeAPI
 
 HOSTS = [f"app{i}.example.test" for i in range(12)]  # the guard needs 10 or more owned names
-
-
-@pytest.fixture
-def bind(tmp_path: Path) -> Iterator[Bind]:
-    server = Bind(tmp_path / "bind")
-    server.start()
-    yield server
-    server.stop()
 
 
 def dnssync(router: Router, *flags: str) -> subprocess.CompletedProcess[str]:

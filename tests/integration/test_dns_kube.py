@@ -8,12 +8,11 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 
 from tests.integration.bind import Bind
 from tests.integration.dnsfixtures import dns_settings, host_ingress, node
@@ -24,14 +23,6 @@ from tests.kubeapi import KubeAPI
 
 HOST = "app.example.test"
 COORDINATION = "coordination.k8s.io/v1"
-
-
-@pytest.fixture
-def bind(tmp_path: Path) -> Iterator[Bind]:
-    server = Bind(tmp_path / "bind")
-    server.start()
-    yield server
-    server.stop()
 
 
 def holder(api: KubeAPI) -> str:

@@ -10,12 +10,11 @@ from __future__ import annotations
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
-import pytest
 
 from tests.integration.bind import Bind
 from tests.integration.harness import Backends, Router
@@ -28,14 +27,6 @@ TTL = 2
 DRAIN = {"timeout": "15s", "acceptGrace": "2s"}
 GRACE_TIMEOUT = 4
 GRACE_PERIOD = 40  # the pods' terminationGracePeriodSeconds: 15 + 2 + 2 + 4 = 23 s, and room to exit
-
-
-@pytest.fixture
-def bind(tmp_path: Path) -> Iterator[Bind]:
-    server = Bind(tmp_path / "bind")
-    server.start()
-    yield server
-    server.stop()
 
 
 @dataclass
