@@ -11,7 +11,7 @@ import signal
 import socket
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from passerelle.acme.store import StorageError
 from passerelle.api.admission import is_loopback_address
@@ -22,6 +22,7 @@ from passerelle.api.views import problem_json
 from passerelle.control.distribute import WorkerPool
 from passerelle.control.leadership import AlwaysLeader
 from passerelle.control.watcher import ConfigWatcher, Listener
+from passerelle.dnssync import actions as dnssync_actions
 from passerelle.dnssync.controller import DnsSync
 from passerelle.dnssync.drain import Drain
 from passerelle.kube.acme_store import CONNECTIONS as ACME_CONNECTIONS
@@ -33,6 +34,7 @@ from passerelle.kube.lease import Leadership
 from passerelle.kube.manifests import Loaded, ManifestsProvider
 from passerelle.kube.selector import parse_selector
 from passerelle.kube.status import EndpointPolicy, StatusWriter
+from passerelle.kube.termination import check_grace_period, stop_budget
 from passerelle.kube.watch import KubernetesProvider, WatchOptions, connections_needed
 from passerelle.observability import metrics
 from passerelle.observability.aggregate import Totals
@@ -45,6 +47,9 @@ if TYPE_CHECKING:
     from passerelle.acme.controller import AcmeController
 
 log = logging.getLogger("passerelle")
+
+
+STOP_STEP = 2.0  # seconds: a step of the stop that takes longer is logged (and API connections let go)
 
 
 class StartupError(Exception):
@@ -185,6 +190,7 @@ async def serve(settings: Settings) -> None:
                 },
                 workers=workers.status,
                 acme=acme.metrics if acme is not None else dict,
+                dnssync=lambda: dataclasses.asdict(dns.health()) if dns is not None else {},
                 extra=(metrics.ProcessCollector(registry=None),),
             ),
             workers.collect,
@@ -225,8 +231,10 @@ async def serve(settings: Settings) -> None:
             dns.observe(loaded.snapshot)  # Nodes and Pods: they change DNS, not routing
         await watcher.publish(loaded)
 
+    drains_on_sigterm = sync is not None and sync.drain.on_sigterm(kubernetes=kube is not None)
+
     def terminate() -> None:  # SIGTERM drains when configured; a second one stops at once
-        if sync is not None and sync.drain.onSigterm and drain.phase == "serving":
+        if drains_on_sigterm and drain.phase == "serving":
             drain.request()
         else:
             stop.set()
@@ -249,25 +257,58 @@ async def serve(settings: Settings) -> None:
 
     async with asyncio.TaskGroup() as tasks:
         background = [
-            tasks.create_task(provider.run(publish)),
-            tasks.create_task(watcher.run()),
-            tasks.create_task(drain.run()),
+            tasks.create_task(provider.run(publish), name="provider"),
+            tasks.create_task(watcher.run(), name="watcher"),
+            tasks.create_task(drain.run(), name="drain"),
         ]
         if dns is not None:
-            background.append(tasks.create_task(dns.run()))
+            background.append(tasks.create_task(dns.run(), name="dns sync"))
         if acme is not None:
-            background.append(tasks.create_task(acme.run()))
-        background += [tasks.create_task(s.run()) for s in status]
+            background.append(tasks.create_task(acme.run(), name="acme"))
+        background += [tasks.create_task(s.run(), name=type(s).__name__) for s in status]
+        if client is not None:  # does a stop fit in the pod's terminationGracePeriodSeconds?
+            background.append(tasks.create_task(check_grace_period(
+                client, OwnPod.from_env(client.namespace), stop_budget(settings),
+                lambda problem: watcher.contribute("termination", problems=(problem,)),
+            ), name="grace period check"))  # fmt: skip
         await stop.wait()
         log.info("stopping: draining in-flight requests for up to %gs", settings.graceTimeout)
+        stopping = loop.time()
         for task in background:
             task.cancel()
+        await _report_slow_tasks(background)
+    tasks_done = loop.time()
     for server in (api, *side):
         server.close()
     for used in (client, reflecting, acme_client):
         if used is not None:
-            await used.aclose()  # after every task that used it has finished
+            try:  # after every task that used it has finished; a stuck connection must not hold the stop
+                async with asyncio.timeout(STOP_STEP):
+                    await used.aclose()
+            except TimeoutError:
+                log.warning(
+                    "stopping: closing the Kubernetes API connections took over %gs; going on", STOP_STEP
+                )
+    clients_closed = loop.time()
     await workers.stop()
+    log.info(
+        "stopped in %.2fs: background tasks %.2fs, API connections %.2fs, workers %.2fs",
+        loop.time() - stopping, tasks_done - stopping, clients_closed - tasks_done, loop.time() - clients_closed,
+    )  # fmt: skip
+
+
+async def _report_slow_tasks(tasks: list[asyncio.Task[None]]) -> None:
+    """Cancelled tasks normally end at once; name those that do not after STOP_STEP (and where they
+    wait), so that a slow stop says why. The TaskGroup still waits for them."""
+    _, pending = await asyncio.wait(tasks, timeout=STOP_STEP)
+    for task in pending:
+        where = "; ".join(f"{f.f_code.co_filename}:{f.f_lineno} {f.f_code.co_name}" for f in task.get_stack())
+        log.warning(
+            "stopping: task %s has not ended %gs after it was cancelled: at %s",
+            task.get_name(),
+            STOP_STEP,
+            where,
+        )
 
 
 def metrics_route(sources: metrics.Sources, collect: Callable[[], Awaitable[None]]) -> Handler:
@@ -330,7 +371,16 @@ def drain_routes(routes: dict[str, Handler], drain: Drain, dns: DnsSync | None) 
     routes["/api/problems"] = all_problems
     routes["/api/drain"] = lambda _: Answer.json(drain.status())
     routes["/api/dnssync"] = lambda _: Answer.json(dataclasses.asdict(dns.health()) if dns else {})
-    return {"/api/drain": start_drain}
+    actions: dict[str, Handler] = {"/api/drain": start_drain}
+    if dns is not None:  # `passerelle dnssync --force / --dry-run` in a cluster (dnssync/actions.py)
+
+        async def answer(work: Awaitable[tuple[int, dict[str, Any]]]) -> Answer:
+            status, body = await work
+            return Answer.json(body, status)
+
+        actions["/api/dnssync/force"] = lambda _: Answer.after(answer(dnssync_actions.force(dns)))
+        actions["/api/dnssync/plan"] = lambda _: Answer.after(answer(dnssync_actions.dry_run(dns)))
+    return actions
 
 
 async def acme_alpn_seam(settings: Settings, *, probed: bool) -> bool:

@@ -29,8 +29,11 @@ def main() -> None:
 @click.option(
     "--log-level", envvar="PASSERELLE_LOG_LEVEL", help="DEBUG, INFO, WARNING or ERROR (overrides log.level)."
 )
-def run(config: Path, log_level: str | None) -> None:
+def run(config: Path, log_level: str | None) -> NoReturn:
     """Run the router in the foreground."""
+    import logging
+    import os
+
     from passerelle.app import StartupError
     from passerelle.app import run as run_app
     from passerelle.observability.logging import configure
@@ -44,6 +47,14 @@ def run(config: Path, log_level: str | None) -> None:
         _fail(str(e))
     except ValueError as e:
         _fail(str(e))
+    # Stopped cleanly: workers gone, sockets closed, Lease released. Leave without the interpreter's
+    # finalization, which joins every thread still running pure work (a translation or a DNS plan
+    # cancelled mid-way, in asyncio.to_thread) and frees the heap object by object: up to seconds
+    # on a loaded node, inside the pod's grace period, for nothing.
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 @main.command()
@@ -159,9 +170,11 @@ def explain(
     "--force", is_flag=True, help="Apply deletions past dnsSync.maxDeletePercent (after reading the plan)."
 )
 def dnssync(config: Path, dry_run: bool, force: bool) -> None:
-    """Reconcile DNS once from the manifests (print the plan with --dry-run); exit 1 on errors."""
+    """Reconcile DNS once from the manifests (print the plan with --dry-run); exit 1 on errors.
+
+    With providers.kubernetes the running router does it (POST on its loopback API, in its pod):
+    --dry-run plans on any replica, --force reconciles once past maxDeletePercent on the leader."""
     import asyncio
-    import dataclasses
 
     from passerelle.app import dns_sync
     from passerelle.dnssync.plan import describe
@@ -171,17 +184,22 @@ def dnssync(config: Path, dry_run: bool, force: bool) -> None:
 
     try:
         settings = load_settings(config)
+    except SettingsError as e:
+        _fail(str(e))
+    if settings.dnsSync is not None and settings.providers.kubernetes is not None:
+        if dry_run == force:
+            _fail("with providers.kubernetes the leader reconciles by itself: give --dry-run or --force")
+        _dnssync_in_cluster(settings.api.address, "/api/dnssync/force" if force else "/api/dnssync/plan")
+    try:
         sync = dns_sync(settings)
     except SettingsError as e:
         _fail(str(e))
     if sync is None or settings.providers.manifests is None:
-        _fail(f"{config}: needs dnsSync and providers.manifests")
-    if force:
-        sync.options = dataclasses.replace(sync.options, force=True)
+        _fail(f"{config}: needs dnsSync and providers.manifests (or providers.kubernetes)")
     loaded = ManifestsProvider(Path(settings.providers.manifests.directory), watch=False).load()
     sync.observe(loaded.snapshot)
     sync.serve(translate(loaded.snapshot, settings.ingress_options())[0])
-    outcome = asyncio.run(sync.reconcile(write=not dry_run))
+    outcome = asyncio.run(sync.reconcile(write=not dry_run, force=force))
     assert outcome.plan is not None
     click.echo(f"{sync.provider.describe()}{' (dry run: nothing written)' if dry_run else ''}")
     for line in describe(outcome.plan, sync.options):
@@ -191,6 +209,45 @@ def dnssync(config: Path, dry_run: bool, force: bool) -> None:
     for error in outcome.errors:
         click.echo(f"error: {error}", err=True)
     sys.exit(1 if outcome.errors else 0)
+
+
+def _dnssync_in_cluster(address: str, path: str) -> NoReturn:
+    """POST `path` to the running router's API (dnssync/actions.py), print what it answers."""
+    import http.client
+    import json
+
+    from passerelle.api.server import ACTION_HEADER
+    from passerelle.settings import SettingsError, split_address
+
+    try:
+        host, port = split_address(address)
+    except SettingsError as e:
+        _fail(str(e))
+    host = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)
+    connection = http.client.HTTPConnection(host, port, timeout=120)  # zone transfers may take a while
+    try:
+        connection.request("POST", path, headers={ACTION_HEADER: "1"})
+        response = connection.getresponse()
+        body = response.read()
+    except OSError as e:
+        _fail(f"cannot reach the router's API on {host}:{port}: {e.strerror or e}")
+    finally:
+        connection.close()
+    try:
+        answer = dict(json.loads(body))
+    except ValueError:
+        _fail(f"POST {path} on {host}:{port}: {response.status} {body.decode(errors='replace').strip()}")
+    if "plan" not in answer:
+        _fail(f"POST {path} on {host}:{port}: {response.status}: {answer.get('message', answer)}")
+    dry = bool(answer.get("dryRun"))
+    click.echo(f"{answer.get('provider', '')}{' (dry run: nothing written)' if dry else ' (forced)'}")
+    for line in answer["plan"]:
+        click.echo(line)
+    if not dry:
+        click.echo(f"applied {answer.get('applied', 0)} changes")
+    for error in answer.get("errors") or ():
+        click.echo(f"error: {error}", err=True)
+    sys.exit(1 if answer.get("errors") else 0)
 
 
 @main.command()

@@ -53,6 +53,9 @@ class Health:
     last_error: str = ""
     names: int = 0  # managed names in the last plan
     addresses: tuple[str, ...] = ()  # published addresses in the last plan
+    errors_by_reason: dict[str, int] = field(default_factory=dict)  # unreachable, refused, conflict, ...
+    withheld: int = 0  # names the mass-deletion guard held back in the last plan
+    guard_trips_total: int = 0  # reconciles whose deletions the guard withheld
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -61,6 +64,7 @@ class Outcome:
     applied: int = 0  # changes applied (0 when not the leader), those of a failed apply included
     messages: int = 0  # messages/calls the successful applies took
     errors: tuple[str, ...] = ()
+    reasons: tuple[str, ...] = ()  # each error's ProviderError.reason ("internal" for a bug)
     conflict: bool = False  # the zone moved under the plan: re-read soon
     states: Mapping[str, ZoneState] = field(default_factory=lambda: MappingProxyType({}))
 
@@ -163,25 +167,31 @@ class DnsSync:
             if failures:
                 await asyncio.sleep(delay)  # not cut short by wake-ups: back off from a sick server
             else:
+                # asyncio.timeout, not wait_for: on Python 3.11, wait_for swallows a cancellation
+                # that comes as the event is set (a snapshot arriving as SIGTERM does), and the
+                # stop then waited for the next interval (gh-86296).
                 try:
-                    await asyncio.wait_for(self._wake.wait(), delay)
-                    await asyncio.sleep(self.backoff.coalesce)
+                    async with asyncio.timeout(delay):
+                        await self._wake.wait()
                 except TimeoutError:
                     pass
+                else:
+                    await asyncio.sleep(self.backoff.coalesce)
             self._wake.clear()
 
-    async def reconcile(self, *, write: bool = True) -> Outcome:
-        """Read every zone, plan, and apply when `write` and leader. Never raises ProviderError."""
+    async def reconcile(self, *, write: bool = True, force: bool = False) -> Outcome:
+        """Read every zone, plan, and apply when `write` and leader. Never raises ProviderError.
+        `force`: this once, deletions past maxDeletePercent go ahead (`passerelle dnssync --force`)."""
         async with self._lock:
             try:
-                outcome = await self._reconcile(write)
+                outcome = await self._reconcile(write, force)
             except Exception as e:  # a bug must not stop DNS sync, nor the router with it
                 log.exception("dns: reconcile failed")
-                outcome = Outcome(errors=(f"internal error: {type(e).__name__}: {e}",))
+                outcome = Outcome(errors=(f"internal error: {type(e).__name__}: {e}",), reasons=("internal",))
         self._record(outcome)
         return outcome
 
-    async def _reconcile(self, write: bool) -> Outcome:
+    async def _reconcile(self, write: bool, force: bool) -> Outcome:
         snapshot, config = self._snapshot, self._config
         if snapshot is None or config is None:
             return Outcome()
@@ -190,14 +200,17 @@ class DnsSync:
             return Outcome()  # a standby replica does not even read: the leader keeps DNS
         states: dict[str, ZoneState] = {}
         errors: list[str] = []
+        reasons: list[str] = []
         for zone in self.options.zones:
             try:
                 states[zone] = await self.provider.read(zone)
             except ProviderError as e:
                 errors.append(str(e))
+                reasons.append(e.reason)
         held = self._hold(snapshot, states)
+        options = replace(self.options, force=True) if force else self.options
         result = await asyncio.to_thread(  # pure, on immutable inputs; thousands of names take a while
-            plan, config, snapshot, states, self.options, draining=self._draining, held=held
+            plan, config, snapshot, states, options, draining=self._draining, held=held
         )
         applied, messages, conflict = 0, 0, False
         if write and result.changes and self.leadership.is_leader():
@@ -216,6 +229,7 @@ class DnsSync:
                         if e.applied
                         else str(e)
                     )
+                    reasons.append(e.reason)
                 applied += len(done)
                 for change in done:
                     log.info("dns: %s", change)
@@ -224,6 +238,7 @@ class DnsSync:
             applied=applied,
             messages=messages,
             errors=tuple(errors),
+            reasons=tuple(reasons),
             conflict=conflict,
             states=states,
         )
@@ -241,7 +256,19 @@ class DnsSync:
             h, reconciles_total=h.reconciles_total + 1, changes_total=h.changes_total + outcome.applied
         )
         if outcome.plan is not None:
-            h = replace(h, names=len(outcome.plan.wanted), addresses=outcome.plan.addresses)
+            withheld = outcome.plan.withheld
+            h = replace(
+                h,
+                names=len(outcome.plan.wanted),
+                addresses=outcome.plan.addresses,
+                withheld=withheld,
+                guard_trips_total=h.guard_trips_total + (1 if withheld else 0),
+            )
+        if outcome.reasons:
+            counts = dict(h.errors_by_reason)
+            for reason in outcome.reasons:
+                counts[reason] = counts.get(reason, 0) + 1
+            h = replace(h, errors_by_reason=counts)
         if outcome.ok:
             if self._last_error:
                 log.info("dns: zones reachable again, in sync")
@@ -292,17 +319,30 @@ class DnsSync:
         """Take this node out of DNS, retrying with backoff until `timeout`. REMOVED once no owned
         name holds its addresses (or none did); KEPT when it is the last eligible node (its
         addresses stay: see plan.py); UNKNOWN_NODE when the selector picks no node of this name
-        (a wrong nodeName: the host name of a pod is not its node's); TIMEOUT when it ran out."""
+        (a wrong nodeName: the host name of a pod is not its node's); TIMEOUT when it ran out.
+        `timeout` bounds the whole step, an attempt in flight included (a server that accepts and
+        never answers): the pod's grace period is sized on it (kube/termination.py)."""
         self._draining = self._draining | {self.node_name}
         if self.options.targets:
             return DrainReport(result=DrainResult.NOT_IN_DNS, detail="fixed targets: this node is not in DNS")
-        deadline = asyncio.get_running_loop().time() + timeout
+        errors: list[str] = []  # the last attempt's, for a timeout's detail
+        try:
+            async with asyncio.timeout(timeout):
+                return await self._leave(errors)
+        except TimeoutError:
+            why = "; ".join(errors) or "its addresses are still published"
+            return DrainReport(
+                result=DrainResult.TIMEOUT, detail=f"not confirmed out of DNS within {timeout:g}s: {why}"
+            )
+
+    async def _leave(self, errors: list[str]) -> DrainReport:
         attempt = 0
         while True:
             outcome = await self.reconcile(write=True)
             if outcome.plan is None and not self.leadership.is_leader():
                 outcome = await self.reconcile(write=False)  # a standby: watch the leader remove us
-            if outcome.ok and outcome.applied and asyncio.get_running_loop().time() < deadline:
+            errors[:] = outcome.errors
+            if outcome.ok and outcome.applied:
                 continue  # read back at once: the states of this outcome are from before the write
             if outcome.plan is not None and not any(v.name == self.node_name for v in outcome.plan.nodes):
                 return DrainReport(
@@ -328,13 +368,7 @@ class DnsSync:
                         detail=f"node {self.node_name} is the last eligible node: its addresses stay in DNS",
                     )
             attempt += 1
-            remaining = deadline - asyncio.get_running_loop().time()
-            if remaining <= 0:
-                why = "; ".join(outcome.errors) or "its addresses are still published"
-                return DrainReport(
-                    result=DrainResult.TIMEOUT, detail=f"not confirmed out of DNS within {timeout:g}s: {why}"
-                )
-            await asyncio.sleep(min(remaining, self.backoff.retry(attempt, self.backoff.first_retry * 32)))
+            await asyncio.sleep(self.backoff.retry(attempt, self.backoff.first_retry * 32))
 
 
 def _owned(state: ZoneState, owner: str) -> list[RRset]:

@@ -115,6 +115,7 @@ class Plan:
     problems: tuple[Problem, ...] = ()
     unread: tuple[str, ...] = ()  # zones not planned: their state could not be read
     addresses: tuple[str, ...] = ()  # the addresses published for every name
+    withheld: int = 0  # names whose deletion the mass-deletion guard held back (maxDeletePercent)
 
 
 def host_claims(config: DynamicConfig, snapshot: ClusterSnapshot) -> list[HostClaim]:
@@ -265,7 +266,7 @@ def plan(
                 )
             )
     names = wanted(host_claims(config, snapshot), addresses, options)
-    changes = diff(names, states, options, problems)
+    changes, withheld = diff(names, states, options, problems)
     unread = tuple(z for z in options.zones if z not in states)
     return Plan(
         wanted=names,
@@ -274,12 +275,14 @@ def plan(
         problems=tuple(problems),
         unread=unread,
         addresses=addresses,
+        withheld=withheld,
     )
 
 
 def diff(
     names: tuple[Wanted, ...], states: Mapping[str, ZoneState], options: PlanOptions, problems: list[Problem]
-) -> tuple[Change, ...]:
+) -> tuple[tuple[Change, ...], int]:
+    """The changes that bring `states` to `names`, and how many names' deletions were withheld."""
     # Each record counts in the most specific managed zone holding it: a parent zone's transfer
     # may list names of a child zone, which belong to (and are planned from) the child's read.
     actual = {
@@ -351,9 +354,9 @@ def diff(
                     ),
                 )
             )
-        else:
-            changes.extend(deletions)
-    return tuple(sorted(changes))
+            return tuple(sorted(changes)), len(removed)
+        changes.extend(deletions)
+    return tuple(sorted(changes)), 0
 
 
 def _deletions(

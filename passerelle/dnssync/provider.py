@@ -32,6 +32,8 @@ class ProviderError(Exception):
     several messages may lose the server after some were applied); empty for a read.
     """
 
+    reason = "error"  # the metrics' label (passerelle_dnssync_errors): each subclass names its own
+
     def __init__(self, message: str, *, applied: tuple[Change, ...] = ()) -> None:
         super().__init__(message)
         self.applied = applied
@@ -40,13 +42,19 @@ class ProviderError(Exception):
 class Unreachable(ProviderError):
     """The server did not answer (down, timed out, connection refused)."""
 
+    reason = "unreachable"
+
 
 class Refused(ProviderError):
     """The server answered no: a bad TSIG key, no permission to transfer or update the zone."""
 
+    reason = "refused"
+
 
 class Conflict(ProviderError):
     """A change's prerequisite no longer holds: the zone changed since it was read."""
+
+    reason = "conflict"
 
 
 class DnsProvider(Protocol):

@@ -1,7 +1,10 @@
 """RFC 2136 dynamic updates with TSIG (RFC 8945), state read by AXFR (RFC 5936), via dnspython.
 
 `read` transfers the whole zone over TCP, signed with the TSIG key, and keeps A, AAAA, CNAME and
-TXT sets. `apply` sends UPDATE messages over TCP: each change carries its prerequisite (§2.4.2
+TXT sets. A zone whose SOA serial is the one its last transfer saw, with nothing written since, is
+not transferred again (the serial changes with every update, RFC 1035 §3.3.13, RFC 2136 §3.6),
+except every `full_transfer_every` reads, which catches edits that did not bump it. `apply` sends
+UPDATE messages over TCP: each change carries its prerequisite (§2.4.2
 "RRset exists, value dependent" with the `before` records, or §2.4.3 "RRset does not exist"), then
 deletes the set and adds the new records, so a message either applies whole or not at all
 (§3.2, §3.4). An address change also requires the name's ownership TXT as read (present, value
@@ -20,7 +23,7 @@ import ipaddress
 import socket
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from itertools import groupby
 
 import dns.asyncquery
@@ -84,6 +87,7 @@ class Rfc2136Options:
     algorithm: str = "hmac-sha256"
     timeout: float = 5.0
     batch_size: int = 50
+    full_transfer_every: int = 10  # reads; between, an unchanged SOA serial reuses the last transfer
 
     def __post_init__(self) -> None:
         if self.algorithm not in ALGORITHMS:
@@ -92,9 +96,19 @@ class Rfc2136Options:
             raise ValueError(error)
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Transferred:
+    """A zone's last transfer: its SOA serial, its state, and the reads it has answered."""
+
+    serial: int
+    state: ZoneState
+    reads: int = 1
+
+
 class Rfc2136Provider:
     def __init__(self, options: Rfc2136Options) -> None:
         self.options = options
+        self._last: dict[str, Transferred] = {}  # by zone; dropped by every apply to the zone
         self._keyring: dict[dns.name.Name, dns.tsig.Key] | None = None
         self._keyname: dns.name.Name | None = None
         if options.key_name:
@@ -109,6 +123,33 @@ class Rfc2136Provider:
         return f"rfc2136 {where} ({f'TSIG key {o.key_name}, {o.algorithm}' if o.key_name else 'unsigned'})"
 
     async def read(self, zone: str) -> ZoneState:
+        last = self._last.get(zone)
+        if last is not None and last.reads < self.options.full_transfer_every:
+            if await self._serial(zone) == last.serial:
+                self._last[zone] = replace(last, reads=last.reads + 1)
+                return last.state
+        self._last.pop(zone, None)
+        transferred = await self._transfer(zone)
+        self._last[zone] = transferred
+        return transferred.state
+
+    async def _serial(self, zone: str) -> int | None:
+        """The zone's SOA serial as the server answers it now; None when it answers no SOA."""
+        query = dns.message.make_query(zone, dns.rdatatype.SOA)
+        if self._keyring is not None:
+            query.use_tsig(self._keyring, self._keyname, algorithm=ALGORITHMS[self.options.algorithm])
+        with self._errors(f"SOA query of zone {zone}"):
+            response = await dns.asyncquery.tcp(
+                query, await self._where(), timeout=self.options.timeout, port=self.options.port
+            )
+        if response.rcode() != dns.rcode.NOERROR:
+            return None  # then the transfer says what is wrong
+        for answer in response.answer:
+            if answer.rdtype == dns.rdatatype.SOA and answer.name == dns.name.from_text(zone):
+                return int(answer[0].serial)
+        return None
+
+    async def _transfer(self, zone: str) -> Transferred:
         origin = dns.name.from_text(zone)
         transferred = dns.zone.Zone(origin)
         query, _ = dns.xfr.make_query(
@@ -122,9 +163,11 @@ class Rfc2136Provider:
                 await self._where(), transferred, query, port=self.options.port, timeout=self.options.timeout,
                 lifetime=self.options.timeout * 6,
             )  # fmt: skip
-        return await asyncio.to_thread(_state, zone, origin, transferred)  # a large zone: off the event loop
+        state = await asyncio.to_thread(_state, zone, origin, transferred)  # a large zone: off the event loop
+        return Transferred(serial=int(transferred.get_soa().serial), state=state)
 
     async def apply(self, zone: str, changes: Sequence[Change]) -> int:
+        self._last.pop(zone, None)  # written (or maybe, if it fails): the next read transfers
         names = by_host(changes)
         sent = 0
         moved: list[str] = []

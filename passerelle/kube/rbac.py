@@ -4,8 +4,9 @@ deploy/10-rbac.yaml must grant exactly this (tests/unit/test_deploy.py checks it
 integration tests run the provider under those rules). Cluster-wide: reading what translation
 and status need, writing Ingress status and Events (on the objects' namespaces). In the
 router's own namespace only: its pods (status addresses; a draining router
-annotates its own) and the Lease (leader election). In the ACME storage namespace only (a Role
-of its own, deploy/15-acme-rbac.yaml): ACME's Secrets and its certificate Leases.
+annotates its own, and each reads its own at start) and the Lease (leader election). In the ACME
+storage namespace only (a Role of its own, deploy/15-acme-rbac.yaml): ACME's Secrets and its
+certificate Leases.
 """
 
 from __future__ import annotations
@@ -42,8 +43,9 @@ def split_by_scope() -> tuple[Access, Access]:
 def namespace_access() -> Access:
     return {
         # watch.py: which nodes run a ready router (status, DNS); patch: draining.py, a draining
-        # router annotates its own pod (resourceNames cannot name DaemonSet pods in advance)
-        (POD.group, POD.plural): READ | {"patch"},
+        # router annotates its own pod (resourceNames cannot name DaemonSet pods in advance);
+        # get: termination.py reads its own pod's terminationGracePeriodSeconds at start
+        (POD.group, POD.plural): READ | {"get", "patch"},
         ("coordination.k8s.io", "leases"): frozenset({"get", "create", "update"}),  # lease.py
     }
 

@@ -90,6 +90,22 @@ METRICS: dict[str, tuple[str, str]] = {
         "counter",
     ),
     "passerelle_acme_renewal_time": ("Unix time each ACME certificate is due for renewal.", "gauge"),
+    # DNS sync (docs/dns-sync.md), from its controller's health; absent without dnsSync
+    "passerelle_dnssync_leader": ("1 while this replica writes DNS (the Lease holder), else 0.", "gauge"),
+    "passerelle_dnssync_healthy": ("1 when the last DNS reconcile succeeded, else 0.", "gauge"),
+    "passerelle_dnssync_last_success": ("Unix time of the last successful DNS reconcile.", "gauge"),
+    "passerelle_dnssync_reconciles": ("DNS reconciles attempted.", "counter"),
+    "passerelle_dnssync_errors": (
+        "DNS reconcile errors by reason: unreachable, refused, conflict, internal.",
+        "counter",
+    ),
+    "passerelle_dnssync_changes": ("DNS record sets created, updated or deleted.", "counter"),
+    "passerelle_dnssync_names": ("Names DNS sync manages (last plan).", "gauge"),
+    "passerelle_dnssync_addresses": ("Addresses published for every managed name (last plan).", "gauge"),
+    "passerelle_dnssync_deletions_withheld": (
+        "Reconciles whose deletions the mass-deletion guard withheld (maxDeletePercent).",
+        "counter",
+    ),
 }
 
 
@@ -127,6 +143,7 @@ class Sources:
     # per resolver: orders, issued, renewed (counts), failures ({reason: count}), renewals
     # ([(names, unix time)]): AcmeController.metrics()
     acme: Callable[[], Mapping[str, Mapping[str, Any]]] = dict
+    dnssync: Callable[[], Mapping[str, Any]] = dict  # DNS sync's health (GET /api/dnssync); {}: off
     extra: tuple[Collector, ...] = field(default=())
 
     def read(self) -> Sources:
@@ -244,6 +261,7 @@ class MetricsCollector(Collector):
             restarts.add_metric([str(worker["index"])], worker["restarts"])
         yield restarts
         yield from self._acme()
+        yield from self._dnssync()
 
     def _acme(self) -> Iterator[Metric]:
         counts = {
@@ -307,6 +325,31 @@ class MetricsCollector(Collector):
             if "up" in health:
                 up.add_metric([name], 1.0 if health["up"] else 0.0)
         yield from (errors, up)
+
+    def _dnssync(self) -> Iterator[Metric]:
+        health = self.sources.dnssync()
+        if not health:
+            return
+        last = health.get("last_success")
+        for name, value in (
+            ("passerelle_dnssync_leader", float(bool(health["leader"]))),
+            ("passerelle_dnssync_healthy", float(bool(health["healthy"]))),
+            ("passerelle_dnssync_last_success", last),
+            ("passerelle_dnssync_reconciles", health["reconciles_total"]),
+            ("passerelle_dnssync_changes", health["changes_total"]),
+            ("passerelle_dnssync_names", health["names"]),
+            ("passerelle_dnssync_addresses", len(health["addresses"])),
+            ("passerelle_dnssync_deletions_withheld", health["guard_trips_total"]),
+        ):
+            if value is None:
+                continue  # no successful reconcile yet: no timestamp rather than 0 (1970)
+            family = _counter(name, ()) if METRICS[name][1] == "counter" else _gauge(name, ())
+            family.add_metric([], value)
+            yield family
+        errors = _counter("passerelle_dnssync_errors", ("reason",))
+        for reason, n in sorted(health["errors_by_reason"].items()):
+            errors.add_metric([reason], n)
+        yield errors
 
 
 def registry_of(sources: Sources) -> CollectorRegistry:

@@ -34,6 +34,9 @@ class Rfc2136(StrictModel):
     tsigAlgorithm: str = "hmac-sha256"
     timeout: Duration = 5.0
     batchSize: Annotated[int, Field(ge=1, le=1000)] = 50
+    # A full zone transfer at least every this many reads; between them, a zone whose SOA serial
+    # is unchanged (and that passerelle did not write) is not transferred again. 1: every read.
+    fullTransferEvery: Annotated[int, Field(ge=1, le=1000)] = 10
 
     @field_validator("tsigAlgorithm")
     @classmethod
@@ -68,6 +71,7 @@ class Rfc2136(StrictModel):
             return Rfc2136Options(
                 server=self.server, port=self.port, key_name=self.tsigKeyName, secret=secret,
                 algorithm=self.tsigAlgorithm, timeout=self.timeout or 5.0, batch_size=self.batchSize,
+                full_transfer_every=self.fullTransferEvery,
             )  # fmt: skip
         except ValueError as e:
             raise SettingsError(f"dnsSync.provider.rfc2136: {e}") from None
@@ -84,13 +88,19 @@ class DnsProviderSettings(StrictModel):
 
 
 class Drain(StrictModel):
-    onSigterm: bool = False  # SIGTERM drains as `passerelle drain` does (set it in the DaemonSet)
+    # SIGTERM drains as `passerelle drain` does. Unset: it does with the Kubernetes provider (a
+    # pod's SIGTERM is its node leaving service: kube/termination.py checks the grace period),
+    # not with manifests alone (a SIGTERM on a laptop or from systemd stops at once).
+    onSigterm: bool | None = None
     dnsWait: Duration | None = None  # after leaving DNS, before /ping turns 503; default: the ttl
     timeout: Duration = 60.0  # give up on leaving DNS (server down) after this, and go on
     # Keep serving with /ping at 503 this long before closing listeners: at least the readiness
     # probe's periodSeconds x failureThreshold (10 s = the DaemonSet's 5 s x 2), so the kubelet and
     # load balancers see the 503 and stop sending before the listeners close.
     acceptGrace: Duration = 10.0
+
+    def on_sigterm(self, *, kubernetes: bool) -> bool:
+        return kubernetes if self.onSigterm is None else self.onSigterm
 
 
 class DnsSync(StrictModel):

@@ -6,10 +6,21 @@ from typing import Any
 
 import pytest
 
+from tests.integration.bind import Bind
 from tests.integration.harness import Backends, Router
 from tests.kubeapi.fixtures import kubeapi
 
-__all__ = ["backends", "kubeapi", "make_router"]
+__all__ = ["backends", "bind", "kubeapi", "make_router"]
+
+
+@pytest.fixture
+def bind(tmp_path: Path) -> Iterator[Bind]:
+    """A BIND with the zone example.test and nothing else in it (test files that want records of
+    their own in the zone define their own `bind`)."""
+    server = Bind(tmp_path / "bind")
+    server.start()
+    yield server
+    server.stop()
 
 
 @pytest.fixture(scope="session")

@@ -145,8 +145,10 @@ def run_args(
             args += ["--volume", f"{config_dir}:{mount['mountPath']}:ro"]
         elif "emptyDir" in volume:
             args += ["--tmpfs", mount["mountPath"]]
+        elif volume.get("secret", {}).get("optional"):  # absent, as the kubelet mounts it: empty
+            args += ["--tmpfs", f"{mount['mountPath']}:ro"]
         else:
-            raise ContainerError(f"volume {mount['name']}: only configMap and emptyDir are mapped")
+            raise ContainerError(f"volume {mount['name']}: only configMap, emptyDir, optional Secret")
     args += ["--volume", f"{account_dir}:{SERVICE_ACCOUNT}:ro"]
     for key, value in env.items():
         args += ["--env", f"{key}={value}"]

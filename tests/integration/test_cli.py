@@ -264,3 +264,29 @@ def test_explain_without_the_manifests_directory_is_exit_2(tmp_path: Path) -> No
     missing = passerelle("explain", "http://a.test:8080/", "-c", str(config))
     assert missing.returncode == 2 and missing.stdout == ""
     assert missing.stderr.strip() == f"passerelle: manifests directory {tmp_path / 'nope'}: not a directory"
+
+
+STUCK_THREAD = """
+import concurrent.futures, sys, time
+import passerelle.app
+
+def stopped_with_work_in_a_thread(settings):  # what asyncio.to_thread leaves behind when cancelled
+    concurrent.futures.ThreadPoolExecutor(1).submit(time.sleep, 120)
+    print("router stopped", flush=True)
+
+passerelle.app.run = stopped_with_work_in_a_thread
+from passerelle.cli import main
+main(["run", "-c", sys.argv[1]])
+"""
+
+
+def test_a_stopped_router_exits_without_waiting_for_work_left_in_threads(tmp_path: Path) -> None:
+    """`passerelle run` after a clean stop: pure work cancelled mid-way (a translation, a DNS plan,
+    in asyncio.to_thread) still runs in its thread; the process leaves without joining it (the
+    interpreter's exit would wait the full 120 s, inside the pod's grace period)."""
+    config = tmp_path / "passerelle.yaml"
+    config.write_text(f"providers: {{manifests: {{directory: {tmp_path}}}}}\n")
+    done = subprocess.run(
+        [sys.executable, "-c", STUCK_THREAD, str(config)], capture_output=True, text=True, timeout=30
+    )
+    assert done.returncode == 0 and done.stdout == "router stopped\n", done

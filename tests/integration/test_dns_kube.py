@@ -8,12 +8,11 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 
 from tests.integration.bind import Bind
 from tests.integration.dnsfixtures import dns_settings, host_ingress, node
@@ -26,23 +25,18 @@ HOST = "app.example.test"
 COORDINATION = "coordination.k8s.io/v1"
 
 
-@pytest.fixture
-def bind(tmp_path: Path) -> Iterator[Bind]:
-    server = Bind(tmp_path / "bind")
-    server.start()
-    yield server
-    server.stop()
-
-
 def holder(api: KubeAPI) -> str:
     lease = api.get(COORDINATION, "Lease", "default", "passerelle") or {}
     return str((lease.get("spec") or {}).get("holderIdentity") or "")
 
 
-def own_pod(on: str) -> dict[str, Any]:
-    """The router's own pod on node `on`, Running and Ready (what DNS sync requires by default)."""
+def own_pod(on: str, grace_period: int | None = None) -> dict[str, Any]:
+    """The router's own pod on node `on`, Running and Ready (what DNS sync requires by default),
+    with a terminationGracePeriodSeconds when given (the API server would default it to 30)."""
     obj = pod(f"passerelle-{on}", on)
     obj["status"]["phase"] = "Running"
+    if grace_period is not None:
+        obj["spec"]["terminationGracePeriodSeconds"] = grace_period
     return obj
 
 
@@ -51,11 +45,11 @@ def set_ready(api: KubeAPI, name: str, ready: bool) -> None:
     api.patch("v1", "Node", "", name, {"status": status}, status=True)
 
 
-def cluster(api: KubeAPI, backends: Backends) -> None:
+def cluster(api: KubeAPI, backends: Backends, grace_period: int | None = None) -> None:
     """Three ingress nodes with a ready router pod each, a worker node, and two Ingresses."""
     for name, address in (("n1", "10.0.0.1"), ("n2", "10.0.0.2"), ("n3", "10.0.0.3")):
         api.create(node(name, address))
-        api.create(own_pod(name))
+        api.create(own_pod(name, grace_period))
     api.create(node("w1", "10.0.0.9", role="worker"))  # not selected: never in DNS
     api.create(own_pod("w1"))
     api.create(with_ns(service("web")))
@@ -64,9 +58,21 @@ def cluster(api: KubeAPI, backends: Backends) -> None:
     api.create(with_ns(host_ingress("elsewhere", "app.other.test")))  # not in a managed zone
 
 
-def replica(api: KubeAPI, bind: Bind, tmp_path: Path, n: int, **sync: Any) -> Router:
+def replica(
+    api: KubeAPI,
+    bind: Bind,
+    tmp_path: Path,
+    n: int,
+    *,
+    sigterm_drains: bool = False,
+    config: dict[str, Any] | None = None,
+    **sync: Any,
+) -> Router:
     """`passerelle run` with the Kubernetes provider (token tN, identity replica-N) and dnsSync,
-    as the pod passerelle-nN (the downward API's $POD_NAME and $POD_NAMESPACE)."""
+    as the pod passerelle-nN (the downward API's $POD_NAME and $POD_NAMESPACE). SIGTERM drains
+    only with `sigterm_drains` (onSigterm left to its default): the other tests stop at once."""
+    if not sigterm_drains:
+        sync["drain"] = {"onSigterm": False, **sync.get("drain", {})}
     kube = {
         "kubeconfig": str(api.kubeconfig(tmp_path / f"kubeconfig{n}", token=f"t{n}")),
         "throttle": "0.1s",
@@ -75,12 +81,13 @@ def replica(api: KubeAPI, bind: Bind, tmp_path: Path, n: int, **sync: Any) -> Ro
         # sync by itself), so only the Lease can make DNS sync catch up at once.
         "ingressEndpoint": {"ip": ["192.0.2.10"]},
     }
-    config: dict[str, Any] = {
+    settings: dict[str, Any] = {
         "providers": {"kubernetes": kube},
         "dnsSync": dns_settings(bind, **{"ttl": 5, "nodeName": f"n{n}", **sync}),
+        **(config or {}),
     }
     env = {"POD_NAME": f"passerelle-n{n}", "POD_NAMESPACE": "default"}
-    return Router(tmp_path / f"r{n}", config=config, env=env)
+    return Router(tmp_path / f"r{n}", config=settings, env=env)
 
 
 def test_only_the_lease_holder_writes_dns_and_the_other_takes_over(

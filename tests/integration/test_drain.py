@@ -1,9 +1,11 @@
 """`passerelle run` with dnsSync against a real BIND: records follow the files, and drain's order
-(out of DNS, wait the TTL, /ping 503, close listeners, finish in-flight) seen from outside."""
+(out of DNS, wait the TTL, /ping 503, close listeners, finish in-flight) seen from outside; and a
+DNS server that accepts connections and never answers cannot hold a drain past its timeout."""
 
 from __future__ import annotations
 
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -15,8 +17,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.integration.bind import Bind
-from tests.integration.dnsfixtures import dns_settings, host_ingress, node, pod
+from passerelle.dnssync import controller
+from passerelle.dnssync.controller import DrainResult
+from passerelle.dnssync.rfc2136 import Rfc2136Options, Rfc2136Provider
+from tests.integration.bind import KEY_NAME, Bind
+from tests.integration.dnsfixtures import Cluster, dns_settings, host_ingress, node, pod
 from tests.integration.harness import Backends, Router, endpoint_slice, service
 
 HOST = "app.example.test"
@@ -55,8 +60,10 @@ def test_records_follow_the_manifests(
     router.write("app.yaml", [host_ingress("app", HOST), host_ingress("legacy", "legacy.example.test")])
     wait_for(lambda: bind.addresses(HOST) == {"10.0.0.1", "10.0.0.2"})
     assert "assumes it is the only writer for ownerId 'cluster-a' in zones example.test" in router.log()
+    # the health is recorded when the reconcile ends, just after BIND answers with its writes
+    wait_for(lambda: router.api("/api/dnssync")["names"] == 2)
     health = router.api("/api/dnssync")
-    assert health["leader"] and health["healthy"] and health["names"] == 2
+    assert health["leader"] and health["healthy"]
     router.wait_problem("Ingress default/legacy", "is not published in DNS: the name already has A records")
     assert bind.addresses("legacy.example.test") == {"198.51.100.7"}
     (router.manifests / "app.yaml").unlink()
@@ -204,3 +211,31 @@ def test_get_api_drain_only_reads(bind: Bind, make_router: Callable[..., Router]
     with httpx.Client(base_url=f"http://127.0.0.1:{router.api_port}") as api:
         assert api.get("/api/drain").json()["phase"] == "serving"  # GET only reads
         assert api.get("/ping").status_code == 200
+
+
+@pytest.fixture
+def silent() -> Iterator[int]:
+    """A TCP port that accepts connections (the kernel's backlog) and never answers."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(8)
+        yield int(listener.getsockname()[1])
+
+
+async def test_a_server_that_never_answers_cannot_hold_the_drain_past_its_timeout(
+    tmp_path: Path, bind: Bind, silent: int
+) -> None:
+    cluster = Cluster(tmp_path, bind, backoff=controller.Backoff(first_retry=0.1))  # this process is node n1
+    cluster.write("nodes.yaml", [node("n1", "10.0.0.1"), node("n2", "10.0.0.2"), pod("n1"), pod("n2")])
+    cluster.write("app.yaml", [host_ingress("app", HOST)])
+    assert (await cluster.reconcile()).ok
+    # the same provider, now pointed at a server that takes the connection and says nothing: one
+    # transfer would wait up to 6 x 10 s (the timeout per answer, and the transfer's lifetime)
+    cluster.sync.provider = Rfc2136Provider(
+        Rfc2136Options(server="127.0.0.1", port=silent, key_name=KEY_NAME, secret=bind.secret, timeout=10.0)
+    )
+    report = await cluster.sync.drain_node(timeout=1.0)
+    assert report.result is DrainResult.TIMEOUT and report.failed, report
+    # cut off in the first attempt: not after it, which would have ended "did not answer within 10s"
+    assert report.detail == "not confirmed out of DNS within 1s: its addresses are still published"
+    assert bind.addresses(HOST) == {"10.0.0.1", "10.0.0.2"}  # nothing written

@@ -9,9 +9,12 @@ import yaml
 
 from passerelle.kube.ingress import CONTROLLER
 from passerelle.kube.rbac import acme_access, cluster_access, namespace_access
+from passerelle.kube.termination import Budget, grace_problem, read_termination, stop_budget
+from passerelle.model import ObjectRef
 from passerelle.settings import parse_settings, split_address
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
+POD = ObjectRef(kind="Pod", namespace="passerelle", name="passerelle-x7k2p")
 
 
 def objects() -> dict[tuple[str, str], dict[str, Any]]:
@@ -102,17 +105,67 @@ def test_the_daemonset_matches_the_static_configuration() -> None:
     assert container["resources"]["limits"]["memory"]
     namespace = found[("Namespace", "passerelle")]["metadata"]["labels"]
     assert namespace["pod-security.kubernetes.io/enforce"] == "privileged"  # hostPort needs it
-    assert spec["terminationGracePeriodSeconds"] > settings.graceTimeout + 5  # + the preStop pause
+    # SIGTERM without dnsSync: the preStop pause, then graceTimeout
+    assert read_termination(pod).pre_stop == 5 and stop_budget(settings) == Budget(
+        grace=settings.graceTimeout
+    )
+    assert grace_problem(stop_budget(settings), read_termination(pod), POD) is None
     # the status writer finds the router's pods by this label
     assert pod["metadata"]["labels"]["app.kubernetes.io/name"] == "passerelle"
     assert settings.providers.kubernetes.ingressEndpoint is not None
     assert settings.providers.kubernetes.ingressEndpoint.podSelector == "app.kubernetes.io/name=passerelle"
+    assert "preStop" in container["lifecycle"]
     env = {e["name"]: e["valueFrom"]["fieldRef"]["fieldPath"] for e in container["env"]}
     assert env == {
         "POD_NAME": "metadata.name",
         "POD_NAMESPACE": "metadata.namespace",
         "NODE_NAME": "spec.nodeName",
     }
+
+
+def with_dns_sync(config: str) -> str:
+    """The ConfigMap's static configuration with its commented `dnsSync` section turned on."""
+    lines = config.splitlines()
+    start = lines.index("# dnsSync:")
+    end = next((i for i in range(start, len(lines)) if not lines[i].startswith("#")), len(lines))
+    section = [line.removeprefix("# ") for line in lines[start:end]]
+    assert section[0] == "dnsSync:" and all(line.startswith("  ") for line in section[1:]), section
+    return "\n".join(lines[:start] + section + lines[end:]) + "\n"
+
+
+def test_the_commented_dns_sync_section_is_valid_and_the_pod_drains_within_its_grace_period() -> None:
+    found = objects()
+    settings = parse_settings(with_dns_sync(found[("ConfigMap", "passerelle")]["data"]["passerelle.yaml"]))
+    sync = settings.dnsSync
+    assert sync is not None and sync.provider.rfc2136 is not None
+    assert sync.drain.onSigterm is None  # the default: SIGTERM drains under the Kubernetes provider
+    budget = stop_budget(settings)
+    assert budget == Budget(leave_dns=60, dns_wait=sync.ttl, accept_grace=10, grace=settings.graceTimeout)
+    pod = found[("DaemonSet", "passerelle")]["spec"]["template"]
+    termination = read_termination(pod)
+    assert grace_problem(budget, termination, POD) is None
+    assert termination.grace_period - termination.pre_stop - budget.total >= 10  # room to exit
+    # the TSIG key comes from the Secret the DaemonSet mounts (optional while dnsSync is off)
+    [container] = pod["spec"]["containers"]
+    mounts = {m["name"]: m for m in container["volumeMounts"]}
+    volumes = {v["name"]: v for v in pod["spec"]["volumes"]}
+    key_file = Path(sync.provider.rfc2136.tsigSecretFile)
+    assert mounts["tsig"]["mountPath"] == str(key_file.parent) and mounts["tsig"]["readOnly"]
+    assert not key_file.is_relative_to(mounts["config"]["mountPath"])  # no mount point in a configMap
+    assert volumes["tsig"]["secret"] == {"secretName": "passerelle-tsig", "optional": True}
+    [secret] = yaml.safe_load_all((DEPLOY / "examples" / "dns-tsig-secret.yaml").read_text())
+    assert (secret["kind"], secret["metadata"]) == (
+        "Secret",
+        {"name": "passerelle-tsig", "namespace": "passerelle"},
+    )
+    assert list(secret["stringData"]) == [key_file.name]
+    # the probe sees /ping's 503 before the listeners close (acceptGrace)
+    probe = container["readinessProbe"]
+    assert probe["periodSeconds"] * probe["failureThreshold"] <= sync.drain.acceptGrace
+    # DNS sync finds the router's pods by the pod template's label, and their nodes as the DaemonSet does
+    assert sync.podSelector == "app.kubernetes.io/name=passerelle"
+    assert pod["metadata"]["labels"]["app.kubernetes.io/name"] == "passerelle"
+    assert sync.nodeSelector == "role=ingress" and pod["spec"]["nodeSelector"] == {"role": "ingress"}
 
 
 def test_the_ingress_class_names_passerelle_as_its_controller() -> None:

@@ -277,11 +277,14 @@ def test_dnssync_defaults_and_paths(tmp_path: Path) -> None:
     assert str(options.policy) == "sync" and options.address_type == "InternalIP" and options.targets == ()
     assert str(options.node_selector) == "role=ingress"
     assert str(options.pod_selector) == "app.kubernetes.io/name=passerelle"
-    assert sync.interval == 60 and sync.dns_wait() == 60 and not sync.drain.onSigterm
+    assert sync.interval == 60 and sync.dns_wait() == 60 and sync.drain.onSigterm is None
+    # unset, SIGTERM drains only with the Kubernetes provider (a pod's termination)
+    assert sync.drain.on_sigterm(kubernetes=True) and not sync.drain.on_sigterm(kubernetes=False)
     assert sync.provider.rfc2136 is not None
     assert sync.provider.rfc2136.tsigSecretFile == str(tmp_path / "secret")
     (tmp_path / "secret").write_text("c2VjcmV0\n")
     assert sync.provider.rfc2136.options().secret == "c2VjcmV0"
+    assert sync.provider.rfc2136.options().full_transfer_every == 10  # a full AXFR at least every 10 reads
 
 
 @pytest.mark.parametrize(

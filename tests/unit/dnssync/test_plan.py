@@ -478,6 +478,7 @@ def test_mass_deletion_is_withheld(
     assert len(updates) == kept  # A 10.0.0.1 -> 10.0.0.1, 10.0.0.2 goes ahead regardless
     withheld = [p for p in result.problems if "maxDeletePercent" in p.message]
     assert bool(withheld) == (deleted == 0 and owned_names - kept > 0 and owned_names >= 10), withheld
+    assert result.withheld == (owned_names - kept if withheld else 0)  # counted for the metrics
 
 
 def test_most_specific_zone_wins() -> None:

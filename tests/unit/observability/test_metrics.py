@@ -62,7 +62,7 @@ def test_every_family_is_rendered_with_its_values() -> None:
         Sources(
             totals=totals, reloads=reloads, problems=lambda: problems,
             certificates=lambda: [certificate("Secret ns/tls")], providers=lambda: {"manifests": Provider()},
-            workers=lambda: [{"index": 0, "restarts": 2}],
+            workers=lambda: [{"index": 0, "restarts": 2}], dnssync=lambda: DNS_HEALTH,
         )
     )  # fmt: skip
     assert {name for name in METRICS} == set(out)
@@ -87,6 +87,31 @@ def test_every_family_is_rendered_with_its_values() -> None:
     cert = {"cn": "a.test", "sans": "a.test,b.test", "namespace": "ns", "secret": "tls", "fingerprint": "ff"}
     assert out["passerelle_tls_certs_not_after"] == [(cert, 1798761600.0)]
     assert out["passerelle_worker_restarts"] == [({"worker": "0"}, 2)]
+    assert out["passerelle_dnssync_leader"] == [({}, 1)] and out["passerelle_dnssync_healthy"] == [({}, 0)]
+    assert out["passerelle_dnssync_last_success"] == [({}, 1700000000.0)]
+    assert out["passerelle_dnssync_reconciles"] == [({}, 12)] and out["passerelle_dnssync_changes"] == [
+        ({}, 5)
+    ]
+    assert out["passerelle_dnssync_names"] == [({}, 3)] and out["passerelle_dnssync_addresses"] == [({}, 2)]
+    assert out["passerelle_dnssync_deletions_withheld"] == [({}, 1)]
+    assert out["passerelle_dnssync_errors"] == [({"reason": "conflict"}, 1), ({"reason": "unreachable"}, 4)]
+
+
+DNS_HEALTH = {
+    "leader": True, "healthy": False, "last_success": 1700000000.0, "reconciles_total": 12, "changes_total": 5,
+    "names": 3, "addresses": ["10.0.0.1", "10.0.0.2"], "guard_trips_total": 1,
+    "errors_by_reason": {"unreachable": 4, "conflict": 1},
+}  # fmt: skip
+
+
+def test_dns_sync_families_only_with_dns_sync_and_no_timestamp_before_a_success() -> None:
+    off = families(Sources(totals=Totals((0.1,)), reloads=Reloads()))
+    assert not [name for name in off if name.startswith("passerelle_dnssync")]
+    starting = families(
+        Sources(totals=Totals((0.1,)), reloads=Reloads(), dnssync=lambda: DNS_HEALTH | {"last_success": None})
+    )
+    assert "passerelle_dnssync_last_success" not in starting  # not 0: a dashboard would read 1970
+    assert starting["passerelle_dnssync_reconciles"] == [({}, 12)]
 
 
 def test_labels_dropped_by_the_add_labels_options() -> None:
