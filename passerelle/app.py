@@ -30,6 +30,7 @@ from passerelle.kube.acme_store import LeaseTiming, storage_factory
 from passerelle.kube.client import CONTROL_CONNECTIONS, ApiClient, KubeConfigError
 from passerelle.kube.draining import DrainMark, OwnPod
 from passerelle.kube.events import EventRecorder
+from passerelle.kube.gateway_status import GatewayStatusWriter
 from passerelle.kube.lease import Leadership
 from passerelle.kube.manifests import Loaded, ManifestsProvider
 from passerelle.kube.selector import parse_selector
@@ -215,7 +216,7 @@ async def serve(settings: Settings) -> None:
 
     await workers.start()
     provider: ManifestsProvider | KubernetesProvider
-    status: list[Leadership | StatusWriter | EventRecorder] = []
+    status: list[Leadership | StatusWriter | EventRecorder | GatewayStatusWriter] = []
     if client is not None and reflecting is not None and kube is not None:
         provider = KubernetesProvider(reflecting, _watch_options(settings))
         source = f"Kubernetes API {client.server}"
@@ -504,15 +505,25 @@ def _writers(
     provider: KubernetesProvider,
     watcher: ConfigWatcher,
     leadership: Leadership,
-) -> list[Leadership | StatusWriter | EventRecorder]:
-    """The Lease campaign and what it gates: the Ingress status writer, the Event recorder."""
+) -> list[Leadership | StatusWriter | EventRecorder | GatewayStatusWriter]:
+    """The Lease campaign and what it gates: the Ingress and Gateway API status writers, the Event recorder."""
     kube = settings.providers.kubernetes
     assert kube is not None
     endpoint = kube.ingressEndpoint
-    out: list[Leadership | StatusWriter | EventRecorder] = [leadership]
+    out: list[Leadership | StatusWriter | EventRecorder | GatewayStatusWriter] = [leadership]
     if kube.events:
         current = lambda: (watcher.current.problems if watcher.current else (), provider.latest)  # noqa: E731
         out.append(EventRecorder(client, problems=current, leadership=leadership))
+    options = settings.ingress_options()
+    out.append(
+        GatewayStatusWriter(
+            client,
+            snapshots=provider,
+            leadership=leadership,
+            options=options.gateway,
+            entrypoints=options.entrypoints,
+        )
+    )
     if endpoint is None:
         return out
     policy = EndpointPolicy(

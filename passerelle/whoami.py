@@ -2,7 +2,7 @@
 
 It answers every request with JSON describing what it received (method, path, host, headers, the
 body's length and SHA-256, its own pod and namespace names), the shape the Ingress conformance echo
-servers use. Query parameters shape the answer: `size=N` streams N bytes instead (chunked unless
+servers use; `X-Echo-Set-Header: Name:value,...` adds those response headers. Query parameters shape the answer: `size=N` streams N bytes instead (chunked unless
 `length=1`), `status=N` sets the status, `delay=S` waits S seconds before answering.
 """
 
@@ -83,6 +83,12 @@ class WhoamiProtocol(asyncio.Protocol):
             await asyncio.sleep(float(query["delay"]))
         status = int(query.get("status", 200))
         extra = b"Date: %s\r\nServer: passerelle-whoami\r\n" % formatdate(usegmt=True).encode()
+        # X-Echo-Set-Header: `Name:value,Name2:value2` are answered as headers (the upstream echo's)
+        for asked in (v for k, v in self._headers if k.lower() == "x-echo-set-header"):
+            for pair in asked.split(","):
+                name, colon, value = pair.partition(":")
+                if colon and name.strip():
+                    extra += b"%s: %s\r\n" % (name.strip().encode("latin-1"), value.strip().encode("latin-1"))
         if not keep_alive:
             extra += b"Connection: close\r\n"
         if "size" in query:

@@ -44,7 +44,8 @@ class Context:
 
 
 def source_key(source: str) -> tuple[str, str, str]:
-    """A router's `source` ("Ingress ns/name") -> the object key manifests' origins use."""
+    """A router's `source` ("Ingress ns/name", "HTTPRoute ns/name rule 2") -> the object key
+    manifests' origins use."""
     kind, _, rest = source.partition(" ")
-    namespace, _, name = rest.partition("/")
+    namespace, _, name = rest.partition(" ")[0].partition("/")
     return (kind, namespace, name)

@@ -24,11 +24,12 @@ from passerelle.api import certificates
 from passerelle.api.context import Context, source_key
 from passerelle.api.reasons import NearMisses
 from passerelle.http.redirect import BAD_HOST, Redirect
-from passerelle.model import DynamicConfig, Router, Server
+from passerelle.model import DynamicConfig, Router, Service
 from passerelle.proxy import dispatch
 from passerelle.proxy.dataplane import RedirectAll, Route, Upstream, redirect_all_route, route_of
 from passerelle.proxy.options import EntryPointOptions
-from passerelle.routing.table import RouteTable, compile_tables
+from passerelle.routing.conditional import ConditionalTable
+from passerelle.routing.table import Table, compile_tables
 from passerelle.tls.contexts import SniTable, host_option
 from passerelle.tls.options import DEFAULT, VERSIONS, TlsOptions
 
@@ -72,9 +73,9 @@ class Explainer:
         self._config = config
         self._context = context
         self._origins = origins or {}
-        upstreams = {s.name: _listed(s.name, s.servers, s.unavailable) for s in config.services}
+        upstreams = {s.name: _listed(s) for s in config.services}
         redirects: dict[str, Redirect] = {}
-        self._tables: dict[str, RouteTable[Route]] = compile_tables(
+        self._tables: dict[str, Table[Route]] = compile_tables(
             config,
             [ep.name for ep in context.entrypoints],
             lambda router: route_of(router, config, upstreams, redirects),
@@ -118,10 +119,15 @@ class Explainer:
             out["tls"], misdirected = self._tls(entry, url.sni, host, now)
         table = self._tables[entry.name]
         redirect_all = self._redirect_all[entry.name]
-        matcher: RouteTable[Route] | RedirectAll = (
-            table if redirect_all is None else RedirectAll(redirect_all, table)
-        )
-        route = matcher.match(host, target)
+        if redirect_all is not None:
+            route = RedirectAll(redirect_all, table).match(host, target)
+        elif isinstance(table, ConditionalTable):  # Gateway API routers: the method and headers count
+            head = _head(method, url.target, host_header, request.headers)
+            route = table.match_request(host, target, method.encode(), head)
+            if route is not None and route.split is not None:
+                route = route.split.pick() or route  # one of a weighted split's parts, in turn
+        else:
+            route = table.match(host, target)
         router = self._routers.get(route.name) if route is not None else None
         out["router"] = self._router(router, route)
         out["middlewares"] = self._middlewares(router)
@@ -212,7 +218,7 @@ class Explainer:
         for name in router.middlewares if router is not None else ():
             spec = self._config.middleware(name).spec
             out.append({"name": name, "kind": spec.kind, "spec": spec.to_dict(), "applied": reached})
-            if spec.kind == "redirectScheme":
+            if spec.kind in ("redirectScheme", "requestRedirect"):
                 reached = False  # the redirect answers: nothing after it runs (dataplane.route_of)
         return out
 
@@ -248,7 +254,7 @@ class Explainer:
                 detail = f"redirected ({status}) to {location}"
             return {"action": action, "status": status, "location": location, "detail": detail}
         if action == dispatch.UNAVAILABLE:
-            return {"action": action, "status": 503, "detail": route.upstream.unavailable}
+            return {"action": action, "status": route.upstream.status, "detail": route.upstream.unavailable}
         servers = ", ".join(str(s) for s in self._config.service(route.upstream.service).servers)
         return {
             "action": action,
@@ -257,11 +263,18 @@ class Explainer:
         }
 
 
-def _listed(name: str, servers: tuple[Server, ...], unavailable: str) -> Upstream:
+def _head(method: str, target: str, host: str, headers: tuple[tuple[str, str], ...]) -> bytes:
+    """The request head a worker would match the question's request with."""
+    lines = [f"{method} {target} HTTP/1.1", f"Host: {host}"]
+    lines += [f"{name}: {value}" for name, value in headers if name.lower() != "host"]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+
+
+def _listed(service: Service) -> Upstream:
     """A service's Upstream as a worker holds it, but with no connections: each server stands for
     the pool a worker makes for it (one per server), so `decide` sees the same servers, or none."""
-    upstream = Upstream(name)
-    upstream.set(cast("list[Pool]", list(servers)), unavailable)
+    upstream = Upstream(service.name, service.status)
+    upstream.set(cast("list[Pool]", list(service.servers)), service.unavailable)
     return upstream
 
 

@@ -200,11 +200,16 @@ class VersionView:
         using = list(router.entrypoints) or [ep.name for ep in self.context.entrypoints]
         problems = [
             {"severity": str(p.severity), "message": p.message}
-            for p in self._by_source.get(router.source, ())
+            # a route's problems on each of its routers: "HTTPRoute ns/name rule 2" is "HTTPRoute ns/name"'s
+            for p in self._by_source.get(router.source.partition(" rule ")[0], ())
         ]
         service = self.config.service(router.service)
-        if not service.servers and not any(service.unavailable in p["message"] for p in problems):
-            problems.append({"severity": "warning", "message": f"503: {service.unavailable}"})
+        if (
+            not service.servers
+            and not service.weighted
+            and not any(service.unavailable in p["message"] for p in problems)
+        ):
+            problems.append({"severity": "warning", "message": f"{service.status}: {service.unavailable}"})
         out: dict[str, Any] = {
             "name": router.name,
             "provider": self.context.provider,
@@ -240,6 +245,21 @@ class VersionView:
             used.setdefault(router.service, []).append(router.name)
         out = []
         for service in self.config.services:
+            if service.weighted:  # Traefik's shape for a weighted service
+                out.append(
+                    {
+                        "name": service.name,
+                        "provider": self.context.provider,
+                        "type": "weighted",
+                        "status": "enabled",
+                        "usedBy": used.get(service.name, []),
+                        "weighted": {
+                            "services": [{"name": w.service, "weight": w.weight} for w in service.weighted]
+                        },
+                        "unavailable": service.unavailable,
+                    }
+                )
+                continue
             urls = [f"{service.scheme}://{server}" for server in service.servers]  # h2c://, as Traefik
             out.append(
                 {

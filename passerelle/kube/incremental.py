@@ -31,8 +31,10 @@ from typing import TypeVar
 
 from passerelle.kube.backends import Answer, Backends, Inputs, slice_index, slice_owner
 from passerelle.kube.fragments import Age, Fragment, FragmentBuilder, Index, IngressKey
+from passerelle.kube.gateway import GatewayTranslation, translate_gateway
 from passerelle.kube.ingress import IngressOptions, _class_of, _served_classes
 from passerelle.kube.middlewares import LEGACY_GROUP, MiddlewareIndex
+from passerelle.kube.names import UniqueNames
 from passerelle.kube.objects import BackendRef, IngressSpec, InvalidObject, read_ingress
 from passerelle.kube.snapshot import ClusterSnapshot, Object, key_of
 from passerelle.kube.tls import TlsTranslator
@@ -41,6 +43,7 @@ from passerelle.model import (
     Middleware,
     ObjectRef,
     Problem,
+    Report,
     Router,
     Service,
     TlsConfig,
@@ -91,6 +94,9 @@ class Translator:
         self._middleware_index: MiddlewareIndex | None = None
         self._tls = TlsTranslator(self._options.tls)
         self._tls_result: tuple[TlsConfig, list[Problem]] | None = None
+        self._gateway_problems: list[Problem] = []  # the last Gateway API translation's
+        self._gateway_secrets: tuple[tuple[ObjectRef, str, str, str], ...] = ()
+        self._had_gateway = False  # the last version had Gateway API routers
         self._routers: dict[str, Router] = {}
         self._services: dict[str, Service] = {}
         self._service_users: dict[str, int] = {}
@@ -124,10 +130,26 @@ class Translator:
         tls_again = (
             self._acme_defaults or secrets != ([], []) or any(f.tls for pair in changed for f in pair if f)
         )
-        config, problems = self._assemble(snapshot, tls_again=tls_again)
+        gateway = self._gateway(snapshot, backends)
+        # Gateway API objects are translated whole each time (kube/gateway.py); their Secrets join the TLS part
+        tls_again = tls_again or bool(gateway.secrets) or bool(self._gateway_secrets)
+        self._gateway_secrets = gateway.secrets
+        config, problems = self._assemble(snapshot, tls_again=tls_again, gateway=gateway)
         self.delta = self._delta(changed, config, first=first)
+        if gateway.routers or self._had_gateway:
+            self.delta = None  # a change set cannot patch Gateway API routes: workers get it whole
+        self._had_gateway = bool(gateway.routers)
         self._config = config
         return config, problems
+
+    def _gateway(self, snapshot: ClusterSnapshot, backends: Backends) -> GatewayTranslation:
+        self._gateway_problems.clear()
+        report = Report(self._gateway_problems)
+        names = UniqueNames()
+        names.reserve(r.name for f in self._order for r in f.routers)
+        return translate_gateway(
+            snapshot, self._options.gateway, self._options.entrypoints, backends, report, names
+        )
 
     # -- what changed ------------------------------------------------------------------------
     def _diff(self, snapshot: ClusterSnapshot, kind: str) -> tuple[list[Object], list[Object]]:
@@ -294,7 +316,9 @@ class Translator:
         self._ages.insert(i, f.age)
         self._order.insert(i, f)
 
-    def _assemble(self, snapshot: ClusterSnapshot, *, tls_again: bool) -> tuple[DynamicConfig, list[Problem]]:
+    def _assemble(
+        self, snapshot: ClusterSnapshot, *, tls_again: bool, gateway: GatewayTranslation
+    ) -> tuple[DynamicConfig, list[Problem]]:
         """The version from the fragments, in age order; the TLS part is translated again only
         when `tls_again` (else it is the last one's)."""
         order = self._order
@@ -306,7 +330,11 @@ class Translator:
         for fragment in order:
             for middleware in fragment.middlewares:
                 middlewares.setdefault(middleware.name, middleware)
-        routers = tuple(chain.from_iterable(map(_ROUTERS, order)))
+        for middleware in gateway.middlewares:
+            middlewares.setdefault(middleware.name, middleware)
+        services += gateway.services
+        problems += self._gateway_problems
+        routers = tuple(chain.from_iterable(map(_ROUTERS, order))) + gateway.routers
         if tls_again or self._tls_result is None:
             tls_part = order if self._acme_defaults else [f for f in order if f.tls]
             found: list[Problem] = []
@@ -315,6 +343,7 @@ class Translator:
                 [f.spec for f in tls_part],
                 found,
                 routers if tls_part is order else list(chain.from_iterable(map(_ROUTERS, tls_part))),
+                gateway.secrets,
             )
             self._tls_result = (tls, found)
         tls, found = self._tls_result

@@ -12,7 +12,6 @@ object: problems are returned.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -20,7 +19,9 @@ from typing import Any
 from passerelle.kube.annotations import IngressAnnotations, read_annotations
 from passerelle.kube.annotations.service import service_scheme
 from passerelle.kube.backends import Answer, BackendError, Backends, Inputs, service_key
+from passerelle.kube.gateway import GatewayOptions, GatewayTranslation, translate_gateway
 from passerelle.kube.middlewares import MiddlewareIndex
+from passerelle.kube.names import UniqueNames
 from passerelle.kube.objects import BackendRef, IngressSpec, InvalidObject, read_ingress
 from passerelle.kube.placement import EntryPointInfo, Placement, chains, dead_ends, place
 from passerelle.kube.snapshot import ClusterSnapshot, Object, key_of
@@ -34,6 +35,7 @@ from passerelle.model import (
     PathMatch,
     PathType,
     Problem,
+    Report,
     Router,
     Service,
     Severity,
@@ -57,12 +59,14 @@ class IngressOptions:
     entrypoints: every configured entry point in order, with whether it terminates TLS and its
         port (the static configuration's, passed in by the caller; default: one plain `web`).
     tls: the static TLS names translation needs (TLS options, Secrets named by configuration).
+    gateway: which Gateway API objects are ours and where their listeners go (kube/gateway.py).
     """
 
     ingress_classes: tuple[str, ...] = ("passerelle", "traefik")
     ingress_without_class: bool = True
     entrypoints: tuple[EntryPointInfo, ...] = (EntryPointInfo(name="web", port=8080),)
     tls: TlsTranslation = TlsTranslation()
+    gateway: GatewayOptions = GatewayOptions()
 
 
 def translate(
@@ -118,9 +122,17 @@ class Translator:
         for spec in specs:
             builder.add(spec)
         self._placed = builder.placed
+        gateway = translate_gateway(
+            snapshot,
+            self._options.gateway,
+            self._options.entrypoints,
+            backends,
+            builder.report,
+            builder.names,
+        )
         self._backends = backends.memo_next
-        tls = self._tls.translate(snapshot, specs, problems, builder.routers)
-        return builder.config(tls), problems
+        tls = self._tls.translate(snapshot, specs, problems, builder.routers, gateway.secrets)
+        return builder.config(tls, gateway), problems
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,10 +241,10 @@ class _Builder:
         # (entry point, None, None, "") claim. Per entry point: Ingresses placed on different entry
         # points do not conflict, as two Traefik routers on different entry points do not.
         self._claims: dict[tuple[str, str | None, PathType | None, str], str] = {}
-        self._names: set[str] = set()
+        self.names = UniqueNames()  # shared with the Gateway API routers (kube/gateway.py)
         self.placed_before: dict[int, _Placed] = {}
         self.placed: dict[int, _Placed] = {}
-        self._seen: set[Problem] = set()
+        self.report = Report(problems)
 
     def add(self, spec: IngressSpec) -> None:
         ref = ObjectRef(kind="Ingress", namespace=spec.namespace, name=spec.name)
@@ -358,7 +370,7 @@ class _Builder:
         source: str,
     ) -> None:
         for entrypoints, chain in groups:
-            name = self._unique(base if len(groups) == 1 else f"{base}-{'-'.join(entrypoints)}")
+            name = self.names.make(base if len(groups) == 1 else f"{base}-{'-'.join(entrypoints)}")
             for middleware in chain:
                 self._middlewares.setdefault(middleware.name, middleware)
             self._routers.append(
@@ -377,11 +389,17 @@ class _Builder:
     def routers(self) -> list[Router]:
         return self._routers
 
-    def config(self, tls: TlsConfig) -> DynamicConfig:
+    def config(self, tls: TlsConfig, gateway: GatewayTranslation | None = None) -> DynamicConfig:
+        gateway = gateway or GatewayTranslation()
+        services = dict(self._services)
+        for service in gateway.services:
+            services.setdefault(service.name, service)  # an Ingress's and a route's backend, resolved alike
+        middlewares = dict(self._middlewares)
+        middlewares.update((m.name, m) for m in gateway.middlewares)
         return DynamicConfig(
-            routers=tuple(self._routers),
-            services=tuple(self._services.values()),
-            middlewares=tuple(self._middlewares.values()),
+            routers=(*self._routers, *gateway.routers),
+            services=tuple(services.values()),
+            middlewares=tuple(middlewares.values()),
             tls=tls,
         )
 
@@ -431,20 +449,8 @@ class _Builder:
             )
         return protocol
 
-    def _unique(self, name: str) -> str:
-        base = re.sub(r"[^A-Za-z0-9]+", "-", name).strip("-")
-        candidate, n = base, 1
-        while candidate in self._names:
-            n += 1
-            candidate = f"{base}-{n}"
-        self._names.add(candidate)
-        return candidate
-
     def _problem(self, ref: ObjectRef, message: str, severity: Severity = Severity.ERROR) -> None:
-        problem = Problem(ref=ref, message=message, severity=severity)
-        if problem not in self._seen:
-            self._seen.add(problem)
-            self._problems.append(problem)
+        self.report.add(ref, message, severity)
 
 
 def _owners(taken: dict[str, str], free: list[str], verb: str = "") -> str:

@@ -60,9 +60,11 @@ WATCHED = (
     _k("discovery.k8s.io/v1", "endpointslices", "EndpointSlice"),
     _k("v1", "secrets", "Secret", field_selector=TLS_SECRETS),
     _k("v1", "nodes", "Node", namespaced=False),
+    _k("v1", "namespaces", "Namespace", namespaced=False),  # their labels: Gateway allowedRoutes selectors
     _k("gateway.networking.k8s.io/v1", "gatewayclasses", "GatewayClass", namespaced=False, crd="gateway.networking.k8s.io"),
     _k("gateway.networking.k8s.io/v1", "gateways", "Gateway", crd="gateway.networking.k8s.io"),
     _k("gateway.networking.k8s.io/v1", "httproutes", "HTTPRoute", crd="gateway.networking.k8s.io"),
+    _k("gateway.networking.k8s.io/v1beta1", "referencegrants", "ReferenceGrant", crd="gateway.networking.k8s.io"),
     _k("traefik.io/v1alpha1", "middlewares", "Middleware", crd="traefik.io"),
     _k("traefik.io/v1alpha1", "tlsoptions", "TLSOption", crd="traefik.io"),
     _k("traefik.containo.us/v1alpha1", "middlewares", "Middleware", crd="traefik.containo.us"),

@@ -23,6 +23,8 @@ def cluster_access() -> Access:
     for kind in WATCHED:
         out.setdefault((kind.group, kind.plural), set()).update(READ)
     out[("networking.k8s.io", "ingresses/status")] = {"patch"}  # status.py: merge patch
+    for plural in ("gateways/status", "httproutes/status"):  # gateway_status.py: merge patch
+        out[("gateway.networking.k8s.io", plural)] = {"patch"}
     out[("", "secrets")].add("get")  # secrets.py: the named non-TLS Secrets, one GET each
     out[("", "events")] = {"create", "get", "patch"}  # events.py: create, then bump count
     return {k: frozenset(v) for k, v in out.items()}

@@ -106,6 +106,31 @@ def status_updates(ingresses: Iterable[Object], addresses: list[dict[str, str]])
     return out
 
 
+async def relay(event: asyncio.Event, wake: asyncio.Event) -> None:
+    """Set `wake` whenever `event` is set (a new snapshot, a change of leadership)."""
+    while True:
+        await event.wait()
+        event.clear()
+        wake.set()
+
+
+async def tick(wake: asyncio.Event, every: float) -> None:
+    """Set `wake` every `every` seconds: a failed write is retried, and a status someone else
+    changed is corrected."""
+    while True:
+        await asyncio.sleep(every)
+        wake.set()
+
+
+def wake_on(tasks: asyncio.TaskGroup, wake: asyncio.Event, *events: asyncio.Event) -> None:
+    """Set `wake` now (whatever was published before the caller subscribed), on each of `events`,
+    and every RESYNC seconds, from tasks of `tasks`."""
+    for event in events:
+        tasks.create_task(relay(event, wake))
+    tasks.create_task(tick(wake, RESYNC))
+    wake.set()
+
+
 class StatusWriter:
     """Keeps served Ingresses' status up to date while `leadership` says this replica leads."""
 
@@ -135,10 +160,7 @@ class StatusWriter:
 
     async def run(self) -> None:
         async with asyncio.TaskGroup() as tasks:
-            tasks.create_task(self._relay(self._snapshots.subscribe()))
-            tasks.create_task(self._relay(self._leadership.subscribe()))
-            tasks.create_task(self._tick())
-            self._wake.set()  # whatever was published before we subscribed
+            wake_on(tasks, self._wake, self._snapshots.subscribe(), self._leadership.subscribe())
             while True:
                 await self._wake.wait()
                 self._wake.clear()
@@ -154,20 +176,9 @@ class StatusWriter:
                     continue  # not stable yet
                 await self._write(snapshot, addresses)
 
-    async def _tick(self) -> None:
-        while True:  # a failed write is retried, and a status someone else changed is corrected
-            await asyncio.sleep(RESYNC)
-            self._wake.set()
-
     async def _wake_in(self, delay: float) -> None:
         await asyncio.sleep(delay)
         self._wake.set()
-
-    async def _relay(self, event: asyncio.Event) -> None:
-        while True:
-            await event.wait()
-            event.clear()
-            self._wake.set()
 
     async def _write(self, snapshot: ClusterSnapshot, addresses: list[dict[str, str]]) -> None:
         for namespace, name in status_updates(status_owned(snapshot, self._options), addresses):

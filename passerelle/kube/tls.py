@@ -97,12 +97,26 @@ class TlsTranslator:
         specs: list[IngressSpec],
         problems: list[Problem],
         routers: tuple[Router, ...] | list[Router] = (),
+        secrets: tuple[tuple[ObjectRef, str, str, str], ...] = (),
     ) -> TlsConfig:
-        """`specs` oldest first; problems are appended; `routers` say where Ingresses are served."""
+        """`specs` oldest first; problems are appended; `routers` say where Ingresses are served.
+        `secrets`: (object, where, namespace, name) of other Secrets whose certificates are served
+        (Gateway listeners' certificateRefs); a bad one is a Problem on that object."""
         builder = _Builder(snapshot, self._options, self._parsed, problems)
         builder.default_certificate()
         for spec in specs:
             builder.add(spec)
+        for ref, where, namespace, name in secrets:
+            parsed, error = builder.certificate_of(namespace, name)
+            if parsed is None:
+                builder.problem(ref, f"{where}: {error}; the default certificate is served instead")
+                continue
+            if parsed.expired:
+                c = parsed.certificate
+                builder.problem(
+                    ref, f"{where}: the certificate in {c.source} expired on {c.not_after}", Severity.WARNING
+                )
+            builder.certificates.setdefault(parsed.certificate.fingerprint, parsed.certificate)
         client_cas = builder.client_cas()
         self._parsed = builder.seen  # forget Secrets that left
         requests = certificate_requests(
@@ -145,15 +159,13 @@ class _Builder:
             return
         namespace, name = self._options.default_secret.split("/")
         ref = ObjectRef(kind="Secret", namespace=namespace, name=name)
-        parsed, error = self._certificate(namespace, name)
+        parsed, error = self.certificate_of(namespace, name)
         if parsed is None:
-            self._problem(
-                ref, f"tls.defaultCertificate: {error}; the generated default certificate is served"
-            )
+            self.problem(ref, f"tls.defaultCertificate: {error}; the generated default certificate is served")
             return
         if parsed.expired:
             message = f"tls.defaultCertificate expired on {parsed.certificate.not_after}"
-            self._problem(ref, message, Severity.WARNING)
+            self.problem(ref, message, Severity.WARNING)
         default = dataclasses.replace(parsed.certificate, default=True)
         self.certificates[default.fingerprint + "/default"] = default
 
@@ -165,27 +177,27 @@ class _Builder:
                 self.without_certificate.setdefault((spec.namespace, spec.name), []).append(i)
         option, warning = tls_options_of(spec.annotations)
         if warning:
-            self._problem(ref, warning, Severity.WARNING)
+            self.problem(ref, warning, Severity.WARNING)
         if option is not None:
             self._claim(ref, spec, option)
 
     def _spec_tls(self, ref: ObjectRef, namespace: str, where: str, entry: IngressTLS) -> bool:
         """Whether the entry's Secret is usable (an expired certificate is: it is served)."""
-        parsed, error = self._certificate(namespace, entry.secret_name)
+        parsed, error = self.certificate_of(namespace, entry.secret_name)
         if parsed is None:
             hosts = ", ".join(entry.hosts) or "its hosts"
-            self._problem(ref, f"{where}: {error}; the default certificate is served for {hosts}")
+            self.problem(ref, f"{where}: {error}; the default certificate is served for {hosts}")
             return False
         c = parsed.certificate
         if parsed.expired:
-            self._problem(
+            self.problem(
                 ref, f"{where}: the certificate in {c.source} expired on {c.not_after}", Severity.WARNING
             )
         for host in entry.hosts:
             if not _covers(c.names, host):
                 names = ", ".join(c.names) or "no names"
                 message = f"{where}: the certificate in {c.source} ({names}) does not cover {host}"
-                self._problem(ref, message, Severity.WARNING)
+                self.problem(ref, message, Severity.WARNING)
         self.certificates.setdefault(c.fingerprint, c)
         return True
 
@@ -195,12 +207,12 @@ class _Builder:
         hosts = [r.host for r in spec.rules if r.host] + [h for t in spec.tls for h in t.hosts]
         if not hosts:
             message = f"TLS option {option!r} is not applied: the Ingress names no host"
-            self._problem(ref, message, Severity.WARNING)
+            self.problem(ref, message, Severity.WARNING)
         source = f"Ingress {spec.namespace}/{spec.name}"
         for host in dict.fromkeys(hosts):
             claim = self.claims.setdefault(host, HostOptions(host=host, options=option, source=source))
             if claim.options != option:  # specs come oldest first: the older claim stays
-                self._problem(
+                self.problem(
                     ref,
                     f"TLS option {option!r} for {host} conflicts with {claim.options!r} set by "
                     f"{claim.source}, which is older and wins",
@@ -214,20 +226,20 @@ class _Builder:
             where = f"tls.options.{option}.clientAuth.caSecret"
             obj = self._snapshot.get("Secret", namespace, name)
             if obj is None:
-                self._problem(ref, f"{where}: not found; no client certificate verifies against it")
+                self.problem(ref, f"{where}: not found; no client certificate verifies against it")
                 continue
             data, bad = secret_data(obj)
             pem = data.get("ca.crt") or data.get("tls.ca") if bad is None else None
             if pem is None:
-                self._problem(ref, f"{where}: {bad or 'no ca.crt key'}")
+                self.problem(ref, f"{where}: {bad or 'no ca.crt key'}")
                 continue
             try:
                 out.append(ClientCA(options=option, pem=parse_ca_bundle(pem), source=f"Secret {secret}"))
             except CertificateError as e:
-                self._problem(ref, f"{where}: {e}")
+                self.problem(ref, f"{where}: {e}")
         return tuple(out)
 
-    def _certificate(self, namespace: str, name: str) -> tuple[Parsed | None, str]:
+    def certificate_of(self, namespace: str, name: str) -> tuple[Parsed | None, str]:
         obj = self._snapshot.get("Secret", namespace, name)
         if obj is None:
             return None, f"Secret {namespace}/{name} not found"
@@ -238,7 +250,7 @@ class _Builder:
         result = cached[1]
         return (None, result) if isinstance(result, str) else (result, "")
 
-    def _problem(self, ref: ObjectRef, message: str, severity: Severity = Severity.ERROR) -> None:
+    def problem(self, ref: ObjectRef, message: str, severity: Severity = Severity.ERROR) -> None:
         problem = Problem(ref=ref, message=message, severity=severity)
         if problem not in self._reported:
             self._reported.add(problem)

@@ -3,7 +3,9 @@
 Each kind is one class with `kind` (its `spec` key), `from_middleware(body)` (the pure parser,
 raising ValueError phrased for the object's author) and `to_dict()`/`from_dict()` (so
 configurations cross to the workers). Adding a kind: add its class to `MiddlewareSpec` and to `KINDS`. Kinds
-Traefik has and passerelle does not are reported by `parse_middleware` and skipped.
+Traefik has and passerelle does not are reported by `parse_middleware` and skipped. Kinds that only
+translation makes (from Gateway API filters: `headers`, `urlRewrite`, `requestRedirect`) have no
+Traefik parser yet: they are in `SPECS`, which the codec reads, and not in `KINDS`.
 """
 
 from __future__ import annotations
@@ -12,12 +14,21 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from passerelle.middlewares.headers import Headers
 from passerelle.middlewares.pass_tls_client_cert import PassTLSClientCert
 from passerelle.middlewares.redirect_scheme import RedirectScheme
+from passerelle.middlewares.request_redirect import RequestRedirect
+from passerelle.middlewares.url_rewrite import UrlRewrite
 
-MiddlewareSpec = RedirectScheme | PassTLSClientCert  # a tagged union by `kind`
+# a tagged union by `kind`
+MiddlewareSpec = RedirectScheme | PassTLSClientCert | Headers | UrlRewrite | RequestRedirect
 
-KINDS: dict[str, type[MiddlewareSpec]] = {cls.kind: cls for cls in (RedirectScheme, PassTLSClientCert)}
+KINDS: dict[str, type[RedirectScheme | PassTLSClientCert]] = {
+    cls.kind: cls for cls in (RedirectScheme, PassTLSClientCert)
+}  # parsed from Traefik Middleware objects
+SPECS: dict[str, type[MiddlewareSpec]] = {
+    cls.kind: cls for cls in (RedirectScheme, PassTLSClientCert, Headers, UrlRewrite, RequestRedirect)
+}  # every kind a configuration may hold (the codec's table)
 
 # Traefik's HTTP middlewares (docs/content/reference/routing-configuration/http/middlewares/overview.md):
 # recognised, not supported yet. Any other key is unknown.

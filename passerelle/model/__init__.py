@@ -6,8 +6,18 @@ comparable, so the watcher can skip a version equal to the live one, and JSON-se
 `Problem` is how a bad user object is reported: attached to the object, never raised.
 """
 
-from passerelle.model.config import DynamicConfig, Middleware, PathMatch, PathType, Router, Server, Service
-from passerelle.model.problem import ObjectRef, Problem, Severity
+from passerelle.model.config import (
+    DynamicConfig,
+    Middleware,
+    PathMatch,
+    PathType,
+    RequestMatch,
+    Router,
+    Server,
+    Service,
+    WeightedService,
+)
+from passerelle.model.problem import ObjectRef, Problem, Report, Severity
 from passerelle.model.tls import Certificate, CertificateRequest, ClientCA, HostOptions, TlsConfig
 
 __all__ = [
@@ -22,8 +32,11 @@ __all__ = [
     "PathMatch",
     "PathType",
     "Problem",
+    "Report",
+    "RequestMatch",
     "Router",
     "Server",
     "Service",
     "Severity",
+    "WeightedService",
 ]

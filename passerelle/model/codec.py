@@ -8,8 +8,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from passerelle.middlewares.base import KINDS
-from passerelle.model.config import DynamicConfig, Middleware, PathMatch, PathType, Router, Server, Service
+from passerelle.middlewares.base import SPECS
+from passerelle.model.config import (
+    DynamicConfig,
+    Middleware,
+    PathMatch,
+    PathType,
+    RequestMatch,
+    Router,
+    Server,
+    Service,
+    WeightedService,
+)
 from passerelle.model.tls import Certificate, ClientCA, HostOptions, TlsConfig
 
 
@@ -27,7 +37,7 @@ def dump_middleware(m: Middleware) -> dict[str, Any]:
 
 
 def load_middleware(m: dict[str, Any]) -> Middleware:
-    return Middleware(name=m["name"], spec=KINDS[m["kind"]].from_dict(m["spec"]))
+    return Middleware(name=m["name"], spec=SPECS[m["kind"]].from_dict(m["spec"]))
 
 
 def dump_tls(tls: TlsConfig, *, with_keys: bool = False) -> dict[str, Any]:
@@ -57,16 +67,23 @@ def dump_certificate(c: Certificate, *, with_keys: bool = False) -> dict[str, An
 
 
 def dump_service(s: Service) -> dict[str, Any]:
-    return {
+    out: dict[str, Any] = {
         "name": s.name,
         "servers": [{"host": v.host, "port": v.port} for v in s.servers],
         "unavailable": s.unavailable,
         "scheme": s.scheme,
     }
+    if s.weighted:  # Gateway API only: Ingress services keep their shape
+        out["weighted"] = [
+            {"service": w.service, "weight": w.weight, "middlewares": list(w.middlewares)} for w in s.weighted
+        ]
+    if s.status != 503:
+        out["status"] = s.status
+    return out
 
 
 def dump_router(r: Router) -> dict[str, Any]:
-    return {
+    out: dict[str, Any] = {
         "name": r.name,
         "service": r.service,
         "host": r.host,
@@ -76,6 +93,25 @@ def dump_router(r: Router) -> dict[str, Any]:
         "source": r.source,
         "rule": r.rule(),
     }
+    if r.conditions is not None:  # Gateway API only: Ingress routers keep their shape
+        out["conditions"] = dump_conditions(r.conditions)
+    if r.listener is not None:
+        out["listener"] = r.listener
+    return out
+
+
+def dump_conditions(c: RequestMatch) -> dict[str, Any]:
+    return {"method": c.method, "headers": [list(h) for h in c.headers], "query": [list(q) for q in c.query]}
+
+
+def load_conditions(c: dict[str, Any] | None) -> RequestMatch | None:
+    if c is None:
+        return None
+    return RequestMatch(
+        method=c["method"],
+        headers=tuple((n, v) for n, v in c["headers"]),
+        query=tuple((n, v) for n, v in c["query"]),
+    )
 
 
 def load(data: dict[str, Any]) -> DynamicConfig:
@@ -121,6 +157,8 @@ def load_router(r: dict[str, Any]) -> Router:
         entrypoints=tuple(r["entrypoints"]),
         middlewares=tuple(r.get("middlewares", ())),
         source=r["source"],
+        conditions=load_conditions(r.get("conditions")),
+        listener=r.get("listener"),
     )
 
 
@@ -130,4 +168,9 @@ def load_service(s: dict[str, Any]) -> Service:
         servers=tuple(Server(host=v["host"], port=v["port"]) for v in s["servers"]),
         unavailable=s["unavailable"],
         scheme=s.get("scheme", "http"),
+        weighted=tuple(
+            WeightedService(service=w["service"], weight=w["weight"], middlewares=tuple(w["middlewares"]))
+            for w in s.get("weighted", ())
+        ),
+        status=s.get("status", 503),
     )

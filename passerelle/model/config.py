@@ -2,6 +2,8 @@
 
 Routers match on structure (host, path kind and value), not on a rule language: the route table
 compiles them into hash lookups. `rule()` renders the Traefik-style rule for people to read.
+Gateway API routers add request conditions (`RequestMatch`: method, headers, query) and the
+listener they hang under (`Router.listener`); a Service may be a weighted split of other Services.
 """
 
 from __future__ import annotations
@@ -29,12 +31,39 @@ class PathMatch:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class RequestMatch:
+    """What a request must also carry to match, besides host and path (Gateway API HTTPRouteMatch).
+
+    method: the method, upper case (None: any). headers: (name, value) pairs, names lower case,
+    values compared exactly. query: (name, value) pairs, both compared exactly (the Gateway API
+    makes query parameter names case-sensitive). All of them must hold.
+    """
+
+    method: str | None = None
+    headers: tuple[tuple[str, str], ...] = ()
+    query: tuple[tuple[str, str], ...] = ()
+
+    def __post_init__(self) -> None:
+        if any(name != name.lower() for name, _ in self.headers):
+            raise ValueError("header names of a RequestMatch must be lower case")
+
+    def rank(self) -> tuple[bool, int, int]:
+        """Gateway API precedence after the path: a method, then more headers, then more query params."""
+        return (self.method is not None, len(self.headers), len(self.query))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Router:
     """Sends requests for `host` (None: any host) and `path` to `service`.
 
     `path` None makes the router a default backend: it catches what no other router matches.
     `entrypoints` empty means every entry point (Traefik's default for Ingress routes).
     `middlewares` names entries of `DynamicConfig.middlewares`, applied in order before `service`.
+    `conditions`: what else the request must carry (Gateway API matches); None: nothing.
+    `listener`: for a Gateway API router, the hostname of the listener it is attached to ("" for a
+    listener without one); None for Ingress routers. A Gateway router's `*.` host matches one or
+    more labels, and a request whose Host matches a listener hostname is only matched against the
+    routers of that listener and of more specific hosts (listener isolation; routing/conditional.py).
     """
 
     name: str
@@ -43,7 +72,9 @@ class Router:
     path: PathMatch | None = None
     entrypoints: tuple[str, ...] = ()
     middlewares: tuple[str, ...] = ()
-    source: str = ""  # "Ingress ns/name": where the router came from
+    source: str = ""  # "Ingress ns/name", "HTTPRoute ns/name rule 0": where the router came from
+    conditions: RequestMatch | None = None
+    listener: str | None = None
 
     def rule(self) -> str:
         parts = []
@@ -55,6 +86,11 @@ class Router:
             parts.append(f"Path(`{self.path.value}`)")
         else:
             parts.append(f"PathPrefix(`{self.path.value}`)")
+        if self.conditions is not None:
+            if self.conditions.method is not None:
+                parts.append(f"Method(`{self.conditions.method}`)")
+            parts += [f"Header(`{name}`, `{value}`)" for name, value in self.conditions.headers]
+            parts += [f"Query(`{name}={value}`)" for name, value in self.conditions.query]
         return " && ".join(parts)
 
 
@@ -70,19 +106,44 @@ class Server:
 SCHEMES = ("http", "h2c")  # how the proxy talks to a service's servers
 
 
+@dataclass(frozen=True, slots=True, kw_only=True, order=True)
+class WeightedService:
+    """One part of a weighted split: requests go to `service` in proportion to `weight`, through
+    `middlewares` of their own (Gateway API filters on a backendRef), after the router's."""
+
+    service: str
+    weight: int
+    middlewares: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.weight < 0:
+            raise ValueError(f"weight {self.weight} of {self.service} must not be negative")
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Service:
-    """A set of servers balanced round-robin. No servers: requests get 503 and `unavailable` says why.
+    """A set of servers balanced round-robin. No servers: requests get `status` (503) and
+    `unavailable` says why.
 
     `scheme`: "http" (HTTP/1.1) or "h2c" (cleartext HTTP/2, as gRPC servers want).
+    `weighted`: a split over other services instead of servers (Gateway API backendRefs weights);
+    the service then has no servers of its own.
+    `status`: what a request gets when there are no servers: 503, or 500 for a backend that is
+    invalid (the Gateway API's answer for an unresolved backendRef).
     """
 
     name: str
     servers: tuple[Server, ...] = ()
     unavailable: str = ""
     scheme: str = "http"
+    weighted: tuple[WeightedService, ...] = ()
+    status: int = 503
 
     def __post_init__(self) -> None:
+        if self.weighted and self.servers:
+            raise ValueError(f"service {self.name}: a weighted split has no servers of its own")
+        if self.status not in (500, 503):
+            raise ValueError(f"service {self.name}: status {self.status} must be 500 or 503")
         if self.scheme not in SCHEMES:
             raise ValueError(
                 f"service {self.name}: scheme {self.scheme!r} is not one of {', '.join(SCHEMES)}"
@@ -109,10 +170,14 @@ class DynamicConfig:
     def __post_init__(self) -> None:
         self._index.update((s.name, s) for s in self.services)
         missing = {r.service for r in self.routers} - self._index.keys()
+        missing |= {w.service for s in self.services for w in s.weighted} - self._index.keys()
         if missing:
-            raise ValueError(f"routers refer to unknown services: {sorted(missing)}")
+            raise ValueError(f"routers or weighted services refer to unknown services: {sorted(missing)}")
         self._middleware_index.update((m.name, m) for m in self.middlewares)
         missing = {n for r in self.routers for n in r.middlewares} - self._middleware_index.keys()
+        missing |= {
+            n for s in self.services for w in s.weighted for n in w.middlewares
+        } - self._middleware_index.keys()
         if missing:
             raise ValueError(f"routers refer to unknown middlewares: {sorted(missing)}")
 

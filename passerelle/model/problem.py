@@ -33,3 +33,19 @@ class Problem:
 
     def __str__(self) -> str:
         return f"{self.severity}: {self.ref}: {self.message}"
+
+
+class Report:
+    """Appends each distinct problem once to `problems` (an object met twice is reported once)."""
+
+    __slots__ = ("problems", "_seen")
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = problems
+        self._seen = set(problems)
+
+    def add(self, ref: ObjectRef, message: str, severity: Severity = Severity.ERROR) -> None:
+        problem = Problem(ref=ref, message=message, severity=severity)
+        if problem not in self._seen:
+            self._seen.add(problem)
+            self.problems.append(problem)

@@ -452,7 +452,13 @@ class ClientConnection(asyncio.Protocol):
         ex.local = local
         if ex.local is not None and (has_body or upgrade):
             ex.keep_alive = False  # answer now without reading the body, then close (RFC 9112 §9.6)
-        ex.plain = http11 and ex.keep_alive and not upgrade and method != b"HEAD"
+        ex.plain = (
+            http11
+            and ex.keep_alive
+            and not upgrade
+            and method != b"HEAD"
+            and (route is None or route.response is None)
+        )
         return ex
 
     def on_body(self, body: bytes) -> None:

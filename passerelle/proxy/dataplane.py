@@ -16,19 +16,22 @@ import asyncio
 import logging
 import os
 import socket
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from functools import partial
 from typing import Any, Protocol
 
 from passerelle.http.headers import RequestIds
 from passerelle.http.redirect import Redirect
+from passerelle.middlewares.headers import HeaderEdits, Headers
 from passerelle.middlewares.pass_tls_client_cert import PassTLSClientCert
 from passerelle.middlewares.redirect_scheme import RedirectScheme
+from passerelle.middlewares.request_redirect import RequestRedirect
+from passerelle.middlewares.url_rewrite import UrlRewrite
 from passerelle.model import DynamicConfig, Middleware, Router, Service, TlsConfig
 from passerelle.model.delta import Delta
 from passerelle.observability.recorder import Recorder
 from passerelle.proxy import acme
-from passerelle.proxy.balancer import RoundRobin
+from passerelle.proxy.balancer import RoundRobin, Weighted
 from passerelle.proxy.connection import ClientConnection
 from passerelle.proxy.deadlines import Deadlines
 from passerelle.proxy.dispatch import TlsPeer
@@ -37,7 +40,8 @@ from passerelle.proxy.h2c import H2cPool
 from passerelle.proxy.held import Held, PoolKey, pool_keys
 from passerelle.proxy.options import EntryPointOptions, ForwardingOptions
 from passerelle.proxy.upstream import Pool
-from passerelle.routing.table import RouteTable, compile_steps
+from passerelle.routing.conditional import ConditionalTable
+from passerelle.routing.table import RouteTable, Table, compile_steps
 from passerelle.tls import contexts as tls_contexts
 from passerelle.tls.clientcert import ClientCertSpec
 from passerelle.tls.contexts import Dispatcher, SniState, TlsStatic
@@ -54,12 +58,13 @@ class Upstream:
     place, without recompiling any route table.
     """
 
-    __slots__ = ("service", "pools", "unavailable")
+    __slots__ = ("service", "pools", "unavailable", "status")
 
-    def __init__(self, service: str) -> None:
+    def __init__(self, service: str, status: int = 503) -> None:
         self.service = service
         self.pools: RoundRobin[Pool] = RoundRobin(())
         self.unavailable = ""
+        self.status = status  # without servers: 503, or 500 for an invalid Gateway API backendRef
 
     def set(self, pools: list[Pool], unavailable: str) -> None:
         self.pools = RoundRobin(pools)  # one rebinding: an exchange sees the old or the new set
@@ -69,23 +74,31 @@ class Upstream:
 class Route:
     """What a table lookup returns: the router's name, its service's Upstream, and its redirect.
 
-    `redirect` is set when the router's middlewares hold a redirectScheme: the request is answered
-    with it and never reaches the service (Traefik's redirect middleware ends the chain).
+    `redirect` is set when the router's middlewares hold a redirectScheme or requestRedirect: the
+    request is answered with it and never reaches the service (a redirect ends the chain).
+    Gateway API routers (only ever in a ConditionalTable, so dispatch looks at these two only
+    there): `split` picks among the routes of a weighted service's parts, and `edits` rewrite the
+    upstream request head (headers, urlRewrite), in the chain's order. `response`: edits of the
+    response's header fields (headers middleware); a route with them never takes the short way
+    (`Exchange.plain`), which passes the upstream's head on as it is.
     """
 
-    __slots__ = ("name", "upstream", "redirect", "client_cert", "labels")
+    __slots__ = ("name", "upstream", "redirect", "client_cert", "labels", "split", "edits", "response")
 
     def __init__(
         self,
         name: str,
         upstream: Upstream,
-        redirect: Redirect | None = None,
+        redirect: Redirect | RequestRedirect | None = None,
         client_cert: ClientCertSpec | None = None,
         source: str = "",
     ) -> None:
         self.name = name
         self.upstream = upstream
         self.redirect = redirect
+        self.split: Weighted[Route] | None = None
+        self.edits: tuple[HeaderEdits | UrlRewrite, ...] = ()
+        self.response: tuple[HeaderEdits, ...] | None = None  # response header edits (not on the short way)
         self.client_cert = client_cert  # passTLSClientCert: headers about the client's certificate
         # router, service, and the namespace and name of the Ingress it came from ("Ingress ns/name"):
         # the metrics' and the access log's labels, made once per version, not per request
@@ -95,18 +108,50 @@ class Route:
 
 
 class Middlewares(Protocol):
-    """Where route_of finds a router's middlewares by name (a DynamicConfig, or the Dataplane)."""
+    """Where route_of finds a router's middlewares and services by name (a DynamicConfig, or the Dataplane)."""
 
     def middleware(self, name: str) -> Middleware: ...
+
+    def service(self, name: str) -> Service: ...
 
 
 def route_of(
     router: Router, config: Middlewares, upstreams: dict[str, Upstream], redirects: dict[str, Redirect]
 ) -> Route:
     """The route of a router; `redirects` shares one compiled Redirect per middleware."""
-    redirect = None
+    redirect, client_cert, edits, response = _chain(router.middlewares, config, redirects)
+    route = Route(router.name, upstreams[router.service], redirect, client_cert, router.source)
+    route.edits = edits
+    route.response = response or None
+    weighted = config.service(router.service).weighted
+    if weighted:
+        parts = []
+        for w in weighted:  # a part's own middlewares (filters on a backendRef) come after the router's
+            part_redirect, part_cert, part_edits, part_response = _chain(w.middlewares, config, redirects)
+            part = Route(
+                router.name, upstreams[w.service], part_redirect, part_cert or client_cert, router.source
+            )
+            part.edits = part_edits
+            part.response = (*part_response, *response) or None  # the backend's filters act first
+            parts.append((part, w.weight))
+        route.split = Weighted(parts)
+    return route
+
+
+def _chain(
+    names: tuple[str, ...], config: Middlewares, redirects: dict[str, Redirect]
+) -> tuple[
+    Redirect | RequestRedirect | None,
+    ClientCertSpec | None,
+    tuple[HeaderEdits | UrlRewrite, ...],
+    tuple[HeaderEdits, ...],
+]:
+    """(redirect, client certificate headers, request head edits, response edits) of a chain."""
+    redirect: Redirect | RequestRedirect | None = None
     client_cert = None
-    for name in router.middlewares:
+    edits: list[HeaderEdits | UrlRewrite] = []
+    response: list[HeaderEdits] = []
+    for name in names:
         spec = config.middleware(name).spec
         if isinstance(spec, PassTLSClientCert):
             client_cert = spec.spec
@@ -117,10 +162,30 @@ def route_of(
                     scheme=spec.scheme, port=spec.port, permanent=spec.permanent, host=spec.host
                 )
             break  # the redirect answers: nothing after it in the chain runs
-    return Route(router.name, upstreams[router.service], redirect, client_cert, router.source)
+        elif isinstance(spec, RequestRedirect):
+            redirect = spec
+            break
+        elif isinstance(spec, Headers):
+            if spec.request:
+                edits.append(spec.request)
+            if spec.response:
+                response.append(spec.response)
+        elif isinstance(spec, UrlRewrite):
+            edits.append(spec)
+    return redirect, client_cert, tuple(edits), tuple(response)
 
 
-def _table_of(entry: EntryPoint) -> RouteTable[Route]:
+def _gateway_in(delta: Delta, entrypoints: Iterable[EntryPoint]) -> bool:
+    """Whether a change set touches Gateway API routing, which RouteTable.patched cannot do (listener
+    isolation, conditions, weighted splits): the translation sends such versions whole."""
+    return (
+        any(isinstance(_table_of(entry), ConditionalTable) for entry in entrypoints)
+        or any(r.listener is not None or r.conditions is not None for r in delta.routers)
+        or any(s.weighted for s in delta.services)
+    )
+
+
+def _table_of(entry: EntryPoint) -> Table[Route]:
     table = entry.table
     return table.table if isinstance(table, RedirectAll) else table
 
@@ -159,8 +224,9 @@ class RedirectAll:
     """
 
     __slots__ = ("route", "table")
+    plain = True  # dispatch calls match()
 
-    def __init__(self, route: Route, table: RouteTable[Route]) -> None:
+    def __init__(self, route: Route, table: Table[Route]) -> None:
         self.route = route
         self.table = table
 
@@ -198,7 +264,7 @@ class EntryPoint:
         self.loop = loop
         self.observer = observer  # metrics and the access log; None: both off
         self.redirect_all = redirect_all_route(options)
-        self.table: RouteTable[Route] | RedirectAll
+        self.table: RouteTable[Route] | ConditionalTable[Route] | RedirectAll
         self.set_table(RouteTable())
         self.tls = tls  # None: plain HTTP
         self.scheme = b"https" if tls is not None else b"http"
@@ -211,7 +277,7 @@ class EntryPoint:
         # X-Request-Id for requests that bring none: a random prefix per entry point and worker
         self.request_ids = RequestIds(os.urandom(8).hex().encode()) if options.request_ids else None
 
-    def set_table(self, table: RouteTable[Route]) -> None:
+    def set_table(self, table: Table[Route]) -> None:
         self.table = table if self.redirect_all is None else RedirectAll(self.redirect_all, table)
 
     def connection_opened(self, conn: ClientConnection | H2Connection) -> None:
@@ -292,6 +358,9 @@ class Dataplane:
     def middleware(self, name: str) -> Middleware:
         return self._held.middlewares[name]
 
+    def service(self, name: str) -> Service:
+        return self._held.services[name]
+
     def open_connections(self) -> dict[str, dict[str, int]]:
         """Client connections open now, by entry point and protocol (a metrics gauge)."""
         out = {}
@@ -347,7 +416,7 @@ class Dataplane:
             for i, service in enumerate(config.services):
                 upstream = self._upstreams.get(service.name)
                 if upstream is None:  # a service no router refers to: nothing routes to it
-                    upstream = self._upstreams[service.name] = Upstream(service.name)
+                    upstream = self._upstreams[service.name] = Upstream(service.name, service.status)
                     upstream.set(self._pools_for(service, pools), service.unavailable)
                 elif previous.service(service.name) == service:
                     pools.update(((p.scheme, p.server), p) for p in upstream.pools.items)
@@ -358,7 +427,7 @@ class Dataplane:
         else:
             upstreams: dict[str, Upstream] = {}
             for i, service in enumerate(config.services):
-                upstream = upstreams[service.name] = Upstream(service.name)
+                upstream = upstreams[service.name] = Upstream(service.name, service.status)
                 upstream.set(self._pools_for(service, pools), service.unavailable)
                 if i % _STEP == _STEP - 1:
                     yield
@@ -402,6 +471,8 @@ class Dataplane:
         """
         held = self._held
         held.check(delta)
+        if _gateway_in(delta, self.entrypoints.values()):
+            raise ValueError("a change set does not patch Gateway API routes: the whole version is needed")
         sni = None
         if tls is not None and self.sni is not None and self._tls is not None and tls != held.tls:
             sni = yield from tls_contexts.compile_steps(self._tls, tls, self._tls_entries, self.sni.table)
@@ -409,7 +480,7 @@ class Dataplane:
         for service in delta.services:  # first: the routes built below point at their Upstreams
             upstream = self._upstreams.get(service.name)
             if upstream is None:
-                upstream = self._upstreams[service.name] = Upstream(service.name)
+                upstream = self._upstreams[service.name] = Upstream(service.name, service.status)
             before = held.services.get(service.name)
             upstream.set(self._take(service), service.unavailable)  # taken before released: kept
             if before is not None:
@@ -428,6 +499,7 @@ class Dataplane:
         tables: dict[str, RouteTable[Route]] = {}
         shared: RouteTable[Route] | None = None
         for ep, table in current.items() if delta.hosts else ():
+            assert isinstance(table, RouteTable)  # _gateway_in: never a ConditionalTable here
             if everywhere and len({id(t) for t in current.values()}) == 1:
                 shared = shared or table.patched(
                     {h: [(routers[n], routes[n]) for n in names] for h, names in delta.hosts.items()}

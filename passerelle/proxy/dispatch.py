@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import ssl
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from passerelle.http.errors import NOT_FOUND as NOT_FOUND_ANSWER
 from passerelle.http.errors import canned
@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from passerelle.proxy.connection import Exchange
     from passerelle.proxy.dataplane import EntryPoint, Route
     from passerelle.proxy.upstream import Pool, UpstreamConnection
+    from passerelle.routing.conditional import ConditionalTable
 
 log = logging.getLogger("passerelle.proxy")
 _CRLF = b"\r\n"
@@ -138,7 +139,20 @@ def dispatch(
         answer = challenges.get(target)
         if answer is not None:
             return None, head, answer
-    route = entry.table.match(host, target)
+    table = entry.table
+    if table.plain:
+        route = table.match(host, target)
+    else:  # Gateway API routers: conditions, weighted splits, request filters (routing/conditional.py)
+        route = cast("ConditionalTable[Route]", table).match_request(host, target, method, head)
+        if route is not None:
+            for edit in route.edits:
+                head = edit.apply_to_head(head)
+            if route.split is not None:  # a weighted split: the part's route (none left: the split's 500)
+                part = route.split.pick()
+                if part is not None:
+                    route = part
+                    for edit in part.edits:  # filters on the backendRef, after the rule's
+                        head = edit.apply_to_head(head)
     action = decide(
         route, peer is not None and entry.tls is not None and entry.tls.misdirected(peer.context, host)
     )
@@ -157,5 +171,5 @@ def dispatch(
         local = route.redirect.response(host, target, method)
     else:
         assert route is not None
-        local = canned(503, route.upstream.unavailable, head=method == b"HEAD")
+        local = canned(route.upstream.status, route.upstream.unavailable, head=method == b"HEAD")
     return route, head, local

@@ -270,6 +270,10 @@ class UpstreamConnection(asyncio.Protocol):
             self.transport.close()  # out of sync with the server: never reused
             raise _StopParsing
         self.deadline = 0.0
+        route = self.exchange.route if self.exchange is not None else None
+        if route is not None and route.response is not None:  # a headers middleware's response edits
+            for edits in route.response:
+                headers = edits.apply(headers)
         client.upstream_head(self, status, headers)
         if status >= 200 and self.exchange is not None and self.exchange.method == b"HEAD":
             # A response to HEAD has no body whatever its framing headers say (RFC 9110 §9.3.2);

@@ -8,9 +8,12 @@ A table is built beside the live one and swapped whole; it is never mutated afte
 from __future__ import annotations
 
 from collections.abc import Callable, Generator, Iterable, Mapping
-from typing import Generic, TypeVar
+from typing import TYPE_CHECKING, Generic, TypeAlias, TypeVar
 
 from passerelle.model import DynamicConfig, PathType, Router
+
+if TYPE_CHECKING:
+    from passerelle.routing.conditional import ConditionalTable
 
 T = TypeVar("T")
 
@@ -45,6 +48,7 @@ class RouteTable(Generic[T]):
     """Exact host, then wildcard host, then host-less routes, then the default backend."""
 
     __slots__ = ("hosts", "wildcards", "any_host", "default")
+    plain = True  # match() needs only Host and target (conditional.ConditionalTable: False)
 
     def __init__(self) -> None:
         self.hosts: dict[bytes, HostRoutes[T]] = {}
@@ -129,9 +133,12 @@ def _absolute_form_path(target: bytes) -> bytes:
     return b"/" if slash < 0 else rest[slash:].partition(b"?")[0]
 
 
+Table: TypeAlias = "RouteTable[T] | ConditionalTable[T]"
+
+
 def compile_tables(
     config: DynamicConfig, entrypoints: Iterable[str], target: Callable[[Router], T]
-) -> dict[str, RouteTable[T]]:
+) -> dict[str, Table[T]]:
     """One table per entry point; routers with no entry points are on all of them.
 
     The first router to claim a (host, path, type) keeps it, so translation order decides conflicts.
@@ -147,20 +154,24 @@ def compile_tables(
 
 def compile_steps(
     config: DynamicConfig, entrypoints: Iterable[str], target: Callable[[Router], T], *, step: int = 1000
-) -> Generator[None, None, dict[str, RouteTable[T]]]:
+) -> Generator[None, None, dict[str, Table[T]]]:
     """compile_tables() in slices: yields after every `step` routers, returns the tables.
 
     A worker runs it between requests, so a configuration of 20,000 routers never holds the event
-    loop for more than one slice.
+    loop for more than one slice. An entry point with a Gateway API router (or any router with
+    request conditions) gets a conditional.ConditionalTable; the others keep RouteTable.
     """
+    from passerelle.routing.conditional import ConditionalTable, conditional_entrypoints
+
     names = list(entrypoints)
-    everywhere = all(not r.entrypoints for r in config.routers)
-    tables: dict[str, RouteTable[T]] = {}
+    conditional = conditional_entrypoints(config.routers, names)
+    everywhere = not conditional and all(not r.entrypoints for r in config.routers)
+    tables: dict[str, Table[T]] = {}
     if everywhere:  # the usual case for Ingress routes: one table serves every entry point
         shared: RouteTable[T] = RouteTable()
         tables = dict.fromkeys(names, shared)
     else:
-        tables = {name: RouteTable() for name in names}
+        tables = {name: ConditionalTable() if name in conditional else RouteTable() for name in names}
     for i, router in enumerate(config.routers):
         route = target(router)
         if everywhere:

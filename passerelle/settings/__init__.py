@@ -19,6 +19,7 @@ import yaml
 from pydantic import Field, ValidationError
 
 from passerelle.kube.acme import AcmeTranslation
+from passerelle.kube.gateway import GatewayOptions
 from passerelle.kube.ingress import IngressOptions
 from passerelle.kube.placement import EntryPointInfo
 from passerelle.kube.tls import TlsTranslation
@@ -28,6 +29,7 @@ from passerelle.settings.api import Api
 from passerelle.settings.base import Duration, SettingsError, StrictModel, reason, split_address
 from passerelle.settings.dnssync import DnsSync, resolve_dnssync_paths
 from passerelle.settings.entrypoints import EntryPoint
+from passerelle.settings.gateway import GatewaySettings
 from passerelle.settings.observability import AccessLog, Metrics, RequestId
 from passerelle.settings.ping import Ping
 from passerelle.settings.providers import Providers
@@ -70,6 +72,7 @@ class Settings(StrictModel):
     dnsSync: DnsSync | None = None
     ping: Ping | None = None  # a listener serving only /ping (settings/ping.py)
     requestId: RequestId = RequestId()  # X-Request-Id (settings/observability.py)
+    gateway: GatewaySettings = GatewaySettings()  # Gateway API objects (settings/gateway.py)
 
     def worker_count(self) -> int:
         """`auto`: one worker per CPU this process may run on."""
@@ -144,14 +147,19 @@ class Settings(StrictModel):
                     redirect_to=to,
                 )
             )
+        gateway = GatewayOptions(
+            controller=self.gateway.controllerName,
+            listeners=tuple((p.port, p.entryPoint, p.gateway) for p in self.gateway.listeners),
+        )
         provider = self.providers.manifests or self.providers.kubernetes
         if provider is None:
-            return IngressOptions(entrypoints=tuple(entrypoints), tls=self.tls_translation())
+            return IngressOptions(entrypoints=tuple(entrypoints), tls=self.tls_translation(), gateway=gateway)
         return IngressOptions(
             ingress_classes=tuple(provider.ingressClasses),
             ingress_without_class=provider.ingressWithoutClass,
             entrypoints=tuple(entrypoints),
             tls=self.tls_translation(),
+            gateway=gateway,
         )
 
     def tls_translation(self) -> TlsTranslation:

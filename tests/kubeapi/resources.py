@@ -53,6 +53,7 @@ CRDS: dict[str, tuple[Resource, ...]] = {
         ),
         _r("gateway.networking.k8s.io", "v1", "gateways", "Gateway", status=True),
         _r("gateway.networking.k8s.io", "v1", "httproutes", "HTTPRoute", status=True),
+        _r("gateway.networking.k8s.io", "v1beta1", "referencegrants", "ReferenceGrant"),
     ),
     "traefik.io": (
         _r("traefik.io", "v1alpha1", "middlewares", "Middleware"),

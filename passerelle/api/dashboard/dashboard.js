@@ -87,7 +87,9 @@ function renderServices(services, next) {
   fill("services", services.map((s) => el("tr", { class: "service" },
     el("td", {}, badge(s.status)),
     el("td", { class: "mono" }, s.name),
-    el("td", {}, s.loadBalancer.servers.length
+    el("td", {}, s.weighted
+      ? el("ul", { class: "plain" }, s.weighted.services.map((w) => el("li", { class: "mono" }, `${w.name} (weight ${w.weight})`)))
+      : s.loadBalancer.servers.length
       ? el("ul", { class: "plain" }, s.loadBalancer.servers.map((v) => el("li", { class: "mono" }, v.url, " ", serverState(s.serverStatus[v.url]))))
       : el("span", { class: "error" }, s.unavailable)),
     el("td", {}, s.usedBy.join(", ")))), "no services");
