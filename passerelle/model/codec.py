@@ -11,6 +11,7 @@ from typing import Any
 from passerelle.middlewares.base import KINDS
 from passerelle.model.config import DynamicConfig, Middleware, PathMatch, PathType, Router, Server, Service
 from passerelle.model.tls import Certificate, ClientCA, HostOptions, TlsConfig
+from passerelle.tls.options import TlsOptions
 
 
 def dump(config: DynamicConfig, *, with_keys: bool = False) -> dict[str, Any]:
@@ -35,6 +36,7 @@ def dump_tls(tls: TlsConfig, *, with_keys: bool = False) -> dict[str, Any]:
         "certificates": [dump_certificate(c, with_keys=with_keys) for c in tls.certificates],
         "hosts": [{"host": h.host, "options": h.options, "source": h.source} for h in tls.hosts],
         "clientCAs": [{"options": c.options, "pem": c.pem, "source": c.source} for c in tls.client_cas],
+        "options": [o.to_dict() for o in tls.options],
         "requests": [
             {"resolver": r.resolver, "names": list(r.names), "sources": [str(s) for s in r.sources]}
             for r in tls.requests
@@ -96,6 +98,7 @@ def load_tls(t: dict[str, Any]) -> TlsConfig:
         client_cas=tuple(
             ClientCA(options=c["options"], pem=c["pem"], source=c["source"]) for c in t["clientCAs"]
         ),
+        options=tuple(TlsOptions.from_dict(o) for o in t.get("options", ())),
     )
 
 
