@@ -90,7 +90,7 @@ def secret_references(
     """(namespace, name) of every Secret named by an Ingress's spec.tls, by a TLSOption's
     clientAuth.secretNames (CA bundles, in its namespace), or by the static configuration
     (`namespace/name` strings: TLS options' caSecret, the default certificate)."""
-    out = set()
+    out: set[tuple[str, str]] = set()
     for option in tls_options:
         namespace = (option.get("metadata") or {}).get("namespace") or "default"
         auth = (option.get("spec") or {}).get("clientAuth")
