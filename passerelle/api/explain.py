@@ -170,7 +170,7 @@ class Explainer:
         else:
             how = f"a wildcard of the certificate covers {sni}"
         source = next((h.source for h in self._config.tls.hosts if h.host == sni), "")
-        settings = self._context.tls.options.get(option) if self._context.tls is not None else None
+        settings = self._sni.options.get(option)
         info = {
             "sni": sni,
             "options": option,

@@ -377,7 +377,7 @@ class Dataplane:
             garbage.extend(t.wildcards for t in old_tables.values())
             self._upstreams = upstreams
         if sni is not None and self.sni is not None:
-            self.sni.table = sni  # new handshakes only: established connections keep their context
+            self.sni.swap(sni)  # new handshakes only: established connections keep their context
         leaving = [pool for key, pool in self._pools.items() if key not in pools]
         self._pools = pools
         self._config = config

@@ -7,8 +7,9 @@
    `SSLObject.context` in the SNI callback calls `SSL_set_SSL_CTX`, which takes the certificate
    and the CA store of the new context but keeps the verify mode the connection was created with
    (measured; nginx's SNI callback calls SSL_set_verify for the same reason).
-3. Reading the protocol version already negotiated when the SNI callback runs, and turning off the
-   server session cache (see contexts.py on resumption).
+3. Reading the protocol version already negotiated when the SNI callback runs, turning the
+   server session cache off and on (see contexts.py on resumption), and setting several key
+   exchange groups (`SSL_CTX_set1_groups_list`; `set_ecdh_curve` takes one).
 4. Seeing whether a ClientHello offers ALPN `acme-tls/1` before the SNI callback chooses a
    certificate (`AlpnWatch`, for TLS-ALPN-01, RFC 8737): Python's SNI callback cannot see the
    offer, and OpenSSL has consumed the extension by then, so a ClientHello callback
@@ -39,7 +40,12 @@ VERIFY_PEER = 0x01
 VERIFY_FAIL_IF_NO_PEER_CERT = 0x02
 NO_VERIFY: tuple[int, int | None] = (VERIFY_NONE, None)  # a fresh server context's (flags, callback)
 _SSL_CTRL_SET_SESS_CACHE_MODE = 44
+_SSL_CTRL_SET_GROUPS_LIST = 92  # SSL_CTX_set1_groups_list is this SSL_CTX_ctrl (ssl.h)
 _SSL_SESS_CACHE_OFF = 0
+_SSL_SESS_CACHE_SERVER = 2  # OpenSSL's default for a server context
+# OpenSSL 3's default key exchange groups (ssl/t1_lib.c supported_groups_default), restored when
+# an entry point's option stops naming curves.
+DEFAULT_GROUPS = ("X25519", "prime256v1", "X448", "secp521r1", "secp384r1")
 _HEAD = object.__basicsize__  # PyObject_HEAD: 16 bytes on a standard 64-bit build
 _WORD = struct.calcsize("P")  # a pointer
 _WHY = "TLS client authentication and per-host TLS versions cannot be served"
@@ -201,10 +207,21 @@ def negotiated_version(ssl_object: ssl.SSLObject) -> int:
     return int(_binding().lib.SSL_version(connection_pointer(ssl_object)))
 
 
-def disable_session_cache(context: ssl.SSLContext) -> None:
-    _binding().lib.SSL_CTX_ctrl(
-        context_pointer(context), _SSL_CTRL_SET_SESS_CACHE_MODE, _SSL_SESS_CACHE_OFF, None
-    )
+def set_session_cache(context: ssl.SSLContext, on: bool) -> None:
+    mode = _SSL_SESS_CACHE_SERVER if on else _SSL_SESS_CACHE_OFF
+    _binding().lib.SSL_CTX_ctrl(context_pointer(context), _SSL_CTRL_SET_SESS_CACHE_MODE, mode, None)
+
+
+def set_groups(context: ssl.SSLContext, groups: Sequence[str]) -> None:
+    """The key exchange groups a context offers, in order (OpenSSL short names, as tls/options.py
+    CURVES). `ssl` has only set_ecdh_curve, which takes one: a single group needs no binding."""
+    if len(groups) == 1:
+        context.set_ecdh_curve(groups[0])
+        return
+    binding = _binding()
+    names = binding.ctypes.c_char_p(":".join(groups).encode())
+    if binding.lib.SSL_CTX_ctrl(context_pointer(context), _SSL_CTRL_SET_GROUPS_LIST, 0, names) != 1:
+        raise ValueError(f"OpenSSL refused the groups {':'.join(groups)}")
 
 
 _TLSEXT_ALPN = 16  # RFC 7301 §3.1
