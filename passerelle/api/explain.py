@@ -274,6 +274,8 @@ def _option_summary(option: TlsOptions) -> dict[str, Any]:
         "maxVersion": None if top is None else names.get(top, str(top)),
         "alpnProtocols": list(option.alpn),
         "clientAuthType": option.client_auth,
+        "sniStrict": option.sni_strict,
+        "definedBy": option.source or "static configuration",
     }
 
 

@@ -198,3 +198,29 @@ def test_sni_strict_and_curves_on_the_default_tls_option(
     router.write("objects.yaml", listed)
     router.wait_version(version, timeout=10)
     assert call(port, "unknown.test").status == 404
+
+
+def test_sni_strict_and_curves_in_static_options(
+    backends: Backends, make_router: Callable[..., Router]
+) -> None:
+    """The same two keys in `tls.options`: `default` for the entry point, sniStrict per host too."""
+    port = free_port()
+    listed = [
+        *backend(backends, "static"),
+        with_ns(tls_secret("cert", CA.issue_cert("open.test"))),
+        host("open", None, "static"),
+        host("guarded", "strict", "static"),  # strict, and no certificate names guarded.test
+    ]
+    options = {
+        "default": {"curvePreferences": ["CurveP521"]},
+        "strict": {"sniStrict": True},
+    }
+    make_router(listed, config={**tls_config(port), "tls": {"options": options}})
+    assert call(port, "open.test").status == 200
+    assert call(port, "unknown.test").status == 404  # the default option is not strict
+    assert refused(port, "guarded.test")
+    for group, accepted in (("X25519", False), ("secp521r1", True)):
+        client = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        client.check_hostname, client.verify_mode = False, ssl.CERT_NONE
+        client.set_ecdh_curve(group)
+        assert refused(port, "open.test", context=client) is not accepted, group
