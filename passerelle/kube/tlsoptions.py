@@ -124,12 +124,6 @@ class OptionIndex:
             self._invalid[full] = str(e)
             problems.append(_problem(obj, f"invalid: {e}"))
             return
-        if option.curves and full != DEFAULT:
-            # OpenSSL picks the group from the connection's first context, before SNI is seen
-            warnings.append(
-                "spec.curvePreferences applies only to an entry point's option (the TLSOption "
-                "`default`): handshakes for hosts naming this one use the entry point's curves"
-            )
         problems.extend(_problem(obj, w, Severity.WARNING) for w in warnings)
         self.defined[full] = option
 

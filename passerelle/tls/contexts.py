@@ -66,8 +66,8 @@ class TlsStatic:
     def needs_openssl(self) -> bool:
         """Whether serving needs openssl.py's ctypes seam: for client certificates (verify modes,
         the accept-any callback, no session cache) or an option narrower than the widest version
-        range (the SNI callback reads the negotiated version), or several curves. Otherwise `ssl`
-        alone serves."""
+        range (the SNI callback reads the negotiated version), or curvePreferences. Otherwise
+        `ssl` alone serves."""
         widest = version_range(self)
         return self.switches_verify or any(_needs_openssl(o, widest) for o in self.options.values())
 
@@ -226,8 +226,9 @@ class SniTable:
 
 
 def _needs_openssl(option: TlsOptions, widest: tuple[int, int]) -> bool:
-    """Narrower than the widest range (the SNI callback reads the version), or several curves."""
-    return _narrower(option, widest) or len(option.curves) > 1
+    """Narrower than the widest range (the SNI callback reads the version), or curves (set per
+    connection for hosts, or several on an entry point)."""
+    return _narrower(option, widest) or bool(option.curves)
 
 
 def _narrower(option: TlsOptions, widest: tuple[int, int]) -> bool:
@@ -312,7 +313,17 @@ class SniState:
 class Dispatcher:
     """A TLS entry point's listening context and its SNI callback."""
 
-    __slots__ = ("context", "entry_options", "_state", "_verify", "_alpn", "_resumption", "_curves")
+    __slots__ = (
+        "context",
+        "entry_options",
+        "_state",
+        "_verify",
+        "_alpn",
+        "_hook",
+        "_resumption",
+        "_curves",
+        "_host_groups",
+    )
 
     def __init__(self, static: TlsStatic, state: SniState, entry_options: str) -> None:
         table = state.table
@@ -329,17 +340,22 @@ class Dispatcher:
         self.context.sni_callback = self._on_server_name
         self._verify = openssl.verify_of(self.context) if table.switches_verify else openssl.NO_VERIFY
         self._curves: tuple[str, ...] = ()
+        self._host_groups: dict[str, bytes] = {}  # option name -> groups, where not the entry point's
+        # The ClientHello callback, made when first needed (TLS-ALPN-01, or per-host curves).
+        self._hook: openssl.ClientHelloHook | None = None
+        # Whether handshakes offering acme-tls/1 are noted, set up with the first TLS-ALPN-01
+        # challenge. False: the ctypes seam is unusable, and a pending name's challenge goes to
+        # every handshake.
+        self._alpn: bool | None = None
         state.dispatchers.append(self)
         self.adopt(table)
-        # Which handshakes offer acme-tls/1, set up with the first TLS-ALPN-01 challenge. False:
-        # the ctypes seam is unusable, and a pending name's challenge goes to every handshake.
-        self._alpn: openssl.AlpnWatch | bool | None = None
 
     def adopt(self, table: SniTable) -> None:
         """Set what OpenSSL copies from the listening context into each new connection, and does
         not take from the context the SNI callback switches to: the version range (negotiated
         before SNI is seen), session resumption, and the key exchange groups — the entry point's
-        option's curvePreferences (measured: a switched-to context's groups are not used)."""
+        option's curvePreferences (measured: a switched-to context's groups are not used), and
+        for hosts whose option names others, the ClientHello callback's answer."""
         low, high = table.range
         self.context.minimum_version = ssl.TLSVersion(low)
         self.context.maximum_version = ssl.TLSVersion(high)
@@ -351,6 +367,27 @@ class Dispatcher:
         if curves != self._curves:
             openssl.set_groups(self.context, curves or openssl.DEFAULT_GROUPS)
             self._curves = curves
+        # Hosts whose option names other curves: set on each connection in the ClientHello callback.
+        used = {*table.hosts.exact.values(), *table.hosts.wildcard.values()}
+        self._host_groups = {
+            name: ":".join(table.options[name].curves or openssl.DEFAULT_GROUPS).encode()
+            for name in used
+            if table.options[name].curves != curves
+        }
+        if self._host_groups:
+            self._client_hello().groups = self._groups_for
+        elif self._hook is not None:
+            self._hook.groups = None
+
+    def _client_hello(self) -> openssl.ClientHelloHook:
+        if self._hook is None:
+            self._hook = openssl.ClientHelloHook(self.context)
+        return self._hook
+
+    def _groups_for(self, server_name: str) -> bytes | None:
+        """The ClientHello callback's question: groups for this SNI name, if not the entry point's."""
+        option = self._state.table.hosts.get(server_name)
+        return None if option is None else self._host_groups.get(option)
 
     def watch_acme_alpn(self, *, seam: bool = True) -> None:
         """TLS-ALPN-01 challenges are pending: from now on, note handshakes offering acme-tls/1.
@@ -361,7 +398,8 @@ class Dispatcher:
                 if not seam:
                     raise openssl.OpenSSLBindingError("the OpenSSL binding check failed in the control plane")
                 openssl.check()
-                self._alpn = openssl.AlpnWatch(self.context, b"acme-tls/1")
+                self._client_hello().watch(b"acme-tls/1")
+                self._alpn = True
             except openssl.OpenSSLBindingError as e:
                 self._alpn = False
                 log.warning(
@@ -375,7 +413,7 @@ class Dispatcher:
         if context is None:
             return None
         alpn = self._alpn
-        if alpn is False or (isinstance(alpn, openssl.AlpnWatch) and alpn.offered(ssl_object)):
+        if alpn is False or (alpn and self._hook is not None and self._hook.offered(ssl_object)):
             return context
         return None
 

@@ -12,6 +12,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import trustme
+
 from tests.integration.harness import Backends, Router, free_port, ingress, rule, service, wait_for
 from tests.integration.test_kubernetes import slice_for, with_ns
 from tests.integration.test_tls import (
@@ -107,6 +109,13 @@ def check_served(router: Router, port: int, edit: Callable[[dict[str, Any]], Non
     router.wait_problem("Ingress default/guarded", "namespace default has no TLSOption 'mtls'")
     assert call(port, "guarded.test").status == 404
     assert call(port, "open.test").status == 200
+    # a TLSOption `default` with sniStrict: names without a certificate are refused from now on
+    assert call(port, "unknown.test").status == 404
+    version = router.version()
+    edit({"replace": tls_option("default", {"sniStrict": True}, "infra")})
+    router.wait_version(version, timeout=10)
+    assert refused(port, "unknown.test")
+    assert call(port, "open.test").status == 200
 
 
 def test_tls_options_from_manifests(backends: Backends, make_router: Callable[..., Router]) -> None:
@@ -144,8 +153,12 @@ def test_tls_options_from_the_kubernetes_api(
     def edit(change: dict[str, Any]) -> None:
         for verb, obj in change.items():
             if verb == "replace":
-                current = api.get(TRAEFIK, "TLSOption", "default", obj["metadata"]["name"])
-                api.replace({**current, "spec": obj["spec"]})
+                meta = obj["metadata"]
+                current = api.get(TRAEFIK, "TLSOption", meta["namespace"], meta["name"])
+                if current is None:
+                    api.create(obj)
+                else:
+                    api.replace({**current, "spec": obj["spec"]})
             else:
                 api.delete(TRAEFIK, "TLSOption", "default", obj["metadata"]["name"])
 
@@ -203,24 +216,42 @@ def test_sni_strict_and_curves_on_the_default_tls_option(
 def test_sni_strict_and_curves_in_static_options(
     backends: Backends, make_router: Callable[..., Router]
 ) -> None:
-    """The same two keys in `tls.options`: `default` for the entry point, sniStrict per host too."""
+    """The same two keys in `tls.options`, on the entry point's option and per host."""
     port = free_port()
     listed = [
         *backend(backends, "static"),
-        with_ns(tls_secret("cert", CA.issue_cert("open.test"))),
+        # RSA: with TLS 1.2 an ECDSA certificate's own curve must be among the client's groups too
+        with_ns(
+            tls_secret(
+                "cert", CA.issue_cert("open.test", "p384.test", "any.test", key_type=trustme.KeyType.RSA)
+            )
+        ),
         host("open", None, "static"),
         host("guarded", "strict", "static"),  # strict, and no certificate names guarded.test
+        host("p384", "p384", "static"),
+        host("any", "plain", "static"),
     ]
     options = {
         "default": {"curvePreferences": ["CurveP521"]},
         "strict": {"sniStrict": True},
+        "p384": {"curvePreferences": ["CurveP384"]},
+        "plain": {},  # OpenSSL's groups, not the entry point's
     }
     make_router(listed, config={**tls_config(port), "tls": {"options": options}})
     assert call(port, "open.test").status == 200
     assert call(port, "unknown.test").status == 404  # the default option is not strict
     assert refused(port, "guarded.test")
-    for group, accepted in (("X25519", False), ("secp521r1", True)):
-        client = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-        client.check_hostname, client.verify_mode = False, ssl.CERT_NONE
-        client.set_ecdh_curve(group)
-        assert refused(port, "open.test", context=client) is not accepted, group
+    cases = [
+        ("open.test", "X25519", False),
+        ("open.test", "secp521r1", True),
+        ("p384.test", "secp521r1", False),
+        ("p384.test", "secp384r1", True),
+        ("any.test", "X25519", True),
+        ("unknown.test", "secp384r1", False),
+    ]
+    for tls_max in (None, TLS12):
+        for sni, group, accepted in cases:
+            client = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+            client.check_hostname, client.verify_mode = False, ssl.CERT_NONE
+            client.set_ecdh_curve(group)  # a client context offers only this group
+            assert refused(port, sni, context=client, maximum=tls_max) is not accepted, (sni, group, tls_max)
