@@ -40,7 +40,8 @@ from passerelle.proxy.upstream import Pool
 from passerelle.routing.table import RouteTable, compile_steps
 from passerelle.tls import contexts as tls_contexts
 from passerelle.tls.clientcert import ClientCertSpec
-from passerelle.tls.contexts import Dispatcher, SniState, TlsStatic
+from passerelle.tls.contexts import TlsStatic
+from passerelle.tls.dispatcher import Dispatcher, SniState
 
 log = logging.getLogger("passerelle.proxy")
 
