@@ -128,7 +128,6 @@ class SniTable:
         static: TlsStatic,
         tls: TlsConfig,
         choices: dict[ContextKey, Choice | int],
-        version_range: tuple[int, int] | None = None,
     ) -> None:
         self._static = static
         self.options: dict[str, TlsOptions] = {**static.options, **{o.name: o for o in tls.options}}
@@ -137,7 +136,7 @@ class SniTable:
         self.hosts = NameIndex((h.host, h.options) for h in tls.hosts if h.options in self.options)
         self._extra_ca = {ca.options: ca.pem for ca in tls.client_cas}
         every = self.options.values()
-        self.range = version_range or _widest(every)
+        self.range = _widest(every)
         self.switches_verify = any(o.auth.request for o in every)
         self.resumption = not self.switches_verify
         self.needs_openssl = self.switches_verify or any(_needs_openssl(o, self.range) for o in every)

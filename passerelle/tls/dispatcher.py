@@ -107,8 +107,12 @@ class Dispatcher:
         option = table.options.get(self.entry_options)
         curves = option.curves if option is not None else ()
         if curves != self._curves:
-            openssl.set_groups(self.context, curves or openssl.DEFAULT_GROUPS)
-            self._curves = curves
+            try:
+                openssl.set_groups(self.context, curves or openssl.DEFAULT_GROUPS)
+                self._curves = curves
+            except (ValueError, ssl.SSLError, openssl.OpenSSLBindingError) as e:
+                # the table is going live whatever happens here: keep the groups it had
+                log.error("entry point option %s: curvePreferences not applied: %s", self.entry_options, e)
         # Hosts whose option names other curves: set on each connection in the ClientHello callback.
         used = {*table.hosts.exact.values(), *table.hosts.wildcard.values()}
         self._host_groups = {

@@ -48,7 +48,7 @@ _SSL_SESS_CACHE_SERVER = 2  # OpenSSL's default for a server context
 DEFAULT_GROUPS = ("X25519", "prime256v1", "X448", "secp521r1", "secp384r1")
 _HEAD = object.__basicsize__  # PyObject_HEAD: 16 bytes on a standard 64-bit build
 _WORD = struct.calcsize("P")  # a pointer
-_WHY = "TLS client authentication and per-host TLS versions cannot be served"
+_WHY = "TLS client authentication, per-host TLS versions and curvePreferences cannot be served"
 
 # The child process `probe` runs: exit 3 with the message on a refusal, a signal on a crash.
 PROBE = (
