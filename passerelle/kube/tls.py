@@ -39,7 +39,7 @@ from passerelle.model import (
     Severity,
     TlsConfig,
 )
-from passerelle.tls.options import DEFAULT, options_reference
+from passerelle.tls.options import DEFAULT, TlsOptions, options_reference
 from passerelle.tls.store import CertificateError, Parsed, parse_ca_bundle, parse_pair
 
 SECRET_TYPE = "kubernetes.io/tls"
@@ -115,16 +115,21 @@ class TlsTranslator:
     def __init__(self, options: TlsTranslation = TlsTranslation()) -> None:
         self._options = options
         self._parsed: dict[int, tuple[Object, Parsed | str]] = {}
+        self._last_valid: dict[str, TlsOptions] = {}  # TLSOption definitions of the last snapshot
 
     def option_index(self, snapshot: ClusterSnapshot, problems: list[Problem]) -> OptionIndex:
-        """The TLSOption objects of the snapshot, read (their Problems are appended)."""
-        return OptionIndex(
+        """The TLSOption objects of the snapshot, read (their Problems are appended); an invalid
+        one that was valid in the last snapshot keeps that definition."""
+        index = OptionIndex(
             snapshot,
             problems,
             ca_reader(snapshot),
             static=self._options.options,
             static_default=self._options.static_default,
+            previous=self._last_valid,
         )
+        self._last_valid = index.defined
+        return index
 
     def translate(
         self,

@@ -5,7 +5,10 @@ A TLSOption `n` in namespace `ns` defines the option `ns-n@kubernetescrd`, Traef
 defines `tls.options.default` or several namespaces have one (then none of them is used, and each
 gets a Problem: Traefik refuses a default defined twice too). The spec is read strictly: an unknown
 key, a bad value, or a CA Secret (`clientAuth.secretNames`, in the TLSOption's namespace) that is
-missing or holds no CA makes the option invalid, with an error Problem on the object.
+missing or holds no CA makes the option invalid, with an error Problem on the object. An option
+that was valid before keeps its last valid definition (CAs included) while it is invalid: an edit
+gone wrong, or a deleted CA Secret, must not drop client authentication from its hosts (nor from
+every host, for `default`). Deleting the object drops the option.
 
 An Ingress names an option with `router.tls.options` (or `passerelle.io/tls-options`): `name` or
 `name@file` for a static option; `ns-n@kubernetescrd` for a TLSOption; a bare `n` that is not a
@@ -63,6 +66,7 @@ class OptionIndex:
 
     static: the static option names (with `default`); None accepts any static name (offline
         `passerelle check` without a configuration). static_default: `tls.options.default` is set.
+    previous: the options `defined` by the last translation, kept for objects now invalid.
     """
 
     def __init__(
@@ -73,6 +77,7 @@ class OptionIndex:
         *,
         static: frozenset[str] | None,
         static_default: bool,
+        previous: Mapping[str, TlsOptions] | None = None,
     ) -> None:
         self._static = static
         self.defined: dict[str, TlsOptions] = {}
@@ -106,9 +111,11 @@ class OptionIndex:
                         "(traefik.io before traefik.containo.us, then the oldest, then by namespace/name)",
                     )
                 )
-            self._add(full, objs[0][1], problems, read_ca)
+            self._add(full, objs[0][1], problems, read_ca, (previous or {}).get(full))
 
-    def _add(self, full: str, obj: Object, problems: list[Problem], read_ca: ReadCA) -> None:
+    def _add(
+        self, full: str, obj: Object, problems: list[Problem], read_ca: ReadCA, last: TlsOptions | None
+    ) -> None:
         _, namespace, _ = key_of(obj)
         warnings: list[str] = []
         try:
@@ -121,6 +128,10 @@ class OptionIndex:
                 source=_describe(obj),
             )
         except ValueError as e:
+            if last is not None and last.source == _describe(obj):
+                self.defined[full] = last
+                problems.append(_problem(obj, f"invalid: {e}; its last valid definition stays in use"))
+                return
             self._invalid[full] = str(e)
             problems.append(_problem(obj, f"invalid: {e}"))
             return

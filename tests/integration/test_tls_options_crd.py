@@ -102,6 +102,11 @@ def check_served(router: Router, port: int, edit: Callable[[dict[str, Any]], Non
     router.wait_version(version, timeout=10)
     assert call(port, "strict.test", maximum=TLS12).status == 200
     assert refused(port, "strict.test", minimum=ssl.TLSVersion.TLSv1_3)
+    # an edit gone wrong: the last valid definition stays in use
+    edit({"replace": tls_option("modern", {"minVersion": "VersionTLS99"})})
+    router.wait_problem("TLSOption default/modern", "its last valid definition stays in use", timeout=10)
+    assert call(port, "strict.test", maximum=TLS12).status == 200
+    assert refused(port, "strict.test", minimum=ssl.TLSVersion.TLSv1_3)
     # deleted: the Ingress naming it is not served (never served without client authentication)
     version = router.version()
     edit({"delete": tls_option("mtls", {})})

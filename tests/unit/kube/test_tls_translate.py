@@ -245,3 +245,53 @@ def test_an_ingress_naming_an_unknown_tls_option_is_not_served() -> None:
     assert [p.message for p in errors] == [
         "not served: TLS option 'mtsl' is not defined in tls.options, and namespace default has no TLSOption 'mtsl'"
     ]
+
+
+def test_an_invalid_tls_option_keeps_its_last_valid_definition_until_deleted() -> None:
+    from passerelle.kube.ingress import Translator
+
+    def objects(spec: dict[str, Any] | None) -> ClusterSnapshot:
+        backend = {"service": {"name": "web", "port": {"number": 80}}}
+        rule = {
+            "host": "a.example.com",
+            "http": {"paths": [{"path": "/", "pathType": "Prefix", "backend": backend}]},
+        }
+        ingress = {
+            "apiVersion": "networking.k8s.io/v1",
+            "kind": "Ingress",
+            "metadata": {
+                "name": "a",
+                "namespace": "team",
+                "annotations": {
+                    "traefik.ingress.kubernetes.io/router.tls.options": "team-mtls@kubernetescrd"
+                },
+            },
+            "spec": {"rules": [rule]},
+        }
+        secret = {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": "ca", "namespace": "team"},
+            "stringData": {"ca.crt": CA.cert_pem.bytes().decode()},
+        }
+        option = {
+            "apiVersion": "traefik.io/v1alpha1",
+            "kind": "TLSOption",
+            "metadata": {"name": "mtls", "namespace": "team"},
+        }
+        return ClusterSnapshot.of(
+            [ingress, secret] + ([{**option, "spec": spec}] if spec is not None else [])
+        )
+
+    translator = Translator()
+    good, _ = translator.translate(objects({"clientAuth": {"secretNames": ["ca"]}}))
+    assert [o.client_auth for o in good.tls.options] == ["RequireAndVerifyClientCert"]
+    broken, problems = translator.translate(objects({"clientAuth": {"secretNames": ["gone"]}}))
+    assert broken.tls.options == good.tls.options and broken.tls.hosts == good.tls.hosts
+    assert any("its last valid definition stays in use" in p.message for p in problems)
+    deleted, problems = translator.translate(objects(None))
+    assert not deleted.tls.options and not deleted.tls.hosts
+    assert any(str(p.ref) == "Ingress team/a" and "does not exist" in p.message for p in problems)
+    # never valid: nothing to keep, the Ingress is not served
+    again, problems = translator.translate(objects({"clientAuth": {"secretNames": ["gone"]}}))
+    assert not again.tls.options and not any(r.host == "a.example.com" for r in again.routers)
