@@ -113,8 +113,9 @@ class Translator:
             specs.append(read[1])
         self._read = seen  # forget objects that left
         backends = Backends(snapshot, self._backends)
+        middlewares = MiddlewareIndex(snapshot, problems)
         index = self._tls.option_index(snapshot, problems)
-        builder = _Builder(backends, MiddlewareIndex(snapshot, problems), index, self._options, problems)
+        builder = _Builder(backends, middlewares, index, self._options, problems)
         builder.placed_before = self._placed
         specs.sort(key=lambda s: s.age_key)
         for spec in specs:

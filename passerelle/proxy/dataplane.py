@@ -448,7 +448,7 @@ class Dataplane:
             leaving += self._release(held.services.pop(name))
             del self._upstreams[name]
         if sni is not None and self.sni is not None:
-            self.sni.table = sni
+            self.sni.swap(sni)
         if tls is not None:
             held.tls = tls
         self._config = None  # the whole version is now only in `held`
