@@ -15,7 +15,7 @@ from cryptography import x509
 from cryptography.x509.oid import ExtensionOID
 
 from passerelle.model import Certificate, DynamicConfig
-from passerelle.tls.contexts import SniTable, TlsStatic, version_range
+from passerelle.tls.contexts import SniTable, TlsStatic
 from passerelle.tls.options import DEFAULT
 
 EXPIRY_WARNING_DAYS = 21  # a certificate closer than this to its notAfter is "expiring"
@@ -23,7 +23,7 @@ EXPIRY_WARNING_DAYS = 21  # a certificate closer than this to its notAfter is "e
 
 def sni_table(static: TlsStatic, config: DynamicConfig) -> SniTable:
     """The SNI table a worker would compile for `config`, without building any SSLContext."""
-    return SniTable(static, config.tls, {}, version_range(static))
+    return SniTable(static, config.tls, {})
 
 
 def summary(cert: Certificate, now: datetime.datetime) -> dict[str, Any]:

@@ -176,7 +176,7 @@ class Explainer:
         else:
             how = f"a wildcard of the certificate covers {sni}"
         source = next((h.source for h in self._config.tls.hosts if h.host == sni), "")
-        settings = self._context.tls.options.get(option) if self._context.tls is not None else None
+        settings = self._sni.options.get(option)
         info = {
             "sni": sni,
             "options": option,
@@ -287,6 +287,8 @@ def _option_summary(option: TlsOptions) -> dict[str, Any]:
         "maxVersion": None if top is None else names.get(top, str(top)),
         "alpnProtocols": list(option.alpn),
         "clientAuthType": option.client_auth,
+        "sniStrict": option.sni_strict,
+        "definedBy": option.source or "static configuration",
     }
 
 

@@ -1,7 +1,8 @@
 """Incremental Ingress translation: after a change, only the Ingresses it concerns are translated.
 
-`Translator.translate(snapshot)` returns exactly `ingress.translate(snapshot)`'s answer (a property
-test checks it over random sequences of changes) and sets `delta`: what changed since the previous
+`Translator.translate(snapshot)` returns exactly what ingress.py's `Translator` fed the same
+snapshots returns (a property test checks it over random sequences of changes; both remember
+TLSOptions' last valid definitions, kube/tlsoptions.py) and sets `delta`: what changed since the previous
 call, by name, for the workers (control/distribute.py sends only that).
 
 Each valid Ingress of ours is a `Fragment`: its routers, the services and middlewares they use, its
@@ -11,7 +12,7 @@ translation (oldest first) sees them: who claims an (entry point, host, path) fi
 names are taken. Objects are compared by identity (providers never mutate an object they handed
 over), so a snapshot's changes cost a few set operations on ids. An Ingress is translated again when
 it changed, when a Service, EndpointSlice or Endpoints its backends name changed, or a Middleware
-when it names middlewares; then, oldest first, so are the younger Ingresses sharing a claim or a
+when it names middlewares, or a TLSOption or Secret when it names a TLS option; then, oldest first, so are the younger Ingresses sharing a claim or a
 router name with one whose claims or names changed. An IngressClass change translates everything.
 The version is the fragments joined in age order. TLS is translated over the Ingresses that have
 spec.tls or TLS/ACME annotations (all of them when an entry point has a certificate resolver), and
@@ -37,7 +38,8 @@ from passerelle.kube.middlewares import LEGACY_GROUP, MiddlewareIndex
 from passerelle.kube.names import UniqueNames
 from passerelle.kube.objects import BackendRef, IngressSpec, InvalidObject, read_ingress
 from passerelle.kube.snapshot import ClusterSnapshot, Object, key_of
-from passerelle.kube.tls import TlsTranslator
+from passerelle.kube.tls import OPTIONS_ANNOTATIONS, TlsTranslator
+from passerelle.kube.tlsoptions import OptionIndex
 from passerelle.model import (
     DynamicConfig,
     Middleware,
@@ -52,6 +54,7 @@ from passerelle.model.delta import Delta, HostKey, host_key
 
 log = logging.getLogger("passerelle.translation")
 MIDDLEWARE_KINDS = ("Middleware", f"Middleware.{LEGACY_GROUP}")
+TLS_OPTION_KINDS = ("TLSOption", f"TLSOption.{LEGACY_GROUP}")
 T = TypeVar("T")
 _ROUTERS = attrgetter("routers")
 _SERVICES = attrgetter("services")
@@ -93,6 +96,8 @@ class Translator:
         self._middleware_problems: list[Problem] = []
         self._middleware_index: MiddlewareIndex | None = None
         self._tls = TlsTranslator(self._options.tls)
+        self._tls_options: OptionIndex | None = None
+        self._tls_option_problems: list[Problem] = []
         self._tls_result: tuple[TlsConfig, list[Problem]] | None = None
         self._gateway_problems: list[Problem] = []  # the last Gateway API translation's
         self._gateway_secrets: tuple[tuple[ObjectRef, str, str, str], ...] = ()
@@ -122,13 +127,23 @@ class Translator:
         middlewares = self._middlewares(snapshot)
         if middlewares is not None:
             dirty.update(dict.fromkeys(self._index.with_middlewares))
+        secrets = self._diff(snapshot, "Secret")
+        options = self._options_index(snapshot, secrets != ([], []))
+        if options is not None:  # which TLS options exist, and are valid, decides who is served
+            dirty.update(
+                (key, None)
+                for key, spec in self._specs.items()
+                if any(spec.annotations.get(a, "").strip() for a in OPTIONS_ANNOTATIONS)
+            )
         backends = Backends(snapshot, self._memo, self._slices)
         changed = self._rebuild(dirty, backends, middlewares or self._middleware_index)
         self._memo.update(backends.memo_next)
-        secrets = self._diff(snapshot, "Secret")
         # The TLS part reads only the Ingresses it is about (Fragment.tls), their routers, Secrets.
         tls_again = (
-            self._acme_defaults or secrets != ([], []) or any(f.tls for pair in changed for f in pair if f)
+            self._acme_defaults
+            or secrets != ([], [])
+            or options is not None
+            or any(f.tls for pair in changed for f in pair if f)
         )
         gateway = self._gateway(snapshot, backends)
         # Gateway API objects are translated whole each time (kube/gateway.py); their Secrets join the TLS part
@@ -239,6 +254,16 @@ class Translator:
         self._middleware_index = MiddlewareIndex(snapshot, self._middleware_problems)
         return self._middleware_index
 
+    def _options_index(self, snapshot: ClusterSnapshot, secrets_changed: bool) -> OptionIndex | None:
+        """A new TLSOption index when TLSOption objects changed, or Secrets (their CAs), and on the
+        first snapshot; else None."""
+        changes = [self._diff(snapshot, kind) for kind in TLS_OPTION_KINDS]
+        if self._tls_options is not None and not secrets_changed and not any(a or r for a, r in changes):
+            return None
+        self._tls_option_problems = []
+        self._tls_options = self._tls.option_index(snapshot, self._tls_option_problems)
+        return self._tls_options
+
     # -- translating -------------------------------------------------------------------------
     def _rebuild(
         self,
@@ -284,7 +309,8 @@ class Translator:
                     self._unplace(before)
             now = None
             if step == 1:
-                builder = FragmentBuilder(backends, middlewares, self._options, [])
+                assert self._tls_options is not None
+                builder = FragmentBuilder(backends, middlewares, self._tls_options, self._options, [])
                 now = builder.fragment(self._specs[key], index, before.placed if before else None)
                 index.add(now)
                 if not many:
@@ -324,6 +350,7 @@ class Translator:
         order = self._order
         problems = [self._invalid[key] for key in sorted(self._invalid)]
         problems += self._middleware_problems
+        problems += self._tls_option_problems
         problems += dict.fromkeys(chain.from_iterable(map(_PROBLEMS, order)))  # the builder's, once each
         services = list(chain.from_iterable(map(_SERVICES, order)))
         middlewares: dict[str, Middleware] = {}
@@ -344,6 +371,7 @@ class Translator:
                 found,
                 routers if tls_part is order else list(chain.from_iterable(map(_ROUTERS, tls_part))),
                 gateway.secrets,
+                self._tls_options,
             )
             self._tls_result = (tls, found)
         tls, found = self._tls_result

@@ -25,7 +25,8 @@ from passerelle.kube.names import UniqueNames
 from passerelle.kube.objects import BackendRef, IngressSpec, InvalidObject, read_ingress
 from passerelle.kube.placement import EntryPointInfo, Placement, chains, dead_ends, place
 from passerelle.kube.snapshot import ClusterSnapshot, Object, key_of
-from passerelle.kube.tls import TlsTranslation, TlsTranslator, unknown_tls_option
+from passerelle.kube.tls import TlsTranslation, TlsTranslator, tls_option_error
+from passerelle.kube.tlsoptions import OptionIndex
 from passerelle.middlewares.pass_tls_client_cert import PassTLSClientCert
 from passerelle.middlewares.redirect_scheme import RedirectScheme
 from passerelle.model import (
@@ -116,7 +117,9 @@ class Translator:
             specs.append(read[1])
         self._read = seen  # forget objects that left
         backends = Backends(snapshot, self._backends)
-        builder = _Builder(backends, MiddlewareIndex(snapshot, problems), self._options, problems)
+        middlewares = MiddlewareIndex(snapshot, problems)
+        index = self._tls.option_index(snapshot, problems)
+        builder = _Builder(backends, middlewares, index, self._options, problems)
         builder.placed_before = self._placed
         specs.sort(key=lambda s: s.age_key)
         for spec in specs:
@@ -131,7 +134,7 @@ class Translator:
             builder.names,
         )
         self._backends = backends.memo_next
-        tls = self._tls.translate(snapshot, specs, problems, builder.routers, gateway.secrets)
+        tls = self._tls.translate(snapshot, specs, problems, builder.routers, gateway.secrets, index)
         return builder.config(tls, gateway), problems
 
 
@@ -226,13 +229,14 @@ class _Builder:
         self,
         backends: Backends,
         middlewares: MiddlewareIndex,
+        tls_options: OptionIndex,
         options: IngressOptions,
         problems: list[Problem],
     ) -> None:
         self._backends = backends
         self._middleware_index = middlewares
         self._entrypoints = options.entrypoints
-        self._tls_options = options.tls.options
+        self._tls_options = tls_options
         self._problems = problems
         self._routers: list[Router] = []
         self._services: dict[str, Service] = {}
@@ -252,7 +256,7 @@ class _Builder:
         placed = self._placed(spec)
         if placed.report is not None:
             self._problem(ref, placed.report, Severity.WARNING)
-        unknown = unknown_tls_option(spec.annotations, self._tls_options)
+        unknown = tls_option_error(spec, self._tls_options)
         if unknown is not None:  # fail closed: not served with a weaker option than it asked for
             self._problem(ref, f"not served: {unknown}")
             return

@@ -86,10 +86,19 @@ def watched(served: frozenset[str]) -> tuple[Kind, ...]:
     return tuple(k for k in WATCHED if not k.crd or k.api_version in served)
 
 
-def secret_references(ingresses: Iterable[Object], configured: Iterable[str]) -> frozenset[tuple[str, str]]:
-    """(namespace, name) of every Secret named by an Ingress's spec.tls or by the static
-    configuration (`namespace/name` strings: TLS options' caSecret, the default certificate)."""
-    out = set()
+def secret_references(
+    ingresses: Iterable[Object], configured: Iterable[str], tls_options: Iterable[Object] = ()
+) -> frozenset[tuple[str, str]]:
+    """(namespace, name) of every Secret named by an Ingress's spec.tls, by a TLSOption's
+    clientAuth.secretNames (CA bundles, in its namespace), or by the static configuration
+    (`namespace/name` strings: TLS options' caSecret, the default certificate)."""
+    out: set[tuple[str, str]] = set()
+    for option in tls_options:
+        namespace = (option.get("metadata") or {}).get("namespace") or "default"
+        auth = (option.get("spec") or {}).get("clientAuth")
+        names = auth.get("secretNames") if isinstance(auth, dict) else None
+        if isinstance(names, list):
+            out.update((namespace, n) for n in names if isinstance(n, str) and n)
     for name in configured:
         namespace, _, secret = name.partition("/")
         if namespace and secret:

@@ -8,10 +8,13 @@ Ingress is still served. An expired certificate is served with a warning (a rene
 
 A host's TLS option is named by `passerelle.io/tls-options` or Traefik's
 `traefik.ingress.kubernetes.io/router.tls.options` and applies to every host of the Ingress
-(rules and spec.tls). Two Ingresses naming different options for one host: the oldest wins (as
-for routes) and the later one gets a Problem. An Ingress naming an undefined option is not served
-at all (ingress.py asks `unknown_tls_option` before it builds routers), as Traefik disables it. Parsed Secrets are remembered by object identity,
-as Translator does for Ingresses: loading an RSA key costs about a millisecond.
+(rules and spec.tls): a static option or a TLSOption object (tlsoptions.py says how names
+resolve). Two Ingresses naming different options for one host: the oldest wins (as for routes)
+and the later one gets a Problem. An Ingress naming an undefined or invalid option is not served
+at all (ingress.py asks `tls_option_error` before it builds routers), as Traefik disables it.
+The version carries the TLSOption definitions that hosts use, and a `default` one. Parsed
+Secrets are remembered by object identity, as Translator does for Ingresses: loading an RSA key
+costs about a millisecond.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from dataclasses import dataclass
 from passerelle.kube.acme import AcmeTranslation, certificate_requests
 from passerelle.kube.objects import IngressSpec, IngressTLS
 from passerelle.kube.snapshot import ClusterSnapshot, Object
+from passerelle.kube.tlsoptions import OptionIndex, ReadCA
 from passerelle.model import (
     Certificate,
     ClientCA,
@@ -35,7 +39,7 @@ from passerelle.model import (
     Severity,
     TlsConfig,
 )
-from passerelle.tls.options import options_reference
+from passerelle.tls.options import DEFAULT, TlsOptions, options_reference
 from passerelle.tls.store import CertificateError, Parsed, parse_ca_bundle, parse_pair
 
 SECRET_TYPE = "kubernetes.io/tls"
@@ -49,39 +53,60 @@ class TlsTranslation:
     options: the TLS option names defined (`tls.options`, and `default`); None accepts any name
         (`passerelle check` without a static configuration).
     ca_secrets: (option, "namespace/name") for options whose clientAuth.caSecret names a Secret.
+    static_default: `tls.options.default` is set (a TLSOption `default` then does not replace it).
     default_secret: "namespace/name" of tls.defaultCertificate.secret, or "".
     acme: certificate resolvers and entry point defaults (kube/acme.py).
     """
 
     options: frozenset[str] | None = None
+    static_default: bool = False
     ca_secrets: tuple[tuple[str, str], ...] = ()
     default_secret: str = ""
     acme: AcmeTranslation = AcmeTranslation()
 
 
 def tls_options_of(annotations: Mapping[str, str]) -> tuple[str | None, str | None]:
-    """(option name, warning): the host TLS option an Ingress names, passerelle's key first."""
+    """(option name as written, warning): the TLS option an Ingress names, passerelle's key first."""
     values = [
         (key, annotations[key].strip()) for key in OPTIONS_ANNOTATIONS if annotations.get(key, "").strip()
     ]
     if not values:
         return None, None
-    name = options_reference(values[0][1])
-    if len(values) == 2 and options_reference(values[1][1]) != name:
+    name = values[0][1]
+    if len(values) == 2 and options_reference(values[1][1]) != options_reference(name):
         return name, f"{values[0][0]} ({values[0][1]!r}) overrides {values[1][0]} ({values[1][1]!r})"
     return name, None
 
 
-def unknown_tls_option(annotations: Mapping[str, str], known: frozenset[str] | None) -> str | None:
-    """Why an Ingress must not be served, when it names a TLS option that is not defined; else None.
+def tls_option_error(spec: IngressSpec, index: OptionIndex) -> str | None:
+    """Why an Ingress must not be served, when it names a TLS option that is not defined or is
+    invalid; else None.
 
     Traefik disables a router whose TLS option is unknown: serving its hosts with the entry point's
     option instead would turn a typo in `router.tls.options: mtls` into a host without mTLS.
-    ingress.py's builder checks this before making routers; known None accepts any name."""
-    name, _ = tls_options_of(annotations)
-    if name is None or known is None or name in known:
-        return None
-    return f"TLS option {name!r} is not defined in tls.options"
+    ingress.py's builder checks this before making routers."""
+    written, _ = tls_options_of(spec.annotations)
+    return None if written is None else index.resolve(written, spec.namespace).error or None
+
+
+def ca_reader(snapshot: ClusterSnapshot) -> ReadCA:
+    """Reads the CA bundle (`ca.crt`, else `tls.ca`) of a Secret of the snapshot; the reason it
+    cannot is "not found" or what is wrong with the Secret."""
+
+    def read(namespace: str, name: str) -> tuple[str | None, str]:
+        obj = snapshot.get("Secret", namespace, name)
+        if obj is None:
+            return None, "not found"
+        data, bad = secret_data(obj)
+        pem = data.get("ca.crt") or data.get("tls.ca") if bad is None else None
+        if pem is None:
+            return None, bad or "no ca.crt key"
+        try:
+            return parse_ca_bundle(pem), ""
+        except CertificateError as e:
+            return None, str(e)
+
+    return read
 
 
 class TlsTranslator:
@@ -90,6 +115,21 @@ class TlsTranslator:
     def __init__(self, options: TlsTranslation = TlsTranslation()) -> None:
         self._options = options
         self._parsed: dict[int, tuple[Object, Parsed | str]] = {}
+        self._last_valid: dict[str, TlsOptions] = {}  # TLSOption definitions of the last snapshot
+
+    def option_index(self, snapshot: ClusterSnapshot, problems: list[Problem]) -> OptionIndex:
+        """The TLSOption objects of the snapshot, read (their Problems are appended); an invalid
+        one that was valid in the last snapshot keeps that definition."""
+        index = OptionIndex(
+            snapshot,
+            problems,
+            ca_reader(snapshot),
+            static=self._options.options,
+            static_default=self._options.static_default,
+            previous=self._last_valid,
+        )
+        self._last_valid = index.defined
+        return index
 
     def translate(
         self,
@@ -98,11 +138,15 @@ class TlsTranslator:
         problems: list[Problem],
         routers: tuple[Router, ...] | list[Router] = (),
         secrets: tuple[tuple[ObjectRef, str, str, str], ...] = (),
+        index: OptionIndex | None = None,
     ) -> TlsConfig:
         """`specs` oldest first; problems are appended; `routers` say where Ingresses are served.
         `secrets`: (object, where, namespace, name) of other Secrets whose certificates are served
-        (Gateway listeners' certificateRefs); a bad one is a Problem on that object."""
-        builder = _Builder(snapshot, self._options, self._parsed, problems)
+        (Gateway listeners' certificateRefs); a bad one is a Problem on that object.
+        `index` is option_index()'s for this snapshot (made here when not given)."""
+        if index is None:
+            index = self.option_index(snapshot, problems)
+        builder = _Builder(snapshot, self._options, self._parsed, problems, index)
         builder.default_certificate()
         for spec in specs:
             builder.add(spec)
@@ -127,9 +171,11 @@ class TlsTranslator:
             problems,
             secrets=builder.certificates.values(),
         )
+        used = {claim.options for claim in builder.claims.values()} | {DEFAULT}
         return TlsConfig(
             certificates=tuple(builder.certificates.values()),
             hosts=tuple(sorted(builder.claims.values())),
+            options=tuple(o for name, o in sorted(index.defined.items()) if name in used),
             client_cas=client_cas,
             requests=requests,
         )
@@ -142,9 +188,11 @@ class _Builder:
         options: TlsTranslation,
         parsed: dict[int, tuple[Object, Parsed | str]],
         problems: list[Problem],
+        index: OptionIndex,
     ) -> None:
         self._snapshot = snapshot
         self._options = options
+        self._index = index
         self._parsed = parsed
         self._problems = problems
         self._reported: set[Problem] = set()
@@ -175,11 +223,13 @@ class _Builder:
             # No Secret: those hosts get the default certificate, as ingress-nginx, or ACME's.
             if not entry.secret_name or not self._spec_tls(ref, spec.namespace, f"spec.tls[{i}]", entry):
                 self.without_certificate.setdefault((spec.namespace, spec.name), []).append(i)
-        option, warning = tls_options_of(spec.annotations)
+        written, warning = tls_options_of(spec.annotations)
         if warning:
             self.problem(ref, warning, Severity.WARNING)
-        if option is not None:
-            self._claim(ref, spec, option)
+        if written is not None:
+            option = self._index.resolve(written, spec.namespace)
+            if not option.error:  # else ingress.py did not serve the Ingress, and reported why
+                self._claim(ref, spec, option.name)
 
     def _spec_tls(self, ref: ObjectRef, namespace: str, where: str, entry: IngressTLS) -> bool:
         """Whether the entry's Secret is usable (an expired certificate is: it is served)."""
@@ -202,8 +252,6 @@ class _Builder:
         return True
 
     def _claim(self, ref: ObjectRef, spec: IngressSpec, option: str) -> None:
-        if unknown_tls_option(spec.annotations, self._options.options) is not None:
-            return  # ingress.py did not serve the Ingress, and reported why
         hosts = [r.host for r in spec.rules if r.host] + [h for t in spec.tls for h in t.hosts]
         if not hosts:
             message = f"TLS option {option!r} is not applied: the Ingress names no host"
@@ -220,23 +268,17 @@ class _Builder:
 
     def client_cas(self) -> tuple[ClientCA, ...]:
         out = []
+        read = ca_reader(self._snapshot)
         for option, secret in self._options.ca_secrets:
             namespace, name = secret.split("/")
             ref = ObjectRef(kind="Secret", namespace=namespace, name=name)
             where = f"tls.options.{option}.clientAuth.caSecret"
-            obj = self._snapshot.get("Secret", namespace, name)
-            if obj is None:
-                self.problem(ref, f"{where}: not found; no client certificate verifies against it")
-                continue
-            data, bad = secret_data(obj)
-            pem = data.get("ca.crt") or data.get("tls.ca") if bad is None else None
+            pem, why = read(namespace, name)
             if pem is None:
-                self.problem(ref, f"{where}: {bad or 'no ca.crt key'}")
+                gone = "; no client certificate verifies against it" if why == "not found" else ""
+                self.problem(ref, f"{where}: {why}{gone}")
                 continue
-            try:
-                out.append(ClientCA(options=option, pem=parse_ca_bundle(pem), source=f"Secret {secret}"))
-            except CertificateError as e:
-                self.problem(ref, f"{where}: {e}")
+            out.append(ClientCA(options=option, pem=pem, source=f"Secret {secret}"))
         return tuple(out)
 
     def certificate_of(self, namespace: str, name: str) -> tuple[Parsed | None, str]:

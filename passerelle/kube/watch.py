@@ -201,9 +201,11 @@ class KubernetesProvider:
 
     def _follow_secret_references(self) -> None:
         """Have the poller read each named Secret that is not a TLS Secret we already hold."""
-        sources = [r for r in self._reflectors if r.kind.kind in ("Ingress", "Secret")]
+        sources = [r for r in self._reflectors if r.kind.kind in ("Ingress", "Secret", "TLSOption")]
         if not all(r.synced.is_set() for r in sources):
             return  # before the TLS Secrets are listed every reference would look like it needs a GET
         ingresses = [o for r in self._reflectors if r.kind.kind == "Ingress" for o in r.objects.values()]
+        options = [o for r in self._reflectors if r.kind.kind == "TLSOption" for o in r.objects.values()]
         tls = {key for r in self._reflectors if r.kind.kind == "Secret" for key in r.objects}
-        self.secrets.want(ref for ref in secret_references(ingresses, self.options.secrets) if ref not in tls)
+        wanted = secret_references(ingresses, self.options.secrets, options)
+        self.secrets.want(ref for ref in wanted if ref not in tls)

@@ -21,6 +21,7 @@ from passerelle.model.config import (
     WeightedService,
 )
 from passerelle.model.tls import Certificate, ClientCA, HostOptions, TlsConfig
+from passerelle.tls.options import TlsOptions
 
 
 def dump(config: DynamicConfig, *, with_keys: bool = False) -> dict[str, Any]:
@@ -45,6 +46,7 @@ def dump_tls(tls: TlsConfig, *, with_keys: bool = False) -> dict[str, Any]:
         "certificates": [dump_certificate(c, with_keys=with_keys) for c in tls.certificates],
         "hosts": [{"host": h.host, "options": h.options, "source": h.source} for h in tls.hosts],
         "clientCAs": [{"options": c.options, "pem": c.pem, "source": c.source} for c in tls.client_cas],
+        "options": [o.to_dict() for o in tls.options],
         "requests": [
             {"resolver": r.resolver, "names": list(r.names), "sources": [str(s) for s in r.sources]}
             for r in tls.requests
@@ -132,6 +134,7 @@ def load_tls(t: dict[str, Any]) -> TlsConfig:
         client_cas=tuple(
             ClientCA(options=c["options"], pem=c["pem"], source=c["source"]) for c in t["clientCAs"]
         ),
+        options=tuple(TlsOptions.from_dict(o) for o in t.get("options", ())),
     )
 
 

@@ -1,7 +1,9 @@
 """TLS state of one configuration version: certificates, per-host TLS options, client CAs.
 
 Everything here is data the control plane found in the cluster (Secrets, Ingress `spec.tls`, the
-TLS-options annotations); the option definitions themselves are static configuration. A worker
+TLS-options annotations, Traefik TLSOption objects). Option definitions are static configuration
+(`tls.options`) plus, per version, those of TLSOption objects (`TlsConfig.options`, named
+`<namespace>-<name>@kubernetescrd`, or `default` to replace the implicit default). A worker
 picks a certificate by the SNI name against `Certificate.names` (the certificate's own SANs), and
 the TLS options by the SNI name against `HostOptions.host`.
 """
@@ -11,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from passerelle.model.problem import ObjectRef
+from passerelle.tls.options import TlsOptions
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -36,7 +39,8 @@ class Certificate:
 
 @dataclass(frozen=True, slots=True, kw_only=True, order=True)
 class HostOptions:
-    """Handshakes for SNI `host` (exact, or `*.example.com`) use the static TLS option `options`."""
+    """Handshakes for SNI `host` (exact, or `*.example.com`) use the TLS option named `options`
+    (static, or one of `TlsConfig.options`)."""
 
     host: str
     options: str
@@ -70,9 +74,13 @@ class CertificateRequest:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class TlsConfig:
-    """`requests` stay in the control plane: workers get certificates, not the wish for them."""
+    """`requests` stay in the control plane: workers get certificates, not the wish for them.
+
+    options: TLS options defined in the cluster (TLSOption objects), CAs included, by name; one
+        named `default` replaces the static default option for this version."""
 
     certificates: tuple[Certificate, ...] = ()
+    options: tuple[TlsOptions, ...] = ()
     hosts: tuple[HostOptions, ...] = ()
     client_cas: tuple[ClientCA, ...] = ()
     requests: tuple[CertificateRequest, ...] = ()

@@ -99,7 +99,7 @@ def _begin(number: int, base: int | None, with_tls: bool) -> Message:
 def _tls_frames(number: int, tls: TlsConfig | None) -> list[Message]:
     if tls is None:
         return []
-    rest = codec.dump_tls(TlsConfig(hosts=tls.hosts, client_cas=tls.client_cas))
+    rest = codec.dump_tls(TlsConfig(hosts=tls.hosts, client_cas=tls.client_cas, options=tls.options))
     frames: list[Message] = [{"type": "tls", "version": number, "tls": rest}]
     for i in range(0, len(tls.certificates), CERTIFICATE_ITEMS):
         items = [

@@ -44,7 +44,8 @@ from passerelle.routing.conditional import ConditionalTable
 from passerelle.routing.table import RouteTable, Table, compile_steps
 from passerelle.tls import contexts as tls_contexts
 from passerelle.tls.clientcert import ClientCertSpec
-from passerelle.tls.contexts import Dispatcher, SniState, TlsStatic
+from passerelle.tls.contexts import TlsStatic
+from passerelle.tls.dispatcher import Dispatcher, SniState
 
 log = logging.getLogger("passerelle.proxy")
 
@@ -446,7 +447,7 @@ class Dataplane:
             garbage.extend(t.wildcards for t in old_tables.values())
             self._upstreams = upstreams
         if sni is not None and self.sni is not None:
-            self.sni.table = sni  # new handshakes only: established connections keep their context
+            self.sni.swap(sni)  # new handshakes only: established connections keep their context
         leaving = [pool for key, pool in self._pools.items() if key not in pools]
         self._pools = pools
         self._config = config
@@ -519,7 +520,7 @@ class Dataplane:
             leaving += self._release(held.services.pop(name))
             del self._upstreams[name]
         if sni is not None and self.sni is not None:
-            self.sni.table = sni
+            self.sni.swap(sni)
         if tls is not None:
             held.tls = tls
         self._config = None  # the whole version is now only in `held`

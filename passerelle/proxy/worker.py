@@ -213,7 +213,9 @@ async def _assemble(
             break
         await asyncio.sleep(0)
     if with_tls:
-        tls = TlsConfig(certificates=tuple(certificates), hosts=tls.hosts, client_cas=tls.client_cas)
+        tls = TlsConfig(
+            certificates=tuple(certificates), hosts=tls.hosts, client_cas=tls.client_cas, options=tls.options
+        )
     if removed is not None:
         delta = Delta(
             routers=tuple(routers),

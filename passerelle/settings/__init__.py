@@ -166,6 +166,7 @@ class Settings(StrictModel):
         default = self.tls.defaultCertificate
         return TlsTranslation(
             options=frozenset(self.tls.options) | {DEFAULT},
+            static_default=DEFAULT in self.tls.options,
             ca_secrets=tuple(
                 (name, o.clientAuth.caSecret) for name, o in self.tls.options.items() if o.clientAuth.caSecret
             ),

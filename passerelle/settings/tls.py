@@ -12,10 +12,7 @@ from passerelle.tls.options import TlsOptions
 
 
 class ClientAuth(StrictModel):
-    """clientAuthType "" (not given): RequireAndVerifyClientCert when CAs are given, else
-    NoClientCert — Traefik's rule (buildTLSConfig in pkg/tls/tlsmanager.go: CA files set
-    RequireAndVerifyClientCert, an explicit clientAuthType overrides it). CAs given without a type
-    must not mean that nobody is asked for a certificate."""
+    """clientAuthType "" (not given): tls/options.py effective_client_auth, Traefik's rule."""
 
     caFiles: list[str] = []
     caSecret: str = ""
@@ -30,14 +27,14 @@ class ClientAuth(StrictModel):
 
     @property
     def effective_type(self) -> str:
-        if self.clientAuthType:
-            return self.clientAuthType
-        return "RequireAndVerifyClientCert" if self.caFiles or self.caSecret else "NoClientCert"
+        return tls_names.effective_client_auth(self.clientAuthType, bool(self.caFiles or self.caSecret))
 
     @model_validator(mode="after")
     def _needs_ca(self) -> ClientAuth:
-        if tls_names.CLIENT_AUTH_TYPES[self.effective_type].verify and not (self.caFiles or self.caSecret):
-            raise ValueError(f"clientAuthType {self.clientAuthType} needs caFiles or caSecret")
+        try:
+            tls_names.effective_client_auth(self.clientAuthType, bool(self.caFiles or self.caSecret))
+        except ValueError:
+            raise ValueError(f"clientAuthType {self.clientAuthType} needs caFiles or caSecret") from None
         return self
 
 
@@ -47,6 +44,8 @@ class TlsOption(StrictModel):
     cipherSuites: list[str] = []
     alpnProtocols: list[str] = ["h2", "http/1.1"]
     clientAuth: ClientAuth = ClientAuth()
+    sniStrict: bool = False
+    curvePreferences: list[str] = []
 
     @field_validator("minVersion", "maxVersion")
     @classmethod
@@ -61,6 +60,12 @@ class TlsOption(StrictModel):
         tls_names.parse_cipher_suites(value)
         return value
 
+    @field_validator("curvePreferences")
+    @classmethod
+    def _curves(cls, value: list[str]) -> list[str]:
+        tls_names.parse_curves(value)
+        return value
+
     def resolve(self, name: str, ca_pem: str) -> TlsOptions:
         return TlsOptions(
             name=name,
@@ -71,6 +76,8 @@ class TlsOption(StrictModel):
             client_auth=self.clientAuth.effective_type,
             ca_pem=ca_pem,
             ca_secret=self.clientAuth.caSecret,
+            sni_strict=self.sniStrict,
+            curves=tls_names.parse_curves(self.curvePreferences),
         )
 
 

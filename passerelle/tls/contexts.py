@@ -1,22 +1,21 @@
 """The worker's TLS: one SSLContext per (certificate, TLS option), chosen per handshake by SNI.
 
-Each TLS entry point listens with a *dispatcher* context whose `sni_callback` looks the SNI name
-up in the live `SniTable` and switches the connection to the context built for that name's
-certificate (store.py's rules) and TLS option (the host's `HostOptions`, else the entry point's
-option, else `default`). OpenSSL keeps some settings of the context a connection started with, so
-the callback also applies the chosen verify mode (openssl.adopt_verify), and refuses a protocol
-version outside the chosen option's range (the version is negotiated before SNI is seen). The
-cipher list, ALPN, certificate and CA store do follow the switch. While an ACME TLS-ALPN-01
-challenge is pending for a name, a handshake for it that offers ALPN acme-tls/1 is switched to the
-challenge's context instead (`SniState.challenges`, docs/acme.md).
+A `SniTable` is one version's TLS state in a worker: the certificates by name (store.py's rules),
+the hosts' options (`HostOptions`, else the entry point's option, else `default`), the options
+themselves — the static ones with the version's cluster-defined ones (TlsConfig.options) over
+them — and the context built for each (certificate, option) pair. `choose()` answers the SNI
+callback of dispatcher.py: a context, or the alert that refuses the handshake (sniStrict, an
+option whose context could not be built). The cipher list, ALPN, certificate and CA store
+follow a switch to the chosen context; what does not is dispatcher.py's business.
 
 On reload `compile_steps` builds the next table beside the live one, reusing the context of every
-(certificate, option, CA) it already has — building one costs about a millisecond — and the
-entry points see it in one rebinding: new handshakes use it, established connections keep theirs.
-When any option asks for client certificates, session resumption is off (tickets and the session
-cache): a session made under a host without client authentication must not resume under one that
-requires it, and OpenSSL does not tell them apart. Without client certificates and with one version
-range, nothing here touches openssl.py (TlsStatic.needs_openssl).
+(certificate, option, CA) it already has with the same option definition — building one costs
+about a millisecond — and the entry points see it in one rebinding: new handshakes use it,
+established connections keep theirs. When any option asks for client certificates, session
+resumption is off (tickets and the session cache): a session made under a host without client
+authentication must not resume under one that requires it, and OpenSSL does not tell them apart.
+Without client certificates, curves and with one version range, nothing here touches openssl.py
+(`needs_openssl`).
 """
 
 from __future__ import annotations
@@ -31,12 +30,12 @@ from typing import Any
 from passerelle.model import Certificate, TlsConfig
 from passerelle.model.codec import dump_certificate, load_certificate
 from passerelle.tls import openssl
-from passerelle.tls.options import DEFAULT, TlsOptions
+from passerelle.tls.options import TlsOptions
 from passerelle.tls.store import NameIndex, certificate_index
 
 log = logging.getLogger("passerelle.tls")
-_PROTOCOL_VERSION = ssl.AlertDescription.ALERT_DESCRIPTION_PROTOCOL_VERSION.value
 _INTERNAL_ERROR = ssl.AlertDescription.ALERT_DESCRIPTION_INTERNAL_ERROR.value
+_UNRECOGNIZED_NAME = ssl.AlertDescription.ALERT_DESCRIPTION_UNRECOGNIZED_NAME.value
 _LOGGED_FAILURES = 100  # distinct SNI failure messages logged per table, at most
 
 
@@ -53,10 +52,6 @@ class TlsStatic:
     default_certificate: Certificate
 
     @property
-    def resumption(self) -> bool:
-        return not self.switches_verify
-
-    @property
     def switches_verify(self) -> bool:
         """Some option asks for client certificates: handshakes may need another verify mode."""
         return any(o.auth.request for o in self.options.values())
@@ -65,9 +60,10 @@ class TlsStatic:
     def needs_openssl(self) -> bool:
         """Whether serving needs openssl.py's ctypes seam: for client certificates (verify modes,
         the accept-any callback, no session cache) or an option narrower than the widest version
-        range (the SNI callback reads the negotiated version). Otherwise `ssl` alone serves."""
+        range (the SNI callback reads the negotiated version), or curvePreferences. Otherwise
+        `ssl` alone serves."""
         widest = version_range(self)
-        return self.switches_verify or any(_narrower(o, widest) for o in self.options.values())
+        return self.switches_verify or any(_needs_openssl(o, widest) for o in self.options.values())
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -106,23 +102,44 @@ ContextKey = tuple[str, str, str]  # (certificate fingerprint, option name, extr
 
 
 class SniTable:
-    """One version's SNI state: names -> certificate, hosts -> option, (cert, option) -> context."""
+    """One version's SNI state: names -> certificate, hosts -> option, (cert, option) -> context.
 
-    __slots__ = ("certificates", "hosts", "default", "choices", "_static", "_extra_ca", "_range", "_logged")
+    options: the static options with this version's cluster-defined ones (TlsConfig.options) over
+    them. A choice is a Choice, or an alert number for handshakes that must be refused (an option
+    whose context could not be built: its hosts are refused rather than served without it)."""
+
+    __slots__ = (
+        "certificates",
+        "hosts",
+        "default",
+        "choices",
+        "options",
+        "range",
+        "resumption",
+        "switches_verify",
+        "needs_openssl",
+        "_static",
+        "_extra_ca",
+        "_logged",
+    )
 
     def __init__(
         self,
         static: TlsStatic,
         tls: TlsConfig,
-        choices: dict[ContextKey, Choice],
-        version_range: tuple[int, int],
+        choices: dict[ContextKey, Choice | int],
     ) -> None:
         self._static = static
+        self.options: dict[str, TlsOptions] = {**static.options, **{o.name: o for o in tls.options}}
         self.certificates = certificate_index(tls.certificates)
         self.default = next((c for c in tls.certificates if c.default), static.default_certificate)
-        self.hosts = NameIndex((h.host, h.options) for h in tls.hosts if h.options in static.options)
+        self.hosts = NameIndex((h.host, h.options) for h in tls.hosts if h.options in self.options)
         self._extra_ca = {ca.options: ca.pem for ca in tls.client_cas}
-        self._range = version_range
+        every = self.options.values()
+        self.range = _widest(every)
+        self.switches_verify = any(o.auth.request for o in every)
+        self.resumption = not self.switches_verify
+        self.needs_openssl = self.switches_verify or any(_needs_openssl(o, self.range) for o in every)
         self.choices = choices
         self._logged: set[str] = set()
 
@@ -140,13 +157,16 @@ class SniTable:
     def key(self, cert: Certificate, options: str) -> ContextKey:
         return (cert.fingerprint, options, self._extra_ca.get(options, ""))
 
-    def choose(self, server_name: str | None, entry_options: str) -> Choice:
+    def choose(self, server_name: str | None, entry_options: str) -> Choice | int:
+        """The context for a handshake, or the alert that refuses it (sniStrict, a broken option)."""
         try:
             cert, options = self.resolve(server_name, entry_options)
             key = self.key(cert, options)
             choice = self.choices.get(key)
             if choice is None:  # compile_steps builds every reachable pair; this is a safety net
                 choice = self.choices[key] = self._build(cert, options)
+            if cert is self.default and not isinstance(choice, int) and choice.options.sni_strict:
+                return _UNRECOGNIZED_NAME  # Traefik's sniStrict: no certificate for this name
             return choice
         except Exception as e:
             self._log_failure(e)
@@ -160,23 +180,36 @@ class SniTable:
             self._logged.add(message)
             log.debug("TLS handshake refused with internal_error: %s", message, exc_info=error)
 
-    def _build(self, cert: Certificate, options: str) -> Choice:
-        option = self._static.options[options]
+    def _build(self, cert: Certificate, options: str) -> Choice | int:
+        option = self.options[options]
         ca_pem = option.ca_pem + self._extra_ca.get(options, "")
         try:
-            context = build_context(cert, option, ca_pem=ca_pem, resumption=self._static.resumption)
+            try:
+                context = build_context(cert, option, ca_pem=ca_pem, resumption=self.resumption)
+            except (ssl.SSLError, OSError, ValueError) as e:
+                fallback = self._static.default_certificate
+                if cert is fallback:
+                    raise
+                # The control plane validated the pair; OpenSSL refusing it anyway must cost this
+                # certificate, not the whole version.
+                log.error(
+                    "certificate from %s cannot be loaded (%s); serving the default one", cert.source, e
+                )
+                context = build_context(fallback, option, ca_pem=ca_pem, resumption=self.resumption)
         except (ssl.SSLError, OSError, ValueError) as e:
-            fallback = self._static.default_certificate
-            if cert is fallback:
-                raise
-            # The control plane validated the pair; OpenSSL refusing it anyway must cost this
-            # certificate, not the whole version.
-            log.error("certificate from %s cannot be loaded (%s); serving the default one", cert.source, e)
-            context = build_context(fallback, option, ca_pem=ca_pem, resumption=self._static.resumption)
+            # Not the certificate, then: the option (or the default certificate). Its handshakes
+            # are refused, never served with a weaker option, and the other hosts keep being served.
+            log.error(
+                "TLS option %s with the default certificate cannot be used (%s): handshakes that need "
+                "it are refused",
+                options,
+                e,
+            )
+            return _INTERNAL_ERROR
         if isinstance(context, ServerContext):
             context.option = options
-        verify = openssl.verify_of(context) if self._static.switches_verify else openssl.NO_VERIFY
-        return Choice(context, option, _narrower(option, self._range), verify)
+        verify = openssl.verify_of(context) if self.switches_verify else openssl.NO_VERIFY
+        return Choice(context, option, _narrower(option, self.range), verify)
 
     def names(self) -> Iterable[str]:
         yield from self.certificates.exact
@@ -185,15 +218,27 @@ class SniTable:
         yield from (f"*.{p}" for p in self.hosts.wildcard)
 
 
+def _needs_openssl(option: TlsOptions, widest: tuple[int, int]) -> bool:
+    """Narrower than the widest range (the SNI callback reads the version), or curves (set per
+    connection for hosts, or several on an entry point)."""
+    return _narrower(option, widest) or bool(option.curves)
+
+
 def _narrower(option: TlsOptions, widest: tuple[int, int]) -> bool:
     low, high = widest
     return option.min_version > low or (option.max_version is not None and option.max_version < high)
 
 
 def version_range(static: TlsStatic) -> tuple[int, int]:
-    """The widest range any option allows: what a dispatcher context negotiates."""
-    low = min(int(o.min_version) for o in static.options.values())
-    highs = [o.max_version for o in static.options.values()]
+    """The widest range any static option allows."""
+    return _widest(static.options.values())
+
+
+def _widest(options: Iterable[TlsOptions]) -> tuple[int, int]:
+    """The widest range any of the options allows: what a dispatcher context negotiates."""
+    options = list(options)
+    low = min(int(o.min_version) for o in options)
+    highs = [o.max_version for o in options]
     high = int(ssl.TLSVersion.TLSv1_3) if None in highs else max(int(h) for h in highs if h is not None)
     return low, high
 
@@ -201,9 +246,16 @@ def version_range(static: TlsStatic) -> tuple[int, int]:
 def compile_steps(
     static: TlsStatic, tls: TlsConfig, entry_options: Iterable[str], previous: SniTable | None
 ) -> Generator[None, None, SniTable]:
-    """Build the table for `tls`, yielding after each new context; unchanged ones are reused."""
-    table = SniTable(static, tls, {}, version_range(static))
-    old = previous.choices if previous is not None else {}
+    """Build the table for `tls`, yielding after each new context; unchanged ones are reused.
+
+    A context is reused when its option's definition, the session policy and the version range
+    are the same as in `previous` (a TLSOption edited in the cluster gets new contexts)."""
+    table = SniTable(static, tls, {})
+    if table.needs_openssl:
+        openssl.check()  # OpenSSLBindingError: this version is refused, the live one stays
+    old: dict[ContextKey, Choice | int] = {}
+    if previous is not None and (previous.resumption, previous.range) == (table.resumption, table.range):
+        old = previous.choices
     wanted = list(dict.fromkeys(entry_options))
     names: list[str | None] = [None, *table.names()]
     for name in names:
@@ -212,8 +264,9 @@ def compile_steps(
             key = table.key(cert, options)
             if key in table.choices:
                 continue
-            if key in old:
-                table.choices[key] = old[key]
+            kept = old.get(key)
+            if isinstance(kept, Choice) and kept.options == table.options[options]:
+                table.choices[key] = kept
             else:
                 table.choices[key] = table._build(cert, options)
                 yield
@@ -227,105 +280,6 @@ def compile_table(static: TlsStatic, tls: TlsConfig, entry_options: Iterable[str
             next(steps)
         except StopIteration as done:
             return done.value  # type: ignore[no-any-return]
-
-
-class SniState:
-    """The live table, rebound whole on reload; shared by a worker's TLS entry points.
-
-    challenges: SNI name -> the TLS-ALPN-01 validation context (RFC 8737), while one is pending;
-    given only to handshakes that offer ALPN acme-tls/1 (Dispatcher, proxy/acme.py)."""
-
-    __slots__ = ("table", "challenges")
-
-    def __init__(self, table: SniTable) -> None:
-        self.table = table
-        self.challenges: dict[str, ssl.SSLContext] = {}
-
-
-class Dispatcher:
-    """A TLS entry point's listening context and its SNI callback."""
-
-    __slots__ = ("context", "entry_options", "_state", "_verify", "_alpn")
-
-    def __init__(self, static: TlsStatic, state: SniState, entry_options: str) -> None:
-        if static.needs_openssl:
-            openssl.check()  # proven in a child process by the control plane already (openssl.probe)
-        self.entry_options = entry_options or DEFAULT
-        self._state = state
-        low, high = version_range(static)
-        base = TlsOptions(
-            name="dispatcher", min_version=ssl.TLSVersion(low), max_version=ssl.TLSVersion(high)
-        )
-        self.context = build_context(
-            static.default_certificate, base, ca_pem="", resumption=static.resumption
-        )
-        self.context.sni_callback = self._on_server_name
-        self._verify = openssl.verify_of(self.context) if static.switches_verify else openssl.NO_VERIFY
-        # Which handshakes offer acme-tls/1, set up with the first TLS-ALPN-01 challenge. False:
-        # the ctypes seam is unusable, and a pending name's challenge goes to every handshake.
-        self._alpn: openssl.AlpnWatch | bool | None = None
-
-    def watch_acme_alpn(self, *, seam: bool = True) -> None:
-        """TLS-ALPN-01 challenges are pending: from now on, note handshakes offering acme-tls/1.
-
-        seam False: the control plane's probe found the ctypes seam unusable (openssl.probe)."""
-        if self._alpn is None:
-            try:
-                if not seam:
-                    raise openssl.OpenSSLBindingError("the OpenSSL binding check failed in the control plane")
-                openssl.check()
-                self._alpn = openssl.AlpnWatch(self.context, b"acme-tls/1")
-            except openssl.OpenSSLBindingError as e:
-                self._alpn = False
-                log.warning(
-                    "%s; while a TLS-ALPN-01 challenge is pending for a name, every handshake for it "
-                    "gets the challenge certificate",
-                    e,
-                )
-
-    def _challenge(self, ssl_object: ssl.SSLObject, server_name: str) -> ssl.SSLContext | None:
-        context = self._state.challenges.get(server_name.lower())
-        if context is None:
-            return None
-        alpn = self._alpn
-        if alpn is False or (isinstance(alpn, openssl.AlpnWatch) and alpn.offered(ssl_object)):
-            return context
-        return None
-
-    def misdirected(self, context: ssl.SSLContext, host: bytes) -> bool:
-        """Whether a request for `host` came on a connection whose handshake ran under another TLS
-        option than the host's: SNI `open.test` then `Host: guarded.test` must not skip guarded's
-        client authentication (Traefik's snicheck answers 421, RFC 9110 §15.5.20)."""
-        hosts = self._state.table.hosts
-        if not hosts.exact and not hosts.wildcard:
-            return False  # every host has the entry point's option
-        return isinstance(context, ServerContext) and context.option != host_option(
-            hosts, host, self.entry_options
-        )
-
-    def _on_server_name(
-        self, ssl_object: ssl.SSLObject, server_name: str | None, _: ssl.SSLContext
-    ) -> int | None:
-        setattr(ssl_object, SERVER_NAME, server_name)  # noqa: B010 -- SSLObject declares no such attribute
-        try:
-            if self._state.challenges and server_name is not None:
-                challenge = self._challenge(ssl_object, server_name)
-                if challenge is not None:
-                    ssl_object.context = challenge
-                    if self._verify != openssl.NO_VERIFY:
-                        openssl.adopt_verify(ssl_object, openssl.NO_VERIFY)
-                    return None
-            choice = self._state.table.choose(
-                None if server_name is None else server_name.lower(), self.entry_options
-            )
-            ssl_object.context = choice.context
-            if choice.verify != self._verify:
-                openssl.adopt_verify(ssl_object, choice.verify)
-            if choice.check_version and not choice.options.accepts(openssl.negotiated_version(ssl_object)):
-                return _PROTOCOL_VERSION
-        except Exception:  # an exception here would only be printed by OpenSSL's caller
-            return _INTERNAL_ERROR
-        return None
 
 
 def host_option(hosts: NameIndex[str], host: bytes, entry_options: str) -> str:
@@ -373,10 +327,19 @@ def build_context(cert: Certificate, options: TlsOptions, *, ca_pem: str, resump
             flags = openssl.VERIFY_PEER | (openssl.VERIFY_FAIL_IF_NO_PEER_CERT if auth.require else 0)
             openssl.set_verify(context, flags, accept_any=True)
     if not resumption:
+        set_resumption(context, False)
+    return context
+
+
+def set_resumption(context: ssl.SSLContext, on: bool) -> None:
+    """Session tickets and the server session cache, both on or both off."""
+    if on:
+        context.options &= ~ssl.OP_NO_TICKET
+        context.num_tickets = 2  # OpenSSL's default
+    else:
         context.options |= ssl.OP_NO_TICKET
         context.num_tickets = 0
-        openssl.disable_session_cache(context)
-    return context
+    openssl.set_session_cache(context, on)
 
 
 def load_chain(context: ssl.SSLContext, cert: Certificate) -> None:

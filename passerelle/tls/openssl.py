@@ -7,12 +7,13 @@
    `SSLObject.context` in the SNI callback calls `SSL_set_SSL_CTX`, which takes the certificate
    and the CA store of the new context but keeps the verify mode the connection was created with
    (measured; nginx's SNI callback calls SSL_set_verify for the same reason).
-3. Reading the protocol version already negotiated when the SNI callback runs, and turning off the
-   server session cache (see contexts.py on resumption).
-4. Seeing whether a ClientHello offers ALPN `acme-tls/1` before the SNI callback chooses a
-   certificate (`AlpnWatch`, for TLS-ALPN-01, RFC 8737): Python's SNI callback cannot see the
-   offer, and OpenSSL has consumed the extension by then, so a ClientHello callback
-   (`SSL_CTX_set_client_hello_cb`, which runs first) notes the handshakes that offer it.
+3. Reading the protocol version already negotiated when the SNI callback runs, turning the
+   server session cache off and on (see contexts.py on resumption), and setting several key
+   exchange groups (`SSL_CTX_set1_groups_list`; `set_ecdh_curve` takes one).
+4. A ClientHello callback (`SSL_CTX_set_client_hello_cb`, which runs before the SNI callback and
+   before the key exchange group is chosen; `ClientHelloHook`): it notes handshakes that offer
+   ALPN `acme-tls/1` (TLS-ALPN-01, RFC 8737: Python's SNI callback cannot see the offer), and
+   sets a host's curvePreferences on the connection (a context switched to by SNI is too late).
 
 Python objects are reached through CPython's struct layout: `PySSLContext` starts with the
 `SSL_CTX *`, `PySSLSocket` with a weakref and then the `SSL *`, right after the object header
@@ -32,17 +33,22 @@ import struct
 import subprocess
 import sys
 import sysconfig
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 VERIFY_NONE = 0x00
 VERIFY_PEER = 0x01
 VERIFY_FAIL_IF_NO_PEER_CERT = 0x02
 NO_VERIFY: tuple[int, int | None] = (VERIFY_NONE, None)  # a fresh server context's (flags, callback)
 _SSL_CTRL_SET_SESS_CACHE_MODE = 44
+_SSL_CTRL_SET_GROUPS_LIST = 92  # SSL_CTX_set1_groups_list is this SSL_CTX_ctrl (ssl.h)
 _SSL_SESS_CACHE_OFF = 0
+_SSL_SESS_CACHE_SERVER = 2  # OpenSSL's default for a server context
+# OpenSSL 3's default key exchange groups (ssl/t1_lib.c supported_groups_default), restored when
+# an entry point's option stops naming curves.
+DEFAULT_GROUPS = ("X25519", "prime256v1", "X448", "secp521r1", "secp384r1")
 _HEAD = object.__basicsize__  # PyObject_HEAD: 16 bytes on a standard 64-bit build
 _WORD = struct.calcsize("P")  # a pointer
-_WHY = "TLS client authentication and per-host TLS versions cannot be served"
+_WHY = "TLS client authentication, per-host TLS versions and curvePreferences cannot be served"
 
 # The child process `probe` runs: exit 3 with the message on a refusal, a signal on a crash.
 PROBE = (
@@ -94,6 +100,7 @@ class _Binding:
                 ctypes.c_int,
             ),
             ("SSL_CTX_set_client_hello_cb", [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p], None),
+            ("SSL_ctrl", [ctypes.c_void_p, ctypes.c_int, ctypes.c_long, ctypes.c_char_p], ctypes.c_long),
         ):
             fn = getattr(self.lib, name)
             fn.argtypes = args
@@ -201,10 +208,21 @@ def negotiated_version(ssl_object: ssl.SSLObject) -> int:
     return int(_binding().lib.SSL_version(connection_pointer(ssl_object)))
 
 
-def disable_session_cache(context: ssl.SSLContext) -> None:
-    _binding().lib.SSL_CTX_ctrl(
-        context_pointer(context), _SSL_CTRL_SET_SESS_CACHE_MODE, _SSL_SESS_CACHE_OFF, None
-    )
+def set_session_cache(context: ssl.SSLContext, on: bool) -> None:
+    mode = _SSL_SESS_CACHE_SERVER if on else _SSL_SESS_CACHE_OFF
+    _binding().lib.SSL_CTX_ctrl(context_pointer(context), _SSL_CTRL_SET_SESS_CACHE_MODE, mode, None)
+
+
+def set_groups(context: ssl.SSLContext, groups: Sequence[str]) -> None:
+    """The key exchange groups a context offers, in order (OpenSSL short names, as tls/options.py
+    CURVES). `ssl` has only set_ecdh_curve, which takes one: a single group needs no binding."""
+    if len(groups) == 1:
+        context.set_ecdh_curve(groups[0])
+        return
+    binding = _binding()
+    names = binding.ctypes.c_char_p(":".join(groups).encode())
+    if binding.lib.SSL_CTX_ctrl(context_pointer(context), _SSL_CTRL_SET_GROUPS_LIST, 0, names) != 1:
+        raise ValueError(f"OpenSSL refused the groups {':'.join(groups)}")
 
 
 _TLSEXT_ALPN = 16  # RFC 7301 §3.1
@@ -212,35 +230,54 @@ _HELLO_SUCCESS = 1  # SSL_CLIENT_HELLO_SUCCESS
 _WATCHED_MAX = 1024  # handshakes noted but never reaching the SNI callback (no SNI) are forgotten
 
 
-class AlpnWatch:
-    """Notes the handshakes on `context` whose ClientHello offers ALPN `protocol`.
+class ClientHelloHook:
+    """The ClientHello callback of a listening context (OpenSSL keeps one per context). It runs
+    before the SNI callback, before the version is negotiated and the key exchange group chosen.
 
-    The ClientHello callback runs before the SNI callback; `offered(ssl_object)` there says
-    whether this handshake's ClientHello had the protocol (and forgets it). Only connections that
-    offer it are noted: for acme-tls/1, the CA's validation requests."""
+    Two duties, each off until asked for:
+    - `watch(protocol)`: note the handshakes whose ClientHello offers ALPN `protocol`;
+      `offered(ssl_object)` in the SNI callback says whether this one did (and forgets it). Only
+      connections that offer it are noted: for acme-tls/1, the CA's validation requests.
+    - `groups`: SNI name (lower-case) -> the key exchange groups this handshake must use
+      (b"secp384r1:X25519"), or None; set on the connection (`SSL_set1_groups_list`), for hosts
+      whose TLS option names other curves than the entry point's."""
 
-    __slots__ = ("_protocol", "_noted", "_callback")
+    __slots__ = ("_protocol", "_noted", "_callback", "groups")
 
-    def __init__(self, context: ssl.SSLContext, protocol: bytes) -> None:
+    def __init__(self, context: ssl.SSLContext) -> None:
         binding = _binding()
         ctypes = binding.ctypes
-        self._protocol = protocol
+        self._protocol = b""
         self._noted: set[int] = set()
+        self.groups: Callable[[str], bytes | None] | None = None
         callback_type = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p)
         self._callback = callback_type(self._on_hello)  # OpenSSL holds it as long as the context
         pointer = ctypes.cast(self._callback, ctypes.c_void_p).value
         binding.lib.SSL_CTX_set_client_hello_cb(context_pointer(context), pointer, None)
 
+    def watch(self, protocol: bytes) -> None:
+        self._protocol = protocol
+
     def _on_hello(self, ssl_pointer: int, _alert: int | None, _arg: int | None) -> int:
-        try:
-            if self._protocol in _alpn_offer(ssl_pointer):
-                if len(self._noted) >= _WATCHED_MAX:
-                    self._noted.clear()
-                self._noted.add(ssl_pointer)
-            else:  # a new connection where a noted one that never reached SNI was
-                self._noted.discard(ssl_pointer)
-        except Exception:  # never fail a handshake for this: it then just gets no challenge
-            pass
+        if self._protocol:
+            try:
+                if self._protocol in _alpn_offer(ssl_pointer):
+                    if len(self._noted) >= _WATCHED_MAX:
+                        self._noted.clear()
+                    self._noted.add(ssl_pointer)
+                else:  # a new connection where a noted one that never reached SNI was
+                    self._noted.discard(ssl_pointer)
+            except Exception:  # never fail a handshake for this: it then just gets no challenge
+                pass
+        groups = self.groups
+        if groups is not None:
+            try:
+                name = _server_name(ssl_pointer)
+                wanted = groups(name) if name else None
+                if wanted:
+                    _binding().lib.SSL_ctrl(ssl_pointer, _SSL_CTRL_SET_GROUPS_LIST, 0, wanted)
+            except Exception:  # never fail a handshake for this: it keeps the entry point's groups
+                pass
         return _HELLO_SUCCESS
 
     def offered(self, ssl_object: ssl.SSLObject) -> bool:
@@ -253,16 +290,31 @@ class AlpnWatch:
         return False
 
 
-def _alpn_offer(ssl_pointer: int) -> list[bytes]:
-    """The protocol names of the ClientHello's ALPN extension (in the ClientHello callback only)."""
+_TLSEXT_SERVER_NAME = 0  # RFC 6066 §3
+
+
+def _server_name(ssl_pointer: int) -> str:
+    """The ClientHello's SNI host name, lower-case, or "" (in the ClientHello callback only)."""
+    data = _extension(ssl_pointer, _TLSEXT_SERVER_NAME)
+    # a 2-byte list length, then entries: type (0: host_name), 2-byte length, name
+    if len(data) < 5 or data[2] != 0:
+        return ""
+    size = int.from_bytes(data[3:5], "big")
+    return data[5 : 5 + size].decode("ascii", "replace").lower()
+
+
+def _extension(ssl_pointer: int, kind: int) -> bytes:
     binding = _binding()
     ctypes = binding.ctypes
     out, length = ctypes.c_void_p(), ctypes.c_size_t()
-    if not binding.lib.SSL_client_hello_get0_ext(
-        ssl_pointer, _TLSEXT_ALPN, ctypes.byref(out), ctypes.byref(length)
-    ):
-        return []
-    data = ctypes.string_at(out.value, length.value) if out.value else b""
+    if not binding.lib.SSL_client_hello_get0_ext(ssl_pointer, kind, ctypes.byref(out), ctypes.byref(length)):
+        return b""
+    return ctypes.string_at(out.value, length.value) if out.value else b""
+
+
+def _alpn_offer(ssl_pointer: int) -> list[bytes]:
+    """The protocol names of the ClientHello's ALPN extension (in the ClientHello callback only)."""
+    data = _extension(ssl_pointer, _TLSEXT_ALPN)
     names, i = [], 2  # a 2-byte list length, then 1-byte-length-prefixed names
     while i < len(data):
         size = data[i]

@@ -47,6 +47,15 @@ CIPHER_SUITES: dict[str, str] = {
 }
 TLS13_SUITES = frozenset({"TLS_AES_128_GCM_SHA256", "TLS_AES_256_GCM_SHA384", "TLS_CHACHA20_POLY1305_SHA256"})
 
+# Go's tls.CurveID names (Traefik's `curvePreferences`) -> OpenSSL's short names, which both
+# SSLContext.set_ecdh_curve and SSL_CTX_set1_groups_list take.
+CURVES: dict[str, str] = {
+    "CurveP256": "prime256v1",
+    "CurveP384": "secp384r1",
+    "CurveP521": "secp521r1",
+    "X25519": "X25519",
+}
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ClientAuth:
@@ -81,6 +90,10 @@ class TlsOptions:
     client_auth: a key of CLIENT_AUTH_TYPES (default NoClientCert).
     ca_pem: CA certificates read from `clientAuth.caFiles` at start (PEM, possibly empty).
     ca_secret: `namespace/name` of a Secret whose `ca.crt` adds CAs (clientAuth.caSecret), or "".
+    sni_strict: refuse a handshake whose SNI name no certificate covers (or that sends none),
+        instead of serving the default certificate (Traefik's `sniStrict`).
+    curves: OpenSSL group names for key exchange, in order of preference; empty for OpenSSL's.
+    source: where a cluster-defined option came from ("TLSOption ns/name"); "" for static ones.
     """
 
     name: str
@@ -91,6 +104,9 @@ class TlsOptions:
     client_auth: str = "NoClientCert"
     ca_pem: str = ""
     ca_secret: str = ""
+    sni_strict: bool = False
+    curves: tuple[str, ...] = ()
+    source: str = ""
 
     @property
     def auth(self) -> ClientAuth:
@@ -110,6 +126,9 @@ class TlsOptions:
             "client_auth": self.client_auth,
             "ca_pem": self.ca_pem,
             "ca_secret": self.ca_secret,
+            "sni_strict": self.sni_strict,
+            "curves": list(self.curves),
+            "source": self.source,
         }
 
     @classmethod
@@ -124,6 +143,9 @@ class TlsOptions:
             client_auth=data["client_auth"],
             ca_pem=data["ca_pem"],
             ca_secret=data["ca_secret"],
+            sni_strict=data["sni_strict"],
+            curves=tuple(data["curves"]),
+            source=data["source"],
         )
 
 
@@ -159,10 +181,38 @@ def parse_cipher_suites(names: list[str]) -> tuple[str, ...]:
     return tuple(out)
 
 
+def parse_curves(names: list[str]) -> tuple[str, ...]:
+    """OpenSSL group names for Go's curve names, checked against this OpenSSL one by one."""
+    out = []
+    check = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    for name in names:
+        if name not in CURVES:
+            raise ValueError(f"unknown curve {name!r}; use one of {', '.join(CURVES)}")
+        try:
+            check.set_ecdh_curve(CURVES[name])
+        except (ssl.SSLError, ValueError):
+            raise ValueError(f"curve {name!r} is not supported by {ssl.OPENSSL_VERSION}") from None
+        out.append(CURVES[name])
+    return tuple(dict.fromkeys(out))
+
+
 def parse_client_auth_type(name: str) -> str:
     if name not in CLIENT_AUTH_TYPES:
         raise ValueError(f"unknown clientAuthType {name!r}; use one of {', '.join(CLIENT_AUTH_TYPES)}")
     return name
+
+
+def effective_client_auth(name: str, has_ca: bool) -> str:
+    """clientAuthType "" (not given): RequireAndVerifyClientCert when CAs are given, else
+    NoClientCert — Traefik's rule (buildTLSConfig in pkg/tls/tlsmanager.go: CA files set
+    RequireAndVerifyClientCert, an explicit clientAuthType overrides it). CAs given without a type
+    must not mean that nobody is asked for a certificate. A verifying type needs CAs."""
+    kind = (
+        parse_client_auth_type(name) if name else ("RequireAndVerifyClientCert" if has_ca else "NoClientCert")
+    )
+    if CLIENT_AUTH_TYPES[kind].verify and not has_ca:
+        raise ValueError(f"clientAuthType {kind} needs CA certificates to verify against")
+    return kind
 
 
 def options_reference(value: str) -> str:

@@ -161,7 +161,7 @@ def test_tls_entry_points_and_options() -> None:
         "http/1.1",
     )
     assert static.default_certificate.source == "generated"  # the Secret replaces it per version
-    assert not static.resumption  # client authentication somewhere: no session resumption
+    assert static.switches_verify  # client authentication somewhere: no session resumption
 
 
 def test_no_tls_entry_point_means_no_tls_state() -> None:

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from passerelle.kube.incremental import Translator
 from passerelle.kube.ingress import IngressOptions, translate
+from passerelle.kube.ingress import Translator as FullTranslator
 from passerelle.kube.placement import EntryPointInfo
 from passerelle.kube.snapshot import ClusterSnapshot, key_of
 from passerelle.model import DynamicConfig
@@ -37,6 +38,7 @@ ANNOTATIONS: tuple[dict[str, str], ...] = (
     {"traefik.ingress.kubernetes.io/router.middlewares": "a-m@kubernetescrd"},
     {"passerelle.io/tls-options": "mtls"},
     {"passerelle.io/tls-options": "other"},
+    {"traefik.ingress.kubernetes.io/router.tls.options": "a-o@kubernetescrd"},
     {"passerelle.io/cert-resolver": "le"},
     {"ingress.kubernetes.io/protocol": "h2c"},
 )
@@ -117,6 +119,18 @@ def middlewares() -> st.SearchStrategy[Obj]:
     )  # fmt: skip
 
 
+def tls_options() -> st.SearchStrategy[Obj]:
+    """The TLSOption an Ingress may name: valid, invalid, or valid only with a CA Secret that is
+    never there (its last valid definition, if any, stays)."""
+    spec = st.sampled_from(
+        ({"minVersion": "VersionTLS13"}, {"minVersion": "bogus"}, {"clientAuth": {"secretNames": ["ca"]}}, {})
+    )
+    return spec.map(
+        lambda s: {"apiVersion": "traefik.io/v1alpha1", "kind": "TLSOption",
+                   "metadata": {"name": "o", "namespace": "a"}, "spec": s}
+    )  # fmt: skip
+
+
 def classes() -> st.SearchStrategy[Obj]:
     return st.sampled_from(("example.com/other", "passerelle.io/ingress-controller")).map(
         lambda controller: {
@@ -136,7 +150,15 @@ def secrets() -> st.SearchStrategy[Obj]:
 
 
 objects = st.one_of(
-    ingresses(), ingresses(), ingresses(), services(), slices(), middlewares(), classes(), secrets()
+    ingresses(),
+    ingresses(),
+    ingresses(),
+    services(),
+    slices(),
+    middlewares(),
+    classes(),
+    secrets(),
+    tls_options(),
 )
 # a step puts an object (replacing the one with its key) or deletes the object with that key
 steps = st.lists(st.tuples(st.booleans(), objects), min_size=1, max_size=25)
@@ -165,6 +187,7 @@ def applied(before: DynamicConfig, delta: Delta, after: DynamicConfig) -> None:
 @given(steps)
 def test_incremental_translation_is_the_full_translation(changes: list[tuple[bool, Obj]]) -> None:
     translator = Translator(OPTIONS)
+    full = FullTranslator(OPTIONS)  # the same memory: TLSOptions' last valid definitions
     cluster: dict[tuple[str, str, str], Obj] = {}
     previous: DynamicConfig | None = None
     for delete, obj in changes:
@@ -174,7 +197,7 @@ def test_incremental_translation_is_the_full_translation(changes: list[tuple[boo
             cluster[key_of(obj)] = obj
         snapshot = ClusterSnapshot.of(cluster.values())  # unchanged objects stay the same objects
         got = translator.translate(snapshot)
-        assert got == translate(snapshot, OPTIONS)
+        assert got == full.translate(snapshot)
         config = got[0]
         if previous is not None and translator.delta is not None:
             applied(previous, translator.delta, config)

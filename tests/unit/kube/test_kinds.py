@@ -54,6 +54,19 @@ def test_secret_references() -> None:
     }
 
 
+def test_tls_option_ca_secrets_are_references_in_their_namespace() -> None:
+    options = [
+        {
+            "metadata": {"name": "mtls", "namespace": "team"},
+            "spec": {"clientAuth": {"secretNames": ["ca", ""]}},
+        },
+        {"metadata": {"name": "plain"}, "spec": {"clientAuth": "garbage"}},
+        {"metadata": {"name": "other"}, "spec": {"clientAuth": {"secretNames": "ca"}}},
+        {"metadata": {"name": "none"}},
+    ]
+    assert secret_references([], [], options) == {("team", "ca")}
+
+
 @pytest.mark.parametrize(
     ("attempt", "draw", "delay"),
     [(0, 0.0, 0.125), (0, 1.0, 0.25), (3, 0.5, 1.5), (10, 1.0, 30.0), (500, 0.0, 15.0)],

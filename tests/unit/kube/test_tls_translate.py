@@ -5,13 +5,15 @@ Fixture format::
 
     certificates:                      # made for the test by a trustme CA
       www: {names: [www.example.com], expired: false}
-    options: {tlsOptions: [mtls], caSecrets: [[mtls, ns/name]], defaultSecret: ns/name}
+    options: {tlsOptions: [mtls], caSecrets: [[mtls, ns/name]], defaultSecret: ns/name,
+              staticDefault: false}   # tls.options.default is set
     objects: [...]                     # strings "@cert:www", "@key:www", "@b64cert:www",
                                        # "@b64key:www" and "@ca" are replaced by PEM (or base64)
     expect:
       certificates: [{names: [...], source: "Secret ns/name", default: false}]   # in order
       hosts: [{host: ..., options: ..., source: "Ingress ns/name"}]
       clientCAs: [{options: ..., source: ...}]
+      options: [{name: ..., client_auth: ..., ...}]   # TLSOption definitions: these fields, in order
       problems: [{object: ..., severity: ..., message_contains: ...}]            # exactly these
 """
 
@@ -55,7 +57,9 @@ def _materialise(node: Any, pems: dict[str, tuple[str, str]]) -> Any:
 def test_tls_translation(path: Path) -> None:
     case = yaml.safe_load(path.read_text(encoding="utf-8"))
     assert set(case) <= {"certificates", "options", "objects", "expect"}, set(case)
-    assert set(case["expect"]) <= {"certificates", "hosts", "clientCAs", "problems"}, set(case["expect"])
+    assert set(case["expect"]) <= {"certificates", "hosts", "clientCAs", "options", "problems"}, set(
+        case["expect"]
+    )
     pems = {}
     for name, spec in (case.get("certificates") or {}).items():
         assert set(spec) <= {"names", "expired"}, spec
@@ -65,7 +69,7 @@ def test_tls_translation(path: Path) -> None:
         leaf = CA.issue_cert(*spec["names"], **kwargs)
         pems[name] = (leaf.cert_chain_pems[0].bytes().decode(), leaf.private_key_pem.bytes().decode())
     raw = case.get("options") or {}
-    assert set(raw) <= {"tlsOptions", "caSecrets", "defaultSecret"}, raw
+    assert set(raw) <= {"tlsOptions", "caSecrets", "defaultSecret", "staticDefault"}, raw
     options = IngressOptions(
         entrypoints=(
             EntryPointInfo(name="web", port=80),
@@ -75,6 +79,7 @@ def test_tls_translation(path: Path) -> None:
             options=frozenset(["default", *raw.get("tlsOptions", [])]),
             ca_secrets=tuple(tuple(p) for p in raw.get("caSecrets", [])),  # type: ignore[misc]
             default_secret=raw.get("defaultSecret", ""),
+            static_default=raw.get("staticDefault", False),
         ),
     )
     snapshot = ClusterSnapshot.of(_materialise(case["objects"], pems))
@@ -90,6 +95,10 @@ def test_tls_translation(path: Path) -> None:
     assert [{"options": c.options, "source": c.source} for c in config.tls.client_cas] == (
         expect.get("clientCAs") or []
     )
+    got_options = [o.to_dict() for o in config.tls.options]
+    wanted_options = expect.get("options") or []
+    assert [{k: o[k] for k in w} for o, w in zip(got_options, wanted_options, strict=False)] == wanted_options
+    assert len(got_options) == len(wanted_options), [o["name"] for o in got_options]
     for ca in config.tls.client_cas:
         assert ca.pem.startswith("-----BEGIN CERTIFICATE-----")
     wanted = expect.get("problems") or []
@@ -116,7 +125,10 @@ def test_tls_translation(path: Path) -> None:
 
 def test_annotation_keys() -> None:
     assert tls_options_of({}) == (None, None)
-    assert tls_options_of({"traefik.ingress.kubernetes.io/router.tls.options": "mtls@file"}) == ("mtls", None)
+    assert tls_options_of({"traefik.ingress.kubernetes.io/router.tls.options": "mtls@file"}) == (
+        "mtls@file",
+        None,
+    )
     name, warning = tls_options_of(
         {"passerelle.io/tls-options": "a", "traefik.ingress.kubernetes.io/router.tls.options": "b"}
     )
@@ -230,4 +242,56 @@ def test_an_ingress_naming_an_unknown_tls_option_is_not_served() -> None:
     assert "typo.example.com" not in hosts and "good.example.com" in hosts
     assert [h.host for h in config.tls.hosts] == ["good.example.com"]
     errors = [p for p in problems if str(p.ref) == "Ingress default/typo"]
-    assert [p.message for p in errors] == ["not served: TLS option 'mtsl' is not defined in tls.options"]
+    assert [p.message for p in errors] == [
+        "not served: TLS option 'mtsl' is not defined in tls.options, and namespace default has no TLSOption 'mtsl'"
+    ]
+
+
+def test_an_invalid_tls_option_keeps_its_last_valid_definition_until_deleted() -> None:
+    from passerelle.kube.ingress import Translator
+
+    def objects(spec: dict[str, Any] | None) -> ClusterSnapshot:
+        backend = {"service": {"name": "web", "port": {"number": 80}}}
+        rule = {
+            "host": "a.example.com",
+            "http": {"paths": [{"path": "/", "pathType": "Prefix", "backend": backend}]},
+        }
+        ingress = {
+            "apiVersion": "networking.k8s.io/v1",
+            "kind": "Ingress",
+            "metadata": {
+                "name": "a",
+                "namespace": "team",
+                "annotations": {
+                    "traefik.ingress.kubernetes.io/router.tls.options": "team-mtls@kubernetescrd"
+                },
+            },
+            "spec": {"rules": [rule]},
+        }
+        secret = {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": "ca", "namespace": "team"},
+            "stringData": {"ca.crt": CA.cert_pem.bytes().decode()},
+        }
+        option = {
+            "apiVersion": "traefik.io/v1alpha1",
+            "kind": "TLSOption",
+            "metadata": {"name": "mtls", "namespace": "team"},
+        }
+        return ClusterSnapshot.of(
+            [ingress, secret] + ([{**option, "spec": spec}] if spec is not None else [])
+        )
+
+    translator = Translator()
+    good, _ = translator.translate(objects({"clientAuth": {"secretNames": ["ca"]}}))
+    assert [o.client_auth for o in good.tls.options] == ["RequireAndVerifyClientCert"]
+    broken, problems = translator.translate(objects({"clientAuth": {"secretNames": ["gone"]}}))
+    assert broken.tls.options == good.tls.options and broken.tls.hosts == good.tls.hosts
+    assert any("its last valid definition stays in use" in p.message for p in problems)
+    deleted, problems = translator.translate(objects(None))
+    assert not deleted.tls.options and not deleted.tls.hosts
+    assert any(str(p.ref) == "Ingress team/a" and "does not exist" in p.message for p in problems)
+    # never valid: nothing to keep, the Ingress is not served
+    again, problems = translator.translate(objects({"clientAuth": {"secretNames": ["gone"]}}))
+    assert not again.tls.options and not any(r.host == "a.example.com" for r in again.routers)

@@ -124,3 +124,23 @@ def test_tls_state_travels_in_small_frames_only_when_asked() -> None:
     lean = config_frames(10, config, with_tls=False)
     assert {"tls", "certificates"}.isdisjoint(f["type"] for f in lean)
     assert assemble(lean, SimpleNamespace(holds=True, tls_config=tls)) == config
+
+
+def test_cluster_tls_options_travel_with_the_tls_state() -> None:
+    import dataclasses
+    import ssl
+
+    from passerelle.model import HostOptions, TlsConfig
+    from passerelle.tls.options import TlsOptions
+
+    option = TlsOptions(
+        name="team-mtls@kubernetescrd",
+        min_version=ssl.TLSVersion.TLSv1_3,
+        client_auth="RequireAnyClientCert",
+        sni_strict=True,
+        curves=("secp384r1",),
+        source="TLSOption team/mtls",
+    )
+    tls = TlsConfig(hosts=(HostOptions(host="a.test", options=option.name),), options=(option,))
+    config = dataclasses.replace(big_config(3), tls=tls)
+    assert assemble(config_frames(8, config)) == config
