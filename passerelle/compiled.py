@@ -35,8 +35,10 @@ MODULES = (
     "passerelle.observability.recorder",
     "passerelle.proxy.balancer",
     "passerelle.proxy.connection",
+    "passerelle.proxy.dataplane",
     "passerelle.proxy.deadlines",
     "passerelle.proxy.dispatch",
+    "passerelle.proxy.options",
     "passerelle.proxy.upstream",
     "passerelle.routing.table",
 )
