@@ -20,13 +20,16 @@ from bisect import bisect_left
 from collections.abc import Iterator, Sequence
 from http import HTTPStatus
 from time import perf_counter
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 if TYPE_CHECKING:
     from passerelle.proxy.connection import Exchange
     from passerelle.proxy.dataplane import EntryPoint, Route
     from passerelle.proxy.dispatch import TlsPeer
 
+# What exchanges are timed with (Exchange.start, and the end here). Final: compiled, a C global
+# rather than a module-dictionary lookup on every call (~140 instructions each).
+CLOCK: Final = perf_counter
 # llhttp knows ~35 methods and an HTTP/2 `:method` may be anything: the label takes these, or OTHER.
 METHODS = frozenset({b"GET", b"HEAD", b"POST", b"PUT", b"DELETE", b"CONNECT", b"OPTIONS", b"TRACE", b"PATCH"})
 CLIENT_CLOSED = 499  # nginx's code for an exchange the client gave up before a response began
@@ -136,7 +139,7 @@ class Recorder:
 
     # -- hot path ------------------------------------------------------------------------------
     def exchange(self, ex: Exchange, conn: Connection) -> None:
-        duration = perf_counter() - ex.start
+        duration = CLOCK() - ex.start
         if ex.local is None:  # outcome(), inlined: a call costs more than the rest of this branch
             try:  # free in Python 3.11 unless raised
                 status = ex.status
@@ -238,7 +241,7 @@ class LoggingRecorder(Recorder):
         self.log = log
 
     def exchange(self, ex: Exchange, conn: Connection) -> None:
-        duration = perf_counter() - ex.start
+        duration = CLOCK() - ex.start
         status, sent = outcome(ex)
         if self.counting:
             self.count(ex, conn, status, sent, duration)
