@@ -148,12 +148,3 @@ def choose(package: Path = PACKAGE, environ: Mapping[str, str] = os.environ) -> 
                 why,
             )
     return compiled, why
-
-
-def running() -> dict[str, bool]:
-    """For each of MODULES imported so far: is it the compiled one?"""
-    return {
-        name: not str(getattr(module, "__file__", "")).endswith(".py")
-        for name in MODULES
-        if (module := sys.modules.get(name)) is not None
-    }

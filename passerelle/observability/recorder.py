@@ -165,6 +165,9 @@ class Recorder:
             # ones, or every new spelling would be a new table entry until the next report.
             method = ex.method if ex.method in METHODS else b"OTHER"
             by_status = self.requests.setdefault(ex.route, {}).setdefault(method, {})
+        return self._cell_in(by_status, status)
+
+    def _cell_in(self, by_status: dict[int, Cell], status: int) -> Cell:
         cell = by_status.get(status)
         if cell is None:
             cell = by_status[status] = Cell(self._bounds)
@@ -178,11 +181,7 @@ class Recorder:
     def rejected(self, status: int) -> None:
         """A request refused before it was one (malformed, too large, too slow): counted, no router."""
         if self.counting:
-            by_status = self.requests.setdefault(None, {}).setdefault(b"", {})
-            cell = by_status.get(status)
-            if cell is None:
-                cell = by_status[status] = Cell(self._bounds)
-            cell.add(0.0, 0, 0)
+            self._cell_in(self.requests.setdefault(None, {}).setdefault(b"", {}), status).add(0.0, 0, 0)
 
     def connect_failed(self, route: Route | None) -> None:
         if route is not None and self.counting:

@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.integration.container import IMAGE, Podman, deploy_objects, run_args
+from tests.integration.container import CHECKOUT, IMAGE, Podman, deploy_objects, run_args
 from tests.integration.harness import Backends, ingress, rule, service, wait_for
 from tests.integration.test_kube_status import deploy_rules, node, pod
 from tests.integration.test_kubernetes import slice_for, with_ns
@@ -92,7 +92,7 @@ def test_the_image_runs_as_the_daemonset_says_and_serves_the_cluster(
     name = container(
         run_args(
             objects["DaemonSet"],
-            name="passerelle-image-test",
+            name=f"passerelle-image-test-{CHECKOUT}",
             config_dir=config,
             account_dir=account,
             env=env,
