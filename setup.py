@@ -3,7 +3,7 @@
 `pip install .` and `pip install -e .` (what ./scripts/test and ./scripts/quickstart run) both come
 here through setuptools' build backend; pyproject.toml has the rest of the metadata. The modules
 are listed in passerelle/compiled.py, which also checks at start-up that each compiled module is
-built from the source beside it (benchmarks/README.md, "Compiled modules"). PASSERELLE_COMPILE=0
+built from the source beside it (benchmarks/README.md, "Compiled hot path"). PASSERELLE_COMPILE=0
 builds without compiling (pure Python: no C compiler needed, slower data plane).
 """
 
