@@ -947,18 +947,19 @@ def print_table(rows: list[dict]) -> None:
 VERSIONS = {"nginx": "nginx -v", "wrk": "wrk -v", "haproxy": "haproxy -v", "caddy": "caddy version"}
 
 
-def first_line(argv: list[str]) -> str | None:
+def first_line(argv: list[str], lines: int = 1) -> str | None:
     try:
         done = subprocess.run(argv, capture_output=True, text=True, timeout=10)
-        return (done.stdout + done.stderr).strip().splitlines()[0]
-    except (OSError, IndexError, subprocess.TimeoutExpired):
+        return "; ".join((done.stdout + done.stderr).strip().splitlines()[:lines]) or None
+    except (OSError, subprocess.TimeoutExpired):
         return None
 
 
 def machine_info() -> dict:
     info = {"cpus": os.cpu_count(), "kernel": platform.release(), "python": platform.python_version()}
     info["cpu"] = re.search(r"model name\s*:\s*(.*)|$", Path("/proc/cpuinfo").read_text()).group(1)
-    info["passerelle"] = first_line([str(PASSERELLE), "version"])
+    # and whether its hot path runs compiled (benchmarks/README.md, "Compiled hot path")
+    info["passerelle"] = first_line([str(PASSERELLE), "version"], lines=2)
     return info | {name: first_line(cmd.split()) for name, cmd in VERSIONS.items()}
 
 

@@ -6,3 +6,7 @@ into route tables and proxies HTTP with it (`passerelle.routing`, `passerelle.pr
 """
 
 __version__ = "0.1.0"
+
+from passerelle import compiled as _compiled  # noqa: E402 -- before any hot-path module is imported
+
+_compiled.choose()

@@ -9,6 +9,7 @@ from typing import NoReturn
 import click
 
 from passerelle import __version__
+from passerelle.compiled import decide
 
 
 def _fail(message: str) -> NoReturn:
@@ -326,8 +327,9 @@ def drain(config: Path, wait: bool) -> None:
 
 @main.command()
 def version() -> None:
-    """Print the version."""
+    """Print the version, and whether the hot-path modules run compiled."""
     click.echo(f"passerelle {__version__}")
+    click.echo(f"hot path: {decide()[1]}")
 
 
 @main.command()

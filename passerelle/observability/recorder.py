@@ -4,12 +4,14 @@ Each entry point of a worker has its Recorder. The hot path is `Recorder.exchang
 when an exchange is over: chained dict subscripts (route, then method bytes, then status int:
 keys whose hashes are identity-based or cached, ~190 instructions each under callgrind, where a
 tuple key costs ~750 to build, hash and compare; GET, most requests, skips the method's level,
-whose bytes are a fresh object each time and hashed anew), the duration appended to that cell's
-list and the byte counts added. Buckets, sums and labels are not made per request: `report()`
-counts each list into the buckets (`buckets`), turns the keys into label values, and hands over
-the counts since the previous report (deltas), starting afresh, so the control plane only ever
-adds (observability/aggregate.py) and what it holds survives this process. The measurements are
-in docs/observability.md.
+whose bytes are a fresh object each time and hashed anew) lead to the exchange's `Cell`, which
+adds it up: count, seconds, bytes, and its histogram bucket, found with one comparison for the
+fast requests (under the first bound) and a bisection for the others. Nothing is kept per request
+(a duration list grew by one float per request until the report), and compiled (passerelle/
+compiled.py) all of it is C arithmetic. `report()` turns the cells' keys into label values and
+hands over the counts since the previous report (deltas), starting afresh, so the control plane
+only ever adds (observability/aggregate.py) and what it holds survives this process. The
+measurements are in docs/observability.md and benchmarks/README.md.
 """
 
 from __future__ import annotations
@@ -18,13 +20,16 @@ from bisect import bisect_left
 from collections.abc import Iterator, Sequence
 from http import HTTPStatus
 from time import perf_counter
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 if TYPE_CHECKING:
     from passerelle.proxy.connection import Exchange
     from passerelle.proxy.dataplane import EntryPoint, Route
     from passerelle.proxy.dispatch import TlsPeer
 
+# What exchanges are timed with (Exchange.start, and the end here). Final: compiled, a C global
+# rather than a module-dictionary lookup on every call (~140 instructions each).
+CLOCK: Final = perf_counter
 # llhttp knows ~35 methods and an HTTP/2 `:method` may be anything: the label takes these, or OTHER.
 METHODS = frozenset({b"GET", b"HEAD", b"POST", b"PUT", b"DELETE", b"CONNECT", b"OPTIONS", b"TRACE", b"PATCH"})
 CLIENT_CLOSED = 499  # nginx's code for an exchange the client gave up before a response began
@@ -78,12 +83,47 @@ def outcome(ex: Exchange) -> tuple[int, int]:
         return 0, 0
 
 
+class Cell:
+    """The exchanges of one (route, method, status) since the last report, added up.
+
+    `fast` counts those within the first bucket bound (nearly all: one comparison each); `slow`
+    has one count per further bound, then +Inf, for the others.
+    """
+
+    __slots__ = ("bounds", "first", "count", "seconds", "sent", "received", "fast", "slow")
+
+    def __init__(self, bounds: tuple[float, ...]) -> None:
+        self.bounds = bounds
+        self.first = bounds[0] if bounds else float("inf")
+        self.count = 0
+        self.seconds = 0.0
+        self.sent = 0  # response body bytes
+        self.received = 0  # request body bytes
+        self.fast = 0
+        self.slow = [0] * len(bounds)  # buckets 1.. and +Inf: len(bounds) of them
+
+    def add(self, duration: float, sent: int, received: int) -> None:
+        self.count += 1
+        self.seconds += duration
+        self.sent += sent
+        self.received += received
+        if duration <= self.first:
+            self.fast += 1
+        else:
+            self.slow[bisect_left(self.bounds, duration) - 1] += 1
+
+    def buckets(self) -> list[int]:
+        """One count per bound (not cumulative), then +Inf: a report row's last fields."""
+        if not self.bounds:
+            return [self.count]
+        return [self.fast, *self.slow]
+
+
 class Recorder:
     """A worker's counters: what `exchange` adds up for every exchange, until `report` takes them.
 
-    A cell is [durations (seconds, a list), response body bytes, request body bytes]. This class
-    counts only (the default: metrics on, access log off), with nothing on its way that it does
-    not need; `LoggingRecorder` adds the access log.
+    This class counts only (the default: metrics on, access log off), with nothing on its way
+    that it does not need; `LoggingRecorder` adds the access log.
     """
 
     __slots__ = ("entry", "_bounds", "counting", "requests", "gets", "upstream", "log")
@@ -92,14 +132,14 @@ class Recorder:
         self.entry = entry  # the entry point's name
         self._bounds = tuple(buckets)
         self.counting = counting
-        self.requests: dict[Route | None, dict[bytes, dict[int, list[Any]]]] = {}
-        self.gets: dict[Route | None, dict[int, list[Any]]] = {}
+        self.requests: dict[Route | None, dict[bytes, dict[int, Cell]]] = {}
+        self.gets: dict[Route | None, dict[int, Cell]] = {}
         self.upstream: dict[Route, list[int]] = {}  # errors, retries
         self.log: ExchangeLog | None = None
 
     # -- hot path ------------------------------------------------------------------------------
     def exchange(self, ex: Exchange, conn: Connection) -> None:
-        duration = perf_counter() - ex.start
+        duration = CLOCK() - ex.start
         if ex.local is None:  # outcome(), inlined: a call costs more than the rest of this branch
             try:  # free in Python 3.11 unless raised
                 status = ex.status
@@ -115,34 +155,33 @@ class Recorder:
             )
         except KeyError:
             cell = self._cell(ex, status)
-        cell[0].append(duration)
-        cell[1] += sent
-        if ex.received:
-            cell[2] += ex.received
+        cell.add(duration, sent, ex.received)
 
-    def _cell(self, ex: Exchange, status: int) -> list[Any]:
+    def _cell(self, ex: Exchange, status: int) -> Cell:
         if ex.method == b"GET":
-            return self.gets.setdefault(ex.route, {}).setdefault(status, [[], 0, 0])
-        # A client chooses the method (HTTP/2 barely restricts it): one cell for all unknown ones,
-        # or every new spelling would be a new table entry until the next report.
-        method = ex.method if ex.method in METHODS else b"OTHER"
-        by_status = self.requests.setdefault(ex.route, {}).setdefault(method, {})
-        return by_status.setdefault(status, [[], 0, 0])
+            by_status = self.gets.setdefault(ex.route, {})
+        else:
+            # A client chooses the method (HTTP/2 barely restricts it): one cell for all unknown
+            # ones, or every new spelling would be a new table entry until the next report.
+            method = ex.method if ex.method in METHODS else b"OTHER"
+            by_status = self.requests.setdefault(ex.route, {}).setdefault(method, {})
+        return self._cell_in(by_status, status)
+
+    def _cell_in(self, by_status: dict[int, Cell], status: int) -> Cell:
+        cell = by_status.get(status)
+        if cell is None:
+            cell = by_status[status] = Cell(self._bounds)
+        return cell
 
     def count(self, ex: Exchange, conn: Connection, status: int, sent: int, duration: float) -> None:
         """What `exchange` does, for LoggingRecorder."""
-        cell = self._cell(ex, status)
-        cell[0].append(duration)
-        cell[1] += sent
-        cell[2] += ex.received
+        self._cell(ex, status).add(duration, sent, ex.received)
 
     # -- cold paths ----------------------------------------------------------------------------
     def rejected(self, status: int) -> None:
         """A request refused before it was one (malformed, too large, too slow): counted, no router."""
         if self.counting:
-            self.requests.setdefault(None, {}).setdefault(b"", {}).setdefault(status, [[], 0, 0])[0].append(
-                0.0
-            )
+            self._cell_in(self.requests.setdefault(None, {}).setdefault(b"", {}), status).add(0.0, 0, 0)
 
     def connect_failed(self, route: Route | None) -> None:
         if route is not None and self.counting:
@@ -163,7 +202,7 @@ class Recorder:
             requests.setdefault(route, {})[b"GET"] = by_status
         self.requests, self.gets, self.upstream = {}, {}, {}
         rows = []
-        for route, method, status, (durations, sent, received) in _cells(requests):
+        for route, method, status, cell in _cells(requests):
             labels = route.labels if route is not None else NO_ROUTE
             rows.append(
                 [
@@ -171,11 +210,11 @@ class Recorder:
                     *labels,
                     method_label(method) if method else "",
                     status_label(status),
-                    len(durations),
-                    sum(durations),
-                    received,
-                    sent,
-                    *buckets(durations, self._bounds),
+                    cell.count,
+                    cell.seconds,
+                    cell.received,
+                    cell.sent,
+                    *cell.buckets(),
                 ]
             )
         failures = [[*route.labels, *counts] for route, counts in upstream.items()]
@@ -183,32 +222,12 @@ class Recorder:
 
 
 def _cells(
-    requests: dict[Route | None, dict[bytes, dict[int, list[Any]]]],
-) -> Iterator[tuple[Route | None, bytes, int, list[Any]]]:
+    requests: dict[Route | None, dict[bytes, dict[int, Cell]]],
+) -> Iterator[tuple[Route | None, bytes, int, Cell]]:
     for route, by_method in requests.items():
         for method, by_status in by_method.items():
             for status, cell in by_status.items():
                 yield route, method, status, cell
-
-
-def buckets(durations: list[float], bounds: Sequence[float]) -> list[int]:
-    """How many of `durations` fall in each bucket: <= each bound, then +Inf (the last).
-
-    Nearly all of a router's durations are under the first bound: those are counted in C
-    (`map` of the bound's `__ge__`, ~60 instructions each, where a sort costs several hundred);
-    only the others are placed one by one.
-    """
-    out = [0] * (len(bounds) + 1)
-    if not bounds:
-        out[0] = len(durations)
-        return out
-    first = bounds[0]
-    out[0] = sum(map(first.__ge__, durations))
-    if out[0] < len(durations):
-        for duration in durations:
-            if duration > first:
-                out[bisect_left(bounds, duration)] += 1
-    return out
 
 
 class LoggingRecorder(Recorder):
@@ -221,7 +240,7 @@ class LoggingRecorder(Recorder):
         self.log = log
 
     def exchange(self, ex: Exchange, conn: Connection) -> None:
-        duration = perf_counter() - ex.start
+        duration = CLOCK() - ex.start
         status, sent = outcome(ex)
         if self.counting:
             self.count(ex, conn, status, sent, duration)

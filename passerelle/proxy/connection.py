@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from time import perf_counter
 from typing import TYPE_CHECKING
 
 from httptools import HttpParserCallbackError, HttpParserError, HttpParserUpgrade, HttpRequestParser
@@ -41,6 +40,7 @@ from passerelle.http.headers import (
     response_fields,
     valid_request_id,
 )
+from passerelle.observability.recorder import CLOCK
 from passerelle.proxy.dispatch import TlsPeer, connect_failure, connect_retry, dispatch, replays_stale
 from passerelle.proxy.upstream import Pool, UpstreamConnection
 
@@ -447,7 +447,7 @@ class ClientConnection(asyncio.Protocol):
         route, head, local = dispatch(self.entry, self.peer, method, target, host, head)
         ex = Exchange(method, head, route, keep_alive, http11, host, target)
         if self.observer is not None:
-            ex.start = perf_counter()
+            ex.start = CLOCK()
         ex.upgrade = upgrade
         ex.local = local
         if ex.local is not None and (has_body or upgrade):

@@ -19,6 +19,7 @@ from passerelle.http.errors import canned
 from passerelle.tls.certinfo import client_cert_headers
 from passerelle.tls.clientcert import ClientCertSpec
 from passerelle.tls.contexts import SERVER_NAME, verifies_clients
+from passerelle.tls.dispatcher import Dispatcher
 
 if TYPE_CHECKING:
     from passerelle.observability.recorder import Recorder
@@ -73,7 +74,7 @@ class TlsPeer:
     """A TLS connection's SNI-chosen context and the client's certificate (the leaf: Python's ssl
     gives no chain), verified against CAs unless the option's clientAuthType takes any."""
 
-    __slots__ = ("context", "cert", "verified", "_lines", "version", "server_name")
+    __slots__ = ("context", "cert", "verified", "_lines", "version", "server_name", "_asked")
 
     def __init__(self, ssl_object: ssl.SSLObject) -> None:
         self.context = ssl_object.context
@@ -83,6 +84,18 @@ class TlsPeer:
         self.version = (ssl_object.version() or "").removeprefix("TLSv")
         self.server_name: str = getattr(ssl_object, SERVER_NAME, None) or ""
         self._lines: dict[ClientCertSpec, bytes] = {}
+        self._asked: tuple[bytes, object, bool] = (b"", None, False)  # see misdirected()
+
+    def misdirected(self, tls: Dispatcher, host: bytes) -> bool:
+        """`tls.misdirected` for this connection's handshake, kept for the last Host asked about
+        under the live SNI table: a connection's requests nearly always name one host, and with
+        per-host TLS options the answer costs a decode, a lower-casing and lookups each time."""
+        table = tls.table
+        asked_host, asked_table, answer = self._asked
+        if host != asked_host or table is not asked_table:
+            answer = tls.misdirected(self.context, host)
+            self._asked = (host, table, answer)
+        return answer
 
     def cert_lines(self, spec: ClientCertSpec) -> bytes:
         """The header lines `spec` asks for about this connection's certificate, made once.
@@ -153,9 +166,7 @@ def dispatch(
                     route = part
                     for edit in part.edits:  # filters on the backendRef, after the rule's
                         head = edit.apply_to_head(head)
-    action = decide(
-        route, peer is not None and entry.tls is not None and entry.tls.misdirected(peer.context, host)
-    )
+    action = decide(route, peer is not None and entry.tls is not None and peer.misdirected(entry.tls, host))
     if action is PROXY:
         assert route is not None
         if route.client_cert is not None:

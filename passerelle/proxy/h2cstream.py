@@ -50,7 +50,7 @@ class H2cStream(UpstreamConnection):
     """
 
     __slots__ = (
-        "conn", "id", "ends_with_head", "finished", "dead", "refused", "_kept", "_kept_bytes", "_chunks", "_left", "_pending", "_pending_bytes",
+        "conn", "id", "finished", "dead", "_kept", "_kept_bytes", "_chunks", "_left", "_pending", "_pending_bytes",
         "_ending", "_holding", "_held", "_owner_paused",
     )  # fmt: skip
 

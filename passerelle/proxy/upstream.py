@@ -9,9 +9,10 @@ simply leaves the pool.
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, ClassVar, Protocol
 
 from httptools import HttpParserCallbackError, HttpParserError, HttpParserUpgrade, HttpResponseParser
+from mypy_extensions import mypyc_attr
 
 from passerelle.http.fasthead import MessageEnd, simple_response
 from passerelle.http.h2c import trailer_fields
@@ -48,11 +49,12 @@ class _StopParsing(Exception):
     """Raised from a parser callback to end the current feed (a HEAD response is complete)."""
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)  # h2c.H2cPool
 class Pool:
     """A server's idle HTTP/1.1 connections (h2c.H2cPool: its HTTP/2 ones)."""
 
     __slots__ = ("server", "idle", "loop", "_options", "_deadlines", "closed")
-    scheme = "http"
+    scheme: ClassVar[str] = "http"
 
     def __init__(
         self,
@@ -104,14 +106,11 @@ class Pool:
         self.idle.clear()
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)  # h2cstream.H2cStream
 class UpstreamConnection(asyncio.Protocol):
-    # An h2c.H2cStream, the other kind of upstream, sets it when the response head was the whole
-    # response (HTTP/2 HEADERS with END_STREAM: a gRPC "trailers-only" answer); HTTP/1.1 never does.
-    ends_with_head = False
-    # ... and this when the server certainly did not process the request (RFC 9113 §8.7: refused,
-    # or after a GOAWAY's last stream), so that any method may go again; HTTP/1.1 never does.
-    refused = False
     __slots__ = (
+        "ends_with_head",
+        "refused",
         "pool",
         "transport",
         "parser",
@@ -150,6 +149,12 @@ class UpstreamConnection(asyncio.Protocol):
         self._checker = HttpResponseParser(self._end)  # validates responses that take the short way
         self._body_left = 0  # body bytes to pass on, of a response that took the short way
         self._body_keep_alive = False
+        # An h2c.H2cStream, the other kind of upstream, sets this when the response head was the
+        # whole response (HTTP/2 HEADERS with END_STREAM: a gRPC "trailers-only" answer) ...
+        self.ends_with_head = False
+        # ... and this when the server certainly did not process the request (RFC 9113 §8.7:
+        # refused, or after a GOAWAY's last stream), so that any method may go again.
+        self.refused = False
 
     # -- asyncio callbacks ------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:

@@ -163,6 +163,11 @@ class Dispatcher:
             return context
         return None
 
+    @property
+    def table(self) -> SniTable:
+        """The live SNI table (rebound by a reload)."""
+        return self._state.table
+
     def misdirected(self, context: ssl.SSLContext, host: bytes) -> bool:
         """Whether a request for `host` came on a connection whose handshake ran under another TLS
         option than the host's: SNI `open.test` then `Host: guarded.test` must not skip guarded's

@@ -20,6 +20,7 @@ below sets both.
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 import subprocess
 import tempfile
@@ -31,7 +32,10 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 BASE = "localhost/passerelle-base:bookworm"
-IMAGE = "localhost/passerelle:test"
+# One image tag per checkout: podman's images are the machine's, and two checkouts tested at once
+# must not run each other's build.
+CHECKOUT = hashlib.sha256(str(ROOT).encode()).hexdigest()[:8]
+IMAGE = f"localhost/passerelle:test-{CHECKOUT}"
 SERVICE_ACCOUNT = "/var/run/secrets/kubernetes.io/serviceaccount"
 CONTAINERS_CONF = '[containers]\ndefault_ulimits = []\n\n[engine]\nruntime = "runc"\n'
 

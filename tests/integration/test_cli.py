@@ -28,6 +28,7 @@ def passerelle(*args: str, cwd: Path | None = None, timeout: float = 20) -> subp
 def test_version() -> None:
     result = passerelle("version")
     assert result.returncode == 0 and result.stdout.startswith("passerelle 0.")
+    assert "hot path: compiled with mypyc" in result.stdout  # what the suite's routers run
 
 
 def test_missing_config_file_is_one_line_and_exit_2(tmp_path: Path) -> None:

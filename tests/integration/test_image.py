@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.integration.container import Podman, deploy_objects, run_args
+from tests.integration.container import CHECKOUT, IMAGE, Podman, deploy_objects, run_args
 from tests.integration.harness import Backends, ingress, rule, service, wait_for
 from tests.integration.test_kube_status import deploy_rules, node, pod
 from tests.integration.test_kubernetes import slice_for, with_ns
@@ -92,7 +92,7 @@ def test_the_image_runs_as_the_daemonset_says_and_serves_the_cluster(
     name = container(
         run_args(
             objects["DaemonSet"],
-            name="passerelle-image-test",
+            name=f"passerelle-image-test-{CHECKOUT}",
             config_dir=config,
             account_dir=account,
             env=env,
@@ -149,3 +149,9 @@ def test_the_image_runs_as_the_daemonset_says_and_serves_the_cluster(
     podman("stop", "--time", str(grace), name, timeout=grace + 30)
     exit_code = podman("inspect", name, "--format", "{{.State.ExitCode}}").stdout.strip()
     assert exit_code == "0", logs()
+
+
+def test_the_image_runs_the_compiled_hot_path(podman: Podman) -> None:
+    """Its build stage compiled the hot-path modules with mypyc (setup.py); the image runs them."""
+    done = podman("run", "--rm", IMAGE, "version")
+    assert "hot path: compiled with mypyc" in done.stdout, done.stdout + done.stderr

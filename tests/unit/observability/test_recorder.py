@@ -8,8 +8,8 @@ import pytest
 
 from passerelle.http.errors import NOT_FOUND
 from passerelle.observability.recorder import (
+    Cell,
     Recorder,
-    buckets,
     local_status,
     method_label,
     outcome,
@@ -48,8 +48,24 @@ def test_route_labels_name_the_ingress() -> None:
         ([2.0, 0.0], [1, 0, 0, 1]),
     ],
 )
-def test_buckets(durations: list[float], expected: list[int]) -> None:
-    assert buckets(list(durations), BOUNDS) == expected
+def test_a_cell_counts_each_duration_in_its_bucket(durations: list[float], expected: list[int]) -> None:
+    cell = Cell(BOUNDS)
+    for duration in durations:
+        cell.add(duration, 10, 1)
+    assert cell.buckets() == expected
+    assert (cell.count, cell.seconds, cell.sent, cell.received) == (
+        len(durations),
+        pytest.approx(sum(durations)),
+        10 * len(durations),
+        len(durations),
+    )
+
+
+def test_without_bounds_a_cell_has_only_the_inf_bucket() -> None:
+    cell = Cell(())
+    cell.add(0.5, 0, 0)
+    cell.add(50.0, 0, 0)
+    assert cell.buckets() == [2]
 
 
 def test_report_gives_deltas_with_labels_and_starts_afresh() -> None:

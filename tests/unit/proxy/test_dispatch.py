@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import ssl
 from collections.abc import Iterator
+from types import SimpleNamespace
 
 import pytest
 
@@ -54,3 +56,30 @@ def test_decide(
 def test_an_unavailable_service_says_why(loop: asyncio.AbstractEventLoop) -> None:
     route = _route(loop, servers=0)
     assert route.upstream.unavailable == "service svc has no servers"
+
+
+class Asked:
+    """A Dispatcher's misdirected(), counted: what TlsPeer.misdirected saves."""
+
+    def __init__(self) -> None:
+        self.table = object()
+        self.calls: list[bytes] = []
+
+    def misdirected(self, context: ssl.SSLContext, host: bytes) -> bool:
+        self.calls.append(host)
+        return host == b"guarded.test"
+
+
+def test_a_connection_asks_whether_a_host_is_misdirected_once_per_host_and_table() -> None:
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    handshake = SimpleNamespace(
+        context=context, getpeercert=lambda binary_form: None, version=lambda: "TLSv1.3"
+    )
+    peer = dispatch.TlsPeer(handshake)  # type: ignore[arg-type]
+    tls = Asked()
+    answers = [peer.misdirected(tls, host) for host in (b"open.test", b"open.test", b"guarded.test")]  # type: ignore[arg-type]
+    assert answers == [False, False, True]
+    assert tls.calls == [b"open.test", b"guarded.test"]
+    tls.table = object()  # a reload rebound the SNI table: its hosts' options may have changed
+    assert peer.misdirected(tls, b"guarded.test") is True  # type: ignore[arg-type]
+    assert tls.calls == [b"open.test", b"guarded.test", b"guarded.test"]
