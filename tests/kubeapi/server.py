@@ -107,6 +107,18 @@ class KubeAPI(Handlers):
 
     def close(self) -> None:
         self.stop()
+
+        async def end_the_rest() -> None:
+            # Connections still in their TLS handshake (asyncio's _accept_connection2) are not ours
+            # yet: cancelled, they close their transports, which a stopped loop would leave open.
+            current = asyncio.current_task()
+            rest = [task for task in asyncio.all_tasks() if task is not current]
+            for task in rest:
+                task.cancel()
+            await asyncio.gather(*rest, return_exceptions=True)
+            await asyncio.sleep(0)  # the transports' close callbacks
+
+        self._call(end_the_rest())
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(timeout=5)
         self.loop.close()
