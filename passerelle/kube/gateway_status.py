@@ -14,13 +14,12 @@ from __future__ import annotations
 
 import asyncio
 import datetime
-import logging
 from collections.abc import Mapping
 from typing import Any
 
 from passerelle.kube.backends import Backends
 from passerelle.kube.bucket import TokenBucket
-from passerelle.kube.client import ApiClient, KubeError
+from passerelle.kube.client import ApiClient
 from passerelle.kube.gateway import GatewayOptions, translate_gateway
 from passerelle.kube.gateway_attach import Outcome, Outcomes
 from passerelle.kube.gateway_objects import GROUP
@@ -28,10 +27,9 @@ from passerelle.kube.lease import Leadership
 from passerelle.kube.names import UniqueNames
 from passerelle.kube.placement import EntryPointInfo
 from passerelle.kube.snapshot import ClusterSnapshot, Object
-from passerelle.kube.status import wake_on
+from passerelle.kube.status import leading_snapshots, patch_status
 from passerelle.model import Report
 
-log = logging.getLogger("passerelle.status")
 Patch = tuple[str, dict[str, Any]]  # (status path, merge patch body)
 
 
@@ -183,22 +181,9 @@ class GatewayStatusWriter:
 
     async def run(self) -> None:
         async with asyncio.TaskGroup() as tasks:
-            wake_on(tasks, self._wake, self._snapshots.subscribe(), self._leadership.subscribe())
-            while True:
-                await self._wake.wait()
-                self._wake.clear()
-                snapshot = self._snapshots.latest
-                if snapshot is None or not self._leadership.is_leader():
-                    continue
+            async for snapshot in leading_snapshots(tasks, self._wake, self._snapshots, self._leadership):
                 for path, body in status_patches(snapshot, self._options, self._entrypoints):
-                    await self._bucket.acquire()
-                    if not self._leadership.is_leader():
-                        break
-                    try:
-                        async with asyncio.timeout(self._leadership.time_left()):
-                            await self._client.request(
-                                "PATCH", path, body=body, content_type="application/merge-patch+json"
-                            )
-                        self.writes += 1
-                    except (KubeError, TimeoutError) as e:
-                        log.warning("%s: status not written: %s", path, e or "renew deadline")
+                    done = await patch_status(self._client, self._leadership, self._bucket, path, path, body)
+                    if done is None:
+                        break  # lost the lease meanwhile
+                    self.writes += done

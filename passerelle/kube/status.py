@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -131,6 +131,38 @@ def wake_on(tasks: asyncio.TaskGroup, wake: asyncio.Event, *events: asyncio.Even
     wake.set()
 
 
+async def leading_snapshots(
+    tasks: asyncio.TaskGroup, wake: asyncio.Event, snapshots: Any, leadership: Leadership
+) -> AsyncIterator[ClusterSnapshot]:
+    """The latest snapshot each time `wake` is set (see wake_on) while `leadership` says this
+    replica leads. `snapshots` has `.latest: ClusterSnapshot | None` and `.subscribe()`."""
+    wake_on(tasks, wake, snapshots.subscribe(), leadership.subscribe())
+    while True:
+        await wake.wait()
+        wake.clear()
+        snapshot = snapshots.latest
+        if snapshot is not None and leadership.is_leader():
+            yield snapshot
+
+
+async def patch_status(
+    client: ApiClient, leadership: Leadership, bucket: TokenBucket, what: str, path: str, body: dict[str, Any]
+) -> bool | None:
+    """One merge patch of a `/status` as the leader: a token from `bucket` first, and never past the
+    Lease's renew deadline. True: written; False: refused or timed out (logged; the next round
+    retries); None: leadership was lost while waiting for the token, so stop writing."""
+    await bucket.acquire()
+    if not leadership.is_leader():
+        return None
+    try:
+        async with asyncio.timeout(leadership.time_left()):
+            await client.request("PATCH", path, body=body, content_type="application/merge-patch+json")
+    except (KubeError, TimeoutError) as e:
+        log.warning("%s: status not written: %s", what, e or "renew deadline")
+        return False
+    return True
+
+
 class StatusWriter:
     """Keeps served Ingresses' status up to date while `leadership` says this replica leads."""
 
@@ -160,13 +192,8 @@ class StatusWriter:
 
     async def run(self) -> None:
         async with asyncio.TaskGroup() as tasks:
-            wake_on(tasks, self._wake, self._snapshots.subscribe(), self._leadership.subscribe())
-            while True:
-                await self._wake.wait()
-                self._wake.clear()
-                snapshot = self._snapshots.latest
-                if snapshot is None or not self._leadership.is_leader():
-                    continue  # the provider's snapshots hold the router's pods, listed
+            async for snapshot in leading_snapshots(tasks, self._wake, self._snapshots, self._leadership):
+                # the provider's snapshots hold the router's pods, listed
                 addresses = load_balancer(snapshot, snapshot.of_kind("Pod"), self._policy)
                 now = asyncio.get_running_loop().time()
                 if addresses != self._pending:
@@ -182,18 +209,11 @@ class StatusWriter:
 
     async def _write(self, snapshot: ClusterSnapshot, addresses: list[dict[str, str]]) -> None:
         for namespace, name in status_updates(status_owned(snapshot, self._options), addresses):
-            await self._bucket.acquire()
-            if not self._leadership.is_leader():  # lost the lease meanwhile: stop at once
-                return
             path = f"/apis/networking.k8s.io/v1/namespaces/{namespace}/ingresses/{name}/status"
-            try:
-                async with asyncio.timeout(self._leadership.time_left()):  # never after the lease
-                    await self._client.request(
-                        "PATCH",
-                        path,
-                        body={"status": {"loadBalancer": {"ingress": addresses}}},
-                        content_type="application/merge-patch+json",
-                    )
-                self.writes += 1
-            except (KubeError, TimeoutError) as e:
-                log.warning("Ingress %s/%s: status not written: %s", namespace, name, e or "renew deadline")
+            body = {"status": {"loadBalancer": {"ingress": addresses}}}
+            done = await patch_status(
+                self._client, self._leadership, self._bucket, f"Ingress {namespace}/{name}", path, body
+            )
+            if done is None:
+                return  # lost the lease meanwhile: stop at once
+            self.writes += done
