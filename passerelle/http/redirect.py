@@ -77,17 +77,13 @@ class Redirect:
     def location(self, host: bytes, target: bytes) -> bytes | None:
         """The Location for a request with this Host header and request-target; None if the Host is unusable."""
         if target[:1] != b"/":
-            target = _path_of(target)
+            target = path_of(target)
         if self.host is not None:
             authority = self.host.encode()
         else:
             if not _HOST.fullmatch(host):
                 return None
-            if host[:1] == b"[":
-                name = host[: host.index(b"]") + 1]
-            else:
-                name = host.partition(b":")[0]
-            authority = name + self._prefix[1]
+            authority = host_name(host) + self._prefix[1]
         return self._prefix[0] + authority + target
 
     def response(self, host: bytes, target: bytes, method: bytes) -> bytes:
@@ -106,7 +102,12 @@ class Redirect:
         return b"".join(lines) if head else b"".join(lines) + phrase
 
 
-def _path_of(target: bytes) -> bytes:
+def host_name(host: bytes) -> bytes:
+    """A valid Host header's name, its port dropped (`[v6]` kept bracketed)."""
+    return host[: host.index(b"]") + 1] if host[:1] == b"[" else host.partition(b":")[0]
+
+
+def path_of(target: bytes) -> bytes:
     """The path and query of an absolute-form target (RFC 9112 §3.2.2, `http://h:1/p?q` -> `/p?q`);
     `/` for the asterisk-form (OPTIONS *). Its authority is dropped: the Host header was routed."""
     _, sep, rest = target.partition(b"://")

@@ -17,7 +17,7 @@ from http import HTTPStatus
 from typing import Any, ClassVar
 
 from passerelle.http.errors import canned
-from passerelle.http.redirect import BAD_HOST, is_authority
+from passerelle.http.redirect import BAD_HOST, host_name, is_authority, path_of
 from passerelle.middlewares.url_rewrite import PathRewrite, rewrite_target
 
 STATUSES = frozenset({301, 302, 303, 307, 308})
@@ -51,13 +51,16 @@ class RequestRedirect:
         return self.status_code
 
     def location(self, host: bytes, target: bytes) -> bytes | None:
-        """The Location for a request's Host header and origin-form target; None for an unusable Host."""
+        """The Location for a request's Host header and request-target (absolute-form and `*` are
+        taken as their path, as http.redirect.Redirect does); None for an unusable Host."""
+        if target[:1] != b"/":
+            target = path_of(target)
         if self.host is not None:
             name = self.host.encode()
         else:
             if not is_authority(host.decode("latin-1")):
                 return None
-            name = host[: host.index(b"]") + 1] if host[:1] == b"[" else host.partition(b":")[0]
+            name = host_name(host)
         port = b"" if _DEFAULT_PORTS[self.scheme] == self.port else b":%d" % self.port
         if self.path is not None:
             target = rewrite_target(self.path, target)

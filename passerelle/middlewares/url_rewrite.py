@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from passerelle.http.redirect import is_authority
+from passerelle.http.redirect import is_authority, path_of
 from passerelle.middlewares.headers import join_head, split_head
 
 FULL = "ReplaceFullPath"
@@ -50,7 +50,10 @@ class PathRewrite:
 
 
 def rewrite_target(path: PathRewrite, target: bytes) -> bytes:
-    """A request-target (origin-form, with any query) with its path rewritten."""
+    """A request-target with its path rewritten, as origin-form with any query (an absolute-form
+    target's authority is dropped: the Host header was routed; `*` becomes `/`)."""
+    if target[:1] != b"/":
+        target = path_of(target)
     raw, question, query = target.partition(b"?")
     return path.apply(raw.decode("latin-1")).encode("latin-1") + question + query
 

@@ -69,6 +69,12 @@ def test_url_rewrite_changes_target_and_host_and_keeps_the_query() -> None:
     assert (b"Host", b"backend.internal") in fields(out)
 
 
+def test_url_rewrite_of_an_absolute_form_target_sends_its_rewritten_path() -> None:
+    rewrite = UrlRewrite(path=PathRewrite(type=PREFIX, value="/v2", matched="/a"))
+    out = rewrite.apply_to_head(b"GET http://shop.test/a/b?q=1 HTTP/1.1\r\nHost: shop.test\r\n\r\n")
+    assert out.split(b"\r\n")[0] == b"GET /v2/b?q=1 HTTP/1.1"
+
+
 @pytest.mark.parametrize(
     ("redirect", "host", "target", "location"),
     [
@@ -89,6 +95,17 @@ def test_url_rewrite_changes_target_and_host_and_keeps_the_query() -> None:
             b"https://[::1]:8443/new/x?y",
         ),
         (RequestRedirect(scheme="http", port=80), b"bad host", b"/", None),
+        # absolute-form and asterisk-form targets redirect by their path, as http.redirect does
+        (RequestRedirect(scheme="https", port=443), b"a.test", b"http://a.test/x?q", b"https://a.test/x?q"),
+        (RequestRedirect(scheme="https", port=443), b"a.test", b"*", b"https://a.test/"),
+        (
+            RequestRedirect(
+                scheme="https", port=443, path=PathRewrite(type=PREFIX, value="/b", matched="/a")
+            ),
+            b"a.test",
+            b"http://a.test/a/x",
+            b"https://a.test/b/x",
+        ),
     ],
 )
 def test_redirect_locations(
