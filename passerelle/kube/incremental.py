@@ -147,7 +147,7 @@ class Translator:
         )
         gateway = self._gateway(snapshot, backends)
         # Gateway API objects are translated whole each time (kube/gateway.py); their Secrets join the TLS part
-        tls_again = tls_again or bool(gateway.secrets) or bool(self._gateway_secrets)
+        tls_again = tls_again or gateway.secrets != self._gateway_secrets  # Secret edits: `secrets` above
         self._gateway_secrets = gateway.secrets
         config, problems = self._assemble(snapshot, tls_again=tls_again, gateway=gateway)
         self.delta = self._delta(changed, config, first=first)
