@@ -24,7 +24,7 @@ import fcntl
 import json
 import os
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
@@ -177,7 +177,8 @@ class FileStorage:
 
     async def save_certificate(self, cert: StoredCertificate) -> None:
         folder = self.root / "certificates" / cert.resolver
-        folder.mkdir(exist_ok=True, mode=0o700)
+        with _storage_errors(folder):
+            folder.mkdir(exist_ok=True, mode=0o700)
         held = self._read(folder / f"{cert.id}.json", StoredCertificate.from_dict)
         if held is not None and not cert.replaces(held):
             return  # another replica stored a later one meanwhile (only possible without the lock)
@@ -188,7 +189,7 @@ class FileStorage:
         held = self._read(path, StoredCertificate.from_dict)
         if held is None or held.cert_pem != cert.cert_pem:
             return  # gone already, or replaced by a later one: that one stays
-        with contextlib.suppress(FileNotFoundError):
+        with _storage_errors(path), contextlib.suppress(FileNotFoundError):
             path.unlink()
 
     # -- challenges ----------------------------------------------------------------------------
@@ -219,8 +220,9 @@ class FileStorage:
         self._write(self._challenge_path(challenge), challenge.to_dict())
 
     async def withdraw(self, challenge: Challenge) -> None:
-        with contextlib.suppress(FileNotFoundError):
-            self._challenge_path(challenge).unlink()
+        path = self._challenge_path(challenge)
+        with _storage_errors(path), contextlib.suppress(FileNotFoundError):
+            path.unlink()
 
     def _challenge_path(self, challenge: Challenge) -> Path:
         name = challenge.token if challenge.type == HTTP_01 else challenge.name
@@ -231,12 +233,16 @@ class FileStorage:
     # -- locks ---------------------------------------------------------------------------------
     async def try_lock(self, resolver: str, cert_id: str) -> _FileLock | None:
         path = self.root / "locks" / f"{resolver}-{cert_id}.lock"
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            return None
+        with _storage_errors(path):
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                return None
+            except OSError:
+                os.close(fd)
+                raise
         return _FileLock(fd)
 
     # -- files ---------------------------------------------------------------------------------
@@ -261,15 +267,23 @@ class FileStorage:
 
     def _write(self, path: Path, data: dict[str, Any]) -> None:
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        try:
+        with _storage_errors(path):
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
             with os.fdopen(fd, "w") as f:
                 json.dump(data, f)
                 f.flush()
                 os.fsync(f.fileno())
             tmp.rename(path)
-        except OSError as e:
-            raise StorageError(f"ACME storage {path}: {e.strerror}") from None
+
+
+@contextlib.contextmanager
+def _storage_errors(path: Path) -> Iterator[None]:
+    """An OSError of the file system (read-only, full, stale NFS, a file where a folder should be)
+    as the StorageError the controller handles: the certificate served stays, the step is retried."""
+    try:
+        yield
+    except OSError as e:
+        raise StorageError(f"ACME storage {path}: {e.strerror or e}") from None
 
 
 def file_storage(settings: StorageSettings) -> Storage:

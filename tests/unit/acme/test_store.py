@@ -20,7 +20,7 @@ import pytest
 import trustme
 
 from passerelle.acme.records import HTTP_01, TLS_ALPN_01, Account, Challenge, StoredCertificate
-from passerelle.acme.store import CHALLENGE_MAX_AGE, FileStorage, Storage, while_held
+from passerelle.acme.store import CHALLENGE_MAX_AGE, FileStorage, Storage, StorageError, while_held
 
 REPLICAS: dict[str, Callable[[Path], tuple[Storage, Storage]]] = {
     "file": lambda root: (FileStorage(root / "s"), FileStorage(root / "s")),
@@ -171,3 +171,16 @@ async def test_deleting_an_expired_certificate_leaves_its_replacement(
     await one.delete_certificate(old)  # what it planned to forget is not what is stored any more
     assert one.certificates("le") == [new]
     await eventually(lambda: two.certificates("le") == [new])
+
+
+async def test_file_system_errors_are_storage_errors(tmp_path: Path) -> None:
+    """What the controller handles (keep serving, retry), never an OSError that would end it."""
+    storage = FileStorage(tmp_path)
+    cert = certificate("a.test")
+    (tmp_path / "locks").rmdir()
+    for path in (tmp_path / "locks", tmp_path / "certificates" / "le"):  # a file where a folder should be
+        path.write_text("")
+    with pytest.raises(StorageError, match="locks"):
+        await storage.try_lock("le", cert.id)
+    with pytest.raises(StorageError, match="certificates"):
+        await storage.save_certificate(cert)
