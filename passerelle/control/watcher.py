@@ -187,7 +187,9 @@ class ConfigWatcher:
             if current is None:
                 changed, delta = changes(None, config), None
             else:
-                delta = delta if delta is not None else between(current, config)
+                # the translator's delta is against the version it translated from: reused only
+                # when that version is still live (compared None: only the contributions changed)
+                delta = delta if delta is not None and compared is None else between(current, config)
                 changed = delta_changes(delta, current, config)
         if self.current is not None and not changed:
             self.current = Version(
