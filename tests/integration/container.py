@@ -21,6 +21,7 @@ below sets both.
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 import subprocess
 import tempfile
@@ -37,6 +38,7 @@ BASE = "localhost/passerelle-base:bookworm"
 CHECKOUT = hashlib.sha256(str(ROOT).encode()).hexdigest()[:8]
 IMAGE = f"localhost/passerelle:test-{CHECKOUT}"
 SERVICE_ACCOUNT = "/var/run/secrets/kubernetes.io/serviceaccount"
+PATH = "/usr/sbin:/usr/bin:/sbin:/bin"  # podman, runc and debootstrap live in /usr/sbin
 CONTAINERS_CONF = '[containers]\ndefault_ulimits = []\n\n[engine]\nruntime = "runc"\n'
 
 
@@ -62,7 +64,7 @@ class Podman:
 
     @classmethod
     def make(cls, directory: Path) -> Podman:
-        if shutil.which("podman") is None or shutil.which("runc") is None:
+        if shutil.which("podman", path=PATH) is None or shutil.which("runc", path=PATH) is None:
             raise ContainerError("podman and runc are needed: apt-get install podman runc debootstrap")
         conf = directory / "containers.conf"
         conf.write_text(CONTAINERS_CONF)
@@ -73,7 +75,7 @@ class Podman:
     ) -> subprocess.CompletedProcess[str]:
         done = subprocess.run(
             ["podman", *args],
-            env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "CONTAINERS_CONF": str(self.conf)},
+            env={"PATH": PATH, "CONTAINERS_CONF": str(self.conf)},
             capture_output=True,
             text=True,
             timeout=timeout,
@@ -88,14 +90,14 @@ class Podman:
         """A bookworm root file system with python3 and pip, imported as BASE (once per machine)."""
         if self("image", "exists", BASE, check=False).returncode == 0:
             return
-        if shutil.which("debootstrap") is None:
+        if shutil.which("debootstrap", path=PATH) is None:
             raise ContainerError("debootstrap is needed to build the base image: apt-get install debootstrap")
         with tempfile.TemporaryDirectory(prefix="passerelle-base-") as tmp:
             rootfs = Path(tmp) / "rootfs"
             done = subprocess.run(
                 ["debootstrap", "--variant=minbase", "--include=python3,python3-pip,ca-certificates",
                  "bookworm", str(rootfs), "http://deb.debian.org/debian"],
-                capture_output=True, text=True, timeout=900,
+                capture_output=True, text=True, timeout=900, env={**os.environ, "PATH": PATH},
             )  # fmt: skip
             if done.returncode != 0:
                 raise ContainerError(f"debootstrap exited {done.returncode}:\n{done.stdout[-4000:]}")
@@ -110,7 +112,7 @@ class Podman:
                 imported = subprocess.run(
                     ["podman", "import", "-", BASE],
                     stdin=tar.stdout,
-                    env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "CONTAINERS_CONF": str(self.conf)},
+                    env={"PATH": PATH, "CONTAINERS_CONF": str(self.conf)},
                     capture_output=True,
                     text=True,
                     timeout=300,
