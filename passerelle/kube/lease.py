@@ -148,7 +148,7 @@ class Leadership:
                 await self.attempt()
                 await asyncio.sleep(self.until_next())
         finally:
-            await self._release()
+            await self.release()
 
     async def attempt(self) -> bool:
         """One round of the campaign (read the Lease, take or renew it if the rules allow):
@@ -156,10 +156,6 @@ class Leadership:
         await self._try()
         self._notice()
         return self.is_leader()
-
-    async def release(self) -> None:
-        """Give the Lease up now (empty holder), if this replica holds it."""
-        await self._release()
 
     def until_next(self) -> float:
         """Seconds until the next round is due (retryPeriod, or the renew deadline if sooner)."""
@@ -229,7 +225,7 @@ class Leadership:
         self._renewed_at = now
         self.holder = self.identity
 
-    async def _release(self) -> None:
+    async def release(self) -> None:
         if not self.is_leader():
             return
         self._renewed_at = None

@@ -113,9 +113,8 @@ class Cell:
             self.slow[bisect_left(self.bounds, duration) - 1] += 1
 
     def buckets(self) -> list[int]:
-        """One count per bound (not cumulative), then +Inf: a report row's last fields."""
-        if not self.bounds:
-            return [self.count]
+        """One count per bound (not cumulative), then +Inf: a report row's last fields (no bounds:
+        `first` is +Inf, so `fast` is every count and `slow` empty)."""
         return [self.fast, *self.slow]
 
 

@@ -51,7 +51,6 @@ log = logging.getLogger("passerelle.proxy")
 _CRLF = b"\r\n"
 _LAST_CHUNK = b"0\r\n\r\n"
 _NO_BODY_STATUS = frozenset({204, 304})
-# Re-sent after a stale pooled connection: the methods Go's transport (Traefik's) replays.
 
 _PAUSE_UPSTREAM = 1  # the upstream's write buffer is full
 _PAUSE_QUEUE = 2  # pipelined requests are waiting

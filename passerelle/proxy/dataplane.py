@@ -385,23 +385,22 @@ class Dataplane:
                         entry.tls.watch_acme_alpn(seam=bool(message.get("alpnSeam", True)))
             self.sni.challenges = contexts
 
-    def apply(self, config: DynamicConfig, *, routers_changed: bool | None = None) -> None:
-        for _ in self.apply_steps(config, routers_changed=routers_changed):
+    def apply(self, config: DynamicConfig) -> None:
+        for _ in self.apply_steps(config):
             pass
 
-    def apply_steps(self, config: DynamicConfig, *, routers_changed: bool | None = None) -> Iterator[None]:
+    def apply_steps(self, config: DynamicConfig) -> Iterator[None]:
         """Make `config` live, yielding between slices of work so a worker can serve meanwhile.
 
-        Same routers as now (`routers_changed` False, or found equal): only the services that
+        Same routers and middlewares as now: only the services that
         changed get new pools, in place. Otherwise the tables are compiled beside the live ones and
         swapped at the end; until then requests use the old tables, whole.
         """
         previous = self._config
-        if routers_changed is None:
-            routers_changed = previous is None or (previous.routers, previous.middlewares) != (
-                config.routers,
-                config.middlewares,
-            )
+        routers_changed = previous is None or (previous.routers, previous.middlewares) != (
+            config.routers,
+            config.middlewares,
+        )
         sni = None
         if (
             self.sni is not None

@@ -21,7 +21,6 @@ from passerelle.settings.base import Duration, SettingsError, StrictModel
 _NAMESPACE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 _LABEL_SAFE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,38}[a-z0-9])?$")
 LETS_ENCRYPT = "https://acme-v02.api.letsencrypt.org/directory"
-KEY_TYPES = ("EC256", "EC384", "RSA2048", "RSA4096")
 
 
 def _fraction_or_duration(value: object) -> object:
