@@ -21,7 +21,6 @@ from passerelle.http.headers import (
     REQUEST_HEADERS,
     REQUEST_ID,
     REQUEST_ID_LINE,
-    ROLL,
     TE,
     TE_TRAILERS,
     RequestIds,
@@ -135,10 +134,7 @@ def request_head(
     if request_id:
         identified = (REQUEST_ID_LINE, request_id)
     elif request_ids is not None:
-        low = next(request_ids.low)
-        if low is ROLL:
-            request_ids.roll()
-        identified = (request_ids.line, low)
+        identified = request_ids.take()
     head = b"".join(
         (
             method, b" ", target, b" HTTP/1.1\r\nHost: ", host, _CRLF,

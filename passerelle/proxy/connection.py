@@ -29,7 +29,6 @@ from passerelle.http.headers import (
     REQUEST_HEADERS,
     REQUEST_ID,
     REQUEST_ID_LINE,
-    ROLL,
     TE,
     TE_TRAILERS,
     UPGRADE,
@@ -422,12 +421,10 @@ class ClientConnection(asyncio.Protocol):
             )  # fmt: skip
         ids = self.entry.request_ids
         if ids is not None:
-            low = next(ids.low)
-            if low is ROLL:
-                ids.roll()
+            line, low = ids.take()
             return (
                 self._forwarded, b"X-Forwarded-Host: ", host, b"\r\nX-Forwarded-Port: ", port,
-                ids.line, low, _CRLF,
+                line, low, _CRLF,
             )  # fmt: skip
         return (self._forwarded, b"X-Forwarded-Host: ", host, b"\r\nX-Forwarded-Port: ", port, _CRLF)
 
