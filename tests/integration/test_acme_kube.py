@@ -24,22 +24,10 @@ from tests.integration.harness import Backends, Router, free_port, ingress, rule
 from tests.integration.pebble import Pebble
 from tests.integration.test_acme import STARTUP, acme_status, issued, served_certificate, wait_for
 from tests.kubeapi import KubeAPI
+from tests.kubeapi.fixtures import deploy_rules
 
 NS = "passerelle"
-DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 LEASE = {"leaseDuration": "3s", "renewDeadline": "2s", "retryPeriod": "0.5s"}
-
-
-def deploy_rules() -> list[dict[str, Any]]:
-    """deploy/'s ClusterRole rules, and its Roles' rules limited to their namespace."""
-    rules = []
-    for path in (DEPLOY / "10-rbac.yaml", DEPLOY / "15-acme-rbac.yaml"):
-        for doc in yaml.safe_load_all(path.read_text()):
-            if doc["kind"] == "ClusterRole":
-                rules += doc["rules"]
-            elif doc["kind"] == "Role":
-                rules += [{**r, "namespaces": [doc["metadata"]["namespace"]]} for r in doc["rules"]]
-    return rules
 
 
 class Cluster:

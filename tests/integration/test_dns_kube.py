@@ -17,9 +17,10 @@ import httpx
 from tests.integration.bind import Bind
 from tests.integration.dnsfixtures import dns_settings, host_ingress, node
 from tests.integration.harness import Backends, Router, service
-from tests.integration.test_kube_status import LEASE, deploy_rules, pod
+from tests.integration.test_kube_status import LEASE, pod
 from tests.integration.test_kubernetes import slice_for, wait_for, with_ns
 from tests.kubeapi import KubeAPI
+from tests.kubeapi.fixtures import deploy_rules
 
 HOST = "app.example.test"
 COORDINATION = "coordination.k8s.io/v1"
@@ -166,7 +167,7 @@ def test_a_leader_that_cannot_renew_the_lease_stops_writing_dns(
 def test_a_draining_standby_annotates_its_pod_and_the_leader_takes_its_node_out_of_dns(
     backends: Backends, kubeapi: Callable[..., KubeAPI], bind: Bind, tmp_path: Path
 ) -> None:
-    rules = deploy_rules()  # both replicas under deploy/10-rbac.yaml (pods: patch)
+    rules = deploy_rules("default")  # both replicas under deploy/10-rbac.yaml (pods: patch)
     api = kubeapi(
         tokens={"t1": "replica-1", "t2": "replica-2"}, rules={"replica-1": rules, "replica-2": rules}
     )

@@ -19,9 +19,9 @@ import httpx
 from tests.integration.bind import Bind
 from tests.integration.harness import Backends, Router
 from tests.integration.test_dns_kube import HOST, cluster, holder, own_pod, replica
-from tests.integration.test_kube_status import deploy_rules
 from tests.integration.test_kubernetes import wait_for
 from tests.kubeapi import KubeAPI
+from tests.kubeapi.fixtures import deploy_rules
 
 TTL = 2
 DRAIN = {"timeout": "15s", "acceptGrace": "2s"}
@@ -89,7 +89,7 @@ def check(seen: Stop, address: str, router: Router) -> None:
 def test_sigterm_drains_a_standby_then_the_leader_whose_lease_passes_on(
     backends: Backends, kubeapi: Callable[..., KubeAPI], bind: Bind, tmp_path: Path
 ) -> None:
-    rules = deploy_rules()
+    rules = deploy_rules("default")  # replica() runs its routers as pods of "default"
     api = kubeapi(
         tokens={f"t{n}": f"replica-{n}" for n in (1, 2, 3)}, rules={f"replica-{n}": rules for n in (1, 2, 3)}
     )
@@ -159,7 +159,7 @@ def test_sigterm_drains_a_standby_then_the_leader_whose_lease_passes_on(
 def test_a_grace_period_too_short_for_the_drain_is_a_problem_on_the_pod(
     backends: Backends, kubeapi: Callable[..., KubeAPI], bind: Bind, tmp_path: Path
 ) -> None:
-    rules = deploy_rules()  # `get` on pods: the router reads its own
+    rules = deploy_rules("default")  # `get` on pods: the router reads its own
     api = kubeapi(tokens={"t1": "replica-1"}, rules={"replica-1": rules})
     cluster(api, backends, grace_period=30)
     router = replica(api, bind, tmp_path, 1, sigterm_drains=True, ttl=60).start()  # 60 + 60 + 10 + 2 s

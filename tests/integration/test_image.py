@@ -15,9 +15,10 @@ import pytest
 
 from tests.integration.container import CHECKOUT, IMAGE, Podman, deploy_objects, run_args
 from tests.integration.harness import Backends, ingress, rule, service, wait_for
-from tests.integration.test_kube_status import deploy_rules, node, pod
+from tests.integration.test_kube_status import node, pod
 from tests.integration.test_kubernetes import slice_for, with_ns
 from tests.kubeapi import KubeAPI
+from tests.kubeapi.fixtures import deploy_rules
 
 NAMESPACE = "passerelle"
 ACCOUNT = f"system:serviceaccount:{NAMESPACE}:passerelle"

@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from passerelle.kube.client import ApiClient
 from passerelle.kube.ingress import IngressOptions
@@ -21,6 +20,7 @@ from passerelle.kube.status import EndpointPolicy, StatusWriter
 from tests.integration.harness import Backends, Router, ingress, rule, service
 from tests.integration.test_kubernetes import slice_for, wait_for, with_ns
 from tests.kubeapi import KubeAPI
+from tests.kubeapi.fixtures import deploy_rules
 
 NET = "networking.k8s.io/v1"
 LEASE = {"leaseDuration": "3s", "renewDeadline": "2s", "retryPeriod": "0.5s"}
@@ -192,16 +192,10 @@ async def test_a_leader_that_cannot_renew_stops_leading_before_another_takes_ove
     assert lease is not None and lease["spec"]["holderIdentity"] == ""  # released on stop
 
 
-def deploy_rules() -> list[dict[str, list[str]]]:
-    """The ClusterRole's and the Role's rules of deploy/10-rbac.yaml."""
-    docs = yaml.safe_load_all((Path(__file__).resolve().parents[2] / "deploy" / "10-rbac.yaml").read_text())
-    return [rule for doc in docs if doc["kind"] in ("ClusterRole", "Role") for rule in doc["rules"]]
-
-
 def test_problems_become_events_on_their_objects_once_under_the_deployed_rbac(
     backends: Backends, kubeapi: Callable[..., KubeAPI], tmp_path: Path
 ) -> None:
-    api = kubeapi(rules={"tester": deploy_rules()}, crds={"traefik.io", "gateway.networking.k8s.io"})
+    api = kubeapi(rules={"tester": deploy_rules("default")}, crds={"traefik.io", "gateway.networking.k8s.io"})
     api.create(node("n1", "192.0.2.1"))
     api.create(pod("p1", "n1"))
     api.create(with_ns(service("app")))
@@ -282,7 +276,7 @@ def test_ingresses_naming_many_missing_secrets_never_starve_the_lease(
 def test_a_new_leader_bumps_the_event_an_earlier_one_left_and_status_is_only_for_our_classes(
     backends: Backends, kubeapi: Callable[..., KubeAPI], tmp_path: Path
 ) -> None:
-    api = kubeapi(rules={"tester": deploy_rules()})
+    api = kubeapi(rules={"tester": deploy_rules("default")})
     api.create(node("n1", "192.0.2.1"))
     api.create(pod("p1", "n1"))
     api.create(with_ns(service("app")))
