@@ -212,34 +212,47 @@ def dnssync(config: Path, dry_run: bool, force: bool) -> None:
     sys.exit(1 if outcome.errors else 0)
 
 
-def _dnssync_in_cluster(address: str, path: str) -> NoReturn:
-    """POST `path` to the running router's API (dnssync/actions.py), print what it answers."""
-    import http.client
-    import json
-
-    from passerelle.api.server import ACTION_HEADER
+def _router_api(address: str) -> tuple[str, int]:
+    """Where to reach the running router's API (`api.address`; a wildcard bind: its loopback)."""
     from passerelle.settings import SettingsError, split_address
 
     try:
         host, port = split_address(address)
     except SettingsError as e:
         _fail(str(e))
-    host = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)
-    connection = http.client.HTTPConnection(host, port, timeout=120)  # zone transfers may take a while
+    return {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host), port
+
+
+def _api_call(host: str, port: int, method: str, path: str, *, timeout: float) -> tuple[int, bytes]:
+    """One request to the router's API, a POST with the header actions need; OSError if unreachable."""
+    import http.client
+
+    from passerelle.api.server import ACTION_HEADER
+
+    connection = http.client.HTTPConnection(host, port, timeout=timeout)
     try:
-        connection.request("POST", path, headers={ACTION_HEADER: "1"})
+        connection.request(method, path, headers={ACTION_HEADER: "1"} if method == "POST" else {})
         response = connection.getresponse()
-        body = response.read()
-    except OSError as e:
-        _fail(f"cannot reach the router's API on {host}:{port}: {e.strerror or e}")
+        return response.status, response.read()
     finally:
         connection.close()
+
+
+def _dnssync_in_cluster(address: str, path: str) -> NoReturn:
+    """POST `path` to the running router's API (dnssync/actions.py), print what it answers."""
+    import json
+
+    host, port = _router_api(address)
+    try:
+        status, body = _api_call(host, port, "POST", path, timeout=120)  # zone transfers may take a while
+    except OSError as e:
+        _fail(f"cannot reach the router's API on {host}:{port}: {e.strerror or e}")
     try:
         answer = dict(json.loads(body))
     except ValueError:
-        _fail(f"POST {path} on {host}:{port}: {response.status} {body.decode(errors='replace').strip()}")
+        _fail(f"POST {path} on {host}:{port}: {status} {body.decode(errors='replace').strip()}")
     if "plan" not in answer:
-        _fail(f"POST {path} on {host}:{port}: {response.status}: {answer.get('message', answer)}")
+        _fail(f"POST {path} on {host}:{port}: {status}: {answer.get('message', answer)}")
     dry = bool(answer.get("dryRun"))
     click.echo(f"{answer.get('provider', '')}{' (dry run: nothing written)' if dry else ' (forced)'}")
     for line in answer["plan"]:
@@ -264,32 +277,21 @@ def drain(config: Path, wait: bool) -> None:
 
     With --wait, exits 1 when the node could not be taken out of DNS (unknown node name, timeout)
     and 3 when it stayed in DNS as the last eligible node."""
-    import http.client
     import json
     import time
 
-    from passerelle.api.server import ACTION_HEADER
-    from passerelle.settings import SettingsError, load_settings, split_address
+    from passerelle.settings import SettingsError, load_settings
 
     try:
-        host, port = split_address(load_settings(config).api.address)
+        host, port = _router_api(load_settings(config).api.address)
     except SettingsError as e:
         _fail(str(e))
-    host = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)
 
     def call(method: str) -> dict[str, object]:
-        connection = http.client.HTTPConnection(host, port, timeout=5)
-        try:
-            connection.request(method, "/api/drain", headers={ACTION_HEADER: "1"} if method == "POST" else {})
-            response = connection.getresponse()
-            body = response.read()
-            if response.status not in (200, 202):
-                _fail(
-                    f"POST /api/drain on {host}:{port}: {response.status} {body.decode(errors='replace').strip()}"
-                )
-            return dict(json.loads(body))
-        finally:
-            connection.close()
+        status, body = _api_call(host, port, method, "/api/drain", timeout=5)
+        if status not in (200, 202):
+            _fail(f"POST /api/drain on {host}:{port}: {status} {body.decode(errors='replace').strip()}")
+        return dict(json.loads(body))
 
     try:
         status = call("POST")
