@@ -66,6 +66,12 @@ class Backends:
         annotations = ((service or {}).get("metadata") or {}).get("annotations")
         return annotations if isinstance(annotations, Mapping) else {}
 
+    def app_protocol(self, namespace: str, ref: BackendRef) -> object:
+        """The `appProtocol` of the Service port `ref` names (None when it, or the port, is missing)."""
+        service = self._snapshot.get("Service", namespace, ref.service)
+        port = _service_port((service or {}).get("spec") or {}, ref)
+        return None if port is None else port.get("appProtocol")
+
     def resolve(self, namespace: str, ref: BackendRef) -> tuple[Server, ...]:
         """The ready servers behind `ref`; raises BackendError if the Service or its port is missing."""
         key = (namespace, ref)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from passerelle.kube.annotations.service import backend_scheme
 from passerelle.kube.backends import BackendError, Backends, service_key
 from passerelle.kube.gateway_attach import Outcome, granted
 from passerelle.kube.gateway_filters import filter_spec, read_match
@@ -191,7 +192,8 @@ class RuleBuilder:
         if not error:
             assert b.port is not None
             backend = BackendRef(service=b.name, port=b.port)
-            name = service_key(b.namespace, backend)
+            scheme = self._scheme(b.namespace, backend)
+            name = service_key(b.namespace, backend, scheme)
             if name in self.services:
                 return name
             try:
@@ -204,7 +206,9 @@ class RuleBuilder:
                 )
                 if unavailable:
                     self._problem(ref, unavailable, Severity.WARNING)
-                self.services[name] = Service(name=name, servers=servers, unavailable=unavailable)
+                self.services[name] = Service(
+                    name=name, servers=servers, unavailable=unavailable, scheme=scheme
+                )
                 return name
         self._problem(ref, f"{error}; its share of the requests gets 500")
         reason = next(
@@ -217,6 +221,19 @@ class RuleBuilder:
         return self._error(
             f"{self._base(route, i)}/backend{k}", f"HTTPRoute {route.namespace}/{route.name}: {error}"
         )
+
+    def _scheme(self, namespace: str, backend: BackendRef) -> str:
+        """HTTP/1.1, or h2c when the Service asks for it (its port's appProtocol `kubernetes.io/h2c`,
+        GEP-1911, or Traefik's `service.serversscheme` annotation, as for Ingress backends)."""
+        asked, wrong = backend_scheme(
+            self._backends.annotations(namespace, backend.service),
+            self._backends.app_protocol(namespace, backend),
+        )
+        if wrong is not None:
+            self._problem(
+                ObjectRef(kind="Service", namespace=namespace, name=backend.service), wrong, Severity.WARNING
+            )
+        return asked or "http"
 
     def _error(self, name: str, why: str) -> str:
         self.services.setdefault(name, Service(name=name, unavailable=why, status=500))

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from passerelle.kube.annotations import IngressAnnotations, read_annotations
-from passerelle.kube.annotations.service import service_scheme
+from passerelle.kube.annotations.service import backend_scheme
 from passerelle.kube.backends import Answer, BackendError, Backends, Inputs, service_key
 from passerelle.kube.gateway import GatewayOptions, GatewayTranslation, translate_gateway
 from passerelle.kube.middlewares import MiddlewareIndex
@@ -435,8 +435,12 @@ class _Builder:
     def _scheme(
         self, ref: ObjectRef, namespace: str, backend: BackendRef, annotations: IngressAnnotations
     ) -> str:
-        """HTTP/1.1 or h2c: the Ingress's 1.7 `protocol`, else the Service's `serversscheme`."""
-        asked, wrong = service_scheme(self._backends.annotations(namespace, backend.service))
+        """HTTP/1.1 or h2c: the Ingress's 1.7 `protocol`, else the Service's `serversscheme`, else
+        its port's `appProtocol`."""
+        asked, wrong = backend_scheme(
+            self._backends.annotations(namespace, backend.service),
+            self._backends.app_protocol(namespace, backend),
+        )
         if wrong is not None:
             self._problem(
                 ObjectRef(kind="Service", namespace=namespace, name=backend.service), wrong, Severity.WARNING

@@ -234,7 +234,7 @@ class H2cStream(UpstreamConnection):
         client = self.client
         if client is None:
             return
-        status, fields = status_and_fields(headers)
+        status, fields = self._fields(headers)
         self.deadline = 0.0
         self.ends_with_head = ended
         self.conn.touched.append(self)
@@ -244,9 +244,19 @@ class H2cStream(UpstreamConnection):
 
     def interim(self, headers: list[tuple[bytes, bytes]]) -> None:
         if self.client is not None:
-            status, fields = status_and_fields(headers)
+            status, fields = self._fields(headers)
             self.conn.touched.append(self)
             self.client.upstream_head(self, status, fields)
+
+    def _fields(self, headers: list[tuple[bytes, bytes]]) -> tuple[int, list[tuple[bytes, bytes]]]:
+        """The status and the fields of a response head, with the route's response header edits
+        made (a headers middleware, a ResponseHeaderModifier), as an HTTP/1.1 upstream's are."""
+        status, fields = status_and_fields(headers)
+        route = self.exchange.route if self.exchange is not None else None
+        if route is not None and route.response is not None:
+            for edits in route.response:
+                fields = edits.apply(fields)
+        return status, fields
 
     def body(self, data: bytes, size: int) -> None:
         if self.client is not None and data:

@@ -22,6 +22,7 @@ import pytest
 from h2.errors import ErrorCodes
 from hyperframe.frame import GoAwayFrame
 
+from passerelle.kube.gateway import CONTROLLER_NAME
 from tests.integration.harness import (
     Backends,
     Router,
@@ -34,6 +35,8 @@ from tests.integration.harness import (
     service,
     wait_for,
 )
+
+GATEWAY = "gateway.networking.k8s.io/v1"
 
 
 @dataclass
@@ -469,6 +472,47 @@ def test_no_answer_in_time_is_504(backends: Backends, make_router: Callable[...,
         router.port, b"GET /echo HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", timeout=10
     ).partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 200 ")  # the connection is still good: only the stream went
+    assert script.connections == [port]
+
+
+def test_an_httproute_speaks_h2c_by_app_protocol_and_edits_the_response(
+    backends: Backends, make_router: Callable[..., Router]
+) -> None:
+    """GEP-1911: a Service port with appProtocol kubernetes.io/h2c is spoken to in HTTP/2, and the
+    route's ResponseHeaderModifier applies to what it answers as to an HTTP/1.1 backend's answer."""
+    script = Script()
+    port = scripted_server(backends, script)
+    svc = service("rpc")
+    svc["spec"]["ports"][0]["appProtocol"] = "kubernetes.io/h2c"
+    edits = {
+        "set": [{"name": "Content-Type", "value": "text/x-edited"}],
+        "add": [{"name": "X-Via", "value": "gw"}],
+    }
+    router = make_router(
+        [
+            {"apiVersion": GATEWAY, "kind": "GatewayClass", "metadata": {"name": "pass"},
+             "spec": {"controllerName": CONTROLLER_NAME}},
+            {"apiVersion": GATEWAY, "kind": "Gateway", "metadata": {"name": "gw", "namespace": "default"},
+             "spec": {"gatewayClassName": "pass", "listeners": [{"name": "http", "port": 80, "protocol": "HTTP"}]}},
+            {"apiVersion": GATEWAY, "kind": "HTTPRoute", "metadata": {"name": "r", "namespace": "default"},
+             "spec": {"parentRefs": [{"name": "gw"}], "hostnames": ["rpc.test"], "rules": [
+                 {"filters": [{"type": "ResponseHeaderModifier", "responseHeaderModifier": edits}],
+                  "backendRefs": [{"name": "rpc", "port": 80}]}]}},
+            svc,
+            endpoint_slice("rpc", [port]),
+        ],
+        config={"workers": 1, "gateway": {"listeners": [{"port": 80, "entryPoint": "web"}]}},
+    )  # fmt: skip
+    answer = raw(
+        router.port, b"GET /echo HTTP/1.1\r\nHost: rpc.test\r\nConnection: close\r\n\r\n", timeout=10
+    )
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 "), answer
+    fields = [line.lower() for line in head.split(b"\r\n")[1:]]
+    assert b"content-type: text/x-edited" in fields and b"content-type: application/json" not in fields
+    assert b"x-via: gw" in fields
+    seen = json.loads(dechunk(body)[0])["headers"]
+    assert seen[":method"] == "GET" and seen[":authority"] == "rpc.test"  # it came as HTTP/2
     assert script.connections == [port]
 
 

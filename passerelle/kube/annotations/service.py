@@ -7,6 +7,11 @@ case-insensitive (`pkg/provider/kubernetes/ingress/annotations.go`, parseService
 for every backend of it (traefik17.py parses it). passerelle speaks `http` (HTTP/1.1) and `h2c`
 (cleartext HTTP/2, for gRPC) to backends; `https` is not supported yet, and any other value is
 an error for the object's author: both fall back to `http`, with a Problem saying so.
+
+A Service port's `appProtocol` is read too, after the annotation: `kubernetes.io/h2c` (KEP-3726's
+"HTTP/2 over cleartext", the value the Gateway API's backend protocol selection, GEP-1911, and
+Kubernetes document) means h2c, for Ingress and HTTPRoute backends alike. Any other value (`http`,
+`kubernetes.io/ws`: WebSocket over HTTP/1.1, IANA names) asks for nothing: HTTP/1.1 serves them.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from collections.abc import Mapping
 from passerelle.model.config import SCHEMES
 
 SERVERS_SCHEME = "traefik.ingress.kubernetes.io/service.serversscheme"
+APP_PROTOCOL_SCHEMES = {"kubernetes.io/h2c": "h2c"}  # a Service port's appProtocol -> scheme
 
 
 def read_scheme(value: str) -> tuple[str, str | None]:
@@ -39,3 +45,12 @@ def service_scheme(annotations: Mapping[str, str]) -> tuple[str | None, str | No
             scheme, problem = read_scheme(str(value))
             return scheme, None if problem is None else f"{key}: {problem}"
     return None, None
+
+
+def backend_scheme(annotations: Mapping[str, str], app_protocol: object) -> tuple[str | None, str | None]:
+    """The scheme a Service asks for, by its `serversscheme` annotation, else by the `appProtocol`
+    of the port in use (None: neither asks), and any problem with the annotation."""
+    asked, problem = service_scheme(annotations)
+    if asked is None and isinstance(app_protocol, str):
+        asked = APP_PROTOCOL_SCHEMES.get(app_protocol)
+    return asked, problem

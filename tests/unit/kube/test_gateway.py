@@ -15,7 +15,7 @@ Fixture format::
         - {host: a.example.com, path: /x?q=1, method: GET, headers: {Version: one},
            service: <service name> or null (404), source: "HTTPRoute ns/name rule 0" (optional)}
       services:                          # optional: these services exist, with this status
-        - {name: ..., status: 500, weighted: [[name, weight]]}
+        - {name: ..., status: 500, weighted: [[name, weight]], scheme: h2c (default http)}
 """
 
 from __future__ import annotations
@@ -104,6 +104,7 @@ def test_gateway_translation(path: Path) -> None:
         service = config.service(entry["name"])
         assert service.status == entry.get("status", 503)
         assert [[w.service, w.weight] for w in service.weighted] == entry.get("weighted", [])
+        assert service.scheme == entry.get("scheme", "http"), entry["name"]
     tables = compile_tables(config, [ep.name for ep in entrypoints], lambda r: r)
     failures = []
     for request in case["expect"].get("requests") or []:
