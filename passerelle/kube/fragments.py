@@ -15,6 +15,7 @@ from typing import TypeVar
 
 from passerelle.kube.acme import RESOLVER_ANNOTATIONS
 from passerelle.kube.ingress import _Builder, _Placed
+from passerelle.kube.names import UniqueNames
 from passerelle.kube.objects import IngressSpec
 from passerelle.kube.tls import OPTIONS_ANNOTATIONS
 from passerelle.model import Middleware, PathType, Problem, Router, Service
@@ -149,7 +150,7 @@ class FragmentBuilder(_Builder):
     def fragment(self, spec: IngressSpec, index: Index, placed: _Placed | None) -> Fragment:
         age = spec.age_key
         claims, names = _Claims(index, age), _Names(index, age)
-        self._claims, self._names = claims, names
+        self._claims, self.names = claims, UniqueNames(names)
         if placed is not None:
             self.placed_before = {id(spec): placed}
         self.add(spec)

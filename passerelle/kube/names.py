@@ -15,8 +15,10 @@ _NOT_NAME = re.compile(r"[^A-Za-z0-9]+")
 class UniqueNames:
     __slots__ = ("_taken",)
 
-    def __init__(self) -> None:
-        self._taken: set[str] = set()
+    def __init__(self, taken: set[str] | None = None) -> None:
+        """`taken`: the set to keep the names in; it may answer `in` for more names than it holds
+        (kube/fragments.py: those of the other Ingresses)."""
+        self._taken: set[str] = set() if taken is None else taken
 
     def reserve(self, names: Iterable[str]) -> None:
         """Names taken already (another translation's routers)."""
