@@ -18,6 +18,7 @@ from typing import Any
 
 from passerelle.kube.annotations import IngressAnnotations, read_annotations
 from passerelle.kube.annotations.service import backend_scheme
+from passerelle.kube.annotations.traefik17_paths import path_middlewares
 from passerelle.kube.backends import Answer, BackendError, Backends, Inputs, service_key
 from passerelle.kube.gateway import GatewayOptions, GatewayTranslation, translate_gateway
 from passerelle.kube.middlewares import MiddlewareIndex
@@ -27,6 +28,7 @@ from passerelle.kube.placement import EntryPointInfo, Placement, chains, dead_en
 from passerelle.kube.snapshot import ClusterSnapshot, Object, key_of
 from passerelle.kube.tls import TlsTranslation, TlsTranslator, tls_option_error
 from passerelle.kube.tlsoptions import OptionIndex
+from passerelle.middlewares.base import MiddlewareSpec
 from passerelle.middlewares.pass_tls_client_cert import PassTLSClientCert
 from passerelle.middlewares.redirect_scheme import RedirectScheme
 from passerelle.model import (
@@ -288,9 +290,14 @@ class _Builder:
             return
         if placed.client_cert is not None:
             groups = [(entrypoints, (*chain, placed.client_cert)) for entrypoints, chain in groups]
+        mods = placed.annotations.traefik17.paths
+        if mods.error:  # never serve its paths unchanged: the backends expect them rewritten
+            self._problem(ref, f"not served: {mods.error}")
+            return
+        headers = (mods.headers,) if mods.headers is not None else ()
         for rule in spec.rules:
             for path in rule.paths:
-                match = _path_match(path.path, path.path_type)
+                match = _path_match(path.path, path.path_type, exact=mods.exact)
                 free, taken = self._claim(placement.entrypoints, (rule.host, match.type, match.value), source)
                 if taken:
                     what = f"{rule.host or '*'} {match.type} {match.value} is already served by"
@@ -300,8 +307,9 @@ class _Builder:
                 base = f"{spec.namespace}-{spec.name}-{rule.host or 'any'}-{match.value}"
                 service = self._service(ref, spec.namespace, path.backend, placed.annotations)
                 path_groups = groups if not taken else self._restrict(groups, free)
+                own = (*path_middlewares(mods, path.path, match.value), *headers)
                 self._add_routers(
-                    path_groups, base, service=service, host=rule.host, path=match, source=source
+                    path_groups, base, service=service, host=rule.host, path=match, source=source, own=own
                 )
         if spec.default_backend is not None:
             free, taken = self._claim(placement.entrypoints, (None, None, ""), source)
@@ -313,7 +321,9 @@ class _Builder:
                 service = self._service(ref, spec.namespace, spec.default_backend, placed.annotations)
                 base = f"{spec.namespace}-{spec.name}-default-backend"
                 path_groups = groups if not taken else self._restrict(groups, free)
-                self._add_routers(path_groups, base, service=service, host=None, path=None, source=source)
+                self._add_routers(
+                    path_groups, base, service=service, host=None, path=None, source=source, own=headers
+                )
 
     def _placed(self, spec: IngressSpec) -> _Placed:
         placed = self.placed_before.get(id(spec))
@@ -372,9 +382,20 @@ class _Builder:
         host: str | None,
         path: PathMatch | None,
         source: str,
+        own: tuple[MiddlewareSpec, ...] = (),
     ) -> None:
+        """One router per entry-point group; `own`: middlewares of each router alone, after the
+        group's chain (1.7's path and header annotations), named after the router."""
         for entrypoints, chain in groups:
             name = self.names.make(base if len(groups) == 1 else f"{base}-{'-'.join(entrypoints)}")
+            if own:
+                chain = (
+                    *chain,
+                    *(
+                        Middleware(name=f"{name}-{i}-{spec.kind}@annotations", spec=spec)
+                        for i, spec in enumerate(own)
+                    ),
+                )
             for middleware in chain:
                 self._middlewares.setdefault(middleware.name, middleware)
             self._routers.append(
@@ -477,8 +498,9 @@ def _severity(service: Service) -> Severity:
     return Severity.WARNING if service.unavailable.endswith("no ready endpoints") else Severity.ERROR
 
 
-def _path_match(path: str, path_type: str) -> PathMatch:
-    if path_type == "Exact":
+def _path_match(path: str, path_type: str, *, exact: bool = False) -> PathMatch:
+    """`exact`: an ImplementationSpecific path matches exactly (1.7's rule-type Path, PathStrip)."""
+    if path_type == "Exact" or (exact and path_type == "ImplementationSpecific"):
         return PathMatch(type=PathType.EXACT, value=path)
     # Prefix and ImplementationSpecific: element-wise, the rule's trailing slash is ignored.
     return PathMatch(type=PathType.PREFIX, value=path.rstrip("/") or "/")

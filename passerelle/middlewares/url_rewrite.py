@@ -5,6 +5,8 @@ ReplacePrefixMatch), and what Traefik's `replacePath`, `stripPrefix` and `addPre
 amount to. `PathRewrite` is also the path part of a requestRedirect. ReplacePrefixMatch replaces
 the path prefix the route matched, element-wise: prefix `/foo` with `/bar` makes `/foo/x` into
 `/bar/x` and `/foo` into `/bar`; replacing with `/` makes `/foo/x` into `/x`. The query is kept.
+With `replaced_path` (Traefik's replacePath and 1.7's rewrite-target), the path the request came
+with goes upstream in `X-Replaced-Path`, replacing any the client sent.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from typing import Any, ClassVar
 from passerelle.http.redirect import is_authority, path_of
 from passerelle.middlewares.headers import join_head, split_head
 
+REPLACED_PATH = b"X-Replaced-Path"  # Traefik's name (replacePath, replacePathRegex)
+REPLACED_PATH_LOWER = REPLACED_PATH.lower()
 FULL = "ReplaceFullPath"
 PREFIX = "ReplacePrefixMatch"
 
@@ -64,6 +68,7 @@ class UrlRewrite:
 
     host: str | None = None
     path: PathRewrite | None = None
+    replaced_path: bool = False  # X-Replaced-Path: the original path (with `path` only)
 
     def __post_init__(self) -> None:
         if self.host is not None and not is_authority(self.host):
@@ -76,15 +81,24 @@ class UrlRewrite:
             method, _, rest = start.partition(b" ")
             target, _, version = rest.rpartition(b" ")
             start = b"%s %s %s" % (method, rewrite_target(self.path, target), version)
+            if self.replaced_path:
+                original = (target if target[:1] == b"/" else path_of(target)).partition(b"?")[0]
+                fields = [(n, v) for n, v in fields if n.lower() != REPLACED_PATH_LOWER]
+                fields.append((REPLACED_PATH, original))
         if self.host is not None:
             host = self.host.encode()
             fields = [(n, host) if n.lower() == b"host" else (n, v) for n, v in fields]
         return join_head(start, fields)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"host": self.host, "path": None if self.path is None else self.path.to_dict()}
+        path = None if self.path is None else self.path.to_dict()
+        return {"host": self.host, "path": path, "replacedPath": self.replaced_path}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> UrlRewrite:
         path = data["path"]
-        return cls(host=data["host"], path=None if path is None else PathRewrite.from_dict(path))
+        return cls(
+            host=data["host"],
+            path=None if path is None else PathRewrite.from_dict(path),
+            replaced_path=bool(data.get("replacedPath", False)),
+        )

@@ -155,6 +155,9 @@ def dispatch(
     table = entry.table
     if table.plain:
         route = table.match(host, target)
+        if route is not None and route.edits:  # an Ingress's path and header annotations (1.7)
+            for edit in route.edits:
+                head = edit.apply_to_head(head)
     else:  # Gateway API routers: conditions, weighted splits, request filters (routing/conditional.py)
         route = cast("ConditionalTable[Route]", table).match_request(host, target, method, head)
         if route is not None:

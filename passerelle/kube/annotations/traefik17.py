@@ -14,7 +14,9 @@ as ignored, since 1.7 does not read them on an Ingress.
 Honoured: `frontend-entry-points`, `redirect-entry-point` + `redirect-permanent`, `ssl-redirect`
 (+ `ssl-temporary-redirect`, which only changes its status, as in unrolled/secure), `ssl-host`,
 `protocol` (`http` or `h2c` to every backend of the Ingress; service.py), and
-`pass-client-tls-cert` (read by tls/clientcert.py). Every other key of the 1.7 documentation is recognised and reported as ignored.
+`pass-client-tls-cert` (read by tls/clientcert.py), and the path and header keys `rule-type`,
+`rewrite-target`, `request-modifier`, `custom-request-headers`, `custom-response-headers`
+(traefik17_paths.py). Every other key of the 1.7 documentation is recognised and reported as ignored.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from passerelle.http.redirect import is_authority
+from passerelle.kube.annotations import traefik17_paths
 from passerelle.kube.annotations.report import KeyReport, KeyStatus, parse_bool, parse_list
 from passerelle.kube.annotations.service import read_scheme
 
@@ -31,17 +34,16 @@ TRAEFIK = "traefik.ingress.kubernetes.io/"
 
 HONOURED = frozenset(
     {"frontend-entry-points", "redirect-entry-point", "redirect-permanent", "ssl-redirect",
-     "ssl-temporary-redirect", "ssl-host", "protocol"}
+     "ssl-temporary-redirect", "ssl-host", "protocol", *traefik17_paths.KEYS}
 )  # fmt: skip
 # The rest of the 1.7 Ingress annotation table (docs/configuration/backends/kubernetes.md [T1.7]).
 NOT_YET = frozenset(
     {
         "app-root", "error-pages", "pass-tls-cert", "preserve-host", "priority",
-        "rate-limit", "redirect-regex", "redirect-replacement", "request-modifier", "rewrite-target",
-        "rule-type", "service-weights", "whitelist-source-range", "whitelist-x-forwarded-for",
+        "rate-limit", "redirect-regex", "redirect-replacement", "service-weights", "whitelist-source-range", "whitelist-x-forwarded-for",
         "auth-type", "auth-secret", "auth-realm", "auth-remove-header", "auth-header-field",
         "auth-url", "auth-trust-headers", "auth-response-headers", "auth-tls-secret", "auth-tls-insecure",
-        "custom-request-headers", "custom-response-headers", "allowed-hosts", "browser-xss-filter",
+        "allowed-hosts", "browser-xss-filter",
         "custom-browser-xss-value", "content-security-policy", "content-type-nosniff",
         "custom-frame-options-value", "frame-deny", "force-hsts", "hsts-max-age",
         "hsts-include-subdomains", "hsts-preload", "is-development", "proxy-headers", "public-key",
@@ -87,6 +89,8 @@ class Traefik17:
     ssl_redirect: str | None = None
     ssl_host: str | None = None
     protocol: str | None = None  # the scheme to every backend of the Ingress (service.py)
+    # rule-type, rewrite-target, request-modifier, custom headers (traefik17_paths.py)
+    paths: traefik17_paths.PathModifiers = traefik17_paths.PathModifiers()
     keys: tuple[KeyReport, ...] = ()
 
     @property
@@ -196,7 +200,9 @@ def parse(annotations: Mapping[str, str]) -> Traefik17:
             keys.append(KeyReport(key=raw_protocol[0], status=KeyStatus.IGNORED, note=wrong))
         else:
             honour("protocol")
+    modifiers = traefik17_paths.read(honour)
     return Traefik17(
+        paths=modifiers,
         entrypoints=entrypoints,
         redirect_entrypoint=redirect_entrypoint,
         redirect_permanent=permanent,

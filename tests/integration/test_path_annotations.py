@@ -1,0 +1,69 @@
+"""Traefik 1.7's path and header annotations through the whole router, with a real echo backend:
+what the backend gets (path, X-Forwarded-Prefix, X-Replaced-Path, custom headers) and what the
+client gets back, twice on one keep-alive connection; an Ingress 1.7 would refuse is not served."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import httpx
+
+from tests.integration.harness import Backends, Router, echo, endpoint_slice, ingress, rule, service
+
+P = "ingress.kubernetes.io/"
+
+
+def annotated(name: str, annotations: dict[str, str], *paths: tuple[str, str, str]) -> dict[str, object]:
+    obj = ingress(name, [rule(f"{name}.test", *paths)])
+    obj["metadata"]["annotations"] = annotations  # type: ignore[index]
+    return obj
+
+
+def test_strip_rewrite_and_custom_headers_reach_the_backend(
+    backends: Backends, make_router: Callable[..., Router]
+) -> None:
+    app = backends.whoami("app-0")
+    router = make_router(
+        [
+            service("app"),
+            endpoint_slice("app", [app]),
+            annotated(
+                "strip",
+                {
+                    "traefik.ingress.kubernetes.io/rule-type": "PathPrefixStrip",
+                    P + "custom-request-headers": "X-Script-Name:/api||User-Agent:",
+                    P + "custom-response-headers": "X-Frame-Options:DENY||X-Via:passerelle",
+                },
+                ("/api", "ImplementationSpecific", "app"),
+            ),
+            annotated("rewrite", {P + "rewrite-target": "/app"}, ("/shop", "Prefix", "app")),
+            annotated("exact", {P + "rule-type": "Path"}, ("/only", "ImplementationSpecific", "app")),
+            annotated("typo", {P + "rule-type": "PathPrefixStip"}, ("/", "Prefix", "app")),
+        ]
+    )
+    with httpx.Client(base_url=router.base, timeout=5) as client:
+        for _ in range(2):  # the second on the same keep-alive connection, the short way if any
+            answer = client.get(
+                "/api/users?id=7",
+                headers={"Host": "strip.test", "User-Agent": "curl", "X-Forwarded-Prefix": "/spoofed"},
+            )
+            seen = echo(answer)
+            assert seen["path"] == "/users" and seen["query"] == "id=7"
+            assert seen["headers"]["X-Forwarded-Prefix"] == ["/api"]
+            assert seen["headers"]["X-Script-Name"] == ["/api"] and "User-Agent" not in seen["headers"]
+            assert answer.headers["X-Frame-Options"] == "DENY" and answer.headers["X-Via"] == "passerelle"
+        assert echo(client.get("/api", headers={"Host": "strip.test"}))["path"] == "/"
+
+        rewritten = echo(client.get("/shop/cart", headers={"Host": "rewrite.test"}))
+        assert rewritten["path"] == "/app/cart" and rewritten["headers"]["X-Replaced-Path"] == ["/shop/cart"]
+        assert "X-Frame-Options" not in client.get("/shop", headers={"Host": "rewrite.test"}).headers
+
+        assert echo(client.get("/only", headers={"Host": "exact.test"}))["path"] == "/only"
+        assert client.get("/only/more", headers={"Host": "exact.test"}).status_code == 404
+        assert client.get("/", headers={"Host": "typo.test"}).status_code == 404
+
+    problems = router.api("/api/problems")
+    assert any(
+        p["object"] == "Ingress default/typo" and "not served: rule-type 'PathPrefixStip'" in p["message"]
+        for p in problems
+    ), problems
