@@ -5,8 +5,9 @@ by that name in `traefik.ingress.kubernetes.io/router.middlewares` (a reference 
 looked up in the Ingress provider itself, which defines none). A reference to a middleware that
 does not exist, or is invalid, makes Traefik refuse the router, so its requests get 404
 (`pkg/server/middleware/middlewares.go`: "middleware does not exist"): passerelle does the same
-and says so in an error Problem. A middleware of a kind passerelle does not implement yet is
-reported and left out of the chain; the routers are served without it. Two objects with the
+and says so in an error Problem. A middleware of a kind passerelle does not implement yet (or a
+`headers` with options it does not do yet) is reported and left out of the chain; the routers are
+served without it. Two objects with the
 same reference (`a-b/c` and `a/b-c`, or one name under both API groups) are a Problem on the one
 not used.
 """
@@ -92,6 +93,8 @@ class MiddlewareIndex:
                 return Resolved(error=f"router.middlewares: middleware {ref} is invalid: {found}")
             if isinstance(found, Unsupported):
                 what = "not supported yet" if found.known else "unknown"
+                if found.options:
+                    what = f"its {', '.join(found.options)} not supported yet"
                 warnings.append(
                     f"router.middlewares: {ref} is a `{found.kind}` middleware ({what}); served without it"
                 )

@@ -1,33 +1,42 @@
 """The middleware registry: Middleware `spec` key -> value class, and the union of the values.
 
-Each kind is one class with `kind` (its `spec` key), `from_middleware(body)` (the pure parser,
-raising ValueError phrased for the object's author) and `to_dict()`/`from_dict()` (so
-configurations cross to the workers). Adding a kind: add its class to `MiddlewareSpec` and to `KINDS`. Kinds
-Traefik has and passerelle does not are reported by `parse_middleware` and skipped. Kinds that only
-translation makes (from Gateway API filters: `headers`, `urlRewrite`, `requestRedirect`) have no
-Traefik parser yet: they are in `SPECS`, which the codec reads, and not in `KINDS`.
+Each value is one class with `kind` and `to_dict()`/`from_dict()` (so configurations cross to the
+workers); `KINDS` maps a Traefik Middleware's `spec` key to its pure parser (raising ValueError
+phrased for the object's author), which may give a value of another class: `addPrefix` and
+`replacePath` are a `urlRewrite`, Traefik's `headers` a `headers` (traefik_kinds.py). Adding a
+value class: add it to `MiddlewareSpec` and `SPECS` (the codec's table). Kinds Traefik has and
+passerelle does not are reported by `parse_middleware` and skipped, and so is a `headers` with
+options passerelle does not do yet; `requestRedirect` only comes from Gateway API filters.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from passerelle.middlewares import traefik_kinds
 from passerelle.middlewares.headers import Headers
 from passerelle.middlewares.pass_tls_client_cert import PassTLSClientCert
 from passerelle.middlewares.redirect_scheme import RedirectScheme
 from passerelle.middlewares.request_redirect import RequestRedirect
+from passerelle.middlewares.strip_prefix import StripPrefix
 from passerelle.middlewares.url_rewrite import UrlRewrite
 
 # a tagged union by `kind`
-MiddlewareSpec = RedirectScheme | PassTLSClientCert | Headers | UrlRewrite | RequestRedirect
+MiddlewareSpec = RedirectScheme | PassTLSClientCert | Headers | UrlRewrite | RequestRedirect | StripPrefix
 
-KINDS: dict[str, type[RedirectScheme | PassTLSClientCert]] = {
-    cls.kind: cls for cls in (RedirectScheme, PassTLSClientCert)
+KINDS: dict[str, Callable[[Any], MiddlewareSpec]] = {
+    "redirectScheme": RedirectScheme.from_middleware,
+    "passTLSClientCert": PassTLSClientCert.from_middleware,
+    "stripPrefix": StripPrefix.from_middleware,
+    "addPrefix": traefik_kinds.add_prefix,
+    "replacePath": traefik_kinds.replace_path,
+    "headers": traefik_kinds.headers,
 }  # parsed from Traefik Middleware objects
 SPECS: dict[str, type[MiddlewareSpec]] = {
-    cls.kind: cls for cls in (RedirectScheme, PassTLSClientCert, Headers, UrlRewrite, RequestRedirect)
+    cls.kind: cls
+    for cls in (RedirectScheme, PassTLSClientCert, Headers, UrlRewrite, RequestRedirect, StripPrefix)
 }  # every kind a configuration may hold (the codec's table)
 
 # Traefik's HTTP middlewares (docs/content/reference/routing-configuration/http/middlewares/overview.md):
@@ -49,6 +58,7 @@ class Unsupported:
 
     kind: str
     known: bool  # a Traefik kind, as opposed to a key nobody defines
+    options: tuple[str, ...] = ()  # of a kind passerelle has: the options it does not do yet
 
 
 def parse_middleware(spec: Any) -> MiddlewareSpec | Unsupported:
@@ -56,11 +66,15 @@ def parse_middleware(spec: Any) -> MiddlewareSpec | Unsupported:
     if not isinstance(spec, Mapping) or len(spec) != 1:
         raise ValueError("spec must hold exactly one middleware kind, e.g. `redirectScheme: {...}`")
     [(kind, body)] = spec.items()
-    cls = KINDS.get(kind)
-    if cls is None:
+    parse = KINDS.get(kind)
+    if parse is None:
         return Unsupported(kind=str(kind), known=kind in KNOWN_KINDS)
+    if kind == "headers":
+        lacking = traefik_kinds.unsupported_headers_options(body)
+        if lacking:
+            return Unsupported(kind="headers", known=True, options=tuple(lacking))
     try:
-        return cls.from_middleware(body)
+        return parse(body)
     except ValueError as e:
         message = str(e).removeprefix(f"{kind}: ")  # some parsers name the kind themselves
         raise ValueError(f"spec.{kind}: {message}") from None

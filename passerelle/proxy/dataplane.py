@@ -26,6 +26,7 @@ from passerelle.middlewares.headers import HeaderEdits, Headers
 from passerelle.middlewares.pass_tls_client_cert import PassTLSClientCert
 from passerelle.middlewares.redirect_scheme import RedirectScheme
 from passerelle.middlewares.request_redirect import RequestRedirect
+from passerelle.middlewares.strip_prefix import StripPrefix
 from passerelle.middlewares.url_rewrite import UrlRewrite
 from passerelle.model import DynamicConfig, Middleware, Router, Service, TlsConfig
 from passerelle.model.delta import Delta
@@ -98,7 +99,7 @@ class Route:
         self.upstream = upstream
         self.redirect = redirect
         self.split: Weighted[Route] | None = None
-        self.edits: tuple[HeaderEdits | UrlRewrite, ...] = ()
+        self.edits: tuple[HeaderEdits | UrlRewrite | StripPrefix, ...] = ()
         self.response: tuple[HeaderEdits, ...] | None = None  # response header edits (not on the short way)
         self.client_cert = client_cert  # passTLSClientCert: headers about the client's certificate
         # router, service, and the namespace and name of the Ingress it came from ("Ingress ns/name"):
@@ -144,13 +145,13 @@ def _chain(
 ) -> tuple[
     Redirect | RequestRedirect | None,
     ClientCertSpec | None,
-    tuple[HeaderEdits | UrlRewrite, ...],
+    tuple[HeaderEdits | UrlRewrite | StripPrefix, ...],
     tuple[HeaderEdits, ...],
 ]:
     """(redirect, client certificate headers, request head edits, response edits) of a chain."""
     redirect: Redirect | RequestRedirect | None = None
     client_cert = None
-    edits: list[HeaderEdits | UrlRewrite] = []
+    edits: list[HeaderEdits | UrlRewrite | StripPrefix] = []
     response: list[HeaderEdits] = []
     for name in names:
         spec = config.middleware(name).spec
@@ -171,7 +172,7 @@ def _chain(
                 edits.append(spec.request)
             if spec.response:
                 response.append(spec.response)
-        elif isinstance(spec, UrlRewrite):
+        elif isinstance(spec, (UrlRewrite, StripPrefix)):
             edits.append(spec)
     return redirect, client_cert, tuple(edits), tuple(response)
 

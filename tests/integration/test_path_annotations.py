@@ -1,4 +1,5 @@
-"""Traefik 1.7's path and header annotations through the whole router, with a real echo backend:
+"""Traefik 1.7's path and header annotations, and Traefik 2/3's stripPrefix, addPrefix,
+replacePath and headers Middlewares, through the whole router, with a real echo backend:
 what the backend gets (path, X-Forwarded-Prefix, X-Replaced-Path, custom headers) and what the
 client gets back, twice on one keep-alive connection; an Ingress 1.7 would refuse is not served."""
 
@@ -67,3 +68,48 @@ def test_strip_rewrite_and_custom_headers_reach_the_backend(
         p["object"] == "Ingress default/typo" and "not served: rule-type 'PathPrefixStip'" in p["message"]
         for p in problems
     ), problems
+
+
+def test_traefik_path_and_headers_middlewares_reach_the_backend(
+    backends: Backends, make_router: Callable[..., Router]
+) -> None:
+    app = backends.whoami("app-0")
+
+    def middleware(name: str, spec: dict[str, object]) -> dict[str, object]:
+        return {
+            "apiVersion": "traefik.io/v1alpha1",
+            "kind": "Middleware",
+            "metadata": {"name": name},
+            "spec": spec,
+        }
+
+    chain = "default-strip@kubernetescrd,default-add@kubernetescrd,default-hdrs@kubernetescrd"
+    router = make_router(
+        [
+            service("app"),
+            endpoint_slice("app", [app]),
+            middleware("strip", {"stripPrefix": {"prefixes": ["/api"]}}),
+            middleware("add", {"addPrefix": {"prefix": "/v2"}}),
+            middleware("hdrs", {"headers": {"customRequestHeaders": {"X-A": "1"}, "frameDeny": True}}),
+            middleware("replace", {"replacePath": {"path": "/index.html"}}),
+            annotated(
+                "mw", {"traefik.ingress.kubernetes.io/router.middlewares": chain}, ("/", "Prefix", "app")
+            ),
+            annotated(
+                "replace",
+                {"traefik.ingress.kubernetes.io/router.middlewares": "default-replace@kubernetescrd"},
+                ("/", "Prefix", "app"),
+            ),
+        ]
+    )
+    with httpx.Client(base_url=router.base, timeout=5) as client:
+        answer = client.get("/api/users?id=7", headers={"Host": "mw.test"})
+        seen = echo(answer)
+        assert seen["path"] == "/v2/users" and seen["query"] == "id=7"
+        assert seen["headers"]["X-Forwarded-Prefix"] == ["/api"] and seen["headers"]["X-A"] == ["1"]
+        assert answer.headers["X-Frame-Options"] == "DENY"
+        other = echo(client.get("/else", headers={"Host": "mw.test"}))  # no prefix to strip
+        assert other["path"] == "/v2/else" and "X-Forwarded-Prefix" not in other["headers"]
+        replaced = echo(client.get("/a/b", headers={"Host": "replace.test"}))
+        assert replaced["path"] == "/index.html" and replaced["headers"]["X-Replaced-Path"] == ["/a/b"]
+    assert router.api("/api/problems") == []

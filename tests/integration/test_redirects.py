@@ -162,7 +162,9 @@ def test_placement_between_two_plain_entry_points(
             "missing.example.com",
             {"traefik.ingress.kubernetes.io/router.middlewares": "default-nope@kubernetescrd"},
         ),
-        _ingress("report", "report.example.com", {"ingress.kubernetes.io/rewrite-target": "/"}),
+        _ingress(
+            "report", "report.example.com", {"ingress.kubernetes.io/whitelist-source-range": "10.0.0.0/8"}
+        ),
     ]
     router = make_router(objects, config={"entryPoints": {"admin": {"address": f"127.0.0.1:{admin}"}}})
 
@@ -181,5 +183,5 @@ def test_placement_between_two_plain_entry_points(
     assert got == expected
     router.wait_problem("Ingress default/missing", "middleware default-nope@kubernetescrd does not exist")
     router.wait_problem(
-        "Ingress default/report", "ignored: ingress.kubernetes.io/rewrite-target (not supported yet)"
+        "Ingress default/report", "ignored: ingress.kubernetes.io/whitelist-source-range (not supported yet)"
     )
