@@ -12,9 +12,9 @@ builds it for the upstream) or a response's field list in, the edited one out.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 _CRLF = b"\r\n"
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # RFC 9110 §5.1 field-name
@@ -49,10 +49,15 @@ class HeaderEdits:
         out += [(name.encode(), value.encode()) for name, value in self.add]
         return [(n, v) for n, v in out if n.lower() not in dropped]
 
+    def edit(
+        self, start: bytes, fields: list[tuple[bytes, bytes]]
+    ) -> tuple[bytes, list[tuple[bytes, bytes]]]:
+        """A request head's (request line, fields) with the edits made to its fields."""
+        return start, self.apply(fields)
+
     def apply_to_head(self, head: bytes) -> bytes:
         """A request head (`request line CRLF fields CRLF CRLF`) with the edits made to its fields."""
-        start, fields = split_head(head)
-        return join_head(start, self.apply(fields))
+        return edit_head(head, (self,))
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -85,6 +90,22 @@ class Headers:
         return cls(
             request=HeaderEdits.from_dict(data["request"]), response=HeaderEdits.from_dict(data["response"])
         )
+
+
+class HeadEdit(Protocol):
+    """A request edit (headers, urlRewrite, stripPrefix): the head's (request line, fields) in and out."""
+
+    def edit(
+        self, start: bytes, fields: list[tuple[bytes, bytes]]
+    ) -> tuple[bytes, list[tuple[bytes, bytes]]]: ...
+
+
+def edit_head(head: bytes, edits: Iterable[HeadEdit]) -> bytes:
+    """A request head with `edits` made in order: split into fields once, joined once."""
+    start, fields = split_head(head)
+    for edit in edits:
+        start, fields = edit.edit(start, fields)
+    return join_head(start, fields)
 
 
 def split_head(head: bytes) -> tuple[bytes, list[tuple[bytes, bytes]]]:

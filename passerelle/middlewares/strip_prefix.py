@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from passerelle.http.redirect import path_of
-from passerelle.middlewares.headers import join_head, split_head
+from passerelle.middlewares.headers import edit_head
 
 FORWARDED_PREFIX = b"X-Forwarded-Prefix"
 _KEYS = frozenset({"prefixes", "forceSlash"})
@@ -41,16 +41,20 @@ class StripPrefix:
         return None
 
     def apply_to_head(self, head: bytes) -> bytes:
-        start, fields = split_head(head)
+        return edit_head(head, (self,))
+
+    def edit(
+        self, start: bytes, fields: list[tuple[bytes, bytes]]
+    ) -> tuple[bytes, list[tuple[bytes, bytes]]]:
         method, _, rest = start.partition(b" ")
         target, _, version = rest.rpartition(b" ")
         path, question, query = (target if target[:1] == b"/" else path_of(target)).partition(b"?")
         stripped = self.strip(path)
         if stripped is None:
-            return head
+            return start, fields
         fields = [(n, v) for n, v in fields if n.lower() != b"x-forwarded-prefix"]
         fields.append((FORWARDED_PREFIX, stripped[1]))
-        return join_head(b"%s %s%s%s %s" % (method, stripped[0], question, query, version), fields)
+        return b"%s %s%s%s %s" % (method, stripped[0], question, query, version), fields
 
     @classmethod
     def from_middleware(cls, spec: Any) -> StripPrefix:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from passerelle.http.redirect import is_authority, path_of
-from passerelle.middlewares.headers import join_head, split_head
+from passerelle.middlewares.headers import edit_head
 
 REPLACED_PATH = b"X-Replaced-Path"  # Traefik's name (replacePath, replacePathRegex)
 REPLACED_PATH_LOWER = REPLACED_PATH.lower()
@@ -76,7 +76,11 @@ class UrlRewrite:
 
     def apply_to_head(self, head: bytes) -> bytes:
         """The upstream request head with its request-target and Host rewritten."""
-        start, fields = split_head(head)
+        return edit_head(head, (self,))
+
+    def edit(
+        self, start: bytes, fields: list[tuple[bytes, bytes]]
+    ) -> tuple[bytes, list[tuple[bytes, bytes]]]:
         if self.path is not None:
             method, _, rest = start.partition(b" ")
             target, _, version = rest.rpartition(b" ")
@@ -88,7 +92,7 @@ class UrlRewrite:
         if self.host is not None:
             host = self.host.encode()
             fields = [(n, host) if n.lower() == b"host" else (n, v) for n, v in fields]
-        return join_head(start, fields)
+        return start, fields
 
     def to_dict(self) -> dict[str, Any]:
         path = None if self.path is None else self.path.to_dict()

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, cast
 
 from passerelle.http.errors import NOT_FOUND as NOT_FOUND_ANSWER
 from passerelle.http.errors import canned
+from passerelle.middlewares.headers import edit_head
 from passerelle.tls.certinfo import client_cert_headers
 from passerelle.tls.clientcert import ClientCertSpec
 from passerelle.tls.contexts import SERVER_NAME, verifies_clients
@@ -155,20 +156,19 @@ def dispatch(
     table = entry.table
     if table.plain:
         route = table.match(host, target)
-        if route is not None and route.edits:  # an Ingress's path and header annotations (1.7)
-            for edit in route.edits:
-                head = edit.apply_to_head(head)
+        if route is not None and route.edits:  # Ingress path and header annotations, Traefik middlewares
+            head = edit_head(head, route.edits)
     else:  # Gateway API routers: conditions, weighted splits, request filters (routing/conditional.py)
         route = cast("ConditionalTable[Route]", table).match_request(host, target, method, head)
         if route is not None:
-            for edit in route.edits:
-                head = edit.apply_to_head(head)
+            edits = route.edits
             if route.split is not None:  # a weighted split: the part's route (none left: the split's 500)
                 part = route.split.pick()
                 if part is not None:
                     route = part
-                    for edit in part.edits:  # filters on the backendRef, after the rule's
-                        head = edit.apply_to_head(head)
+                    edits = (*edits, *part.edits)  # filters on the backendRef, after the rule's
+            if edits:
+                head = edit_head(head, edits)
     action = decide(route, peer is not None and entry.tls is not None and peer.misdirected(entry.tls, host))
     if action is PROXY:
         assert route is not None
