@@ -294,7 +294,7 @@ class _Builder:
         if mods.error:  # never serve its paths unchanged: the backends expect them rewritten
             self._problem(ref, f"not served: {mods.error}")
             return
-        headers = (mods.headers,) if mods.headers is not None else ()
+        every_path = tuple(m for m in (mods.allow, mods.headers) if m is not None)  # the allow list first
         for rule in spec.rules:
             for path in rule.paths:
                 match = _path_match(path.path, path.path_type, exact=mods.exact)
@@ -307,7 +307,7 @@ class _Builder:
                 base = f"{spec.namespace}-{spec.name}-{rule.host or 'any'}-{match.value}"
                 service = self._service(ref, spec.namespace, path.backend, placed.annotations)
                 path_groups = groups if not taken else self._restrict(groups, free)
-                own = (*path_middlewares(mods, path.path, match.value), *headers)
+                own = (*every_path, *path_middlewares(mods, path.path, match.value))
                 self._add_routers(
                     path_groups, base, service=service, host=rule.host, path=match, source=source, own=own
                 )
@@ -322,7 +322,7 @@ class _Builder:
                 base = f"{spec.namespace}-{spec.name}-default-backend"
                 path_groups = groups if not taken else self._restrict(groups, free)
                 self._add_routers(
-                    path_groups, base, service=service, host=None, path=None, source=source, own=headers
+                    path_groups, base, service=service, host=None, path=None, source=source, own=every_path
                 )
 
     def _placed(self, spec: IngressSpec) -> _Placed:

@@ -17,6 +17,7 @@ from typing import Any
 
 from passerelle.middlewares import traefik_kinds
 from passerelle.middlewares.headers import Headers
+from passerelle.middlewares.ip_allow_list import IpAllowList
 from passerelle.middlewares.pass_tls_client_cert import PassTLSClientCert
 from passerelle.middlewares.redirect_scheme import RedirectScheme
 from passerelle.middlewares.request_redirect import RequestRedirect
@@ -24,7 +25,9 @@ from passerelle.middlewares.strip_prefix import StripPrefix
 from passerelle.middlewares.url_rewrite import UrlRewrite
 
 # a tagged union by `kind`
-MiddlewareSpec = RedirectScheme | PassTLSClientCert | Headers | UrlRewrite | RequestRedirect | StripPrefix
+MiddlewareSpec = (
+    RedirectScheme | PassTLSClientCert | Headers | UrlRewrite | RequestRedirect | StripPrefix | IpAllowList
+)
 
 KINDS: dict[str, Callable[[Any], MiddlewareSpec]] = {
     "redirectScheme": RedirectScheme.from_middleware,
@@ -33,10 +36,20 @@ KINDS: dict[str, Callable[[Any], MiddlewareSpec]] = {
     "addPrefix": traefik_kinds.add_prefix,
     "replacePath": traefik_kinds.replace_path,
     "headers": traefik_kinds.headers,
+    "ipAllowList": IpAllowList.from_middleware,
+    "ipWhiteList": IpAllowList.from_middleware,  # its name before Traefik 3
 }  # parsed from Traefik Middleware objects
 SPECS: dict[str, type[MiddlewareSpec]] = {
     cls.kind: cls
-    for cls in (RedirectScheme, PassTLSClientCert, Headers, UrlRewrite, RequestRedirect, StripPrefix)
+    for cls in (
+        RedirectScheme,
+        PassTLSClientCert,
+        Headers,
+        UrlRewrite,
+        RequestRedirect,
+        StripPrefix,
+        IpAllowList,
+    )
 }  # every kind a configuration may hold (the codec's table)
 
 # Traefik's HTTP middlewares (docs/content/reference/routing-configuration/http/middlewares/overview.md):

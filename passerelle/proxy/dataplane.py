@@ -23,6 +23,7 @@ from typing import Any, Protocol
 from passerelle.http.headers import RequestIds
 from passerelle.http.redirect import Redirect
 from passerelle.middlewares.headers import HeaderEdits, Headers
+from passerelle.middlewares.ip_allow_list import IpAllowList
 from passerelle.middlewares.pass_tls_client_cert import PassTLSClientCert
 from passerelle.middlewares.redirect_scheme import RedirectScheme
 from passerelle.middlewares.request_redirect import RequestRedirect
@@ -85,7 +86,17 @@ class Route:
     (`Exchange.plain`), which passes the upstream's head on as it is.
     """
 
-    __slots__ = ("name", "upstream", "redirect", "client_cert", "labels", "split", "edits", "response")
+    __slots__ = (
+        "name",
+        "upstream",
+        "redirect",
+        "client_cert",
+        "labels",
+        "split",
+        "edits",
+        "response",
+        "allow",
+    )
 
     def __init__(
         self,
@@ -102,6 +113,7 @@ class Route:
         self.edits: tuple[HeaderEdits | UrlRewrite | StripPrefix, ...] = ()
         self.response: tuple[HeaderEdits, ...] | None = None  # response header edits (not on the short way)
         self.client_cert = client_cert  # passTLSClientCert: headers about the client's certificate
+        self.allow: IpAllowList | None = None  # ipAllowList: checked before anything else (dispatch.py)
         # router, service, and the namespace and name of the Ingress it came from ("Ingress ns/name"):
         # the metrics' and the access log's labels, made once per version, not per request
         kind, _, where = source.partition(" ")
@@ -125,6 +137,10 @@ def route_of(
     route = Route(router.name, upstreams[router.service], redirect, client_cert, router.source)
     route.edits = edits
     route.response = response or None
+    route.allow = next(
+        (s for s in (config.middleware(n).spec for n in router.middlewares) if isinstance(s, IpAllowList)),
+        None,
+    )
     weighted = config.service(router.service).weighted
     if weighted:
         parts = []

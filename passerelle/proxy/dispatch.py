@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, cast
 
 from passerelle.http.errors import NOT_FOUND as NOT_FOUND_ANSWER
 from passerelle.http.errors import canned
-from passerelle.middlewares.headers import edit_head
+from passerelle.middlewares.headers import HeadEdit, edit_head
 from passerelle.tls.certinfo import client_cert_headers
 from passerelle.tls.clientcert import ClientCertSpec
 from passerelle.tls.contexts import SERVER_NAME, verifies_clients
@@ -156,19 +156,22 @@ def dispatch(
     table = entry.table
     if table.plain:
         route = table.match(host, target)
-        if route is not None and route.edits:  # Ingress path and header annotations, Traefik middlewares
-            head = edit_head(head, route.edits)
     else:  # Gateway API routers: conditions, weighted splits, request filters (routing/conditional.py)
         route = cast("ConditionalTable[Route]", table).match_request(host, target, method, head)
-        if route is not None:
-            edits = route.edits
-            if route.split is not None:  # a weighted split: the part's route (none left: the split's 500)
-                part = route.split.pick()
-                if part is not None:
-                    route = part
-                    edits = (*edits, *part.edits)  # filters on the backendRef, after the rule's
-            if edits:
-                head = edit_head(head, edits)
+    edits: tuple[HeadEdit, ...] = ()
+    if route is not None:
+        if route.allow is not None:  # on the head as the data plane made it, before any edit
+            refused = route.allow.refusal(head, method)
+            if refused is not None:
+                return route, head, refused
+        edits = route.edits  # Gateway filters, Ingress path and header annotations, Traefik middlewares
+        if route.split is not None:  # a weighted split: the part's route (none left: the split's 500)
+            part = route.split.pick()
+            if part is not None:
+                route = part
+                edits = (*edits, *part.edits)  # filters on the backendRef, after the rule's
+    if edits:
+        head = edit_head(head, edits)
     action = decide(route, peer is not None and entry.tls is not None and peer.misdirected(entry.tls, host))
     if action is PROXY:
         assert route is not None

@@ -113,3 +113,48 @@ def test_traefik_path_and_headers_middlewares_reach_the_backend(
         replaced = echo(client.get("/a/b", headers={"Host": "replace.test"}))
         assert replaced["path"] == "/index.html" and replaced["headers"]["X-Replaced-Path"] == ["/a/b"]
     assert router.api("/api/problems") == []
+
+
+def test_allow_lists_check_the_connections_address_not_its_headers(
+    backends: Backends, make_router: Callable[..., Router]
+) -> None:
+    app = backends.whoami("app-0")
+    traefik_list = {
+        "apiVersion": "traefik.io/v1alpha1",
+        "kind": "Middleware",
+        "metadata": {"name": "lan"},
+        "spec": {"ipAllowList": {"sourceRange": ["10.0.0.0/8"], "rejectStatusCode": 404}},
+    }
+    router = make_router(
+        [
+            service("app"),
+            endpoint_slice("app", [app]),
+            traefik_list,
+            annotated("open", {P + "whitelist-source-range": "10.0.0.0/8, 127.0.0.0/8"}, ("/", "Prefix", "app")),
+            annotated(
+                "closed",
+                {P + "whitelist-source-range": "10.0.0.0/8", P + "ssl-redirect": "true"},
+                ("/", "Prefix", "app"),
+            ),
+            annotated(
+                "crd", {"traefik.ingress.kubernetes.io/router.middlewares": "default-lan@kubernetescrd"},
+                ("/", "Prefix", "app"),
+            ),
+            annotated("odd", {P + "whitelist-source-range": "10.0.0.0/33"}, ("/", "Prefix", "app")),
+        ]
+    )  # fmt: skip
+    spoof = {"X-Real-Ip": "10.0.0.1", "X-Forwarded-For": "10.0.0.1"}
+    with httpx.Client(base_url=router.base, timeout=5) as client:
+        assert echo(client.get("/x", headers={"Host": "open.test"}))["path"] == "/x"
+        closed = client.get("/x", headers={"Host": "closed.test", **spoof})
+        assert closed.status_code == 403 and "Location" not in closed.headers  # before the redirect
+        assert client.head("/x", headers={"Host": "closed.test"}).status_code == 403
+        assert client.get("/x", headers={"Host": "crd.test", **spoof}).status_code == 404  # rejectStatusCode
+        assert client.get("/x", headers={"Host": "odd.test"}).status_code == 404  # not served
+    problems = router.api("/api/problems")
+    assert any(
+        p["object"] == "Ingress default/odd" and "whitelist-source-range '10.0.0.0/33'" in p["message"]
+        for p in problems
+    ), problems
+    metrics = httpx.get(f"http://127.0.0.1:{router.api_port}/metrics", timeout=5).text
+    assert 'code="403"' in metrics and 'ingress="closed"' in metrics

@@ -162,9 +162,7 @@ def test_placement_between_two_plain_entry_points(
             "missing.example.com",
             {"traefik.ingress.kubernetes.io/router.middlewares": "default-nope@kubernetescrd"},
         ),
-        _ingress(
-            "report", "report.example.com", {"ingress.kubernetes.io/whitelist-source-range": "10.0.0.0/8"}
-        ),
+        _ingress("report", "report.example.com", {"ingress.kubernetes.io/app-root": "/index.html"}),
     ]
     router = make_router(objects, config={"entryPoints": {"admin": {"address": f"127.0.0.1:{admin}"}}})
 
@@ -183,5 +181,5 @@ def test_placement_between_two_plain_entry_points(
     assert got == expected
     router.wait_problem("Ingress default/missing", "middleware default-nope@kubernetescrd does not exist")
     router.wait_problem(
-        "Ingress default/report", "ignored: ingress.kubernetes.io/whitelist-source-range (not supported yet)"
+        "Ingress default/report", "ignored: ingress.kubernetes.io/app-root (not supported yet)"
     )

@@ -40,7 +40,7 @@ HONOURED = frozenset(
 NOT_YET = frozenset(
     {
         "app-root", "error-pages", "pass-tls-cert", "preserve-host", "priority",
-        "rate-limit", "redirect-regex", "redirect-replacement", "service-weights", "whitelist-source-range", "whitelist-x-forwarded-for",
+        "rate-limit", "redirect-regex", "redirect-replacement", "service-weights",
         "auth-type", "auth-secret", "auth-realm", "auth-remove-header", "auth-header-field",
         "auth-url", "auth-trust-headers", "auth-response-headers", "auth-tls-secret", "auth-tls-insecure",
         "allowed-hosts", "browser-xss-filter",

@@ -1,4 +1,4 @@
-"""Traefik 1.7's path and header annotations of an Ingress, and the middlewares they amount to.
+"""Traefik 1.7's path, header and allow-list annotations of an Ingress, and the middlewares they make.
 
 1.7 builds each path's frontend rule from `rule-type` (`PathPrefix` by default, `Path`,
 `PathPrefixStrip`, `PathStrip`), then `rewrite-target`, then `request-modifier` (`getRuleForPath`,
@@ -17,6 +17,10 @@ deletes the header) become its headers middleware. passerelle reads them so:
   `/x/bar`); the original path goes in `X-Replaced-Path`.
 - `request-modifier`: `AddPrefix: /p` puts `/p` in front, `ReplacePath: /p` replaces the whole path
   (with `X-Replaced-Path`), applied after the above. `ReplacePathRegex` is not supported yet.
+- `whitelist-source-range: 10.0.0.0/8, 192.168.1.7` answers 403 to clients outside those ranges
+  (middlewares/ip_allow_list.py: the connection's address, before anything else of the chain).
+  A range that does not parse, or an empty list, is an error where 1.7 let everyone in;
+  `whitelist-x-forwarded-for: "true"` (the address from X-Forwarded-For) is not supported yet.
 - Values 1.7 refuses (another rule type, a modifier it does not know), `rule-type: ReplacePath`
   (deprecated in 1.7; not supported), ReplacePathRegex, and rewrite-target with a `*Strip` type
   (whose result would depend on the order of the two) make the Ingress not served, with the reason:
@@ -28,12 +32,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from passerelle.kube.annotations.report import parse_bool, parse_list
 from passerelle.middlewares.headers import HeaderEdits, Headers
+from passerelle.middlewares.ip_allow_list import IpAllowList
 from passerelle.middlewares.url_rewrite import FULL, PREFIX, PathRewrite, UrlRewrite
 
 KEYS = frozenset(
-    {"rule-type", "rewrite-target", "request-modifier", "custom-request-headers", "custom-response-headers"}
-)
+    {"rule-type", "rewrite-target", "request-modifier", "custom-request-headers", "custom-response-headers",
+     "whitelist-source-range", "whitelist-x-forwarded-for"}
+)  # fmt: skip
 RULE_TYPES = {"PathPrefix": (False, False), "Path": (True, False), "PathPrefixStrip": (False, True),
               "PathStrip": (True, True)}  # fmt: skip  # name -> (exact, strip)
 FORWARDED_PREFIX = "X-Forwarded-Prefix"
@@ -49,6 +56,7 @@ class PathModifiers:
     add_prefix: str | None = None
     replace_path: str | None = None
     headers: Headers | None = None  # custom-request-headers / custom-response-headers
+    allow: IpAllowList | None = None  # whitelist-source-range
     error: str = ""
 
 
@@ -64,6 +72,7 @@ def read(value: Callable[[str], str | None]) -> PathModifiers:
             request=_custom_headers(value("custom-request-headers"), "custom-request-headers"),
             response=_custom_headers(value("custom-response-headers"), "custom-response-headers"),
         )
+        allow = _allow_list(value("whitelist-source-range"), value("whitelist-x-forwarded-for"))
     except ValueError as e:
         return PathModifiers(error=str(e))
     return PathModifiers(
@@ -73,6 +82,7 @@ def read(value: Callable[[str], str | None]) -> PathModifiers:
         add_prefix=add_prefix,
         replace_path=replace_path,
         headers=headers if headers.request or headers.response else None,
+        allow=allow,
     )
 
 
@@ -131,6 +141,19 @@ def _modifier(raw: str | None) -> tuple[str | None, str | None]:
         raise ValueError(f"request-modifier {kind!r} is not AddPrefix or ReplacePath")
     path = _path(value, f"request-modifier {kind}")
     return (path, None) if kind == "AddPrefix" else (None, path)
+
+
+def _allow_list(ranges: str | None, forwarded_for: str | None) -> IpAllowList | None:
+    if forwarded_for is not None and parse_bool(forwarded_for.strip()) is not False:
+        raise ValueError(
+            f"whitelist-x-forwarded-for {forwarded_for!r}: the address from X-Forwarded-For is not supported yet"
+        )
+    if ranges is None:
+        return None
+    try:
+        return IpAllowList(source_range=tuple(parse_list(ranges)))
+    except ValueError as e:
+        raise ValueError(f"whitelist-source-range {ranges!r}: {e}") from None
 
 
 def _custom_headers(raw: str | None, key: str) -> HeaderEdits:

@@ -8,6 +8,7 @@ import pytest
 
 from passerelle.middlewares.base import KINDS, SPECS, Unsupported, parse_middleware
 from passerelle.middlewares.headers import HeaderEdits, Headers
+from passerelle.middlewares.ip_allow_list import IpAllowList
 from passerelle.middlewares.pass_tls_client_cert import PassTLSClientCert
 from passerelle.middlewares.redirect_scheme import RedirectScheme
 from passerelle.middlewares.strip_prefix import StripPrefix
@@ -76,6 +77,7 @@ from passerelle.tls.clientcert import ClientCertSpec, InfoFields, SubjectFields
             UrlRewrite(path=PathRewrite(type=FULL, value="/x"), replaced_path=True),
         ),
         ({"basicAuth": {"secret": "users"}}, Unsupported(kind="basicAuth", known=True)),
+        ({"ipWhiteList": {"sourceRange": ["10.0.0.0/8"]}}, IpAllowList(source_range=("10.0.0.0/8",))),
         (
             {"passTLSClientCert": {"pem": True, "info": {"subject": {"commonName": True}}}},
             PassTLSClientCert(
@@ -143,9 +145,39 @@ def test_every_kind_parsed_from_traefik_round_trips_through_the_codec_table() ->
         "addPrefix": {"prefix": "/p"},
         "replacePath": {"path": "/r"},
         "headers": {"customRequestHeaders": {"A": "1"}, "frameDeny": True},
+        "ipAllowList": {"sourceRange": ["10.0.0.0/8"], "rejectStatusCode": 404},
+        "ipWhiteList": {"sourceRange": ["192.0.2.7"]},
     }
     assert set(KINDS) == set(samples)  # a kind added to the table gets a sample here
     for kind, body in samples.items():
         value = parse_middleware({kind: body})
         assert not isinstance(value, Unsupported)
         assert SPECS[value.kind].from_dict(value.to_dict()) == value
+
+
+@pytest.mark.parametrize(
+    ("ranges", "client", "allowed"),
+    [
+        (("10.0.0.0/8",), "10.1.2.3", True),
+        (("10.0.0.0/8",), "11.0.0.1", False),
+        (("192.0.2.7",), "192.0.2.7", True),  # one address
+        (("10.0.0.1/8",), "10.9.9.9", True),  # host bits set: the network, as Traefik reads it
+        (("10.0.0.0/8",), "::ffff:10.0.0.5", True),  # IPv4-mapped (a dual-stack listener)
+        (("2001:db8::/32",), "2001:db8::1", True),
+        (("2001:db8::/32",), "fe80::1%eth0", False),
+        (("10.0.0.0/8",), "", False),  # no address (not a TCP peer): refused
+        (("10.0.0.0/8",), "not-an-ip", False),
+    ],
+)
+def test_ip_allow_list_checks_the_address_the_data_plane_wrote(
+    ranges: tuple[str, ...], client: str, allowed: bool
+) -> None:
+    allow = IpAllowList(source_range=ranges)
+    # a client's own X-Real-Ip comes first; the data plane's line is the last one of the head
+    head = f"GET / HTTP/1.1\r\nHost: a\r\nX-Real-Ip: 10.0.0.1\r\nX-Real-Ip: {client}\r\n\r\n".encode()
+    refused = allow.refusal(head, b"GET")
+    assert (refused is None) is allowed
+    if not allowed:
+        assert refused is not None and refused.startswith(b"HTTP/1.1 403 Forbidden\r\n")
+        head_only = allow.refusal(head, b"HEAD")
+        assert head_only is not None and head_only.endswith(b"\r\n\r\n")  # no body to a HEAD
