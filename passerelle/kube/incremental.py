@@ -79,6 +79,9 @@ class Translator:
         self._options = options = options or IngressOptions()
         self._acme_defaults = any(resolver for _, resolver in options.tls.acme.entrypoints)
         self.delta: Delta | None = None
+        # Kept through _reset: its memory of the TLSOptions' last valid definitions is the
+        # configuration's state, not bookkeeping (the full translator keeps it across snapshots too).
+        self._tls = TlsTranslator(self._options.tls)
         self._reset()
 
     def _reset(self) -> None:
@@ -95,7 +98,6 @@ class Translator:
         self._memo: dict[tuple[str, BackendRef], tuple[Inputs, Answer]] = {}
         self._middleware_problems: list[Problem] = []
         self._middleware_index: MiddlewareIndex | None = None
-        self._tls = TlsTranslator(self._options.tls)
         self._tls_options: OptionIndex | None = None
         self._tls_option_problems: list[Problem] = []
         self._tls_result: tuple[TlsConfig, list[Problem]] | None = None

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from passerelle.kube.incremental import Translator
@@ -183,8 +183,34 @@ def applied(before: DynamicConfig, delta: Delta, after: DynamicConfig) -> None:
         assert list(names) == on_host
 
 
+_ROUTE_TO_S1 = {"service": {"name": "s1", "port": {"number": 80}}}
+FOUND = [  # cases hypothesis found once, kept so that every run checks them
+    [  # a/b-x and a-b/x both make `a-b-x-...` router names: the second must get -2 (kube/names.py)
+        (False, {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
+                 "metadata": {"name": "b-x", "namespace": "a", "annotations": {}},
+                 "spec": {"rules": [], "defaultBackend": _ROUTE_TO_S1}}),
+        (False, {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
+                 "metadata": {"name": "x", "namespace": "a-b", "annotations": {}},
+                 "spec": {"rules": [{"http": {"paths": [{"path": "/", "pathType": "Prefix", "backend": _ROUTE_TO_S1}]}}],
+                          "defaultBackend": _ROUTE_TO_S1,  # on TLS entry points only: no claim in common
+                          "tls": [{"hosts": ["h1.test"], "secretName": "missing"}]}}),
+    ],
+    [  # an IngressClass change translates everything again, but TLSOptions' last valid definitions stay
+        (False, {"apiVersion": "traefik.io/v1alpha1", "kind": "TLSOption", "metadata": {"name": "o", "namespace": "a"},
+                 "spec": {"minVersion": "VersionTLS13"}}),
+        (False, {"apiVersion": "traefik.io/v1alpha1", "kind": "TLSOption", "metadata": {"name": "o", "namespace": "a"},
+                 "spec": {"minVersion": "bogus"}}),
+        (False, {"apiVersion": "networking.k8s.io/v1", "kind": "IngressClass",
+                 "metadata": {"name": "other", "annotations": {"ingressclass.kubernetes.io/is-default-class": "true"}},
+                 "spec": {"controller": "example.com/other"}}),
+    ],
+]  # fmt: skip
+
+
 @settings(max_examples=200, deadline=None)
 @given(steps)
+@example(FOUND[0])
+@example(FOUND[1])
 def test_incremental_translation_is_the_full_translation(changes: list[tuple[bool, Obj]]) -> None:
     translator = Translator(OPTIONS)
     full = FullTranslator(OPTIONS)  # the same memory: TLSOptions' last valid definitions
