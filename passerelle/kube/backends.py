@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from passerelle.kube.annotations.service import backend_scheme
 from passerelle.kube.objects import BackendRef
 from passerelle.kube.snapshot import ClusterSnapshot
 from passerelle.model import Server
@@ -66,11 +67,14 @@ class Backends:
         annotations = ((service or {}).get("metadata") or {}).get("annotations")
         return annotations if isinstance(annotations, Mapping) else {}
 
-    def app_protocol(self, namespace: str, ref: BackendRef) -> object:
-        """The `appProtocol` of the Service port `ref` names (None when it, or the port, is missing)."""
+    def scheme(self, namespace: str, ref: BackendRef) -> tuple[str | None, str | None]:
+        """The scheme the Service `ref` names asks for (its annotations, else the port's
+        `appProtocol`; None: it asks nothing), and what is wrong with the annotation, if anything
+        (annotations/service.py)."""
         service = self._snapshot.get("Service", namespace, ref.service)
         port = _service_port((service or {}).get("spec") or {}, ref)
-        return None if port is None else port.get("appProtocol")
+        app_protocol = None if port is None else port.get("appProtocol")
+        return backend_scheme(self.annotations(namespace, ref.service), app_protocol)
 
     def resolve(self, namespace: str, ref: BackendRef) -> tuple[Server, ...]:
         """The ready servers behind `ref`; raises BackendError if the Service or its port is missing."""

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from passerelle.kube.annotations.service import backend_scheme
 from passerelle.kube.backends import BackendError, Backends, service_key
 from passerelle.kube.gateway_attach import Outcome, granted
 from passerelle.kube.gateway_filters import filter_spec, read_match
@@ -225,10 +224,7 @@ class RuleBuilder:
     def _scheme(self, namespace: str, backend: BackendRef) -> str:
         """HTTP/1.1, or h2c when the Service asks for it (its port's appProtocol `kubernetes.io/h2c`,
         GEP-1911, or Traefik's `service.serversscheme` annotation, as for Ingress backends)."""
-        asked, wrong = backend_scheme(
-            self._backends.annotations(namespace, backend.service),
-            self._backends.app_protocol(namespace, backend),
-        )
+        asked, wrong = self._backends.scheme(namespace, backend)
         if wrong is not None:
             self._problem(
                 ObjectRef(kind="Service", namespace=namespace, name=backend.service), wrong, Severity.WARNING

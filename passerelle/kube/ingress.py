@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from passerelle.kube.annotations import IngressAnnotations, read_annotations
-from passerelle.kube.annotations.service import backend_scheme
 from passerelle.kube.annotations.traefik17_paths import path_middlewares
 from passerelle.kube.backends import Answer, BackendError, Backends, Inputs, service_key
 from passerelle.kube.gateway import GatewayOptions, GatewayTranslation, translate_gateway
@@ -458,10 +457,7 @@ class _Builder:
     ) -> str:
         """HTTP/1.1 or h2c: the Ingress's 1.7 `protocol`, else the Service's `serversscheme`, else
         its port's `appProtocol`."""
-        asked, wrong = backend_scheme(
-            self._backends.annotations(namespace, backend.service),
-            self._backends.app_protocol(namespace, backend),
-        )
+        asked, wrong = self._backends.scheme(namespace, backend)
         if wrong is not None:
             self._problem(
                 ObjectRef(kind="Service", namespace=namespace, name=backend.service), wrong, Severity.WARNING

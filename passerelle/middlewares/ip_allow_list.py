@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from passerelle.http.errors import canned
+from passerelle.middlewares.fields import object_of
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 _REAL_IP = b"\r\nX-Real-Ip: "
@@ -73,13 +74,9 @@ class IpAllowList:
     @classmethod
     def from_middleware(cls, spec: Any) -> IpAllowList:
         """The value of a Middleware's `spec.ipAllowList` (or `spec.ipWhiteList`)."""
-        if not isinstance(spec, Mapping):
-            raise ValueError("must be an object with `sourceRange`")
-        if "ipStrategy" in spec:
+        if isinstance(spec, Mapping) and "ipStrategy" in spec:
             raise ValueError("ipStrategy (the address from X-Forwarded-For) is not supported yet")
-        unknown = sorted(set(spec) - _KEYS)
-        if unknown:
-            raise ValueError(f"unknown key {unknown[0]!r} (known: rejectStatusCode, sourceRange)")
+        spec = object_of(spec, _KEYS, "with `sourceRange`")
         ranges = spec.get("sourceRange")
         if not isinstance(ranges, list) or not all(isinstance(r, str) for r in ranges):
             raise ValueError("`sourceRange` must be a list of addresses or CIDR ranges")

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from passerelle.http.redirect import is_authority
+from passerelle.middlewares.fields import object_of
 
 _KEYS = frozenset({"scheme", "port", "permanent"})
 
@@ -39,11 +40,7 @@ class RedirectScheme:
     @classmethod
     def from_middleware(cls, spec: Any) -> RedirectScheme:
         """The value of a Middleware's `spec.redirectScheme`."""
-        if not isinstance(spec, Mapping):
-            raise ValueError("must be an object with `scheme`, and optionally `port` and `permanent`")
-        unknown = sorted(set(spec) - _KEYS)
-        if unknown:
-            raise ValueError(f"unknown key {unknown[0]!r} (known: permanent, port, scheme)")
+        spec = object_of(spec, _KEYS, "with `scheme`, and optionally `port` and `permanent`")
         scheme = spec.get("scheme")
         if not isinstance(scheme, str) or not scheme:
             raise ValueError("`scheme` is required (https or http)")

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from passerelle.http.redirect import path_of
+from passerelle.middlewares.fields import object_of
 from passerelle.middlewares.headers import edit_head
 
 FORWARDED_PREFIX = b"X-Forwarded-Prefix"
@@ -59,11 +60,7 @@ class StripPrefix:
     @classmethod
     def from_middleware(cls, spec: Any) -> StripPrefix:
         """The value of a Middleware's `spec.stripPrefix`."""
-        if not isinstance(spec, Mapping):
-            raise ValueError("must be an object with `prefixes`")
-        unknown = sorted(set(spec) - _KEYS)
-        if unknown:
-            raise ValueError(f"unknown key {unknown[0]!r} (known: forceSlash, prefixes)")
+        spec = object_of(spec, _KEYS, "with `prefixes`")
         prefixes = spec.get("prefixes")
         if not isinstance(prefixes, list) or not prefixes or not all(isinstance(p, str) for p in prefixes):
             raise ValueError("`prefixes` must be a list of paths")
