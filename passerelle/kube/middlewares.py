@@ -7,15 +7,18 @@ does not exist, or is invalid, makes Traefik refuse the router, so its requests 
 (`pkg/server/middleware/middlewares.go`: "middleware does not exist"): passerelle does the same
 and says so in an error Problem. A middleware of a kind passerelle does not implement yet (or a
 `headers` with options it does not do yet) is reported and left out of the chain; the routers are
-served without it. Two objects with the
+served without it. A `chain` Middleware stands for the middlewares it lists (names in its own
+namespace, or full references), expanded where a router names it; a chain that comes back to
+itself, at any depth, is an error. Two objects with the
 same reference (`a-b/c` and `a/b-c`, or one name under both API groups) are a Problem on the one
 not used.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from passerelle.kube.objects import timestamp
 from passerelle.kube.snapshot import ClusterSnapshot, Object, key_of
@@ -37,7 +40,7 @@ class MiddlewareIndex:
     """Every Middleware object, parsed once per snapshot; invalid ones are Problems on the object."""
 
     def __init__(self, snapshot: ClusterSnapshot, problems: list[Problem]) -> None:
-        self._found: dict[str, Middleware | Unsupported | str] = {}  # str: why it is invalid
+        self._found: dict[str, Middleware | Chain | Unsupported | str] = {}  # str: why it is invalid
         # `<ns>-<name>` is ambiguous (`a-b/c` and `a/b-c`), and an object may exist under both API
         # groups: one object per reference, the others are Problems. The winner is the same
         # whatever the order of the snapshot: traefik.io first, then the oldest, then by name.
@@ -68,7 +71,11 @@ class MiddlewareIndex:
     def _add(self, full: str, obj: Object, problems: list[Problem]) -> None:
         kind, namespace, name = key_of(obj)
         try:
-            parsed = parse_middleware(obj.get("spec"))
+            spec = obj.get("spec")
+            if isinstance(spec, Mapping) and set(spec) == {"chain"}:
+                self._found[full] = _chain(spec["chain"], namespace)
+                return
+            parsed = parse_middleware(spec)
         except ValueError as e:
             problems.append(
                 Problem(ref=ObjectRef(kind=kind, namespace=namespace, name=name), message=f"invalid: {e}")
@@ -77,11 +84,23 @@ class MiddlewareIndex:
             return
         self._found[full] = parsed if isinstance(parsed, Unsupported) else Middleware(name=full, spec=parsed)
 
-    def resolve(self, refs: Sequence[str]) -> Resolved:
+    def resolve(self, refs: Sequence[str], within: tuple[str, ...] = ()) -> Resolved:
+        """The middlewares `refs` name, in order, chains expanded (`within`: the chains being
+        expanded, outermost first, to catch a cycle)."""
         chain: list[Middleware] = []
         warnings: list[str] = []
         for ref in refs:
             found = self._found.get(ref)
+            if isinstance(found, Chain):
+                if ref in within:
+                    cycle = " -> ".join((*within[within.index(ref) :], ref))
+                    return Resolved(error=f"router.middlewares: middleware chain {cycle} is a cycle")
+                inner = self.resolve(found.refs, (*within, ref))
+                if inner.error:
+                    return inner
+                chain.extend(inner.middlewares)
+                warnings.extend(inner.warnings)
+                continue
             if found is None:
                 hint = (
                     ""
@@ -101,6 +120,28 @@ class MiddlewareIndex:
                 continue
             chain.append(found)
         return Resolved(middlewares=tuple(chain), warnings=tuple(warnings))
+
+
+@dataclass(frozen=True, slots=True)
+class Chain:
+    """A `chain` Middleware: the references it stands for, resolved when a router names it."""
+
+    refs: tuple[str, ...]
+
+
+def _chain(body: Any, namespace: str) -> Chain:
+    """`spec.chain`: `middlewares: [{name: n}]`, each a Middleware of the chain's namespace, or a
+    `<namespace>-<name>@kubernetescrd` reference (Traefik's kubernetescrd provider, makeID)."""
+    items = body.get("middlewares") if isinstance(body, Mapping) else None
+    if not isinstance(items, list) or not items:
+        raise ValueError("spec.chain: `middlewares` must list the middlewares of the chain ({name: ...})")
+    refs = []
+    for item in items:
+        name = item.get("name") if isinstance(item, Mapping) else None
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"spec.chain: {item!r} must be {{name: <middleware>}}")
+        refs.append(name if name.endswith(PROVIDER) else f"{namespace}-{name}{PROVIDER}")
+    return Chain(tuple(refs))
 
 
 def _describe(obj: Object) -> str:
