@@ -24,6 +24,7 @@ from passerelle.api import certificates
 from passerelle.api.context import Context, source_key
 from passerelle.api.reasons import NearMisses
 from passerelle.http.redirect import BAD_HOST, Redirect
+from passerelle.middlewares.headers import HeadEdit, edit_head, split_head
 from passerelle.model import DynamicConfig, Router, Service
 from passerelle.proxy import dispatch
 from passerelle.proxy.dataplane import RedirectAll, Route, Upstream, redirect_all_route, route_of
@@ -119,20 +120,33 @@ class Explainer:
             out["tls"], misdirected = self._tls(entry, url.sni, host, now)
         table = self._tables[entry.name]
         redirect_all = self._redirect_all[entry.name]
+        head = _head(method, url.target, host_header, request.headers)
+        edits: tuple[HeadEdit, ...] = ()
         if redirect_all is not None:
             route = RedirectAll(redirect_all, table).match(host, target)
         elif isinstance(table, ConditionalTable):  # Gateway API routers: the method and headers count
-            head = _head(method, url.target, host_header, request.headers)
             route = table.match_request(host, target, method.encode(), head)
-            if route is not None and route.split is not None:
-                route = route.split.pick() or route  # one of a weighted split's parts, in turn
+            if route is not None:
+                edits = route.edits
+                if route.split is not None:  # one of a weighted split's parts, in turn
+                    part = route.split.pick()
+                    if part is not None:
+                        route, edits = part, (*edits, *part.edits)
         else:
             route = table.match(host, target)
+            edits = route.edits if route is not None else ()
         router = self._routers.get(route.name) if route is not None else None
         out["router"] = self._router(router, route)
         out["middlewares"] = self._middlewares(router)
         out["service"] = self._service(router)
         out["result"] = self._result(route, misdirected, host, target, method)
+        if out["result"]["action"] == dispatch.PROXY:
+            out["result"]["upstream"] = _upstream(head, edits)
+        if route is not None and route.allow is not None:
+            ranges = ", ".join(route.allow.source_range)
+            out["result"]["allowList"] = (
+                f"only clients connecting from {ranges}; others get {route.allow.status}"
+            )
         others = self._near.others(
             entry, self._tls_names, router, route.name if route else None, host_header, url.target
         )
@@ -217,7 +231,9 @@ class Explainer:
         reached = True
         for name in router.middlewares if router is not None else ():
             spec = self._config.middleware(name).spec
-            out.append({"name": name, "kind": spec.kind, "spec": spec.to_dict(), "applied": reached})
+            # an allow list is checked before the rest of the chain, wherever it stands (dispatch.py)
+            applied = reached or spec.kind == "ipAllowList"
+            out.append({"name": name, "kind": spec.kind, "spec": spec.to_dict(), "applied": applied})
             if spec.kind in ("redirectScheme", "requestRedirect"):
                 reached = False  # the redirect answers: nothing after it runs (dataplane.route_of)
         return out
@@ -268,6 +284,16 @@ def _head(method: str, target: str, host: str, headers: tuple[tuple[str, str], .
     lines = [f"{method} {target} HTTP/1.1", f"Host: {host}"]
     lines += [f"{name}: {value}" for name, value in headers if name.lower() != "host"]
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+
+
+def _upstream(head: bytes, edits: tuple[HeadEdit, ...]) -> dict[str, Any]:
+    """What the backend gets of the question's request after the route's edits (rewrites, header
+    filters and annotations), besides the X-Forwarded-* and X-Request-Id lines every request gets."""
+    start, fields = split_head(edit_head(head, edits) if edits else head)
+    return {
+        "requestLine": start.decode("latin-1"),
+        "headers": [f"{name.decode('latin-1')}: {value.decode('latin-1')}" for name, value in fields],
+    }
 
 
 def _listed(service: Service) -> Upstream:

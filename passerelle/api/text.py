@@ -39,6 +39,12 @@ def explanation_lines(x: dict[str, Any]) -> list[str]:
         lines.append(f"             from {router['source']}{where}")
     for m in x.get("middlewares", []):
         lines.append(f"middleware:  {m['name']} ({m['kind']}){'' if m['applied'] else ', not reached'}")
+    if result.get("allowList"):
+        lines.append(f"allow list:  {result['allowList']}")
+    upstream = result.get("upstream")
+    if upstream is not None:
+        lines.append(f"upstream:    {upstream['requestLine']}")
+        lines.extend(f"             {field}" for field in upstream["headers"])
     service = x.get("service")
     if service is not None:
         lines.append(f"service:     {service['name']}")

@@ -10,10 +10,13 @@ from hypothesis import given, settings
 
 from passerelle.api.context import Context
 from passerelle.api.explain import Explainer, ExplainError, Question, parse_header
+from passerelle.api.text import explanation_lines
+from passerelle.kube.ingress import translate
+from passerelle.kube.snapshot import ClusterSnapshot
 from passerelle.model import DynamicConfig
 from passerelle.proxy.options import EntryPointOptions
 from passerelle.routing import rules
-from tests.unit.api.scene import CONTEXT, STATIC, translated
+from tests.unit.api.scene import CONTEXT, OPTIONS, STATIC, ingress, objects, translated
 from tests.unit.routing.test_table import configs, hosts, paths, reference_match
 
 
@@ -271,3 +274,31 @@ def test_near_misses_are_found_without_comparing_every_router(monkeypatch: pytes
     crowded = explainer.explain(Question(url="http://h5x.bench.local/"))  # 10,000 routers alike
     assert 0 < len(compared) <= reasons.MAX_SPELLING_CHECKS
     assert typo["result"]["action"] == crowded["result"]["action"] == "notFound"
+
+
+def test_the_backends_request_and_the_allow_list_are_told() -> None:
+    stripped = ingress(
+        "stripped", "api.example.com", [("/api", "ImplementationSpecific")],
+        annotations={"ingress.kubernetes.io/rule-type": "PathPrefixStrip", "passerelle.io/ssl-redirect": "true",
+                     "ingress.kubernetes.io/whitelist-source-range": "10.0.0.0/8",
+                     "ingress.kubernetes.io/custom-request-headers": "X-Team:api"},
+        tls="secure-tls",
+    )  # fmt: skip
+    config, _ = translate(ClusterSnapshot.of([*objects(), stripped]), OPTIONS)
+    explainer = Explainer(config, CONTEXT)
+    answer = explainer.explain(Question(url="https://api.example.com/api/users?id=7"))
+    assert answer["result"]["action"] == "proxy"
+    assert answer["result"]["upstream"]["requestLine"] == "GET /users?id=7 HTTP/1.1"
+    assert {"X-Forwarded-Prefix: /api", "X-Team: api"} <= set(answer["result"]["upstream"]["headers"])
+    assert answer["result"]["allowList"] == "only clients connecting from 10.0.0.0/8; others get 403"
+    assert all(m["applied"] for m in answer["middlewares"])
+    plain = explainer.explain(Question(url="http://api.example.com/api/users"))
+    assert plain["result"]["action"] == "redirect" and "upstream" not in plain["result"]
+    # the allow list is checked before the redirect answers; what follows the redirect is not reached
+    assert [(m["kind"], m["applied"]) for m in plain["middlewares"]] == [
+        ("redirectScheme", True), ("ipAllowList", True), ("headers", False), ("urlRewrite", False), ("headers", False)
+    ]  # fmt: skip
+    lines = explanation_lines(answer)
+    assert (
+        "upstream:    GET /users?id=7 HTTP/1.1" in lines and "             X-Forwarded-Prefix: /api" in lines
+    )
