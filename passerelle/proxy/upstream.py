@@ -129,6 +129,7 @@ class UpstreamConnection(asyncio.Protocol):
         "_checker",
         "_body_left",
         "_body_keep_alive",
+        "_ended",
     )
 
     def __init__(self, pool: Pool, options: ForwardingOptions, deadlines: Deadlines) -> None:
@@ -149,6 +150,7 @@ class UpstreamConnection(asyncio.Protocol):
         self._checker = HttpResponseParser(self._end)  # validates responses that take the short way
         self._body_left = 0  # body bytes to pass on, of a response that took the short way
         self._body_keep_alive = False
+        self._ended = False  # a final response ended during the read being parsed
         # An h2c.H2cStream, the other kind of upstream, sets this when the response head was the
         # whole response (HTTP/2 HEADERS with END_STREAM: a gRPC "trailers-only" answer) ...
         self.ends_with_head = False
@@ -187,10 +189,14 @@ class UpstreamConnection(asyncio.Protocol):
             if not isinstance(e.__context__, _StopParsing):
                 raise
         except HttpParserError as e:
-            if self.client is not None:
+            if self.client is not None and not self._ended:
                 self.client.upstream_failed(
                     self, 502, f"invalid response from upstream {self.pool.server}: {e}"
                 )
+            else:  # idle, or past the end of its response: its parser is broken, never reuse it
+                self.transport.close()
+        finally:
+            self._ended = False
         client.flush()  # whatever this read produced for the client leaves in one write
 
     def _simple(self, client: ExchangeOwner, ex: Exchange, data: bytes) -> bool:
@@ -262,8 +268,17 @@ class UpstreamConnection(asyncio.Protocol):
             self.transport.close()  # idle in the pool for too long
 
     # -- parser callbacks -------------------------------------------------------------------
-    # No on_message_begin or on_status: httptools skips callbacks a protocol does not define, and
-    # the reason phrase is not forwarded (the status table's is sent, as Traefik does).
+    # No on_status: httptools skips callbacks a protocol does not define, and the reason phrase
+    # is not forwarded (the status table's is sent, as Traefik does).
+    def on_message_begin(self) -> None:
+        if self._ended:
+            # More after a complete final response, in the same read (a body longer than its
+            # Content-Length, a response nobody asked for): the connection is out of sync with the
+            # server. Whoever has it now (it went back to the pool, and a pipelined request may
+            # have taken it already) must not read these bytes as its own response: close it.
+            self.transport.close()
+            raise _StopParsing
+
     def on_header(self, name: bytes, value: bytes) -> None:
         self._headers.append((name, value))
 
@@ -303,6 +318,7 @@ class UpstreamConnection(asyncio.Protocol):
                 self.client.upstream_trailers(self, trailer_fields(trailers))
         if self._status < 200 or self.client is None:
             return  # an interim response (100 Continue, 103) or a 101 about to become a tunnel
+        self._ended = True  # the rest of this read, if any, belongs to no exchange
         self.client.upstream_done(self, keep_alive=self.parser.should_keep_alive())
 
     # -- used by the client connection -------------------------------------------------------

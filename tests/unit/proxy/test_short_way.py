@@ -170,3 +170,37 @@ def test_two_responses_in_one_read_pass_on_only_the_first() -> None:
         assert bytes(pair.client_side.data) == one
         assert pair.upstream_side.closed  # out of sync: not reused
         assert pair.upstream.pool.acquire() is None
+
+
+# The full parser's side of the same rule: a read holding more than the response is never parsed
+# on as the next exchange's answer (found by review: the connection went back to the pool while
+# llhttp went on through the extra bytes, leaving it mid-head or in error for the next request).
+_CHUNKED = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\n\r\n"
+
+
+def test_a_partial_head_after_a_response_closes_the_connection() -> None:
+    with connected(_HOSTS) as pair:
+        pair.client.data_received(b"GET / HTTP/1.1\r\nHost: a.example\r\n\r\n")
+        pair.upstream.data_received(_CHUNKED + b"HTTP/1.1 200 OK\r\nSet-Cookie: sid=evil\r\nX-Pad: ")
+        assert b"hi" in bytes(pair.client_side.data) and b"evil" not in bytes(pair.client_side.data)
+        assert pair.upstream_side.closed and pair.upstream.pool.acquire() is None
+
+
+def test_a_body_longer_than_its_content_length_closes_the_connection() -> None:
+    with connected(_HOSTS) as pair:
+        pair.client.data_received(b"GET / HTTP/1.1\r\nHost: a.example\r\n\r\n")
+        pair.upstream.data_received(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-Long: y\r\n\r\nhelloxx")
+        answer = bytes(pair.client_side.data)
+        assert answer.startswith(b"HTTP/1.1 200 OK\r\n") and answer.endswith(b"\r\n\r\nhello")
+        assert pair.upstream_side.closed and pair.upstream.pool.acquire() is None
+        assert not pair.client_side.closed  # the client's exchange was complete and correct
+
+
+def test_a_pipelined_request_never_gets_the_extra_bytes_as_its_answer() -> None:
+    with connected(_HOSTS) as pair:
+        pair.client.data_received(
+            b"GET /a HTTP/1.1\r\nHost: a.example\r\n\r\nGET /b HTTP/1.1\r\nHost: a.example\r\n\r\n"
+        )
+        pair.upstream.data_received(_CHUNKED + b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nspoof")
+        assert b"spoof" not in bytes(pair.client_side.data)
+        assert pair.upstream_side.closed
