@@ -32,6 +32,15 @@ class Account:
     key_json: str = field(repr=False)
     email: str = ""
 
+    def to_dict(self) -> dict[str, Any]:
+        return {"caServer": self.ca_server, "uri": self.uri, "key": self.key_json, "email": self.email}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Account:
+        return cls(
+            ca_server=data["caServer"], uri=data["uri"], key_json=data["key"], email=data.get("email", "")
+        )
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class StoredCertificate:

@@ -150,20 +150,10 @@ class FileStorage:
     # -- accounts ------------------------------------------------------------------------------
     def load_account(self, resolver: str) -> Account | None:
         data = self._read(self.root / "accounts" / f"{resolver}.json")
-        if data is None:
-            return None
-        return Account(
-            ca_server=data["caServer"], uri=data["uri"], key_json=data["key"], email=data.get("email", "")
-        )
+        return None if data is None else Account.from_dict(data)
 
     async def save_account(self, resolver: str, account: Account) -> None:
-        record = {
-            "caServer": account.ca_server,
-            "uri": account.uri,
-            "key": account.key_json,
-            "email": account.email,
-        }
-        self._write(self.root / "accounts" / f"{resolver}.json", record)
+        self._write(self.root / "accounts" / f"{resolver}.json", account.to_dict())
 
     # -- certificates --------------------------------------------------------------------------
     def certificates(self, resolver: str) -> list[StoredCertificate]:

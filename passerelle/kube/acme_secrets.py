@@ -113,14 +113,11 @@ def _parse_time(value: str | None) -> datetime.datetime | None:
 
 # -- records -> Secrets ----------------------------------------------------------------------------
 def account_to_secret(resolver: str, account: Account) -> Obj:
-    record = {
-        "caServer": account.ca_server,
-        "uri": account.uri,
-        "key": account.key_json,
-        "email": account.email,
-    }
     return _secret(
-        account_secret(resolver), ACCOUNT, {"account.json": json.dumps(record)}, labels={RESOLVER: resolver}
+        account_secret(resolver),
+        ACCOUNT,
+        {"account.json": json.dumps(account.to_dict())},
+        labels={RESOLVER: resolver},
     )
 
 
@@ -150,10 +147,7 @@ def challenge_to_secret(challenge: Challenge) -> Obj:
 
 # -- Secrets -> records (ValueError, KeyError or TypeError for one that is not ours to read) ------
 def account_of(obj: Obj) -> Account:
-    data = json.loads(_text(obj, "account.json"))
-    return Account(
-        ca_server=data["caServer"], uri=data["uri"], key_json=data["key"], email=data.get("email", "")
-    )
+    return Account.from_dict(json.loads(_text(obj, "account.json")))
 
 
 def certificate_of(obj: Obj) -> StoredCertificate:
