@@ -88,8 +88,8 @@ class StoredCertificate:
             names=tuple(data["names"]),
             cert_pem=data["certPem"],
             key_pem=data["keyPem"],
-            renew_at=_parse_time(data.get("renewAt")),
-            ari_next=_parse_time(data.get("ariNext")),
+            renew_at=parse_time(data.get("renewAt")),
+            ari_next=parse_time(data.get("ariNext")),
         )
 
     @classmethod
@@ -154,5 +154,6 @@ def _time(value: datetime.datetime | None) -> str | None:
     return None if value is None else value.isoformat()
 
 
-def _parse_time(value: str | None) -> datetime.datetime | None:
+def parse_time(value: str | None) -> datetime.datetime | None:
+    """An ISO 8601 / RFC 3339 time as stored (a file's, a Secret's annotation); None for none."""
     return None if not value else datetime.datetime.fromisoformat(value)

@@ -25,7 +25,7 @@ import json
 import re
 from typing import Any
 
-from passerelle.acme.records import HTTP_01, Account, Challenge, StoredCertificate
+from passerelle.acme.records import HTTP_01, Account, Challenge, StoredCertificate, parse_time
 from passerelle.kube.tls import secret_data
 
 Obj = dict[str, Any]
@@ -107,10 +107,6 @@ def _time(value: datetime.datetime | None) -> str | None:
     return None if value is None else value.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _parse_time(value: str | None) -> datetime.datetime | None:
-    return datetime.datetime.fromisoformat(value) if value else None
-
-
 # -- records -> Secrets ----------------------------------------------------------------------------
 def account_to_secret(resolver: str, account: Account) -> Obj:
     return _secret(
@@ -160,8 +156,8 @@ def certificate_of(obj: Obj) -> StoredCertificate:
         names=names,
         cert_pem=_text(obj, "tls.crt"),
         key_pem=_text(obj, "tls.key"),
-        renew_at=_parse_time(annotations.get(RENEW_AT)),
-        ari_next=_parse_time(annotations.get(ARI_NEXT)),
+        renew_at=parse_time(annotations.get(RENEW_AT)),
+        ari_next=parse_time(annotations.get(ARI_NEXT)),
     )
 
 
@@ -172,6 +168,6 @@ def challenge_of(obj: Obj) -> Challenge:
 def created(obj: Obj) -> datetime.datetime | None:
     """metadata.creationTimestamp, as the API server wrote it (None when absent or unreadable)."""
     try:
-        return _parse_time(str((obj.get("metadata") or {}).get("creationTimestamp") or ""))
+        return parse_time(str((obj.get("metadata") or {}).get("creationTimestamp") or ""))
     except ValueError:
         return None
