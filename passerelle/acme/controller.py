@@ -111,16 +111,13 @@ class AcmeController:
         now = self._now()
         out = {}
         for name, r in self._resolvers.items():
-            newest: dict[planning.Key, StoredCertificate] = {}
-            for c in self._stored(r):
-                if c.not_after > now and (c.key not in newest or c.not_after > newest[c.key].not_after):
-                    newest[c.key] = c
+            held = [c for c in planning.newest(self._stored(r)).values() if c.not_after > now]
             out[name] = {
                 "orders": r.health.orders,
                 "issued": r.health.issued,
                 "renewed": r.health.renewed,
                 "failures": dict(r.health.failures_by),
-                "renewals": [(c.names, r.policy.renewal_time(c).timestamp()) for c in newest.values()],
+                "renewals": [(c.names, r.policy.renewal_time(c).timestamp()) for c in held],
             }
         return out
 
