@@ -44,7 +44,6 @@ class Lock(Protocol):
         """Renew the lock; return only once it is lost (a file lock never is)."""
         ...
 
-    def held(self) -> bool: ...
     async def release(self) -> None: ...
 
 
@@ -110,9 +109,6 @@ class _FileLock:
 
     async def keep(self) -> None:
         await asyncio.Event().wait()  # flock() is held until released or the process ends
-
-    def held(self) -> bool:
-        return self._fd >= 0
 
     async def release(self) -> None:
         if self._fd >= 0:
