@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from passerelle.dnssync.plan import PlanOptions, Policy, plan
+from passerelle.dnssync.desired import PlanOptions, Policy
+from passerelle.dnssync.plan import plan
 from passerelle.dnssync.records import RRset, ZoneState, ownership_name, ownership_value, rrset, txt_value
 from passerelle.kube.ingress import translate
 from passerelle.kube.selector import parse_selector
@@ -502,7 +503,7 @@ def test_most_specific_zone_wins() -> None:
     ids=["recent", "settled", "published", "ineligible", "new"],
 )
 def test_settling(excluded: str, since: float | None, published: set[str], held: dict[str, float]) -> None:
-    from passerelle.dnssync.plan import NodeVerdict, settling
+    from passerelle.dnssync.desired import NodeVerdict, settling
 
     verdicts = (
         NodeVerdict(name="n1", addresses=("10.0.0.1",)),
