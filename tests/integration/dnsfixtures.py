@@ -11,6 +11,7 @@ import yaml
 
 from passerelle.control.leadership import AlwaysLeader, Leadership
 from passerelle.dnssync.controller import Backoff, DnsSync, Outcome
+from passerelle.dnssync.plan import Plan, plan
 from passerelle.dnssync.rfc2136 import Rfc2136Provider
 from passerelle.kube.ingress import translate
 from passerelle.kube.manifests import ManifestsProvider
@@ -112,3 +113,10 @@ class Cluster:
     async def reconcile(self) -> Outcome:
         self.load()
         return await self.sync.reconcile()
+
+    async def plan(self) -> Plan:
+        """What a reconcile would change now, without applying it: the manifests as they are
+        against the zones as read now."""
+        states = {zone: await self.sync.provider.read(zone) for zone in self.sync.options.zones}
+        loaded = self.provider.load()
+        return plan(translate(loaded.snapshot)[0], loaded.snapshot, states, self.sync.options)

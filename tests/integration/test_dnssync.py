@@ -351,12 +351,7 @@ async def test_a_name_changed_under_the_plan_is_refused_alone(tmp_path: Path, bi
     assert (await cluster.reconcile()).ok
     cluster.write("nodes.yaml", nodes(node("n1", "10.0.0.1"), node("n2", "10.0.0.2")))
     cluster.load()
-    state = await cluster.sync.provider.read(bind.zone)
-    from passerelle.dnssync.plan import plan
-    from passerelle.kube.ingress import translate
-
-    loaded = cluster.provider.load()
-    result = plan(translate(loaded.snapshot)[0], loaded.snapshot, {bind.zone: state}, cluster.sync.options)
+    result = await cluster.plan()
     assert len(result.changes) == 3
     # someone else moves b between the read and the write
     update = dns.update.UpdateMessage(bind.zone, keyring=bind.keyring())
@@ -379,12 +374,7 @@ async def test_a_name_taken_over_since_the_read_keeps_its_new_owner(tmp_path: Pa
     assert (await cluster.reconcile()).ok
     cluster.write("nodes.yaml", nodes(node("n1", "10.0.0.1"), node("n2", "10.0.0.2")))
     cluster.load()
-    state = await cluster.sync.provider.read(bind.zone)
-    from passerelle.dnssync.plan import plan
-    from passerelle.kube.ingress import translate
-
-    loaded = cluster.provider.load()
-    result = plan(translate(loaded.snapshot)[0], loaded.snapshot, {bind.zone: state}, cluster.sync.options)
+    result = await cluster.plan()
     assert [c.type for c in result.changes] == ["A"]  # the TXT is unchanged
     theirs = ownership_text("cluster-b", "ingress/default/app")
     update = dns.update.UpdateMessage(bind.zone, keyring=bind.keyring())
@@ -402,12 +392,7 @@ async def test_a_cname_made_since_the_read_refuses_the_create(tmp_path: Path, bi
     cluster.write("nodes.yaml", nodes(node("n1", "10.0.0.1")))
     cluster.write("app.yaml", [host_ingress("app", HOST)])
     cluster.load()
-    state = await cluster.sync.provider.read(bind.zone)
-    from passerelle.dnssync.plan import plan
-    from passerelle.kube.ingress import translate
-
-    loaded = cluster.provider.load()
-    result = plan(translate(loaded.snapshot)[0], loaded.snapshot, {bind.zone: state}, cluster.sync.options)
+    result = await cluster.plan()
     update = dns.update.UpdateMessage(bind.zone, keyring=bind.keyring())
     update.replace(f"{HOST}.", 30, "CNAME", "legacy.example.test.")
     assert dns.query.tcp(update, "127.0.0.1", port=bind.port, timeout=2).rcode() == dns.rcode.NOERROR
