@@ -24,9 +24,9 @@ from collections.abc import Callable
 from typing import Any
 
 from passerelle.acme import plan as planning
-from passerelle.acme.protocol import AcmeError, Session
+from passerelle.acme.protocol import AcmeError
 from passerelle.acme.records import HTTP_01, TLS_ALPN_01, Challenge, StoredCertificate, certificate_id
-from passerelle.acme.resolver import Resolver, ca_bundle, client_options
+from passerelle.acme.resolver import Resolver, ca_bundle, client_options, metrics_of, session_of, status_of
 from passerelle.acme.store import Storage, StorageError, file_storage, while_held
 from passerelle.control.watcher import Version
 from passerelle.model import Certificate, CertificateRequest, Problem, Severity
@@ -106,51 +106,15 @@ class AcmeController:
             tasks.create_task(self._order_loop())
 
     def metrics(self) -> dict[str, dict[str, Any]]:
-        """Per resolver, what observability/metrics.py exports: the counters, failures by reason,
-        and (names, unix time) of the next renewal of each certificate it holds."""
+        """Per resolver, what observability/metrics.py exports (resolver.metrics_of)."""
         now = self._now()
-        out = {}
-        for name, r in self._resolvers.items():
-            newest: dict[planning.Key, StoredCertificate] = {}
-            for c in self._stored(r):
-                if c.not_after > now and (c.key not in newest or c.not_after > newest[c.key].not_after):
-                    newest[c.key] = c
-            out[name] = {
-                "orders": r.health.orders,
-                "issued": r.health.issued,
-                "renewed": r.health.renewed,
-                "failures": dict(r.health.failures_by),
-                "renewals": [(c.names, r.policy.renewal_time(c).timestamp()) for c in newest.values()],
-            }
-        return out
+        return {name: metrics_of(r, self._stored(r), now) for name, r in self._resolvers.items()}
 
     def status(self) -> dict[str, Any]:
         now = self._now()
+        pending = len(self.pending)
         return {
-            name: {
-                **r.health.to_dict(),
-                "caServer": r.settings.caServer,
-                "pendingChallenges": len(self.pending),
-                "certificates": [
-                    {
-                        "names": list(c.names),
-                        "notAfter": c.not_after.isoformat(),
-                        "renewAt": r.policy.renewal_time(c).isoformat(),
-                    }
-                    for c in self._stored(r)
-                    if c.not_after > now
-                ],
-                "failing": [
-                    {
-                        "names": sorted(key[1]),
-                        "failures": f.count,
-                        "retryAt": f.retry_at.isoformat(),
-                        "error": f.error,
-                    }
-                    for key, f in self._failures.items()
-                    if key[0] == name
-                ],
-            }
+            name: status_of(r, self._stored(r), self._failures, pending, now)
             for name, r in self._resolvers.items()
         }
 
@@ -339,7 +303,7 @@ class AcmeController:
         self, resolver: Resolver, request: CertificateRequest, challenges: list[Challenge]
     ) -> StoredCertificate:
         """Order, answer and download one certificate (`challenges`: what was published, to withdraw)."""
-        session = await self._session(resolver)
+        session = await session_of(resolver, retry=POLL / 4)
         pending = await asyncio.to_thread(session.begin, request.names)
         for challenge in pending.challenges:
             await resolver.storage.publish(challenge)
@@ -347,37 +311,11 @@ class AcmeController:
         self.pending = self.pending + pending.challenges
         self._refresh_challenges()
         if pending.challenges:
-            await asyncio.sleep(self._delay(resolver, pending.challenges))
+            await asyncio.sleep(resolver.challenge_delay(pending.challenges))
         chain, key_pem = await asyncio.to_thread(session.complete, pending)
         return StoredCertificate.from_pem(
             resolver=resolver.name, names=request.names, cert_pem=chain, key_pem=key_pem
         )
-
-    async def _session(self, resolver: Resolver) -> Session:
-        """Connected to the CA with the resolver's account, registered once for all replicas: the
-        account lock makes a second replica wait and then find the first one's account."""
-        if resolver.session is None:
-            lock = await resolver.storage.try_lock(resolver.name, "account")
-            while lock is None:
-                await asyncio.sleep(POLL / 4)
-                lock = await resolver.storage.try_lock(resolver.name, "account")
-            try:
-                held, session = await while_held(lock, self._connect(resolver))
-            finally:
-                await lock.release()
-            if not held or session is None:
-                raise StorageError(f"{resolver.name}: lost the account lock while connecting to the CA")
-            resolver.session = session
-        return resolver.session
-
-    async def _connect(self, resolver: Resolver) -> Session:
-        stored = resolver.storage.load_account(resolver.name)
-        session = Session(resolver.options, stored)
-        account = await asyncio.to_thread(session.connect)
-        if account != stored:
-            await resolver.storage.save_account(resolver.name, account)
-            log.info("%s: ACME account %s registered at %s", resolver.name, account.uri, account.ca_server)
-        return session
 
     async def _renewal_info(self) -> bool:
         """Ask the CA's renewalInfo (ARI, RFC 9773) about one wanted certificate whose answer is
@@ -391,7 +329,7 @@ class AcmeController:
                 if cert.key not in wanted or cert.not_after <= now or (cert.ari_next and cert.ari_next > now):
                     continue
                 try:
-                    session = await self._session(resolver)
+                    session = await session_of(resolver, retry=POLL / 4)
                     renew_at, again = await asyncio.to_thread(session.renewal_info, cert.cert_pem)
                     await self._save(resolver, dataclasses.replace(cert, renew_at=renew_at, ari_next=again))
                 except (AcmeError, StorageError) as e:
@@ -403,12 +341,6 @@ class AcmeController:
                         resolver.session = None
                 return True
         return False
-
-    def _delay(self, resolver: Resolver, challenges: tuple[Challenge, ...]) -> float:
-        http, tls = resolver.settings.httpChallenge, resolver.settings.tlsChallenge
-        if any(c.type == HTTP_01 for c in challenges) and http is not None:
-            return http.delay
-        return tls.delay if tls is not None else 0.0
 
     def _failed(self, resolver: Resolver, request: CertificateRequest, error: Exception) -> None:
         key = planning.key_of(request)

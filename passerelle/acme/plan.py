@@ -79,6 +79,16 @@ def key_of(request: CertificateRequest) -> Key:
     return (request.resolver, frozenset(request.names))
 
 
+def newest(stored: Iterable[StoredCertificate]) -> dict[Key, StoredCertificate]:
+    """The stored certificate that lasts longest for each key (the first of equals)."""
+    out: dict[Key, StoredCertificate] = {}
+    for one in stored:
+        held = out.get(one.key)
+        if held is None or one.not_after > held.not_after:
+            out[one.key] = one
+    return out
+
+
 def plan(
     requests: Iterable[CertificateRequest],
     stored: Iterable[StoredCertificate],
@@ -86,17 +96,13 @@ def plan(
     now: datetime.datetime,
     policies: Mapping[str, RenewPolicy],
 ) -> Plan:
-    newest: dict[Key, StoredCertificate] = {}
-    for one in stored:
-        held = newest.get(one.key)
-        if held is None or one.not_after > held.not_after:
-            newest[one.key] = one
+    latest = newest(stored)
     orders: list[tuple[tuple[int, datetime.datetime], Order]] = []
     wakes: list[datetime.datetime] = []
     wanted_once = tuple(dict.fromkeys(requests))
     for request in wanted_once:
         key = key_of(request)
-        cert = newest.get(key)
+        cert = latest.get(key)
         if cert is None:
             reason, urgency = Reason.NEW, (1, now)
         else:
@@ -115,9 +121,9 @@ def plan(
         orders.append((urgency, order))
     orders.sort(key=lambda item: item[0])
     wanted = {key_of(r) for r in wanted_once}
-    forget = tuple(c for c in newest.values() if c.not_after <= now and c.key not in wanted)
+    forget = tuple(c for c in latest.values() if c.not_after <= now and c.key not in wanted)
     served = sorted(
-        (c for c in newest.values() if c.not_after > now), key=lambda c: c.not_before, reverse=True
+        (c for c in latest.values() if c.not_after > now), key=lambda c: c.not_before, reverse=True
     )
     wakes += (c.not_after for c in served)  # an expiry changes what is served
     return Plan(

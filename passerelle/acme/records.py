@@ -32,6 +32,15 @@ class Account:
     key_json: str = field(repr=False)
     email: str = ""
 
+    def to_dict(self) -> dict[str, Any]:
+        return {"caServer": self.ca_server, "uri": self.uri, "key": self.key_json, "email": self.email}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Account:
+        return cls(
+            ca_server=data["caServer"], uri=data["uri"], key_json=data["key"], email=data.get("email", "")
+        )
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class StoredCertificate:
@@ -79,8 +88,8 @@ class StoredCertificate:
             names=tuple(data["names"]),
             cert_pem=data["certPem"],
             key_pem=data["keyPem"],
-            renew_at=_parse_time(data.get("renewAt")),
-            ari_next=_parse_time(data.get("ariNext")),
+            renew_at=parse_time(data.get("renewAt")),
+            ari_next=parse_time(data.get("ariNext")),
         )
 
     @classmethod
@@ -145,5 +154,6 @@ def _time(value: datetime.datetime | None) -> str | None:
     return None if value is None else value.isoformat()
 
 
-def _parse_time(value: str | None) -> datetime.datetime | None:
+def parse_time(value: str | None) -> datetime.datetime | None:
+    """An ISO 8601 / RFC 3339 time as stored (a file's, a Secret's annotation); None for none."""
     return None if not value else datetime.datetime.fromisoformat(value)

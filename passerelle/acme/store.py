@@ -44,7 +44,6 @@ class Lock(Protocol):
         """Renew the lock; return only once it is lost (a file lock never is)."""
         ...
 
-    def held(self) -> bool: ...
     async def release(self) -> None: ...
 
 
@@ -111,9 +110,6 @@ class _FileLock:
     async def keep(self) -> None:
         await asyncio.Event().wait()  # flock() is held until released or the process ends
 
-    def held(self) -> bool:
-        return self._fd >= 0
-
     async def release(self) -> None:
         if self._fd >= 0:
             fcntl.flock(self._fd, fcntl.LOCK_UN)
@@ -150,20 +146,10 @@ class FileStorage:
     # -- accounts ------------------------------------------------------------------------------
     def load_account(self, resolver: str) -> Account | None:
         data = self._read(self.root / "accounts" / f"{resolver}.json")
-        if data is None:
-            return None
-        return Account(
-            ca_server=data["caServer"], uri=data["uri"], key_json=data["key"], email=data.get("email", "")
-        )
+        return None if data is None else Account.from_dict(data)
 
     async def save_account(self, resolver: str, account: Account) -> None:
-        record = {
-            "caServer": account.ca_server,
-            "uri": account.uri,
-            "key": account.key_json,
-            "email": account.email,
-        }
-        self._write(self.root / "accounts" / f"{resolver}.json", record)
+        self._write(self.root / "accounts" / f"{resolver}.json", account.to_dict())
 
     # -- certificates --------------------------------------------------------------------------
     def certificates(self, resolver: str) -> list[StoredCertificate]:

@@ -20,7 +20,8 @@ from types import MappingProxyType
 
 from passerelle.control.leadership import Leadership
 from passerelle.control.watcher import Version
-from passerelle.dnssync.plan import Plan, PlanOptions, node_verdicts, plan, settling
+from passerelle.dnssync.desired import PlanOptions, node_verdicts, settling
+from passerelle.dnssync.plan import Plan, plan
 from passerelle.dnssync.provider import Conflict, DnsProvider, ProviderError
 from passerelle.dnssync.records import ADDRESS_RRTYPES, Change, RRset, ZoneState, owner_of, ownership_name
 from passerelle.kube.snapshot import ClusterSnapshot

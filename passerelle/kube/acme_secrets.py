@@ -25,7 +25,7 @@ import json
 import re
 from typing import Any
 
-from passerelle.acme.records import HTTP_01, Account, Challenge, StoredCertificate
+from passerelle.acme.records import HTTP_01, Account, Challenge, StoredCertificate, parse_time
 from passerelle.kube.tls import secret_data
 
 Obj = dict[str, Any]
@@ -107,20 +107,13 @@ def _time(value: datetime.datetime | None) -> str | None:
     return None if value is None else value.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _parse_time(value: str | None) -> datetime.datetime | None:
-    return datetime.datetime.fromisoformat(value) if value else None
-
-
 # -- records -> Secrets ----------------------------------------------------------------------------
 def account_to_secret(resolver: str, account: Account) -> Obj:
-    record = {
-        "caServer": account.ca_server,
-        "uri": account.uri,
-        "key": account.key_json,
-        "email": account.email,
-    }
     return _secret(
-        account_secret(resolver), ACCOUNT, {"account.json": json.dumps(record)}, labels={RESOLVER: resolver}
+        account_secret(resolver),
+        ACCOUNT,
+        {"account.json": json.dumps(account.to_dict())},
+        labels={RESOLVER: resolver},
     )
 
 
@@ -150,10 +143,7 @@ def challenge_to_secret(challenge: Challenge) -> Obj:
 
 # -- Secrets -> records (ValueError, KeyError or TypeError for one that is not ours to read) ------
 def account_of(obj: Obj) -> Account:
-    data = json.loads(_text(obj, "account.json"))
-    return Account(
-        ca_server=data["caServer"], uri=data["uri"], key_json=data["key"], email=data.get("email", "")
-    )
+    return Account.from_dict(json.loads(_text(obj, "account.json")))
 
 
 def certificate_of(obj: Obj) -> StoredCertificate:
@@ -166,8 +156,8 @@ def certificate_of(obj: Obj) -> StoredCertificate:
         names=names,
         cert_pem=_text(obj, "tls.crt"),
         key_pem=_text(obj, "tls.key"),
-        renew_at=_parse_time(annotations.get(RENEW_AT)),
-        ari_next=_parse_time(annotations.get(ARI_NEXT)),
+        renew_at=parse_time(annotations.get(RENEW_AT)),
+        ari_next=parse_time(annotations.get(ARI_NEXT)),
     )
 
 
@@ -178,6 +168,6 @@ def challenge_of(obj: Obj) -> Challenge:
 def created(obj: Obj) -> datetime.datetime | None:
     """metadata.creationTimestamp, as the API server wrote it (None when absent or unreadable)."""
     try:
-        return _parse_time(str((obj.get("metadata") or {}).get("creationTimestamp") or ""))
+        return parse_time(str((obj.get("metadata") or {}).get("creationTimestamp") or ""))
     except ValueError:
         return None

@@ -58,9 +58,6 @@ class LeaseLock:
     def __init__(self, campaign: Leadership) -> None:
         self._campaign = campaign
 
-    def held(self) -> bool:
-        return self._campaign.is_leader()
-
     async def keep(self) -> None:
         while self._campaign.is_leader():
             await asyncio.sleep(self._campaign.until_next())

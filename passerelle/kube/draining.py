@@ -2,7 +2,7 @@
 
 Only the Lease holder writes DNS (docs/dns-sync.md), so a standby that drains cannot remove its
 node itself: it annotates its own Pod `passerelle.io/draining: "true"` (a strategic merge patch of
-metadata.annotations), the leader's pod watch sees it, and the plan (dnssync/plan.py) drops the
+metadata.annotations), the leader's pod watch sees it, and the plan (dnssync/desired.py) drops the
 node. The leader writes the annotation too, so that a successor that takes over mid-drain keeps
 the node out. The Pod is named by the downward API: $POD_NAME and $POD_NAMESPACE (the latter
 falls back to the kubeconfig's namespace), as deploy/40-daemonset.yaml sets them.

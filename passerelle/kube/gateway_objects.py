@@ -54,7 +54,6 @@ class Listener:
 class GatewaySpec:
     namespace: str
     name: str
-    class_name: str
     listeners: tuple[Listener, ...]
 
 
@@ -168,7 +167,6 @@ def read_gateway(obj: Object) -> GatewaySpec:
     _, namespace, name = key_of(obj)
     r = _Reader()
     spec = r.mapping(obj.get("spec"), "spec")
-    class_name = r.text(spec.get("gatewayClassName"), "spec.gatewayClassName", "") or ""
     listeners = []
     for i, raw in enumerate(r.items(spec.get("listeners"), "spec.listeners")):
         where = f"spec.listeners[{i}]"
@@ -227,7 +225,7 @@ def read_gateway(obj: Object) -> GatewaySpec:
     if len(set(names)) != len(names):
         r.errors.append("spec.listeners: listener names must be unique")
     r.done()
-    return GatewaySpec(namespace=namespace, name=name, class_name=class_name, listeners=tuple(listeners))
+    return GatewaySpec(namespace=namespace, name=name, listeners=tuple(listeners))
 
 
 def _selector(r: _Reader, raw: Any, where: str) -> Selector:

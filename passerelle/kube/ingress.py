@@ -177,13 +177,7 @@ def _class_of(obj: Mapping[str, Any]) -> str | None:
 
 def ours(snapshot: ClusterSnapshot, options: IngressOptions) -> list[Object]:
     """The Ingresses of the snapshot this controller serves, by class (valid or not)."""
-    served, serve_unclassed = _served_classes(snapshot, options)
-    out = []
-    for obj in snapshot.of_kind("Ingress"):
-        class_name = _class_of(obj)
-        if (class_name in served) if class_name else serve_unclassed:
-            out.append(obj)
-    return out
+    return _of_classes(snapshot, *_served_classes(snapshot, options))
 
 
 def status_owned(snapshot: ClusterSnapshot, options: IngressOptions) -> list[Object]:
@@ -193,6 +187,21 @@ def status_owned(snapshot: ClusterSnapshot, options: IngressOptions) -> list[Obj
     named in `ingress_classes` (e.g. "traefik") is served but its status is left to whichever
     controller owns it: two controllers writing one Ingress's status would undo each other (as
     Traefik and ingress-nginx, which write status only for their own class)."""
+    return _of_classes(snapshot, *_owned_classes(snapshot, options))
+
+
+def _of_classes(snapshot: ClusterSnapshot, classes: set[str], unclassed: bool) -> list[Object]:
+    out = []
+    for obj in snapshot.of_kind("Ingress"):
+        class_name = _class_of(obj)
+        if (class_name in classes) if class_name else unclassed:
+            out.append(obj)
+    return out
+
+
+def _owned_classes(snapshot: ClusterSnapshot, options: IngressOptions) -> tuple[set[str], bool]:
+    """The IngressClasses with passerelle's controller, and whether the class-less Ingresses are
+    ours too (see status_owned)."""
     owned, ours_default, others_default = set(), False, False
     for ingress_class in snapshot.of_kind("IngressClass"):
         meta = ingress_class.get("metadata") or {}
@@ -202,27 +211,13 @@ def status_owned(snapshot: ClusterSnapshot, options: IngressOptions) -> list[Obj
             ours_default |= is_default
         else:
             others_default |= is_default
-    unclassed = ours_default or (options.ingress_without_class and not others_default)
-    out = []
-    for obj in snapshot.of_kind("Ingress"):
-        class_name = _class_of(obj)
-        if (class_name in owned) if class_name else unclassed:
-            out.append(obj)
-    return out
+    return owned, ours_default or (options.ingress_without_class and not others_default)
 
 
 def _served_classes(snapshot: ClusterSnapshot, options: IngressOptions) -> tuple[set[str], bool]:
-    served = set(options.ingress_classes)
-    ours_default = others_default = False
-    for ingress_class in snapshot.of_kind("IngressClass"):
-        meta = ingress_class.get("metadata") or {}
-        is_default = (meta.get("annotations") or {}).get(DEFAULT_CLASS_ANNOTATION) == "true"
-        if (ingress_class.get("spec") or {}).get("controller") == CONTROLLER:
-            served.add(meta.get("name", ""))
-            ours_default |= is_default
-        else:
-            others_default |= is_default
-    return served, ours_default or (options.ingress_without_class and not others_default)
+    """The classes served: ours, and those named in `ingress_classes`; and whether class-less ones are."""
+    owned, unclassed = _owned_classes(snapshot, options)
+    return owned | set(options.ingress_classes), unclassed
 
 
 class _Builder:

@@ -1,6 +1,6 @@
 """Reading Node and Pod objects into the few fields DNS sync decides on, with shape checks.
 
-Only what `dnssync/plan.py` needs is kept: a Node's labels, Ready condition, `spec.unschedulable`
+Only what `dnssync/desired.py` needs is kept: a Node's labels, Ready condition, `spec.unschedulable`
 (set by `kubectl cordon`) and `status.addresses`; a Pod's labels, annotations, node, phase, Ready
 condition and whether it is being deleted. A malformed object raises InvalidObject, so that the
 manifests provider keeps its last valid version (a typo must not drop a node from DNS).

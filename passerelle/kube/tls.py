@@ -35,6 +35,7 @@ from passerelle.model import (
     HostOptions,
     ObjectRef,
     Problem,
+    Report,
     Router,
     Severity,
     TlsConfig,
@@ -153,11 +154,11 @@ class TlsTranslator:
         for ref, where, namespace, name in secrets:
             parsed, error = builder.certificate_of(namespace, name)
             if parsed is None:
-                builder.problem(ref, f"{where}: {error}; the default certificate is served instead")
+                builder.report.add(ref, f"{where}: {error}; the default certificate is served instead")
                 continue
             if parsed.expired:
                 c = parsed.certificate
-                builder.problem(
+                builder.report.add(
                     ref, f"{where}: the certificate in {c.source} expired on {c.not_after}", Severity.WARNING
                 )
             builder.certificates.setdefault(parsed.certificate.fingerprint, parsed.certificate)
@@ -194,8 +195,7 @@ class _Builder:
         self._options = options
         self._index = index
         self._parsed = parsed
-        self._problems = problems
-        self._reported: set[Problem] = set()
+        self.report = Report(problems)
         self.seen: dict[int, tuple[Object, Parsed | str]] = {}
         self.certificates: dict[str, Certificate] = {}  # by fingerprint: one Secret named twice is one
         self.claims: dict[str, HostOptions] = {}
@@ -209,11 +209,13 @@ class _Builder:
         ref = ObjectRef(kind="Secret", namespace=namespace, name=name)
         parsed, error = self.certificate_of(namespace, name)
         if parsed is None:
-            self.problem(ref, f"tls.defaultCertificate: {error}; the generated default certificate is served")
+            self.report.add(
+                ref, f"tls.defaultCertificate: {error}; the generated default certificate is served"
+            )
             return
         if parsed.expired:
             message = f"tls.defaultCertificate expired on {parsed.certificate.not_after}"
-            self.problem(ref, message, Severity.WARNING)
+            self.report.add(ref, message, Severity.WARNING)
         default = dataclasses.replace(parsed.certificate, default=True)
         self.certificates[default.fingerprint + "/default"] = default
 
@@ -225,7 +227,7 @@ class _Builder:
                 self.without_certificate.setdefault((spec.namespace, spec.name), []).append(i)
         written, warning = tls_options_of(spec.annotations)
         if warning:
-            self.problem(ref, warning, Severity.WARNING)
+            self.report.add(ref, warning, Severity.WARNING)
         if written is not None:
             option = self._index.resolve(written, spec.namespace)
             if not option.error:  # else ingress.py did not serve the Ingress, and reported why
@@ -236,18 +238,18 @@ class _Builder:
         parsed, error = self.certificate_of(namespace, entry.secret_name)
         if parsed is None:
             hosts = ", ".join(entry.hosts) or "its hosts"
-            self.problem(ref, f"{where}: {error}; the default certificate is served for {hosts}")
+            self.report.add(ref, f"{where}: {error}; the default certificate is served for {hosts}")
             return False
         c = parsed.certificate
         if parsed.expired:
-            self.problem(
+            self.report.add(
                 ref, f"{where}: the certificate in {c.source} expired on {c.not_after}", Severity.WARNING
             )
         for host in entry.hosts:
             if not _covers(c.names, host):
                 names = ", ".join(c.names) or "no names"
                 message = f"{where}: the certificate in {c.source} ({names}) does not cover {host}"
-                self.problem(ref, message, Severity.WARNING)
+                self.report.add(ref, message, Severity.WARNING)
         self.certificates.setdefault(c.fingerprint, c)
         return True
 
@@ -255,12 +257,12 @@ class _Builder:
         hosts = [r.host for r in spec.rules if r.host] + [h for t in spec.tls for h in t.hosts]
         if not hosts:
             message = f"TLS option {option!r} is not applied: the Ingress names no host"
-            self.problem(ref, message, Severity.WARNING)
+            self.report.add(ref, message, Severity.WARNING)
         source = f"Ingress {spec.namespace}/{spec.name}"
         for host in dict.fromkeys(hosts):
             claim = self.claims.setdefault(host, HostOptions(host=host, options=option, source=source))
             if claim.options != option:  # specs come oldest first: the older claim stays
-                self.problem(
+                self.report.add(
                     ref,
                     f"TLS option {option!r} for {host} conflicts with {claim.options!r} set by "
                     f"{claim.source}, which is older and wins",
@@ -276,7 +278,7 @@ class _Builder:
             pem, why = read(namespace, name)
             if pem is None:
                 gone = "; no client certificate verifies against it" if why == "not found" else ""
-                self.problem(ref, f"{where}: {why}{gone}")
+                self.report.add(ref, f"{where}: {why}{gone}")
                 continue
             out.append(ClientCA(options=option, pem=pem, source=f"Secret {secret}"))
         return tuple(out)
@@ -291,12 +293,6 @@ class _Builder:
         self.seen[id(obj)] = cached
         result = cached[1]
         return (None, result) if isinstance(result, str) else (result, "")
-
-    def problem(self, ref: ObjectRef, message: str, severity: Severity = Severity.ERROR) -> None:
-        problem = Problem(ref=ref, message=message, severity=severity)
-        if problem not in self._reported:
-            self._reported.add(problem)
-            self._problems.append(problem)
 
 
 def _read_tls_secret(obj: Object, source: str) -> Parsed | str:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from passerelle.dnssync.plan import PlanOptions, Policy
+from passerelle.dnssync.desired import PlanOptions, Policy
 from passerelle.dnssync.tsig import ALGORITHMS as TSIG_ALGORITHMS
 from passerelle.dnssync.tsig import secret_error
 from passerelle.kube.selector import parse_selector

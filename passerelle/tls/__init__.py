@@ -9,6 +9,7 @@ mode, verification without a CA, several curves, the ClientHello). docs/tls.md i
 Client certificates: `clientcert` holds the value a route carries (`ClientCertSpec`: which headers,
 fields and compatibility level) and its three parsers (Traefik 1.7 annotation, Traefik 2/3
 Middleware, passerelle's annotations); `certinfo` turns a spec and the peer chain (DER, leaf first)
-into header lines, once per connection, and `certinfo.STRIPPED` names every header any level may
-set, which the proxy removes from every client request. Both are pure.
+into header lines, once per connection (DNs written as OpenSSL does by `dn.py`), and
+`certinfo.STRIPPED` names every header any level may set, which the proxy removes from every
+client request. All three are pure.
 """

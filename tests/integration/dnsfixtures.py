@@ -2,21 +2,24 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import httpx
 import yaml
 
 from passerelle.control.leadership import AlwaysLeader, Leadership
 from passerelle.dnssync.controller import Backoff, DnsSync, Outcome
+from passerelle.dnssync.plan import Plan, plan
 from passerelle.dnssync.rfc2136 import Rfc2136Provider
 from passerelle.kube.ingress import translate
 from passerelle.kube.manifests import ManifestsProvider
 from passerelle.settings.dnssync import DnsSync as DnsSyncSettings
 from tests.integration.bind import Bind
-from tests.integration.harness import ingress, rule
+from tests.integration.harness import Router, ingress, rule
 
 
 def node(name: str, address: str, *, ready: bool = True, cordoned: bool = False, role: str = "ingress") -> dict[str, Any]:  # fmt: skip
@@ -112,3 +115,27 @@ class Cluster:
     async def reconcile(self) -> Outcome:
         self.load()
         return await self.sync.reconcile()
+
+    async def plan(self) -> Plan:
+        """What a reconcile would change now, without applying it: the manifests as they are
+        against the zones as read now."""
+        states = {zone: await self.sync.provider.read(zone) for zone in self.sync.options.zones}
+        loaded = self.provider.load()
+        return plan(translate(loaded.snapshot)[0], loaded.snapshot, states, self.sync.options)
+
+
+def slow_request(router: Router, host: str, into: list[int | str], *, timeout: float) -> threading.Thread:
+    """A request to `host` that the backend answers in 3 s, started in a thread (started now);
+    its status, or the error that ended it, goes to `into`. Sent while a drain refuses new
+    connections (/ping 503), it must still be answered."""
+
+    def send() -> None:
+        try:
+            with httpx.Client(base_url=router.base, timeout=timeout) as client:
+                into.append(client.get("/?delay=3", headers={"Host": host}).status_code)
+        except httpx.HTTPError as e:
+            into.append(repr(e))
+
+    thread = threading.Thread(target=send)
+    thread.start()
+    return thread

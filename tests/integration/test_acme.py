@@ -9,6 +9,7 @@ import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -200,14 +201,31 @@ def test_tls_alpn01_issuance(site: Site, backends: Backends) -> None:
         assert tls.selected_alpn_protocol() == "http/1.1"
 
 
-def test_short_lived_certificates_are_renewed(site: Site, backends: Backends) -> None:
+@dataclass(frozen=True)
+class FirstIssuance:
+    pebble: Pebble
+    router: Router
+    secure: int  # the router's TLS port
+    root: str  # Pebble's root, PEM
+    first: x509.Certificate  # the first certificate served for the host
+
+
+def first_issuance(site: Site, backends: Backends, host: str, *, validity: int) -> FirstIssuance:
+    """A started Pebble issuing certificates of `validity` seconds, and a router serving one Ingress
+    for `host` once it serves the certificate it ordered for it."""
     web, secure = free_port(), free_port()
-    pebble = site.pebble(http_port=web, tls_port=secure, validity=9).start(timeout=STARTUP)
-    host = "short.example.test"
+    pebble = site.pebble(http_port=web, tls_port=secure, validity=validity).start(timeout=STARTUP)
     objects = app(backends, host, {"passerelle.io/cert-resolver": "pebble"})
     router = site.router(pebble, web=web, secure=secure, objects=objects).start(timeout=STARTUP)
     root = pebble.root()
     first = wait_for("issuance", issued(secure, host, root), 30, router)
+    return FirstIssuance(pebble=pebble, router=router, secure=secure, root=root, first=first)
+
+
+def test_short_lived_certificates_are_renewed(site: Site, backends: Backends) -> None:
+    host = "short.example.test"
+    issuance = first_issuance(site, backends, host, validity=9)
+    router, secure, root, first = issuance.router, issuance.secure, issuance.root, issuance.first
     lifetime = first.not_valid_after_utc - first.not_valid_before_utc
     assert lifetime.total_seconds() < 15
 
@@ -322,14 +340,10 @@ def test_without_external_account_binding_the_ca_refuses(site: Site, backends: B
 
 
 def test_a_failed_renewal_keeps_the_working_certificate(site: Site, backends: Backends) -> None:
-    web, secure = free_port(), free_port()
-    pebble = site.pebble(http_port=web, tls_port=secure, validity=24).start(timeout=STARTUP)
     host = "keep.example.test"
-    objects = app(backends, host, {"passerelle.io/cert-resolver": "pebble"})
-    router = site.router(pebble, web=web, secure=secure, objects=objects).start(timeout=STARTUP)
-    root = pebble.root()
-    first = wait_for("issuance", issued(secure, host, root), 30, router)
-    pebble.stop()  # the renewal, due a third of the lifetime before expiry, cannot reach the CA
+    issuance = first_issuance(site, backends, host, validity=24)
+    router, secure, root, first = issuance.router, issuance.secure, issuance.root, issuance.first
+    issuance.pebble.stop()  # the renewal, due a third of the lifetime before expiry, cannot reach the CA
     router.wait_problem("Ingress default/app", "the CA cannot be reached", timeout=30)
     problem = next(p for p in router.problems() if "cannot be reached" in p["message"])
     assert problem["severity"] == "warning"  # a certificate still serves

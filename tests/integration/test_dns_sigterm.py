@@ -8,7 +8,6 @@ short for the drain gets a warning Problem."""
 from __future__ import annotations
 
 import signal
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -17,6 +16,7 @@ from pathlib import Path
 import httpx
 
 from tests.integration.bind import Bind
+from tests.integration.dnsfixtures import slow_request
 from tests.integration.harness import Backends, Router
 from tests.integration.test_dns_kube import HOST, cluster, holder, own_pod, replica
 from tests.integration.test_kubernetes import wait_for
@@ -47,13 +47,6 @@ def sigterm(router: Router, bind: Bind, address: str) -> Stop:
     assert router.process is not None
     seen, slow = Stop(), []
 
-    def slow_request() -> None:
-        try:
-            with httpx.Client(base_url=router.base, timeout=15) as client:
-                seen.in_flight.append(client.get("/?delay=3", headers={"Host": HOST}).status_code)
-        except httpx.HTTPError as e:
-            seen.in_flight.append(repr(e))
-
     api = httpx.Client(base_url=f"http://127.0.0.1:{router.api_port}", timeout=1)
     sent = time.monotonic()
     router.process.send_signal(signal.SIGTERM)
@@ -64,8 +57,7 @@ def sigterm(router: Router, bind: Bind, address: str) -> Stop:
         try:
             if seen.ping_503 is None and api.get("/ping").status_code == 503:
                 seen.ping_503, seen.dns_at_503 = now, bind.addresses(HOST)
-                slow.append(threading.Thread(target=slow_request))
-                slow[0].start()
+                slow.append(slow_request(router, HOST, seen.in_flight, timeout=15))
         except httpx.TransportError:
             pass
         time.sleep(0.02)

@@ -38,6 +38,12 @@ def nodes(*specs: dict[str, object]) -> list[dict[str, object]]:
     return [*specs, *(pod(str(s["metadata"]["name"])) for s in specs)]  # type: ignore[index]
 
 
+def one_app(cluster: Cluster) -> None:
+    """Node n1 at 10.0.0.1, and Ingress app for HOST."""
+    cluster.write("nodes.yaml", nodes(node("n1", "10.0.0.1")))
+    cluster.write("app.yaml", [host_ingress("app", HOST)])
+
+
 async def test_ingress_added_then_removed(tmp_path: Path, bind: Bind) -> None:
     cluster = Cluster(tmp_path, bind)
     cluster.write("nodes.yaml", nodes(node("n1", "10.0.0.1"), node("n2", "10.0.0.2")))
@@ -315,8 +321,7 @@ class Switch:
 async def test_only_the_leader_writes(tmp_path: Path, bind: Bind) -> None:
     lease = Switch()
     cluster = Cluster(tmp_path, bind, leadership=lease)
-    cluster.write("nodes.yaml", nodes(node("n1", "10.0.0.1")))
-    cluster.write("app.yaml", [host_ingress("app", HOST)])
+    one_app(cluster)
     outcome = await cluster.reconcile()
     assert outcome.plan is None and outcome.ok and not cluster.sync.health().leader
     assert bind.addresses(HOST) == set()
@@ -351,12 +356,7 @@ async def test_a_name_changed_under_the_plan_is_refused_alone(tmp_path: Path, bi
     assert (await cluster.reconcile()).ok
     cluster.write("nodes.yaml", nodes(node("n1", "10.0.0.1"), node("n2", "10.0.0.2")))
     cluster.load()
-    state = await cluster.sync.provider.read(bind.zone)
-    from passerelle.dnssync.plan import plan
-    from passerelle.kube.ingress import translate
-
-    loaded = cluster.provider.load()
-    result = plan(translate(loaded.snapshot)[0], loaded.snapshot, {bind.zone: state}, cluster.sync.options)
+    result = await cluster.plan()
     assert len(result.changes) == 3
     # someone else moves b between the read and the write
     update = dns.update.UpdateMessage(bind.zone, keyring=bind.keyring())
@@ -374,17 +374,11 @@ async def test_a_name_taken_over_since_the_read_keeps_its_new_owner(tmp_path: Pa
     """An address update whose TXT does not change still requires the TXT as read: a name another
     owner took between the read and the write is not given our addresses."""
     cluster = Cluster(tmp_path, bind)
-    cluster.write("nodes.yaml", nodes(node("n1", "10.0.0.1")))
-    cluster.write("app.yaml", [host_ingress("app", HOST)])
+    one_app(cluster)
     assert (await cluster.reconcile()).ok
     cluster.write("nodes.yaml", nodes(node("n1", "10.0.0.1"), node("n2", "10.0.0.2")))
     cluster.load()
-    state = await cluster.sync.provider.read(bind.zone)
-    from passerelle.dnssync.plan import plan
-    from passerelle.kube.ingress import translate
-
-    loaded = cluster.provider.load()
-    result = plan(translate(loaded.snapshot)[0], loaded.snapshot, {bind.zone: state}, cluster.sync.options)
+    result = await cluster.plan()
     assert [c.type for c in result.changes] == ["A"]  # the TXT is unchanged
     theirs = ownership_text("cluster-b", "ingress/default/app")
     update = dns.update.UpdateMessage(bind.zone, keyring=bind.keyring())
@@ -399,15 +393,9 @@ async def test_a_cname_made_since_the_read_refuses_the_create(tmp_path: Path, bi
     """RFC 2136 §3.4.2.2: the server silently ignores an A added beside a CNAME; the create's
     prerequisite makes that a refusal the controller sees, instead of a lost write."""
     cluster = Cluster(tmp_path, bind)
-    cluster.write("nodes.yaml", nodes(node("n1", "10.0.0.1")))
-    cluster.write("app.yaml", [host_ingress("app", HOST)])
+    one_app(cluster)
     cluster.load()
-    state = await cluster.sync.provider.read(bind.zone)
-    from passerelle.dnssync.plan import plan
-    from passerelle.kube.ingress import translate
-
-    loaded = cluster.provider.load()
-    result = plan(translate(loaded.snapshot)[0], loaded.snapshot, {bind.zone: state}, cluster.sync.options)
+    result = await cluster.plan()
     update = dns.update.UpdateMessage(bind.zone, keyring=bind.keyring())
     update.replace(f"{HOST}.", 30, "CNAME", "legacy.example.test.")
     assert dns.query.tcp(update, "127.0.0.1", port=bind.port, timeout=2).rcode() == dns.rcode.NOERROR
@@ -470,8 +458,7 @@ async def test_drain_gives_up_when_the_server_stays_down(
 
 async def test_drain_of_the_last_node_keeps_it_and_says_so(tmp_path: Path, bind: Bind) -> None:
     cluster = Cluster(tmp_path, bind)  # this process is node n1
-    cluster.write("nodes.yaml", nodes(node("n1", "10.0.0.1")))
-    cluster.write("app.yaml", [host_ingress("app", HOST)])
+    one_app(cluster)
     assert (await cluster.reconcile()).ok
     report = await cluster.sync.drain_node(timeout=5)
     assert report.result is DrainResult.KEPT and not report.failed, report
@@ -494,8 +481,7 @@ async def test_other_tsig_algorithms(tmp_path: Path, algorithm: str) -> None:
     server = Bind(tmp_path / "bind", algorithm=algorithm).start()
     try:
         cluster = Cluster(tmp_path, server)
-        cluster.write("nodes.yaml", nodes(node("n1", "10.0.0.1")))
-        cluster.write("app.yaml", [host_ingress("app", HOST)])
+        one_app(cluster)
         outcome = await cluster.reconcile()
         assert outcome.ok and outcome.applied == 2, outcome.errors
         assert server.addresses(HOST) == {"10.0.0.1"}
@@ -527,8 +513,7 @@ async def test_a_skewed_clock_is_named_as_such(
     monkeypatch.setattr(dns.renderer, "time", skewed)
     monkeypatch.setattr(dns.message, "time", skewed)
     cluster = Cluster(tmp_path, bind)
-    cluster.write("nodes.yaml", nodes(node("n1", "10.0.0.1")))
-    cluster.write("app.yaml", [host_ingress("app", HOST)])
+    one_app(cluster)
     outcome = await cluster.reconcile()
     assert not outcome.ok and "(BadTime)" in outcome.errors[0] and "check NTP" in outcome.errors[0], (
         outcome.errors
@@ -542,8 +527,7 @@ async def test_a_multi_string_non_utf8_txt_beside_ours_is_kept_as_is(tmp_path: P
     server = Bind(tmp_path / "bind", extra_records='_passerelle.app IN TXT "v=x " "\\255end"\n').start()
     try:
         cluster = Cluster(tmp_path, server)
-        cluster.write("nodes.yaml", nodes(node("n1", "10.0.0.1")))
-        cluster.write("app.yaml", [host_ingress("app", HOST)])
+        one_app(cluster)
         outcome = await cluster.reconcile()
         assert outcome.ok and outcome.applied == 2, outcome.errors
         answer = server.query(f"_passerelle.{HOST}", "TXT").answer
@@ -560,8 +544,7 @@ async def test_a_multi_string_non_utf8_txt_beside_ours_is_kept_as_is(tmp_path: P
 async def test_a_co_owned_name_is_not_deleted(tmp_path: Path, bind: Bind) -> None:
     """A TXT naming us and another owner: our Ingress gone, the name stays, with a warning."""
     cluster = Cluster(tmp_path, bind)
-    cluster.write("nodes.yaml", nodes(node("n1", "10.0.0.1")))
-    cluster.write("app.yaml", [host_ingress("app", HOST)])
+    one_app(cluster)
     assert (await cluster.reconcile()).ok
     update = dns.update.UpdateMessage(bind.zone, keyring=bind.keyring())
     update.add(f"_passerelle.{HOST}.", 30, "TXT", f'"{ownership_text("cluster-b", "ingress/default/app")}"')

@@ -21,7 +21,7 @@ from passerelle.dnssync import controller
 from passerelle.dnssync.controller import DrainResult
 from passerelle.dnssync.rfc2136 import Rfc2136Options, Rfc2136Provider
 from tests.integration.bind import KEY_NAME, Bind
-from tests.integration.dnsfixtures import Cluster, dns_settings, host_ingress, node, pod
+from tests.integration.dnsfixtures import Cluster, dns_settings, host_ingress, node, pod, slow_request
 from tests.integration.harness import Backends, Router, endpoint_slice, service
 
 HOST = "app.example.test"
@@ -89,13 +89,6 @@ def watch_drain(
     seen = Timeline()
     slow: list[threading.Thread] = []
 
-    def slow_request() -> None:  # starts while /ping is 503 (2 s before the close), ends after it
-        try:
-            with httpx.Client(base_url=router.base, timeout=10) as client:
-                seen.in_flight.append(client.get("/?delay=3", headers={"Host": HOST}).status_code)
-        except httpx.HTTPError as e:
-            seen.in_flight.append(repr(e))
-
     api = httpx.Client(base_url=f"http://127.0.0.1:{router.api_port}", timeout=1)
     web = httpx.Client(base_url=router.base, timeout=5, headers={"Host": HOST, "Connection": "close"})
     trigger()
@@ -109,8 +102,8 @@ def watch_drain(
             if seen.ping_503 is None and api.get("/ping").status_code == 503:
                 seen.ping_503 = now
                 seen.dns_at_503 = bind.addresses(HOST)
-                slow.append(threading.Thread(target=slow_request))
-                slow[0].start()
+                # starts while /ping is 503 (2 s before the close), ends after it
+                slow.append(slow_request(router, HOST, seen.in_flight, timeout=10))
             seen.phases = api.get("/api/drain").json()["since"]
         except httpx.TransportError:
             pass

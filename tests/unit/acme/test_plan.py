@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from passerelle.acme.plan import Failure, Reason, RenewPolicy, backoff, key_of, plan
+from passerelle.acme.plan import Failure, Reason, RenewPolicy, backoff, key_of, newest, plan
 from passerelle.acme.records import StoredCertificate
 from passerelle.model import CertificateRequest
 
@@ -91,6 +91,15 @@ def test_the_newest_certificate_is_served_first_and_the_wake_is_the_next_renewal
     result = plan([request("a"), request("a", "b")], [old, new], {}, NOW, {})
     assert [c.names for c in result.served] == [("a", "b"), ("a",)]  # the newest wins a shared name
     assert result.wake == old.not_after - (old.not_after - old.not_before) / 3
+
+
+def test_newest_keeps_the_longest_lasting_certificate_of_each_set_of_names() -> None:
+    short, long, other = stored("a", issued=80), stored("a", issued=10), stored("b", issued=50)
+    twin = stored("a", issued=10)
+    assert newest([short, long, twin, other]) == {key_of(request("a")): long, key_of(request("b")): other}
+    assert newest([long, short])[key_of(request("a"))] is long
+    assert newest([twin, long])[key_of(request("a"))] is twin  # the first of equals
+    assert newest([]) == {}
 
 
 def test_backoff_doubles_with_jitter_up_to_the_maximum_and_honours_retry_after() -> None:

@@ -100,7 +100,7 @@ async def test_challenges_are_seen_by_every_replica_until_withdrawn(
 async def test_only_one_replica_holds_a_certificate_lock(replicas: tuple[Storage, Storage]) -> None:
     one, two = replicas
     held = await one.try_lock("le", "a-123")
-    assert held is not None and held.held()
+    assert held is not None
     assert await two.try_lock("le", "a-123") is None
     other = await two.try_lock("le", "b-456")  # another certificate: free
     assert other is not None
@@ -112,7 +112,7 @@ async def test_only_one_replica_holds_a_certificate_lock(replicas: tuple[Storage
 
 
 async def test_work_runs_while_the_lock_is_held(replicas: tuple[Storage, Storage]) -> None:
-    one, _ = replicas
+    one, two = replicas
     lock = await one.try_lock("le", "a-123")
     assert lock is not None
 
@@ -126,8 +126,11 @@ async def test_work_runs_while_the_lock_is_held(replicas: tuple[Storage, Storage
     assert await while_held(lock, work()) == (True, "done")
     with pytest.raises(ValueError, match="from the work"):  # as it is, not in an ExceptionGroup
         await while_held(lock, fails())
-    assert lock.held()
+    assert await two.try_lock("le", "a-123") is None  # still held after the work, failed or not
     await lock.release()
+    again = await two.try_lock("le", "a-123")
+    assert again is not None
+    await again.release()
 
 
 async def test_files_are_private(tmp_path: Path) -> None:

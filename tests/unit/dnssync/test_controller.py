@@ -9,7 +9,7 @@ import pytest
 
 from passerelle.control.leadership import AlwaysLeader
 from passerelle.dnssync.controller import DnsSync
-from passerelle.dnssync.plan import PlanOptions
+from passerelle.dnssync.desired import PlanOptions
 from passerelle.dnssync.rfc2136 import Rfc2136Options, Rfc2136Provider
 
 

@@ -6,9 +6,20 @@ import pytest
 
 from passerelle.control.leadership import AlwaysLeader
 from passerelle.dnssync.controller import DnsSync
+from passerelle.dnssync.desired import PlanOptions
 from passerelle.dnssync.drain import Drain
-from passerelle.dnssync.plan import PlanOptions
 from passerelle.dnssync.rfc2136 import Rfc2136Options, Rfc2136Provider
+
+
+def fixed_targets() -> DnsSync:
+    """DNS sync of node n1 to a fixed VIP: no node to remove from DNS, no server ever asked."""
+    return DnsSync(
+        options=PlanOptions(zones=("example.test",), owner="a", targets=("192.0.2.10",)),
+        provider=Rfc2136Provider(Rfc2136Options(server="192.0.2.53")),  # never asked
+        leadership=AlwaysLeader(),
+        interval=60,
+        node_name="n1",
+    )
 
 
 async def run(drain: Drain, stopped: list[str]) -> list[str]:
@@ -28,13 +39,7 @@ async def test_without_dns_sync_ping_turns_503_then_stop() -> None:
 
 async def test_fixed_targets_have_no_node_to_remove_nor_ttl_to_wait() -> None:
     stopped: list[str] = []
-    sync = DnsSync(
-        options=PlanOptions(zones=("example.test",), owner="a", targets=("192.0.2.10",)),
-        provider=Rfc2136Provider(Rfc2136Options(server="192.0.2.53")),  # never asked
-        leadership=AlwaysLeader(),
-        interval=60,
-        node_name="n1",
-    )
+    sync = fixed_targets()
     drain = Drain(dns=sync, dns_wait=30, timeout=60, accept_grace=0, stop=lambda: stopped.append("stop"))
     assert await run(drain, stopped) == ["leaving-dns", "refusing", "stopping"]
     assert drain.status()["dns"] == "not-in-dns" and not drain.status()["dnsFailed"]
@@ -47,13 +52,7 @@ async def test_fixed_targets_have_no_node_to_remove_nor_ttl_to_wait() -> None:
 async def test_the_pod_mark_comes_first_and_its_outcome_is_in_the_status(error: str, annotation: str) -> None:
     """`mark` (kube/draining.py) runs before DNS; a failure is reported and the drain goes on."""
     stopped: list[str] = []
-    sync = DnsSync(
-        options=PlanOptions(zones=("example.test",), owner="a", targets=("192.0.2.10",)),
-        provider=Rfc2136Provider(Rfc2136Options(server="192.0.2.53")),  # never asked
-        leadership=AlwaysLeader(),
-        interval=60,
-        node_name="n1",
-    )
+    sync = fixed_targets()
     order: list[str] = []
 
     async def mark() -> str:

@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from passerelle.dnssync.plan import PlanOptions, Policy, plan
+from passerelle.dnssync.desired import PlanOptions, Policy
+from passerelle.dnssync.plan import plan
 from passerelle.dnssync.records import RRset, ZoneState, ownership_name, ownership_value, rrset, txt_value
 from passerelle.kube.ingress import translate
 from passerelle.kube.selector import parse_selector
@@ -488,28 +489,6 @@ def test_most_specific_zone_wins() -> None:
     states = {z: ZoneState(zone=z, rrsets=()) for z in options.zones}
     result = plan(config, snapshot, states, options)
     assert {c.zone for c in result.changes} == {"sub.example.test"}
-
-
-@pytest.mark.parametrize(
-    "excluded, since, published, held",
-    [
-        ("", 100.0, set(), {"n2": 130.0}),  # eligible 10 s ago, not in DNS: held until 130
-        ("", 70.0, set(), {}),  # eligible for 40 s: settled
-        ("", 100.0, {"10.0.0.2"}, {}),  # already in DNS (a restarted controller): kept, not held
-        ("NotReady", 100.0, set(), {}),  # ineligible: out anyway, nothing to hold
-        ("", None, set(), {"n2": 140.0}),  # first seen now: held the whole settle time
-    ],
-    ids=["recent", "settled", "published", "ineligible", "new"],
-)
-def test_settling(excluded: str, since: float | None, published: set[str], held: dict[str, float]) -> None:
-    from passerelle.dnssync.plan import NodeVerdict, settling
-
-    verdicts = (
-        NodeVerdict(name="n1", addresses=("10.0.0.1",)),
-        NodeVerdict(name="n2", addresses=("10.0.0.2",), excluded=excluded),
-    )
-    times = {"n1": 0.0, **({"n2": since} if since is not None else {})}
-    assert settling(verdicts, times, 110.0, 30.0, frozenset({"10.0.0.1", *published})) == held
 
 
 def test_a_held_node_stays_out_of_the_plan() -> None:

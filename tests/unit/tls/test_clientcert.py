@@ -25,7 +25,7 @@ from cryptography.x509.oid import NameOID
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from passerelle.tls.certinfo import STRIPPED, client_cert_headers, rfc2253
+from passerelle.tls.certinfo import STRIPPED, client_cert_headers
 from passerelle.tls.clientcert import (
     ClientCertSpec,
     ClientCertSpecError,
@@ -39,6 +39,7 @@ from passerelle.tls.clientcert import (
     from_passerelle_annotations,
     from_traefik17_annotation,
 )
+from passerelle.tls.dn import rfc2253
 
 FIXTURES = pathlib.Path(__file__).parent / "fixtures"
 
