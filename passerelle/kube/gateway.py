@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from passerelle.kube.backends import Backends
 from passerelle.kube.gateway_attach import (
@@ -88,7 +89,7 @@ def translate_gateway(
     classes = {
         key_of(c)[2]
         for c in snapshot.of_kind("GatewayClass")
-        if (c.get("spec") or {}).get("controllerName") == options.controller
+        if _spec(c).get("controllerName") == options.controller
     }
     if not classes:
         return GatewayTranslation()
@@ -98,10 +99,14 @@ def translate_gateway(
     placed: dict[tuple[str, str], list[_Placed]] = {}  # Gateway (namespace, name) -> its listeners
     hosts: dict[str, set[str | None]] = {}  # entry point -> hostnames of the listeners on it
     for obj in snapshot.of_kind("Gateway"):
-        if (
-            obj.get("apiVersion") in API_VERSIONS
-            and (obj.get("spec") or {}).get("gatewayClassName") in classes
-        ):
+        if obj.get("apiVersion") not in API_VERSIONS:
+            continue
+        class_name = _spec(obj).get("gatewayClassName")
+        if not isinstance(class_name, str):  # the API server refuses it; a manifest file may hold it
+            _, namespace, name = key_of(obj)
+            ref = ObjectRef(kind="Gateway", namespace=namespace, name=name)
+            report.add(ref, f"not served: spec.gatewayClassName {class_name!r} must name a GatewayClass")
+        elif class_name in classes:
             secrets += _place_gateway(obj, options, entrypoints, grants, report, outcomes, placed, hosts)
     routes = []
     for obj in snapshot.of_kind("HTTPRoute"):
@@ -310,3 +315,9 @@ def _attach(
 
 
 __all__ = ["GatewayOptions", "GatewayTranslation", "Grant", "Outcome", "Outcomes", "translate_gateway"]
+
+
+def _spec(obj: Mapping[str, Any]) -> Mapping[str, Any]:
+    """An object's `spec`, or nothing when it is missing or not an object."""
+    spec = obj.get("spec")
+    return spec if isinstance(spec, Mapping) else {}
