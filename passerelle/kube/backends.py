@@ -13,6 +13,7 @@ from typing import Any
 
 from passerelle.kube.annotations.service import backend_scheme
 from passerelle.kube.objects import BackendRef
+from passerelle.kube.shapes import MALFORMED, items, mapping, text
 from passerelle.kube.snapshot import ClusterSnapshot
 from passerelle.model import Server
 
@@ -64,15 +65,14 @@ class Backends:
     def annotations(self, namespace: str, name: str) -> Mapping[str, str]:
         """A Service's annotations (empty when it, or they, are missing or malformed)."""
         service = self._snapshot.get("Service", namespace, name)
-        annotations = ((service or {}).get("metadata") or {}).get("annotations")
-        return annotations if isinstance(annotations, Mapping) else {}
+        return mapping(mapping(mapping(service).get("metadata")).get("annotations"))
 
     def scheme(self, namespace: str, ref: BackendRef) -> tuple[str | None, str | None]:
         """The scheme the Service `ref` names asks for (its annotations, else the port's
         `appProtocol`; None: it asks nothing), and what is wrong with the annotation, if anything
         (annotations/service.py)."""
         service = self._snapshot.get("Service", namespace, ref.service)
-        port = _service_port((service or {}).get("spec") or {}, ref)
+        port = _service_port(mapping(mapping(service).get("spec")), ref)
         app_protocol = None if port is None else port.get("appProtocol")
         return backend_scheme(self.annotations(namespace, ref.service), app_protocol)
 
@@ -91,6 +91,10 @@ class Backends:
                     answer: Answer = self._resolve(namespace, ref, service, slices, endpoints)
                 except BackendError as e:
                     answer = e
+                except MALFORMED as e:  # a field of the wrong type where the API has a schema
+                    answer = BackendError(
+                        f"Service {namespace}/{ref.service} or its endpoints are malformed: {e!r}"
+                    )
                 known = (inputs, answer)
             self.memo_next[key] = known
         found = known[1]
@@ -131,9 +135,9 @@ class Backends:
 
 def slice_owner(eps: Mapping[str, Any]) -> tuple[str, str] | None:
     """(namespace, Service name) of an EndpointSlice, from its kubernetes.io/service-name label."""
-    meta = eps.get("metadata") or {}
-    owner = (meta.get("labels") or {}).get(SERVICE_NAME_LABEL)
-    return (meta.get("namespace") or "default", owner) if owner else None
+    meta = mapping(eps.get("metadata"))
+    owner = text(mapping(meta.get("labels")).get(SERVICE_NAME_LABEL))
+    return (text(meta.get("namespace")) or "default", owner) if owner else None
 
 
 def slice_index(slices: Iterable[Mapping[str, Any]]) -> dict[tuple[str, str], list[Mapping[str, Any]]]:
@@ -157,8 +161,9 @@ def _same(before: Inputs, now: Inputs) -> bool:
 
 
 def _service_port(spec: Mapping[str, Any], ref: BackendRef) -> Mapping[str, Any] | None:
-    port: Mapping[str, Any]
-    for port in spec.get("ports") or []:
+    for port in items(spec.get("ports")):
+        if not isinstance(port, Mapping):
+            continue
         if isinstance(ref.port, int) and port.get("port") == ref.port:
             return port
         if isinstance(ref.port, str) and port.get("name") == ref.port:

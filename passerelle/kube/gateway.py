@@ -236,11 +236,10 @@ def _unservable(listener: Listener) -> str:
 def _names_ours(obj: Object, placed: Mapping[tuple[str, str], object]) -> bool:
     """Does an (invalid) HTTPRoute name one of our Gateways? Only then is it ours to report."""
     _, namespace, _ = key_of(obj)
-    spec = obj.get("spec")
-    refs = spec.get("parentRefs") if isinstance(spec, Mapping) else None
+    refs = _spec(obj).get("parentRefs")
     return any(
         isinstance(r, Mapping) and (str(r.get("namespace") or namespace), str(r.get("name"))) in placed
-        for r in refs or []
+        for r in (refs if isinstance(refs, list) else [])
     )
 
 

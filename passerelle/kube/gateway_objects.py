@@ -16,6 +16,7 @@ from typing import Any
 
 from passerelle.kube.objects import InvalidObject, timestamp
 from passerelle.kube.selector import Requirement, Selector
+from passerelle.kube.shapes import items, mapping
 from passerelle.kube.snapshot import Object, key_of
 
 GROUP = "gateway.networking.k8s.io"
@@ -367,10 +368,10 @@ class Grant:
 
 def read_grants(obj: Object) -> list[Grant]:
     _, namespace, _ = key_of(obj)
-    spec = obj.get("spec") or {}
+    spec = mapping(obj.get("spec"))
     out = []
-    for f in spec.get("from") or []:
-        for t in spec.get("to") or []:
+    for f in items(spec.get("from")):
+        for t in items(spec.get("to")):
             if isinstance(f, Mapping) and isinstance(t, Mapping):
                 out.append(
                     Grant(

@@ -24,6 +24,7 @@ from passerelle.kube.middlewares import MiddlewareIndex
 from passerelle.kube.names import UniqueNames
 from passerelle.kube.objects import BackendRef, IngressSpec, InvalidObject, read_ingress
 from passerelle.kube.placement import EntryPointInfo, Placement, chains, dead_ends, place
+from passerelle.kube.shapes import mapping
 from passerelle.kube.snapshot import ClusterSnapshot, Object, key_of
 from passerelle.kube.tls import TlsTranslation, TlsTranslator, tls_option_error
 from passerelle.kube.tlsoptions import OptionIndex
@@ -204,10 +205,10 @@ def _owned_classes(snapshot: ClusterSnapshot, options: IngressOptions) -> tuple[
     ours too (see status_owned)."""
     owned, ours_default, others_default = set(), False, False
     for ingress_class in snapshot.of_kind("IngressClass"):
-        meta = ingress_class.get("metadata") or {}
-        is_default = (meta.get("annotations") or {}).get(DEFAULT_CLASS_ANNOTATION) == "true"
-        if (ingress_class.get("spec") or {}).get("controller") == CONTROLLER:
-            owned.add(meta.get("name", ""))
+        meta = mapping(ingress_class.get("metadata"))
+        is_default = mapping(meta.get("annotations")).get(DEFAULT_CLASS_ANNOTATION) == "true"
+        if mapping(ingress_class.get("spec")).get("controller") == CONTROLLER:
+            owned.add(key_of(ingress_class)[2])
             ours_default |= is_default
         else:
             others_default |= is_default

@@ -21,6 +21,7 @@ import yaml
 
 from passerelle.kube.nodes import read_node, read_pod
 from passerelle.kube.objects import InvalidObject, read_ingress
+from passerelle.kube.shapes import not_an_object
 from passerelle.kube.snapshot import ClusterSnapshot, Key, key_of
 from passerelle.memory import gc_paused
 from passerelle.model import ObjectRef, Problem
@@ -143,17 +144,10 @@ class ManifestsProvider:
         for path, state in self._files.items():
             rel = self._file_ref(path).name
             for index, (obj, line) in enumerate(state.objects):
-                if (
-                    not isinstance(obj, dict)
-                    or not obj.get("kind")
-                    or not (obj.get("metadata") or {}).get("name")
-                ):
-                    problems.append(
-                        Problem(
-                            ref=self._file_ref(path),
-                            message=f"line {line}: document {index + 1} is not a Kubernetes object (kind and metadata.name required)",
-                        )
-                    )
+                wrong = not_an_object(obj)
+                if wrong is not None:
+                    message = f"line {line}: document {index + 1} {wrong}"
+                    problems.append(Problem(ref=self._file_ref(path), message=message))
                     continue
                 key = key_of(obj)
                 origins[key] = f"{rel}:{line}"
@@ -214,12 +208,9 @@ class ManifestsProvider:
         rel = self._file_ref(path).name
         part = _Part({}, {}, [], [], ClusterSnapshot())
         for index, (obj, line) in enumerate(objects):
-            if (
-                not isinstance(obj, dict)
-                or not obj.get("kind")
-                or not (obj.get("metadata") or {}).get("name")
-            ):
-                message = f"line {line}: document {index + 1} is not a Kubernetes object (kind and metadata.name required)"
+            wrong = not_an_object(obj)
+            if wrong is not None:
+                message = f"line {line}: document {index + 1} {wrong}"
                 part.problems.append(Problem(ref=self._file_ref(path), message=message))
                 continue
             key = key_of(obj)

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from passerelle.kube.shapes import MALFORMED, mapping
 from passerelle.kube.snapshot import Object, key_of
 
 INGRESS_API_VERSIONS = frozenset({"networking.k8s.io/v1", "networking.k8s.io/v1beta1", "extensions/v1beta1"})
@@ -87,6 +88,17 @@ class InvalidObject(ValueError):
 
 
 def read_ingress(obj: Object) -> IngressSpec:
+    """The Ingress `obj` as passerelle reads it; raises InvalidObject, listing what is wrong, and
+    nothing else whatever `obj` holds (a field of a type nobody expects is one more error)."""
+    try:
+        return _read_ingress(obj)
+    except InvalidObject:
+        raise
+    except MALFORMED as e:
+        raise InvalidObject([f"malformed: {e!r}"]) from None
+
+
+def _read_ingress(obj: Object) -> IngressSpec:
     """Normalize an Ingress; raises InvalidObject listing every validation error found."""
     _, namespace, name = key_of(obj)
     meta = obj.get("metadata") or {}
@@ -121,7 +133,7 @@ def read_ingress(obj: Object) -> IngressSpec:
     if errors:
         raise InvalidObject(errors)
 
-    annotations = {str(k): str(v) for k, v in (meta.get("annotations") or {}).items()}
+    annotations = {str(k): str(v) for k, v in mapping(meta.get("annotations")).items()}
     return IngressSpec(
         namespace=namespace,
         name=name,

@@ -8,6 +8,8 @@ from itertools import chain
 from types import MappingProxyType
 from typing import Any
 
+from passerelle.kube.shapes import mapping, text
+
 Object = Mapping[str, Any]
 Key = tuple[str, str, str]  # (kind, namespace, name)
 
@@ -22,13 +24,13 @@ QUALIFIED_GROUPS = frozenset({"traefik.containo.us"})
 
 
 def key_of(obj: Object) -> Key:
-    meta = obj.get("metadata") or {}
-    kind = obj.get("kind", "")
+    meta = mapping(obj.get("metadata"))
+    kind = text(obj.get("kind"))
     group = str(obj.get("apiVersion", "")).partition("/")[0]
     if group in QUALIFIED_GROUPS:
         kind = f"{kind}.{group}"
-    namespace = "" if kind in CLUSTER_SCOPED else (meta.get("namespace") or "default")
-    return (kind, namespace, meta.get("name", ""))
+    namespace = "" if kind in CLUSTER_SCOPED else (text(meta.get("namespace")) or "default")
+    return (kind, namespace, text(meta.get("name")))
 
 
 @dataclass(frozen=True, slots=True)
