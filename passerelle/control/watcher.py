@@ -101,7 +101,14 @@ class ConfigWatcher:
             self._wake.clear()
             loaded, self._latest = self._latest, None
             if loaded is not None:
-                translated = await asyncio.to_thread(self._translate_yielding, loaded, self.current)
+                try:
+                    translated = await asyncio.to_thread(self._translate_yielding, loaded, self.current)
+                except Exception:  # a fault in translation: never the end of every later update
+                    log.exception(
+                        "translating the configuration failed; v%s keeps serving",
+                        self.current.number if self.current else "none",
+                    )
+                    continue
                 self._publish(loaded, *translated)
 
     def apply(self, loaded: Loaded) -> Version | None:

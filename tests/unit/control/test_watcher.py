@@ -142,3 +142,42 @@ def test_a_change_set_is_from_the_live_version_even_after_a_version_failed() -> 
         and fourth.delta.removed_routers == ("default-b-b-example",)
     )
     assert fourth.delta.hosts == {"b.example": ()}
+
+
+async def test_a_translation_that_raises_leaves_the_live_version_and_later_ones_still_come() -> None:
+    import asyncio
+
+    published: list[Version] = []
+    arrived = asyncio.Event()
+
+    def listener(version: Version) -> None:
+        published.append(version)
+        arrived.set()
+
+    watcher = ConfigWatcher(IngressOptions(), [listener], throttle=0)
+    translate = watcher._translator.translate
+    calls = 0
+
+    def faulty(snapshot: ClusterSnapshot) -> object:
+        nonlocal calls
+        calls += 1
+        if calls == 2:
+            raise RuntimeError("a fault in translation")
+        return translate(snapshot)
+
+    watcher._translator.translate = faulty  # type: ignore[method-assign,assignment]
+    task = asyncio.get_running_loop().create_task(watcher.run())
+    try:
+        await watcher.publish(loaded(INGRESS))
+        await asyncio.wait_for(arrived.wait(), 5)
+        arrived.clear()
+        await watcher.publish(loaded({**INGRESS, "metadata": {"name": "j"}}))  # this one fails
+        while calls < 2:
+            await asyncio.sleep(0.01)
+        assert watcher.current is not None and watcher.current.number == 1  # still serving v1
+        await watcher.publish(loaded({**INGRESS, "metadata": {"name": "k"}}))
+        await asyncio.wait_for(arrived.wait(), 5)
+    finally:
+        task.cancel()
+    assert [v.number for v in published] == [1, 2]
+    assert [r.source for r in published[-1].config.routers] == ["Ingress default/k"]
