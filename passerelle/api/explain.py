@@ -140,6 +140,21 @@ class Explainer:
         out["middlewares"] = self._middlewares(router)
         out["service"] = self._service(router)
         out["result"] = self._result(route, misdirected, host, target, method)
+        if (
+            route is not None
+            and route.regex_redirect is not None
+            and out["result"]["action"] != "misdirected"
+        ):
+            location = route.regex_redirect.location(b"https" if entry.tls else b"http", host, target)
+            if location is not None:  # dispatch answers it before the route's redirect or proxy
+                status = route.regex_redirect.status(method.encode())
+                detail = f"redirected ({status}) to {location} (redirectRegex)"
+                out["result"] = {
+                    "action": dispatch.REDIRECT,
+                    "status": status,
+                    "location": location,
+                    "detail": detail,
+                }
         if out["result"]["action"] == dispatch.PROXY:
             out["result"]["upstream"] = _upstream(head, edits)
         if route is not None and route.allow is not None:
@@ -231,8 +246,9 @@ class Explainer:
         reached = True
         for name in router.middlewares if router is not None else ():
             spec = self._config.middleware(name).spec
-            # an allow list is checked before the rest of the chain, wherever it stands (dispatch.py)
-            applied = reached or spec.kind == "ipAllowList"
+            # an allow list and a regex redirect are checked before the rest of the chain, wherever
+            # they stand (dispatch.py)
+            applied = reached or spec.kind in ("ipAllowList", "redirectRegex")
             out.append({"name": name, "kind": spec.kind, "spec": spec.to_dict(), "applied": applied})
             if spec.kind in ("redirectScheme", "requestRedirect"):
                 reached = False  # the redirect answers: nothing after it runs (dataplane.route_of)

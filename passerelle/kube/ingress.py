@@ -289,7 +289,10 @@ class _Builder:
         if mods.error:  # never serve its paths unchanged: the backends expect them rewritten
             self._problem(ref, f"not served: {mods.error}")
             return
-        every_path = tuple(m for m in (mods.allow, mods.headers) if m is not None)  # the allow list first
+        regex = placed.annotations.traefik17.redirect_regex
+        every_path = tuple(
+            m for m in (mods.allow, regex, mods.headers) if m is not None
+        )  # as dispatch checks
         for rule in spec.rules:
             for path in rule.paths:
                 match = _path_match(path.path, path.path_type, exact=mods.exact)

@@ -19,6 +19,7 @@ from passerelle.middlewares import traefik_kinds
 from passerelle.middlewares.headers import Headers
 from passerelle.middlewares.ip_allow_list import IpAllowList
 from passerelle.middlewares.pass_tls_client_cert import PassTLSClientCert
+from passerelle.middlewares.redirect_regex import RedirectRegex
 from passerelle.middlewares.redirect_scheme import RedirectScheme
 from passerelle.middlewares.request_redirect import RequestRedirect
 from passerelle.middlewares.strip_prefix import StripPrefix
@@ -26,7 +27,14 @@ from passerelle.middlewares.url_rewrite import UrlRewrite
 
 # a tagged union by `kind`
 MiddlewareSpec = (
-    RedirectScheme | PassTLSClientCert | Headers | UrlRewrite | RequestRedirect | StripPrefix | IpAllowList
+    RedirectScheme
+    | PassTLSClientCert
+    | Headers
+    | UrlRewrite
+    | RequestRedirect
+    | StripPrefix
+    | IpAllowList
+    | RedirectRegex
 )
 
 KINDS: dict[str, Callable[[Any], MiddlewareSpec]] = {
@@ -38,6 +46,7 @@ KINDS: dict[str, Callable[[Any], MiddlewareSpec]] = {
     "headers": traefik_kinds.headers,
     "ipAllowList": IpAllowList.from_middleware,
     "ipWhiteList": IpAllowList.from_middleware,  # its name before Traefik 3
+    "redirectRegex": RedirectRegex.from_middleware,
 }  # parsed from Traefik Middleware objects
 SPECS: dict[str, type[MiddlewareSpec]] = {
     cls.kind: cls
@@ -49,6 +58,7 @@ SPECS: dict[str, type[MiddlewareSpec]] = {
         RequestRedirect,
         StripPrefix,
         IpAllowList,
+        RedirectRegex,
     )
 }  # every kind a configuration may hold (the codec's table)
 

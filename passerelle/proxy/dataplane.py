@@ -25,6 +25,7 @@ from passerelle.http.redirect import Redirect
 from passerelle.middlewares.headers import HeaderEdits, Headers
 from passerelle.middlewares.ip_allow_list import IpAllowList
 from passerelle.middlewares.pass_tls_client_cert import PassTLSClientCert
+from passerelle.middlewares.redirect_regex import RedirectRegex
 from passerelle.middlewares.redirect_scheme import RedirectScheme
 from passerelle.middlewares.request_redirect import RequestRedirect
 from passerelle.middlewares.strip_prefix import StripPrefix
@@ -96,6 +97,7 @@ class Route:
         "edits",
         "response",
         "allow",
+        "regex_redirect",
     )
 
     def __init__(
@@ -114,6 +116,7 @@ class Route:
         self.response: tuple[HeaderEdits, ...] | None = None  # response header edits (not on the short way)
         self.client_cert = client_cert  # passTLSClientCert: headers about the client's certificate
         self.allow: IpAllowList | None = None  # ipAllowList: checked before anything else (dispatch.py)
+        self.regex_redirect: RedirectRegex | None = None  # redirectRegex: checked next (dispatch.py)
         # router, service, and the namespace and name of the Ingress it came from ("Ingress ns/name"):
         # the metrics' and the access log's labels, made once per version, not per request
         kind, _, where = source.partition(" ")
@@ -137,10 +140,9 @@ def route_of(
     route = Route(router.name, upstreams[router.service], redirect, client_cert, router.source)
     route.edits = edits
     route.response = response or None
-    route.allow = next(
-        (s for s in (config.middleware(n).spec for n in router.middlewares) if isinstance(s, IpAllowList)),
-        None,
-    )
+    specs = [config.middleware(n).spec for n in router.middlewares]
+    route.allow = next((s for s in specs if isinstance(s, IpAllowList)), None)
+    route.regex_redirect = next((s for s in specs if isinstance(s, RedirectRegex)), None)
     weighted = config.service(router.service).weighted
     if weighted:
         parts = []

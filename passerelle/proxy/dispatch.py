@@ -158,12 +158,18 @@ def dispatch(
         route = table.match(host, target)
     else:  # Gateway API routers: conditions, weighted splits, request filters (routing/conditional.py)
         route = cast("ConditionalTable[Route]", table).match_request(host, target, method, head)
+    misdirected = peer is not None and entry.tls is not None and peer.misdirected(entry.tls, host)
     edits: tuple[HeadEdit, ...] = ()
-    if route is not None:
+    if route is not None and not misdirected:  # a misdirected request gets its 421, nothing else
         if route.allow is not None:  # on the head as the data plane made it, before any edit
             refused = route.allow.refusal(head, method)
             if refused is not None:
                 return route, head, refused
+        if route.regex_redirect is not None:  # on the URL as it came, before any rewrite
+            scheme = b"https" if entry.tls is not None else b"http"
+            redirect = route.regex_redirect.answer(scheme, host, target, method)
+            if redirect is not None:
+                return route, head, redirect
         edits = route.edits  # Gateway filters, Ingress path and header annotations, Traefik middlewares
         if route.split is not None:  # a weighted split: the part's route (none left: the split's 500)
             part = route.split.pick()
@@ -172,7 +178,7 @@ def dispatch(
                 edits = (*edits, *part.edits)  # filters on the backendRef, after the rule's
     if edits:
         head = edit_head(head, edits)
-    action = decide(route, peer is not None and entry.tls is not None and peer.misdirected(entry.tls, host))
+    action = decide(route, misdirected)
     if action is PROXY:
         assert route is not None
         if route.client_cert is not None:

@@ -158,3 +158,35 @@ def test_allow_lists_check_the_connections_address_not_its_headers(
     ), problems
     metrics = httpx.get(f"http://127.0.0.1:{router.api_port}/metrics", timeout=5).text
     assert 'code="403"' in metrics and 'ingress="closed"' in metrics
+
+
+def test_a_regex_redirect_answers_only_the_urls_it_matches(
+    backends: Backends, make_router: Callable[..., Router]
+) -> None:
+    app = backends.whoami("app-0")
+    apex = {
+        "apiVersion": "traefik.io/v1alpha1",
+        "kind": "Middleware",
+        "metadata": {"name": "apex"},
+        "spec": {
+            "redirectRegex": {
+                "regex": r"^http://www\.(shop\.test)(:\d+)?/(.*)",
+                "replacement": "https://${1}/${3}",
+            }
+        },
+    }
+    chain = "default-apex@kubernetescrd"
+    router = make_router(
+        [
+            service("app"),
+            endpoint_slice("app", [app]),
+            apex,
+            {**annotated("shop", {"traefik.ingress.kubernetes.io/router.middlewares": chain}, ("/", "Prefix", "app")),
+             "spec": {"rules": [rule("shop.test", ("/", "Prefix", "app")), rule("www.shop.test", ("/", "Prefix", "app"))]}},
+        ]
+    )  # fmt: skip
+    with httpx.Client(base_url=router.base, timeout=5) as client:
+        moved = client.get("/cart?id=1", headers={"Host": "www.shop.test"})
+        assert moved.status_code == 302 and moved.headers["Location"] == "https://shop.test/cart?id=1"
+        assert client.post("/cart", headers={"Host": "www.shop.test"}).status_code == 307
+        assert echo(client.get("/cart", headers={"Host": "shop.test"}))["path"] == "/cart"  # not matched

@@ -28,19 +28,21 @@ from passerelle.http.redirect import is_authority
 from passerelle.kube.annotations import traefik17_paths
 from passerelle.kube.annotations.report import KeyReport, KeyStatus, parse_bool, parse_list
 from passerelle.kube.annotations.service import read_scheme
+from passerelle.middlewares.redirect_regex import RedirectRegex
 
 BARE = "ingress.kubernetes.io/"
 TRAEFIK = "traefik.ingress.kubernetes.io/"
 
 HONOURED = frozenset(
     {"frontend-entry-points", "redirect-entry-point", "redirect-permanent", "ssl-redirect",
-     "ssl-temporary-redirect", "ssl-host", "protocol", *traefik17_paths.KEYS}
+     "ssl-temporary-redirect", "ssl-host", "protocol", "redirect-regex", "redirect-replacement",
+     *traefik17_paths.KEYS}
 )  # fmt: skip
 # The rest of the 1.7 Ingress annotation table (docs/configuration/backends/kubernetes.md [T1.7]).
 NOT_YET = frozenset(
     {
         "app-root", "error-pages", "pass-tls-cert", "preserve-host", "priority",
-        "rate-limit", "redirect-regex", "redirect-replacement", "service-weights",
+        "rate-limit", "service-weights",
         "auth-type", "auth-secret", "auth-realm", "auth-remove-header", "auth-header-field",
         "auth-url", "auth-trust-headers", "auth-response-headers", "auth-tls-secret", "auth-tls-insecure",
         "allowed-hosts", "browser-xss-filter",
@@ -89,6 +91,7 @@ class Traefik17:
     ssl_redirect: str | None = None
     ssl_host: str | None = None
     protocol: str | None = None  # the scheme to every backend of the Ingress (service.py)
+    redirect_regex: RedirectRegex | None = None  # redirect-regex + redirect-replacement (+ -permanent)
     # rule-type, rewrite-target, request-modifier, custom headers (traefik17_paths.py)
     paths: traefik17_paths.PathModifiers = traefik17_paths.PathModifiers()
     keys: tuple[KeyReport, ...] = ()
@@ -169,10 +172,30 @@ def parse(annotations: Mapping[str, str]) -> Traefik17:
         entrypoints = parse_list(raw_entrypoints)
     redirect_entrypoint = (honour("redirect-entry-point") or "").strip() or None
     permanent = False
+    redirect_regex = None
+    regex, replacement = values.get("redirect-regex"), values.get("redirect-replacement")
     if redirect_entrypoint:
         permanent = bool(flag("redirect-permanent"))
+        for raw in (regex, replacement):  # 1.7: the entry point redirect wins over a regex one
+            if raw is not None:
+                keys.append(KeyReport(key=raw[0], status=KeyStatus.IGNORED, note="redirect-entry-point wins"))
+    elif regex is not None and replacement is not None and regex[1].strip() and replacement[1].strip():
+        try:
+            RedirectRegex(regex=regex[1].strip(), replacement=replacement[1].strip())
+        except ValueError as e:  # 1.7 skipped such a redirect and served the Ingress
+            keys.append(KeyReport(key=regex[0], status=KeyStatus.IGNORED, note=str(e)))
+            unused("redirect-permanent", "a valid redirect-regex")
+        else:
+            honour("redirect-regex")
+            honour("redirect-replacement")
+            permanent = bool(flag("redirect-permanent"))
+            redirect_regex = RedirectRegex(
+                regex=regex[1].strip(), replacement=replacement[1].strip(), permanent=permanent
+            )
     else:
-        unused("redirect-permanent", "redirect-entry-point")
+        unused("redirect-permanent", "redirect-entry-point or redirect-regex")
+        unused("redirect-regex", "redirect-replacement")
+        unused("redirect-replacement", "redirect-regex")
     # unrolled/secure (1.7's secure middleware) redirects only when ssl-redirect is set; the
     # temporary flag only changes the status then.
     ssl_redirect = None
@@ -209,6 +232,7 @@ def parse(annotations: Mapping[str, str]) -> Traefik17:
         ssl_redirect=ssl_redirect,
         ssl_host=ssl_host,
         protocol=protocol,
+        redirect_regex=redirect_regex,
         keys=tuple(keys),
     )
 

@@ -120,3 +120,32 @@ def test_response_headers_edit_the_response() -> None:
     assert mods.headers is not None and not mods.headers.request
     fields = mods.headers.response.apply([(b"Server", b"nginx"), (b"Content-Type", b"text/plain")])
     assert fields == [(b"Content-Type", b"text/plain"), (b"X-Frame-Options", b"DENY")]
+
+
+def test_redirect_regex_and_replacement_make_a_regex_redirect() -> None:
+    v17 = read_annotations(
+        {P + "redirect-regex": r"^http://old\.test/(.*)", P + "redirect-replacement": "https://new.test/$1",
+         P + "redirect-permanent": "true"}
+    ).traefik17  # fmt: skip
+    assert v17.redirect_regex is not None and v17.redirect_regex.permanent
+    assert v17.redirect_regex.location(b"http", b"old.test", b"/a?b") == "https://new.test/a?b"
+    report = read_annotations({P + "redirect-regex": "^x", P + "redirect-replacement": "y"}).report.message()
+    assert report is None  # both honoured
+
+
+@pytest.mark.parametrize(
+    ("annotations", "note"),
+    [
+        ({"redirect-regex": "^x", "redirect-replacement": "y", "redirect-entry-point": "https"},
+         "ingress.kubernetes.io/redirect-regex (redirect-entry-point wins)"),
+        ({"redirect-regex": "(", "redirect-replacement": "y"}, "ingress.kubernetes.io/redirect-regex (regex '(' does not compile"),
+        ({"redirect-regex": "^x"}, "ingress.kubernetes.io/redirect-regex (only read with redirect-replacement)"),
+    ],
+)  # fmt: skip
+def test_a_regex_redirect_that_cannot_be_made_is_reported_and_the_ingress_served(
+    annotations: dict[str, str], note: str
+) -> None:
+    read = read_annotations({P + k: v for k, v in annotations.items()})
+    assert read.traefik17.redirect_regex is None
+    message = read.report.message()
+    assert message is not None and note in message, message

@@ -10,6 +10,7 @@ from passerelle.middlewares.base import KINDS, SPECS, Unsupported, parse_middlew
 from passerelle.middlewares.headers import HeaderEdits, Headers
 from passerelle.middlewares.ip_allow_list import IpAllowList
 from passerelle.middlewares.pass_tls_client_cert import PassTLSClientCert
+from passerelle.middlewares.redirect_regex import RedirectRegex
 from passerelle.middlewares.redirect_scheme import RedirectScheme
 from passerelle.middlewares.strip_prefix import StripPrefix
 from passerelle.middlewares.url_rewrite import FULL, PREFIX, PathRewrite, UrlRewrite
@@ -147,6 +148,7 @@ def test_every_kind_parsed_from_traefik_round_trips_through_the_codec_table() ->
         "headers": {"customRequestHeaders": {"A": "1"}, "frameDeny": True},
         "ipAllowList": {"sourceRange": ["10.0.0.0/8"], "rejectStatusCode": 404},
         "ipWhiteList": {"sourceRange": ["192.0.2.7"]},
+        "redirectRegex": {"regex": "^http://old/(.*)", "replacement": "https://new/${1}", "permanent": True},
     }
     assert set(KINDS) == set(samples)  # a kind added to the table gets a sample here
     for kind, body in samples.items():
@@ -181,3 +183,44 @@ def test_ip_allow_list_checks_the_address_the_data_plane_wrote(
         assert refused is not None and refused.startswith(b"HTTP/1.1 403 Forbidden\r\n")
         head_only = allow.refusal(head, b"HEAD")
         assert head_only is not None and head_only.endswith(b"\r\n\r\n")  # no body to a HEAD
+
+
+@pytest.mark.parametrize(
+    ("regex", "replacement", "scheme", "host", "target", "location"),
+    [
+        (r"^https?://www\.(.+)", "https://${1}", b"http", b"www.a.test", b"/p?q=1", "https://a.test/p?q=1"),
+        (r"^https?://www\.(.+)", "https://${1}", b"http", b"a.test", b"/p", None),  # no match: on to the route
+        (r"^http://(?P<h>[^/]+)/old/(.*)", "https://$h/new/$2", b"http", b"a.test", b"/old/x", "https://a.test/new/x"),
+        (r"^(.*)$", "$1", b"http", b"a.test", b"/", None),  # the same URL: no redirect loop, as in Traefik
+        (r"^http://a\.test/(.*)", "http://b.test/$1x$9$$", b"http", b"a.test", b"/p", "http://b.test/$"),
+        (r"a\.test/(.*)", "b.test/$1", b"https", b"a.test", b"/p", "https://b.test/p"),  # search, not match
+    ],
+)  # fmt: skip
+def test_redirect_regex_locations(
+    regex: str, replacement: str, scheme: bytes, host: bytes, target: bytes, location: str | None
+) -> None:
+    """Go's references: $1, ${1}, $name; an unknown group (`$1x` is the group named `1x`, `$9`)
+    stands for nothing; `$$` is a dollar."""
+    redirect = RedirectRegex(regex=regex, replacement=replacement)
+    assert redirect.location(scheme, host, target) == location
+    answer = redirect.answer(scheme, host, target, b"GET")
+    if location is None:
+        assert answer is None
+    else:
+        assert answer is not None and answer.startswith(
+            b"HTTP/1.1 302 Found\r\nLocation: " + location.encode()
+        )
+
+
+@pytest.mark.parametrize(
+    ("permanent", "method", "status"),
+    [
+        (False, b"GET", 302),
+        (False, b"POST", 307),
+        (False, b"HEAD", 307),
+        (True, b"GET", 301),
+        (True, b"PUT", 308),
+    ],
+)
+def test_redirect_regex_status_follows_traefik(permanent: bool, method: bytes, status: int) -> None:
+    assert RedirectRegex(regex="^", replacement="x", permanent=permanent).status(method) == status
