@@ -8,8 +8,9 @@ replaced is the Location, with 302 for GET and 307 for other methods (301/308 wh
 A URL the regex does not match, or one the replacement leaves as it was, goes on to the route.
 
 The replacement's references are Go's: `$1`, `${1}`, `${name}`, `$name`, and `$$` for a dollar.
-The regex is Python's `re` (RE2's common syntax is the same; a pattern `re` refuses is an error
-naming it). The check runs on the request as it came, before the route's path rewrites, whatever
+The regex is RE2's, as Go's regexp is (the `google-re2` bindings): the same syntax as Traefik's,
+and matching in time linear in the URL, so no pattern makes a request cost what a backtracking
+engine would (`^(a+)+$`); a pattern RE2 refuses (back-references, look-arounds) is an error naming it. The check runs on the request as it came, before the route's path rewrites, whatever
 its place in the chain (proxy/dispatch.py), as the allow list does.
 """
 
@@ -21,13 +22,17 @@ from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any, ClassVar
 
+import re2  # type: ignore[import-untyped]
+
 from passerelle.middlewares.fields import object_of
 
 _KEYS = frozenset({"regex", "replacement", "permanent"})
+_OPTIONS = re2.Options()
+_OPTIONS.log_errors = False  # a pattern it refuses is reported on its object, not on stderr
 _GO_REFERENCE = re.compile(r"\$(?:\$|\{(\w+)\}|(\w+))")
 
 
-def python_template(replacement: str, pattern: re.Pattern[str]) -> str:
+def python_template(replacement: str, pattern: Any) -> str:
     """A Go regexp replacement (`$1`, `${name}`, `$$`) as a Python re template (`\\g<1>`). As in
     Go, a reference to a group the regex does not have stands for nothing."""
 
@@ -48,14 +53,15 @@ class RedirectRegex:
     regex: str
     replacement: str
     permanent: bool = False
-    _pattern: re.Pattern[str] = field(init=False, compare=False, repr=False)
+    _pattern: Any = field(init=False, compare=False, repr=False)  # an re2 pattern (no type stubs)
     _template: str = field(init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         try:
-            pattern = re.compile(self.regex)
-        except re.error as e:
-            raise ValueError(f"regex {self.regex!r} does not compile: {e}") from None
+            pattern = re2.compile(self.regex, _OPTIONS)
+        except re2.error as e:
+            reason = e.args[0].decode() if e.args and isinstance(e.args[0], bytes) else str(e)
+            raise ValueError(f"regex {self.regex!r} does not compile: {reason}") from None
         object.__setattr__(self, "_pattern", pattern)
         object.__setattr__(self, "_template", python_template(self.replacement, pattern))
 

@@ -224,3 +224,12 @@ def test_redirect_regex_locations(
 )
 def test_redirect_regex_status_follows_traefik(permanent: bool, method: bytes, status: int) -> None:
     assert RedirectRegex(regex="^", replacement="x", permanent=permanent).status(method) == status
+
+
+def test_redirect_regex_is_re2() -> None:
+    """Go's regexp is RE2: no back-references, and matching linear in the URL, so a pattern that
+    makes a backtracking engine run for ages on one request (`^(a+)+$`) answers at once here."""
+    with pytest.raises(ValueError, match="does not compile: invalid escape sequence"):
+        RedirectRegex(regex=r"(\w+)\1", replacement="x")
+    nested = RedirectRegex(regex=r"^http://h(/a+)+$", replacement="http://h/")
+    assert nested.location(b"http", b"h", b"/" + b"a" * 50_000 + b"!") is None
