@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -25,11 +26,28 @@ import yaml
 
 from passerelle.whoami import serve_whoami
 
+# Ports for listeners a test starts: below the kernel's ephemeral range (32768-60999 by default),
+# which bind(0) and every outgoing connection draw from, so that a port handed out here is not
+# taken by someone's connection before the process meant to listen on it binds it. Drawn at
+# random (several test runs may share the machine) and never twice in one run.
+_LISTEN_PORTS = (20000, 32767)
+_handed_out: set[int] = set()
+_draw = random.Random(os.getpid() ^ time.time_ns())
+
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A TCP port on 127.0.0.1 nothing listens on now, for a listener a test is about to start."""
+    while True:
+        port = _draw.randint(*_LISTEN_PORTS)
+        if port in _handed_out:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _handed_out.add(port)
+        return port
 
 
 class Backends:
