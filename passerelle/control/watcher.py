@@ -19,7 +19,7 @@ from dataclasses import dataclass, fields
 from passerelle.kube.incremental import Translator
 from passerelle.kube.ingress import IngressOptions
 from passerelle.kube.manifests import Loaded
-from passerelle.memory import gc_paused
+from passerelle.memory import gc_paused, settle
 from passerelle.model import Certificate, DynamicConfig, Problem
 from passerelle.model.delta import Delta, between
 
@@ -109,7 +109,9 @@ class ConfigWatcher:
                         self.current.number if self.current else "none",
                     )
                     continue
-                self._publish(loaded, *translated)
+                first = self.current is None
+                if self._publish(loaded, *translated) is not None and first:
+                    settle()
 
     def apply(self, loaded: Loaded) -> Version | None:
         """Translate and publish in the caller's thread (what `run` does, for tests and tools)."""

@@ -1,7 +1,13 @@
-"""ClusterSnapshot: an immutable set of Kubernetes objects indexed by (kind, namespace, name)."""
+"""ClusterSnapshot: an immutable set of Kubernetes objects indexed by (kind, namespace, name).
+
+A snapshot made from another by `edited` (a few objects replaced or gone) says so: `changes_since`
+gives, to a consumer that last read the snapshot it was made from, each kind's objects removed and
+added, so that neither the provider nor the translation passes over every object after a change.
+"""
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from itertools import chain
@@ -33,6 +39,16 @@ def key_of(obj: Object) -> Key:
     return (kind, namespace, text(meta.get("name")))
 
 
+# Per kind: (objects removed, objects added), by identity: a replaced object is both.
+Changes = Mapping[str, tuple[tuple[Object, ...], tuple[Object, ...]]]
+
+
+class Token:
+    """A snapshot's identity for `changes_since`: holding it does not hold the snapshot."""
+
+    __slots__ = ()
+
+
 @dataclass(frozen=True, slots=True)
 class ClusterSnapshot:
     objects: Mapping[Key, Object] = field(default_factory=lambda: MappingProxyType({}))
@@ -40,6 +56,14 @@ class ClusterSnapshot:
     _keys: Mapping[str, tuple[Key, ...]] = field(
         default_factory=dict, compare=False, repr=False
     )  # same order
+    _table: dict[Key, Object] = field(default_factory=dict, compare=False, repr=False)  # objects' dict
+    token: Token = field(default_factory=Token, compare=False, repr=False)
+    _base: Token | None = field(default=None, compare=False, repr=False)  # edited from that snapshot
+    _changes: Changes = field(default_factory=dict, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if len(self._table) != len(self.objects):  # made with `objects` alone
+            object.__setattr__(self, "_table", dict(self.objects))
 
     @classmethod
     def of(cls, objects: Iterable[Object]) -> ClusterSnapshot:
@@ -52,7 +76,61 @@ class ClusterSnapshot:
             MappingProxyType(table),
             {k: tuple(map(table.__getitem__, v)) for k, v in keys.items()},
             {k: tuple(v) for k, v in keys.items()},
+            table,
         )
+
+    def edited(self, removed: Iterable[Key], upserted: Mapping[Key, Object]) -> ClusterSnapshot:
+        """This snapshot without the objects of `removed` and with `upserted` (which win over
+        `removed` for a key in both). Costs copying the dictionary and each changed kind's
+        tuples (C-level), and a bisection per object changed; the new snapshot's
+        `changes_since(self.token)` says what changed."""
+        table = self._table.copy()
+        edits: dict[Key, Object | None] = {}
+        for key in removed:
+            if key in table:
+                edits[key] = None
+        edits.update(upserted)
+        removed_objects: dict[str, list[Object]] = {}
+        added_objects: dict[str, list[Object]] = {}
+        by_kind, kind_keys = dict(self._by_kind), dict(self._keys)
+        lists: dict[str, tuple[list[Key], list[Object]]] = {}
+        for key, obj in edits.items():
+            old = table.get(key)
+            if old is obj:
+                continue
+            kind = key[0]
+            if kind not in lists:
+                lists[kind] = (list(kind_keys.get(kind, ())), list(by_kind.get(kind, ())))
+            keys, objects = lists[kind]
+            i = bisect.bisect_left(keys, key)
+            if old is not None:
+                removed_objects.setdefault(kind, []).append(old)
+                if obj is None:
+                    del table[key], keys[i], objects[i]
+                    continue
+                objects[i] = obj
+            else:
+                assert obj is not None
+                keys.insert(i, key)
+                objects.insert(i, obj)
+            table[key] = obj
+            added_objects.setdefault(kind, []).append(obj)
+        for kind, (keys, objects) in lists.items():
+            if keys:
+                kind_keys[kind], by_kind[kind] = tuple(keys), tuple(objects)
+            else:
+                del kind_keys[kind], by_kind[kind]
+        changes = {
+            kind: (tuple(removed_objects.get(kind, ())), tuple(added_objects.get(kind, ()))) for kind in lists
+        }
+        return ClusterSnapshot(
+            MappingProxyType(table), by_kind, kind_keys, table, Token(), self.token, changes
+        )
+
+    def changes_since(self, token: Token | None) -> Changes | None:
+        """Each kind's objects removed and added since the snapshot of `token`, when this one
+        was edited from it (a kind not named did not change); None when not known."""
+        return self._changes if token is not None and token is self._base else None
 
     @classmethod
     def merged(cls, parts: Iterable[ClusterSnapshot]) -> ClusterSnapshot:
@@ -63,7 +141,7 @@ class ClusterSnapshot:
         groups: dict[str, list[ClusterSnapshot]] = {}
         size = 0
         for part in parts:
-            table.update(part.objects)
+            table.update(part._table)  # a dict: its stored hashes are reused
             size += len(part.objects)
             for kind in part._by_kind:
                 groups.setdefault(kind, []).append(part)
@@ -77,7 +155,7 @@ class ClusterSnapshot:
             keys = chain.from_iterable(part._keys[kind] for part in found)
             ordered = tuple(sorted(keys if size == len(table) else set(keys)))
             by_kind[kind], kind_keys[kind] = tuple(map(table.__getitem__, ordered)), ordered
-        return cls(MappingProxyType(table), by_kind, kind_keys)
+        return cls(MappingProxyType(table), by_kind, kind_keys, table)
 
     def get(self, kind: str, namespace: str, name: str) -> Object | None:
         return self.objects.get((kind, namespace, name))

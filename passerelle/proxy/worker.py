@@ -25,7 +25,7 @@ import socket
 import sys
 from typing import Any
 
-from passerelle.memory import gc_paused
+from passerelle.memory import gc_paused, settle
 from passerelle.model import Certificate, DynamicConfig, Middleware, Router, Service, TlsConfig, codec
 from passerelle.model.delta import Delta
 from passerelle.observability.accesslog import AccessLog, Shape
@@ -111,6 +111,7 @@ async def serve(init: dict[str, Any]) -> None:
     async def receive() -> None:
         assert dataplane is not None
         held = 0  # the version this worker serves
+        settled = False
         while True:
             begin = await inbox.get()
             if begin["type"] != "begin":
@@ -124,6 +125,9 @@ async def serve(init: dict[str, Any]) -> None:
                 channel.send({"type": "rejected", "version": version, "error": str(e)})
             else:
                 channel.send({"type": "applied", "version": version})
+                if not settled:
+                    settle()  # the first version's tables are out of the collector's scans
+                    settled = True
 
     channel_socket = socket.socket(fileno=init["channel"])
     _, channel = await loop.connect_accepted_socket(lambda: Channel(on_message, done.set), channel_socket)
