@@ -206,7 +206,7 @@ def live(n: int, writes: int, *, workers: int = 1, record: Path | None = None) -
             assert step is not None
             if record is not None:
                 spy = subprocess.Popen(
-                    [str(SPY), "record", "-p", str(pids[0]), "-o", str(record), "-r", "250", "-t"]
+                    [str(SPY), "record", "-p", str(pids[0]), "-o", str(record), "-r", "250", "--nonblocking"]
                     + (["-f", "raw"] if record.suffix != ".svg" else []),
                     stdout=subprocess.DEVNULL,
                 )

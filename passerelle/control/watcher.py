@@ -13,7 +13,7 @@ import dataclasses
 import logging
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 
 from passerelle.kube.incremental import Translator
@@ -35,7 +35,7 @@ class Version:
     number: int
     config: DynamicConfig
     problems: tuple[Problem, ...]
-    origins: dict[tuple[str, str, str], str]
+    origins: Mapping[tuple[str, str, str], str]
     # The DynamicConfig fields that differ from version `base`, found in the translation thread
     # so that listeners need not compare 20,000 routers again. None: not known, compare.
     base: int = 0
@@ -233,7 +233,7 @@ class ConfigWatcher:
         )  # fmt: skip
         return version
 
-    def _log_problems(self, problems: list[Problem], origins: dict[tuple[str, str, str], str]) -> None:
+    def _log_problems(self, problems: list[Problem], origins: Mapping[tuple[str, str, str], str]) -> None:
         current = set(problems)
         for problem in problems:
             if problem not in self._reported:

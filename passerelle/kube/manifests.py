@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from itertools import chain
 from pathlib import Path
@@ -19,6 +19,7 @@ from typing import Any
 
 import yaml
 
+from passerelle.kube.layered import Layered
 from passerelle.kube.nodes import read_node, read_pod
 from passerelle.kube.objects import InvalidObject, read_ingress
 from passerelle.kube.shapes import not_an_object
@@ -60,7 +61,7 @@ class _Part:
 class Loaded:
     snapshot: ClusterSnapshot
     problems: list[Problem]
-    origins: dict[Key, str] = field(default_factory=dict)  # object key -> "file:line"
+    origins: Mapping[Key, str] = field(default_factory=dict)  # object key -> "file:line"
 
 
 class ManifestsProvider:
@@ -207,7 +208,7 @@ class ManifestsProvider:
                 return None  # the last valid version keeps serving: the long way
         for key in valid.keys() - current.keys():
             del valid[key]  # deleted from the files: gone for good
-        return Loaded(ClusterSnapshot.merged(part.snapshot for part in parts.values()), [], origins)
+        return Loaded(ClusterSnapshot.merged(part.snapshot for part in parts.values()), [], Layered(origins))
 
     def _edited(self, parts: dict[Path, _Part]) -> Loaded | None:
         """The last snapshot with the parts of the files that changed, came or went since, when
@@ -230,12 +231,10 @@ class ManifestsProvider:
             if not self._checked(part):
                 return None
         gone = removed - upserted.keys()
-        origins = last.origins.copy()  # C-level; the last Loaded keeps its own
         for key in gone:
-            del origins[key]
             self._valid.pop(key, None)
-        for part in new:
-            origins.update(part.origins)
+        assert isinstance(last.origins, Layered)  # as _merged and this make them
+        origins = last.origins.edited(gone, {k: v for part in new for k, v in part.origins.items()})
         return Loaded(last.snapshot.edited(gone, upserted), [], origins)
 
     def _checked(self, part: _Part) -> bool:
