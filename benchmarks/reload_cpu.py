@@ -1,7 +1,7 @@
 """CPU cost of a reload at N Ingresses, phase by phase: `python benchmarks/reload_cpu.py [-n 10000]`.
 
 Runs the real control plane (manifests provider, ConfigWatcher, WorkerPool framing) and the real
-worker code (frame decoding, Dataplane.apply_steps / patch_steps) in one process, without sockets or event-loop
+worker code (frame decoding, receive_version: Dataplane.apply_steps / patch_steps) in one process, without sockets or event-loop
 waits, and reports `time.process_time()` per phase: CPU time, which neighbours on a shared machine
 disturb far less than wall-clock time. The garbage collector is paused as passerelle pauses it in
 those phases (passerelle/memory.py).
@@ -53,7 +53,7 @@ from passerelle.kube.manifests import ManifestsProvider
 from passerelle.proxy.channel import Channel, Message
 from passerelle.proxy.dataplane import Dataplane
 from passerelle.proxy.options import EntryPointOptions, ForwardingOptions
-from passerelle.proxy.worker import apply_version
+from passerelle.proxy.worker import receive_version
 
 SPY = PASSERELLE.with_name("py-spy")  # pip install py-spy, for --record
 
@@ -112,9 +112,12 @@ class WorkerSide:
         self.loop.run_until_complete(self._apply())
 
     async def _apply(self) -> None:
-        while not self.inbox.empty():
-            begin = await self.inbox.get()
-            self.held = await apply_version(self.inbox, begin, self.dataplane, self.held)
+        while not self.inbox.empty():  # as the worker's loop does (proxy/worker.py)
+            self.held = await receive_version(self.inbox, self.dataplane, self.held, self.answer, index=0)
+
+    def answer(self, message: Message) -> None:
+        if message["type"] != "applied":
+            raise SystemExit(f"the worker rejected v{message['version']}: {message.get('error')}")
 
 
 class Bench:

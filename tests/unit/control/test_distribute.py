@@ -14,7 +14,7 @@ from passerelle.kube.snapshot import ClusterSnapshot
 from passerelle.proxy.channel import Channel, Message
 from passerelle.proxy.dataplane import Dataplane
 from passerelle.proxy.options import EntryPointOptions, ForwardingOptions
-from passerelle.proxy.worker import apply_version
+from passerelle.proxy.worker import receive_version
 from passerelle.routing.table import RouteTable
 
 
@@ -57,16 +57,10 @@ class Worker:
         self.loop.run_until_complete(self._apply())
 
     async def _apply(self) -> None:
-        while not self.inbox.empty():
-            begin = await self.inbox.get()
-            try:
-                self.held = await apply_version(self.inbox, begin, self.dataplane, self.held)
-            except ValueError as e:
-                while not self.inbox.empty() and (await self.inbox.get())["type"] != "commit":
-                    pass
-                self.answers.append({"type": "rejected", "version": begin["version"], "error": str(e)})
-            else:
-                self.answers.append({"type": "applied", "version": begin["version"]})
+        while not self.inbox.empty():  # as the worker's loop does (proxy/worker.py)
+            self.held = await receive_version(
+                self.inbox, self.dataplane, self.held, self.answers.append, index=0
+            )
 
     def hosts(self) -> list[bytes]:
         table = self.dataplane.entrypoints["web"].table
