@@ -40,7 +40,8 @@ class Version:
     # so that listeners need not compare 20,000 routers again. None: not known, compare.
     base: int = 0
     changed: frozenset[str] | None = None
-    # The routers and services that differ from version `base`, by name. None: not known.
+    # The routers and services that differ from version `base`, by name (or `whole`: a change
+    # set cannot carry it). None: not known.
     delta: Delta | None = None
 
 
@@ -155,6 +156,8 @@ class ConfigWatcher:
             delta = self._translator.delta
             if current is None:
                 return raw, config, problems, current, changes(None, config), generation, None
+            if delta is not None and delta.whole:  # sent whole: compared field by field only
+                return raw, config, problems, current, changes(current.config, config), generation, delta
             if delta is None or before is None or before is not self._current_raw:
                 delta = between(current.config, config)  # not a change of what is live: compare
             return (
@@ -198,8 +201,11 @@ class ConfigWatcher:
             else:
                 # the translator's delta is against the version it translated from: reused only
                 # when that version is still live (compared None: only the contributions changed)
-                delta = delta if delta is not None and compared is None else between(current, config)
-                changed = delta_changes(delta, current, config)
+                if delta is not None and delta.whole:
+                    changed = changes(current, config)
+                else:
+                    delta = delta if delta is not None and compared is None else between(current, config)
+                    changed = delta_changes(delta, current, config)
         if self.current is not None and not changed:
             self.current = Version(
                 number=self.current.number, config=config, problems=tuple(problems), origins=loaded.origins

@@ -412,7 +412,7 @@ class LiveRouters:
         self._services: dict[str, str] = {}
 
     def update(self, number: int, base: int, config: DynamicConfig, delta: Delta | None) -> LivePairs:
-        if delta is not None and self._number and base == self._number:
+        if delta is not None and not delta.whole and self._number and base == self._number:
             services = self._services.copy()  # the last LivePairs keeps its own
             for name in delta.removed_routers:
                 services.pop(name, None)

@@ -8,8 +8,10 @@ from typing import Any
 
 from passerelle.control.distribute import WorkerPool
 from passerelle.control.watcher import ConfigWatcher, Version
+from passerelle.kube.gateway import CONTROLLER_NAME
 from passerelle.kube.ingress import IngressOptions
 from passerelle.kube.manifests import Loaded
+from passerelle.kube.placement import EntryPointInfo
 from passerelle.kube.snapshot import ClusterSnapshot
 from passerelle.proxy.channel import Channel, Message
 from passerelle.proxy.dataplane import Dataplane
@@ -186,5 +188,38 @@ def test_an_endpoint_change_travels_as_one_service() -> None:
         workers[0].receive()
         route = workers[0].dataplane.entrypoints["web"].table.match(b"a.test", b"/")
         assert route is not None and [str(p.server) for p in route.upstream.pools.items] == ["10.0.0.2:80"]
+    finally:
+        loop.close()
+
+
+def test_a_gateway_api_version_goes_whole_to_every_worker_without_a_rejected_change_set() -> None:
+    loop, pool, workers, _ = setup(1)
+    web = (EntryPointInfo(name="web", tls=False, port=80),)  # the Gateway's listener port
+    watcher = ConfigWatcher(IngressOptions(entrypoints=web), [pool.publish])
+    gateway = [
+        {"apiVersion": "gateway.networking.k8s.io/v1", "kind": "GatewayClass", "metadata": {"name": "p"},
+         "spec": {"controllerName": CONTROLLER_NAME}},
+        {"apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway", "metadata": {"name": "gw"},
+         "spec": {"gatewayClassName": "p", "listeners": [{"name": "http", "port": 80, "protocol": "HTTP"}]}},
+    ]  # fmt: skip
+
+    def route(host: str) -> dict[str, Any]:
+        return {"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute", "metadata": {"name": "r"},
+                "spec": {"parentRefs": [{"name": "gw"}], "hostnames": [host],
+                         "rules": [{"backendRefs": [{"name": "s", "port": 80}]}]}}  # fmt: skip
+
+    try:
+        publish(watcher, ingress("a"), *gateway, route("g.test"))
+        workers[0].receive()
+        answer(pool, 0, workers[0])
+        v2 = publish(watcher, ingress("a"), *gateway, route("h.test"))
+        assert v2.delta is not None and v2.delta.whole and v2.changed == {"routers"}
+        assert [b["base"] for b in workers[0].begins()] == [None]  # whole, at once
+        workers[0].receive()
+        assert workers[0].answers == [{"type": "applied", "version": 2}]
+        answer(pool, 0, workers[0])
+        assert pool.applied is v2
+        table = workers[0].dataplane.entrypoints["web"].table
+        assert table.match_request(b"h.test", b"/", b"GET", b"") is not None  # type: ignore[union-attr]
     finally:
         loop.close()

@@ -15,7 +15,7 @@ from passerelle.model import (
     Severity,
     TlsConfig,
 )
-from passerelle.model.delta import between
+from passerelle.model.delta import Delta, between
 from passerelle.observability.aggregate import Totals
 from passerelle.observability.metrics import (
     METRICS,
@@ -218,3 +218,5 @@ def test_live_routers_follow_change_sets_as_live_pairs_follows_versions() -> Non
     assert set(live.update(9, 2, versions[1], None)) == live_pairs(versions[1])
     assert set(live.update(10, 3, versions[2], between(versions[1], versions[2]))) == live_pairs(versions[2])
     assert "not a pair" not in pairs
+    # a version that goes whole says nothing of what changed: read whole
+    assert set(live.update(11, 10, versions[3], Delta(whole=True))) == live_pairs(versions[3])
