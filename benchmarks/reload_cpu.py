@@ -11,8 +11,10 @@ Scenarios, each repeated (`--repeat`) and reported as the median:
   ingress   one Ingress added to or removed from the N (what run.py's reload scenario writes);
   endpoint  one EndpointSlice's address changed (one Service's servers).
 `--profile SCENARIO` prints cProfile's top functions for that scenario instead. `--live WRITES`
-runs `passerelle run` with 2 workers on the same manifests instead, rewrites reload.yaml WRITES
-times, 1.5 s apart, and reports the CPU seconds per write of each process (/proc/PID/stat).
+runs `passerelle run` as run.py's reload scenario does (its passerelle_spec, `--workers`, 1 by
+default, pinned), rewrites reload.yaml WRITES times with run.py's reload_step, RELOAD_PERIOD apart,
+and reports each process's CPU seconds per write and, over as long without writes, idle
+(/proc/PID/stat); `--record FILE` profiles the control plane meanwhile with py-spy.
 """
 
 from __future__ import annotations

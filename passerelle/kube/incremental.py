@@ -10,11 +10,13 @@ problems, made by ingress.py's builder for that Ingress alone. What an Ingress's
 others is looked up in indexes of the other fragments, counting only older Ingresses, as the full
 translation (oldest first) sees them: who claims an (entry point, host, path) first, which router
 names are taken. Objects are compared by identity (providers never mutate an object they handed
-over), so a snapshot's changes cost a few set operations on ids. An Ingress is translated again when
+over), so a snapshot's changes cost a few set operations on ids, or nothing when the snapshot was
+edited from the last one (ClusterSnapshot.changes_since says what changed). An Ingress is translated again when
 it changed, when a Service, EndpointSlice or Endpoints its backends name changed, or a Middleware
 when it names middlewares, or a TLSOption or Secret when it names a TLS option; then, oldest first, so are the younger Ingresses sharing a claim or a
 router name with one whose claims or names changed. An IngressClass change translates everything.
-The version is the fragments joined in age order. TLS is translated over the Ingresses that have
+The version is the fragments joined in age order (kube/fragment_order.py), or after a few
+changes the last version edited (DynamicConfig.edited). TLS is translated over the Ingresses that have
 spec.tls or TLS/ACME annotations (all of them when an entry point has a certificate resolver), and
 only when one of those changed, or a Secret did.
 """
@@ -58,9 +60,7 @@ TLS_OPTION_KINDS = ("TLSOption", f"TLSOption.{LEGACY_GROUP}")
 T = TypeVar("T")
 _ROUTERS = attrgetter("routers")
 _SERVICES = attrgetter("services")
-_PROBLEMS = attrgetter("problems")
 _NAME = attrgetter("name")
-_AGE = attrgetter("age")
 
 
 @dataclass(slots=True)
