@@ -86,6 +86,7 @@ class ConfigWatcher:
         self._extra: dict[str, tuple[tuple[Certificate, ...], tuple[Problem, ...]]] = {}
         self._generation = 0  # of _extra: a translation merged with older extras is merged again
         self._raw: tuple[Loaded, DynamicConfig, list[Problem]] | None = None
+        self._raw_whole = False  # the versions made of it go whole (Delta.whole)
         self._current_raw: DynamicConfig | None = None  # the raw translation `current` was made of
         # Relative to this (the event loop's) thread; absolute, so a pooled thread is not lowered twice.
         self._niceness = min(19, os.getpriority(os.PRIO_PROCESS, 0) + TRANSLATION_NICENESS)
@@ -134,9 +135,12 @@ class ConfigWatcher:
         current = self.current
         if current is None:
             return self._publish(loaded, raw, config, found, current, changes(None, config), self._generation)
-        # the same routers and services as what is live when it was made of this translation
-        delta = Delta() if raw is self._current_raw else between(current.config, config)
-        changed = delta_changes(delta, current.config, config)
+        if self._raw_whole:  # Gateway API routes: no change set carries them
+            delta = Delta(whole=True)
+            changed = changes(current.config, config)
+        else:  # the same routers and services as what is live when it was made of this translation
+            delta = Delta() if raw is self._current_raw else between(current.config, config)
+            changed = delta_changes(delta, current.config, config)
         return self._publish(loaded, raw, config, found, current, changed, self._generation, delta)
 
     def _merged(self, raw: DynamicConfig) -> DynamicConfig:
@@ -154,10 +158,11 @@ class ConfigWatcher:
             raw, problems = self._translator.translate(loaded.snapshot)
             config = self._merged(raw)
             delta = self._translator.delta
+            if delta is not None and delta.whole:  # sent whole: compared field by field only
+                changed = changes(current.config if current is not None else None, config)
+                return raw, config, problems, current, changed, generation, delta
             if current is None:
                 return raw, config, problems, current, changes(None, config), generation, None
-            if delta is not None and delta.whole:  # sent whole: compared field by field only
-                return raw, config, problems, current, changes(current.config, config), generation, delta
             if delta is None or before is None or before is not self._current_raw:
                 delta = between(current.config, config)  # not a change of what is live: compare
             return (
@@ -189,6 +194,7 @@ class ConfigWatcher:
         delta: Delta | None = None,
     ) -> Version | None:
         self._raw = (loaded, raw, problems)
+        self._raw_whole = delta is not None and delta.whole
         if generation != self._generation:  # contributions changed while this was translated
             config = self._merged(raw)
             compared = None

@@ -157,7 +157,7 @@ class Translator:
         self._gateway_secrets = gateway.secrets
         config, problems = self._assemble(snapshot, tls_again=tls_again, gateway=gateway, changed=changed)
         self.delta = self._delta(changed, config, first=first)
-        if (gateway.routers or self._had_gateway) and not first:
+        if gateway.routers or self._had_gateway:
             self.delta = Delta(whole=True)  # a change set cannot patch Gateway API routes
         self._had_gateway = bool(gateway.routers)
         self._config = config

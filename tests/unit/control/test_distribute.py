@@ -13,6 +13,7 @@ from passerelle.kube.ingress import IngressOptions
 from passerelle.kube.manifests import Loaded
 from passerelle.kube.placement import EntryPointInfo
 from passerelle.kube.snapshot import ClusterSnapshot
+from passerelle.model import Certificate
 from passerelle.proxy.channel import Channel, Message
 from passerelle.proxy.dataplane import Dataplane
 from passerelle.proxy.options import EntryPointOptions, ForwardingOptions
@@ -221,5 +222,13 @@ def test_a_gateway_api_version_goes_whole_to_every_worker_without_a_rejected_cha
         assert pool.applied is v2
         table = workers[0].dataplane.entrypoints["web"].table
         assert table.match_request(b"h.test", b"/", b"GET", b"") is not None  # type: ignore[union-attr]
+        # another source's certificates (ACME) on the same translation: whole too
+        ordered = Certificate(cert_pem="", key_pem="", names=("h.test",), fingerprint="ff",
+                              not_after="2027-01-01T00:00:00Z", source="acme")  # fmt: skip
+        v3 = watcher.contribute("acme", certificates=(ordered,))
+        assert v3 is not None and v3.delta is not None and v3.delta.whole and v3.changed == {"tls"}
+        assert [b["base"] for b in workers[0].begins()] == [None]
+        workers[0].receive()
+        assert workers[0].answers == [{"type": "applied", "version": 3}]
     finally:
         loop.close()
