@@ -1,7 +1,7 @@
 """CPU cost of a reload at N Ingresses, phase by phase: `python benchmarks/reload_cpu.py [-n 10000]`.
 
 Runs the real control plane (manifests provider, ConfigWatcher, WorkerPool framing) and the real
-worker code (frame decoding, Dataplane.apply_steps / patch_steps) in one process, without sockets or event-loop
+worker code (frame decoding, receive_version: Dataplane.apply_steps / patch_steps) in one process, without sockets or event-loop
 waits, and reports `time.process_time()` per phase: CPU time, which neighbours on a shared machine
 disturb far less than wall-clock time. The garbage collector is paused as passerelle pauses it in
 those phases (passerelle/memory.py).
@@ -11,8 +11,10 @@ Scenarios, each repeated (`--repeat`) and reported as the median:
   ingress   one Ingress added to or removed from the N (what run.py's reload scenario writes);
   endpoint  one EndpointSlice's address changed (one Service's servers).
 `--profile SCENARIO` prints cProfile's top functions for that scenario instead. `--live WRITES`
-runs `passerelle run` with 2 workers on the same manifests instead, rewrites reload.yaml WRITES
-times, 1.5 s apart, and reports the CPU seconds per write of each process (/proc/PID/stat).
+runs `passerelle run` as run.py's reload scenario does (its passerelle_spec, `--workers`, 1 by
+default, pinned), rewrites reload.yaml WRITES times with run.py's reload_step, RELOAD_PERIOD apart,
+and reports each process's CPU seconds per write and, over as long without writes, idle
+(/proc/PID/stat); `--record FILE` profiles the control plane meanwhile with py-spy.
 """
 
 from __future__ import annotations
@@ -21,24 +23,30 @@ import argparse
 import asyncio
 import cProfile
 import gc
-import json
 import os
 import pstats
-import socket
+import signal
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from run import (
-    EXTRA_INGRESS,
+from run import (  # benchmarks/ is on sys.path
+    EXTRA_INGRESS,  # run.py's reload: one Ingress more, or less
     PASSERELLE,
-)  # run.py's reload: one Ingress more, or less (benchmarks/ is on sys.path)
+    RELOAD_PERIOD,
+    Target,
+    free_port,
+    host_of,
+    launch,
+    passerelle_state,
+    reload_step,
+    stop,
+)
 
 from passerelle.control.distribute import WorkerPool
 from passerelle.control.watcher import ConfigWatcher
@@ -47,7 +55,9 @@ from passerelle.kube.manifests import ManifestsProvider
 from passerelle.proxy.channel import Channel, Message
 from passerelle.proxy.dataplane import Dataplane
 from passerelle.proxy.options import EntryPointOptions, ForwardingOptions
-from passerelle.proxy.worker import apply_version
+from passerelle.proxy.worker import receive_version
+
+SPY = PASSERELLE.with_name("py-spy")  # pip install py-spy, for --record
 
 ROUTE = """apiVersion: v1
 kind: Service
@@ -104,9 +114,12 @@ class WorkerSide:
         self.loop.run_until_complete(self._apply())
 
     async def _apply(self) -> None:
-        while not self.inbox.empty():
-            begin = await self.inbox.get()
-            self.held = await apply_version(self.inbox, begin, self.dataplane, self.held)
+        while not self.inbox.empty():  # as the worker's loop does (proxy/worker.py)
+            self.held = await receive_version(self.inbox, self.dataplane, self.held, self.answer, index=0)
+
+    def answer(self, message: Message) -> None:
+        if message["type"] != "applied":
+            raise SystemExit(f"the worker rejected v{message['version']}: {message.get('error')}")
 
 
 class Bench:
@@ -174,62 +187,68 @@ class Bench:
         return times
 
 
-def live(n: int, writes: int) -> None:
-    """`passerelle run` (2 workers) on the same manifests, rewriting reload.yaml every 1.5 s as
-    run.py does; CPU seconds per write of the control plane and of each worker, from /proc."""
+def live(n: int, writes: int, *, workers: int = 1, record: Path | None = None) -> None:
+    """`passerelle run` as run.py's reload scenario starts it (run.py's passerelle_spec: n Ingresses,
+    each with its Service and EndpointSlice, in routes.yaml; with 1 worker pinned on one CPU), and
+    reload.yaml rewritten `writes` times, RELOAD_PERIOD apart, by run.py's reload_step; prints the
+    CPU seconds per write of the control plane and of each worker (/proc/PID/stat). `record`: a
+    py-spy profile of the control plane over the writes, every thread, on CPU only: a flame
+    graph for a .svg file, else collapsed stacks (one line per stack and its sample count)."""
     with tempfile.TemporaryDirectory() as tmp:
-        directory = Path(tmp)
-        manifests = directory / "manifests"
-        manifests.mkdir()
-        Bench(manifests, n).write_base()
-        port, api = free_port(), free_port()
-        config = directory / "passerelle.yaml"
-        config.write_text(
-            f"entryPoints:\n  web: {{address: '127.0.0.1:{port}'}}\n"
-            f"providers:\n  manifests: {{directory: {manifests}, watch: true}}\n"
-            f"api: {{address: '127.0.0.1:{api}'}}\nlog: {{level: WARNING}}\nworkers: 2\n"
-        )
-        process = subprocess.Popen([str(PASSERELLE), "run", "-c", str(config)])
+        target = Target("passerelle", workers, n, host_of(n), Path(tmp) / "passerelle")
+        launch(target, free_port(), None)  # no backend runs: nothing is requested
+        assert target.proc is not None
+        spy: subprocess.Popen[bytes] | None = None
         try:
-            deadline = time.monotonic() + 120
-            while applied(api) < 1:
-                if time.monotonic() > deadline or process.poll() is not None:
-                    raise SystemExit("passerelle did not start")
+            deadline = time.monotonic() + 180
+            while applied(target) < 1:
+                if time.monotonic() > deadline or target.proc.poll() is not None:
+                    raise SystemExit(f"passerelle did not start: see {target.dir / 'server.out'}")
                 time.sleep(0.5)  # noqa: TID251 (a script, not the event loop)
-            time.sleep(3)  # noqa: TID251
-            pids = [process.pid, *children(process.pid)]
-            before, first = [cpu_seconds(pid) for pid in pids], applied(api)
-            for step in range(writes):
-                temporary = manifests / ".reload.yaml.tmp"
-                temporary.write_text("" if step % 2 else EXTRA_INGRESS)
-                os.replace(temporary, manifests / "reload.yaml")
-                time.sleep(1.5)  # noqa: TID251
-            time.sleep(3)  # noqa: TID251
-            after, last = [cpu_seconds(pid) for pid in pids], applied(api)
+            time.sleep(3)  # noqa: TID251 (start-up's garbage and first reports settle)
+            pids = [target.proc.pid, *children(target.proc.pid)]
+            step = reload_step(target)
+            assert step is not None
+            if record is not None:
+                spy = subprocess.Popen(
+                    [str(SPY), "record", "-p", str(pids[0]), "-o", str(record), "-r", "250", "--nonblocking"]
+                    + (["-f", "raw"] if record.suffix != ".svg" else []),
+                    stdout=subprocess.DEVNULL,
+                )
+                time.sleep(1)  # noqa: TID251 (py-spy attaches)
+            idle = [cpu_seconds(pid) for pid in pids]
+            time.sleep(writes * RELOAD_PERIOD + 2)  # noqa: TID251 (as long as the writes, without them)
+            before, first = [cpu_seconds(pid) for pid in pids], applied(target)
+            idle = [b - i for b, i in zip(before, idle, strict=True)]
+            for write in range(writes):
+                step(write)
+                time.sleep(RELOAD_PERIOD)  # noqa: TID251
+            time.sleep(2)  # noqa: TID251 (the last write's version arrives)
+            after, last = [cpu_seconds(pid) for pid in pids], applied(target)
             rss = [rss_mib(pid) for pid in pids]
+            if spy is not None:
+                spy.send_signal(signal.SIGINT)
+                spy.wait(60)
         finally:
-            process.terminate()
-            process.wait(30)
+            stop(target.proc)
     spent = [(a - b) / writes for a, b in zip(after, before, strict=True)]
-    print(f"{n} Ingresses, {writes} writes, {last - first} versions applied by every worker")
+    idle = [i / writes for i in idle]
     print(
-        f"CPU seconds per write: control plane {spent[0]:.4f}, workers "
-        + ", ".join(f"{w:.4f}" for w in spent[1:])
+        f"{n} Ingresses, {writes} writes {RELOAD_PERIOD:g} s apart, {last - first} versions applied by every worker"
     )
+    for what, seconds in (("per write", spent), ("idle, per as long", idle)):
+        print(
+            f"CPU seconds {what}: control plane {seconds[0]:.4f}, workers "
+            + ", ".join(f"{w:.4f}" for w in seconds[1:])
+        )
     print(f"RSS MiB: control plane {rss[0]:.0f}, workers " + ", ".join(f"{r:.0f}" for r in rss[1:]))
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def applied(api: int) -> int:
+def applied(target: Target) -> int:
+    """The newest version every worker applied (0 while the API does not answer)."""
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{api}/api/workers", timeout=5) as answer:
-            return min(int(w["applied"]) for w in json.load(answer))
-    except OSError:
+        return passerelle_state(target)[0]
+    except (OSError, ValueError):
         return 0
 
 
@@ -265,9 +284,11 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--profile", choices=("scratch", "ingress", "endpoint"))
     parser.add_argument("--live", type=int, metavar="WRITES", help="measure a real passerelle instead")
+    parser.add_argument("--workers", type=int, default=1, help="with --live (default 1, as run.py's W=1)")
+    parser.add_argument("--record", type=Path, metavar="SVG", help="with --live: py-spy flame graph")
     args = parser.parse_args()
     if args.live:
-        live(args.n, args.live)
+        live(args.n, args.live, workers=args.workers, record=args.record)
         return
     gc.disable()  # as passerelle does around each phase measured here
     with tempfile.TemporaryDirectory() as tmp:

@@ -124,7 +124,8 @@ async def serve(settings: Settings) -> None:
 
     listeners: list[Listener] = [workers.publish]
     if totals is not None:
-        listeners.append(lambda version: totals.retire(metrics.live_pairs(version.config)))
+        live = metrics.LiveRouters()
+        listeners.append(lambda v: totals.retire(live.update(v.number, v.base, v.config, v.delta)))
     if dns is not None:
         listeners.append(dns.served)
     watcher = ConfigWatcher(settings.ingress_options(), listeners)

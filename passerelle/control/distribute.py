@@ -124,7 +124,11 @@ class WorkerPool:
         if changed is None or latest is None or version.base != latest.number:
             changed = changes(latest.config if latest is not None else None, version.config)
         delta = version.delta
-        if latest is None or version.base != latest.number or (delta is not None and delta.middlewares):
+        if (
+            latest is None
+            or version.base != latest.number
+            or (delta is not None and (delta.middlewares or delta.whole))
+        ):
             delta = None
         tls_changed = "tls" in changed
         self.latest = version

@@ -13,13 +13,13 @@ import dataclasses
 import logging
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 
 from passerelle.kube.incremental import Translator
 from passerelle.kube.ingress import IngressOptions
 from passerelle.kube.manifests import Loaded
-from passerelle.memory import gc_paused
+from passerelle.memory import gc_paused, settle
 from passerelle.model import Certificate, DynamicConfig, Problem
 from passerelle.model.delta import Delta, between
 
@@ -35,12 +35,13 @@ class Version:
     number: int
     config: DynamicConfig
     problems: tuple[Problem, ...]
-    origins: dict[tuple[str, str, str], str]
+    origins: Mapping[tuple[str, str, str], str]
     # The DynamicConfig fields that differ from version `base`, found in the translation thread
     # so that listeners need not compare 20,000 routers again. None: not known, compare.
     base: int = 0
     changed: frozenset[str] | None = None
-    # The routers and services that differ from version `base`, by name. None: not known.
+    # The routers and services that differ from version `base`, by name (or `whole`: a change
+    # set cannot carry it). None: not known.
     delta: Delta | None = None
 
 
@@ -85,6 +86,7 @@ class ConfigWatcher:
         self._extra: dict[str, tuple[tuple[Certificate, ...], tuple[Problem, ...]]] = {}
         self._generation = 0  # of _extra: a translation merged with older extras is merged again
         self._raw: tuple[Loaded, DynamicConfig, list[Problem]] | None = None
+        self._raw_whole = False  # the versions made of it go whole (Delta.whole)
         self._current_raw: DynamicConfig | None = None  # the raw translation `current` was made of
         # Relative to this (the event loop's) thread; absolute, so a pooled thread is not lowered twice.
         self._niceness = min(19, os.getpriority(os.PRIO_PROCESS, 0) + TRANSLATION_NICENESS)
@@ -109,7 +111,9 @@ class ConfigWatcher:
                         self.current.number if self.current else "none",
                     )
                     continue
-                self._publish(loaded, *translated)
+                first = self.current is None
+                if self._publish(loaded, *translated) is not None and first:
+                    settle()
 
     def apply(self, loaded: Loaded) -> Version | None:
         """Translate and publish in the caller's thread (what `run` does, for tests and tools)."""
@@ -131,9 +135,12 @@ class ConfigWatcher:
         current = self.current
         if current is None:
             return self._publish(loaded, raw, config, found, current, changes(None, config), self._generation)
-        # the same routers and services as what is live when it was made of this translation
-        delta = Delta() if raw is self._current_raw else between(current.config, config)
-        changed = delta_changes(delta, current.config, config)
+        if self._raw_whole:  # Gateway API routes: no change set carries them
+            delta = Delta(whole=True)
+            changed = changes(current.config, config)
+        else:  # the same routers and services as what is live when it was made of this translation
+            delta = Delta() if raw is self._current_raw else between(current.config, config)
+            changed = delta_changes(delta, current.config, config)
         return self._publish(loaded, raw, config, found, current, changed, self._generation, delta)
 
     def _merged(self, raw: DynamicConfig) -> DynamicConfig:
@@ -151,6 +158,9 @@ class ConfigWatcher:
             raw, problems = self._translator.translate(loaded.snapshot)
             config = self._merged(raw)
             delta = self._translator.delta
+            if delta is not None and delta.whole:  # sent whole: compared field by field only
+                changed = changes(current.config if current is not None else None, config)
+                return raw, config, problems, current, changed, generation, delta
             if current is None:
                 return raw, config, problems, current, changes(None, config), generation, None
             if delta is None or before is None or before is not self._current_raw:
@@ -184,6 +194,7 @@ class ConfigWatcher:
         delta: Delta | None = None,
     ) -> Version | None:
         self._raw = (loaded, raw, problems)
+        self._raw_whole = delta is not None and delta.whole
         if generation != self._generation:  # contributions changed while this was translated
             config = self._merged(raw)
             compared = None
@@ -196,8 +207,11 @@ class ConfigWatcher:
             else:
                 # the translator's delta is against the version it translated from: reused only
                 # when that version is still live (compared None: only the contributions changed)
-                delta = delta if delta is not None and compared is None else between(current, config)
-                changed = delta_changes(delta, current, config)
+                if delta is not None and delta.whole:
+                    changed = changes(current, config)
+                else:
+                    delta = delta if delta is not None and compared is None else between(current, config)
+                    changed = delta_changes(delta, current, config)
         if self.current is not None and not changed:
             self.current = Version(
                 number=self.current.number, config=config, problems=tuple(problems), origins=loaded.origins
@@ -231,7 +245,7 @@ class ConfigWatcher:
         )  # fmt: skip
         return version
 
-    def _log_problems(self, problems: list[Problem], origins: dict[tuple[str, str, str], str]) -> None:
+    def _log_problems(self, problems: list[Problem], origins: Mapping[tuple[str, str, str], str]) -> None:
         current = set(problems)
         for problem in problems:
             if problem not in self._reported:

@@ -10,18 +10,19 @@ problems, made by ingress.py's builder for that Ingress alone. What an Ingress's
 others is looked up in indexes of the other fragments, counting only older Ingresses, as the full
 translation (oldest first) sees them: who claims an (entry point, host, path) first, which router
 names are taken. Objects are compared by identity (providers never mutate an object they handed
-over), so a snapshot's changes cost a few set operations on ids. An Ingress is translated again when
+over), so a snapshot's changes cost a few set operations on ids, or nothing when the snapshot was
+edited from the last one (ClusterSnapshot.changes_since says what changed). An Ingress is translated again when
 it changed, when a Service, EndpointSlice or Endpoints its backends name changed, or a Middleware
 when it names middlewares, or a TLSOption or Secret when it names a TLS option; then, oldest first, so are the younger Ingresses sharing a claim or a
 router name with one whose claims or names changed. An IngressClass change translates everything.
-The version is the fragments joined in age order. TLS is translated over the Ingresses that have
+The version is the fragments joined in age order (kube/fragment_order.py), or after a few
+changes the last version edited (DynamicConfig.edited). TLS is translated over the Ingresses that have
 spec.tls or TLS/ACME annotations (all of them when an entry point has a certificate resolver), and
 only when one of those changed, or a Secret did.
 """
 
 from __future__ import annotations
 
-import bisect
 import heapq
 import logging
 from collections.abc import Iterable, Mapping
@@ -31,13 +32,14 @@ from operator import attrgetter
 from typing import TypeVar
 
 from passerelle.kube.backends import Answer, Backends, Inputs, slice_index, slice_owner
+from passerelle.kube.fragment_order import Changed, FragmentOrder
 from passerelle.kube.fragments import Age, Fragment, FragmentBuilder, Index, IngressKey
 from passerelle.kube.gateway import GatewayTranslation, translate_gateway
 from passerelle.kube.ingress import IngressOptions, _class_of, _served_classes
 from passerelle.kube.middlewares import LEGACY_GROUP, MiddlewareIndex
 from passerelle.kube.names import UniqueNames
 from passerelle.kube.objects import BackendRef, IngressSpec, InvalidObject, read_ingress
-from passerelle.kube.snapshot import ClusterSnapshot, Object, key_of
+from passerelle.kube.snapshot import Changes, ClusterSnapshot, Object, Token, key_of
 from passerelle.kube.tls import OPTIONS_ANNOTATIONS, TlsTranslator
 from passerelle.kube.tlsoptions import OptionIndex
 from passerelle.model import (
@@ -58,9 +60,7 @@ TLS_OPTION_KINDS = ("TLSOption", f"TLSOption.{LEGACY_GROUP}")
 T = TypeVar("T")
 _ROUTERS = attrgetter("routers")
 _SERVICES = attrgetter("services")
-_PROBLEMS = attrgetter("problems")
 _NAME = attrgetter("name")
-_AGE = attrgetter("age")
 
 
 @dataclass(slots=True)
@@ -86,14 +86,16 @@ class Translator:
 
     def _reset(self) -> None:
         self._served: tuple[set[str], bool] | None = None
+        self._token: Token | None = None  # of the last snapshot translated
+        self._changes: Changes | None = None  # of this snapshot since that one, when it says
         self._ids: dict[str, dict[int, Object]] = {}  # per kind: id -> object, of the last snapshot
         self._tuples: dict[str, tuple[Object, ...]] = {}  # per kind: the last snapshot's of_kind()
         self._seen: dict[int, _Seen] = {}  # per Ingress object id
         self._specs: dict[IngressKey, IngressSpec] = {}
         self._invalid: dict[IngressKey, Problem] = {}
         self._index = Index()
-        self._ages: list[Age] = []  # of the fragments, oldest first
-        self._order: list[Fragment] = []  # the fragments in that order
+        self._order = FragmentOrder()
+        self._joined_again = True  # the last _rebuild joined every fragment again
         self._slices: dict[tuple[str, str], list[Object]] = {}  # EndpointSlices by Service, in key order
         self._memo: dict[tuple[str, BackendRef], tuple[Inputs, Answer]] = {}
         self._middleware_problems: list[Problem] = []
@@ -123,6 +125,8 @@ class Translator:
             self._reset()
             self._served = served
         first = self._config is None
+        self._changes = snapshot.changes_since(self._token)
+        self._token = snapshot.token
         dirty: dict[IngressKey, None] = {}  # ordered, so a run is the same every time
         self._read_ingresses(snapshot, served, dirty)
         self._backend_changes(snapshot, dirty)
@@ -151,10 +155,10 @@ class Translator:
         # Gateway API objects are translated whole each time (kube/gateway.py); their Secrets join the TLS part
         tls_again = tls_again or gateway.secrets != self._gateway_secrets  # Secret edits: `secrets` above
         self._gateway_secrets = gateway.secrets
-        config, problems = self._assemble(snapshot, tls_again=tls_again, gateway=gateway)
+        config, problems = self._assemble(snapshot, tls_again=tls_again, gateway=gateway, changed=changed)
         self.delta = self._delta(changed, config, first=first)
         if gateway.routers or self._had_gateway:
-            self.delta = None  # a change set cannot patch Gateway API routes: workers get it whole
+            self.delta = Delta(whole=True)  # a change set cannot patch Gateway API routes
         self._had_gateway = bool(gateway.routers)
         self._config = config
         return config, problems
@@ -163,7 +167,8 @@ class Translator:
         self._gateway_problems.clear()
         report = Report(self._gateway_problems)
         names = UniqueNames()
-        names.reserve(r.name for f in self._order for r in f.routers)
+        if snapshot.of_kind("GatewayClass"):  # else translate_gateway names nothing
+            names.reserve(r.name for r in self._order.routers())
         return translate_gateway(
             snapshot, self._options.gateway, self._options.entrypoints, backends, report, names
         )
@@ -175,6 +180,13 @@ class Translator:
         if objects is self._tuples.get(kind):  # merged snapshots share an unchanged kind's tuple
             return [], []
         self._tuples[kind] = objects
+        if self._changes is not None:  # an edit of the last snapshot: what it says changed
+            removed, added = self._changes.get(kind, ((), ()))
+            ids = self._ids.setdefault(kind, {})
+            for obj in removed:
+                del ids[id(obj)]
+            ids.update(zip(map(id, added), added, strict=True))
+            return list(added), list(removed)
         before = self._ids.get(kind, {})
         now = dict(zip(map(id, objects), objects, strict=True))
         if now.keys() == before.keys():
@@ -290,7 +302,8 @@ class Translator:
         events.sort(reverse=True)  # popped from the end; Ingresses found concerned go on a heap
         pushed: list[tuple[Age, int, IngressKey]] = []
         queued = {key for _, step, key in events if step == 1}
-        many = len(events) > len(self._order) // 8  # then the age order is sorted again at the end
+        # many: the order is made again at the end (placing each costs a copy of the order)
+        many = len(events) > max(len(self._order.fragments) // 8, 32)
         alone = not index.fragments  # a first translation: no younger Ingress is ever concerned
         old: dict[IngressKey, Fragment | None] = {}
         while events or pushed:
@@ -308,7 +321,7 @@ class Translator:
             if before is not None:
                 index.remove(before)
                 if not many:
-                    self._unplace(before)
+                    self._order.unplace(before)
             now = None
             if step == 1:
                 assert self._tls_options is not None
@@ -316,7 +329,7 @@ class Translator:
                 now = builder.fragment(self._specs[key], index, before.placed if before else None)
                 index.add(now)
                 if not many:
-                    self._place(now)
+                    self._order.place(now)
             if alone or (
                 before is not None
                 and now is not None
@@ -329,41 +342,27 @@ class Translator:
                     if fragment is not None and fragment.age > age and other not in queued:
                         heapq.heappush(pushed, (fragment.age, 1, other))
                         queued.add(other)
+        self._joined_again = many
         if many:
-            self._order = sorted(index.fragments.values(), key=_AGE)
-            self._ages = [f.age for f in self._order]
+            self._order.rebuild(list(index.fragments.values()))
         return [(before, index.fragments.get(key)) for key, before in old.items()]
 
-    def _unplace(self, f: Fragment) -> None:
-        i = bisect.bisect_left(self._ages, f.age)
-        assert self._order[i] is f
-        del self._ages[i], self._order[i]
-
-    def _place(self, f: Fragment) -> None:
-        i = bisect.bisect_left(self._ages, f.age)
-        self._ages.insert(i, f.age)
-        self._order.insert(i, f)
-
     def _assemble(
-        self, snapshot: ClusterSnapshot, *, tls_again: bool, gateway: GatewayTranslation
+        self, snapshot: ClusterSnapshot, *, tls_again: bool, gateway: GatewayTranslation, changed: Changed
     ) -> tuple[DynamicConfig, list[Problem]]:
         """The version from the fragments, in age order; the TLS part is translated again only
-        when `tls_again` (else it is the last one's)."""
-        order = self._order
+        when `tls_again` (else it is the last one's). After a few changes, without Gateway API
+        routes, it is the last version edited (FragmentOrder.edited_services, DynamicConfig.edited)."""
+        order = self._order.fragments
         problems = [self._invalid[key] for key in sorted(self._invalid)]
         problems += self._middleware_problems
         problems += self._tls_option_problems
-        problems += dict.fromkeys(chain.from_iterable(map(_PROBLEMS, order)))  # the builder's, once each
-        services = list(chain.from_iterable(map(_SERVICES, order)))
+        problems += self._order.problems()  # the builder's, once each
         middlewares: dict[str, Middleware] = {}
-        for fragment in order:
-            for middleware in fragment.middlewares:
-                middlewares.setdefault(middleware.name, middleware)
-        for middleware in gateway.middlewares:
+        for middleware in chain(self._order.middlewares(), gateway.middlewares):
             middlewares.setdefault(middleware.name, middleware)
-        services += gateway.services
         problems += self._gateway_problems
-        routers = tuple(chain.from_iterable(map(_ROUTERS, order))) + gateway.routers
+        routers = self._order.routers() + gateway.routers
         if tls_again or self._tls_result is None:
             tls_part = order if self._acme_defaults else [f for f in order if f.tls]
             found: list[Problem] = []
@@ -378,13 +377,36 @@ class Translator:
             self._tls_result = (tls, found)
         tls, found = self._tls_result
         problems += found
-        config = DynamicConfig(
-            routers=routers,
-            # first use decides the order, and every use of a name is the same Service
-            services=tuple(dict(zip(map(_NAME, services), services, strict=True)).values()),
-            middlewares=tuple(middlewares.values()),
-            tls=tls,
-        )
+        previous = self._config
+        edit = None
+        if (
+            previous is not None
+            and not self._joined_again
+            and not gateway.routers
+            and not self._had_gateway
+            and previous.middlewares == tuple(middlewares.values())
+        ):
+            edit = self._order.edited_services(changed, previous.services_by_name())
+        if edit is not None and previous is not None:
+            index, fresh, removed = edit
+            config = previous.edited(
+                routers=routers,
+                services=index,
+                tls=tls,
+                dropped=[r for before, _ in changed if before for r in before.routers],
+                added=[r for _, now in changed if now for r in now.routers],
+                changed_services=fresh,
+                removed_services=removed,
+            )
+        else:
+            services = list(chain.from_iterable(map(_SERVICES, order))) + list(gateway.services)
+            config = DynamicConfig(
+                routers=routers,
+                # first use decides the order, and every use of a name is the same Service
+                services=tuple(dict(zip(map(_NAME, services), services, strict=True)).values()),
+                middlewares=tuple(middlewares.values()),
+                tls=tls,
+            )
         return config, problems
 
     # -- what changed, for the workers -------------------------------------------------------

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from itertools import chain
 from pathlib import Path
@@ -19,6 +19,7 @@ from typing import Any
 
 import yaml
 
+from passerelle.kube.layered import Layered
 from passerelle.kube.nodes import read_node, read_pod
 from passerelle.kube.objects import InvalidObject, read_ingress
 from passerelle.kube.shapes import not_an_object
@@ -60,7 +61,7 @@ class _Part:
 class Loaded:
     snapshot: ClusterSnapshot
     problems: list[Problem]
-    origins: dict[Key, str] = field(default_factory=dict)  # object key -> "file:line"
+    origins: Mapping[Key, str] = field(default_factory=dict)  # object key -> "file:line"
 
 
 class ManifestsProvider:
@@ -72,6 +73,8 @@ class ManifestsProvider:
         self._valid: dict[Key, dict[str, Any]] = {}  # last valid version of each object
         self._file_problems: dict[Path, Problem] = {}
         self._missing = False
+        # The parts and the answer of the last `_assemble_parts` (None: it took the long way).
+        self._last: tuple[dict[Path, _Part], Loaded] | None = None
         self._unreadable = 0  # times a file failed to parse (observability/metrics.py provider_health)
 
     @property
@@ -175,34 +178,78 @@ class ManifestsProvider:
 
     def _assemble_parts(self, problems: list[Problem]) -> Loaded | None:
         """`_assemble`'s answer from each file's part, when no key is in two files and every
-        object checked is valid (the usual case); None otherwise. A change of one file costs
-        merging the parts (C-level dict updates) and checking the objects that are new."""
-        parts = []
+        object checked is valid (the usual case); None otherwise. After a change of a few files,
+        the last snapshot edited with their parts (`_edited`); else every part merged (C-level
+        dict updates), checking the objects that are new."""
+        parts: dict[Path, _Part] = {}
         for path, state in self._files.items():
             if state.part is None:
                 state.part = self._part(path, state.objects)
-            parts.append(state.part)
+            parts[path] = state.part
+        loaded = self._edited(parts) if self._last is not None else None
+        if loaded is None:
+            loaded = self._merged(parts)
+        self._last = (parts, loaded) if loaded is not None else None
+        if loaded is not None:
+            loaded.problems = problems + list(chain.from_iterable(part.problems for part in parts.values()))
+        return loaded
+
+    def _merged(self, parts: dict[Path, _Part]) -> Loaded | None:
         current: dict[Key, dict[str, Any]] = {}
         origins: dict[Key, str] = {}
-        for part in parts:
+        for part in parts.values():
             current.update(part.keyed)
             origins.update(part.origins)
-        if len(current) != sum(len(part.keyed) for part in parts):
+        if len(current) != sum(len(part.keyed) for part in parts.values()):
             return None  # a key in two files: which wins, and the Problem, the long way
         valid = self._valid
-        for part in parts:
-            for key in part.checked:
-                obj = current[key]
-                if valid.get(key) is not obj:
-                    try:
-                        VALIDATORS[key[0]](obj)
-                    except InvalidObject:
-                        return None  # the last valid version keeps serving: the long way
-                    valid[key] = obj
+        for part in parts.values():
+            if not self._checked(part):
+                return None  # the last valid version keeps serving: the long way
         for key in valid.keys() - current.keys():
             del valid[key]  # deleted from the files: gone for good
-        problems += chain.from_iterable(part.problems for part in parts)
-        return Loaded(ClusterSnapshot.merged(part.snapshot for part in parts), problems, origins)
+        return Loaded(ClusterSnapshot.merged(part.snapshot for part in parts.values()), [], Layered(origins))
+
+    def _edited(self, parts: dict[Path, _Part]) -> Loaded | None:
+        """The last snapshot with the parts of the files that changed, came or went since, when
+        they hold few objects and no key of another file; None otherwise."""
+        assert self._last is not None
+        last_parts, last = self._last
+        old = [part for path, part in last_parts.items() if parts.get(path) is not part]
+        new = [part for path, part in parts.items() if last_parts.get(path) is not part]
+        if sum(len(part.keyed) for part in chain(old, new)) > max(len(last.snapshot) // 8, 1000):
+            return None  # merging every part again costs less
+        removed = {key for part in old for key in part.keyed}
+        upserted: dict[Key, dict[str, Any]] = {}
+        table = last.snapshot.objects
+        for part in new:
+            for key, obj in part.keyed.items():
+                if key in upserted or (key in table and key not in removed):
+                    return None  # a key in two files: the long way
+                upserted[key] = obj
+        for part in new:
+            if not self._checked(part):
+                return None
+        gone = removed - upserted.keys()
+        for key in gone:
+            self._valid.pop(key, None)
+        assert isinstance(last.origins, Layered)  # as _merged and this make them
+        origins = last.origins.edited(gone, {k: v for part in new for k, v in part.origins.items()})
+        return Loaded(last.snapshot.edited(gone, upserted), [], origins)
+
+    def _checked(self, part: _Part) -> bool:
+        """Whether the objects of `part` that kinds in VALIDATORS check are valid (each object
+        is checked once, then remembered as the last valid version of its key)."""
+        valid = self._valid
+        for key in part.checked:
+            obj = part.keyed[key]
+            if valid.get(key) is not obj:
+                try:
+                    VALIDATORS[key[0]](obj)
+                except InvalidObject:
+                    return False
+                valid[key] = obj
+        return True
 
     def _part(self, path: Path, objects: list[tuple[dict[str, Any], int]]) -> _Part:
         rel = self._file_ref(path).name

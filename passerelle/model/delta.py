@@ -26,6 +26,8 @@ class Delta:
     `hosts`: for every host that a changed or removed router was or is on, the names of all its
     routers, in version order (the route table keeps the first router of a (host, path), so order
     matters). `middlewares`: whether they changed too (then a worker is sent the whole version).
+    `whole`: no change set can carry this version (Gateway API routing, which a worker cannot
+    patch): it goes whole, and the rest is left empty rather than found by comparing versions.
     """
 
     routers: tuple[Router, ...] = ()
@@ -34,6 +36,7 @@ class Delta:
     removed_services: tuple[str, ...] = ()
     hosts: Mapping[HostKey, tuple[str, ...]] = field(default_factory=dict)
     middlewares: bool = False
+    whole: bool = False
 
     @property
     def services_changed(self) -> bool:

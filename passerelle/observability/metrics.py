@@ -20,6 +20,7 @@ import dataclasses
 import datetime
 import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,11 +29,13 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.registry import Collector
 
 from passerelle.model import Certificate, DynamicConfig, Problem, TlsConfig
+from passerelle.model.delta import Delta
 from passerelle.observability.aggregate import LABELS, Pair, Totals
 from passerelle.tls.contexts import TlsStatic
 
 __all__ = [
-    "METRICS", "MetricsCollector", "ProcessCollector", "Reloads", "Sources", "live_pairs", "registry_of",
+    "METRICS", "LivePairs", "LiveRouters", "MetricsCollector", "ProcessCollector", "Reloads", "Sources",
+    "live_pairs", "registry_of",
     "render", "scrape",
 ]  # fmt: skip
 
@@ -376,3 +379,45 @@ async def scrape(sources: Sources) -> bytes:
 def live_pairs(config: DynamicConfig) -> frozenset[Pair]:
     """The (router, service) pairs a configuration has: series of other pairs are retired."""
     return frozenset((router.name, router.service) for router in config.routers)
+
+
+class LivePairs(AbstractSet[Pair]):
+    """live_pairs() of one version, as a view of its routers' services by name (never changed)."""
+
+    __slots__ = ("_services",)
+
+    def __init__(self, services: Mapping[str, str]) -> None:
+        self._services = services
+
+    def __contains__(self, pair: object) -> bool:
+        if not isinstance(pair, tuple) or len(pair) != 2:
+            return False
+        service = self._services.get(pair[0])
+        return service is not None and service == pair[1]
+
+    def __iter__(self) -> Iterator[Pair]:
+        return iter(self._services.items())
+
+    def __len__(self) -> int:
+        return len(self._services)
+
+
+class LiveRouters:
+    """Each new version's LivePairs, for Totals.retire: from the last one and the version's
+    change set when it has one on the last (a copy of a dictionary, then the routers that
+    changed), else from all of its routers."""
+
+    def __init__(self) -> None:
+        self._number = 0
+        self._services: dict[str, str] = {}
+
+    def update(self, number: int, base: int, config: DynamicConfig, delta: Delta | None) -> LivePairs:
+        if delta is not None and not delta.whole and self._number and base == self._number:
+            services = self._services.copy()  # the last LivePairs keeps its own
+            for name in delta.removed_routers:
+                services.pop(name, None)
+            services.update((r.name, r.service) for r in delta.routers)
+        else:
+            services = {r.name: r.service for r in config.routers}
+        self._number, self._services = number, services
+        return LivePairs(services)

@@ -54,8 +54,8 @@ class Held:
         """Raises ValueError when `delta` does not fit this version; changes nothing."""
         if not self.applied:
             raise ValueError("a change set arrived before any whole version")
-        if delta.middlewares:
-            raise ValueError("a change set cannot change middlewares")
+        if delta.middlewares or delta.whole:
+            raise ValueError("a change set cannot change middlewares, nor carry a version that goes whole")
         routers, services = self.routers, self.services
         removed = set(delta.removed_routers)
         gone = set(delta.removed_services)

@@ -23,9 +23,10 @@ import logging
 import signal
 import socket
 import sys
+from collections.abc import Callable
 from typing import Any
 
-from passerelle.memory import gc_paused
+from passerelle.memory import gc_paused, settle
 from passerelle.model import Certificate, DynamicConfig, Middleware, Router, Service, TlsConfig, codec
 from passerelle.model.delta import Delta
 from passerelle.observability.accesslog import AccessLog, Shape
@@ -112,18 +113,10 @@ async def serve(init: dict[str, Any]) -> None:
         assert dataplane is not None
         held = 0  # the version this worker serves
         while True:
-            begin = await inbox.get()
-            if begin["type"] != "begin":
-                continue  # the tail of a version whose beginning was missed: wait for the next
-            version = begin["version"]
-            try:
-                with gc_paused():
-                    held = await apply_version(inbox, begin, dataplane, held)
-            except Exception as e:  # a bad snapshot must not take the worker down: keep the last one
-                log.exception("worker %d: configuration v%d rejected", init["index"], version)
-                channel.send({"type": "rejected", "version": version, "error": str(e)})
-            else:
-                channel.send({"type": "applied", "version": version})
+            before = held
+            held = await receive_version(inbox, dataplane, held, channel.send, index=init["index"])
+            if held and not before:
+                settle()  # the first version's tables are out of the collector's scans
 
     channel_socket = socket.socket(fileno=init["channel"])
     _, channel = await loop.connect_accepted_socket(lambda: Channel(on_message, done.set), channel_socket)
@@ -157,6 +150,32 @@ async def serve(init: dict[str, Any]) -> None:
     if access_log is not None:
         access_log.close()
     channel.close()
+
+
+async def receive_version(
+    inbox: asyncio.Queue[Message],
+    dataplane: Dataplane,
+    held: int,
+    answer: Callable[[Message], object],
+    *,
+    index: int,
+) -> int:
+    """Take the next version from `inbox` and make it live, then `answer` `applied` or, keeping
+    the live one, `rejected`; returns the version held now. Frames before a `begin` (the tail of
+    a version whose beginning was missed) are let go."""
+    begin = await inbox.get()
+    if begin["type"] != "begin":
+        return held
+    version = begin["version"]
+    try:
+        with gc_paused():
+            held = await apply_version(inbox, begin, dataplane, held)
+    except Exception as e:  # a bad snapshot must not take the worker down: keep the last one
+        log.exception("worker %d: configuration v%d rejected", index, version)
+        answer({"type": "rejected", "version": version, "error": str(e)})
+    else:
+        answer({"type": "applied", "version": version})
+    return held
 
 
 async def apply_version(

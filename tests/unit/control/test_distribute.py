@@ -8,13 +8,16 @@ from typing import Any
 
 from passerelle.control.distribute import WorkerPool
 from passerelle.control.watcher import ConfigWatcher, Version
+from passerelle.kube.gateway import CONTROLLER_NAME
 from passerelle.kube.ingress import IngressOptions
 from passerelle.kube.manifests import Loaded
+from passerelle.kube.placement import EntryPointInfo
 from passerelle.kube.snapshot import ClusterSnapshot
+from passerelle.model import Certificate
 from passerelle.proxy.channel import Channel, Message
 from passerelle.proxy.dataplane import Dataplane
 from passerelle.proxy.options import EntryPointOptions, ForwardingOptions
-from passerelle.proxy.worker import apply_version
+from passerelle.proxy.worker import receive_version
 from passerelle.routing.table import RouteTable
 
 
@@ -57,16 +60,10 @@ class Worker:
         self.loop.run_until_complete(self._apply())
 
     async def _apply(self) -> None:
-        while not self.inbox.empty():
-            begin = await self.inbox.get()
-            try:
-                self.held = await apply_version(self.inbox, begin, self.dataplane, self.held)
-            except ValueError as e:
-                while not self.inbox.empty() and (await self.inbox.get())["type"] != "commit":
-                    pass
-                self.answers.append({"type": "rejected", "version": begin["version"], "error": str(e)})
-            else:
-                self.answers.append({"type": "applied", "version": begin["version"]})
+        while not self.inbox.empty():  # as the worker's loop does (proxy/worker.py)
+            self.held = await receive_version(
+                self.inbox, self.dataplane, self.held, self.answers.append, index=0
+            )
 
     def hosts(self) -> list[bytes]:
         table = self.dataplane.entrypoints["web"].table
@@ -192,5 +189,46 @@ def test_an_endpoint_change_travels_as_one_service() -> None:
         workers[0].receive()
         route = workers[0].dataplane.entrypoints["web"].table.match(b"a.test", b"/")
         assert route is not None and [str(p.server) for p in route.upstream.pools.items] == ["10.0.0.2:80"]
+    finally:
+        loop.close()
+
+
+def test_a_gateway_api_version_goes_whole_to_every_worker_without_a_rejected_change_set() -> None:
+    loop, pool, workers, _ = setup(1)
+    web = (EntryPointInfo(name="web", tls=False, port=80),)  # the Gateway's listener port
+    watcher = ConfigWatcher(IngressOptions(entrypoints=web), [pool.publish])
+    gateway = [
+        {"apiVersion": "gateway.networking.k8s.io/v1", "kind": "GatewayClass", "metadata": {"name": "p"},
+         "spec": {"controllerName": CONTROLLER_NAME}},
+        {"apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway", "metadata": {"name": "gw"},
+         "spec": {"gatewayClassName": "p", "listeners": [{"name": "http", "port": 80, "protocol": "HTTP"}]}},
+    ]  # fmt: skip
+
+    def route(host: str) -> dict[str, Any]:
+        return {"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute", "metadata": {"name": "r"},
+                "spec": {"parentRefs": [{"name": "gw"}], "hostnames": [host],
+                         "rules": [{"backendRefs": [{"name": "s", "port": 80}]}]}}  # fmt: skip
+
+    try:
+        publish(watcher, ingress("a"), *gateway, route("g.test"))
+        workers[0].receive()
+        answer(pool, 0, workers[0])
+        v2 = publish(watcher, ingress("a"), *gateway, route("h.test"))
+        assert v2.delta is not None and v2.delta.whole and v2.changed == {"routers"}
+        assert [b["base"] for b in workers[0].begins()] == [None]  # whole, at once
+        workers[0].receive()
+        assert workers[0].answers == [{"type": "applied", "version": 2}]
+        answer(pool, 0, workers[0])
+        assert pool.applied is v2
+        table = workers[0].dataplane.entrypoints["web"].table
+        assert table.match_request(b"h.test", b"/", b"GET", b"") is not None  # type: ignore[union-attr]
+        # another source's certificates (ACME) on the same translation: whole too
+        ordered = Certificate(cert_pem="", key_pem="", names=("h.test",), fingerprint="ff",
+                              not_after="2027-01-01T00:00:00Z", source="acme")  # fmt: skip
+        v3 = watcher.contribute("acme", certificates=(ordered,))
+        assert v3 is not None and v3.delta is not None and v3.delta.whole and v3.changed == {"tls"}
+        assert [b["base"] for b in workers[0].begins()] == [None]
+        workers[0].receive()
+        assert workers[0].answers == [{"type": "applied", "version": 3}]
     finally:
         loop.close()

@@ -3,6 +3,7 @@ and its Delta turns the previous version into the new one."""
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 from hypothesis import example, given, settings
@@ -160,8 +161,10 @@ objects = st.one_of(
     secrets(),
     tls_options(),
 )
-# a step puts an object (replacing the one with its key) or deletes the object with that key
-steps = st.lists(st.tuples(st.booleans(), objects), min_size=1, max_size=25)
+# a step puts an object (replacing the one with its key) or deletes the object with that key,
+# in a snapshot made anew or edited from the last one (ClusterSnapshot.edited: changes_since says
+# what changed)
+steps = st.lists(st.tuples(st.booleans(), objects, st.booleans()), min_size=1, max_size=25)
 
 
 def applied(before: DynamicConfig, delta: Delta, after: DynamicConfig) -> None:
@@ -207,24 +210,40 @@ FOUND = [  # cases hypothesis found once, kept so that every run checks them
 ]  # fmt: skip
 
 
+def consistent(config: DynamicConfig) -> None:
+    """A version's own indexes (kept by DynamicConfig.edited as it edits one) are its contents'."""
+    assert dict(config.services_by_name()) == {s.name: s for s in config.services}
+    assert list(config.services_by_name()) == [s.name for s in config.services]
+    assert config._uses == Counter(r.service for r in config.routers)
+
+
 @settings(max_examples=200, deadline=None)
 @given(steps)
-@example(FOUND[0])
-@example(FOUND[1])
-def test_incremental_translation_is_the_full_translation(changes: list[tuple[bool, Obj]]) -> None:
+@example([(delete, obj, False) for delete, obj in FOUND[0]])
+@example([(delete, obj, False) for delete, obj in FOUND[1]])
+def test_incremental_translation_is_the_full_translation(changes: list[tuple[bool, Obj, bool]]) -> None:
     translator = Translator(OPTIONS)
     full = FullTranslator(OPTIONS)  # the same memory: TLSOptions' last valid definitions
     cluster: dict[tuple[str, str, str], Obj] = {}
     previous: DynamicConfig | None = None
-    for delete, obj in changes:
+    snapshot = ClusterSnapshot()
+    for delete, obj, edit in changes:
+        key = key_of(obj)
         if delete:
-            cluster.pop(key_of(obj), None)
+            cluster.pop(key, None)
         else:
-            cluster[key_of(obj)] = obj
-        snapshot = ClusterSnapshot.of(cluster.values())  # unchanged objects stay the same objects
+            cluster[key] = obj
+        anew = ClusterSnapshot.of(cluster.values())  # unchanged objects stay the same objects
+        if edit:
+            snapshot = snapshot.edited([key], {} if delete else {key: obj})
+            assert snapshot == anew
+            assert all(snapshot.of_kind(kind) == anew.of_kind(kind) for kind, *_ in cluster)
+        else:
+            snapshot = anew
         got = translator.translate(snapshot)
         assert got == full.translate(snapshot)
         config = got[0]
+        consistent(config)
         if previous is not None and translator.delta is not None:
             applied(previous, translator.delta, config)
         previous = config

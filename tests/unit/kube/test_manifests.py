@@ -115,6 +115,7 @@ def test_assembling_per_file_gives_what_assembling_everything_gives(tmp_path: Pa
     fast.mkdir(), slow.mkdir()
     quick, long = ManifestsProvider(fast), ManifestsProvider(slow)
     long._assemble_parts = lambda problems: None  # type: ignore[method-assign]  # always the long way
+    previous, edits = None, 0
     for step in STEPS:
         for directory in (fast, slow):
             for name, text in step.items():
@@ -130,3 +131,14 @@ def test_assembling_per_file_gives_what_assembling_everything_gives(tmp_path: Pa
             (str(p.ref), p.message) for p in got.problems
         ]
         assert got.origins == expected.origins
+        changes = got.snapshot.changes_since(previous.token) if previous is not None else None
+        if changes is not None:  # edited from the last snapshot: what it says changed did
+            assert previous is not None
+            edits += 1
+            for kind in ("Service", "Ingress"):
+                before, now = previous.of_kind(kind), got.snapshot.of_kind(kind)
+                removed, added = changes.get(kind, ((), ()))
+                assert {id(o) for o in removed} == {id(o) for o in before} - {id(o) for o in now}
+                assert {id(o) for o in added} == {id(o) for o in now} - {id(o) for o in before}
+        previous = got.snapshot
+    assert edits >= 3  # a file added, changed, deleted among others

@@ -15,9 +15,11 @@ from passerelle.model import (
     Severity,
     TlsConfig,
 )
+from passerelle.model.delta import Delta, between
 from passerelle.observability.aggregate import Totals
 from passerelle.observability.metrics import (
     METRICS,
+    LiveRouters,
     Reloads,
     Sources,
     keep_mask,
@@ -190,3 +192,31 @@ def test_live_pairs_are_each_routers_router_and_service() -> None:
     routers = (Router(name="a", service="s1", host="a.test"), Router(name="b", service="s2"))
     config = DynamicConfig(routers=routers, services=(Service(name="s1"), Service(name="s2")))
     assert live_pairs(config) == {("a", "s1"), ("b", "s2")}
+
+
+def test_live_routers_follow_change_sets_as_live_pairs_follows_versions() -> None:
+    def version(*routers: tuple[str, str]) -> DynamicConfig:
+        services = tuple(Service(name=s) for s in sorted({s for _, s in routers}))
+        return DynamicConfig(routers=tuple(Router(name=r, service=s) for r, s in routers), services=services)
+
+    versions = [
+        version(("a", "s1"), ("b", "s2")),
+        version(("a", "s1"), ("b", "s3"), ("c", "s1")),  # b changed service, c is new
+        version(("c", "s1")),  # a and b gone
+        version(("d", "s4")),
+    ]
+    live = LiveRouters()
+    pairs = live.update(1, 0, versions[0], None)
+    assert set(pairs) == live_pairs(versions[0]) and len(pairs) == 2
+    for number, (before, after) in enumerate(zip(versions, versions[1:], strict=False), start=2):
+        kept = pairs
+        pairs = live.update(number, number - 1, after, between(before, after))
+        assert set(pairs) == live_pairs(after)
+        assert all((p in pairs) == (p in live_pairs(after)) for p in live_pairs(before) | live_pairs(after))
+        assert set(kept) == live_pairs(before)  # the last one is left as it was
+    # a version not on the last one (or without a change set) is read whole
+    assert set(live.update(9, 2, versions[1], None)) == live_pairs(versions[1])
+    assert set(live.update(10, 3, versions[2], between(versions[1], versions[2]))) == live_pairs(versions[2])
+    assert "not a pair" not in pairs
+    # a version that goes whole says nothing of what changed: read whole
+    assert set(live.update(11, 10, versions[3], Delta(whole=True))) == live_pairs(versions[3])
