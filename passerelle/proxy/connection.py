@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 from httptools import HttpParserCallbackError, HttpParserError, HttpParserUpgrade, HttpRequestParser
 
 from passerelle.http.errors import canned
-from passerelle.http.fasthead import STATUS_LINES, MessageEnd, simple_request
+from passerelle.http.fasthead import STATUS_LINES, simple_request
 from passerelle.http.h2c import last_chunk
 from passerelle.http.headers import (
     CHUNKED,
@@ -151,8 +151,6 @@ class ClientConnection(asyncio.Protocol):
         "deadline",
         "tunnel",
         "_loop",
-        "_end",
-        "_checker",
         "_forwarded",
         "_url",
         "_headers",
@@ -176,8 +174,6 @@ class ClientConnection(asyncio.Protocol):
         self.observer = entry.observer  # metrics and the access log (observability/recorder.py)
         self._loop = entry.loop
         self.parser = HttpRequestParser(self)
-        self._end = MessageEnd()
-        self._checker = HttpRequestParser(self._end)  # validates heads that take the short way
         self.deadline = 0.0
         self.tunnel: asyncio.Transport | None = None
         self._url = b""
@@ -221,7 +217,7 @@ class ClientConnection(asyncio.Protocol):
         if (
             self._active is None
             and not self._in_head
-            and data[-4:] == b"\r\n\r\n"
+            and data.endswith(b"\r\n\r\n")
             and len(data) <= self.entry.options.max_header_bytes
             and self._simple(data)
         ):
@@ -248,27 +244,20 @@ class ClientConnection(asyncio.Protocol):
 
     def _simple(self, data: bytes) -> bool:
         """Take `data` the short way if it is one whole bodiless request (see http.fasthead)."""
-        end = self._end
-        try:
-            self._checker.feed_data(data)
-        except (HttpParserError, HttpParserUpgrade):
-            end.complete = 0  # the full parser will say what is wrong
-        complete, end.complete = end.complete, 0
-        if complete == 1:  # exactly one message, and data ends with it
-            simple = simple_request(data, self.entry.options.max_request_line)
-            if simple is not None:
-                method, target, host = simple
-                # a client's X-Request-Id takes the full way: none here
-                head = b"".join((data[:-2], *self._forwarded_for(host, b""), _CRLF))
-                ex = self._begin(method, target, host, head, True, True, False, False)
-                ex.request_done = True
-                self.deadline = 0.0
-                if self._start(ex):
-                    self._finish(ex)
-                return True
-        # A body follows, or a header the full parser must see: the checker may be mid-message.
-        self._checker = HttpRequestParser(end)
-        return False
+        simple = simple_request(data, self.entry.options.max_request_line)
+        if simple is None:
+            return False
+        method: bytes = simple[0]
+        target: bytes = simple[1]
+        host: bytes = simple[2]
+        # a client's X-Request-Id takes the full way: none here
+        head = b"".join((data[:-2], *self._forwarded_for(host, b""), _CRLF))
+        ex = self._begin(method, target, host, head, True, True, False, False)
+        ex.request_done = True
+        self.deadline = 0.0
+        if self._start(ex):
+            self._finish(ex)
+        return True
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._closed = True
