@@ -152,6 +152,8 @@ class ClientConnection(asyncio.Protocol):
         "tunnel",
         "_loop",
         "_forwarded",
+        "_host",
+        "_host_lines",
         "_url",
         "_headers",
         "_head_bytes",
@@ -196,6 +198,8 @@ class ClientConnection(asyncio.Protocol):
         client_ip = (peer[0] if isinstance(peer, tuple) else "").encode()
         self.client = peer  # for the access log
         self._forwarded = forwarded_static(client_ip, self.entry.scheme)
+        self._host = b"\x00"  # no Host is this: the first request makes _host_lines
+        self._host_lines = b""
         self.deadline = self._loop.time() + self.entry.options.header_timeout
         self.peer: TlsPeer | None = None  # what the TLS handshake settled (proxy/dispatch.py)
         if self.entry.tls is not None:
@@ -250,8 +254,13 @@ class ClientConnection(asyncio.Protocol):
         method: bytes = simple[0]
         target: bytes = simple[1]
         host: bytes = simple[2]
-        # a client's X-Request-Id takes the full way: none here
-        head = b"".join((data[:-2], *self._forwarded_for(host, b""), _CRLF))
+        # a client's X-Request-Id takes the full way: none here. b"%s" % bytes: one allocation.
+        ids = self.entry.request_ids
+        if ids is not None:
+            line, low = ids.take()
+            head = b"%s%s%s%s\r\n\r\n" % (data[:-2], self._forwarded_lines(host), line, low)
+        else:
+            head = b"%s%s\r\n\r\n" % (data[:-2], self._forwarded_lines(host))
         ex = self._begin(method, target, host, head, True, True, False, False)
         ex.request_done = True
         self.deadline = 0.0
@@ -397,25 +406,31 @@ class ClientConnection(asyncio.Protocol):
             self._queue.append(ex)
             self._pause(_PAUSE_QUEUE)
 
+    def _forwarded_lines(self, host: bytes) -> bytes:
+        """The X-Forwarded-* lines for a request with this Host, less the last CRLF; kept for the
+        connection's last Host: its requests nearly always name one."""
+        if host != self._host:
+            default = self.entry.default_port
+            port = default if host.find(b":") < 0 else forwarded_port(host, default)
+            self._host_lines = b"%sX-Forwarded-Host: %s\r\nX-Forwarded-Port: %s" % (
+                self._forwarded,
+                host,
+                port,
+            )
+            self._host = host
+        return self._host_lines
+
     def _forwarded_for(self, host: bytes, request_id: bytes) -> tuple[bytes, ...]:
         """The X-Forwarded-* lines, and X-Request-Id: `request_id` (the client's), else one made
         here (two pieces, no allocation: headers.RequestIds), else none."""
-        port = (
-            self.entry.default_port if host.find(b":") < 0 else forwarded_port(host, self.entry.default_port)
-        )
+        lines = self._forwarded_lines(host)
         if request_id:
-            return (
-                self._forwarded, b"X-Forwarded-Host: ", host, b"\r\nX-Forwarded-Port: ", port,
-                REQUEST_ID_LINE, request_id, _CRLF,
-            )  # fmt: skip
+            return (lines, REQUEST_ID_LINE, request_id, _CRLF)
         ids = self.entry.request_ids
         if ids is not None:
             line, low = ids.take()
-            return (
-                self._forwarded, b"X-Forwarded-Host: ", host, b"\r\nX-Forwarded-Port: ", port,
-                line, low, _CRLF,
-            )  # fmt: skip
-        return (self._forwarded, b"X-Forwarded-Host: ", host, b"\r\nX-Forwarded-Port: ", port, _CRLF)
+            return (lines, line, low, _CRLF)
+        return (lines, _CRLF)
 
     def _begin(
         self,
