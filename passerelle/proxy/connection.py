@@ -311,7 +311,7 @@ class ClientConnection(asyncio.Protocol):
         self._head_bytes = self._received  # this head is at most what this read brought, and later ones
         self._in_head = True
         if self._active is None:
-            self.deadline = self._loop.time() + self.entry.options.header_timeout
+            self.deadline = self.entry.deadlines.now + self.entry.options.header_timeout
 
     def on_url(self, url: bytes) -> None:
         self._url += url
@@ -562,7 +562,7 @@ class ClientConnection(asyncio.Protocol):
                 self.transport.close()
                 return
             if not self._queue:
-                self.deadline = self._loop.time() + self.entry.options.idle_timeout
+                self.deadline = self.entry.deadlines.now + self.entry.options.idle_timeout
                 return
             ex = self._queue.popleft()
             if not self._queue:

@@ -91,7 +91,7 @@ class Pool:
         if self.closed or len(self.idle) >= self._options.max_idle_per_host or conn.transport.is_closing():
             conn.transport.close()
             return
-        conn.deadline = self.loop.time() + self._options.idle_conn_timeout
+        conn.deadline = self._deadlines.now + self._options.idle_conn_timeout  # proxy/deadlines.py
         self.idle.append(conn)
 
     def forget(self, conn: UpstreamConnection) -> None:
@@ -308,7 +308,7 @@ class UpstreamConnection(asyncio.Protocol):
     def attach(self, client: ExchangeOwner, exchange: Exchange) -> None:
         self.client = client
         self.exchange = exchange
-        self.deadline = self.pool.loop.time() + self._options.response_header_timeout
+        self.deadline = self._deadlines.now + self._options.response_header_timeout
 
     def detach(self) -> None:
         self.client = None
