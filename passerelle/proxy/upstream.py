@@ -9,7 +9,7 @@ simply leaves the pool.
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, ClassVar, Protocol
+from typing import TYPE_CHECKING, ClassVar, Protocol, cast
 
 from httptools import HttpParserCallbackError, HttpParserError, HttpParserUpgrade, HttpResponseParser
 from mypy_extensions import mypyc_attr
@@ -21,7 +21,7 @@ from passerelle.proxy.deadlines import Deadlines
 from passerelle.proxy.options import ForwardingOptions
 
 if TYPE_CHECKING:
-    from passerelle.proxy.connection import Exchange
+    from passerelle.proxy.connection import ClientConnection, Exchange
 
 
 class ExchangeOwner(Protocol):
@@ -167,13 +167,15 @@ class UpstreamConnection(asyncio.Protocol):
         if client is None:
             self.transport.close()  # an idle connection must not talk: it is out of sync
             return
+        # The short way's exchanges are a ClientConnection's (h2 streams' are never plain): cast,
+        # its methods are called natively, not through the protocol with a keyword argument.
         left = self._body_left
         if left:
-            self._pass_body(client, data, left)
+            self._pass_body(cast("ClientConnection", client), data, left)
             return
         if self._fresh:
             ex = self.exchange
-            if ex is not None and ex.plain and self._simple(client, ex, data):
+            if ex is not None and ex.plain and self._simple(cast("ClientConnection", client), ex, data):
                 return
             self._fresh = False
         try:
@@ -195,7 +197,7 @@ class UpstreamConnection(asyncio.Protocol):
             self._ended = False
         client.flush()  # whatever this read produced for the client leaves in one write
 
-    def _simple(self, client: ExchangeOwner, ex: Exchange, data: bytes) -> bool:
+    def _simple(self, client: ClientConnection, ex: Exchange, data: bytes) -> bool:
         """Pass on a response head, and what came of its body, as it is (see http.fasthead)."""
         status, length, left, keep_alive, forward = simple_response(data)
         if not status:
@@ -211,7 +213,7 @@ class UpstreamConnection(asyncio.Protocol):
             client.upstream_done(self, keep_alive=keep_alive)
         return True
 
-    def _pass_body(self, client: ExchangeOwner, data: bytes, left: int) -> None:
+    def _pass_body(self, client: ClientConnection, data: bytes, left: int) -> None:
         size = len(data)
         if size < left:
             self._body_left = left - size
