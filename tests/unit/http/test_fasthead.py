@@ -201,7 +201,7 @@ def _llhttp(parser_type: type, data: bytes) -> tuple[Seen, object] | None:
     return seen, parser
 
 
-@settings(max_examples=3000, deadline=None)
+@settings(max_examples=1500, deadline=None)
 @given(request_heads())
 @example(GET)
 @example(b"GET / HTTP/1.1\r\nHost: a\r\nX: \x80\xff\t\r\n\r\n")
@@ -222,7 +222,7 @@ def test_what_the_short_way_takes_llhttp_takes_as_the_same_request(data: bytes) 
     assert not set(names[1:]) & set(REQUEST_HEADERS)  # nothing the full path would act on
 
 
-@settings(max_examples=3000, deadline=None)
+@settings(max_examples=1500, deadline=None)
 @given(response_heads())
 @example(OK)
 def test_what_the_short_way_takes_llhttp_takes_as_the_same_response(data: bytes) -> None:
