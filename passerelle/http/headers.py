@@ -14,7 +14,8 @@ spelling: the client's if valid (`valid_request_id`), else one made here (`Reque
 
 from __future__ import annotations
 
-from itertools import cycle, product
+from itertools import product
+from typing import Final
 
 from passerelle.tls.certinfo import STRIPPED as CLIENT_CERT
 
@@ -172,31 +173,29 @@ def valid_request_id(value: bytes) -> bool:
 # The line passerelle writes, in this one spelling (a client's is dropped and written again), so
 # the access log finds it in the head it sent (`request_id_in`): no CRLF can be inside a value.
 REQUEST_ID_LINE = b"\r\nX-Request-Id: "
-_LOWS = tuple(b"%02x" % n for n in range(256))
-ROLL = _LOWS[0]  # the low part after which `RequestIds.roll` must be called
+_LOWS: Final = tuple(b"%02x" % n for n in range(256))
 
 
 class RequestIds:
     """Made request ids: `line` (the X-Request-Id line's start: the random prefix and a counter of
-    14 hex digits) then the next of `low` (2 hex digits), 32 hex digits in all, nginx's
-    `$request_id` shape. A request takes two existing pieces, `line` and `next(low)`, and
-    allocates nothing (formatting bytes costs ~2,000 instructions); `take` gives both, rolling
-    the counter every 256 ids."""
+    14 hex digits) then one of 256 ready low parts (2 hex digits), 32 hex digits in all, nginx's
+    `$request_id` shape. A request takes two existing pieces and allocates nothing (formatting
+    bytes costs ~2,000 instructions); `take` gives both, rolling the counter every 256 ids."""
 
-    __slots__ = ("line", "low", "_prefix", "_high")
+    __slots__ = ("line", "_low", "_prefix", "_high")
 
     def __init__(self, prefix: bytes) -> None:
         self._prefix = prefix
         self._high = 0
-        self.low = cycle(_LOWS)
-        self.line = b""  # the first `next(low)` is ROLL, which makes it
+        self._low = 255  # the first take() wraps to 0, which rolls: that makes `line`
+        self.line = b""
 
     def take(self) -> tuple[bytes, bytes]:
         """The next id: the line's start, then its last two digits."""
-        low = next(self.low)
-        if low is ROLL:
+        low = self._low = (self._low + 1) & 255
+        if not low:
             self.roll()
-        return self.line, low
+        return self.line, _LOWS[low]
 
     def roll(self) -> None:
         self._high += 1

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 from httptools import HttpParserCallbackError, HttpParserError, HttpParserUpgrade, HttpRequestParser
 
 from passerelle.http.errors import canned
-from passerelle.http.fasthead import STATUS_LINES, MessageEnd, simple_request
+from passerelle.http.fasthead import STATUS_LINES, simple_request
 from passerelle.http.h2c import last_chunk
 from passerelle.http.headers import (
     CHUNKED,
@@ -151,9 +151,9 @@ class ClientConnection(asyncio.Protocol):
         "deadline",
         "tunnel",
         "_loop",
-        "_end",
-        "_checker",
         "_forwarded",
+        "_host",
+        "_host_lines",
         "_url",
         "_headers",
         "_head_bytes",
@@ -176,8 +176,6 @@ class ClientConnection(asyncio.Protocol):
         self.observer = entry.observer  # metrics and the access log (observability/recorder.py)
         self._loop = entry.loop
         self.parser = HttpRequestParser(self)
-        self._end = MessageEnd()
-        self._checker = HttpRequestParser(self._end)  # validates heads that take the short way
         self.deadline = 0.0
         self.tunnel: asyncio.Transport | None = None
         self._url = b""
@@ -200,6 +198,8 @@ class ClientConnection(asyncio.Protocol):
         client_ip = (peer[0] if isinstance(peer, tuple) else "").encode()
         self.client = peer  # for the access log
         self._forwarded = forwarded_static(client_ip, self.entry.scheme)
+        self._host = b"\x00"  # no Host is this: the first request makes _host_lines
+        self._host_lines = b""
         self.deadline = self._loop.time() + self.entry.options.header_timeout
         self.peer: TlsPeer | None = None  # what the TLS handshake settled (proxy/dispatch.py)
         if self.entry.tls is not None:
@@ -221,7 +221,7 @@ class ClientConnection(asyncio.Protocol):
         if (
             self._active is None
             and not self._in_head
-            and data[-4:] == b"\r\n\r\n"
+            and data.endswith(b"\r\n\r\n")
             and len(data) <= self.entry.options.max_header_bytes
             and self._simple(data)
         ):
@@ -248,27 +248,25 @@ class ClientConnection(asyncio.Protocol):
 
     def _simple(self, data: bytes) -> bool:
         """Take `data` the short way if it is one whole bodiless request (see http.fasthead)."""
-        end = self._end
-        try:
-            self._checker.feed_data(data)
-        except (HttpParserError, HttpParserUpgrade):
-            end.complete = 0  # the full parser will say what is wrong
-        complete, end.complete = end.complete, 0
-        if complete == 1:  # exactly one message, and data ends with it
-            simple = simple_request(data, self.entry.options.max_request_line)
-            if simple is not None:
-                method, target, host = simple
-                # a client's X-Request-Id takes the full way: none here
-                head = b"".join((data[:-2], *self._forwarded_for(host, b""), _CRLF))
-                ex = self._begin(method, target, host, head, True, True, False, False)
-                ex.request_done = True
-                self.deadline = 0.0
-                if self._start(ex):
-                    self._finish(ex)
-                return True
-        # A body follows, or a header the full parser must see: the checker may be mid-message.
-        self._checker = HttpRequestParser(end)
-        return False
+        simple = simple_request(data, self.entry.options.max_request_line)
+        if simple is None:
+            return False
+        method: bytes = simple[0]
+        target: bytes = simple[1]
+        host: bytes = simple[2]
+        # a client's X-Request-Id takes the full way: none here. b"%s" % bytes: one allocation.
+        ids = self.entry.request_ids
+        if ids is not None:
+            line, low = ids.take()
+            head = b"%s%s%s%s\r\n\r\n" % (data[:-2], self._forwarded_lines(host), line, low)
+        else:
+            head = b"%s%s\r\n\r\n" % (data[:-2], self._forwarded_lines(host))
+        ex = self._begin(method, target, host, head, True, True, False, False)
+        ex.request_done = True
+        self.deadline = 0.0
+        if self._start(ex):
+            self._finish(ex)
+        return True
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._closed = True
@@ -313,7 +311,7 @@ class ClientConnection(asyncio.Protocol):
         self._head_bytes = self._received  # this head is at most what this read brought, and later ones
         self._in_head = True
         if self._active is None:
-            self.deadline = self._loop.time() + self.entry.options.header_timeout
+            self.deadline = self.entry.deadlines.now + self.entry.options.header_timeout
 
     def on_url(self, url: bytes) -> None:
         self._url += url
@@ -408,25 +406,31 @@ class ClientConnection(asyncio.Protocol):
             self._queue.append(ex)
             self._pause(_PAUSE_QUEUE)
 
+    def _forwarded_lines(self, host: bytes) -> bytes:
+        """The X-Forwarded-* lines for a request with this Host, less the last CRLF; kept for the
+        connection's last Host: its requests nearly always name one."""
+        if host != self._host:
+            default = self.entry.default_port
+            port = default if host.find(b":") < 0 else forwarded_port(host, default)
+            self._host_lines = b"%sX-Forwarded-Host: %s\r\nX-Forwarded-Port: %s" % (
+                self._forwarded,
+                host,
+                port,
+            )
+            self._host = host
+        return self._host_lines
+
     def _forwarded_for(self, host: bytes, request_id: bytes) -> tuple[bytes, ...]:
         """The X-Forwarded-* lines, and X-Request-Id: `request_id` (the client's), else one made
         here (two pieces, no allocation: headers.RequestIds), else none."""
-        port = (
-            self.entry.default_port if host.find(b":") < 0 else forwarded_port(host, self.entry.default_port)
-        )
+        lines = self._forwarded_lines(host)
         if request_id:
-            return (
-                self._forwarded, b"X-Forwarded-Host: ", host, b"\r\nX-Forwarded-Port: ", port,
-                REQUEST_ID_LINE, request_id, _CRLF,
-            )  # fmt: skip
+            return (lines, REQUEST_ID_LINE, request_id, _CRLF)
         ids = self.entry.request_ids
         if ids is not None:
             line, low = ids.take()
-            return (
-                self._forwarded, b"X-Forwarded-Host: ", host, b"\r\nX-Forwarded-Port: ", port,
-                line, low, _CRLF,
-            )  # fmt: skip
-        return (self._forwarded, b"X-Forwarded-Host: ", host, b"\r\nX-Forwarded-Port: ", port, _CRLF)
+            return (lines, line, low, _CRLF)
+        return (lines, _CRLF)
 
     def _begin(
         self,
@@ -558,7 +562,7 @@ class ClientConnection(asyncio.Protocol):
                 self.transport.close()
                 return
             if not self._queue:
-                self.deadline = self._loop.time() + self.entry.options.idle_timeout
+                self.deadline = self.entry.deadlines.now + self.entry.options.idle_timeout
                 return
             ex = self._queue.popleft()
             if not self._queue:

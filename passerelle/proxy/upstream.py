@@ -9,19 +9,19 @@ simply leaves the pool.
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, ClassVar, Protocol
+from typing import TYPE_CHECKING, ClassVar, Protocol, cast
 
 from httptools import HttpParserCallbackError, HttpParserError, HttpParserUpgrade, HttpResponseParser
 from mypy_extensions import mypyc_attr
 
-from passerelle.http.fasthead import MessageEnd, simple_response
+from passerelle.http.fasthead import simple_response
 from passerelle.http.h2c import trailer_fields
 from passerelle.model import Server
 from passerelle.proxy.deadlines import Deadlines
 from passerelle.proxy.options import ForwardingOptions
 
 if TYPE_CHECKING:
-    from passerelle.proxy.connection import Exchange
+    from passerelle.proxy.connection import ClientConnection, Exchange
 
 
 class ExchangeOwner(Protocol):
@@ -91,7 +91,7 @@ class Pool:
         if self.closed or len(self.idle) >= self._options.max_idle_per_host or conn.transport.is_closing():
             conn.transport.close()
             return
-        conn.deadline = self.loop.time() + self._options.idle_conn_timeout
+        conn.deadline = self._deadlines.now + self._options.idle_conn_timeout  # proxy/deadlines.py
         self.idle.append(conn)
 
     def forget(self, conn: UpstreamConnection) -> None:
@@ -125,8 +125,6 @@ class UpstreamConnection(asyncio.Protocol):
         "_headers",
         "_status",
         "_fresh",
-        "_end",
-        "_checker",
         "_body_left",
         "_body_keep_alive",
         "_ended",
@@ -146,8 +144,6 @@ class UpstreamConnection(asyncio.Protocol):
         self._headers: list[tuple[bytes, bytes]] = []
         self._status = 0
         self._fresh = True  # the parser has seen nothing of the current response
-        self._end = MessageEnd()
-        self._checker = HttpResponseParser(self._end)  # validates responses that take the short way
         self._body_left = 0  # body bytes to pass on, of a response that took the short way
         self._body_keep_alive = False
         self._ended = False  # a final response ended during the read being parsed
@@ -171,13 +167,15 @@ class UpstreamConnection(asyncio.Protocol):
         if client is None:
             self.transport.close()  # an idle connection must not talk: it is out of sync
             return
+        # The short way's exchanges are a ClientConnection's (h2 streams' are never plain): cast,
+        # its methods are called natively, not through the protocol with a keyword argument.
         left = self._body_left
         if left:
-            self._pass_body(client, data, left)
+            self._pass_body(cast("ClientConnection", client), data, left)
             return
         if self._fresh:
             ex = self.exchange
-            if ex is not None and ex.plain and self._simple(client, ex, data):
+            if ex is not None and ex.plain and self._simple(cast("ClientConnection", client), ex, data):
                 return
             self._fresh = False
         try:
@@ -199,36 +197,23 @@ class UpstreamConnection(asyncio.Protocol):
             self._ended = False
         client.flush()  # whatever this read produced for the client leaves in one write
 
-    def _simple(self, client: ExchangeOwner, ex: Exchange, data: bytes) -> bool:
+    def _simple(self, client: ClientConnection, ex: Exchange, data: bytes) -> bool:
         """Pass on a response head, and what came of its body, as it is (see http.fasthead)."""
-        end = self._end
-        checker = self._checker
-        try:
-            checker.feed_data(data)
-        except (HttpParserError, HttpParserUpgrade):
-            simple = None
+        status, length, left, keep_alive, forward = simple_response(data)
+        if not status:
+            return False
+        self.deadline = 0.0
+        ex.response_started = True
+        ex.status, ex.sent = status, length  # for metrics and the access log
+        client.transport.write(forward)
+        if left:
+            self._body_left = left
+            self._body_keep_alive = keep_alive
         else:
-            simple = simple_response(data, status := checker.get_status_code())
-        complete, end.complete = end.complete, 0
-        if simple is not None and complete <= 1:
-            left = simple.length - (len(data) - simple.body_at)
-            if left >= 0:  # not more than the response: nothing else is in flight
-                self.deadline = 0.0
-                ex.response_started = True
-                ex.status, ex.sent = status, simple.length  # for metrics and the access log
-                client.transport.write(simple.forward(data))
-                if left:
-                    self._body_left = left
-                    self._body_keep_alive = simple.keep_alive
-                    self._checker = HttpResponseParser(end)  # this one is mid-body
-                else:
-                    client.upstream_done(self, keep_alive=simple.keep_alive)
-                return True
-        if complete != 1:  # mid-message, or past one: the next response needs a fresh checker
-            self._checker = HttpResponseParser(end)
-        return False
+            client.upstream_done(self, keep_alive=keep_alive)
+        return True
 
-    def _pass_body(self, client: ExchangeOwner, data: bytes, left: int) -> None:
+    def _pass_body(self, client: ClientConnection, data: bytes, left: int) -> None:
         size = len(data)
         if size < left:
             self._body_left = left - size
@@ -325,7 +310,7 @@ class UpstreamConnection(asyncio.Protocol):
     def attach(self, client: ExchangeOwner, exchange: Exchange) -> None:
         self.client = client
         self.exchange = exchange
-        self.deadline = self.pool.loop.time() + self._options.response_header_timeout
+        self.deadline = self._deadlines.now + self._options.response_header_timeout
 
     def detach(self) -> None:
         self.client = None

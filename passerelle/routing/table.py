@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable, Generator, Iterable, Mapping
 from typing import TYPE_CHECKING, Generic, TypeAlias, TypeVar
 
+from mypy_extensions import i64
+
 from passerelle.model import DynamicConfig, PathType, Router
 
 if TYPE_CHECKING:
@@ -40,8 +42,28 @@ class HostRoutes(Generic[T]):
                 found = prefix.get(candidate)
                 if found is not None or not candidate:
                     return found
-                candidate = candidate.rpartition(b"/")[0]
+                candidate = _parent(candidate)
         return None
+
+
+# Two byte loops, compiled: a method call (partition, rpartition) costs ~500 instructions, more
+# than the loop over a path of a few dozen bytes.
+def _path(target: bytes) -> bytes:
+    """An origin-form target without its query: target.partition(b"?")[0]."""
+    i: i64 = 0
+    while i < len(target):
+        if target[i] == 63:  # "?"
+            return target[:i]
+        i += 1
+    return target
+
+
+def _parent(path: bytes) -> bytes:
+    """`path` up to its last "/" (b"" for none): path.rpartition(b"/")[0]."""
+    i: i64 = len(path) - 1
+    while i > 0 and path[i] != 47:  # "/"
+        i -= 1
+    return path[:i] if i > 0 else b""
 
 
 class RouteTable(Generic[T]):
@@ -58,7 +80,7 @@ class RouteTable(Generic[T]):
 
     def match(self, host: bytes, target: bytes) -> T | None:
         """`host` is the raw Host header value, `target` the raw request-target."""
-        path = target.partition(b"?")[0] if target[:1] == b"/" else _absolute_form_path(target)
+        path = _path(target) if target[:1] == b"/" else _absolute_form_path(target)
         routes = self.hosts.get(host)  # the Host header is usually a key as it is: lower case, no port
         if routes is None:
             if host[:1] == b"[":

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from passerelle.http.headers import REQUEST_ID_MAX, ROLL, RequestIds, request_id_in, valid_request_id
+from passerelle.http.headers import REQUEST_ID_MAX, RequestIds, request_id_in, valid_request_id
 from tests.unit.proxy.memory import connected, parse_request
 
 MADE = re.compile(rb"^[0-9a-f]{32}$")
@@ -62,10 +62,8 @@ def test_an_invalid_id_is_replaced_or_dropped(value: bytes) -> None:
 
 def made(ids: RequestIds) -> bytes:
     """What a connection does with `ids` (proxy/connection.py _forwarded_for)."""
-    low = next(ids.low)
-    if low is ROLL:
-        ids.roll()
-    return request_id_in(ids.line + low + b"\r\n")
+    line, low = ids.take()
+    return request_id_in(line + low + b"\r\n")
 
 
 def test_made_ids_are_a_prefix_and_a_counter_unique_past_each_roll() -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.unit.http.heads import mutated
 from tests.unit.proxy.memory import connected, parse_request, parse_response
 
 _HOSTS = ("a.example", "b.example")
@@ -40,16 +41,15 @@ def requests(draw: st.DrawFn) -> bytes:
     lines = [f"{method} {target} {version}"] + [
         f"{name}:{' ' if value else ''}{value}" for name, value in headers
     ]
-    return ("\r\n".join(lines) + "\r\n\r\n").encode()
+    return draw(mutated(("\r\n".join(lines) + "\r\n\r\n").encode()))
 
 
 def exchange_request(data: bytes, split: int | None) -> tuple[object, bytes, bool]:
     with connected(_HOSTS) as pair:
-        if split is None:
-            pair.client.data_received(data)
-        else:
-            pair.client.data_received(data[:split])
-            pair.client.data_received(data[split:])
+        for read in [data] if split is None else [data[:split], data[split:]]:
+            if pair.client_side.closed:
+                break  # a closed transport delivers nothing more
+            pair.client.data_received(read)
         sent = bytes(pair.upstream_side.data)
         upstream = parse_request(sent) if sent else None
         return upstream, bytes(pair.client_side.data), pair.client_side.closed
@@ -58,7 +58,7 @@ def exchange_request(data: bytes, split: int | None) -> tuple[object, bytes, boo
 @settings(max_examples=400, deadline=None)
 @given(requests(), st.integers(1, 10))
 def test_a_request_means_the_same_whichever_way_it_went(data: bytes, cut: int) -> None:
-    split = min(cut, len(data) - 5)  # inside the head: the first read cannot take the short way
+    split = max(1, min(cut, len(data) - 5))  # inside the head: the first read cannot take the short way
     assert exchange_request(data, None) == exchange_request(data, split)
 
 
@@ -96,7 +96,7 @@ def responses(draw: st.DrawFn) -> bytes:
         body = (b"%x\r\n%s\r\n" % (len(body), body) if body else b"") + b"0\r\n\r\n"
     interim = b"HTTP/1.1 100 Continue\r\n\r\n" if draw(st.booleans()) else b""
     head = "\r\n".join([f"HTTP/1.1 {status[0]} {status[1]}", *headers]) + "\r\n\r\n"
-    return interim + head.encode() + body
+    return interim + draw(mutated(head.encode() + body))
 
 
 def exchange_response(method: bytes, data: bytes, split: int | None) -> tuple[object, ...]:
@@ -109,7 +109,8 @@ def exchange_response(method: bytes, data: bytes, split: int | None) -> tuple[ob
                 break
         pair.upstream.connection_lost(None)  # a close-delimited body ends here; a finished one is unaffected
         sent = bytes(pair.client_side.data)
-        response = parse_response(sent, head=method == b"HEAD") if sent else None
+        # a response that went wrong mid-way may be cut short, or not even a head: compared as bytes
+        response = parse_response(sent, head=method == b"HEAD", whole=False) if b"\r\n\r\n" in sent else sent
         return response, pair.client_side.closed, pair.upstream_side.closed
 
 

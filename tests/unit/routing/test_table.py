@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 
 from passerelle.model import DynamicConfig, PathMatch, PathType, Router, Service
 from passerelle.routing import rules
-from passerelle.routing.table import compile_tables
+from passerelle.routing.table import _parent, _path, compile_tables
 
 segment = st.sampled_from(["a", "b", "foo", "foobar", "x.y", "", "A"])
 paths = st.lists(segment, min_size=0, max_size=4).map(lambda parts: "/" + "/".join(parts))
@@ -112,3 +112,9 @@ def test_entrypoint_restricted_routers_only_reach_their_tables() -> None:
     tables = compile_tables(config, ["web", "websecure"], lambda r: r.name)
     assert tables["web"].match(b"h", b"/") == "both"
     assert tables["websecure"].match(b"h", b"/") == "secure"
+
+
+@given(st.binary(max_size=12).map(lambda b: b.translate(bytes.maketrans(b"\x00\x01", b"/?"))))
+def test_the_compiled_path_loops_are_partition_and_rpartition(data: bytes) -> None:
+    assert _path(data) == data.partition(b"?")[0]
+    assert _parent(data) == data.rpartition(b"/")[0]
