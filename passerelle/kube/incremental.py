@@ -361,7 +361,10 @@ class Translator:
         middlewares: dict[str, Middleware] = {}
         for middleware in chain(self._order.middlewares(), gateway.middlewares):
             middlewares.setdefault(middleware.name, middleware)
-        problems += self._gateway_problems
+        # the full translation's Gateway part shares the Ingress builder's Report, which drops a
+        # Problem it already holds (a Service's bad scheme annotation, met by both): so here
+        reported = set(problems)
+        problems += [p for p in self._gateway_problems if p not in reported]
         routers = self._order.routers() + gateway.routers
         if tls_again or self._tls_result is None:
             tls_part = order if self._acme_defaults else [f for f in order if f.tls]

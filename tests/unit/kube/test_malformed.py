@@ -13,7 +13,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from passerelle.kube.gateway import CONTROLLER_NAME
@@ -109,8 +109,19 @@ def broken(draw: st.DrawFn) -> tuple[int, dict[str, Any]]:
     return which, obj
 
 
+_BAD_SCHEME = {
+    **VALID[1],
+    "metadata": {
+        "name": "app",
+        "namespace": "n",
+        "annotations": {"traefik.ingress.kubernetes.io/service.serversscheme": ""},
+    },
+}
+
+
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(broken(), min_size=1, max_size=3))
+@example([(1, _BAD_SCHEME)])  # found once: both an Ingress and an HTTPRoute meet the Service's bad annotation
 def test_malformed_objects_are_problems_not_crashes(cases: list[tuple[int, dict[str, Any]]]) -> None:
     objects = list(copy.deepcopy(VALID))
     for which, obj in cases:
