@@ -39,8 +39,27 @@ def is_authority(value: str) -> bool:
     return port is None or (len(port) > 1 and 0 < int(port[1:]) < 65536)
 
 
-def _status_line(status: int) -> bytes:
+def status_line(status: int) -> bytes:
     return f"HTTP/1.1 {status} {HTTPStatus(status).phrase}\r\n".encode()
+
+
+def move_status(permanent: bool, method: bytes) -> int:
+    """Traefik's moveHandler: GET gets 302 (301 when permanent), every other method 307 (308)."""
+    if method == b"GET":
+        return 301 if permanent else 302
+    return 308 if permanent else 307  # HEAD too gets 307/308, as in Traefik
+
+
+def moved(line: bytes, location: bytes, *, head: bool) -> bytes:
+    """A redirect answer after its status line, as Traefik's: the phrase as a text body (none for HEAD)."""
+    phrase = line[13:-2]  # b"HTTP/1.1 301 " is 13 bytes
+    lines = (
+        line,
+        b"Location: ", location, b"\r\n",
+        b"Content-Type: text/plain; charset=utf-8\r\n",
+        b"Content-Length: %d\r\n\r\n" % len(phrase),
+    )  # fmt: skip
+    return b"".join(lines) if head else b"".join(lines) + phrase
 
 
 class Redirect:
@@ -66,13 +85,12 @@ class Redirect:
         scheme_bytes = scheme.encode()
         port_part = b"" if port is None or _DEFAULT_PORTS.get(scheme_bytes) == port else b":%d" % port
         self._prefix = (scheme_bytes + b"://", port_part)
-        get, other = (301, 308) if permanent else (302, 307)
-        self._statuses = {True: get, False: other}
-        self._heads = {is_get: _status_line(status) for is_get, status in self._statuses.items()}
+        self._statuses = {True: move_status(permanent, b"GET"), False: move_status(permanent, b"POST")}
+        self._heads = {is_get: status_line(status) for is_get, status in self._statuses.items()}
 
     def status(self, method: bytes) -> int:
         """The status of the redirect for `method` (a usable Host): GET's, or every other method's."""
-        return self._statuses[method == b"GET"]  # HEAD too gets 307/308, as in Traefik
+        return self._statuses[method == b"GET"]
 
     def location(self, host: bytes, target: bytes) -> bytes | None:
         """The Location for a request with this Host header and request-target; None if the Host is unusable."""
@@ -91,15 +109,7 @@ class Redirect:
         head = method == b"HEAD"
         if location is None:
             return canned(BAD_HOST, "cannot redirect: the Host header is not a host name", head=head)
-        status_line = self._heads[method == b"GET"]  # as status(method)
-        phrase = status_line[13:-2]  # b"HTTP/1.1 301 " is 13 bytes; the phrase is the body, as Traefik's
-        lines = (
-            status_line,
-            b"Location: ", location, b"\r\n",
-            b"Content-Type: text/plain; charset=utf-8\r\n",
-            b"Content-Length: %d\r\n\r\n" % len(phrase),
-        )  # fmt: skip
-        return b"".join(lines) if head else b"".join(lines) + phrase
+        return moved(self._heads[method == b"GET"], location, head=head)  # as status(method)
 
 
 def host_name(host: bytes) -> bytes:

@@ -32,7 +32,7 @@ class IpAllowList:
     source_range: tuple[str, ...]
     status: int = 403
     networks: tuple[Network, ...] = field(init=False, compare=False, repr=False)
-    _answers: dict[bool, bytes] = field(init=False, compare=False, repr=False)
+    _refusals: tuple[bytes, bytes] = field(init=False, compare=False, repr=False)  # (GET, HEAD)
 
     def __post_init__(self) -> None:
         if not self.source_range:
@@ -46,7 +46,7 @@ class IpAllowList:
         if not 400 <= self.status <= 599:
             raise ValueError(f"rejectStatusCode {self.status} must be a 4xx or 5xx status")
         object.__setattr__(self, "networks", tuple(networks))
-        object.__setattr__(self, "_answers", {})
+        object.__setattr__(self, "_refusals", (canned(self.status), canned(self.status, head=True)))
 
     def permits(self, address: str) -> bool:
         """Is `address` (as the peer name gives it; an IPv4-mapped IPv6 one counts as IPv4) listed?"""
@@ -65,11 +65,7 @@ class IpAllowList:
         client = head[at + len(_REAL_IP) : end].decode("latin-1") if end >= 0 else ""
         if self.permits(client):
             return None
-        bare = method == b"HEAD"
-        answer = self._answers.get(bare)
-        if answer is None:
-            answer = self._answers[bare] = canned(self.status, head=bare)
-        return answer
+        return self._refusals[method == b"HEAD"]
 
     @classmethod
     def from_middleware(cls, spec: Any) -> IpAllowList:

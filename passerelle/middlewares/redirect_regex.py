@@ -19,11 +19,11 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from http import HTTPStatus
 from typing import Any, ClassVar
 
 import re2  # type: ignore[import-untyped]
 
+from passerelle.http.redirect import move_status, moved, status_line
 from passerelle.middlewares.fields import object_of
 
 _KEYS = frozenset({"regex", "replacement", "permanent"})
@@ -74,9 +74,7 @@ class RedirectRegex:
         return new if new != url else None
 
     def status(self, method: bytes) -> int:
-        if self.permanent:
-            return 301 if method == b"GET" else 308
-        return 302 if method == b"GET" else 307
+        return move_status(self.permanent, method)
 
     def answer(self, scheme: bytes, host: bytes, target: bytes, method: bytes) -> bytes | None:
         """The redirect for a request, or None when it goes on to the route."""
@@ -85,12 +83,8 @@ class RedirectRegex:
             return None
         if any(c in location for c in "\r\n"):
             return None  # never split the response: such a URL goes on as if unmatched
-        status = self.status(method)
-        return b"HTTP/1.1 %d %s\r\nLocation: %s\r\nContent-Length: 0\r\n\r\n" % (
-            status,
-            HTTPStatus(status).phrase.encode(),
-            location.encode("latin-1", "replace"),
-        )
+        line = status_line(self.status(method))
+        return moved(line, location.encode("latin-1", "replace"), head=method == b"HEAD")
 
     @classmethod
     def from_middleware(cls, spec: Any) -> RedirectRegex:

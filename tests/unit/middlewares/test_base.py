@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from passerelle.http.redirect import moved, status_line
 from passerelle.middlewares.base import KINDS, SPECS, Unsupported, parse_middleware
 from passerelle.middlewares.headers import HeaderEdits, Headers
 from passerelle.middlewares.ip_allow_list import IpAllowList
@@ -212,18 +213,16 @@ def test_redirect_regex_locations(
         )
 
 
-@pytest.mark.parametrize(
-    ("permanent", "method", "status"),
-    [
-        (False, b"GET", 302),
-        (False, b"POST", 307),
-        (False, b"HEAD", 307),
-        (True, b"GET", 301),
-        (True, b"PUT", 308),
-    ],
-)
-def test_redirect_regex_status_follows_traefik(permanent: bool, method: bytes, status: int) -> None:
-    assert RedirectRegex(regex="^", replacement="x", permanent=permanent).status(method) == status
+def test_a_regex_redirect_answers_as_a_scheme_redirect_does() -> None:
+    """Traefik's moveHandler for both (http/redirect.py): status by method, the phrase as the body."""
+    redirect = RedirectRegex(regex="^http://a/(.*)", replacement="https://b/$1", permanent=True)
+    assert redirect.answer(b"http", b"a", b"/x", b"GET") == moved(
+        status_line(301), b"https://b/x", head=False
+    )
+    put = redirect.answer(b"http", b"a", b"/x", b"PUT")
+    assert put is not None and put.startswith(b"HTTP/1.1 308 Permanent Redirect\r\n")
+    head = redirect.answer(b"http", b"a", b"/x", b"HEAD")
+    assert head is not None and head.startswith(b"HTTP/1.1 308 ") and head.endswith(b"\r\n\r\n")
 
 
 def test_redirect_regex_is_re2() -> None:
